@@ -1,0 +1,243 @@
+//! [`JobStore`] over DynamoDB (aws-sdk-dynamodb + serde_dynamo).
+//!
+//! Every write is conditional, so the database itself refuses a backward move even when two
+//! Lambda invocations race on one job:
+//! - a status write is a `PutItem` of the merged record, on the condition that the stored item
+//!   is one the merged record may replace ([`JobRecord::may_replace`], spelled as a condition
+//!   expression); a lost condition means someone else moved the job first, so the adapter
+//!   reads again and re-merges, and stops as soon as the merge has nothing left to change;
+//! - a pointer write is a `PutItem` on the condition that the stored pointer names an older job
+//!   ([`JobPointer::supersedes`]); a lost condition is the normal "already newer" outcome.
+
+use async_trait::async_trait;
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::operation::put_item::PutItemError;
+use aws_sdk_dynamodb::types::AttributeValue;
+use serde_dynamo::{from_item, to_attribute_value, to_item};
+
+use crate::config::TableNames;
+use crate::domain::{JobPointer, JobRecord, JobStatus, JobUpdate};
+use crate::ports::{Applied, JobStore, StoreError};
+
+/// How often a status write re-reads after losing its condition before giving up. Each loss
+/// means another writer advanced the job, so a handful always suffices in practice.
+const MAX_ATTEMPTS: u32 = 8;
+
+pub struct DynamoJobStore {
+    client: Client,
+    tables: TableNames,
+}
+
+impl DynamoJobStore {
+    pub fn new(client: Client, tables: TableNames) -> Self {
+        Self { client, tables }
+    }
+
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    pub fn tables(&self) -> &TableNames {
+        &self.tables
+    }
+
+    async fn put_if(&self, table: &str, item: std::collections::HashMap<String, AttributeValue>, condition: Condition) -> Result<bool, StoreError> {
+        let result = self
+            .client
+            .put_item()
+            .table_name(table)
+            .set_item(Some(item))
+            .condition_expression(condition.expression)
+            .set_expression_attribute_names(Some(condition.names))
+            .set_expression_attribute_values(Some(condition.values))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(SdkError::ServiceError(e)) if matches!(e.err(), PutItemError::ConditionalCheckFailedException(_)) => Ok(false),
+            Err(e) => Err(unavailable(e)),
+        }
+    }
+}
+
+fn unavailable<E: std::error::Error + Send + Sync + 'static>(e: E) -> StoreError {
+    StoreError::Unavailable(aws_sdk_dynamodb::error::DisplayErrorContext(e).to_string())
+}
+
+fn corrupt(e: serde_dynamo::Error) -> StoreError {
+    StoreError::Corrupt(e.to_string())
+}
+
+/// A condition expression with its placeholders.
+struct Condition {
+    expression: String,
+    names: std::collections::HashMap<String, String>,
+    values: std::collections::HashMap<String, AttributeValue>,
+}
+
+impl Condition {
+    fn new(names: &[&str]) -> Self {
+        Self {
+            expression: String::new(),
+            names: names.iter().map(|n| (format!("#{n}"), (*n).to_owned())).collect(),
+            values: Default::default(),
+        }
+    }
+
+    fn value<T: serde::Serialize>(&mut self, placeholder: &str, value: &T) -> Result<String, StoreError> {
+        let value = to_attribute_value(value).map_err(corrupt)?;
+        self.values.insert(format!(":{placeholder}"), value);
+        Ok(format!(":{placeholder}"))
+    }
+
+    /// `#name` is unset, or equal to `value`; with no value, `#name` must stay unset.
+    fn same_or_unset<T: serde::Serialize>(&mut self, name: &str, placeholder: &str, value: Option<&T>) -> Result<String, StoreError> {
+        Ok(match value {
+            Some(v) => {
+                let p = self.value(placeholder, v)?;
+                format!("(attribute_not_exists(#{name}) OR #{name} = {p})")
+            }
+            None => format!("attribute_not_exists(#{name})"),
+        })
+    }
+}
+
+/// [`JobRecord::may_replace`] as a condition on the stored item.
+fn may_replace_condition(next: &JobRecord) -> Result<Condition, StoreError> {
+    let mut c = Condition::new(&["JobId", "JobStatus", "ProgressRate", "InputFile", "JobOrder"]);
+    let statuses = next
+        .job_status
+        .replaceable()
+        .iter()
+        .enumerate()
+        .map(|(i, s): (usize, &JobStatus)| c.value(&format!("s{i}"), s))
+        .collect::<Result<Vec<_>, _>>()?
+        .join(", ");
+    let progress = c.value("p", &next.progress_rate)?;
+    let input_file = c.same_or_unset("InputFile", "f", next.input_file.as_ref())?;
+    let job_order = c.same_or_unset("JobOrder", "o", next.job_order.as_ref())?;
+    c.expression = format!(
+        "attribute_not_exists(#JobId) OR (#JobStatus IN ({statuses}) AND #ProgressRate <= {progress} AND {input_file} AND {job_order})"
+    );
+    Ok(c)
+}
+
+/// [`JobPointer::supersedes`] as a condition on the stored pointer.
+fn supersedes_condition(pointer: &JobPointer) -> Result<Condition, StoreError> {
+    let mut c = Condition::new(&["InputFile", "JobId", "JobOrder"]);
+    let job_id = c.value("j", &pointer.job_id)?;
+    c.expression = match pointer.job_order {
+        Some(order) => {
+            let order = c.value("o", &order)?;
+            format!(
+                "attribute_not_exists(#InputFile) OR (#JobId <> {job_id} AND (attribute_not_exists(#JobOrder) \
+                 OR #JobOrder < {order} OR (#JobOrder = {order} AND #JobId < {job_id})))"
+            )
+        }
+        None => format!("attribute_not_exists(#InputFile) OR (#JobId <> {job_id} AND attribute_not_exists(#JobOrder))"),
+    };
+    Ok(c)
+}
+
+#[async_trait]
+impl JobStore for DynamoJobStore {
+    async fn apply(&self, update: &JobUpdate) -> Result<Applied, StoreError> {
+        for _ in 0..MAX_ATTEMPTS {
+            let current = self.read_job(&update.job_id, true).await?;
+            let Some(next) = JobRecord::merge(current.as_ref(), update) else {
+                let record = current.ok_or_else(|| StoreError::Corrupt("merge of a new job changed nothing".into()))?;
+                return Ok(Applied { record, changed: false });
+            };
+            let item = to_item(&next).map_err(corrupt)?;
+            if self.put_if(&self.tables.status, item, may_replace_condition(&next)?).await? {
+                return Ok(Applied { record: next, changed: true });
+            }
+            tracing::debug!(job_id = %update.job_id, "status write lost its condition; re-reading");
+        }
+        Err(StoreError::Contention(MAX_ATTEMPTS))
+    }
+
+    async fn job(&self, job_id: &str) -> Result<Option<JobRecord>, StoreError> {
+        self.read_job(job_id, false).await
+    }
+
+    async fn point_to(&self, pointer: &JobPointer) -> Result<bool, StoreError> {
+        let item = to_item(pointer).map_err(corrupt)?;
+        self.put_if(&self.tables.job_id, item, supersedes_condition(pointer)?).await
+    }
+
+    async fn latest_job_id(&self, input_file: &str) -> Result<Option<String>, StoreError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.tables.job_id)
+            .key("InputFile", AttributeValue::S(input_file.to_owned()))
+            .send()
+            .await
+            .map_err(unavailable)?;
+        match output.item {
+            Some(item) => Ok(Some(from_item::<_, JobPointer>(item).map_err(corrupt)?.job_id)),
+            None => Ok(None),
+        }
+    }
+}
+
+impl DynamoJobStore {
+    async fn read_job(&self, job_id: &str, consistent: bool) -> Result<Option<JobRecord>, StoreError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.tables.status)
+            .key("JobId", AttributeValue::S(job_id.to_owned()))
+            .consistent_read(consistent)
+            .send()
+            .await
+            .map_err(unavailable)?;
+        output.item.map(|item| from_item(item).map_err(corrupt)).transpose()
+    }
+}
+
+/// Creates the two job tables if they do not exist (the local stack's DynamoDB mode and the
+/// tests; on AWS the SAM template owns them). The status table gets its NEW_AND_OLD_IMAGES stream.
+pub async fn ensure_tables(client: &Client, tables: &TableNames) -> Result<(), StoreError> {
+    use aws_sdk_dynamodb::types::{
+        AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType, StreamSpecification, StreamViewType,
+    };
+    let existing = client.list_tables().send().await.map_err(unavailable)?.table_names.unwrap_or_default();
+    for (table, key, stream) in [(&tables.status, "JobId", true), (&tables.job_id, "InputFile", false)] {
+        if existing.contains(table) {
+            continue;
+        }
+        let attribute = AttributeDefinition::builder()
+            .attribute_name(key)
+            .attribute_type(ScalarAttributeType::S)
+            .build()
+            .map_err(unavailable)?;
+        let schema = KeySchemaElement::builder().attribute_name(key).key_type(KeyType::Hash).build().map_err(unavailable)?;
+        let mut request = client
+            .create_table()
+            .table_name(table)
+            .attribute_definitions(attribute)
+            .key_schema(schema)
+            .billing_mode(BillingMode::PayPerRequest);
+        if stream {
+            request = request.stream_specification(
+                StreamSpecification::builder()
+                    .stream_enabled(true)
+                    .stream_view_type(StreamViewType::NewAndOldImages)
+                    .build()
+                    .map_err(unavailable)?,
+            );
+        }
+        request.send().await.map_err(unavailable)?;
+    }
+    Ok(())
+}
+
+impl DynamoJobStore {
+    /// The store Lambda functions use: SDK defaults and `JOB_STATUS_TABLE` / `JOB_ID_TABLE`.
+    pub fn from_sdk_config(config: &aws_config::SdkConfig) -> Self {
+        Self::new(Client::new(config), TableNames::from_env())
+    }
+}

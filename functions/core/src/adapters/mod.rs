@@ -1,0 +1,14 @@
+//! Adapters: the ports implemented over DynamoDB, MediaConvert and memory. Infrastructure
+//! errors become [`crate::ports::StoreError`] / [`crate::ports::JobCreatorError`] here.
+
+pub mod dynamodb;
+#[cfg(feature = "mediaconvert")]
+pub mod mediaconvert;
+pub mod memory;
+
+/// The SDK configuration every function builds its clients from: region, credentials and
+/// endpoints by the SDK's own rules (`AWS_REGION`, `AWS_ENDPOINT_URL`,
+/// `AWS_ENDPOINT_URL_DYNAMODB`, …).
+pub async fn sdk_config() -> aws_config::SdkConfig {
+    aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await
+}

@@ -1,0 +1,327 @@
+//! Job state as stored in the status table, and the merge rule that keeps it monotonic.
+//!
+//! The stored state is a small lattice: the status moves SUBMITTED → PROGRESSING → one final
+//! status (COMPLETE, ERROR or CANCELED; the first one wins), the progress only ever grows, and
+//! `InputFile` / `JobOrder` are set once. Applying an update is commutative for one job's real
+//! event stream and idempotent, so EventBridge's duplicates and reordering change nothing.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// `JobStatus` as stored in the status table and shown by the REST and WebSocket APIs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum JobStatus {
+    Submitted,
+    Progressing,
+    Complete,
+    Error,
+    Canceled,
+}
+
+impl JobStatus {
+    /// COMPLETE, ERROR and CANCELED never change once stored.
+    pub fn is_final(self) -> bool {
+        matches!(self, Self::Complete | Self::Error | Self::Canceled)
+    }
+
+    /// The stored statuses a record with this status may replace (itself included).
+    pub fn replaceable(self) -> &'static [JobStatus] {
+        use JobStatus::*;
+        match self {
+            Submitted => &[Submitted],
+            Progressing => &[Submitted, Progressing],
+            Complete => &[Submitted, Progressing, Complete],
+            Error => &[Submitted, Progressing, Error],
+            Canceled => &[Submitted, Progressing, Canceled],
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Submitted => "SUBMITTED",
+            Self::Progressing => "PROGRESSING",
+            Self::Complete => "COMPLETE",
+            Self::Error => "ERROR",
+            Self::Canceled => "CANCELED",
+        }
+    }
+}
+
+impl std::fmt::Display for JobStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What a finished job produced, read from a COMPLETE event's `outputGroupDetails`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CompleteDetails {
+    pub duration_ms: Option<u64>,
+    pub width_px: Option<u32>,
+    pub height_px: Option<u32>,
+    /// Folder of the outputs relative to the bucket, ending in `/` (`""` at the bucket root).
+    pub output_path: String,
+    /// Extension → file name, e.g. `{".m3u8": "Big Buck Bunny.m3u8"}`.
+    pub playlists: BTreeMap<String, String>,
+}
+
+/// The state change one event (or create-job) asks for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Transition {
+    /// create-job stored a new job.
+    Submitted,
+    /// Any non-final MediaConvert event: PROGRESSING, STATUS_UPDATE, INPUT_INFORMATION, …
+    Progressing,
+    Complete(CompleteDetails),
+    Error { code: Option<i64>, message: Option<String> },
+    Canceled,
+}
+
+impl Transition {
+    pub fn status(&self) -> JobStatus {
+        match self {
+            Self::Submitted => JobStatus::Submitted,
+            Self::Progressing => JobStatus::Progressing,
+            Self::Complete(_) => JobStatus::Complete,
+            Self::Error { .. } => JobStatus::Error,
+            Self::Canceled => JobStatus::Canceled,
+        }
+    }
+}
+
+/// One update of one job, independent of where it came from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct JobUpdate {
+    pub job_id: String,
+    pub input_file: Option<String>,
+    pub transition: Transition,
+    /// Progress the update reports, if any (COMPLETE and ERROR report 100).
+    pub progress: Option<u8>,
+    /// Creation order of the job: see [`job_order_from_id`]; the caller supplies "now" for ids
+    /// without an epoch-millisecond prefix.
+    pub job_order: u64,
+}
+
+/// One item of the status table (`MediaConvertJobIdToStatus` by default).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct JobRecord {
+    pub job_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input_file: Option<String>,
+    pub job_status: JobStatus,
+    #[serde(default)]
+    pub progress_rate: u8,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration_ms: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub width_px: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub height_px: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output_path: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub playlists: Option<BTreeMap<String, String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_code: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_message: Option<String>,
+    /// Creation order used to keep `InputFile → JobId` on the newest job; absent on items
+    /// written by the seed's Python functions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job_order: Option<u64>,
+}
+
+impl JobRecord {
+    /// The merge rule. Returns the new state, or `None` when `update` changes nothing
+    /// (a duplicate, a late event, a lower progress, anything after a final status).
+    pub fn merge(current: Option<&JobRecord>, update: &JobUpdate) -> Option<JobRecord> {
+        let mut next = match current {
+            Some(record) => record.clone(),
+            None => JobRecord {
+                job_id: update.job_id.clone(),
+                input_file: None,
+                job_status: JobStatus::Submitted,
+                progress_rate: 0,
+                duration_ms: None,
+                width_px: None,
+                height_px: None,
+                output_path: None,
+                playlists: None,
+                error_code: None,
+                error_message: None,
+                job_order: None,
+            },
+        };
+        if !next.job_status.is_final() {
+            match &update.transition {
+                Transition::Submitted => {}
+                Transition::Progressing => next.job_status = JobStatus::Progressing,
+                Transition::Complete(details) => {
+                    next.job_status = JobStatus::Complete;
+                    next.duration_ms = details.duration_ms;
+                    next.width_px = details.width_px;
+                    next.height_px = details.height_px;
+                    next.output_path = Some(details.output_path.clone());
+                    next.playlists = Some(details.playlists.clone());
+                }
+                Transition::Error { code, message } => {
+                    next.job_status = JobStatus::Error;
+                    next.error_code = *code;
+                    next.error_message = message.clone();
+                }
+                Transition::Canceled => next.job_status = JobStatus::Canceled,
+            }
+        }
+        if let Some(progress) = update.progress {
+            next.progress_rate = next.progress_rate.max(progress.min(100));
+        }
+        if next.input_file.is_none() {
+            next.input_file = update.input_file.clone();
+        }
+        if next.job_order.is_none() {
+            next.job_order = Some(update.job_order);
+        }
+        (current != Some(&next)).then_some(next)
+    }
+
+    /// True when `self` may overwrite `stored` without moving anything backwards: the rule a
+    /// store enforces at write time (the DynamoDB adapter as a condition expression).
+    pub fn may_replace(&self, stored: &JobRecord) -> bool {
+        self.job_status.replaceable().contains(&stored.job_status)
+            && stored.progress_rate <= self.progress_rate
+            && (stored.input_file.is_none() || stored.input_file == self.input_file)
+            && (stored.job_order.is_none() || stored.job_order == self.job_order)
+    }
+}
+
+/// One item of the `InputFile → JobId` table (`MediaConvertInputFileToJobId` by default).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct JobPointer {
+    pub input_file: String,
+    pub job_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job_order: Option<u64>,
+}
+
+impl JobPointer {
+    /// True when this pointer names a newer job than `stored` (ties broken by job id, so two
+    /// writers always agree). A stored pointer without an order (the seed's data) is oldest.
+    pub fn supersedes(&self, stored: &JobPointer) -> bool {
+        if self.job_id == stored.job_id {
+            return false;
+        }
+        match (stored.job_order, self.job_order) {
+            (None, _) => true,
+            (Some(_), None) => false,
+            (Some(old), Some(new)) => old < new || (old == new && stored.job_id < self.job_id),
+        }
+    }
+}
+
+/// The epoch-millisecond creation time that prefixes MediaConvert job ids
+/// (`1671477617078-2886ye` → `1671477617078`); `None` for ids without a 13-digit prefix.
+pub fn job_order_from_id(job_id: &str) -> Option<u64> {
+    let (prefix, rest) = job_id.split_once('-')?;
+    if prefix.len() == 13 && !rest.is_empty() && prefix.bytes().all(|b| b.is_ascii_digit()) {
+        prefix.parse().ok()
+    } else {
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn update(transition: Transition, progress: Option<u8>) -> JobUpdate {
+        JobUpdate {
+            job_id: "1671477617078-2886ye".into(),
+            input_file: Some("in.mp4".into()),
+            transition,
+            progress,
+            job_order: 1671477617078,
+        }
+    }
+
+    fn apply_all(updates: &[JobUpdate]) -> Option<JobRecord> {
+        updates.iter().fold(None, |state, u| JobRecord::merge(state.as_ref(), u).or(state))
+    }
+
+    #[test]
+    fn given_no_record_when_progress_event_then_progressing_at_its_rate() {
+        let record = JobRecord::merge(None, &update(Transition::Progressing, Some(30))).unwrap();
+        assert_eq!(record.job_status, JobStatus::Progressing);
+        assert_eq!(record.progress_rate, 30);
+        assert_eq!(record.input_file.as_deref(), Some("in.mp4"));
+        assert_eq!(record.job_order, Some(1671477617078));
+    }
+
+    #[test]
+    fn given_complete_when_late_status_update_then_nothing_changes() {
+        let done = apply_all(&[update(Transition::Complete(CompleteDetails::default()), Some(100))]);
+        assert_eq!(JobRecord::merge(done.as_ref(), &update(Transition::Progressing, Some(40))), None);
+    }
+
+    #[test]
+    fn given_error_when_complete_arrives_then_first_final_status_wins() {
+        let failed = apply_all(&[update(Transition::Error { code: Some(1010), message: None }, Some(100))]);
+        let after = JobRecord::merge(failed.as_ref(), &update(Transition::Complete(CompleteDetails::default()), Some(100)));
+        assert_eq!(after, None);
+    }
+
+    #[test]
+    fn given_progress_70_when_progress_50_then_nothing_changes() {
+        let state = apply_all(&[update(Transition::Progressing, Some(70))]);
+        assert_eq!(JobRecord::merge(state.as_ref(), &update(Transition::Progressing, Some(50))), None);
+    }
+
+    #[test]
+    fn given_progressing_when_create_job_writes_submitted_late_then_status_stays() {
+        let state = apply_all(&[update(Transition::Progressing, Some(10))]);
+        assert_eq!(JobRecord::merge(state.as_ref(), &update(Transition::Submitted, Some(0))), None);
+    }
+
+    #[test]
+    fn given_canceled_when_older_progress_arrives_then_progress_still_grows() {
+        let state = apply_all(&[update(Transition::Canceled, None), update(Transition::Progressing, Some(60))]).unwrap();
+        assert_eq!((state.job_status, state.progress_rate), (JobStatus::Canceled, 60));
+    }
+
+    #[test]
+    fn may_replace_refuses_every_backward_move() {
+        let progressing = apply_all(&[update(Transition::Progressing, Some(50))]).unwrap();
+        let complete = JobRecord::merge(Some(&progressing), &update(Transition::Complete(CompleteDetails::default()), Some(100))).unwrap();
+        assert!(complete.may_replace(&progressing));
+        assert!(!progressing.may_replace(&complete));
+        let mut lower = progressing.clone();
+        lower.progress_rate = 40;
+        assert!(!lower.may_replace(&progressing));
+        let mut other_file = progressing.clone();
+        other_file.input_file = Some("other.mp4".into());
+        assert!(!other_file.may_replace(&progressing));
+    }
+
+    #[test]
+    fn job_order_reads_only_13_digit_prefixes() {
+        assert_eq!(job_order_from_id("1671477617078-2886ye"), Some(1671477617078));
+        assert_eq!(job_order_from_id("123456789012-smb6o7"), None);
+        assert_eq!(job_order_from_id("c123456789012-smb6o7"), None);
+        assert_eq!(job_order_from_id("1671477617078"), None);
+        assert_eq!(job_order_from_id("1671477617078-"), None);
+    }
+
+    #[test]
+    fn pointer_moves_only_to_newer_jobs() {
+        let p = |id: &str, order| JobPointer { input_file: "f".into(), job_id: id.into(), job_order: order };
+        assert!(p("b", Some(2)).supersedes(&p("a", Some(1))));
+        assert!(!p("a", Some(1)).supersedes(&p("b", Some(2))));
+        assert!(!p("a", Some(1)).supersedes(&p("a", Some(1))));
+        assert!(p("b", Some(1)).supersedes(&p("a", Some(1))));
+        assert!(!p("a", Some(1)).supersedes(&p("b", Some(1))));
+        assert!(p("a", Some(1)).supersedes(&p("legacy", None)));
+    }
+}

@@ -1,0 +1,268 @@
+//! "MediaConvert Job State Change" events (EventBridge) and their meaning for a job.
+//!
+//! The envelope is `aws_lambda_events`' [`EventBridgeEvent`]; only `detail` is ours. Every field
+//! that real events omit for some statuses or output types is optional here.
+
+use std::collections::{BTreeMap, HashMap};
+
+use aws_lambda_events::eventbridge::EventBridgeEvent;
+use serde::{Deserialize, Serialize};
+
+use super::job::{CompleteDetails, JobUpdate, Transition, job_order_from_id};
+
+/// `detail-type` of the events this product consumes.
+pub const DETAIL_TYPE: &str = "MediaConvert Job State Change";
+/// `userMetadata` key under which create-job records the job's input file (the S3 key).
+pub const INPUT_FILE_KEY: &str = "input_file";
+
+pub type MediaConvertEvent = EventBridgeEvent<JobStateChange>;
+
+/// Why an event cannot be applied; the message names the offending part.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum EventError {
+    #[error("malformed MediaConvert event: {0}")]
+    Malformed(String),
+    #[error("unexpected detail-type {0:?}: expected \"{DETAIL_TYPE}\"")]
+    DetailType(String),
+    #[error("detail.status is missing")]
+    MissingStatus,
+    #[error("detail.jobId is empty")]
+    EmptyJobId,
+}
+
+/// `detail` of a MediaConvert Job State Change event.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct JobStateChange {
+    pub job_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
+    /// Epoch milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timestamp: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub queue: Option<String>,
+    /// Always present on real events (maybe `{}`); values are strings in practice.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_metadata: Option<HashMap<String, serde_json::Value>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job_progress: Option<JobProgress>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output_group_details: Option<Vec<OutputGroupDetail>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_code: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_message: Option<String>,
+}
+
+/// `detail.jobProgress` (STATUS_UPDATE only, and not on every one).
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct JobProgress {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job_percent_complete: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub current_phase: Option<String>,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OutputGroupDetail {
+    #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output_details: Option<Vec<OutputDetail>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub playlist_file_paths: Option<Vec<String>>,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OutputDetail {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output_file_paths: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration_in_ms: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub video_details: Option<VideoDetails>,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct VideoDetails {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub width_in_px: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub height_in_px: Option<u32>,
+}
+
+/// Parses a raw EventBridge event, naming the field that is wrong when it does not fit.
+pub fn parse_event(raw: &serde_json::Value) -> Result<MediaConvertEvent, EventError> {
+    let event = MediaConvertEvent::deserialize(raw).map_err(|e| EventError::Malformed(e.to_string()))?;
+    if event.detail_type != DETAIL_TYPE {
+        return Err(EventError::DetailType(event.detail_type));
+    }
+    Ok(event)
+}
+
+impl JobStateChange {
+    /// The input file create-job recorded in `userMetadata.input_file`, if any.
+    pub fn input_file(&self) -> Option<&str> {
+        self.user_metadata
+            .as_ref()?
+            .get(INPUT_FILE_KEY)?
+            .as_str()
+            .filter(|s| !s.is_empty())
+    }
+
+    /// What this event means for the job. `now_ms` orders a job whose id has no time prefix.
+    pub fn to_update(&self, now_ms: u64) -> Result<JobUpdate, EventError> {
+        if self.job_id.is_empty() {
+            return Err(EventError::EmptyJobId);
+        }
+        let status = self.status.as_deref().ok_or(EventError::MissingStatus)?;
+        let reported = self
+            .job_progress
+            .as_ref()
+            .and_then(|p| p.job_percent_complete)
+            .map(|p| p.min(100) as u8);
+        let (transition, progress) = match status {
+            "COMPLETE" => (Transition::Complete(self.complete_details()), Some(100)),
+            "ERROR" => (
+                Transition::Error { code: self.error_code, message: self.error_message.clone() },
+                Some(100),
+            ),
+            "CANCELED" => (Transition::Canceled, reported),
+            _ => (Transition::Progressing, reported),
+        };
+        Ok(JobUpdate {
+            job_id: self.job_id.clone(),
+            input_file: self.input_file().map(str::to_owned),
+            transition,
+            progress,
+            job_order: job_order_from_id(&self.job_id).unwrap_or(now_ms),
+        })
+    }
+
+    /// Duration, resolution, output folder and playlists of a COMPLETE event (SPEC.md's rule).
+    pub fn complete_details(&self) -> CompleteDetails {
+        let groups = self.output_group_details.as_deref().unwrap_or_default();
+        let outputs = || groups.iter().flat_map(|g| g.output_details.as_deref().unwrap_or_default());
+
+        let mut details = CompleteDetails::default();
+        match outputs().find(|o| o.video_details.is_some()) {
+            Some(first_video) => {
+                let video = first_video.video_details.as_ref();
+                details.duration_ms = first_video.duration_in_ms;
+                details.width_px = video.and_then(|v| v.width_in_px);
+                details.height_px = video.and_then(|v| v.height_in_px);
+            }
+            None => details.duration_ms = outputs().filter_map(|o| o.duration_in_ms).max(),
+        }
+
+        let playlist_paths = || groups.iter().flat_map(|g| g.playlist_file_paths.as_deref().unwrap_or_default());
+        let mut playlists = BTreeMap::new();
+        for path in playlist_paths() {
+            let name = file_name(path);
+            if let Some(dot) = name.rfind('.').filter(|&i| i + 1 < name.len()) {
+                playlists.entry(name[dot..].to_owned()).or_insert_with(|| name.to_owned());
+            }
+        }
+        details.playlists = playlists;
+
+        let first_path = playlist_paths()
+            .next()
+            .or_else(|| outputs().flat_map(|o| o.output_file_paths.as_deref().unwrap_or_default()).next());
+        details.output_path = first_path.map(|p| folder_in_bucket(p)).unwrap_or_default();
+        details
+    }
+}
+
+fn file_name(path: &str) -> &str {
+    path.rsplit('/').next().unwrap_or(path)
+}
+
+/// `s3://bucket/a/b/name.m3u8` → `a/b/`; `s3://bucket/name.m3u8` → `""`.
+fn folder_in_bucket(path: &str) -> String {
+    let key = match path.strip_prefix("s3://") {
+        Some(rest) => rest.split_once('/').map(|(_, key)| key).unwrap_or(""),
+        None => path.trim_start_matches('/'),
+    };
+    match key.rfind('/') {
+        Some(slash) => key[..=slash].to_owned(),
+        None => String::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn detail(value: serde_json::Value) -> JobStateChange {
+        serde_json::from_value(value).expect("test detail")
+    }
+
+    #[test]
+    fn folder_is_relative_to_the_bucket() {
+        assert_eq!(folder_in_bucket("s3://b/Big Buck Bunny.mp4_test/Big Buck Bunny.m3u8"), "Big Buck Bunny.mp4_test/");
+        assert_eq!(folder_in_bucket("s3://b/x.m3u8"), "");
+        assert_eq!(folder_in_bucket("s3://b/a/b/c.mpd"), "a/b/");
+    }
+
+    #[test]
+    fn complete_with_video_takes_the_first_video_output() {
+        let d = detail(json!({
+            "jobId": "1536961999428-kxngbl", "status": "COMPLETE", "userMetadata": {},
+            "outputGroupDetails": [{
+                "type": "HLS_GROUP",
+                "playlistFilePaths": ["s3://b/Big Buck Bunny.mp4_test/Big Buck Bunny.m3u8"],
+                "outputDetails": [
+                    {"durationInMs": 596470},
+                    {"outputFilePaths": ["s3://b/Big Buck Bunny.mp4_test/v720.m3u8"], "durationInMs": 596458,
+                     "videoDetails": {"widthInPx": 1280, "heightInPx": 720}},
+                    {"durationInMs": 596458, "videoDetails": {"widthInPx": 640, "heightInPx": 360}}
+                ]
+            }]
+        }));
+        let c = d.complete_details();
+        assert_eq!((c.duration_ms, c.width_px, c.height_px), (Some(596458), Some(1280), Some(720)));
+        assert_eq!(c.output_path, "Big Buck Bunny.mp4_test/");
+        assert_eq!(c.playlists, BTreeMap::from([(".m3u8".to_owned(), "Big Buck Bunny.m3u8".to_owned())]));
+    }
+
+    #[test]
+    fn audio_only_complete_takes_the_longest_duration_and_no_size() {
+        let d = detail(json!({
+            "jobId": "1536961999428-kxngbl", "status": "COMPLETE", "userMetadata": {},
+            "outputGroupDetails": [{"type": "FILE_GROUP", "outputDetails": [
+                {"outputFilePaths": ["s3://b/audio/a.m4a"], "durationInMs": 1000},
+                {"outputFilePaths": ["s3://b/audio/b.m4a"], "durationInMs": 3000}
+            ]}]
+        }));
+        let c = d.complete_details();
+        assert_eq!((c.duration_ms, c.width_px, c.height_px), (Some(3000), None, None));
+        assert_eq!(c.output_path, "audio/");
+        assert!(c.playlists.is_empty());
+    }
+
+    #[test]
+    fn status_update_without_job_progress_reports_no_progress() {
+        let d = detail(json!({"jobId": "1522673670949-v90e0c", "status": "STATUS_UPDATE", "userMetadata": {}}));
+        let u = d.to_update(0).unwrap();
+        assert_eq!((u.transition, u.progress, u.input_file), (Transition::Progressing, None, None));
+    }
+
+    #[test]
+    fn missing_status_is_rejected_by_name() {
+        let d = detail(json!({"jobId": "1522673670949-v90e0c", "userMetadata": {}}));
+        assert_eq!(d.to_update(0), Err(EventError::MissingStatus));
+    }
+
+    #[test]
+    fn non_string_metadata_is_tolerated_and_blank_input_file_ignored() {
+        let d = detail(json!({"jobId": "x", "status": "PROGRESSING", "userMetadata": {"n": 1, "input_file": ""}}));
+        assert_eq!(d.input_file(), None);
+        assert_eq!(d.to_update(42).unwrap().job_order, 42);
+    }
+}

@@ -1,0 +1,14 @@
+//! The domain: pure rules, no I/O. A MediaConvert event becomes a [`JobUpdate`]; a [`JobUpdate`]
+//! merges into a [`JobRecord`] without ever moving it backwards; an input file points at its
+//! newest job through a [`JobPointer`].
+
+pub mod job;
+pub mod mediaconvert;
+pub mod origin;
+pub mod s3_key;
+
+pub use job::{
+    CompleteDetails, JobPointer, JobRecord, JobStatus, JobUpdate, Transition, job_order_from_id,
+};
+pub use mediaconvert::{EventError, JobStateChange, MediaConvertEvent};
+pub use origin::{AllowedOrigins, OriginPatternError};

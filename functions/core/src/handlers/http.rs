@@ -1,0 +1,134 @@
+//! The REST fallback's shared plumbing (HTTP API, payload v2), byte-compatible with the seed:
+//! method and origin checks, query parameters, CORS headers and `json.dumps`-style bodies.
+
+use aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
+use aws_lambda_events::encodings::Body;
+use aws_lambda_events::http::{HeaderMap, HeaderValue, Method};
+use serde::Serialize;
+
+use crate::domain::AllowedOrigins;
+use crate::pyjson;
+
+/// A request as the handlers see it, or the response that ends it early.
+pub struct ApiRequest {
+    pub request: ApiGatewayV2httpRequest,
+    origin: Option<String>,
+}
+
+/// An answer: status code and an optional JSON body.
+#[derive(Debug)]
+pub struct Answer {
+    pub status: u16,
+    pub body: Option<String>,
+}
+
+#[derive(Serialize)]
+struct Failure<'a> {
+    success: bool,
+    message: &'a str,
+}
+
+impl Answer {
+    pub fn ok<T: Serialize>(body: &T) -> Self {
+        Self { status: 200, body: Some(pyjson::to_string(body)) }
+    }
+
+    pub fn error(status: u16, message: &str) -> Self {
+        Self { status, body: Some(pyjson::to_string(&Failure { success: false, message })) }
+    }
+}
+
+/// Parses the raw event. A `null` query parameter (the seed's test event) becomes an empty value
+/// so it gets the seed's 422; anything that still does not parse is a 400 naming the problem.
+pub fn parse(mut raw: serde_json::Value) -> Result<ApiGatewayV2httpRequest, Answer> {
+    if let Some(params) = raw.get_mut("queryStringParameters").and_then(|q| q.as_object_mut()) {
+        for value in params.values_mut().filter(|v| v.is_null()) {
+            *value = serde_json::Value::String(String::new());
+        }
+    }
+    serde_json::from_value(raw).map_err(|e| Answer::error(400, &format!("Malformed request event: {e}.")))
+}
+
+/// The checks every route shares, in the seed's order: OPTIONS, method, origin.
+/// `Err` is the response to send at once.
+pub fn check(request: ApiGatewayV2httpRequest, origins: &AllowedOrigins) -> Result<ApiRequest, Answer> {
+    let origin = request.headers.get("origin").and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let method = &request.request_context.http.method;
+    if method == Method::OPTIONS {
+        return Err(Answer { status: 200, body: None });
+    }
+    if method != Method::GET {
+        return Err(Answer::error(404, "No route matches."));
+    }
+    if !origins.allows(origin.as_deref()) {
+        return Err(Answer::error(422, "ORIGIN is invalid."));
+    }
+    Ok(ApiRequest { request, origin })
+}
+
+impl ApiRequest {
+    /// A required query parameter, with the seed's errors: no query string at all → 400
+    /// `Not found parameter.`; this one missing → 400; blank or null → 422.
+    pub fn param(&self, name: &str) -> Result<&str, Answer> {
+        let query = &self.request.query_string_parameters;
+        if query.is_empty() {
+            return Err(Answer::error(400, "Not found parameter."));
+        }
+        match query.first(name) {
+            None => Err(Answer::error(400, &format!("Not found parameter {name}."))),
+            Some("") => Err(Answer::error(422, &format!("Not exist parameter {name}."))),
+            Some(value) => Ok(value),
+        }
+    }
+
+    /// A query parameter that is present and not blank, without producing an error.
+    pub fn optional_param(&self, name: &str) -> Option<&str> {
+        self.request.query_string_parameters.first(name).filter(|v| !v.is_empty())
+    }
+
+    pub fn origin(&self) -> Option<&str> {
+        self.origin.as_deref()
+    }
+}
+
+/// Builds the API Gateway response with the seed's headers. CORS answers with the request's own
+/// origin when it is allowed (it only reaches here if it is) and `Vary: Origin`, never `*`.
+pub fn respond(answer: Answer, origin: Option<&str>, origins: &AllowedOrigins) -> ApiGatewayV2httpResponse {
+    let mut headers = HeaderMap::new();
+    if let Some(origin) = origin.filter(|o| !o.is_empty() && origins.allows(Some(o)))
+        && let Ok(value) = HeaderValue::from_str(origin)
+    {
+        headers.insert("access-control-allow-origin", value);
+    }
+    headers.insert("vary", HeaderValue::from_static("Origin"));
+    headers.insert("access-control-allow-methods", HeaderValue::from_static("GET, OPTIONS"));
+    headers.insert("access-control-allow-headers", HeaderValue::from_static("*"));
+    headers.insert("access-control-max-age", HeaderValue::from_static("7200"));
+    headers.insert("content-type", HeaderValue::from_static("application/json; charset=UTF-8"));
+
+    let mut response = ApiGatewayV2httpResponse::default();
+    response.status_code = i64::from(answer.status);
+    response.headers = headers;
+    response.body = answer.body.map(Body::Text);
+    response
+}
+
+/// The request's `Origin` header, for answering before [`check`] has run.
+pub fn origin_of(raw: &serde_json::Value) -> Option<String> {
+    let headers = raw.get("headers")?.as_object()?;
+    headers.iter().find(|(k, _)| k.eq_ignore_ascii_case("origin")).and_then(|(_, v)| v.as_str()).map(str::to_owned)
+}
+
+/// Runs a REST handler body over a raw event: parse, shared checks, then `route`.
+pub async fn serve<F, Fut>(raw: serde_json::Value, origins: &AllowedOrigins, route: F) -> ApiGatewayV2httpResponse
+where
+    F: FnOnce(ApiRequest) -> Fut,
+    Fut: std::future::Future<Output = Answer>,
+{
+    let origin = origin_of(&raw);
+    let answer = match parse(raw).and_then(|request| check(request, origins)) {
+        Ok(request) => route(request).await,
+        Err(answer) => answer,
+    };
+    respond(answer, origin.as_deref(), origins)
+}

@@ -1,0 +1,9 @@
+//! One module per Lambda function: a typed (or raw, where the typed model cannot express what
+//! real callers send) event in, the domain and ports in the middle, a typed response out.
+//! AWS, the local stack and the tests all call these functions.
+
+pub mod create_job;
+pub mod http;
+pub mod job_id_api;
+pub mod progress_ingest;
+pub mod status_api;

@@ -1,0 +1,23 @@
+//! Everything the Lambda functions of the MediaConvert push notifier share.
+//!
+//! - [`domain`]: pure rules (job state merge, MediaConvert event mapping, origins, S3 keys);
+//! - [`ports`]: the small traits the handlers need (job store, job creator);
+//! - [`handlers`]: one module per Lambda function, typed event in, typed response out;
+//! - [`adapters`]: DynamoDB, MediaConvert and in-memory implementations of the ports;
+//! - [`config`]: `from_env()` constructors that fail fast at init.
+
+pub mod adapters;
+pub mod config;
+pub mod domain;
+pub mod handlers;
+pub mod pyjson;
+pub mod ports;
+pub mod telemetry;
+
+/// Milliseconds since the Unix epoch, from the system clock.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}

@@ -1,0 +1,18 @@
+//! Lambda function `progress-ingest`: EventBridge "MediaConvert Job State Change" → status table.
+//! The handler lives in `mcpush_core::handlers`; this file only wires configuration and clients.
+
+
+use lambda_runtime::{Error, LambdaEvent, service_fn};
+use mcpush_core::adapters::{dynamodb::DynamoJobStore, sdk_config};
+use mcpush_core::{handlers::progress_ingest, now_ms, telemetry};
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    telemetry::init();
+    let store = DynamoJobStore::from_sdk_config(&sdk_config().await);
+    lambda_runtime::run(service_fn(|event: LambdaEvent<serde_json::Value>| {
+        let store = &store;
+        async move { Ok::<_, Error>(progress_ingest::handle(store, &event.payload, now_ms()).await?) }
+    }))
+    .await
+}
