@@ -325,3 +325,84 @@ mod tests {
         assert!(p("a", Some(1)).supersedes(&p("legacy", None)));
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// A job's real event stream in order: non-final events with non-decreasing progress (some
+    /// without any), then at most one final event.
+    fn ordered_events() -> impl Strategy<Value = Vec<JobUpdate>> {
+        let progress_steps = prop::collection::vec((0u8..=20, any::<bool>()), 0..12);
+        let last = prop_oneof![
+            Just(None),
+            Just(Some(Transition::Complete(CompleteDetails {
+                duration_ms: Some(596458),
+                width_px: Some(1280),
+                height_px: Some(720),
+                output_path: "out/".into(),
+                playlists: BTreeMap::from([(".m3u8".into(), "a.m3u8".into())]),
+            }))),
+            Just(Some(Transition::Error { code: Some(1010), message: Some("probe failed".into()) })),
+            Just(Some(Transition::Canceled)),
+        ];
+        (progress_steps, last).prop_map(|(steps, last)| {
+            let make = |transition, progress| JobUpdate {
+                job_id: "1671477617078-2886ye".into(),
+                input_file: Some("Big Buck Bunny.mp4".into()),
+                transition,
+                progress,
+                job_order: 1671477617078,
+            };
+            let mut events = vec![make(Transition::Submitted, Some(0))];
+            let mut progress = 0u8;
+            for (step, reported) in steps {
+                progress = progress.saturating_add(step).min(99);
+                events.push(make(Transition::Progressing, reported.then_some(progress)));
+            }
+            if let Some(transition) = last {
+                let final_progress = match transition {
+                    Transition::Canceled => None,
+                    _ => Some(100),
+                };
+                events.push(make(transition, final_progress));
+            }
+            events
+        })
+    }
+
+    /// The ordered events, shuffled, with some of them delivered twice.
+    fn delivered() -> impl Strategy<Value = (Vec<JobUpdate>, Vec<JobUpdate>)> {
+        ordered_events().prop_flat_map(|ordered| {
+            let n = ordered.len();
+            (Just(ordered), prop::collection::vec(0..n, 0..n + 1)).prop_flat_map(|(ordered, dups)| {
+                let mut all = ordered.clone();
+                all.extend(dups.into_iter().map(|i| ordered[i].clone()));
+                (Just(ordered), Just(all).prop_shuffle())
+            })
+        })
+    }
+
+    proptest! {
+        #[test]
+        fn any_delivery_order_ends_in_the_ordered_state((ordered, shuffled) in delivered()) {
+            let fold = |events: &[JobUpdate]| {
+                let mut state: Option<JobRecord> = None;
+                for e in events {
+                    if let Some(next) = JobRecord::merge(state.as_ref(), e) {
+                        if let Some(stored) = &state {
+                            prop_assert!(next.may_replace(stored), "backward move from {stored:?} to {next:?}");
+                            prop_assert!(next.progress_rate >= stored.progress_rate);
+                        }
+                        state = Some(next);
+                    }
+                }
+                Ok(state)
+            };
+            let expected = fold(&ordered)?;
+            let got = fold(&shuffled)?;
+            prop_assert_eq!(got, expected);
+        }
+    }
+}
