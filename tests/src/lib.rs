@@ -1,1 +1,85 @@
+//! Test support shared by the workspace's integration tests: a moto server (a real DynamoDB API
+//! over HTTP), SDK clients pointed at it, fresh tables per test, and fixture loading.
 
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
+use mcpush_core::adapters::dynamodb::{DynamoJobStore, ensure_tables};
+use mcpush_core::config::TableNames;
+
+/// The workspace root.
+pub fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_default()
+}
+
+/// A fixture file under `tests/fixtures/`, parsed as JSON.
+pub fn fixture(name: &str) -> serde_json::Value {
+    let path = workspace().join("tests/fixtures").join(name);
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("fixture {}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("fixture {}: {e}", path.display()))
+}
+
+/// One moto server per test binary, started on first use.
+pub struct Moto {
+    pub endpoint: String,
+    _child: Child,
+}
+
+/// The Python that has moto: `MOTO_PYTHON`, else the workspace's `.venv`, else `python3`.
+fn python() -> PathBuf {
+    if let Some(p) = std::env::var_os("MOTO_PYTHON") {
+        return p.into();
+    }
+    let venv = workspace().join(".venv/bin/python");
+    if venv.exists() { venv } else { "python3".into() }
+}
+
+pub fn moto() -> &'static Moto {
+    static MOTO: OnceLock<Moto> = OnceLock::new();
+    MOTO.get_or_init(|| {
+        let script = workspace().join("tests/support/moto_server.py");
+        let mut child = Command::new(python())
+            .arg(&script)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start moto (run scripts/test, which installs it)");
+        let stdout = child.stdout.take().expect("moto stdout");
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line).expect("read moto port");
+        let port: u16 = line.trim().parse().unwrap_or_else(|_| panic!("moto did not print a port: {line:?} (is moto[server] installed?)"));
+        Moto { endpoint: format!("http://127.0.0.1:{port}"), _child: child }
+    })
+}
+
+/// A DynamoDB client for moto with throwaway credentials.
+pub fn dynamodb_client() -> aws_sdk_dynamodb::Client {
+    let config = aws_sdk_dynamodb::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .credentials_provider(Credentials::new("test", "test", None, None, "tests"))
+        .endpoint_url(&moto().endpoint)
+        .build();
+    aws_sdk_dynamodb::Client::from_conf(config)
+}
+
+/// Table names no other test uses.
+pub fn unique_tables(label: &str) -> TableNames {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    let pid = std::process::id();
+    TableNames { status: format!("{label}-status-{pid}-{n}"), job_id: format!("{label}-jobid-{pid}-{n}") }
+}
+
+/// A DynamoDB job store on moto with freshly created tables.
+pub async fn fresh_store(label: &str) -> DynamoJobStore {
+    let client = dynamodb_client();
+    let tables = unique_tables(label);
+    ensure_tables(&client, &tables).await.expect("create tables on moto");
+    DynamoJobStore::new(client, tables)
+}

@@ -1,0 +1,169 @@
+//! The REST fallback answers every test event printed in the seed with the seed's exact status
+//! code and body, reading from DynamoDB (moto) filled by the ingest handler.
+
+use aws_lambda_events::apigw::ApiGatewayV2httpResponse;
+use aws_lambda_events::encodings::Body;
+use mcpush_core::adapters::dynamodb::DynamoJobStore;
+use mcpush_core::domain::AllowedOrigins;
+use mcpush_core::handlers::{job_id_api, progress_ingest, status_api};
+use mcpush_tests::{fixture, fresh_store};
+use serde_json::{Value, json};
+
+const SEED_COMPLETE: &str = r#"{"success": true, "job_status": "COMPLETE", "progress_rate": 100, "duration_ms": 596458, "width_px": 1280, "height_px": 720, "output_path": "Big Buck Bunny.mp4_test/", "playlists": {".m3u8": "Big Buck Bunny.m3u8"}}"#;
+const SEED_PROGRESSING: &str = r#"{"success": true, "job_status": "PROGRESSING", "progress_rate": 70}"#;
+const SEED_ERROR: &str = r#"{"success": true, "job_status": "ERROR", "progress_rate": 100, "error_code": 1010, "error_message": "Unable to open input file [Big Buck Bunny.mp4]: [Failed probe/open: [The version of the manifest file at this URL is more recent than we support: [Big Buck Bunny.mp4]. We support versions up to [4].]]"}"#;
+
+fn origins() -> AllowedOrigins {
+    AllowedOrigins::parse(r"https://test\.nightonly\.com http://localhost:\d+").unwrap()
+}
+
+/// GIVEN the seed's three jobs ingested from MediaConvert events, plus the seed's "OK" job id.
+async fn seeded() -> DynamoJobStore {
+    let store = fresh_store("rest").await;
+    let mut ok_job = fixture("eventbridge/seed-complete.json");
+    ok_job["detail"]["jobId"] = json!("123456789012-smb6o7");
+    ok_job["detail"]["userMetadata"] = json!({"input_file": "older upload.mp4"});
+    for event in [
+        ok_job,
+        fixture("eventbridge/seed-complete.json"),
+        fixture("eventbridge/seed-progressing-70.json"),
+        fixture("eventbridge/seed-error.json"),
+    ] {
+        progress_ingest::handle(&store, &event, 1).await.expect("ingest seed event");
+    }
+    store
+}
+
+fn body(response: &ApiGatewayV2httpResponse) -> Option<&str> {
+    match &response.body {
+        Some(Body::Text(text)) => Some(text),
+        None => None,
+        other => panic!("unexpected body {other:?}"),
+    }
+}
+
+fn header<'a>(response: &'a ApiGatewayV2httpResponse, name: &str) -> Option<&'a str> {
+    response.headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+fn get(query: Value) -> Value {
+    json!({"requestContext": {"http": {"method": "GET"}}, "headers": {}, "queryStringParameters": query})
+}
+
+#[tokio::test]
+async fn job_id_api_answers_every_seed_event_as_the_seed_does() {
+    let store = seeded().await;
+    let cases = [
+        ("seed-job-id-ok.json", 200, r#"{"success": true, "job_id": "c123456789012-smb6o7"}"#),
+        ("seed-job-id-diff.json", 400, r#"{"success": false, "message": "Not found parameter input_file."}"#),
+        ("seed-job-id-blank.json", 422, r#"{"success": false, "message": "Not exist parameter input_file."}"#),
+        ("seed-job-id-null.json", 422, r#"{"success": false, "message": "Not exist parameter input_file."}"#),
+        ("seed-not.json", 400, r#"{"success": false, "message": "Not found parameter."}"#),
+    ];
+    for (file, status, expected) in cases {
+        let response = job_id_api::handle(&store, &origins(), fixture(&format!("http/{file}"))).await;
+        assert_eq!((response.status_code, body(&response)), (status, Some(expected)), "{file}");
+        assert_eq!(header(&response, "content-type"), Some("application/json; charset=UTF-8"), "{file}");
+    }
+}
+
+#[tokio::test]
+async fn status_api_answers_every_seed_event_as_the_seed_does() {
+    let store = seeded().await;
+    let cases = [
+        ("seed-status-ok.json", 200, SEED_COMPLETE),
+        ("seed-status-diff.json", 400, r#"{"success": false, "message": "Not found parameter job_id."}"#),
+        ("seed-status-blank.json", 422, r#"{"success": false, "message": "Not exist parameter job_id."}"#),
+        ("seed-status-null.json", 422, r#"{"success": false, "message": "Not exist parameter job_id."}"#),
+        ("seed-not.json", 400, r#"{"success": false, "message": "Not found parameter."}"#),
+    ];
+    for (file, status, expected) in cases {
+        let response = status_api::handle(&store, &origins(), fixture(&format!("http/{file}"))).await;
+        assert_eq!((response.status_code, body(&response)), (status, Some(expected)), "{file}");
+    }
+}
+
+#[tokio::test]
+async fn status_api_gives_the_seed_lines_for_its_three_jobs() {
+    let store = seeded().await;
+    for (job_id, expected) in
+        [("c123456789012-smb6o7", SEED_COMPLETE), ("p123456789012-smb6o7", SEED_PROGRESSING), ("e123456789012-smb6o7", SEED_ERROR)]
+    {
+        let response = status_api::handle(&store, &origins(), get(json!({"job_id": job_id}))).await;
+        assert_eq!((response.status_code, body(&response)), (200, Some(expected)), "{job_id}");
+    }
+}
+
+#[tokio::test]
+async fn options_answers_200_with_cors_headers_and_no_body() {
+    let store = seeded().await;
+    for response in [
+        job_id_api::handle(&store, &origins(), fixture("http/seed-options.json")).await,
+        status_api::handle(&store, &origins(), fixture("http/seed-options.json")).await,
+    ] {
+        assert_eq!((response.status_code, body(&response)), (200, None));
+        assert_eq!(header(&response, "access-control-allow-methods"), Some("GET, OPTIONS"));
+        assert_eq!(header(&response, "access-control-allow-headers"), Some("*"));
+        assert_eq!(header(&response, "access-control-max-age"), Some("7200"));
+    }
+}
+
+#[tokio::test]
+async fn allowed_origin_is_echoed_never_a_wildcard() {
+    let store = seeded().await;
+    let response = job_id_api::handle(&store, &origins(), fixture("http/seed-job-id-ok.json")).await;
+    assert_eq!(header(&response, "access-control-allow-origin"), Some("https://test.nightonly.com"));
+    assert_eq!(header(&response, "vary"), Some("Origin"));
+
+    let response = job_id_api::handle(&store, &origins(), fixture("http/seed-job-id-diff.json")).await;
+    assert_eq!(header(&response, "access-control-allow-origin"), None);
+}
+
+#[tokio::test]
+async fn foreign_origin_other_methods_and_unknown_items_get_the_seed_errors() {
+    let store = seeded().await;
+    let mut foreign = fixture("http/seed-job-id-ok.json");
+    foreign["headers"]["origin"] = json!("https://test.nightonly.com.evil.example");
+    let response = job_id_api::handle(&store, &origins(), foreign).await;
+    assert_eq!((response.status_code, body(&response)), (422, Some(r#"{"success": false, "message": "ORIGIN is invalid."}"#)));
+    assert_eq!(header(&response, "access-control-allow-origin"), None);
+
+    let mut post = fixture("http/seed-status-ok.json");
+    post["requestContext"]["http"]["method"] = json!("POST");
+    let response = status_api::handle(&store, &origins(), post).await;
+    assert_eq!((response.status_code, body(&response)), (404, Some(r#"{"success": false, "message": "No route matches."}"#)));
+
+    let response = job_id_api::handle(&store, &origins(), get(json!({"input_file": "never uploaded.mp4"}))).await;
+    assert_eq!((response.status_code, body(&response)), (422, Some(r#"{"success": false, "message": "Not found item."}"#)));
+    let response = status_api::handle(&store, &origins(), get(json!({"job_id": "1700000000000-nosuch"}))).await;
+    assert_eq!((response.status_code, body(&response)), (422, Some(r#"{"success": false, "message": "Not found item."}"#)));
+}
+
+#[tokio::test]
+async fn status_by_input_file_answers_for_the_newest_job() {
+    let store = seeded().await;
+    let response = status_api::handle(&store, &origins(), get(json!({"input_file": "Big Buck Bunny.mp4"}))).await;
+    assert_eq!((response.status_code, body(&response)), (200, Some(SEED_COMPLETE)));
+    let response = status_api::handle(&store, &origins(), get(json!({"input_file": "seed error.mp4"}))).await;
+    assert_eq!((response.status_code, body(&response)), (200, Some(SEED_ERROR)));
+    let response = status_api::handle(&store, &origins(), get(json!({"input_file": "unknown.mp4"}))).await;
+    assert_eq!((response.status_code, body(&response)), (422, Some(r#"{"success": false, "message": "Not found item."}"#)));
+}
+
+#[tokio::test]
+async fn a_real_api_gateway_v2_event_is_served() {
+    let store = seeded().await;
+    let event = json!({
+        "version": "2.0", "routeKey": "GET /media/status", "rawPath": "/media/status",
+        "rawQueryString": "job_id=p123456789012-smb6o7",
+        "headers": {"origin": "http://localhost:5173", "accept": "*/*", "host": "api.example.com"},
+        "queryStringParameters": {"job_id": "p123456789012-smb6o7"},
+        "requestContext": {"accountId": "111122223333", "apiId": "abc123", "domainName": "api.example.com", "domainPrefix": "api",
+            "http": {"method": "GET", "path": "/media/status", "protocol": "HTTP/1.1", "sourceIp": "203.0.113.9", "userAgent": "curl/8"},
+            "requestId": "id", "routeKey": "GET /media/status", "stage": "$default", "time": "24/Nov/2026:22:00:00 +0000", "timeEpoch": 1_795_557_600_000_i64},
+        "isBase64Encoded": false
+    });
+    let response = status_api::handle(&store, &origins(), event).await;
+    assert_eq!((response.status_code, body(&response)), (200, Some(SEED_PROGRESSING)));
+    assert_eq!(header(&response, "access-control-allow-origin"), Some("http://localhost:5173"));
+}
