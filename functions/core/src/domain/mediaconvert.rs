@@ -98,7 +98,7 @@ pub struct VideoDetails {
 
 /// Parses a raw EventBridge event, naming the field that is wrong when it does not fit.
 pub fn parse_event(raw: &serde_json::Value) -> Result<MediaConvertEvent, EventError> {
-    let event = MediaConvertEvent::deserialize(raw).map_err(|e| EventError::Malformed(e.to_string()))?;
+    let event: MediaConvertEvent = serde_path_to_error::deserialize(raw).map_err(|e| EventError::Malformed(e.to_string()))?;
     if event.detail_type != DETAIL_TYPE {
         return Err(EventError::DetailType(event.detail_type));
     }

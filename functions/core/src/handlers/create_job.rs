@@ -49,7 +49,7 @@ pub async fn handle(
     let event: RawS3Event = serde_json::from_value(event).map_err(|e| CreateJobError::Malformed(e.to_string()))?;
     let mut outcomes = Vec::with_capacity(event.records.len());
     for (index, raw) in event.records.into_iter().enumerate() {
-        let outcome = match serde_json::from_value::<S3EventRecord>(raw) {
+        let outcome = match serde_path_to_error::deserialize::<_, S3EventRecord>(&raw) {
             Ok(record) => handle_record(config, creator, store, &record, index, now_ms).await?,
             Err(e) => RecordOutcome::Rejected { index, reason: format!("malformed S3 record: {e}") },
         };

@@ -46,7 +46,7 @@ pub fn parse(mut raw: serde_json::Value) -> Result<ApiGatewayV2httpRequest, Answ
             *value = serde_json::Value::String(String::new());
         }
     }
-    serde_json::from_value(raw).map_err(|e| Answer::error(400, &format!("Malformed request event: {e}.")))
+    serde_path_to_error::deserialize(&raw).map_err(|e| Answer::error(400, &format!("Malformed request event: {e}.")))
 }
 
 /// The checks every route shares, in the seed's order: OPTIONS, method, origin.
