@@ -149,8 +149,7 @@ impl JobStore for DynamoJobStore {
                 let record = current.ok_or_else(|| StoreError::Corrupt("merge of a new job changed nothing".into()))?;
                 return Ok(Applied { record, changed: false });
             };
-            let item = to_item(&next).map_err(corrupt)?;
-            if self.put_if(&self.tables.status, item, may_replace_condition(&next)?).await? {
+            if self.replace_if_allowed(&next).await? {
                 return Ok(Applied { record: next, changed: true });
             }
             tracing::debug!(job_id = %update.job_id, "status write lost its condition; re-reading");
@@ -184,6 +183,13 @@ impl JobStore for DynamoJobStore {
 }
 
 impl DynamoJobStore {
+    /// Writes `next` only if the stored item is one it may replace ([`JobRecord::may_replace`]),
+    /// checked by DynamoDB at write time. `false`: the stored job is ahead; nothing was written.
+    pub async fn replace_if_allowed(&self, next: &JobRecord) -> Result<bool, StoreError> {
+        let item = to_item(next).map_err(corrupt)?;
+        self.put_if(&self.tables.status, item, may_replace_condition(next)?).await
+    }
+
     async fn read_job(&self, job_id: &str, consistent: bool) -> Result<Option<JobRecord>, StoreError> {
         let output = self
             .client

@@ -1,0 +1,148 @@
+//! The DynamoDB adapter against a real DynamoDB API (moto over HTTP): the write conditions refuse
+//! backward moves in the database, and concurrent writers on one job converge.
+
+use std::sync::Arc;
+
+use mcpush_core::adapters::dynamodb::DynamoJobStore;
+use mcpush_core::adapters::memory::MemoryJobStore;
+use mcpush_core::domain::{CompleteDetails, JobPointer, JobRecord, JobStatus, JobUpdate, Transition};
+use mcpush_core::ports::JobStore;
+use mcpush_tests::fresh_store;
+
+const JOB: &str = "1700000000000-racing";
+
+fn update(transition: Transition, progress: Option<u8>) -> JobUpdate {
+    JobUpdate { job_id: JOB.into(), input_file: Some("race.mp4".into()), transition, progress, job_order: 1700000000000 }
+}
+
+fn complete() -> JobUpdate {
+    let details = CompleteDetails { duration_ms: Some(1000), width_px: Some(640), height_px: Some(360), output_path: "o/".into(), ..Default::default() };
+    update(Transition::Complete(details), Some(100))
+}
+
+fn job_events() -> Vec<JobUpdate> {
+    let mut events = vec![update(Transition::Submitted, Some(0)), update(Transition::Progressing, None)];
+    events.extend((1..=30).map(|p| update(Transition::Progressing, Some(p * 3))));
+    events.push(complete());
+    events
+}
+
+/// The same contract, for any store: the DynamoDB adapter and the in-memory one must agree.
+async fn contract_merges_like_the_domain(store: &dyn JobStore) {
+    let events = job_events();
+    let mut expected: Option<JobRecord> = None;
+    for e in &events {
+        expected = JobRecord::merge(expected.as_ref(), e).or(expected);
+    }
+    for e in events.iter().rev().chain(events.iter()) {
+        store.apply(e).await.unwrap();
+    }
+    assert_eq!(store.job(JOB).await.unwrap(), expected);
+
+    let older = JobPointer { input_file: "race.mp4".into(), job_id: "1600000000000-older1".into(), job_order: Some(1600000000000) };
+    let newer = JobPointer { input_file: "race.mp4".into(), job_id: JOB.into(), job_order: Some(1700000000000) };
+    assert!(store.point_to(&older).await.unwrap());
+    assert!(store.point_to(&newer).await.unwrap());
+    assert!(!store.point_to(&older).await.unwrap(), "losing the condition is a normal outcome");
+    assert!(!store.point_to(&newer).await.unwrap(), "a duplicate changes nothing");
+    assert_eq!(store.latest_job_id("race.mp4").await.unwrap().as_deref(), Some(JOB));
+    assert_eq!(store.latest_job_id("never.mp4").await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn dynamodb_store_honours_the_contract() {
+    contract_merges_like_the_domain(&fresh_store("contract").await).await;
+}
+
+#[tokio::test]
+async fn memory_store_honours_the_contract() {
+    contract_merges_like_the_domain(&MemoryJobStore::default()).await;
+}
+
+#[tokio::test]
+async fn the_database_refuses_a_stale_write() {
+    // GIVEN a job stored at 60 %
+    let store = fresh_store("contract").await;
+    let at_60 = store.apply(&update(Transition::Progressing, Some(60))).await.unwrap().record;
+    // WHEN a writer that read it earlier tries to store 40 %, or PROGRESSING over COMPLETE
+    let mut stale = at_60.clone();
+    stale.progress_rate = 40;
+    assert!(!store.replace_if_allowed(&stale).await.unwrap());
+    let done = store.apply(&complete()).await.unwrap().record;
+    assert!(!store.replace_if_allowed(&at_60).await.unwrap());
+    let mut other_file = done.clone();
+    other_file.input_file = Some("someone else.mp4".into());
+    assert!(!store.replace_if_allowed(&other_file).await.unwrap());
+    // THEN the stored job is still the newest state
+    assert_eq!(store.job(JOB).await.unwrap(), Some(done));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_writers_on_one_job_converge_and_readers_never_see_it_go_back() {
+    let store: Arc<DynamoJobStore> = Arc::new(fresh_store("race").await);
+    let events = job_events();
+    let mut expected: Option<JobRecord> = None;
+    for e in &events {
+        expected = JobRecord::merge(expected.as_ref(), e).or(expected);
+    }
+
+    // Two writers deliver the whole stream, one in order and one reversed, at the same time,
+    // while a reader watches the item.
+    let writers: Vec<_> = [false, true]
+        .into_iter()
+        .map(|reversed| {
+            let (store, mut events) = (store.clone(), events.clone());
+            if reversed {
+                events.reverse();
+            }
+            tokio::spawn(async move {
+                for e in &events {
+                    store.apply(e).await.expect("apply under contention");
+                }
+            })
+        })
+        .collect();
+    let reader = {
+        let store = store.clone();
+        tokio::spawn(async move {
+            let mut last: Option<JobRecord> = None;
+            for _ in 0..200 {
+                if let Some(now) = store.job(JOB).await.unwrap() {
+                    if let Some(before) = &last {
+                        assert!(now.may_replace(before), "went back from {before:?} to {now:?}");
+                    }
+                    let done = now.job_status == JobStatus::Complete;
+                    last = Some(now);
+                    if done {
+                        break;
+                    }
+                }
+            }
+        })
+    };
+    for w in writers {
+        w.await.unwrap();
+    }
+    reader.await.unwrap();
+    assert_eq!(store.job(JOB).await.unwrap(), expected);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_pointer_writers_settle_on_the_newest_job() {
+    let store = Arc::new(fresh_store("race").await);
+    let jobs: Vec<JobPointer> = (0..12u64)
+        .map(|i| JobPointer { input_file: "popular.mp4".into(), job_id: format!("{}-job{i:03}", 1700000000000 + i), job_order: Some(1700000000000 + i) })
+        .collect();
+    let tasks: Vec<_> = jobs
+        .iter()
+        .cloned()
+        .map(|p| {
+            let store = store.clone();
+            tokio::spawn(async move { store.point_to(&p).await.unwrap() })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    assert_eq!(store.latest_job_id("popular.mp4").await.unwrap(), Some(jobs[11].job_id.clone()));
+}
