@@ -1,0 +1,155 @@
+//! The local stack: the very handlers the Lambda functions run, behind local HTTP endpoints.
+//!
+//! - `GET /media/job_id`, `GET /media/status` (and `OPTIONS`): the REST fallback, each HTTP
+//!   request turned into an HTTP API payload v2 event as API Gateway does;
+//! - `POST /2015-03-31/functions/{function}/invocations`: the Lambda Invoke API, a raw event in
+//!   and the handler's result out (`aws lambda invoke --endpoint-url http://127.0.0.1:3000`).
+//!
+//! The store is in memory.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get, post};
+use axum::{Json, Router};
+use mcpush_core::domain::AllowedOrigins;
+use mcpush_core::handlers::{job_id_api, progress_ingest, status_api};
+use mcpush_core::ports::JobStore;
+use serde_json::{Value, json};
+
+/// Origins the local stack allows by default: any local port.
+pub const LOCAL_ALLOWED_ORIGINS: &str = r"http://127\.0\.0\.1(:\d+)? http://localhost(:\d+)?";
+
+/// Functions the local Invoke API answers to.
+pub const FUNCTIONS: [&str; 3] = ["progress-ingest", "job-id-api", "status-api"];
+
+#[derive(Clone)]
+pub struct Stack {
+    pub store: Arc<dyn JobStore>,
+    pub origins: Arc<AllowedOrigins>,
+}
+
+pub fn router(stack: Stack) -> Router {
+    Router::new()
+        .route("/", get(index))
+        .route("/media/job_id", any(rest))
+        .route("/media/status", any(rest))
+        .route("/2015-03-31/functions/{function}/invocations", post(invoke))
+        .with_state(stack)
+}
+
+async fn index() -> Json<Value> {
+    Json(json!({
+        "rest": ["/media/job_id?input_file=F", "/media/status?job_id=J", "/media/status?input_file=F"],
+        "invoke": FUNCTIONS.iter().map(|f| format!("/2015-03-31/functions/{f}/invocations")).collect::<Vec<_>>(),
+    }))
+}
+
+/// An HTTP request as API Gateway's HTTP API (payload v2) hands it to a Lambda function.
+pub fn http_api_event(method: &Method, uri: &Uri, headers: &HeaderMap, peer: Option<SocketAddr>) -> Value {
+    let raw_query = uri.query().unwrap_or_default();
+    let mut params: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for pair in raw_query.split('&').filter(|p| !p.is_empty()) {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        params.entry(decode(k)).or_default().push(decode(v));
+    }
+    let mut event_headers = serde_json::Map::new();
+    for (name, value) in headers {
+        if let Ok(value) = value.to_str() {
+            let joined = match event_headers.get(name.as_str()).and_then(Value::as_str) {
+                Some(previous) => format!("{previous},{value}"),
+                None => value.to_owned(),
+            };
+            event_headers.insert(name.as_str().to_owned(), Value::String(joined));
+        }
+    }
+    let now = mcpush_core::now_ms();
+    let mut event = json!({
+        "version": "2.0",
+        "routeKey": format!("{method} {}", uri.path()),
+        "rawPath": uri.path(),
+        "rawQueryString": raw_query,
+        "headers": event_headers,
+        "requestContext": {
+            "accountId": "000000000000", "apiId": "local", "domainName": "127.0.0.1", "domainPrefix": "local",
+            "http": {"method": method.as_str(), "path": uri.path(), "protocol": "HTTP/1.1",
+                     "sourceIp": peer.map(|p| p.ip().to_string()).unwrap_or_default(),
+                     "userAgent": headers.get("user-agent").and_then(|v| v.to_str().ok()).unwrap_or_default()},
+            "requestId": format!("local-{now}"), "routeKey": format!("{method} {}", uri.path()), "stage": "$default",
+            "timeEpoch": now
+        },
+        "isBase64Encoded": false
+    });
+    if !params.is_empty() {
+        let joined: serde_json::Map<String, Value> = params.into_iter().map(|(k, v)| (k, Value::String(v.join(",")))).collect();
+        event["queryStringParameters"] = Value::Object(joined);
+    }
+    event
+}
+
+fn decode(s: &str) -> String {
+    let spaced = s.replace('+', " ");
+    mcpush_core::domain::s3_key::decode_event_key(&spaced).unwrap_or(spaced)
+}
+
+async fn rest(State(stack): State<Stack>, method: Method, uri: Uri, headers: HeaderMap) -> Response {
+    // The stack listens on loopback only, so every caller is local.
+    let event = http_api_event(&method, &uri, &headers, Some(SocketAddr::from(([127, 0, 0, 1], 0))));
+    let response = if uri.path() == "/media/job_id" {
+        job_id_api::handle(stack.store.as_ref(), &stack.origins, event).await
+    } else {
+        status_api::handle(stack.store.as_ref(), &stack.origins, event).await
+    };
+    let status = StatusCode::from_u16(response.status_code as u16).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let mut out = HeaderMap::new();
+    for (name, value) in &response.headers {
+        if let (Ok(name), Ok(value)) = (HeaderName::from_bytes(name.as_str().as_bytes()), HeaderValue::from_bytes(value.as_bytes())) {
+            out.insert(name, value);
+        }
+    }
+    let body = match response.body {
+        Some(aws_lambda_events::encodings::Body::Text(text)) => text.into_bytes(),
+        Some(aws_lambda_events::encodings::Body::Binary(bytes)) => bytes,
+        _ => Vec::new(),
+    };
+    (status, out, body).into_response()
+}
+
+/// The Lambda Invoke API: 200 with the result; a handler error answers 200 with
+/// `X-Amz-Function-Error: Unhandled` and Lambda's error body; an unknown function 404.
+async fn invoke(State(stack): State<Stack>, Path(function): Path<String>, body: Bytes) -> Response {
+    let event: Value = match serde_json::from_slice(&body) {
+        Ok(v) => v,
+        Err(e) => return function_error("InvalidRequestContentException", &format!("Could not parse request body into json: {e}"), StatusCode::BAD_REQUEST),
+    };
+    let result: Result<Value, String> = match function.as_str() {
+        "progress-ingest" => progress_ingest::handle(stack.store.as_ref(), &event, mcpush_core::now_ms())
+            .await
+            .map(|o| json!(o))
+            .map_err(|e| e.to_string()),
+        "job-id-api" => Ok(json!(job_id_api::handle(stack.store.as_ref(), &stack.origins, event).await)),
+        "status-api" => Ok(json!(status_api::handle(stack.store.as_ref(), &stack.origins, event).await)),
+        other => {
+            return function_error("ResourceNotFoundException", &format!("Function not found: {other}"), StatusCode::NOT_FOUND);
+        }
+    };
+    match result {
+        Ok(value) => Json(value).into_response(),
+        Err(message) => {
+            let mut response = Json(json!({"errorMessage": message, "errorType": "HandlerError"})).into_response();
+            response.headers_mut().insert("x-amz-function-error", HeaderValue::from_static("Unhandled"));
+            response
+        }
+    }
+}
+
+fn function_error(kind: &'static str, message: &str, status: StatusCode) -> Response {
+    let mut response = (status, Json(json!({"Type": "User", "Message": message}))).into_response();
+    response.headers_mut().insert("x-amzn-errortype", HeaderValue::from_static(kind));
+    response
+}

@@ -1,0 +1,82 @@
+//! The local stack's HTTP surface: REST requests become payload v2 events for the same handlers,
+//! and the Invoke API feeds raw events to them.
+
+use std::sync::Arc;
+
+use axum::body::{Body, to_bytes};
+use axum::http::{Request, StatusCode};
+use mcpush_core::adapters::memory::MemoryJobStore;
+use mcpush_core::domain::AllowedOrigins;
+use mcpush_local::{LOCAL_ALLOWED_ORIGINS, Stack, router};
+use serde_json::{Value, json};
+use tower::ServiceExt;
+
+fn stack() -> axum::Router {
+    router(Stack { store: Arc::new(MemoryJobStore::default()), origins: Arc::new(AllowedOrigins::parse(LOCAL_ALLOWED_ORIGINS).unwrap()) })
+}
+
+async fn send(app: &axum::Router, request: Request<Body>) -> (StatusCode, axum::http::HeaderMap, String) {
+    let response = app.clone().oneshot(request).await.unwrap();
+    let (parts, body) = response.into_parts();
+    (parts.status, parts.headers, String::from_utf8(to_bytes(body, 1 << 20).await.unwrap().to_vec()).unwrap())
+}
+
+fn event() -> Value {
+    json!({"version": "0", "id": "7c5c0e2e-0000-4000-8000-000000000001", "detail-type": "MediaConvert Job State Change",
+           "source": "aws.mediaconvert", "account": "111122223333", "time": "2026-11-24T22:00:00Z", "region": "ap-northeast-1",
+           "resources": [], "detail": {"timestamp": 1795557600000_i64, "jobId": "1795557600000-local1", "status": "STATUS_UPDATE",
+           "userMetadata": {"input_file": "my clip.mp4"}, "jobProgress": {"jobPercentComplete": 42, "currentPhase": "TRANSCODING"}}})
+}
+
+#[tokio::test]
+async fn an_event_invoked_into_progress_ingest_is_served_by_the_rest_api() {
+    let app = stack();
+    let invoke = Request::post("/2015-03-31/functions/progress-ingest/invocations").body(Body::from(event().to_string())).unwrap();
+    let (status, _, body) = send(&app, invoke).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(serde_json::from_str::<Value>(&body).unwrap()["progress_rate"], 42);
+
+    let get = Request::get("/media/job_id?input_file=my+clip.mp4").header("origin", "http://localhost:3000").body(Body::empty()).unwrap();
+    let (status, headers, body) = send(&app, get).await;
+    assert_eq!((status, body.as_str()), (StatusCode::OK, r#"{"success": true, "job_id": "1795557600000-local1"}"#));
+    assert_eq!(headers.get("access-control-allow-origin").unwrap(), "http://localhost:3000");
+
+    let get = Request::get("/media/status?input_file=my%20clip.mp4").body(Body::empty()).unwrap();
+    let (status, _, body) = send(&app, get).await;
+    assert_eq!((status, body.as_str()), (StatusCode::OK, r#"{"success": true, "job_status": "PROGRESSING", "progress_rate": 42}"#));
+}
+
+#[tokio::test]
+async fn rest_errors_match_the_seed() {
+    let app = stack();
+    for (uri, status, body) in [
+        ("/media/status", 400, r#"{"success": false, "message": "Not found parameter."}"#),
+        ("/media/status?job_id=", 422, r#"{"success": false, "message": "Not exist parameter job_id."}"#),
+        ("/media/job_id?diff=x", 400, r#"{"success": false, "message": "Not found parameter input_file."}"#),
+    ] {
+        let (got_status, _, got_body) = send(&app, Request::get(uri).body(Body::empty()).unwrap()).await;
+        assert_eq!((got_status.as_u16(), got_body.as_str()), (status, body), "{uri}");
+    }
+    let foreign = Request::get("/media/status?job_id=x").header("origin", "https://evil.example").body(Body::empty()).unwrap();
+    let (status, _, body) = send(&app, foreign).await;
+    assert_eq!((status.as_u16(), body.as_str()), (422, r#"{"success": false, "message": "ORIGIN is invalid."}"#));
+    let (status, _, _) = send(&app, Request::delete("/media/status?job_id=x").body(Body::empty()).unwrap()).await;
+    assert_eq!(status.as_u16(), 404);
+}
+
+#[tokio::test]
+async fn invoke_reports_handler_errors_and_unknown_functions_as_lambda_does() {
+    let app = stack();
+    let mut bad = event();
+    bad["detail"].as_object_mut().unwrap().remove("status");
+    let invoke = Request::post("/2015-03-31/functions/progress-ingest/invocations").body(Body::from(bad.to_string())).unwrap();
+    let (status, headers, body) = send(&app, invoke).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(headers.get("x-amz-function-error").unwrap(), "Unhandled");
+    assert_eq!(serde_json::from_str::<Value>(&body).unwrap()["errorMessage"], "detail.status is missing");
+
+    let invoke = Request::post("/2015-03-31/functions/nope/invocations").body(Body::from("{}")).unwrap();
+    let (status, headers, _) = send(&app, invoke).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(headers.get("x-amzn-errortype").unwrap(), "ResourceNotFoundException");
+}
