@@ -30,7 +30,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
 fn port() -> Result<u16, String> {
     let mut args = std::env::args().skip(1);
-    while let Some(arg) = args.next() {
+    if let Some(arg) = args.next() {
         match arg.as_str() {
             "--port" => return args.next().and_then(|p| p.parse().ok()).ok_or_else(|| "--port needs a number".to_owned()),
             other if other.starts_with("--port=") => return other[7..].parse().map_err(|_| "--port needs a number".to_owned()),
