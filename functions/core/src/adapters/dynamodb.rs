@@ -171,7 +171,7 @@ impl JobStore for DynamoJobStore {
             .client
             .get_item()
             .table_name(&self.tables.job_id)
-            .key("InputFile", AttributeValue::S(input_file.to_owned()))
+            .key("InputFile", to_attribute_value(input_file).map_err(corrupt)?)
             .send()
             .await
             .map_err(unavailable)?;
@@ -195,7 +195,7 @@ impl DynamoJobStore {
             .client
             .get_item()
             .table_name(&self.tables.status)
-            .key("JobId", AttributeValue::S(job_id.to_owned()))
+            .key("JobId", to_attribute_value(job_id).map_err(corrupt)?)
             .consistent_read(consistent)
             .send()
             .await
