@@ -5,7 +5,9 @@
 pub mod job;
 pub mod mediaconvert;
 pub mod origin;
+pub mod protocol;
 pub mod s3_key;
+pub mod token;
 
 pub use job::{
     CompleteDetails, JobPointer, JobRecord, JobStatus, JobUpdate, Transition, job_order_from_id,
