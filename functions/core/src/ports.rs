@@ -35,7 +35,13 @@ pub trait JobStore: Send + Sync {
     /// ([`JobPointer::supersedes`]). Returns whether the pointer moved; losing is normal.
     async fn point_to(&self, pointer: &JobPointer) -> Result<bool, StoreError>;
 
-    async fn latest_job_id(&self, input_file: &str) -> Result<Option<String>, StoreError>;
+    /// The stored `InputFile → JobId` pointer of a file.
+    async fn pointer(&self, input_file: &str) -> Result<Option<JobPointer>, StoreError>;
+
+    /// The newest job of a file.
+    async fn latest_job_id(&self, input_file: &str) -> Result<Option<String>, StoreError> {
+        Ok(self.pointer(input_file).await?.map(|p| p.job_id))
+    }
 }
 
 /// What create-job asks MediaConvert for.
@@ -65,4 +71,60 @@ pub enum JobCreatorError {
 pub trait JobCreator: Send + Sync {
     /// Starts a job and returns its id.
     async fn create_job(&self, job: &NewJob) -> Result<String, JobCreatorError>;
+}
+
+/// What a subscribe did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SubscribeOutcome {
+    Added,
+    AlreadySubscribed,
+    /// The connection already has the configured maximum of subscriptions.
+    LimitReached,
+}
+
+/// The subscriptions table: which connections watch which input files. Entries expire (TTL) with
+/// their connection, so nothing outlives API Gateway's two-hour connection limit.
+#[async_trait]
+pub trait SubscriptionStore: Send + Sync {
+    /// Records a new connection, expiring at `expires_at` (epoch seconds).
+    async fn add_connection(&self, connection_id: &str, expires_at: u64) -> Result<(), StoreError>;
+
+    /// Subscribes a connection to a file, up to `max_per_connection` files per connection.
+    async fn subscribe(&self, connection_id: &str, input_file: &str, expires_at: u64, max_per_connection: usize)
+    -> Result<SubscribeOutcome, StoreError>;
+
+    /// Returns whether the subscription existed.
+    async fn unsubscribe(&self, connection_id: &str, input_file: &str) -> Result<bool, StoreError>;
+
+    /// Connections subscribed to `input_file` whose entries have not expired at `now_secs`.
+    async fn subscribers(&self, input_file: &str, now_secs: u64) -> Result<Vec<String>, StoreError>;
+
+    /// Files a connection is subscribed to.
+    async fn subscriptions(&self, connection_id: &str) -> Result<Vec<String>, StoreError>;
+
+    /// Forgets a connection and all its subscriptions; returns how many subscriptions it had.
+    async fn remove_connection(&self, connection_id: &str) -> Result<usize, StoreError>;
+}
+
+/// Why a post to a connection failed.
+#[derive(Debug, thiserror::Error)]
+pub enum PushError {
+    /// 410: the connection is gone; its subscriptions should go too.
+    #[error("connection is gone")]
+    Gone,
+    /// 413: the message can never be delivered.
+    #[error("message too large for API Gateway: {0}")]
+    TooLarge(String),
+    /// 429 or 5xx or a transport failure: worth retrying.
+    #[error("retryable failure: {0}")]
+    Retryable(String),
+    /// Anything else (403, …): retrying will not help.
+    #[error("push refused: {0}")]
+    Refused(String),
+}
+
+/// API Gateway's Management API, `POST /@connections/{id}`.
+#[async_trait]
+pub trait Pusher: Send + Sync {
+    async fn post(&self, connection_id: &str, payload: &[u8]) -> Result<(), PushError>;
 }

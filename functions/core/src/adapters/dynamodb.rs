@@ -166,7 +166,7 @@ impl JobStore for DynamoJobStore {
         self.put_if(&self.tables.job_id, item, supersedes_condition(pointer)?).await
     }
 
-    async fn latest_job_id(&self, input_file: &str) -> Result<Option<String>, StoreError> {
+    async fn pointer(&self, input_file: &str) -> Result<Option<JobPointer>, StoreError> {
         let output = self
             .client
             .get_item()
@@ -176,7 +176,7 @@ impl JobStore for DynamoJobStore {
             .await
             .map_err(unavailable)?;
         match output.item {
-            Some(item) => Ok(Some(from_item::<_, JobPointer>(item).map_err(corrupt)?.job_id)),
+            Some(item) => Ok(Some(from_item(item).map_err(corrupt)?)),
             None => Ok(None),
         }
     }

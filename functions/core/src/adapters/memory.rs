@@ -7,7 +7,7 @@ use std::sync::Mutex;
 use async_trait::async_trait;
 
 use crate::domain::{JobPointer, JobRecord, JobUpdate};
-use crate::ports::{Applied, JobStore, StoreError};
+use crate::ports::{Applied, JobStore, StoreError, SubscribeOutcome, SubscriptionStore};
 
 #[derive(Default)]
 pub struct MemoryJobStore {
@@ -47,7 +47,61 @@ impl JobStore for MemoryJobStore {
         Ok(false)
     }
 
-    async fn latest_job_id(&self, input_file: &str) -> Result<Option<String>, StoreError> {
-        Ok(self.pointers.lock().map_err(poisoned)?.get(input_file).map(|p| p.job_id.clone()))
+    async fn pointer(&self, input_file: &str) -> Result<Option<JobPointer>, StoreError> {
+        Ok(self.pointers.lock().map_err(poisoned)?.get(input_file).cloned())
+    }
+}
+
+/// An in-memory [`SubscriptionStore`] with the DynamoDB adapter's semantics.
+#[derive(Default)]
+pub struct MemorySubscriptionStore {
+    /// connection → (expiry, file → expiry)
+    connections: Mutex<HashMap<String, (u64, std::collections::BTreeMap<String, u64>)>>,
+}
+
+#[async_trait]
+impl SubscriptionStore for MemorySubscriptionStore {
+    async fn add_connection(&self, connection_id: &str, expires_at: u64) -> Result<(), StoreError> {
+        self.connections.lock().map_err(poisoned)?.entry(connection_id.to_owned()).or_default().0 = expires_at;
+        Ok(())
+    }
+
+    async fn subscribe(&self, connection_id: &str, input_file: &str, expires_at: u64, max_per_connection: usize)
+    -> Result<SubscribeOutcome, StoreError> {
+        let mut connections = self.connections.lock().map_err(poisoned)?;
+        let files = &mut connections.entry(connection_id.to_owned()).or_default().1;
+        Ok(if files.contains_key(input_file) {
+            SubscribeOutcome::AlreadySubscribed
+        } else if files.len() >= max_per_connection {
+            SubscribeOutcome::LimitReached
+        } else {
+            files.insert(input_file.to_owned(), expires_at);
+            SubscribeOutcome::Added
+        })
+    }
+
+    async fn unsubscribe(&self, connection_id: &str, input_file: &str) -> Result<bool, StoreError> {
+        let mut connections = self.connections.lock().map_err(poisoned)?;
+        Ok(connections.get_mut(connection_id).is_some_and(|(_, files)| files.remove(input_file).is_some()))
+    }
+
+    async fn subscribers(&self, input_file: &str, now_secs: u64) -> Result<Vec<String>, StoreError> {
+        let connections = self.connections.lock().map_err(poisoned)?;
+        let mut ids: Vec<String> = connections
+            .iter()
+            .filter(|(_, (_, files))| files.get(input_file).is_some_and(|&expires| expires > now_secs))
+            .map(|(id, _)| id.clone())
+            .collect();
+        ids.sort();
+        Ok(ids)
+    }
+
+    async fn subscriptions(&self, connection_id: &str) -> Result<Vec<String>, StoreError> {
+        let connections = self.connections.lock().map_err(poisoned)?;
+        Ok(connections.get(connection_id).map(|(_, files)| files.keys().cloned().collect()).unwrap_or_default())
+    }
+
+    async fn remove_connection(&self, connection_id: &str) -> Result<usize, StoreError> {
+        Ok(self.connections.lock().map_err(poisoned)?.remove(connection_id).map(|(_, files)| files.len()).unwrap_or(0))
     }
 }

@@ -1,10 +1,12 @@
 //! Adapters: the ports implemented over DynamoDB, MediaConvert and memory. Infrastructure
 //! errors become [`crate::ports::StoreError`] / [`crate::ports::JobCreatorError`] here.
 
+pub mod apigw_management;
 pub mod dynamodb;
 #[cfg(feature = "mediaconvert")]
 pub mod mediaconvert;
 pub mod memory;
+pub mod subscriptions;
 
 /// The SDK configuration every function builds its clients from: region, credentials and
 /// endpoints by the SDK's own rules (`AWS_REGION`, `AWS_ENDPOINT_URL`,

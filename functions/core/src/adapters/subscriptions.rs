@@ -1,0 +1,282 @@
+//! [`SubscriptionStore`] over DynamoDB.
+//!
+//! One table, `MediaConvertPushSubscriptions` by default:
+//!
+//! | item | `ConnectionId` (PK) | `Topic` (SK) | `InputFile` | `ExpiresAt` (TTL) |
+//! |---|---|---|---|---|
+//! | a connection | C | `"\u{0}connection"` | — | connectedAt + 2 h |
+//! | a subscription | C | F | F | the connection's expiry |
+//!
+//! "Files of connection C" is a Query on the table; "connections of file F" is a Query on the
+//! sparse index `InputFileIndex` (PK `InputFile`, SK `ConnectionId`), which holds subscriptions
+//! only. An input file never contains a control character, so it never collides with the
+//! connection item's sort key. Expired entries are filtered out until TTL deletes them.
+
+use std::collections::HashMap;
+
+use async_trait::async_trait;
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::operation::put_item::PutItemError;
+use aws_sdk_dynamodb::types::{AttributeValue, DeleteRequest, ReturnValue, Select, WriteRequest};
+use serde::{Deserialize, Serialize};
+use serde_dynamo::{from_item, from_items, to_attribute_value, to_item};
+
+use crate::ports::{StoreError, SubscribeOutcome, SubscriptionStore};
+
+/// Default subscriptions table name.
+pub const DEFAULT_SUBSCRIPTIONS_TABLE: &str = "MediaConvertPushSubscriptions";
+/// The index that answers "connections subscribed to file F".
+pub const INPUT_FILE_INDEX: &str = "InputFileIndex";
+/// Sort key of a connection's own item.
+const CONNECTION_TOPIC: &str = "\u{0}connection";
+
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct Entry {
+    connection_id: String,
+    topic: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    input_file: Option<String>,
+    expires_at: u64,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct Key {
+    connection_id: String,
+    topic: String,
+}
+
+pub struct DynamoSubscriptionStore {
+    client: Client,
+    table: String,
+}
+
+impl DynamoSubscriptionStore {
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        Self { client, table: table.into() }
+    }
+
+    /// `SUBSCRIPTIONS_TABLE`, or the default.
+    pub fn from_sdk_config(config: &aws_config::SdkConfig) -> Self {
+        let table = std::env::var("SUBSCRIPTIONS_TABLE").ok().filter(|t| !t.is_empty());
+        Self::new(Client::new(config), table.unwrap_or_else(|| DEFAULT_SUBSCRIPTIONS_TABLE.to_owned()))
+    }
+
+    fn key(connection_id: &str, topic: &str) -> Result<HashMap<String, AttributeValue>, StoreError> {
+        Ok(HashMap::from([
+            ("ConnectionId".to_owned(), av(connection_id)?),
+            ("Topic".to_owned(), av(topic)?),
+        ]))
+    }
+
+    /// Every key under a connection (its own item and its subscriptions).
+    async fn keys_of(&self, connection_id: &str) -> Result<Vec<Key>, StoreError> {
+        let items = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("ConnectionId = :c")
+            .expression_attribute_values(":c", av(connection_id)?)
+            .projection_expression("ConnectionId, Topic")
+            .consistent_read(true)
+            .into_paginator()
+            .items()
+            .send()
+            .collect::<Result<Vec<_>, _>>()
+            .await
+            .map_err(unavailable)?;
+        from_items(items).map_err(corrupt)
+    }
+}
+
+fn av<T: Serialize + ?Sized>(value: &T) -> Result<AttributeValue, StoreError> {
+    to_attribute_value(value).map_err(corrupt)
+}
+
+fn unavailable<E: std::error::Error + Send + Sync + 'static>(e: E) -> StoreError {
+    StoreError::Unavailable(aws_sdk_dynamodb::error::DisplayErrorContext(e).to_string())
+}
+
+fn corrupt(e: serde_dynamo::Error) -> StoreError {
+    StoreError::Corrupt(e.to_string())
+}
+
+#[async_trait]
+impl SubscriptionStore for DynamoSubscriptionStore {
+    async fn add_connection(&self, connection_id: &str, expires_at: u64) -> Result<(), StoreError> {
+        let entry = Entry { connection_id: connection_id.into(), topic: CONNECTION_TOPIC.into(), input_file: None, expires_at };
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(to_item(&entry).map_err(corrupt)?))
+            .send()
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+
+    async fn subscribe(&self, connection_id: &str, input_file: &str, expires_at: u64, max_per_connection: usize)
+    -> Result<SubscribeOutcome, StoreError> {
+        let count = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("ConnectionId = :c")
+            .filter_expression("attribute_exists(InputFile)")
+            .expression_attribute_values(":c", av(connection_id)?)
+            .select(Select::Count)
+            .consistent_read(true)
+            .into_paginator()
+            .send()
+            .try_collect()
+            .await
+            .map_err(unavailable)?
+            .iter()
+            .map(|page| page.count as usize)
+            .sum::<usize>();
+        if count >= max_per_connection {
+            let existing = self
+                .client
+                .get_item()
+                .table_name(&self.table)
+                .set_key(Some(Self::key(connection_id, input_file)?))
+                .consistent_read(true)
+                .send()
+                .await
+                .map_err(unavailable)?;
+            return Ok(if existing.item.is_some() { SubscribeOutcome::AlreadySubscribed } else { SubscribeOutcome::LimitReached });
+        }
+        let entry = Entry { connection_id: connection_id.into(), topic: input_file.into(), input_file: Some(input_file.into()), expires_at };
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(to_item(&entry).map_err(corrupt)?))
+            .condition_expression("attribute_not_exists(ConnectionId)")
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(SubscribeOutcome::Added),
+            Err(SdkError::ServiceError(e)) if matches!(e.err(), PutItemError::ConditionalCheckFailedException(_)) => {
+                Ok(SubscribeOutcome::AlreadySubscribed)
+            }
+            Err(e) => Err(unavailable(e)),
+        }
+    }
+
+    async fn unsubscribe(&self, connection_id: &str, input_file: &str) -> Result<bool, StoreError> {
+        let output = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::key(connection_id, input_file)?))
+            .return_values(ReturnValue::AllOld)
+            .send()
+            .await
+            .map_err(unavailable)?;
+        Ok(output.attributes.is_some_and(|a| !a.is_empty()))
+    }
+
+    async fn subscribers(&self, input_file: &str, now_secs: u64) -> Result<Vec<String>, StoreError> {
+        let items = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(INPUT_FILE_INDEX)
+            .key_condition_expression("InputFile = :f")
+            .filter_expression("ExpiresAt > :now")
+            .expression_attribute_values(":f", av(input_file)?)
+            .expression_attribute_values(":now", av(&now_secs)?)
+            .into_paginator()
+            .items()
+            .send()
+            .collect::<Result<Vec<_>, _>>()
+            .await
+            .map_err(unavailable)?;
+        items
+            .into_iter()
+            .map(|item| from_item::<_, Key>(item).map(|k| k.connection_id).map_err(corrupt))
+            .collect()
+    }
+
+    async fn subscriptions(&self, connection_id: &str) -> Result<Vec<String>, StoreError> {
+        Ok(self.keys_of(connection_id).await?.into_iter().map(|k| k.topic).filter(|t| t != CONNECTION_TOPIC).collect())
+    }
+
+    async fn remove_connection(&self, connection_id: &str) -> Result<usize, StoreError> {
+        let keys = self.keys_of(connection_id).await?;
+        let subscriptions = keys.iter().filter(|k| k.topic != CONNECTION_TOPIC).count();
+        for chunk in keys.chunks(25) {
+            let mut requests = chunk
+                .iter()
+                .map(|k| {
+                    let delete = DeleteRequest::builder().set_key(Some(Self::key(&k.connection_id, &k.topic)?)).build().map_err(unavailable)?;
+                    Ok(WriteRequest::builder().delete_request(delete).build())
+                })
+                .collect::<Result<Vec<_>, StoreError>>()?;
+            for attempt in 0..5u32 {
+                let output = self
+                    .client
+                    .batch_write_item()
+                    .request_items(&self.table, requests)
+                    .send()
+                    .await
+                    .map_err(unavailable)?;
+                requests = output.unprocessed_items.and_then(|mut u| u.remove(&self.table)).unwrap_or_default();
+                if requests.is_empty() {
+                    break;
+                }
+                if attempt == 4 {
+                    return Err(StoreError::Unavailable(format!("{} deletes left unprocessed", requests.len())));
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(50 << attempt)).await;
+            }
+        }
+        Ok(subscriptions)
+    }
+}
+
+/// Creates the subscriptions table with its index and TTL if it does not exist (local DynamoDB
+/// mode and tests; on AWS the SAM template owns it).
+pub async fn ensure_subscriptions_table(client: &Client, table: &str) -> Result<(), StoreError> {
+    use aws_sdk_dynamodb::types::{
+        AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection, ProjectionType,
+        ScalarAttributeType, TimeToLiveSpecification,
+    };
+    let existing = client.list_tables().send().await.map_err(unavailable)?.table_names.unwrap_or_default();
+    if existing.iter().any(|t| t == table) {
+        return Ok(());
+    }
+    let attr = |name: &str| AttributeDefinition::builder().attribute_name(name).attribute_type(ScalarAttributeType::S).build();
+    let key = |name: &str, kind| KeySchemaElement::builder().attribute_name(name).key_type(kind).build();
+    let index = GlobalSecondaryIndex::builder()
+        .index_name(INPUT_FILE_INDEX)
+        .key_schema(key("InputFile", KeyType::Hash).map_err(unavailable)?)
+        .key_schema(key("ConnectionId", KeyType::Range).map_err(unavailable)?)
+        .projection(Projection::builder().projection_type(ProjectionType::Include).non_key_attributes("ExpiresAt").build())
+        .build()
+        .map_err(unavailable)?;
+    client
+        .create_table()
+        .table_name(table)
+        .attribute_definitions(attr("ConnectionId").map_err(unavailable)?)
+        .attribute_definitions(attr("Topic").map_err(unavailable)?)
+        .attribute_definitions(attr("InputFile").map_err(unavailable)?)
+        .key_schema(key("ConnectionId", KeyType::Hash).map_err(unavailable)?)
+        .key_schema(key("Topic", KeyType::Range).map_err(unavailable)?)
+        .global_secondary_indexes(index)
+        .billing_mode(BillingMode::PayPerRequest)
+        .send()
+        .await
+        .map_err(unavailable)?;
+    client
+        .update_time_to_live()
+        .table_name(table)
+        .time_to_live_specification(TimeToLiveSpecification::builder().enabled(true).attribute_name("ExpiresAt").build().map_err(unavailable)?)
+        .send()
+        .await
+        .map_err(unavailable)?;
+    Ok(())
+}
