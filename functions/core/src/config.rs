@@ -173,3 +173,85 @@ mod tests {
         assert!(DestinationTemplate::parse("s3:///out/").is_err());
     }
 }
+
+fn parsed<T: std::str::FromStr>(name: &'static str, default: T) -> Result<T, ConfigError>
+where
+    T::Err: std::fmt::Display,
+{
+    match var(name) {
+        None => Ok(default),
+        Some(v) => v.parse().map_err(|e: T::Err| ConfigError::Invalid { name, reason: format!("{v:?}: {e}") }),
+    }
+}
+
+/// `MANAGEMENT_API_ENDPOINT` (required by ws-message and progress-push): where
+/// `POST /@connections/{id}` goes, e.g. `https://abc123.execute-api.eu-west-1.amazonaws.com/prod`.
+pub fn management_endpoint_from_env() -> Result<String, ConfigError> {
+    let endpoint = required("MANAGEMENT_API_ENDPOINT")?;
+    if !(endpoint.starts_with("https://") || endpoint.starts_with("http://")) {
+        return Err(ConfigError::Invalid { name: "MANAGEMENT_API_ENDPOINT", reason: format!("{endpoint:?} is not an http(s) URL") });
+    }
+    Ok(endpoint.trim_end_matches('/').to_owned())
+}
+
+/// The WebSocket functions' settings.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WsConfig {
+    /// `MAX_SUBSCRIPTIONS_PER_CONNECTION` (default 10).
+    pub max_subscriptions: usize,
+    /// `CONNECTION_TTL_SECONDS` (default 7200, API Gateway's connection limit): subscriptions
+    /// expire this long after their connection opened.
+    pub connection_ttl_secs: u64,
+    /// `SUBSCRIBE_SECRET` (optional): when set, `subscribe` needs a token (see `domain::token`).
+    pub subscribe_secret: Option<Vec<u8>>,
+}
+
+impl Default for WsConfig {
+    fn default() -> Self {
+        Self { max_subscriptions: 10, connection_ttl_secs: 7200, subscribe_secret: None }
+    }
+}
+
+impl WsConfig {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        let defaults = Self::default();
+        Ok(Self {
+            max_subscriptions: parsed("MAX_SUBSCRIPTIONS_PER_CONNECTION", defaults.max_subscriptions)?,
+            connection_ttl_secs: parsed("CONNECTION_TTL_SECONDS", defaults.connection_ttl_secs)?,
+            subscribe_secret: var("SUBSCRIBE_SECRET").map(String::into_bytes),
+        })
+    }
+}
+
+/// progress-push's settings.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PushConfig {
+    /// `PUSH_CONCURRENCY` (default 64): posts in flight at once.
+    pub concurrency: usize,
+    /// `PUSH_MAX_ATTEMPTS` (default 4): tries per post on 429 / 5xx before the record is reported
+    /// as a batch item failure.
+    pub max_attempts: u32,
+    /// `PUSH_BACKOFF_MS` (default 50): first retry delay; doubles per retry, full jitter, capped at 2 s.
+    pub backoff_base_ms: u64,
+}
+
+impl Default for PushConfig {
+    fn default() -> Self {
+        Self { concurrency: 64, max_attempts: 4, backoff_base_ms: 50 }
+    }
+}
+
+impl PushConfig {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        let d = Self::default();
+        let config = Self {
+            concurrency: parsed("PUSH_CONCURRENCY", d.concurrency)?,
+            max_attempts: parsed("PUSH_MAX_ATTEMPTS", d.max_attempts)?,
+            backoff_base_ms: parsed("PUSH_BACKOFF_MS", d.backoff_base_ms)?,
+        };
+        if config.concurrency == 0 || config.max_attempts == 0 {
+            return Err(ConfigError::Invalid { name: "PUSH_CONCURRENCY / PUSH_MAX_ATTEMPTS", reason: "must be at least 1".into() });
+        }
+        Ok(config)
+    }
+}

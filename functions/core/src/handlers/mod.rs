@@ -6,4 +6,6 @@ pub mod create_job;
 pub mod http;
 pub mod job_id_api;
 pub mod progress_ingest;
+pub mod progress_push;
 pub mod status_api;
+pub mod ws;

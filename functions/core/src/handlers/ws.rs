@@ -1,0 +1,148 @@
+//! `ws-connect`, `ws-disconnect` and `ws-message`: the WebSocket API's routes.
+//!
+//! Replies go back through the Management API (not as route responses), so a client always sees
+//! `subscribed` before the `status` snapshot that follows it.
+
+use aws_lambda_events::apigw::{ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest};
+use aws_lambda_events::encodings::Body;
+
+use crate::config::WsConfig;
+use crate::domain::protocol::{ClientMessage, ServerMessage};
+use crate::domain::{AllowedOrigins, token};
+use crate::handlers::status_api::StatusView;
+use crate::ports::{JobStore, PushError, Pusher, SubscribeOutcome, SubscriptionStore};
+
+/// Everything the WebSocket routes need.
+pub struct WsContext<'a> {
+    pub origins: &'a AllowedOrigins,
+    pub jobs: &'a dyn JobStore,
+    pub subscriptions: &'a dyn SubscriptionStore,
+    pub pusher: &'a dyn Pusher,
+    pub config: &'a WsConfig,
+}
+
+fn response(status: i64, body: Option<&str>) -> ApiGatewayProxyResponse {
+    let mut r = ApiGatewayProxyResponse::default();
+    r.status_code = status;
+    r.body = body.map(|b| Body::Text(b.to_owned()));
+    r
+}
+
+fn expires_at(event: &ApiGatewayWebsocketProxyRequest, config: &WsConfig, now_ms: u64) -> u64 {
+    let connected_ms = u64::try_from(event.request_context.connected_at).ok().filter(|&ms| ms > 0).unwrap_or(now_ms);
+    connected_ms / 1000 + config.connection_ttl_secs
+}
+
+/// `$connect`: refuses a foreign `Origin` with 403 (API Gateway then refuses the upgrade) and
+/// records the connection with its expiry.
+pub async fn connect(ctx: &WsContext<'_>, event: &ApiGatewayWebsocketProxyRequest, now_ms: u64) -> ApiGatewayProxyResponse {
+    let origin = event.headers.get("origin").and_then(|v| v.to_str().ok());
+    if !ctx.origins.allows(origin) {
+        tracing::info!(origin, "connection refused: origin not allowed");
+        return response(403, Some("Origin is not allowed."));
+    }
+    let Some(connection_id) = event.request_context.connection_id.as_deref() else {
+        return response(400, Some("requestContext.connectionId is missing."));
+    };
+    match ctx.subscriptions.add_connection(connection_id, expires_at(event, ctx.config, now_ms)).await {
+        Ok(()) => response(200, None),
+        Err(e) => {
+            tracing::error!(connection_id, error = %e, "could not record connection");
+            response(500, Some("Internal error."))
+        }
+    }
+}
+
+/// `$disconnect`: forgets the connection and its subscriptions (best effort on AWS; TTL and 410
+/// handling clean up whatever it misses).
+pub async fn disconnect(ctx: &WsContext<'_>, event: &ApiGatewayWebsocketProxyRequest) -> ApiGatewayProxyResponse {
+    let Some(connection_id) = event.request_context.connection_id.as_deref() else {
+        return response(400, Some("requestContext.connectionId is missing."));
+    };
+    match ctx.subscriptions.remove_connection(connection_id).await {
+        Ok(removed) => {
+            tracing::info!(connection_id, removed, "disconnected");
+            response(200, None)
+        }
+        Err(e) => {
+            tracing::error!(connection_id, error = %e, "could not remove connection");
+            response(500, Some("Internal error."))
+        }
+    }
+}
+
+/// `subscribe`, `unsubscribe`, `ping` and `$default`. Always answers 200: protocol errors are
+/// reported to the client as `error` messages and the connection stays open.
+pub async fn message(ctx: &WsContext<'_>, event: &ApiGatewayWebsocketProxyRequest, now_ms: u64) -> ApiGatewayProxyResponse {
+    let Some(connection_id) = event.request_context.connection_id.as_deref() else {
+        return response(400, Some("requestContext.connectionId is missing."));
+    };
+    let body = event.body.as_deref().unwrap_or_default();
+    let replies = match ClientMessage::parse(body) {
+        Ok(message) => answer(ctx, event, connection_id, message, now_ms).await,
+        Err(e) => vec![ServerMessage::Error { message: e.to_string() }],
+    };
+    for reply in replies {
+        if let Err(e) = ctx.pusher.post(connection_id, reply.to_json().as_bytes()).await {
+            tracing::warn!(connection_id, error = %e, "reply not delivered");
+            if matches!(e, PushError::Gone) {
+                let _ = ctx.subscriptions.remove_connection(connection_id).await;
+            }
+            break;
+        }
+    }
+    response(200, None)
+}
+
+async fn answer(
+    ctx: &WsContext<'_>,
+    event: &ApiGatewayWebsocketProxyRequest,
+    connection_id: &str,
+    message: ClientMessage,
+    now_ms: u64,
+) -> Vec<ServerMessage> {
+    let internal = |e: crate::ports::StoreError| {
+        tracing::error!(connection_id, error = %e, "store failed");
+        vec![ServerMessage::Error { message: "internal error, try again".into() }]
+    };
+    match message {
+        ClientMessage::Ping => vec![ServerMessage::Pong],
+        ClientMessage::Unsubscribe { input_file } => match ctx.subscriptions.unsubscribe(connection_id, &input_file).await {
+            Ok(_) => vec![ServerMessage::Unsubscribed { input_file }],
+            Err(e) => internal(e),
+        },
+        ClientMessage::Subscribe { input_file, token } => {
+            if let Some(secret) = &ctx.config.subscribe_secret
+                && let Err(e) = token::verify(secret, &input_file, token.as_deref(), now_ms / 1000)
+            {
+                return vec![ServerMessage::Error { message: e.to_string() }];
+            }
+            let expires = expires_at(event, ctx.config, now_ms);
+            match ctx.subscriptions.subscribe(connection_id, &input_file, expires, ctx.config.max_subscriptions).await {
+                Ok(SubscribeOutcome::LimitReached) => vec![ServerMessage::Error {
+                    message: format!("subscription limit reached: at most {} files per connection", ctx.config.max_subscriptions),
+                }],
+                Ok(_) => {
+                    let mut replies = vec![ServerMessage::Subscribed { input_file: input_file.clone() }];
+                    match snapshot(ctx.jobs, &input_file).await {
+                        Ok(Some(status)) => replies.push(status),
+                        Ok(None) => {}
+                        Err(e) => tracing::error!(connection_id, error = %e, "snapshot failed"),
+                    }
+                    replies
+                }
+                Err(e) => internal(e),
+            }
+        }
+    }
+}
+
+/// The current state of a file's newest job, as a `status` message.
+pub async fn snapshot(jobs: &dyn JobStore, input_file: &str) -> Result<Option<ServerMessage>, crate::ports::StoreError> {
+    let Some(job_id) = jobs.latest_job_id(input_file).await? else { return Ok(None) };
+    Ok(jobs.job(&job_id).await?.map(|record| ServerMessage::Status {
+        input_file: input_file.to_owned(),
+        job_id: record.job_id.clone(),
+        view: StatusView::from(&record),
+    }))
+}
