@@ -12,9 +12,8 @@ use crate::domain::{AllowedOrigins, token};
 use crate::handlers::status_api::StatusView;
 use crate::ports::{JobStore, PushError, Pusher, SubscribeOutcome, SubscriptionStore};
 
-/// Everything the WebSocket routes need.
+/// What `ws-message` needs.
 pub struct WsContext<'a> {
-    pub origins: &'a AllowedOrigins,
     pub jobs: &'a dyn JobStore,
     pub subscriptions: &'a dyn SubscriptionStore,
     pub pusher: &'a dyn Pusher,
@@ -35,16 +34,22 @@ fn expires_at(event: &ApiGatewayWebsocketProxyRequest, config: &WsConfig, now_ms
 
 /// `$connect`: refuses a foreign `Origin` with 403 (API Gateway then refuses the upgrade) and
 /// records the connection with its expiry.
-pub async fn connect(ctx: &WsContext<'_>, event: &ApiGatewayWebsocketProxyRequest, now_ms: u64) -> ApiGatewayProxyResponse {
+pub async fn connect(
+    origins: &AllowedOrigins,
+    subscriptions: &dyn SubscriptionStore,
+    config: &WsConfig,
+    event: &ApiGatewayWebsocketProxyRequest,
+    now_ms: u64,
+) -> ApiGatewayProxyResponse {
     let origin = event.headers.get("origin").and_then(|v| v.to_str().ok());
-    if !ctx.origins.allows(origin) {
+    if !origins.allows(origin) {
         tracing::info!(origin, "connection refused: origin not allowed");
         return response(403, Some("Origin is not allowed."));
     }
     let Some(connection_id) = event.request_context.connection_id.as_deref() else {
         return response(400, Some("requestContext.connectionId is missing."));
     };
-    match ctx.subscriptions.add_connection(connection_id, expires_at(event, ctx.config, now_ms)).await {
+    match subscriptions.add_connection(connection_id, expires_at(event, config, now_ms)).await {
         Ok(()) => response(200, None),
         Err(e) => {
             tracing::error!(connection_id, error = %e, "could not record connection");
@@ -55,11 +60,11 @@ pub async fn connect(ctx: &WsContext<'_>, event: &ApiGatewayWebsocketProxyReques
 
 /// `$disconnect`: forgets the connection and its subscriptions (best effort on AWS; TTL and 410
 /// handling clean up whatever it misses).
-pub async fn disconnect(ctx: &WsContext<'_>, event: &ApiGatewayWebsocketProxyRequest) -> ApiGatewayProxyResponse {
+pub async fn disconnect(subscriptions: &dyn SubscriptionStore, event: &ApiGatewayWebsocketProxyRequest) -> ApiGatewayProxyResponse {
     let Some(connection_id) = event.request_context.connection_id.as_deref() else {
         return response(400, Some("requestContext.connectionId is missing."));
     };
-    match ctx.subscriptions.remove_connection(connection_id).await {
+    match subscriptions.remove_connection(connection_id).await {
         Ok(removed) => {
             tracing::info!(connection_id, removed, "disconnected");
             response(200, None)

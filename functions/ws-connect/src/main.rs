@@ -1,0 +1,20 @@
+//! Lambda function `ws-connect`: WebSocket API route `$connect`.
+//! The handler lives in `mcpush_core::handlers::ws`; this file only wires configuration and clients.
+
+use aws_lambda_events::apigw::ApiGatewayWebsocketProxyRequest;
+use lambda_runtime::{Error, LambdaEvent, service_fn};
+use mcpush_core::adapters::{sdk_config, subscriptions::DynamoSubscriptionStore};
+use mcpush_core::config::{self, WsConfig};
+use mcpush_core::{handlers::ws, now_ms, telemetry};
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    telemetry::init();
+    let (origins, ws_config) = (config::allowed_origins_from_env()?, WsConfig::from_env()?);
+    let subscriptions = DynamoSubscriptionStore::from_sdk_config(&sdk_config().await);
+    lambda_runtime::run(service_fn(|event: LambdaEvent<ApiGatewayWebsocketProxyRequest>| {
+        let (origins, subscriptions, ws_config) = (&origins, &subscriptions, &ws_config);
+        async move { Ok::<_, Error>(ws::connect(origins, subscriptions, ws_config, &event.payload, now_ms()).await) }
+    }))
+    .await
+}

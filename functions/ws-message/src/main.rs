@@ -1,0 +1,25 @@
+//! Lambda function `ws-message`: WebSocket API routes `subscribe`, `unsubscribe`, `ping` and
+//! `$default`. The handler lives in `mcpush_core::handlers::ws`; this file only wires
+//! configuration and clients.
+
+use aws_lambda_events::apigw::ApiGatewayWebsocketProxyRequest;
+use lambda_runtime::{Error, LambdaEvent, service_fn};
+use mcpush_core::adapters::{apigw_management::ManagementApiPusher, dynamodb::DynamoJobStore, sdk_config, subscriptions::DynamoSubscriptionStore};
+use mcpush_core::config::{self, WsConfig};
+use mcpush_core::handlers::ws::{self, WsContext};
+use mcpush_core::{now_ms, telemetry};
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    telemetry::init();
+    let (ws_config, endpoint) = (WsConfig::from_env()?, config::management_endpoint_from_env()?);
+    let sdk = sdk_config().await;
+    let (jobs, subscriptions) = (DynamoJobStore::from_sdk_config(&sdk), DynamoSubscriptionStore::from_sdk_config(&sdk));
+    let pusher = ManagementApiPusher::from_sdk_config(&sdk, &endpoint);
+    let ctx = WsContext { jobs: &jobs, subscriptions: &subscriptions, pusher: &pusher, config: &ws_config };
+    lambda_runtime::run(service_fn(|event: LambdaEvent<ApiGatewayWebsocketProxyRequest>| {
+        let ctx = &ctx;
+        async move { Ok::<_, Error>(ws::message(ctx, &event.payload, now_ms()).await) }
+    }))
+    .await
+}
