@@ -7,6 +7,8 @@
 //!
 //! The store is in memory.
 
+pub mod apigw_ws;
+
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;

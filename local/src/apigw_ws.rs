@@ -1,0 +1,379 @@
+//! An API Gateway WebSocket API emulator: real WebSocket clients in, the same
+//! `ApiGatewayWebsocketProxyRequest` events API Gateway sends to Lambda out, and the Management
+//! API (`POST` / `GET` / `DELETE /@connections/{id}`) over HTTP for the real SDK client.
+//!
+//! - route selection on `$request.body.action` among the configured routes, `$default` otherwise;
+//! - a non-2xx answer from `$connect` refuses the upgrade with 403;
+//! - connection ids look like API Gateway's (`L0SM9cOFvHcCIhw=`);
+//! - posts answer 410 for unknown or closed ids and 413 above 128 KB, and a fault switch makes a
+//!   chosen share of posts answer 429 or 500.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use aws_lambda_events::apigw::{ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest};
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get};
+use base64::Engine;
+use futures::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+
+/// Largest message the Management API accepts.
+pub const MAX_POST_BYTES: usize = 128 * 1024;
+
+/// The integrations behind the routes: what API Gateway would invoke.
+#[async_trait]
+pub trait WsBackend: Send + Sync {
+    async fn connect(&self, event: ApiGatewayWebsocketProxyRequest) -> ApiGatewayProxyResponse;
+    async fn disconnect(&self, event: ApiGatewayWebsocketProxyRequest) -> ApiGatewayProxyResponse;
+    /// Every non-`$connect`/`$disconnect` route; `requestContext.routeKey` names it.
+    async fn message(&self, event: ApiGatewayWebsocketProxyRequest) -> ApiGatewayProxyResponse;
+}
+
+enum Outgoing {
+    Text(String),
+    Close,
+}
+
+struct Connection {
+    tx: mpsc::UnboundedSender<Outgoing>,
+    connected_at: i64,
+    last_active_at: Arc<AtomicU64>,
+    source_ip: String,
+    user_agent: String,
+}
+
+/// Counters a test or benchmark can read.
+#[derive(Debug, Default)]
+pub struct Counters {
+    pub posts: AtomicU64,
+    pub delivered: AtomicU64,
+    pub faults: AtomicU64,
+    pub gone: AtomicU64,
+}
+
+pub struct WebSocketApi {
+    backend: Arc<dyn WsBackend>,
+    routes: Vec<String>,
+    stage: String,
+    domain: String,
+    connections: Mutex<HashMap<String, Connection>>,
+    /// Share of posts answering 429 / 500, in parts per million.
+    fault_ppm: AtomicU32,
+    pub counters: Counters,
+}
+
+impl WebSocketApi {
+    /// `routes`: the custom route keys (besides `$connect`, `$disconnect`, `$default`).
+    pub fn new(backend: Arc<dyn WsBackend>, routes: &[&str], stage: &str, domain: &str) -> Arc<Self> {
+        Arc::new(Self {
+            backend,
+            routes: routes.iter().map(|r| (*r).to_owned()).collect(),
+            stage: stage.to_owned(),
+            domain: domain.to_owned(),
+            connections: Mutex::new(HashMap::new()),
+            fault_ppm: AtomicU32::new(0),
+            counters: Counters::default(),
+        })
+    }
+
+    /// `GET /ws` (the WebSocket endpoint) and `/@connections/{id}` (the Management API).
+    pub fn router(self: &Arc<Self>) -> Router {
+        Router::new()
+            .route("/ws", get(upgrade))
+            .route("/@connections/{id}", any(management))
+            .with_state(self.clone())
+    }
+
+    /// Makes `share` (0.0–1.0) of posts answer 429 or 500 at random.
+    pub fn set_fault_rate(&self, share: f64) {
+        self.fault_ppm.store((share.clamp(0.0, 1.0) * 1_000_000.0) as u32, Ordering::Relaxed);
+    }
+
+    pub fn connection_ids(&self) -> Vec<String> {
+        self.connections.lock().map(|c| c.keys().cloned().collect()).unwrap_or_default()
+    }
+
+    /// Drops a connection the way a vanished client does when API Gateway never delivers its
+    /// `$disconnect`: the socket closes, posts answer 410, the backend hears nothing.
+    pub fn forget(&self, connection_id: &str) -> bool {
+        let removed = self.connections.lock().ok().and_then(|mut c| c.remove(connection_id));
+        if let Some(connection) = &removed {
+            let _ = connection.tx.send(Outgoing::Close);
+        }
+        removed.is_some()
+    }
+
+    fn event(&self, route_key: &str, event_type: &str, connection_id: &str, connected_at: i64, extra: Value) -> Value {
+        let now = mcpush_core::now_ms() as i64;
+        let mut event = json!({
+            "requestContext": {
+                "routeKey": route_key, "eventType": event_type, "messageDirection": "IN",
+                "extendedRequestId": new_id(), "requestId": new_id(),
+                "requestTime": request_time(now), "requestTimeEpoch": now,
+                "connectedAt": connected_at, "connectionId": connection_id,
+                "stage": self.stage, "domainName": self.domain, "apiId": "local",
+                "identity": {"sourceIp": "127.0.0.1"}
+            },
+            "isBase64Encoded": false
+        });
+        if let (Some(target), Some(extra)) = (event.as_object_mut(), extra.as_object()) {
+            for (k, v) in extra {
+                if k == "requestContext" {
+                    if let (Some(ctx), Some(more)) = (target.get_mut("requestContext").and_then(Value::as_object_mut), v.as_object()) {
+                        ctx.extend(more.clone());
+                    }
+                } else {
+                    target.insert(k.clone(), v.clone());
+                }
+            }
+        }
+        event
+    }
+
+    fn route_for(&self, body: &str) -> String {
+        serde_json::from_str::<Value>(body)
+            .ok()
+            .and_then(|v| v.get("action").and_then(Value::as_str).map(str::to_owned))
+            .filter(|action| self.routes.iter().any(|r| r == action))
+            .unwrap_or_else(|| "$default".to_owned())
+    }
+
+    async fn invoke(&self, route_key: &str, event: Value) -> Option<ApiGatewayProxyResponse> {
+        let event: ApiGatewayWebsocketProxyRequest = match serde_json::from_value(event) {
+            Ok(e) => e,
+            Err(e) => {
+                tracing::error!(error = %e, "emulator built an event the typed model rejects");
+                return None;
+            }
+        };
+        Some(match route_key {
+            "$connect" => self.backend.connect(event).await,
+            "$disconnect" => self.backend.disconnect(event).await,
+            _ => self.backend.message(event).await,
+        })
+    }
+}
+
+/// 12 random bytes in base64: the shape of API Gateway's connection and request ids.
+fn new_id() -> String {
+    let bytes: [u8; 12] = std::array::from_fn(|_| fastrand::u8(..));
+    base64::engine::general_purpose::STANDARD.encode(&bytes[..11])
+}
+
+/// API Gateway's `requestTime`: `11/Nov/2024:11:35:24 +0000`.
+fn request_time(epoch_ms: i64) -> String {
+    const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+    let (year, month, day, h, m, s, _) = civil(epoch_ms.max(0) as u64);
+    format!("{day:02}/{}/{year:04}:{h:02}:{m:02}:{s:02} +0000", MONTHS[(month - 1) as usize])
+}
+
+fn header_map(headers: &HeaderMap) -> (Value, Value) {
+    let mut single = serde_json::Map::new();
+    let mut multi = serde_json::Map::new();
+    for (name, value) in headers {
+        if let Ok(value) = value.to_str() {
+            let canonical = canonical_header(name.as_str());
+            single.insert(canonical.clone(), Value::String(value.to_owned()));
+            multi.entry(canonical).or_insert_with(|| Value::Array(vec![])).as_array_mut().map(|a| a.push(Value::String(value.to_owned())));
+        }
+    }
+    (Value::Object(single), Value::Object(multi))
+}
+
+/// `sec-websocket-key` → `Sec-WebSocket-Key`-ish: API Gateway forwards headers capitalised.
+fn canonical_header(name: &str) -> String {
+    name.split('-')
+        .map(|part| {
+            let mut chars = part.chars();
+            chars.next().map(|c| c.to_ascii_uppercase().to_string() + chars.as_str()).unwrap_or_default()
+        })
+        .collect::<Vec<_>>()
+        .join("-")
+}
+
+async fn upgrade(State(api): State<Arc<WebSocketApi>>, headers: HeaderMap, uri: Uri, ws: WebSocketUpgrade) -> Response {
+    let connection_id = new_id();
+    let connected_at = mcpush_core::now_ms() as i64;
+    let (single, multi) = header_map(&headers);
+    let mut extra = json!({"headers": single, "multiValueHeaders": multi});
+    if let Some(query) = uri.query() {
+        let params: serde_json::Map<String, Value> = query
+            .split('&')
+            .filter_map(|p| p.split_once('=').or(Some((p, ""))))
+            .map(|(k, v)| (k.to_owned(), Value::String(v.to_owned())))
+            .collect();
+        extra["queryStringParameters"] = Value::Object(params);
+    }
+    let event = api.event("$connect", "CONNECT", &connection_id, connected_at, extra);
+    let accepted = api.invoke("$connect", event).await.is_some_and(|r| (200..300).contains(&r.status_code));
+    if !accepted {
+        return (StatusCode::FORBIDDEN, "Forbidden").into_response();
+    }
+    let user_agent = headers.get("user-agent").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+    ws.on_upgrade(move |socket| serve(api, socket, connection_id, connected_at, user_agent))
+}
+
+async fn serve(api: Arc<WebSocketApi>, socket: WebSocket, connection_id: String, connected_at: i64, user_agent: String) {
+    let (mut sink, mut stream) = socket.split();
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let last_active_at = Arc::new(AtomicU64::new(connected_at as u64));
+    if let Ok(mut connections) = api.connections.lock() {
+        connections.insert(
+            connection_id.clone(),
+            Connection { tx, connected_at, last_active_at: last_active_at.clone(), source_ip: "127.0.0.1".into(), user_agent },
+        );
+    }
+    let writer = tokio::spawn(async move {
+        while let Some(out) = rx.recv().await {
+            let result = match out {
+                Outgoing::Text(text) => sink.send(Message::Text(text.into())).await,
+                Outgoing::Close => {
+                    let _ = sink.send(Message::Close(None)).await;
+                    break;
+                }
+            };
+            if result.is_err() {
+                break;
+            }
+        }
+    });
+
+    let mut close_code: i64 = 1006;
+    while let Some(frame) = stream.next().await {
+        let body = match frame {
+            Ok(Message::Text(text)) => text.to_string(),
+            Ok(Message::Binary(bytes)) => String::from_utf8_lossy(&bytes).into_owned(),
+            Ok(Message::Close(frame)) => {
+                close_code = frame.map(|f| i64::from(f.code)).unwrap_or(1005);
+                break;
+            }
+            Ok(_) => continue,
+            Err(_) => break,
+        };
+        last_active_at.store(mcpush_core::now_ms(), Ordering::Relaxed);
+        let route = api.route_for(&body);
+        let extra = json!({"body": body, "requestContext": {"messageId": new_id()}});
+        let event = api.event(&route, "MESSAGE", &connection_id, connected_at, extra);
+        api.invoke(&route, event).await;
+    }
+
+    // Still registered means the client left on its own: API Gateway runs $disconnect.
+    let was_registered = api.connections.lock().ok().and_then(|mut c| c.remove(&connection_id)).is_some();
+    writer.abort();
+    if was_registered {
+        let extra = json!({"requestContext": {"disconnectStatusCode": close_code, "disconnectReason": ""}});
+        let event = api.event("$disconnect", "DISCONNECT", &connection_id, connected_at, extra);
+        api.invoke("$disconnect", event).await;
+    }
+}
+
+fn management_error(status: StatusCode, kind: &'static str, message: &str) -> Response {
+    let mut response = (status, axum::Json(json!({"message": message}))).into_response();
+    response.headers_mut().insert("x-amzn-errortype", axum::http::HeaderValue::from_static(kind));
+    response
+}
+
+async fn management(State(api): State<Arc<WebSocketApi>>, Path(id): Path<String>, method: axum::http::Method, body: Bytes) -> Response {
+    use axum::http::Method;
+    match method {
+        Method::POST => {
+            api.counters.posts.fetch_add(1, Ordering::Relaxed);
+            let ppm = api.fault_ppm.load(Ordering::Relaxed);
+            if ppm > 0 && fastrand::u32(0..1_000_000) < ppm {
+                api.counters.faults.fetch_add(1, Ordering::Relaxed);
+                return if fastrand::bool() {
+                    management_error(StatusCode::TOO_MANY_REQUESTS, "LimitExceededException", "Rate exceeded")
+                } else {
+                    management_error(StatusCode::INTERNAL_SERVER_ERROR, "InternalServerErrorException", "Internal server error")
+                };
+            }
+            if body.len() > MAX_POST_BYTES {
+                return management_error(StatusCode::PAYLOAD_TOO_LARGE, "PayloadTooLargeException", "Message too long");
+            }
+            let sent = api
+                .connections
+                .lock()
+                .ok()
+                .and_then(|c| c.get(&id).map(|conn| conn.tx.send(Outgoing::Text(String::from_utf8_lossy(&body).into_owned())).is_ok()));
+            if sent == Some(true) {
+                api.counters.delivered.fetch_add(1, Ordering::Relaxed);
+                StatusCode::OK.into_response()
+            } else {
+                api.counters.gone.fetch_add(1, Ordering::Relaxed);
+                management_error(StatusCode::GONE, "GoneException", "")
+            }
+        }
+        Method::GET => {
+            let info = api.connections.lock().ok().and_then(|c| {
+                c.get(&id).map(|conn| {
+                    json!({
+                        "connectedAt": iso8601(conn.connected_at as u64),
+                        "lastActiveAt": iso8601(conn.last_active_at.load(Ordering::Relaxed)),
+                        "identity": {"sourceIp": conn.source_ip, "userAgent": conn.user_agent}
+                    })
+                })
+            });
+            match info {
+                Some(info) => axum::Json(info).into_response(),
+                None => management_error(StatusCode::GONE, "GoneException", ""),
+            }
+        }
+        Method::DELETE => {
+            // API Gateway closes the socket; the client's close then runs $disconnect.
+            let found = api.connections.lock().ok().and_then(|c| c.get(&id).map(|conn| conn.tx.send(Outgoing::Close).is_ok()));
+            match found {
+                Some(_) => StatusCode::NO_CONTENT.into_response(),
+                None => management_error(StatusCode::GONE, "GoneException", ""),
+            }
+        }
+        _ => management_error(StatusCode::METHOD_NOT_ALLOWED, "MethodNotAllowed", "use POST, GET or DELETE"),
+    }
+}
+
+/// Epoch milliseconds as `YYYY-MM-DDTHH:MM:SS.mmmZ`.
+fn iso8601(epoch_ms: u64) -> String {
+    let (year, month, day, h, m, s, ms) = civil(epoch_ms);
+    format!("{year:04}-{month:02}-{day:02}T{h:02}:{m:02}:{s:02}.{ms:03}Z")
+}
+
+/// Epoch milliseconds → (year, month, day, hour, minute, second, millisecond), UTC.
+fn civil(epoch_ms: u64) -> (i64, i64, i64, u64, u64, u64, u64) {
+    let (secs, ms) = (epoch_ms / 1000, epoch_ms % 1000);
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    let (h, m, s) = (rem / 3600, rem % 3600 / 60, rem % 60);
+    // Civil-from-days (Howard Hinnant's algorithm).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year, month, day, h, m, s, ms)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_and_times_look_like_api_gateways() {
+        let id = new_id();
+        assert_eq!(id.len(), 16);
+        assert!(id.ends_with('='));
+        assert_eq!(iso8601(1_731_324_924_553), "2024-11-11T11:35:24.553Z");
+        assert_eq!(request_time(1_731_324_924_553), "11/Nov/2024:11:35:24 +0000");
+        assert_eq!(canonical_header("sec-websocket-key"), "Sec-Websocket-Key");
+    }
+}
