@@ -8,6 +8,8 @@
 //! The store is in memory.
 
 pub mod apigw_ws;
+pub mod backend;
+pub mod stream;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;

@@ -1,0 +1,58 @@
+//! The WebSocket routes wired to the same handlers the Lambda functions run.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use aws_lambda_events::apigw::{ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest};
+use aws_sdk_apigatewaymanagement::config::{BehaviorVersion, Credentials, Region, retry::RetryConfig};
+use mcpush_core::adapters::apigw_management::ManagementApiPusher;
+use mcpush_core::config::WsConfig;
+use mcpush_core::domain::AllowedOrigins;
+use mcpush_core::handlers::ws::{self, WsContext};
+use mcpush_core::ports::{JobStore, Pusher, SubscriptionStore};
+
+use crate::apigw_ws::WsBackend;
+
+/// Routes of the WebSocket API besides `$connect`, `$disconnect` and `$default`.
+pub const ROUTES: [&str; 3] = ["subscribe", "unsubscribe", "ping"];
+
+pub struct HandlerBackend {
+    pub origins: Arc<AllowedOrigins>,
+    pub jobs: Arc<dyn JobStore>,
+    pub subscriptions: Arc<dyn SubscriptionStore>,
+    pub pusher: Arc<dyn Pusher>,
+    pub config: WsConfig,
+}
+
+#[async_trait]
+impl WsBackend for HandlerBackend {
+    async fn connect(&self, event: ApiGatewayWebsocketProxyRequest) -> ApiGatewayProxyResponse {
+        ws::connect(&self.origins, self.subscriptions.as_ref(), &self.config, &event, mcpush_core::now_ms()).await
+    }
+
+    async fn disconnect(&self, event: ApiGatewayWebsocketProxyRequest) -> ApiGatewayProxyResponse {
+        ws::disconnect(self.subscriptions.as_ref(), &event).await
+    }
+
+    async fn message(&self, event: ApiGatewayWebsocketProxyRequest) -> ApiGatewayProxyResponse {
+        let ctx = WsContext {
+            jobs: self.jobs.as_ref(),
+            subscriptions: self.subscriptions.as_ref(),
+            pusher: self.pusher.as_ref(),
+            config: &self.config,
+        };
+        ws::message(&ctx, &event, mcpush_core::now_ms()).await
+    }
+}
+
+/// The real SDK client for a local Management API endpoint (any credentials will do).
+pub fn local_pusher(endpoint: &str) -> ManagementApiPusher {
+    let conf = aws_sdk_apigatewaymanagement::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .credentials_provider(Credentials::new("local", "local", None, None, "local"))
+        .endpoint_url(endpoint)
+        .retry_config(RetryConfig::disabled())
+        .build();
+    ManagementApiPusher::new(aws_sdk_apigatewaymanagement::Client::from_conf(conf))
+}
