@@ -11,6 +11,8 @@ use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
 use mcpush_core::adapters::dynamodb::{DynamoJobStore, ensure_tables};
 use mcpush_core::config::TableNames;
 
+pub mod ws;
+
 /// The workspace root.
 pub fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_default()

@@ -1,0 +1,181 @@
+//! Recorded DynamoDB stream events through `progress-push`: the pusher is the real SDK client
+//! talking to the emulator's Management API, and every subscriber is a real WebSocket client, so
+//! each test asserts exactly which connection received which messages.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_lambda_events::streams::DynamoDbEventResponse;
+use mcpush_core::adapters::memory::{MemoryJobStore, MemorySubscriptionStore};
+use mcpush_core::config::{PushConfig, WsConfig};
+use mcpush_core::domain::JobPointer;
+use mcpush_core::handlers::progress_push::{self, PushContext, PushStats};
+use mcpush_core::ports::{JobStore, SubscriptionStore};
+use mcpush_tests::fixture;
+use mcpush_tests::ws::{Client, Emulator};
+use serde_json::{Value, json};
+
+const BBB: &str = "Big Buck Bunny.mp4";
+const JOB: &str = "1700000000000-bbbhls";
+const QUIET: Duration = Duration::from_millis(300);
+
+struct Setup {
+    emulator: Emulator,
+    jobs: Arc<MemoryJobStore>,
+    subscriptions: Arc<MemorySubscriptionStore>,
+}
+
+async fn setup() -> Setup {
+    let jobs = Arc::new(MemoryJobStore::default());
+    let subscriptions = Arc::new(MemorySubscriptionStore::default());
+    let emulator = Emulator::start(jobs.clone(), subscriptions.clone(), WsConfig::default()).await;
+    Setup { emulator, jobs, subscriptions }
+}
+
+impl Setup {
+    async fn subscriber(&self, input_file: &str) -> Client {
+        let mut client = self.emulator.client().await;
+        assert_eq!(client.subscribe(input_file).await, json!({"type": "subscribed", "input_file": input_file}));
+        client
+    }
+
+    async fn push_with(&self, file: &str, config: PushConfig) -> (DynamoDbEventResponse, PushStats) {
+        let ctx = PushContext { jobs: self.jobs.as_ref(), subscriptions: self.subscriptions.as_ref(), pusher: self.emulator.pusher.as_ref(), config: &config };
+        progress_push::handle(&ctx, &fixture(&format!("dynamodb/{file}")), mcpush_core::now_ms() / 1000).await
+    }
+
+    async fn push(&self, file: &str) -> (DynamoDbEventResponse, PushStats) {
+        self.push_with(file, PushConfig::default()).await
+    }
+}
+
+fn status(job_id: &str, input_file: &str, job_status: &str, progress_rate: u8) -> Value {
+    json!({"type": "status", "input_file": input_file, "job_id": job_id, "job_status": job_status, "progress_rate": progress_rate})
+}
+
+fn complete() -> Value {
+    json!({"type": "status", "input_file": BBB, "job_id": JOB, "job_status": "COMPLETE", "progress_rate": 100,
+           "duration_ms": 596458, "width_px": 1280, "height_px": 720, "output_path": "Big Buck Bunny.mp4_test/",
+           "playlists": {".m3u8": "Big Buck Bunny.m3u8"}})
+}
+
+#[tokio::test]
+async fn insert_reaches_every_subscriber_of_the_file_and_nobody_else() {
+    let s = setup().await;
+    let (mut a, mut b, mut other) = (s.subscriber(BBB).await, s.subscriber(BBB).await, s.subscriber("sintel.mov").await);
+
+    let (response, stats) = s.push("insert.json").await;
+
+    assert_eq!(a.next().await, status(JOB, BBB, "SUBMITTED", 0));
+    assert_eq!(b.next().await, status(JOB, BBB, "SUBMITTED", 0));
+    other.expect_silence(QUIET).await;
+    assert!(response.batch_item_failures.is_empty());
+    assert_eq!((stats.delivered, stats.failed), (2, 0));
+}
+
+#[tokio::test]
+async fn modify_pushes_the_new_image_and_complete_carries_its_outputs() {
+    let s = setup().await;
+    let mut a = s.subscriber(BBB).await;
+    s.push("modify.json").await;
+    assert_eq!(a.next().await, status(JOB, BBB, "PROGRESSING", 70));
+    s.push("modify-complete.json").await;
+    assert_eq!(a.next().await, complete());
+}
+
+#[tokio::test]
+async fn no_op_modify_and_ttl_remove_push_nothing() {
+    let s = setup().await;
+    let mut a = s.subscriber(BBB).await;
+    for file in ["noop-modify.json", "ttl-remove.json"] {
+        let (response, stats) = s.push(file).await;
+        assert!(response.batch_item_failures.is_empty());
+        assert_eq!((stats.unchanged, stats.delivered), (1, 0), "{file}");
+    }
+    a.expect_silence(QUIET).await;
+}
+
+#[tokio::test]
+async fn malformed_records_are_skipped_without_sinking_the_batch() {
+    let s = setup().await;
+    let (mut a, mut other) = (s.subscriber(BBB).await, s.subscriber("sintel.mov").await);
+    let (response, stats) = s.push("malformed-in-batch.json").await;
+    assert_eq!(a.next().await, status(JOB, BBB, "PROGRESSING", 25));
+    assert_eq!(other.next().await, status("1700000100000-cmafxx", "sintel.mov", "PROGRESSING", 10));
+    assert!(response.batch_item_failures.is_empty(), "a malformed record is never retried");
+    assert_eq!((stats.records, stats.malformed, stats.delivered), (4, 2, 2));
+}
+
+#[tokio::test]
+async fn many_updates_of_one_job_in_a_batch_push_only_the_newest_state_once() {
+    let s = setup().await;
+    let (mut a, mut b) = (s.subscriber(BBB).await, s.subscriber(BBB).await);
+    let (_, stats) = s.push("many-updates-one-job.json").await;
+    for client in [&mut a, &mut b] {
+        assert_eq!(client.next().await, complete());
+        client.expect_silence(QUIET).await;
+    }
+    assert_eq!((stats.records, stats.jobs, stats.delivered), (12, 1, 2));
+}
+
+#[tokio::test]
+async fn a_late_change_of_an_older_job_reaches_nobody() {
+    let s = setup().await;
+    let newer = JobPointer { input_file: BBB.into(), job_id: JOB.into(), job_order: Some(1700000000000) };
+    s.jobs.point_to(&newer).await.unwrap();
+    let mut a = s.subscriber(BBB).await;
+    let (_, stats) = s.push("older-job.json").await;
+    a.expect_silence(QUIET).await;
+    assert_eq!(stats.delivered, 0);
+}
+
+#[tokio::test]
+async fn a_vanished_connection_loses_its_subscriptions_on_the_next_push() {
+    let s = setup().await;
+    let _gone = s.subscriber(BBB).await;
+    let connection = s.emulator.api.connection_ids().pop().unwrap();
+    assert!(s.emulator.api.forget(&connection), "dropped without $disconnect");
+    assert_eq!(s.subscriptions.subscriptions(&connection).await.unwrap(), [BBB]);
+
+    let (response, stats) = s.push("modify.json").await;
+
+    assert_eq!((stats.gone, stats.delivered), (1, 0));
+    assert!(response.batch_item_failures.is_empty(), "410 is not a failure to retry");
+    assert!(s.subscriptions.subscriptions(&connection).await.unwrap().is_empty());
+    assert!(s.subscriptions.subscribers(BBB, 0).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn throttling_and_server_errors_are_retried_until_delivered() {
+    let s = setup().await;
+    let mut clients = Vec::new();
+    for _ in 0..20 {
+        clients.push(s.subscriber(BBB).await);
+    }
+    s.emulator.api.set_fault_rate(0.2);
+    let config = PushConfig { concurrency: 8, max_attempts: 10, backoff_base_ms: 1 };
+    let (response, stats) = s.push_with("modify-complete.json", config).await;
+    assert!(response.batch_item_failures.is_empty());
+    assert_eq!((stats.delivered, stats.failed), (20, 0));
+    assert!(s.emulator.api.counters.faults.load(std::sync::atomic::Ordering::Relaxed) > 0, "faults were injected");
+    for client in &mut clients {
+        assert_eq!(client.next().await, complete());
+    }
+}
+
+#[tokio::test]
+async fn a_job_still_failing_after_retries_is_reported_for_lambda_to_retry() {
+    let s = setup().await;
+    let (mut a, mut other) = (s.subscriber(BBB).await, s.subscriber("sintel.mov").await);
+    s.emulator.api.set_fault_rate(1.0);
+    let config = PushConfig { concurrency: 4, max_attempts: 3, backoff_base_ms: 1 };
+    let (response, stats) = s.push_with("malformed-in-batch.json", config).await;
+    let mut failed: Vec<String> = response.batch_item_failures.iter().filter_map(|f| f.item_identifier.clone()).collect();
+    failed.sort();
+    let batch = fixture("dynamodb/malformed-in-batch.json");
+    let sequence = |i: usize| batch["Records"][i]["dynamodb"]["SequenceNumber"].as_str().unwrap().to_owned();
+    assert_eq!(failed, [sequence(0), sequence(3)], "both jobs' records, never the malformed ones");
+    assert_eq!(stats.failed, 2);
+    a.expect_silence(QUIET).await;
+    other.expect_silence(Duration::from_millis(1)).await;
+}
