@@ -85,3 +85,23 @@ pub async fn fresh_store(label: &str) -> DynamoJobStore {
     ensure_tables(&client, &tables).await.expect("create tables on moto");
     DynamoJobStore::new(client, tables)
 }
+
+/// A DynamoDB Streams client for moto.
+pub fn dynamodb_streams_client() -> aws_sdk_dynamodbstreams::Client {
+    let config = aws_sdk_dynamodbstreams::Config::builder()
+        .behavior_version(aws_sdk_dynamodbstreams::config::BehaviorVersion::latest())
+        .region(aws_sdk_dynamodbstreams::config::Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_dynamodbstreams::config::Credentials::new("test", "test", None, None, "tests"))
+        .endpoint_url(&moto().endpoint)
+        .build();
+    aws_sdk_dynamodbstreams::Client::from_conf(config)
+}
+
+/// A DynamoDB subscription store on moto with a fresh table.
+pub async fn fresh_subscriptions(label: &str) -> mcpush_core::adapters::subscriptions::DynamoSubscriptionStore {
+    use mcpush_core::adapters::subscriptions::{DynamoSubscriptionStore, ensure_subscriptions_table};
+    let client = dynamodb_client();
+    let table = unique_tables(label).status.replace("-status-", "-subs-");
+    ensure_subscriptions_table(&client, &table).await.expect("create subscriptions table on moto");
+    DynamoSubscriptionStore::new(client, table)
+}
