@@ -1,0 +1,239 @@
+//! End to end on real peers: MediaConvert events → progress-ingest → DynamoDB (moto) → the
+//! table's real stream (DynamoDB Streams API, read like Lambda's event source mapping) →
+//! progress-push → the Management API emulator → real WebSocket clients.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use mcpush_core::adapters::dynamodb::DynamoJobStore;
+use mcpush_core::adapters::subscriptions::DynamoSubscriptionStore;
+use mcpush_core::config::{PushConfig, WsConfig};
+use mcpush_core::domain::token;
+use mcpush_core::handlers::progress_ingest;
+use mcpush_core::handlers::progress_push::{self, PushContext};
+use mcpush_core::ports::SubscriptionStore;
+use mcpush_local::stream::StreamPoller;
+use mcpush_tests::ws::{Client, Emulator};
+use mcpush_tests::{dynamodb_client, dynamodb_streams_client, fixture, fresh_store, fresh_subscriptions};
+use serde_json::{Value, json};
+use tokio_tungstenite::tungstenite::Error as WsError;
+
+const BBB: &str = "Big Buck Bunny.mp4";
+const HLS: [&str; 6] = [
+    "hls-1-progressing.json",
+    "hls-2-input-information.json",
+    "hls-3-status-update-25.json",
+    "hls-4-status-update-no-progress.json",
+    "hls-5-status-update-70.json",
+    "hls-6-complete.json",
+];
+
+struct Pipeline {
+    jobs: Arc<DynamoJobStore>,
+    subscriptions: Arc<DynamoSubscriptionStore>,
+    emulator: Emulator,
+    poller: StreamPoller,
+    push: PushConfig,
+}
+
+impl Pipeline {
+    async fn start(ws: WsConfig, push: PushConfig) -> Self {
+        let jobs = Arc::new(fresh_store("e2e").await);
+        let subscriptions = Arc::new(fresh_subscriptions("e2e").await);
+        let emulator = Emulator::start(jobs.clone(), subscriptions.clone(), ws).await;
+        let mut poller = StreamPoller::open(&dynamodb_client(), dynamodb_streams_client(), &jobs.tables().status, 100).await.unwrap();
+        poller.max_retries = 20;
+        Self { jobs, subscriptions, emulator, poller, push }
+    }
+
+    async fn ingest(&self, file: &str) {
+        progress_ingest::handle(self.jobs.as_ref(), &fixture(&format!("eventbridge/{file}")), 1).await.unwrap();
+    }
+
+    /// Runs the event source mapping until the stream is drained.
+    async fn flow(&mut self) -> usize {
+        let ctx = PushContext {
+            jobs: self.jobs.as_ref(),
+            subscriptions: self.subscriptions.as_ref(),
+            pusher: self.emulator.pusher.as_ref(),
+            config: &self.push,
+        };
+        let ctx = &ctx;
+        self.poller
+            .drain(|event: Value| async move { progress_push::handle(ctx, &event, mcpush_core::now_ms() / 1000).await.0 })
+            .await
+            .unwrap()
+    }
+
+    async fn subscriber(&self) -> Client {
+        let mut client = self.emulator.client().await;
+        assert_eq!(client.subscribe(BBB).await, json!({"type": "subscribed", "input_file": BBB}));
+        client
+    }
+}
+
+fn progress_of(messages: &[Value]) -> Vec<u64> {
+    messages.iter().filter(|m| m["type"] == "status").filter_map(|m| m["progress_rate"].as_u64()).collect()
+}
+
+fn is_complete(message: &Value) -> bool {
+    message["job_status"] == "COMPLETE"
+}
+
+#[tokio::test]
+async fn several_clients_see_progress_never_decrease_and_end_in_complete() {
+    let mut p = Pipeline::start(WsConfig::default(), PushConfig::default()).await;
+    let mut clients = vec![p.subscriber().await, p.subscriber().await, p.subscriber().await];
+    for file in HLS {
+        p.ingest(file).await;
+        p.flow().await;
+    }
+    for client in &mut clients {
+        let seen = client.until(is_complete).await;
+        let progress = progress_of(&seen);
+        assert!(progress.windows(2).all(|w| w[0] <= w[1]), "{progress:?}");
+        assert_eq!(progress, [0, 25, 70, 100]);
+        assert_eq!(
+            seen.last().unwrap(),
+            &json!({"type": "status", "input_file": BBB, "job_id": "1700000000000-bbbhls", "job_status": "COMPLETE",
+                    "progress_rate": 100, "duration_ms": 596458, "width_px": 1280, "height_px": 720,
+                    "output_path": "Big Buck Bunny.mp4_test/", "playlists": {".m3u8": "Big Buck Bunny.m3u8"}})
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_client_subscribing_after_complete_gets_the_snapshot() {
+    let mut p = Pipeline::start(WsConfig::default(), PushConfig::default()).await;
+    for file in HLS {
+        p.ingest(file).await;
+    }
+    p.flow().await;
+    let mut late = p.emulator.client().await;
+    assert_eq!(late.subscribe(BBB).await, json!({"type": "subscribed", "input_file": BBB}));
+    let snapshot = late.next().await;
+    assert!(is_complete(&snapshot), "{snapshot}");
+    assert_eq!(snapshot["progress_rate"], 100);
+}
+
+#[tokio::test]
+async fn a_client_that_vanished_without_disconnect_loses_its_subscriptions_on_the_next_push() {
+    let mut p = Pipeline::start(WsConfig::default(), PushConfig::default()).await;
+    let mut stays = p.subscriber().await;
+    let stays_id = p.emulator.api.connection_ids().pop().unwrap();
+    let _vanishes = p.subscriber().await;
+    let vanishing = p.emulator.api.connection_ids().into_iter().find(|id| *id != stays_id).unwrap();
+    assert!(p.emulator.api.forget(&vanishing));
+    assert_eq!(p.subscriptions.subscriptions(&vanishing).await.unwrap(), [BBB]);
+
+    p.ingest("hls-3-status-update-25.json").await;
+    p.flow().await;
+
+    assert_eq!(stays.next().await["progress_rate"], 25);
+    assert!(p.subscriptions.subscriptions(&vanishing).await.unwrap().is_empty(), "410 removed it");
+    assert_eq!(p.subscriptions.subscriptions(&stays_id).await.unwrap(), [BBB]);
+}
+
+#[tokio::test]
+async fn with_a_fifth_of_posts_failing_every_subscriber_still_gets_the_terminal_message() {
+    let push = PushConfig { concurrency: 16, max_attempts: 2, backoff_base_ms: 1 };
+    let mut p = Pipeline::start(WsConfig::default(), push).await;
+    let mut clients = Vec::new();
+    for _ in 0..10 {
+        clients.push(p.subscriber().await);
+    }
+    p.emulator.api.set_fault_rate(0.2);
+    for file in HLS {
+        p.ingest(file).await;
+        p.flow().await;
+    }
+    for client in &mut clients {
+        let seen = client.until(is_complete).await;
+        let progress = progress_of(&seen);
+        assert!(progress.windows(2).all(|w| w[0] <= w[1]), "{progress:?}");
+    }
+    assert!(p.emulator.api.counters.faults.load(std::sync::atomic::Ordering::Relaxed) > 0);
+}
+
+#[tokio::test]
+async fn a_foreign_origin_is_refused_with_403_and_no_origin_is_allowed() {
+    let p = Pipeline::start(WsConfig::default(), PushConfig::default()).await;
+    match Client::connect(&p.emulator.ws_url(), Some("https://evil.example")).await {
+        Err(WsError::Http(response)) => assert_eq!(response.status(), 403),
+        Err(other) => panic!("expected a 403 refusal, got {other}"),
+        Ok(_) => panic!("a foreign origin was accepted"),
+    }
+    assert!(p.emulator.api.connection_ids().is_empty());
+    let mut no_origin = Client::connect(&p.emulator.ws_url(), None).await.expect("no Origin is allowed");
+    assert_eq!(no_origin.ask(r#"{"action":"ping"}"#).await, json!({"type": "pong"}));
+}
+
+#[tokio::test]
+async fn every_bad_message_gets_its_error_and_the_connection_stays_open() {
+    let ws = WsConfig { max_subscriptions: 2, ..WsConfig::default() };
+    let p = Pipeline::start(ws, PushConfig::default()).await;
+    let mut client = p.emulator.client().await;
+    let long = format!(r#"{{"action":"subscribe","input_file":"{}"}}"#, "x".repeat(1025));
+    let cases = [
+        ("not json", "message is not valid JSON: expected ident at line 1 column 2"),
+        ("[]", "message must be a JSON object"),
+        (r#"{"input_file":"a.mp4"}"#, "missing \"action\" (expected subscribe, unsubscribe or ping)"),
+        (r#"{"action":"dance"}"#, "unknown action \"dance\" (expected subscribe, unsubscribe or ping)"),
+        (r#"{"action":"subscribe"}"#, "missing \"input_file\""),
+        (r#"{"action":"subscribe","input_file":42}"#, "\"input_file\" must be a string"),
+        (r#"{"action":"unsubscribe","input_file":""}"#, "\"input_file\" is empty"),
+        (long.as_str(), "\"input_file\" is longer than 1024 bytes"),
+        ("{\"action\":\"subscribe\",\"input_file\":\"a\\nb\"}", "\"input_file\" contains a control character"),
+    ];
+    for (body, message) in cases {
+        assert_eq!(client.ask(body).await, json!({"type": "error", "message": message}), "{body}");
+    }
+    assert_eq!(client.subscribe("a.mp4").await["type"], "subscribed");
+    assert_eq!(client.subscribe("b.mp4").await["type"], "subscribed");
+    assert_eq!(
+        client.subscribe("c.mp4").await,
+        json!({"type": "error", "message": "subscription limit reached: at most 2 files per connection"})
+    );
+    assert_eq!(client.ask(r#"{"action":"unsubscribe","input_file":"a.mp4"}"#).await, json!({"type": "unsubscribed", "input_file": "a.mp4"}));
+    assert_eq!(client.subscribe("c.mp4").await["type"], "subscribed");
+    assert_eq!(client.ask(r#"{"action":"ping"}"#).await, json!({"type": "pong"}));
+}
+
+#[tokio::test]
+async fn unsubscribe_and_disconnect_stop_the_pushes() {
+    let mut p = Pipeline::start(WsConfig::default(), PushConfig::default()).await;
+    let mut leaving = p.subscriber().await;
+    let mut closing = p.subscriber().await;
+    let closing_id = p.emulator.api.connection_ids().into_iter().last().unwrap();
+    assert_eq!(leaving.ask(&json!({"action": "unsubscribe", "input_file": BBB}).to_string()).await["type"], "unsubscribed");
+    closing.send(r#"{"action":"ping"}"#).await;
+    closing.next().await;
+    closing.close().await;
+    for _ in 0..50 {
+        if p.emulator.api.connection_ids().len() == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(p.subscriptions.subscriptions(&closing_id).await.unwrap().is_empty(), "$disconnect removed it");
+
+    p.ingest("hls-3-status-update-25.json").await;
+    p.flow().await;
+    leaving.expect_silence(Duration::from_millis(300)).await;
+}
+
+#[tokio::test]
+async fn with_a_subscribe_secret_only_a_valid_token_subscribes() {
+    let ws = WsConfig { subscribe_secret: Some(b"upload-service-secret".to_vec()), ..WsConfig::default() };
+    let p = Pipeline::start(ws, PushConfig::default()).await;
+    let mut client = p.emulator.client().await;
+    assert_eq!(client.subscribe(BBB).await, json!({"type": "error", "message": "a \"token\" is required to subscribe"}));
+    let expires = mcpush_core::now_ms() / 1000 + 600;
+    let wrong = token::issue(b"upload-service-secret", "other.mp4", expires);
+    let request = json!({"action": "subscribe", "input_file": BBB, "token": wrong});
+    assert_eq!(client.ask(&request.to_string()).await, json!({"type": "error", "message": "\"token\" does not match this input_file"}));
+    let good = token::issue(b"upload-service-secret", BBB, expires);
+    let request = json!({"action": "subscribe", "input_file": BBB, "token": good});
+    assert_eq!(client.ask(&request.to_string()).await, json!({"type": "subscribed", "input_file": BBB}));
+}
