@@ -328,10 +328,17 @@ async fn management(State(api): State<Arc<WebSocketApi>>, Path(id): Path<String>
             }
         }
         Method::DELETE => {
-            // API Gateway closes the socket; the client's close then runs $disconnect.
-            let found = api.connections.lock().ok().and_then(|c| c.get(&id).map(|conn| conn.tx.send(Outgoing::Close).is_ok()));
-            match found {
-                Some(_) => StatusCode::NO_CONTENT.into_response(),
+            // API Gateway closes the socket and runs $disconnect itself, whatever the client does.
+            let removed = api.connections.lock().ok().and_then(|mut c| c.remove(&id));
+            match removed {
+                Some(connection) => {
+                    let _ = connection.tx.send(Outgoing::Close);
+                    let extra = json!({"requestContext": {"disconnectStatusCode": 1000, "disconnectReason": "Connection deleted"}});
+                    let event = api.event("$disconnect", "DISCONNECT", &id, connection.connected_at, extra);
+                    let api = api.clone();
+                    tokio::spawn(async move { api.invoke("$disconnect", event).await });
+                    StatusCode::NO_CONTENT.into_response()
+                }
                 None => management_error(StatusCode::GONE, "GoneException", ""),
             }
         }
