@@ -183,7 +183,9 @@ fn header_map(headers: &HeaderMap) -> (Value, Value) {
         if let Ok(value) = value.to_str() {
             let canonical = canonical_header(name.as_str());
             single.insert(canonical.clone(), Value::String(value.to_owned()));
-            multi.entry(canonical).or_insert_with(|| Value::Array(vec![])).as_array_mut().map(|a| a.push(Value::String(value.to_owned())));
+            if let Some(values) = multi.entry(canonical).or_insert_with(|| Value::Array(vec![])).as_array_mut() {
+                values.push(Value::String(value.to_owned()));
+            }
         }
     }
     (Value::Object(single), Value::Object(multi))

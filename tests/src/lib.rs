@@ -13,6 +13,16 @@ use mcpush_core::config::TableNames;
 
 pub mod ws;
 
+/// One HLS job's recorded EventBridge events, in the order MediaConvert sent them.
+pub const HLS_JOB_EVENTS: [&str; 6] = [
+    "hls-1-progressing.json",
+    "hls-2-input-information.json",
+    "hls-3-status-update-25.json",
+    "hls-4-status-update-no-progress.json",
+    "hls-5-status-update-70.json",
+    "hls-6-complete.json",
+];
+
 /// The workspace root.
 pub fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_default()

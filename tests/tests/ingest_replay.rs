@@ -8,14 +8,7 @@ use mcpush_core::ports::JobStore;
 use mcpush_tests::{fixture, fresh_store};
 use serde_json::json;
 
-const HLS: [&str; 6] = [
-    "hls-1-progressing.json",
-    "hls-2-input-information.json",
-    "hls-3-status-update-25.json",
-    "hls-4-status-update-no-progress.json",
-    "hls-5-status-update-70.json",
-    "hls-6-complete.json",
-];
+const HLS: [&str; 6] = mcpush_tests::HLS_JOB_EVENTS;
 
 async fn replay(store: &dyn JobStore, files: &[&str]) -> Vec<(bool, JobStatus, u8)> {
     let mut seen = Vec::new();

@@ -19,14 +19,7 @@ use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Error as WsError;
 
 const BBB: &str = "Big Buck Bunny.mp4";
-const HLS: [&str; 6] = [
-    "hls-1-progressing.json",
-    "hls-2-input-information.json",
-    "hls-3-status-update-25.json",
-    "hls-4-status-update-no-progress.json",
-    "hls-5-status-update-70.json",
-    "hls-6-complete.json",
-];
+const HLS: [&str; 6] = mcpush_tests::HLS_JOB_EVENTS;
 
 struct Pipeline {
     jobs: Arc<DynamoJobStore>,
@@ -65,6 +58,14 @@ impl Pipeline {
             .unwrap()
     }
 
+    /// Ingests the HLS job's events one by one, letting each change flow to the clients.
+    async fn run_hls_job(&mut self) {
+        for file in HLS {
+            self.ingest(file).await;
+            self.flow().await;
+        }
+    }
+
     async fn subscriber(&self) -> Client {
         let mut client = self.emulator.client().await;
         assert_eq!(client.subscribe(BBB).await, json!({"type": "subscribed", "input_file": BBB}));
@@ -84,10 +85,7 @@ fn is_complete(message: &Value) -> bool {
 async fn several_clients_see_progress_never_decrease_and_end_in_complete() {
     let mut p = Pipeline::start(WsConfig::default(), PushConfig::default()).await;
     let mut clients = vec![p.subscriber().await, p.subscriber().await, p.subscriber().await];
-    for file in HLS {
-        p.ingest(file).await;
-        p.flow().await;
-    }
+    p.run_hls_job().await;
     for client in &mut clients {
         let seen = client.until(is_complete).await;
         let progress = progress_of(&seen);
@@ -143,10 +141,7 @@ async fn with_a_fifth_of_posts_failing_every_subscriber_still_gets_the_terminal_
         clients.push(p.subscriber().await);
     }
     p.emulator.api.set_fault_rate(0.2);
-    for file in HLS {
-        p.ingest(file).await;
-        p.flow().await;
-    }
+    p.run_hls_job().await;
     for client in &mut clients {
         let seen = client.until(is_complete).await;
         let progress = progress_of(&seen);

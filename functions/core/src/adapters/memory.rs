@@ -52,11 +52,13 @@ impl JobStore for MemoryJobStore {
     }
 }
 
+/// One connection: its own expiry and its files with theirs.
+type ConnectionEntry = (u64, std::collections::BTreeMap<String, u64>);
+
 /// An in-memory [`SubscriptionStore`] with the DynamoDB adapter's semantics.
 #[derive(Default)]
 pub struct MemorySubscriptionStore {
-    /// connection → (expiry, file → expiry)
-    connections: Mutex<HashMap<String, (u64, std::collections::BTreeMap<String, u64>)>>,
+    connections: Mutex<HashMap<String, ConnectionEntry>>,
 }
 
 #[async_trait]
