@@ -100,9 +100,16 @@ pub async fn handle(ctx: &PushContext<'_>, event: &Value, now_secs: u64) -> (Dyn
     }
     let mut failed_jobs: BTreeSet<String> = BTreeSet::new();
     let mut deliveries: Vec<(String, String, std::sync::Arc<str>)> = Vec::new(); // (job, connection, message)
-    for (file, file_changes) in &by_file {
-        let lookups = async { Ok::<_, crate::ports::StoreError>((ctx.jobs.pointer(file).await?, ctx.subscriptions.subscribers(file, now_secs).await?)) };
-        let (pointer, subscribers) = match lookups.await {
+    let lookups: Vec<_> = futures::stream::iter(&by_file)
+        .map(|(file, file_changes)| async move {
+            let found = async { Ok::<_, crate::ports::StoreError>((ctx.jobs.pointer(file).await?, ctx.subscriptions.subscribers(file, now_secs).await?)) };
+            (file, file_changes, found.await)
+        })
+        .buffer_unordered(ctx.config.concurrency.max(1))
+        .collect()
+        .await;
+    for (file, file_changes, found) in lookups {
+        let (pointer, subscribers) = match found {
             Ok(found) => found,
             Err(e) => {
                 tracing::error!(input_file = %file, error = %e, "subscriber lookup failed");
