@@ -1,0 +1,99 @@
+#!/usr/bin/env python3
+"""Smoke test of a deployed stack: the REST fallback and the WebSocket protocol, and with
+--upload a real job from upload to the pushed COMPLETE (or ERROR).
+
+    infra/smoke_test.py --stack mediaconvert-push --origin https://app.example.com [--upload clip.mp4]
+
+Needs AWS credentials for the stack's account (boto3) and the `websockets` package; both are in
+.venv-infra (source infra/tools.sh). Exits non-zero on the first unexpected answer.
+"""
+import argparse
+import asyncio
+import json
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+
+import boto3
+import websockets
+
+
+def outputs(stack):
+    described = boto3.client("cloudformation").describe_stacks(StackName=stack)["Stacks"][0]
+    return {o["OutputKey"]: o["OutputValue"] for o in described.get("Outputs", [])}
+
+
+def http(method, url, origin):
+    request = urllib.request.Request(url, method=method, headers={"Origin": origin})
+    try:
+        with urllib.request.urlopen(request, timeout=15) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read().decode()
+
+
+def check(label, got, expected):
+    if got != expected:
+        sys.exit(f"FAIL {label}: expected {expected!r}, got {got!r}")
+    print(f"ok   {label}")
+
+
+async def websocket_checks(url, origin, upload, bucket, prefix):
+    async with websockets.connect(url, origin=origin) as ws:
+        async def ask(message):
+            await ws.send(json.dumps(message) if isinstance(message, dict) else message)
+            return json.loads(await asyncio.wait_for(ws.recv(), 15))
+
+        check("ws ping", await ask({"action": "ping"}), {"type": "pong"})
+        check("ws malformed", (await ask("not json"))["type"], "error")
+        probe = f"{prefix}smoke-nothing-{int(time.time())}.mp4"
+        check("ws subscribe", await ask({"action": "subscribe", "input_file": probe}), {"type": "subscribed", "input_file": probe})
+        check("ws unsubscribe", await ask({"action": "unsubscribe", "input_file": probe}), {"type": "unsubscribed", "input_file": probe})
+        if not upload:
+            return None
+        key = f"{prefix}smoke-{int(time.time())}-{upload.split('/')[-1]}"
+        check("ws subscribe upload", await ask({"action": "subscribe", "input_file": key}), {"type": "subscribed", "input_file": key})
+        boto3.client("s3").upload_file(upload, bucket, key)
+        print(f"..   uploaded s3://{bucket}/{key}; waiting for pushes")
+        progress = -1
+        deadline = time.time() + 1800
+        while time.time() < deadline:
+            message = json.loads(await asyncio.wait_for(ws.recv(), 900))
+            if message.get("type") != "status":
+                continue
+            if message["progress_rate"] < progress:
+                sys.exit(f"FAIL progress went back: {progress} -> {message['progress_rate']}")
+            progress = message["progress_rate"]
+            print(f"..   {message['job_status']} {progress}%")
+            if message["job_status"] in ("COMPLETE", "ERROR", "CANCELED"):
+                return key, message
+        sys.exit("FAIL no final status within 30 minutes")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--stack", default="mediaconvert-push")
+    parser.add_argument("--origin", required=True, help="an origin ALLOWED_ORIGINS accepts")
+    parser.add_argument("--upload", help="a video to run through the whole pipeline")
+    parser.add_argument("--prefix", default="uploads/", help="the stack's UploadPrefix")
+    args = parser.parse_args()
+
+    out = outputs(args.stack)
+    rest, ws = out["RestApiUrl"], out["WebSocketUrl"]
+    check("rest OPTIONS", http("OPTIONS", f"{rest}/media/status", args.origin)[0], 200)
+    check("rest unknown job", http("GET", f"{rest}/media/status?job_id=smoke-none", args.origin),
+          (422, '{"success": false, "message": "Not found item."}'))
+    check("rest missing parameter", http("GET", f"{rest}/media/job_id", args.origin),
+          (400, '{"success": false, "message": "Not found parameter."}'))
+    result = asyncio.run(websocket_checks(ws, args.origin, args.upload, out["UploadBucket"], args.prefix))
+    if result:
+        key, final = result
+        status, body = http("GET", f"{rest}/media/status?input_file={urllib.parse.quote(key)}", args.origin)
+        check("rest agrees with the push", (status, json.loads(body)["job_status"]), (200, final["job_status"]))
+    print("smoke test passed")
+
+
+if __name__ == "__main__":
+    main()
