@@ -3,9 +3,10 @@
 //! - `GET /media/job_id`, `GET /media/status` (and `OPTIONS`): the REST fallback, each HTTP
 //!   request turned into an HTTP API payload v2 event as API Gateway does;
 //! - `POST /2015-03-31/functions/{function}/invocations`: the Lambda Invoke API, a raw event in
-//!   and the handler's result out (`aws lambda invoke --endpoint-url http://127.0.0.1:3000`).
-//!
-//! The store is in memory.
+//!   and the handler's result out (`aws lambda invoke --endpoint-url http://127.0.0.1:3000`);
+//! - `GET /ws`: the WebSocket API, and `/@connections/{id}`: its Management API ([`apigw_ws`]);
+//! - the embedded store's change feed, delivered to `progress-push` in batches as Lambda's event
+//!   source mapping would ([`stream::run_feed`]).
 
 pub mod apigw_ws;
 pub mod backend;
@@ -21,21 +22,99 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post};
 use axum::{Json, Router};
+use mcpush_core::adapters::memory::{MemoryJobStore, MemorySubscriptionStore};
+use mcpush_core::config::{PushConfig, WsConfig};
 use mcpush_core::domain::AllowedOrigins;
+use mcpush_core::handlers::progress_push::{self, PushContext};
 use mcpush_core::handlers::{job_id_api, progress_ingest, status_api};
-use mcpush_core::ports::JobStore;
+use mcpush_core::ports::{JobStore, Pusher, SubscriptionStore};
 use serde_json::{Value, json};
 
 /// Origins the local stack allows by default: any local port.
 pub const LOCAL_ALLOWED_ORIGINS: &str = r"http://127\.0\.0\.1(:\d+)? http://localhost(:\d+)?";
 
 /// Functions the local Invoke API answers to.
-pub const FUNCTIONS: [&str; 3] = ["progress-ingest", "job-id-api", "status-api"];
+pub const FUNCTIONS: [&str; 4] = ["progress-ingest", "job-id-api", "status-api", "progress-push"];
 
 #[derive(Clone)]
 pub struct Stack {
     pub store: Arc<dyn JobStore>,
     pub origins: Arc<AllowedOrigins>,
+    pub subscriptions: Arc<dyn SubscriptionStore>,
+    pub pusher: Arc<dyn Pusher>,
+    pub push: PushConfig,
+}
+
+impl Stack {
+    /// progress-push over this stack's stores and pusher.
+    pub async fn push(&self, event: &Value) -> aws_lambda_events::streams::DynamoDbEventResponse {
+        let ctx = PushContext {
+            jobs: self.store.as_ref(),
+            subscriptions: self.subscriptions.as_ref(),
+            pusher: self.pusher.as_ref(),
+            config: &self.push,
+        };
+        progress_push::handle(&ctx, event, mcpush_core::now_ms() / 1000).await.0
+    }
+}
+
+/// The local stack's settings, from the same environment variables as the Lambda functions.
+#[derive(Clone, Debug)]
+pub struct Options {
+    pub origins: AllowedOrigins,
+    pub ws: WsConfig,
+    pub push: PushConfig,
+    /// `STREAM_BATCH_SIZE` (default 100): records per progress-push invocation.
+    pub batch_size: usize,
+    /// `STREAM_BATCH_WINDOW_MS` (default 100): how long a batch waits for more records.
+    pub batch_window: std::time::Duration,
+}
+
+impl Options {
+    pub fn from_env() -> Result<Self, Box<dyn std::error::Error>> {
+        let origins = std::env::var("ALLOWED_ORIGINS").unwrap_or_else(|_| LOCAL_ALLOWED_ORIGINS.into());
+        let number = |name: &str, default: u64| -> Result<u64, String> {
+            match std::env::var(name) {
+                Ok(v) => v.parse().map_err(|_| format!("{name}={v:?} is not a number")),
+                Err(_) => Ok(default),
+            }
+        };
+        Ok(Self {
+            origins: AllowedOrigins::parse(&origins)?,
+            ws: WsConfig::from_env()?,
+            push: PushConfig::from_env()?,
+            batch_size: number("STREAM_BATCH_SIZE", 100)? as usize,
+            batch_window: std::time::Duration::from_millis(number("STREAM_BATCH_WINDOW_MS", 100)?),
+        })
+    }
+}
+
+/// A running local stack: its router (serve it on the listener whose address is `base`), the
+/// WebSocket emulator and the stores.
+pub struct Local {
+    pub router: Router,
+    pub api: Arc<apigw_ws::WebSocketApi>,
+    pub stack: Stack,
+}
+
+/// Builds the whole pipeline for a server at `base` (e.g. `http://127.0.0.1:3000`) with an
+/// embedded store, and starts the change feed's delivery to progress-push.
+pub fn local(base: &str, options: Options) -> Local {
+    let (jobs, feed) = MemoryJobStore::with_change_feed(mcpush_core::config::DEFAULT_STATUS_TABLE);
+    let jobs: Arc<dyn JobStore> = Arc::new(jobs);
+    let subscriptions: Arc<dyn SubscriptionStore> = Arc::new(MemorySubscriptionStore::default());
+    let pusher: Arc<dyn Pusher> = Arc::new(backend::local_pusher(base));
+    let origins = Arc::new(options.origins);
+    let stack = Stack { store: jobs.clone(), origins: origins.clone(), subscriptions: subscriptions.clone(), pusher: pusher.clone(), push: options.push };
+    let handlers = backend::HandlerBackend { origins, jobs, subscriptions, pusher, config: options.ws };
+    let api = apigw_ws::WebSocketApi::new(Arc::new(handlers), &backend::ROUTES, "local", "127.0.0.1");
+
+    let pushing = stack.clone();
+    tokio::spawn(stream::run_feed(feed, options.batch_size, options.batch_window, move |event| {
+        let stack = pushing.clone();
+        async move { stack.push(&event).await }
+    }));
+    Local { router: router(stack.clone()).merge(api.router()), api, stack }
 }
 
 pub fn router(stack: Stack) -> Router {
@@ -50,6 +129,8 @@ pub fn router(stack: Stack) -> Router {
 async fn index() -> Json<Value> {
     Json(json!({
         "rest": ["/media/job_id?input_file=F", "/media/status?job_id=J", "/media/status?input_file=F"],
+        "websocket": "/ws",
+        "management": "/@connections/{connectionId}",
         "invoke": FUNCTIONS.iter().map(|f| format!("/2015-03-31/functions/{f}/invocations")).collect::<Vec<_>>(),
     }))
 }
@@ -138,6 +219,7 @@ async fn invoke(State(stack): State<Stack>, Path(function): Path<String>, body: 
             .map_err(|e| e.to_string()),
         "job-id-api" => Ok(json!(job_id_api::handle(stack.store.as_ref(), &stack.origins, event).await)),
         "status-api" => Ok(json!(status_api::handle(stack.store.as_ref(), &stack.origins, event).await)),
+        "progress-push" => Ok(json!(stack.push(&event).await)),
         other => {
             return function_error("ResourceNotFoundException", &format!("Function not found: {other}"), StatusCode::NOT_FOUND);
         }

@@ -86,29 +86,13 @@ impl StreamPoller {
         Ok(batch)
     }
 
-    /// Delivers one batch to `handler` as Lambda would, redelivering from the first reported
-    /// failure up to `max_retries` times.
-    pub async fn deliver<F, Fut>(&self, mut records: Vec<Value>, handler: F)
+    /// Delivers one batch to `handler` as Lambda would (see [`deliver`]).
+    pub async fn deliver<F, Fut>(&self, records: Vec<Value>, handler: F)
     where
         F: Fn(Value) -> Fut,
         Fut: Future<Output = DynamoDbEventResponse>,
     {
-        for attempt in 0..=self.max_retries {
-            if records.is_empty() {
-                return;
-            }
-            let response = handler(json!({"Records": records})).await;
-            let failed: Vec<&str> = response.batch_item_failures.iter().filter_map(|f| f.item_identifier.as_deref()).collect();
-            let Some(first) = records.iter().position(|r| {
-                r["dynamodb"]["SequenceNumber"].as_str().is_some_and(|s| failed.contains(&s))
-            }) else {
-                return;
-            };
-            tracing::info!(attempt, redelivered = records.len() - first, "redelivering after batch item failures");
-            records.drain(..first);
-            tokio::time::sleep(Duration::from_millis(100 << attempt.min(5))).await;
-        }
-        tracing::warn!(skipped = records.len(), "records still failing after retries were skipped");
+        deliver(records, handler, self.max_retries).await
     }
 
     /// Reads and delivers until the stream has nothing new.
@@ -163,4 +147,48 @@ pub fn lambda_record(record: &Record, stream_arn: &str) -> Value {
         value["userIdentity"] = json!({"type": identity.r#type, "principalId": identity.principal_id});
     }
     value
+}
+
+/// Delivers one batch to `handler` as Lambda's event source mapping does: on reported
+/// `batchItemFailures` it redelivers from the first failed record, up to `max_retries` times.
+pub async fn deliver<F, Fut>(mut records: Vec<Value>, handler: F, max_retries: u32)
+where
+    F: Fn(Value) -> Fut,
+    Fut: Future<Output = DynamoDbEventResponse>,
+{
+    for attempt in 0..=max_retries {
+        if records.is_empty() {
+            return;
+        }
+        let response = handler(json!({"Records": records})).await;
+        let failed: Vec<&str> = response.batch_item_failures.iter().filter_map(|f| f.item_identifier.as_deref()).collect();
+        let Some(first) = records.iter().position(|r| r["dynamodb"]["SequenceNumber"].as_str().is_some_and(|s| failed.contains(&s)))
+        else {
+            return;
+        };
+        tracing::info!(attempt, redelivered = records.len() - first, "redelivering after batch item failures");
+        records.drain(..first);
+        tokio::time::sleep(Duration::from_millis(100 << attempt.min(5))).await;
+    }
+    tracing::warn!(skipped = records.len(), "records still failing after retries were skipped");
+}
+
+/// The embedded store's event source mapping: batches of up to `batch_size` records, waiting at
+/// most `window` after the first, delivered with [`deliver`]. Ends when the feed closes.
+pub async fn run_feed<F, Fut>(mut feed: tokio::sync::mpsc::UnboundedReceiver<Value>, batch_size: usize, window: Duration, handler: F)
+where
+    F: Fn(Value) -> Fut,
+    Fut: Future<Output = DynamoDbEventResponse>,
+{
+    while let Some(first) = feed.recv().await {
+        let mut batch = vec![first];
+        let deadline = tokio::time::Instant::now() + window;
+        while batch.len() < batch_size.max(1) {
+            match tokio::time::timeout_at(deadline, feed.recv()).await {
+                Ok(Some(record)) => batch.push(record),
+                _ => break,
+            }
+        }
+        deliver(batch, &handler, 3).await;
+    }
 }

@@ -1,18 +1,26 @@
 //! The local stack's HTTP surface: REST requests become payload v2 events for the same handlers,
 //! and the Invoke API feeds raw events to them.
 
-use std::sync::Arc;
-
 use axum::body::{Body, to_bytes};
 use axum::http::{Request, StatusCode};
-use mcpush_core::adapters::memory::MemoryJobStore;
+use mcpush_core::config::{PushConfig, WsConfig};
 use mcpush_core::domain::AllowedOrigins;
-use mcpush_local::{LOCAL_ALLOWED_ORIGINS, Stack, router};
+use mcpush_local::{LOCAL_ALLOWED_ORIGINS, Options, local};
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
+fn options() -> Options {
+    Options {
+        origins: AllowedOrigins::parse(LOCAL_ALLOWED_ORIGINS).unwrap(),
+        ws: WsConfig::default(),
+        push: PushConfig::default(),
+        batch_size: 100,
+        batch_window: std::time::Duration::from_millis(20),
+    }
+}
+
 fn stack() -> axum::Router {
-    router(Stack { store: Arc::new(MemoryJobStore::default()), origins: Arc::new(AllowedOrigins::parse(LOCAL_ALLOWED_ORIGINS).unwrap()) })
+    local("http://127.0.0.1:9", options()).router
 }
 
 async fn send(app: &axum::Router, request: Request<Body>) -> (StatusCode, axum::http::HeaderMap, String) {
@@ -79,4 +87,39 @@ async fn invoke_reports_handler_errors_and_unknown_functions_as_lambda_does() {
     let (status, headers, _) = send(&app, invoke).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_eq!(headers.get("x-amzn-errortype").unwrap(), "ResourceNotFoundException");
+}
+
+#[tokio::test]
+async fn an_invoked_event_reaches_a_websocket_subscriber_through_the_change_feed() {
+    use futures::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+
+    // GIVEN the local stack served on a free port, and a browser-like client subscribed over /ws
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let stack = local(&base, options());
+    let app = stack.router.clone();
+    tokio::spawn(async move { axum::serve(listener, stack.router).await });
+    let (mut socket, _) = tokio_tungstenite::connect_async(format!("{}/ws", base.replace("http://", "ws://"))).await.unwrap();
+    let subscribe = json!({"action": "subscribe", "input_file": "my clip.mp4"}).to_string();
+    socket.send(Message::Text(subscribe.into())).await.unwrap();
+    let mut next = async || -> Value {
+        loop {
+            let frame = tokio::time::timeout(std::time::Duration::from_secs(5), socket.next()).await.expect("a message within 5 s");
+            if let Some(Ok(Message::Text(text))) = frame {
+                return serde_json::from_str(&text).unwrap();
+            }
+        }
+    };
+    assert_eq!(next().await, json!({"type": "subscribed", "input_file": "my clip.mp4"}));
+
+    // WHEN MediaConvert's STATUS_UPDATE is invoked into progress-ingest
+    let invoke = Request::post("/2015-03-31/functions/progress-ingest/invocations").body(Body::from(event().to_string())).unwrap();
+    assert_eq!(send(&app, invoke).await.0, StatusCode::OK);
+
+    // THEN the change is pushed to the subscriber
+    assert_eq!(
+        next().await,
+        json!({"type": "status", "input_file": "my clip.mp4", "job_id": "1795557600000-local1", "job_status": "PROGRESSING", "progress_rate": 42})
+    );
 }

@@ -1,10 +1,14 @@
-//! An in-memory [`JobStore`] with the same write rules as the DynamoDB adapter, for the local
-//! stack and for handler tests that are about domain logic.
+//! In-memory stores with the same write rules as the DynamoDB adapters: the local stack's embedded
+//! store, and handler tests that are about domain logic. The job store can emit a change feed of
+//! records shaped exactly like the status table's DynamoDB stream as Lambda receives it.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use async_trait::async_trait;
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
 
 use crate::domain::{JobPointer, JobRecord, JobUpdate};
 use crate::ports::{Applied, JobStore, StoreError, SubscribeOutcome, SubscriptionStore};
@@ -13,6 +17,54 @@ use crate::ports::{Applied, JobStore, StoreError, SubscribeOutcome, Subscription
 pub struct MemoryJobStore {
     jobs: Mutex<HashMap<String, JobRecord>>,
     pointers: Mutex<HashMap<String, JobPointer>>,
+    feed: Option<ChangeFeed>,
+}
+
+struct ChangeFeed {
+    sender: mpsc::UnboundedSender<Value>,
+    table: String,
+    sequence: AtomicU64,
+}
+
+impl MemoryJobStore {
+    /// A store whose every change of a job is also sent, as a DynamoDB stream record
+    /// (NEW_AND_OLD_IMAGES) of table `table`, to the returned receiver.
+    pub fn with_change_feed(table: &str) -> (Self, mpsc::UnboundedReceiver<Value>) {
+        let (sender, receiver) = mpsc::unbounded_channel();
+        let feed = ChangeFeed { sender, table: table.to_owned(), sequence: AtomicU64::new(0) };
+        (Self { feed: Some(feed), ..Self::default() }, receiver)
+    }
+}
+
+impl ChangeFeed {
+    fn emit(&self, old: Option<&JobRecord>, new: &JobRecord) {
+        let image = |r: &JobRecord| {
+            serde_dynamo::to_item::<_, serde_dynamo::Item>(r).ok().and_then(|item| serde_json::to_value(item).ok()).unwrap_or(Value::Null)
+        };
+        let n = self.sequence.fetch_add(1, Ordering::Relaxed) + 1;
+        let new_image = image(new);
+        let mut record = json!({
+            "eventID": format!("{n:032x}"),
+            "eventName": if old.is_some() { "MODIFY" } else { "INSERT" },
+            "eventVersion": "1.1",
+            "eventSource": "aws:dynamodb",
+            "awsRegion": "local",
+            "dynamodb": {
+                "ApproximateCreationDateTime": crate::now_ms() / 1000,
+                "Keys": {"JobId": {"S": new.job_id}},
+                "NewImage": new_image,
+                "SequenceNumber": format!("{n:021}"),
+                "SizeBytes": new_image.to_string().len(),
+                "StreamViewType": "NEW_AND_OLD_IMAGES"
+            },
+            "eventSourceARN": format!("arn:aws:dynamodb:local:000000000000:table/{}/stream/local", self.table),
+        });
+        if let Some(old) = old {
+            record["dynamodb"]["OldImage"] = image(old);
+        }
+        // A closed receiver means nobody consumes the feed any more; the store keeps working.
+        let _ = self.sender.send(record);
+    }
 }
 
 fn poisoned<T>(_: T) -> StoreError {
@@ -26,6 +78,9 @@ impl JobStore for MemoryJobStore {
         let current = jobs.get(&update.job_id);
         match JobRecord::merge(current, update) {
             Some(next) if current.is_none_or(|stored| next.may_replace(stored)) => {
+                if let Some(feed) = &self.feed {
+                    feed.emit(current, &next);
+                }
                 jobs.insert(next.job_id.clone(), next.clone());
                 Ok(Applied { record: next, changed: true })
             }
@@ -105,5 +160,37 @@ impl SubscriptionStore for MemorySubscriptionStore {
 
     async fn remove_connection(&self, connection_id: &str) -> Result<usize, StoreError> {
         Ok(self.connections.lock().map_err(poisoned)?.remove(connection_id).map(|(_, files)| files.len()).unwrap_or(0))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{JobStatus, Transition};
+    use aws_lambda_events::dynamodb::EventRecord;
+
+    fn update(transition: Transition, progress: Option<u8>) -> JobUpdate {
+        JobUpdate { job_id: "1700000000000-feed01".into(), input_file: Some("f.mp4".into()), transition, progress, job_order: 1700000000000 }
+    }
+
+    #[tokio::test]
+    async fn changes_come_out_as_lambda_stream_records_and_no_ops_do_not() {
+        let (store, mut feed) = MemoryJobStore::with_change_feed("MediaConvertJobIdToStatus");
+        store.apply(&update(Transition::Submitted, Some(0))).await.unwrap();
+        store.apply(&update(Transition::Progressing, Some(40))).await.unwrap();
+        store.apply(&update(Transition::Progressing, Some(30))).await.unwrap();
+
+        let insert: EventRecord = serde_json::from_value(feed.recv().await.unwrap()).unwrap();
+        let modify: EventRecord = serde_json::from_value(feed.recv().await.unwrap()).unwrap();
+        assert!(feed.try_recv().is_err(), "a write that changes nothing emits nothing");
+
+        assert_eq!((insert.event_name.as_str(), modify.event_name.as_str()), ("INSERT", "MODIFY"));
+        assert!(insert.change.old_image.is_empty());
+        let old: JobRecord = serde_dynamo::from_item(modify.change.old_image).unwrap();
+        let new: JobRecord = serde_dynamo::from_item(modify.change.new_image).unwrap();
+        assert_eq!((old.job_status, old.progress_rate), (JobStatus::Submitted, 0));
+        assert_eq!((new.job_status, new.progress_rate), (JobStatus::Progressing, 40));
+        assert!(insert.change.sequence_number < modify.change.sequence_number);
+        assert_eq!(insert.event_source_arn.as_deref(), Some("arn:aws:dynamodb:local:000000000000:table/MediaConvertJobIdToStatus/stream/local"));
     }
 }

@@ -100,15 +100,21 @@ pub async fn handle(ctx: &PushContext<'_>, event: &Value, now_secs: u64) -> (Dyn
     }
     let mut failed_jobs: BTreeSet<String> = BTreeSet::new();
     let mut deliveries: Vec<(String, String, std::sync::Arc<str>)> = Vec::new(); // (job, connection, message)
-    let lookups: Vec<_> = futures::stream::iter(&by_file)
-        .map(|(file, file_changes)| async move {
-            let found = async { Ok::<_, crate::ports::StoreError>((ctx.jobs.pointer(file).await?, ctx.subscriptions.subscribers(file, now_secs).await?)) };
-            (file, file_changes, found.await)
+    let files: Vec<String> = by_file.keys().cloned().collect();
+    let lookups: Vec<_> = futures::stream::iter(files)
+        .map(|file| async move {
+            let found = async {
+                Ok::<_, crate::ports::StoreError>((ctx.jobs.pointer(&file).await?, ctx.subscriptions.subscribers(&file, now_secs).await?))
+            };
+            let found = found.await;
+            (file, found)
         })
         .buffer_unordered(ctx.config.concurrency.max(1))
         .collect()
         .await;
-    for (file, file_changes, found) in lookups {
+    for (file, found) in lookups {
+        let Some(file_changes) = by_file.get(&file) else { continue };
+        let file = &file;
         let (pointer, subscribers) = match found {
             Ok(found) => found,
             Err(e) => {
