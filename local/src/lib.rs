@@ -97,12 +97,49 @@ pub struct Local {
     pub stack: Stack,
 }
 
+/// Where progress-push's stream records come from.
+pub enum Feed {
+    /// The embedded store's change feed.
+    Embedded(tokio::sync::mpsc::UnboundedReceiver<Value>),
+    /// A real table's DynamoDB stream (moto or an AWS account), polled like Lambda does.
+    DynamoDbStreams(stream::StreamPoller),
+}
+
 /// Builds the whole pipeline for a server at `base` (e.g. `http://127.0.0.1:3000`) with an
 /// embedded store, and starts the change feed's delivery to progress-push.
 pub fn local(base: &str, options: Options) -> Local {
     let (jobs, feed) = MemoryJobStore::with_change_feed(mcpush_core::config::DEFAULT_STATUS_TABLE);
-    let jobs: Arc<dyn JobStore> = Arc::new(jobs);
-    let subscriptions: Arc<dyn SubscriptionStore> = Arc::new(MemorySubscriptionStore::default());
+    assemble(base, options, Arc::new(jobs), Arc::new(MemorySubscriptionStore::default()), Feed::Embedded(feed))
+}
+
+/// The pipeline on a DynamoDB API at `endpoint`: creates missing tables (status table with its
+/// stream, job-id table, subscriptions table with index and TTL) and polls the status table's
+/// stream. Without credentials in the environment, throwaway ones are used (fine for moto).
+pub async fn local_dynamodb(base: &str, options: Options, endpoint: &str) -> Result<Local, Box<dyn std::error::Error>> {
+    use aws_config::BehaviorVersion;
+    use mcpush_core::adapters::dynamodb::{DynamoJobStore, ensure_tables};
+    use mcpush_core::adapters::subscriptions::{DynamoSubscriptionStore, ensure_subscriptions_table};
+
+    let mut loader = aws_config::defaults(BehaviorVersion::latest()).endpoint_url(endpoint);
+    if std::env::var_os("AWS_ACCESS_KEY_ID").is_none() && std::env::var_os("AWS_PROFILE").is_none() {
+        loader = loader.credentials_provider(aws_sdk_dynamodb::config::Credentials::new("local", "local", None, None, "local"));
+    }
+    if std::env::var_os("AWS_REGION").is_none() && std::env::var_os("AWS_DEFAULT_REGION").is_none() {
+        loader = loader.region(aws_config::Region::new("us-east-1"));
+    }
+    let sdk = loader.load().await;
+    let client = aws_sdk_dynamodb::Client::new(&sdk);
+    let tables = mcpush_core::config::TableNames::from_env();
+    ensure_tables(&client, &tables).await?;
+    let subscriptions = DynamoSubscriptionStore::from_sdk_config(&sdk);
+    ensure_subscriptions_table(&client, subscriptions.table()).await?;
+    let poller = stream::StreamPoller::open(&client, aws_sdk_dynamodbstreams::Client::new(&sdk), &tables.status, options.batch_size as i32).await?;
+    let jobs = DynamoJobStore::new(client, tables);
+    Ok(assemble(base, options, Arc::new(jobs), Arc::new(subscriptions), Feed::DynamoDbStreams(poller)))
+}
+
+/// Wires the handlers, the WebSocket emulator and the feed around the given stores.
+pub fn assemble(base: &str, options: Options, jobs: Arc<dyn JobStore>, subscriptions: Arc<dyn SubscriptionStore>, feed: Feed) -> Local {
     let pusher: Arc<dyn Pusher> = Arc::new(backend::local_pusher(base));
     let origins = Arc::new(options.origins);
     let stack = Stack { store: jobs.clone(), origins: origins.clone(), subscriptions: subscriptions.clone(), pusher: pusher.clone(), push: options.push };
@@ -110,10 +147,18 @@ pub fn local(base: &str, options: Options) -> Local {
     let api = apigw_ws::WebSocketApi::new(Arc::new(handlers), &backend::ROUTES, "local", "127.0.0.1");
 
     let pushing = stack.clone();
-    tokio::spawn(stream::run_feed(feed, options.batch_size, options.batch_window, move |event| {
+    let handler = move |event: Value| {
         let stack = pushing.clone();
         async move { stack.push(&event).await }
-    }));
+    };
+    match feed {
+        Feed::Embedded(feed) => {
+            tokio::spawn(stream::run_feed(feed, options.batch_size, options.batch_window, handler));
+        }
+        Feed::DynamoDbStreams(poller) => {
+            tokio::spawn(stream::run_poller(poller, options.batch_window, handler));
+        }
+    }
     Local { router: router(stack.clone()).merge(api.router()), api, stack }
 }
 

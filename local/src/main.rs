@@ -1,16 +1,25 @@
 //! `cargo run --release`: the local stack on 127.0.0.1:3000 (`--port N` or `PORT`).
 
-use mcpush_local::{FUNCTIONS, Options, local};
+use mcpush_local::{FUNCTIONS, Options, local, local_dynamodb};
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     mcpush_core::telemetry::init();
-    let port = port()?;
+    let args = Args::parse()?;
     let options = Options::from_env()?;
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", args.port)).await?;
     let base = format!("http://{}", listener.local_addr()?);
-    let stack = local(&base, options);
-    println!("MediaConvert push notifier, local stack (embedded store)");
+    let stack = match &args.dynamodb_endpoint {
+        Some(endpoint) => {
+            let stack = local_dynamodb(&base, options, endpoint).await?;
+            println!("MediaConvert push notifier, local stack (DynamoDB at {endpoint}, its stream polled)");
+            stack
+        }
+        None => {
+            println!("MediaConvert push notifier, local stack (embedded store)");
+            local(&base, options)
+        }
+    };
     println!("  REST       {base}/media/job_id?input_file=F   {base}/media/status?job_id=J");
     println!("  WebSocket  {}/ws", base.replace("http://", "ws://"));
     println!("  @connections {base}/@connections/{{connectionId}}");
@@ -40,21 +49,40 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
-fn port() -> Result<u16, String> {
-    let mut args = std::env::args().skip(1);
-    if let Some(arg) = args.next() {
-        match arg.as_str() {
-            "--port" => return args.next().and_then(|p| p.parse().ok()).ok_or_else(|| "--port needs a number".to_owned()),
-            other if other.starts_with("--port=") => return other[7..].parse().map_err(|_| "--port needs a number".to_owned()),
-            "-h" | "--help" => {
-                println!("usage: mcpush-local [--port N]   (env: PORT, ALLOWED_ORIGINS, STREAM_BATCH_SIZE, STREAM_BATCH_WINDOW_MS, the functions' variables, RUST_LOG)");
-                std::process::exit(0);
+struct Args {
+    port: u16,
+    dynamodb_endpoint: Option<String>,
+}
+
+impl Args {
+    /// `[--port N] [--dynamodb-endpoint URL]`; `PORT` and `AWS_ENDPOINT_URL_DYNAMODB` are the defaults.
+    fn parse() -> Result<Self, String> {
+        let mut port = match std::env::var("PORT") {
+            Ok(p) => p.parse().map_err(|_| format!("PORT={p:?} is not a port number"))?,
+            Err(_) => 3000,
+        };
+        let mut dynamodb_endpoint = std::env::var("AWS_ENDPOINT_URL_DYNAMODB").ok().filter(|v| !v.is_empty());
+        let mut args = std::env::args().skip(1);
+        while let Some(arg) = args.next() {
+            let (name, inline) = match arg.split_once('=') {
+                Some((name, value)) => (name.to_owned(), Some(value.to_owned())),
+                None => (arg.clone(), None),
+            };
+            let mut value = || inline.clone().or_else(|| args.next()).ok_or_else(|| format!("{name} needs a value"));
+            match name.as_str() {
+                "--port" => port = value()?.parse().map_err(|_| "--port needs a number".to_owned())?,
+                "--dynamodb-endpoint" => dynamodb_endpoint = Some(value()?),
+                "-h" | "--help" => {
+                    println!(
+                        "usage: mcpush-local [--port N] [--dynamodb-endpoint URL]\n\
+                         env: PORT, AWS_ENDPOINT_URL_DYNAMODB, ALLOWED_ORIGINS, STREAM_BATCH_SIZE, STREAM_BATCH_WINDOW_MS,\n\
+                         the functions' variables (table names, MAX_SUBSCRIPTIONS_PER_CONNECTION, PUSH_*, ...), RUST_LOG"
+                    );
+                    std::process::exit(0);
+                }
+                other => return Err(format!("unknown argument {other:?} (try --help)")),
             }
-            other => return Err(format!("unknown argument {other:?} (try --help)")),
         }
-    }
-    match std::env::var("PORT") {
-        Ok(p) => p.parse().map_err(|_| format!("PORT={p:?} is not a port number")),
-        Err(_) => Ok(3000),
+        Ok(Self { port, dynamodb_endpoint })
     }
 }

@@ -192,3 +192,22 @@ where
         deliver(batch, &handler, 3).await;
     }
 }
+
+/// Polls a table's stream forever, delivering each batch like Lambda's event source mapping;
+/// waits `idle` when the stream has nothing new, and retries after errors.
+pub async fn run_poller<F, Fut>(mut poller: StreamPoller, idle: Duration, handler: F)
+where
+    F: Fn(Value) -> Fut,
+    Fut: Future<Output = DynamoDbEventResponse>,
+{
+    loop {
+        match poller.next_batch().await {
+            Ok(batch) if batch.is_empty() => tokio::time::sleep(idle.max(Duration::from_millis(50))).await,
+            Ok(batch) => poller.deliver(batch, &handler).await,
+            Err(e) => {
+                tracing::warn!(error = %e, "stream poll failed; retrying");
+                tokio::time::sleep(Duration::from_secs(2)).await;
+            }
+        }
+    }
+}

@@ -58,6 +58,10 @@ impl DynamoSubscriptionStore {
         Self { client, table: table.into() }
     }
 
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+
     /// `SUBSCRIPTIONS_TABLE`, or the default.
     pub fn from_sdk_config(config: &aws_config::SdkConfig) -> Self {
         let table = std::env::var("SUBSCRIPTIONS_TABLE").ok().filter(|t| !t.is_empty());
