@@ -10,6 +10,7 @@
 
 pub mod apigw_ws;
 pub mod backend;
+pub mod cli;
 pub mod stream;
 
 use std::collections::BTreeMap;

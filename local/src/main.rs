@@ -1,10 +1,18 @@
 //! `cargo run --release`: the local stack on 127.0.0.1:3000 (`--port N` or `PORT`).
+//! `… -- watch INPUT_FILE [--url URL]` and `… -- replay FILES… [--url URL]`: the terminal tools.
 
+use std::process::ExitCode;
+
+use mcpush_local::cli::{self, Ending};
 use mcpush_local::{FUNCTIONS, Options, local, local_dynamodb};
 
 #[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
+async fn main() -> Result<ExitCode, Box<dyn std::error::Error>> {
     mcpush_core::telemetry::init();
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if let Some(command) = args.first().filter(|c| matches!(c.as_str(), "watch" | "replay")) {
+        return tool(command, &args[1..]).await;
+    }
     let args = Args::parse()?;
     let options = Options::from_env()?;
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", args.port)).await?;
@@ -46,7 +54,38 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             tokio::time::sleep(std::time::Duration::from_secs(2)).await;
         } => {}
     }
-    Ok(())
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `watch` and `replay`; `--url` defaults to the local stack.
+async fn tool(command: &str, args: &[String]) -> Result<ExitCode, Box<dyn std::error::Error>> {
+    let mut url = "http://127.0.0.1:3000".to_owned();
+    let mut rest = Vec::new();
+    let mut args = args.iter();
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--url" => url = args.next().ok_or("--url needs a value")?.clone(),
+            other if other.starts_with("--url=") => url = other[6..].to_owned(),
+            _ => rest.push(arg.clone()),
+        }
+    }
+    let mut out = std::io::stderr();
+    match command {
+        "watch" => {
+            let [input_file] = rest.as_slice() else { return Err("usage: watch INPUT_FILE [--url URL]".into()) };
+            match cli::watch(&url, input_file, std::time::Duration::from_secs(2), &mut out).await? {
+                Ending::Complete(_) => Ok(ExitCode::SUCCESS),
+                Ending::Failed(_) => Ok(ExitCode::from(1)),
+            }
+        }
+        _ => {
+            if rest.is_empty() {
+                return Err("usage: replay FILES... [--url URL]".into());
+            }
+            let rejected = cli::replay(&url, &rest, &mut out).await?;
+            Ok(if rejected == 0 { ExitCode::SUCCESS } else { ExitCode::from(2) })
+        }
+    }
 }
 
 struct Args {
