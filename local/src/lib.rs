@@ -71,9 +71,23 @@ pub struct Options {
     pub batch_window: std::time::Duration,
 }
 
+impl Default for Options {
+    /// The local stack's defaults: any local origin, the functions' defaults, batches of 100
+    /// records waiting at most 100 ms.
+    fn default() -> Self {
+        Self {
+            origins: AllowedOrigins::parse(LOCAL_ALLOWED_ORIGINS).unwrap_or_else(|_| unreachable!("the built-in pattern compiles")),
+            ws: WsConfig::default(),
+            push: PushConfig::default(),
+            batch_size: 100,
+            batch_window: std::time::Duration::from_millis(100),
+        }
+    }
+}
+
 impl Options {
     pub fn from_env() -> Result<Self, Box<dyn std::error::Error>> {
-        let origins = std::env::var("ALLOWED_ORIGINS").unwrap_or_else(|_| LOCAL_ALLOWED_ORIGINS.into());
+        let defaults = Self::default();
         let number = |name: &str, default: u64| -> Result<u64, String> {
             match std::env::var(name) {
                 Ok(v) => v.parse().map_err(|_| format!("{name}={v:?} is not a number")),
@@ -81,11 +95,14 @@ impl Options {
             }
         };
         Ok(Self {
-            origins: AllowedOrigins::parse(&origins)?,
+            origins: match std::env::var("ALLOWED_ORIGINS") {
+                Ok(list) => AllowedOrigins::parse(&list)?,
+                Err(_) => defaults.origins,
+            },
             ws: WsConfig::from_env()?,
             push: PushConfig::from_env()?,
-            batch_size: number("STREAM_BATCH_SIZE", 100)? as usize,
-            batch_window: std::time::Duration::from_millis(number("STREAM_BATCH_WINDOW_MS", 100)?),
+            batch_size: number("STREAM_BATCH_SIZE", defaults.batch_size as u64)? as usize,
+            batch_window: std::time::Duration::from_millis(number("STREAM_BATCH_WINDOW_MS", defaults.batch_window.as_millis() as u64)?),
         })
     }
 }

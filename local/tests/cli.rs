@@ -2,10 +2,8 @@
 
 use std::time::Duration;
 
-use mcpush_core::config::{PushConfig, WsConfig};
-use mcpush_core::domain::AllowedOrigins;
 use mcpush_local::cli::{self, Ending};
-use mcpush_local::{LOCAL_ALLOWED_ORIGINS, Local, Options, local, router};
+use mcpush_local::{Local, Options, local, router};
 
 fn fixture(name: &str) -> String {
     format!("{}/../tests/fixtures/eventbridge/{name}", env!("CARGO_MANIFEST_DIR"))
@@ -21,13 +19,7 @@ async fn serve(app: axum::Router) -> String {
 async fn start() -> (String, Local) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
-    let options = Options {
-        origins: AllowedOrigins::parse(LOCAL_ALLOWED_ORIGINS).unwrap(),
-        ws: WsConfig::default(),
-        push: PushConfig::default(),
-        batch_size: 100,
-        batch_window: Duration::from_millis(20),
-    };
+    let options = Options { batch_window: Duration::from_millis(20), ..Options::default() };
     let stack = local(&base, options);
     let app = stack.router.clone();
     tokio::spawn(async move { axum::serve(listener, app).await });

@@ -3,20 +3,12 @@
 
 use axum::body::{Body, to_bytes};
 use axum::http::{Request, StatusCode};
-use mcpush_core::config::{PushConfig, WsConfig};
-use mcpush_core::domain::AllowedOrigins;
-use mcpush_local::{LOCAL_ALLOWED_ORIGINS, Options, local};
+use mcpush_local::{Options, local};
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
 fn options() -> Options {
-    Options {
-        origins: AllowedOrigins::parse(LOCAL_ALLOWED_ORIGINS).unwrap(),
-        ws: WsConfig::default(),
-        push: PushConfig::default(),
-        batch_size: 100,
-        batch_window: std::time::Duration::from_millis(20),
-    }
+    Options { batch_window: std::time::Duration::from_millis(20), ..Options::default() }
 }
 
 fn stack() -> axum::Router {

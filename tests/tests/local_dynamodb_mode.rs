@@ -5,9 +5,7 @@ use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::Request;
-use mcpush_core::config::{PushConfig, WsConfig};
-use mcpush_core::domain::AllowedOrigins;
-use mcpush_local::{LOCAL_ALLOWED_ORIGINS, Options, local_dynamodb};
+use mcpush_local::{Options, local_dynamodb};
 use mcpush_tests::ws::Client;
 use mcpush_tests::{fixture, moto};
 use serde_json::json;
@@ -18,13 +16,7 @@ async fn events_invoked_into_the_stack_reach_subscribers_through_the_dynamodb_st
     // GIVEN the stack on moto (tables created by the stack itself) and a subscribed client
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
-    let options = Options {
-        origins: AllowedOrigins::parse(LOCAL_ALLOWED_ORIGINS).unwrap(),
-        ws: WsConfig::default(),
-        push: PushConfig::default(),
-        batch_size: 100,
-        batch_window: Duration::from_millis(50),
-    };
+    let options = Options { batch_window: Duration::from_millis(20), ..Options::default() };
     let stack = local_dynamodb(&base, options, &moto().endpoint).await.expect("stack on moto");
     let app = stack.router.clone();
     tokio::spawn(async move { axum::serve(listener, stack.router).await });
