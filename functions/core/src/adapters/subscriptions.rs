@@ -20,7 +20,7 @@ use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::types::{AttributeValue, DeleteRequest, ReturnValue, Select, WriteRequest};
 use serde::{Deserialize, Serialize};
-use serde_dynamo::{from_item, from_items, to_attribute_value, to_item};
+use serde_dynamo::{from_items, to_attribute_value, to_item};
 
 use crate::ports::{StoreError, SubscribeOutcome, SubscriptionStore};
 
@@ -77,22 +77,22 @@ impl DynamoSubscriptionStore {
 
     /// Every key under a connection (its own item and its subscriptions).
     async fn keys_of(&self, connection_id: &str) -> Result<Vec<Key>, StoreError> {
-        let items = self
+        let query = self
             .client
             .query()
             .table_name(&self.table)
             .key_condition_expression("ConnectionId = :c")
             .expression_attribute_values(":c", av(connection_id)?)
             .projection_expression("ConnectionId, Topic")
-            .consistent_read(true)
-            .into_paginator()
-            .items()
-            .send()
-            .collect::<Result<Vec<_>, _>>()
-            .await
-            .map_err(unavailable)?;
-        from_items(items).map_err(corrupt)
+            .consistent_read(true);
+        query_keys(query).await
     }
+}
+
+/// Every page of a query, as keys.
+async fn query_keys(query: aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder) -> Result<Vec<Key>, StoreError> {
+    let items = query.into_paginator().items().send().collect::<Result<Vec<_>, _>>().await.map_err(unavailable)?;
+    from_items(items).map_err(corrupt)
 }
 
 fn av<T: Serialize + ?Sized>(value: &T) -> Result<AttributeValue, StoreError> {
@@ -184,7 +184,7 @@ impl SubscriptionStore for DynamoSubscriptionStore {
     }
 
     async fn subscribers(&self, input_file: &str, now_secs: u64) -> Result<Vec<String>, StoreError> {
-        let items = self
+        let query = self
             .client
             .query()
             .table_name(&self.table)
@@ -192,17 +192,8 @@ impl SubscriptionStore for DynamoSubscriptionStore {
             .key_condition_expression("InputFile = :f")
             .filter_expression("ExpiresAt > :now")
             .expression_attribute_values(":f", av(input_file)?)
-            .expression_attribute_values(":now", av(&now_secs)?)
-            .into_paginator()
-            .items()
-            .send()
-            .collect::<Result<Vec<_>, _>>()
-            .await
-            .map_err(unavailable)?;
-        items
-            .into_iter()
-            .map(|item| from_item::<_, Key>(item).map(|k| k.connection_id).map_err(corrupt))
-            .collect()
+            .expression_attribute_values(":now", av(&now_secs)?);
+        Ok(query_keys(query).await?.into_iter().map(|k| k.connection_id).collect())
     }
 
     async fn subscriptions(&self, connection_id: &str) -> Result<Vec<String>, StoreError> {
