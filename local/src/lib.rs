@@ -6,12 +6,19 @@
 //!   and the handler's result out (`aws lambda invoke --endpoint-url http://127.0.0.1:3000`);
 //! - `GET /ws`: the WebSocket API, and `/@connections/{id}`: its Management API ([`apigw_ws`]);
 //! - the embedded store's change feed, delivered to `progress-push` in batches as Lambda's event
-//!   source mapping would ([`stream::run_feed`]).
+//!   source mapping would ([`stream::run_feed`]);
+//! - `PUT /s3/{bucket}/{key}`: a simulated upload bucket ([`s3`]) whose notifications go to
+//!   `create-job`, which calls a simulated MediaConvert ([`mediaconvert`]) through
+//!   aws-sdk-mediaconvert; the simulator's events go to `progress-ingest`, as EventBridge's would;
+//! - `/`: the demo page and its client module ([`web`]).
 
 pub mod apigw_ws;
 pub mod backend;
 pub mod cli;
+pub mod mediaconvert;
+pub mod s3;
 pub mod stream;
+pub mod web;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -24,18 +31,26 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post};
 use axum::{Json, Router};
 use mcpush_core::adapters::memory::{MemoryJobStore, MemorySubscriptionStore};
-use mcpush_core::config::{PushConfig, WsConfig};
+use mcpush_core::adapters::mediaconvert::MediaConvertJobCreator;
+use mcpush_core::config::{CreateJobConfig, DestinationTemplate, PushConfig, WsConfig};
 use mcpush_core::domain::AllowedOrigins;
 use mcpush_core::handlers::progress_push::{self, PushContext};
-use mcpush_core::handlers::{job_id_api, progress_ingest, status_api};
-use mcpush_core::ports::{JobStore, Pusher, SubscriptionStore};
+use mcpush_core::handlers::{create_job, job_id_api, progress_ingest, status_api};
+use mcpush_core::ports::{JobCreator, JobStore, Pusher, SubscriptionStore};
 use serde_json::{Value, json};
 
 /// Origins the local stack allows by default: any local port.
 pub const LOCAL_ALLOWED_ORIGINS: &str = r"http://127\.0\.0\.1(:\d+)? http://localhost(:\d+)?";
 
 /// Functions the local Invoke API answers to.
-pub const FUNCTIONS: [&str; 4] = ["progress-ingest", "job-id-api", "status-api", "progress-push"];
+pub const FUNCTIONS: [&str; 5] = ["create-job", "progress-ingest", "job-id-api", "status-api", "progress-push"];
+
+/// Bucket of the simulated uploads (`UPLOAD_BUCKET`).
+pub const DEFAULT_UPLOAD_BUCKET: &str = "uploads";
+/// Where the simulated MediaConvert writes each upload's outputs (`OUTPUT_DESTINATION`).
+pub const DEFAULT_OUTPUT_DESTINATION: &str = "s3://outputs/{key}_hls/";
+/// Folder of the simulated buckets (`LOCAL_S3_DIR`).
+pub const DEFAULT_S3_DIR: &str = ".local/s3";
 
 #[derive(Clone)]
 pub struct Stack {
@@ -44,9 +59,16 @@ pub struct Stack {
     pub subscriptions: Arc<dyn SubscriptionStore>,
     pub pusher: Arc<dyn Pusher>,
     pub push: PushConfig,
+    pub creator: Arc<dyn JobCreator>,
+    pub create_job: Arc<CreateJobConfig>,
 }
 
 impl Stack {
+    /// create-job over this stack's store and MediaConvert.
+    pub async fn create_job(&self, event: Value) -> Result<Vec<create_job::RecordOutcome>, create_job::CreateJobError> {
+        create_job::handle(&self.create_job, self.creator.as_ref(), self.store.as_ref(), event, mcpush_core::now_ms()).await
+    }
+
     /// progress-push over this stack's stores and pusher.
     pub async fn push(&self, event: &Value) -> aws_lambda_events::streams::DynamoDbEventResponse {
         let ctx = PushContext {
@@ -69,6 +91,16 @@ pub struct Options {
     pub batch_size: usize,
     /// `STREAM_BATCH_WINDOW_MS` (default 100): how long a batch waits for more records.
     pub batch_window: std::time::Duration,
+    /// create-job's settings: `MEDIACONVERT_JOB_TEMPLATE` (default `local-hls`, the simulator's
+    /// template), `MEDIACONVERT_ROLE_ARN`, `OUTPUT_DESTINATION` (default
+    /// [`DEFAULT_OUTPUT_DESTINATION`]), `SKIP_KEY_PREFIXES`, `JOB_MARKER`.
+    pub create_job: CreateJobConfig,
+    /// The simulated MediaConvert's behaviour (`SIMULATOR_*`).
+    pub simulator: mediaconvert::SimSettings,
+    /// `LOCAL_S3_DIR` (default `.local/s3`): the simulated buckets' folder.
+    pub s3_dir: std::path::PathBuf,
+    /// `UPLOAD_BUCKET` (default `uploads`): the bucket the demo page uploads to.
+    pub upload_bucket: String,
 }
 
 impl Default for Options {
@@ -81,6 +113,17 @@ impl Default for Options {
             push: PushConfig::default(),
             batch_size: 100,
             batch_window: std::time::Duration::from_millis(100),
+            create_job: CreateJobConfig {
+                job_template: "local-hls".into(),
+                role_arn: "arn:aws:iam::000000000000:role/MediaConvertLocal".into(),
+                queue: None,
+                destination: DestinationTemplate::parse(DEFAULT_OUTPUT_DESTINATION).unwrap_or_else(|_| unreachable!("the built-in template parses")),
+                skip_prefixes: Vec::new(),
+                marker: mcpush_core::config::DEFAULT_JOB_MARKER.into(),
+            },
+            simulator: mediaconvert::SimSettings::default(),
+            s3_dir: DEFAULT_S3_DIR.into(),
+            upload_bucket: DEFAULT_UPLOAD_BUCKET.into(),
         }
     }
 }
@@ -94,7 +137,24 @@ impl Options {
                 Err(_) => Ok(default),
             }
         };
+        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+        let simulator = mediaconvert::SimSettings::from_env()?;
+        let create_job = CreateJobConfig {
+            job_template: simulator.template.clone(),
+            role_arn: var("MEDIACONVERT_ROLE_ARN").unwrap_or(defaults.create_job.role_arn),
+            queue: var("MEDIACONVERT_QUEUE_ARN"),
+            destination: match var("OUTPUT_DESTINATION") {
+                Some(d) => DestinationTemplate::parse(&d).map_err(|reason| format!("OUTPUT_DESTINATION: {reason}"))?,
+                None => defaults.create_job.destination,
+            },
+            skip_prefixes: var("SKIP_KEY_PREFIXES").map(|v| v.split_whitespace().map(str::to_owned).collect()).unwrap_or_default(),
+            marker: var("JOB_MARKER").unwrap_or(defaults.create_job.marker),
+        };
         Ok(Self {
+            create_job,
+            simulator,
+            s3_dir: var("LOCAL_S3_DIR").map(Into::into).unwrap_or(defaults.s3_dir),
+            upload_bucket: var("UPLOAD_BUCKET").unwrap_or(defaults.upload_bucket),
             origins: match std::env::var("ALLOWED_ORIGINS") {
                 Ok(list) => AllowedOrigins::parse(&list)?,
                 Err(_) => defaults.origins,
@@ -156,13 +216,42 @@ pub async fn local_dynamodb(base: &str, options: Options, endpoint: &str) -> Res
     Ok(assemble(base, options, Arc::new(jobs), Arc::new(subscriptions), Feed::DynamoDbStreams(poller)))
 }
 
-/// Wires the handlers, the WebSocket emulator and the feed around the given stores.
+/// Wires the handlers, the WebSocket emulator, the simulated S3 and MediaConvert, and the feed
+/// around the given stores.
 pub fn assemble(base: &str, options: Options, jobs: Arc<dyn JobStore>, subscriptions: Arc<dyn SubscriptionStore>, feed: Feed) -> Local {
     let pusher: Arc<dyn Pusher> = Arc::new(backend::local_pusher(base));
     let origins = Arc::new(options.origins);
-    let stack = Stack { store: jobs.clone(), origins: origins.clone(), subscriptions: subscriptions.clone(), pusher: pusher.clone(), push: options.push };
-    let handlers = backend::HandlerBackend { origins, jobs, subscriptions, pusher, config: options.ws };
+    let region = options.simulator.region.clone();
+    let mediaconvert = aws_sdk_mediaconvert::Config::builder()
+        .behavior_version(aws_sdk_mediaconvert::config::BehaviorVersion::latest())
+        .region(aws_sdk_mediaconvert::config::Region::new(region.clone()))
+        .credentials_provider(aws_sdk_mediaconvert::config::Credentials::new("local", "local", None, None, "local"))
+        .endpoint_url(base)
+        .build();
+    let creator = MediaConvertJobCreator::new(aws_sdk_mediaconvert::Client::from_conf(mediaconvert), options.create_job.clone());
+    let stack = Stack {
+        store: jobs.clone(),
+        origins: origins.clone(),
+        subscriptions: subscriptions.clone(),
+        pusher: pusher.clone(),
+        push: options.push,
+        creator: Arc::new(creator),
+        create_job: Arc::new(options.create_job),
+    };
+    let handlers = backend::HandlerBackend { origins: origins.clone(), jobs, subscriptions, pusher, config: options.ws };
     let api = apigw_ws::WebSocketApi::new(Arc::new(handlers), &backend::ROUTES, "local", "127.0.0.1");
+
+    let s3 = Arc::new(s3::LocalS3::new(options.s3_dir, &region));
+    let (notify, notifications) = tokio::sync::mpsc::unbounded_channel();
+    let (bus, events) = tokio::sync::mpsc::unbounded_channel();
+    let simulator = mediaconvert::MediaConvertSim::new(options.simulator, s3.clone(), bus);
+    tokio::spawn(deliver_s3_notifications(stack.clone(), notifications));
+    tokio::spawn(deliver_eventbridge_events(stack.clone(), events));
+    let outputs_bucket = stack.create_job.destination.render(&options.upload_bucket, "k");
+    let web = web::WebConfig {
+        upload_url: format!("/s3/{}/", options.upload_bucket),
+        outputs_url: format!("/s3/{}/", s3::split_s3_url(&outputs_bucket).map_or("outputs", |(b, _)| b)),
+    };
 
     let pushing = stack.clone();
     let handler = move |event: Value| {
@@ -177,20 +266,58 @@ pub fn assemble(base: &str, options: Options, jobs: Arc<dyn JobStore>, subscript
             tokio::spawn(stream::run_poller(poller, options.batch_window, handler));
         }
     }
-    Local { router: router(stack.clone()).merge(api.router()), api, stack }
+    let router = router(stack.clone())
+        .merge(api.router())
+        .merge(s3::router(s3, origins, notify))
+        .merge(simulator.router())
+        .merge(web::router(web));
+    Local { router, api, stack }
+}
+
+/// S3 invokes create-job asynchronously; a failed invocation is retried twice, as Lambda does
+/// for asynchronous invocations.
+async fn deliver_s3_notifications(stack: Stack, mut notifications: tokio::sync::mpsc::UnboundedReceiver<Value>) {
+    while let Some(event) = notifications.recv().await {
+        let stack = stack.clone();
+        tokio::spawn(async move {
+            for attempt in 0..3u32 {
+                match stack.create_job(event.clone()).await {
+                    Ok(_) => return,
+                    Err(e) => {
+                        tracing::warn!(error = %e, attempt, "create-job failed");
+                        tokio::time::sleep(std::time::Duration::from_millis(200 << attempt)).await;
+                    }
+                }
+            }
+        });
+    }
+}
+
+/// EventBridge invokes progress-ingest once per event, concurrently.
+async fn deliver_eventbridge_events(stack: Stack, mut events: tokio::sync::mpsc::UnboundedReceiver<Value>) {
+    while let Some(event) = events.recv().await {
+        let store = stack.store.clone();
+        tokio::spawn(async move {
+            if let Err(e) = progress_ingest::handle(store.as_ref(), &event, mcpush_core::now_ms()).await {
+                tracing::warn!(error = %e, "progress-ingest rejected an event");
+            }
+        });
+    }
 }
 
 pub fn router(stack: Stack) -> Router {
     Router::new()
-        .route("/", get(index))
+        .route("/local/endpoints", get(endpoints))
         .route("/media/job_id", any(rest))
         .route("/media/status", any(rest))
         .route("/2015-03-31/functions/{function}/invocations", post(invoke))
         .with_state(stack)
 }
 
-async fn index() -> Json<Value> {
+async fn endpoints() -> Json<Value> {
     Json(json!({
+        "demo": "/",
+        "upload": "/s3/{bucket}/{key}",
         "rest": ["/media/job_id?input_file=F", "/media/status?job_id=J", "/media/status?input_file=F"],
         "websocket": "/ws",
         "management": "/@connections/{connectionId}",
@@ -276,6 +403,7 @@ async fn invoke(State(stack): State<Stack>, Path(function): Path<String>, body: 
         Err(e) => return function_error("InvalidRequestContentException", &format!("Could not parse request body into json: {e}"), StatusCode::BAD_REQUEST),
     };
     let result: Result<Value, String> = match function.as_str() {
+        "create-job" => stack.create_job(event).await.map(|o| json!(o)).map_err(|e| e.to_string()),
         "progress-ingest" => progress_ingest::handle(stack.store.as_ref(), &event, mcpush_core::now_ms())
             .await
             .map(|o| json!(o))

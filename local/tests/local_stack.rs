@@ -43,7 +43,7 @@ async fn an_event_invoked_into_progress_ingest_is_served_by_the_rest_api() {
 
     let get = Request::get("/media/status?input_file=my%20clip.mp4").body(Body::empty()).unwrap();
     let (status, _, body) = send(&app, get).await;
-    assert_eq!((status, body.as_str()), (StatusCode::OK, r#"{"success": true, "job_status": "PROGRESSING", "progress_rate": 42}"#));
+    assert_eq!((status, body.as_str()), (StatusCode::OK, r#"{"success": true, "job_id": "1795557600000-local1", "job_status": "PROGRESSING", "progress_rate": 42, "current_phase": "TRANSCODING"}"#));
 }
 
 #[tokio::test]
@@ -112,6 +112,6 @@ async fn an_invoked_event_reaches_a_websocket_subscriber_through_the_change_feed
     // THEN the change is pushed to the subscriber
     assert_eq!(
         next().await,
-        json!({"type": "status", "input_file": "my clip.mp4", "job_id": "1795557600000-local1", "job_status": "PROGRESSING", "progress_rate": 42})
+        json!({"type": "status", "input_file": "my clip.mp4", "job_id": "1795557600000-local1", "job_status": "PROGRESSING", "progress_rate": 42, "current_phase": "TRANSCODING"})
     );
 }

@@ -12,7 +12,7 @@ use mcpush_tests::fresh_store;
 const JOB: &str = "1700000000000-racing";
 
 fn update(transition: Transition, progress: Option<u8>) -> JobUpdate {
-    JobUpdate { job_id: JOB.into(), input_file: Some("race.mp4".into()), transition, progress, job_order: 1700000000000 }
+    JobUpdate { job_id: JOB.into(), input_file: Some("race.mp4".into()), transition, progress, job_order: 1700000000000, phase: None }
 }
 
 fn complete() -> JobUpdate {

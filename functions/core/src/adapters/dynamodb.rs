@@ -105,7 +105,7 @@ impl Condition {
 
 /// [`JobRecord::may_replace`] as a condition on the stored item.
 fn may_replace_condition(next: &JobRecord) -> Result<Condition, StoreError> {
-    let mut c = Condition::new(&["JobId", "JobStatus", "ProgressRate", "InputFile", "JobOrder"]);
+    let mut c = Condition::new(&["JobId", "JobStatus", "ProgressRate", "InputFile", "JobOrder", "CurrentPhase"]);
     let statuses = next
         .job_status
         .replaceable()
@@ -117,8 +117,21 @@ fn may_replace_condition(next: &JobRecord) -> Result<Condition, StoreError> {
     let progress = c.value("p", &next.progress_rate)?;
     let input_file = c.same_or_unset("InputFile", "f", next.input_file.as_ref())?;
     let job_order = c.same_or_unset("JobOrder", "o", next.job_order.as_ref())?;
+    let phase = match next.current_phase {
+        Some(phase) => {
+            let earlier = phase
+                .up_to()
+                .iter()
+                .enumerate()
+                .map(|(i, p)| c.value(&format!("ph{i}"), p))
+                .collect::<Result<Vec<_>, _>>()?
+                .join(", ");
+            format!("(attribute_not_exists(#CurrentPhase) OR #CurrentPhase IN ({earlier}))")
+        }
+        None => "attribute_not_exists(#CurrentPhase)".to_owned(),
+    };
     c.expression = format!(
-        "attribute_not_exists(#JobId) OR (#JobStatus IN ({statuses}) AND #ProgressRate <= {progress} AND {input_file} AND {job_order})"
+        "attribute_not_exists(#JobId) OR (#JobStatus IN ({statuses}) AND #ProgressRate <= {progress} AND {input_file} AND {job_order} AND {phase})"
     );
     Ok(c)
 }

@@ -170,7 +170,7 @@ mod tests {
     use aws_lambda_events::dynamodb::EventRecord;
 
     fn update(transition: Transition, progress: Option<u8>) -> JobUpdate {
-        JobUpdate { job_id: "1700000000000-feed01".into(), input_file: Some("f.mp4".into()), transition, progress, job_order: 1700000000000 }
+        JobUpdate { job_id: "1700000000000-feed01".into(), input_file: Some("f.mp4".into()), transition, progress, job_order: 1700000000000, phase: None }
     }
 
     #[tokio::test]

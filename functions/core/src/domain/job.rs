@@ -55,6 +55,33 @@ impl std::fmt::Display for JobStatus {
     }
 }
 
+/// `jobProgress.currentPhase` of STATUS_UPDATE events, in the order a job goes through them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Phase {
+    Probing,
+    Transcoding,
+    Uploading,
+}
+
+impl Phase {
+    /// MediaConvert's spelling; `None` for a phase this product does not know.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "PROBING" => Some(Self::Probing),
+            "TRANSCODING" => Some(Self::Transcoding),
+            "UPLOADING" => Some(Self::Uploading),
+            _ => None,
+        }
+    }
+
+    /// This phase and the ones before it: the stored phases a record in this phase may replace.
+    pub fn up_to(self) -> &'static [Phase] {
+        const ALL: [Phase; 3] = [Phase::Probing, Phase::Transcoding, Phase::Uploading];
+        &ALL[..=self as usize]
+    }
+}
+
 /// What a finished job produced, read from a COMPLETE event's `outputGroupDetails`.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct CompleteDetails {
@@ -102,6 +129,8 @@ pub struct JobUpdate {
     /// Creation order of the job: see [`job_order_from_id`]; the caller supplies "now" for ids
     /// without an epoch-millisecond prefix.
     pub job_order: u64,
+    /// Phase a STATUS_UPDATE reports, if any.
+    pub phase: Option<Phase>,
 }
 
 /// One item of the status table (`MediaConvertJobIdToStatus` by default).
@@ -132,6 +161,9 @@ pub struct JobRecord {
     /// written by the seed's Python functions.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub job_order: Option<u64>,
+    /// The furthest phase reported so far (phases, like progress, never go back).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub current_phase: Option<Phase>,
 }
 
 impl JobRecord {
@@ -153,6 +185,7 @@ impl JobRecord {
                 error_code: None,
                 error_message: None,
                 job_order: None,
+                current_phase: None,
             },
         };
         if !next.job_status.is_final() {
@@ -178,6 +211,9 @@ impl JobRecord {
         if let Some(progress) = update.progress {
             next.progress_rate = next.progress_rate.max(progress.min(100));
         }
+        if update.phase > next.current_phase {
+            next.current_phase = update.phase;
+        }
         if next.input_file.is_none() {
             next.input_file = update.input_file.clone();
         }
@@ -194,6 +230,7 @@ impl JobRecord {
             && stored.progress_rate <= self.progress_rate
             && (stored.input_file.is_none() || stored.input_file == self.input_file)
             && (stored.job_order.is_none() || stored.job_order == self.job_order)
+            && stored.current_phase <= self.current_phase
     }
 }
 
@@ -244,6 +281,7 @@ mod tests {
             transition,
             progress,
             job_order: 1671477617078,
+            phase: None,
         }
     }
 
@@ -292,6 +330,17 @@ mod tests {
     }
 
     #[test]
+    fn given_uploading_when_late_transcoding_update_then_phase_stays() {
+        let at = |phase| JobUpdate { phase: Some(phase), ..update(Transition::Progressing, None) };
+        let state = apply_all(&[at(Phase::Uploading)]);
+        assert_eq!(JobRecord::merge(state.as_ref(), &at(Phase::Transcoding)), None);
+        let probing = apply_all(&[at(Phase::Probing)]).unwrap();
+        let transcoding = JobRecord::merge(Some(&probing), &at(Phase::Transcoding)).unwrap();
+        assert!(transcoding.may_replace(&probing) && !probing.may_replace(&transcoding));
+        assert_eq!(Phase::Transcoding.up_to(), &[Phase::Probing, Phase::Transcoding]);
+    }
+
+    #[test]
     fn may_replace_refuses_every_backward_move() {
         let progressing = apply_all(&[update(Transition::Progressing, Some(50))]).unwrap();
         let complete = JobRecord::merge(Some(&progressing), &update(Transition::Complete(CompleteDetails::default()), Some(100))).unwrap();
@@ -334,7 +383,7 @@ mod properties {
     /// A job's real event stream in order: non-final events with non-decreasing progress (some
     /// without any), then at most one final event.
     fn ordered_events() -> impl Strategy<Value = Vec<JobUpdate>> {
-        let progress_steps = prop::collection::vec((0u8..=20, any::<bool>()), 0..12);
+        let progress_steps = prop::collection::vec((0u8..=20, any::<bool>(), 0u8..4), 0..12);
         let last = prop_oneof![
             Just(None),
             Just(Some(Transition::Complete(CompleteDetails {
@@ -348,25 +397,33 @@ mod properties {
             Just(Some(Transition::Canceled)),
         ];
         (progress_steps, last).prop_map(|(steps, last)| {
-            let make = |transition, progress| JobUpdate {
+            let make = |transition, progress, phase| JobUpdate {
                 job_id: "1671477617078-2886ye".into(),
                 input_file: Some("Big Buck Bunny.mp4".into()),
                 transition,
                 progress,
                 job_order: 1671477617078,
+                phase,
             };
-            let mut events = vec![make(Transition::Submitted, Some(0))];
-            let mut progress = 0u8;
-            for (step, reported) in steps {
+            let mut events = vec![make(Transition::Submitted, Some(0), None)];
+            let (mut progress, mut phase) = (0u8, None);
+            for (step, reported, phase_step) in steps {
                 progress = progress.saturating_add(step).min(99);
-                events.push(make(Transition::Progressing, reported.then_some(progress)));
+                let next = match phase_step {
+                    1 => Some(Phase::Probing),
+                    2 => Some(Phase::Transcoding),
+                    3 => Some(Phase::Uploading),
+                    _ => None,
+                };
+                phase = phase.max(next);
+                events.push(make(Transition::Progressing, reported.then_some(progress), next.and(phase)));
             }
             if let Some(transition) = last {
                 let final_progress = match transition {
                     Transition::Canceled => None,
                     _ => Some(100),
                 };
-                events.push(make(transition, final_progress));
+                events.push(make(transition, final_progress, None));
             }
             events
         })

@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, HashMap};
 use aws_lambda_events::eventbridge::EventBridgeEvent;
 use serde::{Deserialize, Serialize};
 
-use super::job::{CompleteDetails, JobUpdate, Transition, job_order_from_id};
+use super::job::{CompleteDetails, JobUpdate, Phase, Transition, job_order_from_id};
 
 /// `detail-type` of the events this product consumes.
 pub const DETAIL_TYPE: &str = "MediaConvert Job State Change";
@@ -141,6 +141,7 @@ impl JobStateChange {
             transition,
             progress,
             job_order: job_order_from_id(&self.job_id).unwrap_or(now_ms),
+            phase: self.job_progress.as_ref().and_then(|p| p.current_phase.as_deref()).and_then(Phase::parse),
         })
     }
 

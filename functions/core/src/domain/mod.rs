@@ -10,7 +10,7 @@ pub mod s3_key;
 pub mod token;
 
 pub use job::{
-    CompleteDetails, JobPointer, JobRecord, JobStatus, JobUpdate, Transition, job_order_from_id,
+    CompleteDetails, JobPointer, JobRecord, JobStatus, JobUpdate, Phase, Transition, job_order_from_id,
 };
 pub use mediaconvert::{EventError, JobStateChange, MediaConvertEvent};
 pub use origin::{AllowedOrigins, OriginPatternError};

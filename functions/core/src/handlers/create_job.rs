@@ -110,6 +110,7 @@ async fn handle_record(
         transition: Transition::Submitted,
         progress: Some(0),
         job_order: job_order_from_id(&job_id).unwrap_or(now_ms),
+        phase: None,
     };
     let stored = async {
         let applied = store.apply(&update).await?;

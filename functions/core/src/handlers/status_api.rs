@@ -1,5 +1,8 @@
 //! `status-api`: `GET /media/status?job_id=J` (or `?input_file=F` for F's newest job) → status,
 //! progress and, when finished, the outputs or the error.
+//!
+//! `?job_id=` answers exactly as the seed did. The `?input_file=` extension also names the job
+//! (`job_id`) and, while PROGRESSING, its `current_phase`, as the WebSocket `status` message does.
 
 use std::collections::BTreeMap;
 
@@ -7,7 +10,7 @@ use aws_lambda_events::apigw::ApiGatewayV2httpResponse;
 use serde::Serialize;
 
 use super::http::{self, Answer};
-use crate::domain::{AllowedOrigins, JobRecord, JobStatus};
+use crate::domain::{AllowedOrigins, JobRecord, JobStatus, Phase};
 use crate::ports::JobStore;
 
 /// The body of `/media/status`, fields in the seed's order; also the payload of the WebSocket
@@ -16,6 +19,10 @@ use crate::ports::JobStore;
 pub struct StatusView {
     pub job_status: JobStatus,
     pub progress_rate: u8,
+    /// While PROGRESSING, the furthest `jobProgress.currentPhase` reported. Shown by WebSocket
+    /// messages and by the `?input_file=` extension; `?job_id=` keeps the seed's exact body.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub current_phase: Option<Phase>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub duration_ms: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -39,6 +46,7 @@ impl From<&JobRecord> for StatusView {
         Self {
             job_status: r.job_status,
             progress_rate: r.progress_rate,
+            current_phase: r.current_phase.filter(|_| r.job_status == JobStatus::Progressing),
             duration_ms: r.duration_ms.filter(|_| complete),
             width_px: r.width_px.filter(|_| complete),
             height_px: r.height_px.filter(|_| complete),
@@ -53,13 +61,17 @@ impl From<&JobRecord> for StatusView {
 #[derive(Serialize)]
 struct StatusBody {
     success: bool,
+    /// Only for `?input_file=`: which job the answer is about.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    job_id: Option<String>,
     #[serde(flatten)]
     view: StatusView,
 }
 
 pub async fn handle(store: &dyn JobStore, origins: &AllowedOrigins, event: serde_json::Value) -> ApiGatewayV2httpResponse {
     http::serve(event, origins, |request| async move {
-        let job_id = match request.optional_param("input_file").filter(|_| request.optional_param("job_id").is_none()) {
+        let by_file = request.optional_param("input_file").filter(|_| request.optional_param("job_id").is_none());
+        let job_id = match by_file {
             Some(input_file) => match store.latest_job_id(input_file).await {
                 Ok(Some(job_id)) => job_id,
                 Ok(None) => return Answer::error(422, "Not found item."),
@@ -71,7 +83,14 @@ pub async fn handle(store: &dyn JobStore, origins: &AllowedOrigins, event: serde
             },
         };
         match store.job(&job_id).await {
-            Ok(Some(record)) => Answer::ok(&StatusBody { success: true, view: StatusView::from(&record) }),
+            Ok(Some(record)) => {
+                let mut view = StatusView::from(&record);
+                if by_file.is_none() {
+                    view.current_phase = None;
+                }
+                let job_id = by_file.is_some().then_some(record.job_id);
+                Answer::ok(&StatusBody { success: true, job_id, view })
+            }
             Ok(None) => Answer::error(422, "Not found item."),
             Err(e) => internal(&e),
         }

@@ -1,0 +1,259 @@
+//! A simulated S3 upload bucket: objects live under a local folder, and every `PUT` emits an
+//! `ObjectCreated:Put` notification shaped like S3's, which the stack hands to `create-job`.
+//!
+//! - `PUT /s3/{bucket}/{key}`: stores the body (streamed to disk, no size limit) and notifies;
+//!   answers 200 with an `ETag`, like S3's PutObject (path-style).
+//! - `GET /s3/{bucket}/{key}` (and `HEAD`): reads an object back, e.g. the simulated outputs.
+//! - `OPTIONS`: CORS preflight for the stack's allowed origins, as a bucket's CORS rules would.
+
+use std::path::{Path as FsPath, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use axum::body::Body;
+use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::any;
+use axum::Router;
+use futures::StreamExt;
+use mcpush_core::domain::AllowedOrigins;
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+use serde_json::{Value, json};
+use tokio::io::AsyncWriteExt;
+use tokio::sync::mpsc::UnboundedSender;
+
+/// Why a bucket name or key cannot name a local file.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ObjectNameError {
+    #[error("bucket name {0:?} is not a valid S3 bucket name (3-63 characters: a-z, 0-9, '.', '-')")]
+    Bucket(String),
+    #[error("object key {0:?} is empty, longer than 1024 bytes, or has an empty, '.' or '..' segment")]
+    Key(String),
+}
+
+/// The local buckets: `root/{bucket}/{key}`.
+pub struct LocalS3 {
+    root: PathBuf,
+    region: String,
+    sequencer: AtomicU64,
+}
+
+impl LocalS3 {
+    pub fn new(root: impl Into<PathBuf>, region: &str) -> Self {
+        Self { root: root.into(), region: region.to_owned(), sequencer: AtomicU64::new(mcpush_core::now_ms() << 16) }
+    }
+
+    pub fn root(&self) -> &FsPath {
+        &self.root
+    }
+
+    /// Where an object lives on disk; refuses names that would step outside its bucket.
+    pub fn path(&self, bucket: &str, key: &str) -> Result<PathBuf, ObjectNameError> {
+        let valid_bucket = (3..=63).contains(&bucket.len())
+            && bucket.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'-')
+            && !bucket.starts_with(['.', '-']);
+        if !valid_bucket {
+            return Err(ObjectNameError::Bucket(bucket.to_owned()));
+        }
+        let segments: Vec<&str> = key.split('/').collect();
+        let bad_segment = |s: &&str| s.is_empty() || *s == "." || *s == ".." || s.contains('\0');
+        if key.is_empty() || key.len() > 1024 || segments.iter().any(bad_segment) {
+            return Err(ObjectNameError::Key(key.to_owned()));
+        }
+        Ok(segments.iter().fold(self.root.join(bucket), |p, s| p.join(s)))
+    }
+
+    /// Reads an `s3://bucket/key` URL's object size; `None` when there is no such object.
+    pub async fn size_of(&self, url: &str) -> Option<u64> {
+        let (bucket, key) = split_s3_url(url)?;
+        let path = self.path(bucket, key).ok()?;
+        tokio::fs::metadata(path).await.ok().filter(|m| m.is_file()).map(|m| m.len())
+    }
+
+    /// Writes an object (used by the simulated MediaConvert for its outputs).
+    pub async fn write(&self, url: &str, bytes: &[u8]) -> std::io::Result<()> {
+        let (bucket, key) = split_s3_url(url).ok_or_else(|| std::io::Error::other(format!("{url:?} is not an s3:// URL")))?;
+        let path = self.path(bucket, key).map_err(std::io::Error::other)?;
+        if let Some(parent) = path.parent() {
+            tokio::fs::create_dir_all(parent).await?;
+        }
+        tokio::fs::write(path, bytes).await
+    }
+
+    /// The notification S3 sends for a new object (one record; the key URL-encoded as S3 does).
+    pub fn object_created(&self, bucket: &str, key: &str, size: u64, etag: &str) -> Value {
+        let sequencer = self.sequencer.fetch_add(1, Ordering::Relaxed);
+        let time = chrono::DateTime::from_timestamp_millis(mcpush_core::now_ms() as i64).unwrap_or_default();
+        json!({"Records": [{
+            "eventVersion": "2.1",
+            "eventSource": "aws:s3",
+            "awsRegion": self.region,
+            "eventTime": time.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            "eventName": "ObjectCreated:Put",
+            "userIdentity": {"principalId": "AWS:LOCAL"},
+            "requestParameters": {"sourceIPAddress": "127.0.0.1"},
+            "responseElements": {"x-amz-request-id": format!("{sequencer:016X}"), "x-amz-id-2": "local"},
+            "s3": {
+                "s3SchemaVersion": "1.0",
+                "configurationId": "create-job",
+                "bucket": {"name": bucket, "ownerIdentity": {"principalId": "LOCAL"}, "arn": format!("arn:aws:s3:::{bucket}")},
+                "object": {"key": encode_event_key(key), "size": size, "eTag": etag, "sequencer": format!("{sequencer:016X}")}
+            }
+        }]})
+    }
+}
+
+/// `s3://bucket/key` → (`bucket`, `key`).
+pub fn split_s3_url(url: &str) -> Option<(&str, &str)> {
+    url.strip_prefix("s3://")?.split_once('/').filter(|(b, k)| !b.is_empty() && !k.is_empty())
+}
+
+/// Characters S3 leaves unescaped in notification keys (besides letters and digits).
+const KEY_ESCAPES: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'*').remove(b'/').remove(b' ');
+
+/// `Big Buck Bunny.mp4` → `Big+Buck+Bunny.mp4`, as S3 event notifications carry keys.
+pub fn encode_event_key(key: &str) -> String {
+    utf8_percent_encode(key, KEY_ESCAPES).to_string().replace(' ', "+")
+}
+
+#[derive(Clone)]
+struct S3State {
+    s3: Arc<LocalS3>,
+    origins: Arc<AllowedOrigins>,
+    notify: UnboundedSender<Value>,
+}
+
+/// The bucket's routes; each notification goes to `notify`.
+pub fn router(s3: Arc<LocalS3>, origins: Arc<AllowedOrigins>, notify: UnboundedSender<Value>) -> Router {
+    Router::new()
+        .route("/s3/{bucket}/{*key}", any(object))
+        .layer(DefaultBodyLimit::disable())
+        .with_state(S3State { s3, origins, notify })
+}
+
+async fn object(State(state): State<S3State>, Path((bucket, key)): Path<(String, String)>, method: Method, headers: HeaderMap, body: Body) -> Response {
+    let cors = cors_headers(&state.origins, &headers);
+    let mut response = match state.s3.path(&bucket, &key) {
+        Err(e) => s3_error(StatusCode::BAD_REQUEST, "InvalidArgument", &e.to_string()),
+        Ok(path) => match method {
+            Method::OPTIONS => StatusCode::OK.into_response(),
+            Method::PUT => put(&state, &bucket, &key, &path, body).await,
+            Method::GET | Method::HEAD => get(&path).await,
+            _ => s3_error(StatusCode::METHOD_NOT_ALLOWED, "MethodNotAllowed", "only PUT, GET, HEAD and OPTIONS"),
+        },
+    };
+    response.headers_mut().extend(cors);
+    response
+}
+
+async fn put(state: &S3State, bucket: &str, key: &str, path: &FsPath, body: Body) -> Response {
+    let stored = async {
+        if let Some(parent) = path.parent() {
+            tokio::fs::create_dir_all(parent).await?;
+        }
+        // Written beside the target, then renamed: a failed upload never leaves half an object.
+        let partial = path.with_extension(format!("upload-{}", fastrand::u64(..)));
+        let mut file = tokio::fs::File::create(&partial).await?;
+        let (mut size, mut hash) = (0u64, 0xcbf29ce484222325u64);
+        let mut chunks = body.into_data_stream();
+        let written: std::io::Result<()> = async {
+            while let Some(chunk) = chunks.next().await {
+                let chunk = chunk.map_err(std::io::Error::other)?;
+                for byte in chunk.iter() {
+                    hash = (hash ^ u64::from(*byte)).wrapping_mul(0x100000001b3);
+                }
+                size += chunk.len() as u64;
+                file.write_all(&chunk).await?;
+            }
+            file.flush().await
+        }
+        .await;
+        if let Err(e) = written {
+            let _ = tokio::fs::remove_file(&partial).await;
+            return Err(e);
+        }
+        tokio::fs::rename(&partial, path).await?;
+        Ok::<_, std::io::Error>((size, format!("{hash:016x}{size:016x}")))
+    };
+    match stored.await {
+        Ok((size, etag)) => {
+            tracing::info!(bucket, key, size, "object stored");
+            let _ = state.notify.send(state.s3.object_created(bucket, key, size, &etag));
+            let mut response = StatusCode::OK.into_response();
+            if let Ok(value) = HeaderValue::from_str(&format!("\"{etag}\"")) {
+                response.headers_mut().insert(header::ETAG, value);
+            }
+            response
+        }
+        Err(e) => {
+            tracing::warn!(bucket, key, error = %e, "upload failed");
+            s3_error(StatusCode::INTERNAL_SERVER_ERROR, "InternalError", &e.to_string())
+        }
+    }
+}
+
+async fn get(path: &FsPath) -> Response {
+    match tokio::fs::read(path).await {
+        Ok(bytes) => {
+            let kind = match path.extension().and_then(|e| e.to_str()).unwrap_or_default() {
+                "m3u8" => "application/vnd.apple.mpegurl",
+                "mpd" => "application/dash+xml",
+                "mp4" => "video/mp4",
+                "json" => "application/json",
+                _ => "application/octet-stream",
+            };
+            ([(header::CONTENT_TYPE, kind)], bytes).into_response()
+        }
+        Err(_) => s3_error(StatusCode::NOT_FOUND, "NoSuchKey", "The specified key does not exist."),
+    }
+}
+
+fn s3_error(status: StatusCode, code: &str, message: &str) -> Response {
+    let body = format!("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>{code}</Code><Message>{}</Message></Error>", xml_escape(message));
+    (status, [(header::CONTENT_TYPE, "application/xml")], body).into_response()
+}
+
+fn xml_escape(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+}
+
+fn cors_headers(origins: &AllowedOrigins, request: &HeaderMap) -> HeaderMap {
+    let mut out = HeaderMap::new();
+    let origin = request.get(header::ORIGIN).and_then(|o| o.to_str().ok());
+    if let Some(origin) = origin.filter(|o| origins.allows(Some(o))) {
+        if let Ok(value) = HeaderValue::from_str(origin) {
+            out.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, value);
+            out.insert(header::ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static("PUT, GET, HEAD"));
+            out.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, HeaderValue::from_static("content-type"));
+            out.insert(header::ACCESS_CONTROL_EXPOSE_HEADERS, HeaderValue::from_static("etag"));
+            out.insert(header::VARY, HeaderValue::from_static("Origin"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn object_names_stay_inside_their_bucket() {
+        let s3 = LocalS3::new("/data", "us-east-1");
+        assert_eq!(s3.path("uploads", "a/Big Buck Bunny.mp4").unwrap(), PathBuf::from("/data/uploads/a/Big Buck Bunny.mp4"));
+        for key in ["../etc/passwd", "a/../../b", "", "/abs", "a//b", "./a"] {
+            assert!(matches!(s3.path("uploads", key), Err(ObjectNameError::Key(_))), "{key:?}");
+        }
+        for bucket in ["..", "UP", "a", "-x-", "a/b"] {
+            assert!(matches!(s3.path(bucket, "k"), Err(ObjectNameError::Bucket(_))), "{bucket:?}");
+        }
+    }
+
+    #[test]
+    fn notification_keys_are_encoded_like_s3s_and_decode_back() {
+        let key = "動画/Big Buck Bunny+1 (final).mp4";
+        let encoded = encode_event_key(key);
+        assert_eq!(encoded, "%E5%8B%95%E7%94%BB/Big+Buck+Bunny%2B1+%28final%29.mp4");
+        assert_eq!(mcpush_core::domain::s3_key::decode_event_key(&encoded).as_deref(), Some(key));
+    }
+}

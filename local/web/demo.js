@@ -1,0 +1,101 @@
+// The demo page: uploads a file to the local stack's simulated S3 bucket and follows its job
+// with the client module, exactly as a front end on AWS would (there, with a presigned S3 URL).
+import { ProgressClient, upload, keyPath } from './mcpush-client.js';
+
+const config = await (await fetch('config.json')).json();
+const websocketUrl = config.websocketUrl ?? `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/ws`;
+const client = new ProgressClient({ websocketUrl, restUrl: config.restUrl ?? '', pollIntervalMs: config.pollIntervalMs ?? 1000 });
+
+const form = document.querySelector('#upload');
+const input = document.querySelector('#file');
+input.addEventListener('change', () => {
+  document.querySelector('#file-name').textContent = input.files[0]?.name ?? 'Choose a video…';
+});
+
+form.addEventListener('submit', async (event) => {
+  event.preventDefault();
+  const file = input.files[0];
+  if (file) await start(file);
+});
+
+function formatDuration(ms) {
+  const seconds = Math.round(ms / 1000);
+  const h = Math.floor(seconds / 3600);
+  const m = Math.floor((seconds % 3600) / 60);
+  const s = String(seconds % 60).padStart(2, '0');
+  return h ? `${h}:${String(m).padStart(2, '0')}:${s}` : `${m}:${s}`;
+}
+
+function card(name) {
+  const node = document.querySelector('#job').content.firstElementChild.cloneNode(true);
+  node.querySelector('.name').textContent = name;
+  document.querySelector('#jobs').prepend(node);
+  const $ = (selector) => node.querySelector(selector);
+  return {
+    node,
+    progress(percent) {
+      $('.fill').style.width = `${percent}%`;
+      $('.bar').setAttribute('aria-valuenow', String(percent));
+      $('.percent').textContent = `${percent} %`;
+    },
+    status(text) {
+      node.dataset.status = text;
+      $('.status').textContent = text;
+    },
+    phase(text) { $('.phase').textContent = text ? `· ${text.toLowerCase()}` : ''; },
+    transport(t) {
+      node.dataset.transport = t;
+      $('.transport').dataset.transport = t;
+      $('.transport').textContent = { websocket: 'pushed over WebSocket', polling: 'REST polling', connecting: 'connecting…' }[t] ?? t;
+    },
+    complete(status) {
+      $('.duration').textContent = status.duration_ms != null ? `${formatDuration(status.duration_ms)} (${status.duration_ms} ms)` : '—';
+      $('.resolution').textContent = status.width_px ? `${status.width_px} × ${status.height_px}` : '—';
+      const links = $('.playlists');
+      links.replaceChildren();
+      for (const [extension, file] of Object.entries(status.playlists ?? {})) {
+        const a = document.createElement('a');
+        a.href = `${config.outputsUrl}${keyPath(status.output_path + file)}`;
+        a.textContent = `${file}`;
+        a.title = extension;
+        links.append(a);
+      }
+      if (!links.childElementCount) links.textContent = '—';
+      $('.details').hidden = false;
+    },
+    error(text) {
+      $('.error').textContent = text;
+      $('.error').hidden = false;
+    },
+  };
+}
+
+async function start(file) {
+  const key = file.name;
+  const view = card(key);
+  view.transport('connecting');
+  // A file uploaded again starts a new job; the previous one's state must not stand for it.
+  let previousJob;
+  try {
+    const known = await (await fetch(`${config.restUrl ?? ''}/media/job_id?input_file=${encodeURIComponent(key)}`)).json();
+    previousJob = known.success ? known.job_id : undefined;
+  } catch { /* no previous job */ }
+  try {
+    await upload(`${config.uploadUrl}${keyPath(key)}`, file, {
+      onProgress: (fraction) => view.phase(`uploading ${Math.round(fraction * 100)} %`),
+    });
+  } catch (e) {
+    view.status('ERROR');
+    view.error(e.message);
+    return;
+  }
+  view.status('SUBMITTED');
+  view.phase('');
+  client.watch(key, (status) => {
+    view.progress(status.progress_rate);
+    view.status(status.job_status);
+    view.phase(status.job_status === 'PROGRESSING' ? status.current_phase : '');
+    if (status.job_status === 'COMPLETE') view.complete(status);
+    if (status.job_status === 'ERROR') view.error(`${status.error_message ?? 'The job failed.'}${status.error_code ? ` (error ${status.error_code})` : ''}`);
+  }, { onTransport: (t) => view.transport(t), ignoreJobId: previousJob });
+}

@@ -1,0 +1,223 @@
+// MediaConvert push notifier: a browser client. Plain ES module, no dependencies, no build step.
+//
+//   import { ProgressClient, upload } from './mcpush-client.js';
+//   const client = new ProgressClient({ websocketUrl: 'wss://ws.example.com/prod', restUrl: 'https://api.example.com' });
+//   const watch = client.watch('Big Buck Bunny.mp4', (status) => render(status), { onTransport: (t) => badge(t) });
+//   await upload('https://bucket.s3.amazonaws.com/Big%20Buck%20Bunny.mp4?X-Amz-...', file, { onProgress: (f) => … });
+//
+// The client keeps one WebSocket for all watched files and subscribes each by input file (the
+// server answers with the current state at once, then pushes every change). When the socket cannot
+// open or drops, it reconnects with exponential backoff and full jitter, and meanwhile polls
+// `GET {restUrl}/media/status?input_file=F` so progress keeps moving. A watch ends by itself on
+// COMPLETE, ERROR or CANCELED.
+
+/** Statuses after which a job never changes. */
+export const FINAL_STATUSES = Object.freeze(['COMPLETE', 'ERROR', 'CANCELED']);
+
+const ORDER = { SUBMITTED: 0, PROGRESSING: 1, COMPLETE: 2, ERROR: 2, CANCELED: 2 };
+const PHASES = { PROBING: 0, TRANSCODING: 1, UPLOADING: 2 };
+
+/** True when `next` says something `previous` did not: a newer job, a later status, more progress or a later phase. */
+export function isNewer(previous, next) {
+  if (!previous) return true;
+  if (next.job_id && previous.job_id && next.job_id !== previous.job_id) return true;
+  if (FINAL_STATUSES.includes(previous.job_status)) return false;
+  const order = (s) => ORDER[s.job_status] ?? 1;
+  if (order(next) !== order(previous)) return order(next) > order(previous);
+  if (next.progress_rate !== previous.progress_rate) return next.progress_rate > previous.progress_rate;
+  return (PHASES[next.current_phase] ?? -1) > (PHASES[previous.current_phase] ?? -1);
+}
+
+export class ProgressClient {
+  /**
+   * @param {object} options
+   * @param {string} options.websocketUrl  e.g. `wss://abc.execute-api.eu-west-1.amazonaws.com/prod`
+   * @param {string} [options.restUrl='']  base of `/media/status` (same origin when empty)
+   * @param {number} [options.pollIntervalMs=2000]  REST polling period while the socket is down
+   * @param {number} [options.minBackoffMs=500]  first reconnect delay cap
+   * @param {number} [options.maxBackoffMs=30000]  largest reconnect delay cap
+   * @param {number} [options.pingIntervalMs=300000]  keeps the connection under API Gateway's 10-minute idle timeout
+   * @param {number} [options.subscribeTimeoutMs=3000]  polls meanwhile when a subscription is not confirmed by then
+   */
+  constructor({ websocketUrl, restUrl = '', pollIntervalMs = 2000, minBackoffMs = 500, maxBackoffMs = 30000, pingIntervalMs = 300000, subscribeTimeoutMs = 3000 }) {
+    Object.assign(this, { websocketUrl, restUrl, pollIntervalMs, minBackoffMs, maxBackoffMs, pingIntervalMs, subscribeTimeoutMs });
+    this.watches = new Map();
+    this.socket = null;
+    this.attempt = 0;
+    this.reconnectTimer = null;
+    this.pingTimer = null;
+  }
+
+  /**
+   * Follows `inputFile` until its job is final.
+   * @param {string} inputFile  the S3 key of the upload
+   * @param {(status: object) => void} onStatus  called with every newer state: `{input_file, job_status, progress_rate, current_phase?, ...}`
+   * @param {{onTransport?: (t: 'connecting'|'websocket'|'polling') => void, onError?: (message: string) => void, ignoreJobId?: string}} [hooks]
+   *   `ignoreJobId`: a job of this file known before an upload, so its state is not taken for the new job's
+   * @returns {{stop: () => void, done: Promise<object>}}  `done` resolves with the final state
+   */
+  watch(inputFile, onStatus, hooks = {}) {
+    let resolveDone;
+    const done = new Promise((resolve) => { resolveDone = resolve; });
+    const watch = { inputFile, onStatus, hooks, last: null, subscribed: false, pollTimer: null, transport: null, resolveDone };
+    this.watches.set(inputFile, watch);
+    this.#setTransport(watch, 'connecting');
+    // A socket that neither opens nor fails (a proxy holding it, say) must not stall progress.
+    watch.fallbackTimer = setTimeout(() => watch.subscribed || this.#startPolling(watch), this.subscribeTimeoutMs);
+    if (this.socket?.readyState === WebSocket.OPEN) this.#send({ action: 'subscribe', input_file: inputFile });
+    else if (!this.socket && !this.reconnectTimer) this.#connect();
+    if (!this.socket) this.#startPolling(watch);
+    return { stop: () => this.#end(watch), done };
+  }
+
+  /** Stops every watch and closes the socket. */
+  close() {
+    for (const watch of [...this.watches.values()]) this.#end(watch);
+    this.#closeSocket();
+  }
+
+  #connect() {
+    this.reconnectTimer = null;
+    if (this.watches.size === 0) return;
+    let socket;
+    try {
+      socket = new WebSocket(this.websocketUrl);
+    } catch (e) {
+      this.#lost(`WebSocket cannot open: ${e.message}`);
+      return;
+    }
+    this.socket = socket;
+    socket.onopen = () => {
+      for (const watch of this.watches.values()) this.#send({ action: 'subscribe', input_file: watch.inputFile });
+      clearInterval(this.pingTimer);
+      this.pingTimer = setInterval(() => this.#send({ action: 'ping' }), this.pingIntervalMs);
+    };
+    socket.onmessage = (message) => this.#receive(message.data);
+    socket.onclose = () => {
+      if (this.socket !== socket) return;
+      this.#lost('WebSocket closed');
+    };
+    socket.onerror = () => {}; // a close event follows
+  }
+
+  #lost(reason) {
+    this.socket = null;
+    clearInterval(this.pingTimer);
+    for (const watch of this.watches.values()) {
+      watch.subscribed = false;
+      watch.hooks.onError?.(reason);
+      this.#startPolling(watch);
+    }
+    if (this.watches.size === 0 || this.reconnectTimer) return;
+    // Full jitter: a random delay up to an exponentially growing cap.
+    const cap = Math.min(this.maxBackoffMs, this.minBackoffMs * 2 ** this.attempt);
+    this.attempt += 1;
+    this.reconnectTimer = setTimeout(() => this.#connect(), Math.random() * cap);
+  }
+
+  #receive(data) {
+    let message;
+    try {
+      message = JSON.parse(data);
+    } catch {
+      return;
+    }
+    const watch = this.watches.get(message.input_file);
+    if (message.type === 'subscribed' && watch) {
+      this.attempt = 0;
+      watch.subscribed = true;
+      this.#stopPolling(watch);
+      this.#setTransport(watch, 'websocket');
+    } else if (message.type === 'status' && watch) {
+      const { type, ...status } = message;
+      this.#deliver(watch, status);
+    } else if (message.type === 'error') {
+      for (const w of this.watches.values()) w.hooks.onError?.(message.message);
+    }
+  }
+
+  #deliver(watch, status) {
+    if (!this.watches.has(watch.inputFile) || !isNewer(watch.last, status)) return;
+    if (watch.hooks.ignoreJobId && status.job_id === watch.hooks.ignoreJobId) return;
+    watch.last = status;
+    watch.onStatus(status);
+    if (FINAL_STATUSES.includes(status.job_status)) {
+      watch.resolveDone(status);
+      this.#end(watch);
+    }
+  }
+
+  #startPolling(watch) {
+    if (watch.pollTimer || !this.watches.has(watch.inputFile)) return;
+    this.#setTransport(watch, 'polling');
+    const poll = async () => {
+      try {
+        const url = `${this.restUrl}/media/status?input_file=${encodeURIComponent(watch.inputFile)}`;
+        const response = await fetch(url, { cache: 'no-store' });
+        const body = await response.json();
+        const { success, ...status } = body;
+        if (success) this.#deliver(watch, { input_file: watch.inputFile, ...status });
+      } catch (e) {
+        watch.hooks.onError?.(`polling failed: ${e.message}`);
+      }
+      if (watch.pollTimer) watch.pollTimer = setTimeout(poll, this.pollIntervalMs);
+    };
+    watch.pollTimer = setTimeout(poll, 0);
+  }
+
+  #stopPolling(watch) {
+    clearTimeout(watch.pollTimer);
+    watch.pollTimer = null;
+  }
+
+  #end(watch) {
+    if (!this.watches.delete(watch.inputFile)) return;
+    clearTimeout(watch.fallbackTimer);
+    this.#stopPolling(watch);
+    if (watch.subscribed) this.#send({ action: 'unsubscribe', input_file: watch.inputFile });
+    if (this.watches.size === 0) this.#closeSocket();
+  }
+
+  #closeSocket() {
+    clearTimeout(this.reconnectTimer);
+    clearInterval(this.pingTimer);
+    this.reconnectTimer = null;
+    const socket = this.socket;
+    this.socket = null;
+    socket?.close();
+  }
+
+  #send(message) {
+    if (this.socket?.readyState === WebSocket.OPEN) this.socket.send(JSON.stringify(message));
+  }
+
+  #setTransport(watch, transport) {
+    if (watch.transport === transport) return;
+    watch.transport = transport;
+    watch.hooks.onTransport?.(transport);
+  }
+}
+
+/**
+ * PUTs `file` to `url` (a presigned S3 URL, or the local stack's `/s3/{bucket}/{key}`).
+ * @param {string} url
+ * @param {Blob} file
+ * @param {{onProgress?: (fraction: number) => void}} [options]
+ * @returns {Promise<void>} rejects with the server's answer on a non-2xx status
+ */
+export function upload(url, file, { onProgress } = {}) {
+  return new Promise((resolve, reject) => {
+    const xhr = new XMLHttpRequest();
+    xhr.open('PUT', url);
+    if (file.type) xhr.setRequestHeader('Content-Type', file.type);
+    xhr.upload.onprogress = (e) => e.lengthComputable && onProgress?.(e.loaded / e.total);
+    xhr.onload = () => (xhr.status >= 200 && xhr.status < 300 ? resolve() : reject(new Error(`upload failed: HTTP ${xhr.status} ${xhr.responseText}`)));
+    xhr.onerror = () => reject(new Error('upload failed: network error'));
+    xhr.send(file);
+  });
+}
+
+/** An S3 key as a URL path: each segment percent-encoded, the slashes kept. */
+export function keyPath(key) {
+  return key.split('/').map(encodeURIComponent).join('/');
+}
