@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use mcpush_core::adapters::dynamodb::DynamoJobStore;
 use mcpush_core::adapters::memory::MemoryJobStore;
-use mcpush_core::domain::{CompleteDetails, JobPointer, JobRecord, JobStatus, JobUpdate, Transition};
+use mcpush_core::domain::{CompleteDetails, JobPointer, JobRecord, JobStatus, JobUpdate, Phase, Transition};
 use mcpush_core::ports::JobStore;
 use mcpush_tests::fresh_store;
 
@@ -74,6 +74,27 @@ async fn the_database_refuses_a_stale_write() {
     other_file.input_file = Some("someone else.mp4".into());
     assert!(!store.replace_if_allowed(&other_file).await.unwrap());
     // THEN the stored job is still the newest state
+    assert_eq!(store.job(JOB).await.unwrap(), Some(done));
+}
+
+#[tokio::test]
+async fn the_database_refuses_a_phase_going_back_and_completion_clears_it() {
+    // GIVEN a job stored in its UPLOADING phase
+    let store = fresh_store("phase").await;
+    let at = |phase| JobUpdate { phase: Some(phase), ..update(Transition::Progressing, Some(90)) };
+    let uploading = store.apply(&at(Phase::Uploading)).await.unwrap().record;
+    assert_eq!(uploading.current_phase, Some(Phase::Uploading));
+    // WHEN a stale writer tries to store TRANSCODING, or no phase at all
+    let mut stale = uploading.clone();
+    stale.current_phase = Some(Phase::Transcoding);
+    assert!(!store.replace_if_allowed(&stale).await.unwrap());
+    stale.current_phase = None;
+    assert!(!store.replace_if_allowed(&stale).await.unwrap());
+    assert!(!store.apply(&at(Phase::Probing)).await.unwrap().changed);
+    // THEN only COMPLETE moves it on, clearing the phase, and a late phase changes nothing
+    let done = store.apply(&complete()).await.unwrap().record;
+    assert_eq!((done.job_status, done.current_phase), (JobStatus::Complete, None));
+    assert!(!store.apply(&at(Phase::Uploading)).await.unwrap().changed);
     assert_eq!(store.job(JOB).await.unwrap(), Some(done));
 }
 

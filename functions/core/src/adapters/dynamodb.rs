@@ -117,7 +117,12 @@ fn may_replace_condition(next: &JobRecord) -> Result<Condition, StoreError> {
     let progress = c.value("p", &next.progress_rate)?;
     let input_file = c.same_or_unset("InputFile", "f", next.input_file.as_ref())?;
     let job_order = c.same_or_unset("JobOrder", "o", next.job_order.as_ref())?;
+    // A final status clears the phase, so only a running job's phase must not go back.
     let phase = match next.current_phase {
+        _ if next.job_status.is_final() => {
+            c.names.remove("#CurrentPhase");
+            String::new()
+        }
         Some(phase) => {
             let earlier = phase
                 .up_to()
@@ -126,12 +131,12 @@ fn may_replace_condition(next: &JobRecord) -> Result<Condition, StoreError> {
                 .map(|(i, p)| c.value(&format!("ph{i}"), p))
                 .collect::<Result<Vec<_>, _>>()?
                 .join(", ");
-            format!("(attribute_not_exists(#CurrentPhase) OR #CurrentPhase IN ({earlier}))")
+            format!(" AND (attribute_not_exists(#CurrentPhase) OR #CurrentPhase IN ({earlier}))")
         }
-        None => "attribute_not_exists(#CurrentPhase)".to_owned(),
+        None => " AND attribute_not_exists(#CurrentPhase)".to_owned(),
     };
     c.expression = format!(
-        "attribute_not_exists(#JobId) OR (#JobStatus IN ({statuses}) AND #ProgressRate <= {progress} AND {input_file} AND {job_order} AND {phase})"
+        "attribute_not_exists(#JobId) OR (#JobStatus IN ({statuses}) AND #ProgressRate <= {progress} AND {input_file} AND {job_order}{phase})"
     );
     Ok(c)
 }

@@ -161,7 +161,8 @@ pub struct JobRecord {
     /// written by the seed's Python functions.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub job_order: Option<u64>,
-    /// The furthest phase reported so far (phases, like progress, never go back).
+    /// The furthest phase reported so far while the job runs (phases, like progress, never go
+    /// back); cleared by the final status, so a late STATUS_UPDATE changes nothing.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub current_phase: Option<Phase>,
 }
@@ -211,7 +212,9 @@ impl JobRecord {
         if let Some(progress) = update.progress {
             next.progress_rate = next.progress_rate.max(progress.min(100));
         }
-        if update.phase > next.current_phase {
+        if next.job_status.is_final() {
+            next.current_phase = None;
+        } else if update.phase > next.current_phase {
             next.current_phase = update.phase;
         }
         if next.input_file.is_none() {
@@ -230,7 +233,7 @@ impl JobRecord {
             && stored.progress_rate <= self.progress_rate
             && (stored.input_file.is_none() || stored.input_file == self.input_file)
             && (stored.job_order.is_none() || stored.job_order == self.job_order)
-            && stored.current_phase <= self.current_phase
+            && (self.job_status.is_final() || stored.current_phase <= self.current_phase)
     }
 }
 
@@ -338,6 +341,10 @@ mod tests {
         let transcoding = JobRecord::merge(Some(&probing), &at(Phase::Transcoding)).unwrap();
         assert!(transcoding.may_replace(&probing) && !probing.may_replace(&transcoding));
         assert_eq!(Phase::Transcoding.up_to(), &[Phase::Probing, Phase::Transcoding]);
+        let done = JobRecord::merge(Some(&transcoding), &update(Transition::Complete(CompleteDetails::default()), Some(100))).unwrap();
+        assert_eq!(done.current_phase, None, "a final status clears the phase");
+        assert!(done.may_replace(&transcoding));
+        assert_eq!(JobRecord::merge(Some(&done), &at(Phase::Uploading)), None);
     }
 
     #[test]

@@ -1,0 +1,127 @@
+// The demo page in headless Chromium: node demo.test.mjs BASE_URL SCREENSHOT_PATH
+//
+// 1. A video uploaded on the page reaches 100 % with its COMPLETE details, pushed over the WebSocket.
+// 2. With the WebSocket blocked, the same flow completes by REST polling.
+// 3. An empty file and a file named to fail show MediaConvert's error message; a job in flight
+//    shows its phase. The screenshot (the README's) is taken then, on that page.
+import assert from 'node:assert/strict';
+import { test, after, before } from 'node:test';
+import { chromium } from 'playwright-core';
+
+const [base, screenshot] = process.argv.slice(2);
+assert.ok(base && screenshot, 'usage: node demo.test.mjs BASE_URL SCREENSHOT_PATH');
+
+const FLAGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+  '--disable-background-networking', '--disable-component-update', '--disable-sync'];
+let browser;
+before(async () => {
+  browser = await chromium.launch({ executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium', args: FLAGS });
+});
+after(async () => browser?.close());
+
+const video = (name, bytes = 250_000) => ({ name, mimeType: 'video/mp4', buffer: Buffer.alloc(bytes, 7) });
+
+async function uploadOn(page, file) {
+  await page.setInputFiles('#file', file);
+  await page.click('#start');
+  return page.locator('.job', { has: page.locator('.name', { hasText: file.name }) });
+}
+
+
+async function waitForStatus(card, status) {
+  await card.page().waitForFunction(
+    ([el, s]) => el.dataset.status === s, [await card.elementHandle(), status], { timeout: 30_000 });
+}
+
+async function sawProgress(card) {
+  // Every value the bar showed, recorded by the page as it changed.
+  return card.evaluate((el) => el.__seen ?? []);
+}
+
+async function recordBar(page) {
+  await page.addInitScript(() => {
+    new MutationObserver((mutations) => {
+      for (const m of mutations) {
+        if (m.attributeName === 'aria-valuenow') {
+          const job = m.target.closest('.job');
+          (job.__seen ??= []).push(Number(m.target.getAttribute('aria-valuenow')));
+        }
+      }
+    }).observe(document, { subtree: true, attributes: true, attributeFilter: ['aria-valuenow'] });
+  });
+}
+
+test('an uploaded video reaches 100 % with its COMPLETE details, pushed over the WebSocket; errors show their message', async () => {
+  const page = await browser.newPage({ viewport: { width: 900, height: 900 } });
+  const frames = [];
+  page.on('websocket', (ws) => ws.on('framereceived', (f) => frames.push(String(f.payload))));
+  await recordBar(page);
+  await page.goto(base);
+
+  const card = await uploadOn(page, video('Big Buck Bunny.mp4'));
+  await waitForStatus(card, 'COMPLETE');
+  assert.equal(await card.getAttribute('data-transport'), 'websocket');
+  assert.equal(await card.locator('.bar').getAttribute('aria-valuenow'), '100');
+  assert.equal(await card.locator('.percent').textContent(), '100 %');
+  assert.match(await card.locator('.duration').textContent(), /^0:01 \(1000 ms\)$/);
+  assert.equal(await card.locator('.resolution').textContent(), '1280 × 720');
+  const link = card.locator('.playlists a');
+  assert.equal(await link.textContent(), 'Big Buck Bunny.m3u8');
+  const playlist = await page.request.get(await link.evaluate((a) => a.href));
+  assert.equal(playlist.status(), 200);
+  assert.match(await playlist.text(), /^#EXTM3U/);
+
+  // The bar moved through the simulator's progress, never backwards, and phases were shown.
+  const seen = await sawProgress(card);
+  assert.ok(seen.length >= 3, `progress updates seen: ${seen}`);
+  assert.deepEqual(seen, [...seen].sort((a, b) => a - b));
+  const pushed = frames.map((f) => JSON.parse(f)).filter((m) => m.type === 'status' && m.input_file === 'Big Buck Bunny.mp4');
+  assert.ok(pushed.some((m) => m.current_phase === 'TRANSCODING'), 'a TRANSCODING phase was pushed');
+  assert.equal(pushed.at(-1).job_status, 'COMPLETE');
+
+  const empty = await uploadOn(page, video('empty.mp4', 0));
+  await waitForStatus(empty, 'ERROR');
+  assert.match(await empty.locator('.error').textContent(), /the file is empty.*\(error 1010\)/);
+  assert.equal(await empty.locator('.bar').getAttribute('aria-valuenow'), '100');
+  assert.equal(await empty.locator('.details').isHidden(), true);
+
+  const named = await uploadOn(page, video('will-fail.mov'));
+  await waitForStatus(named, 'ERROR');
+  assert.match(await named.locator('.error').textContent(), /Failed to open input file \[s3:\/\/uploads\/will-fail\.mov\]/);
+
+  // A job in flight shows its phase.
+  const running = await uploadOn(page, video('Sintel.mp4', 2_000_000));
+  await page.waitForFunction((el) => el.dataset.status === 'PROGRESSING' && /transcoding/.test(el.querySelector('.phase').textContent),
+    await running.elementHandle(), { timeout: 30_000, polling: 20 });
+  await page.addStyleTag({ content: '* { transition: none !important; }' }); // bars drawn at their values
+  await page.screenshot({ path: screenshot, fullPage: true });
+  await waitForStatus(running, 'COMPLETE');
+  await page.close();
+});
+
+test('with the WebSocket blocked, the upload completes by REST polling', async () => {
+  const context = await browser.newContext();
+  let attempts = 0;
+  // Every connection to /ws is refused before it reaches the server.
+  await context.routeWebSocket(/\/ws$/, (ws) => {
+    attempts += 1;
+    ws.close({ code: 1011, reason: 'blocked by the test' });
+  });
+  const page = await context.newPage();
+  await recordBar(page);
+  const polls = [];
+  page.on('request', (r) => r.url().includes('/media/status?input_file=') && polls.push(r.url()));
+  await page.goto(base);
+
+  const card = await uploadOn(page, video('Polled Clip.mp4'));
+  await waitForStatus(card, 'COMPLETE');
+  assert.equal(await card.getAttribute('data-transport'), 'polling');
+  assert.equal(await card.locator('.bar').getAttribute('aria-valuenow'), '100');
+  assert.equal(await card.locator('.resolution').textContent(), '1280 × 720');
+  assert.equal(await card.locator('.playlists a').textContent(), 'Polled Clip.m3u8');
+  assert.ok(attempts >= 1, 'the page tried the WebSocket');
+  assert.ok(polls.length >= 2, `REST polls: ${polls.length}`);
+  const seen = await sawProgress(card);
+  assert.deepEqual(seen, [...seen].sort((a, b) => a - b));
+  await context.close();
+});
