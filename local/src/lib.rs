@@ -101,6 +101,9 @@ pub struct Options {
     pub s3_dir: std::path::PathBuf,
     /// `UPLOAD_BUCKET` (default `uploads`): the bucket the demo page uploads to.
     pub upload_bucket: String,
+    /// `STATUS_RETENTION_DAYS`: status items' TTL, as on AWS. Unset, the local stack keeps them
+    /// forever (unlike Lambda's default of 90 days), so replayed fixtures of old jobs stay.
+    pub retention: Option<std::time::Duration>,
 }
 
 impl Default for Options {
@@ -124,6 +127,7 @@ impl Default for Options {
             simulator: mediaconvert::SimSettings::default(),
             s3_dir: DEFAULT_S3_DIR.into(),
             upload_bucket: DEFAULT_UPLOAD_BUCKET.into(),
+            retention: None,
         }
     }
 }
@@ -155,6 +159,10 @@ impl Options {
             simulator,
             s3_dir: var("LOCAL_S3_DIR").map(Into::into).unwrap_or(defaults.s3_dir),
             upload_bucket: var("UPLOAD_BUCKET").unwrap_or(defaults.upload_bucket),
+            retention: match var("STATUS_RETENTION_DAYS") {
+                Some(_) => mcpush_core::config::status_retention_from_env()?,
+                None => defaults.retention,
+            },
             origins: match std::env::var("ALLOWED_ORIGINS") {
                 Ok(list) => AllowedOrigins::parse(&list)?,
                 Err(_) => defaults.origins,
@@ -187,7 +195,26 @@ pub enum Feed {
 /// embedded store, and starts the change feed's delivery to progress-push.
 pub fn local(base: &str, options: Options) -> Local {
     let (jobs, feed) = MemoryJobStore::with_change_feed(mcpush_core::config::DEFAULT_STATUS_TABLE);
-    assemble(base, options, Arc::new(jobs), Arc::new(MemorySubscriptionStore::default()), Feed::Embedded(feed))
+    let jobs = Arc::new(jobs.with_retention(options.retention));
+    tokio::spawn(sweep_expired(Arc::downgrade(&jobs), TTL_SWEEP_INTERVAL));
+    assemble(base, options, jobs, Arc::new(MemorySubscriptionStore::default()), Feed::Embedded(feed))
+}
+
+/// How often the embedded store deletes expired items (DynamoDB does it within a few days).
+pub const TTL_SWEEP_INTERVAL: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// The embedded store's TTL: expired status items become REMOVE records made by the service.
+async fn sweep_expired(jobs: std::sync::Weak<MemoryJobStore>, every: std::time::Duration) {
+    let mut ticks = tokio::time::interval(every);
+    loop {
+        ticks.tick().await;
+        let Some(jobs) = jobs.upgrade() else { return };
+        match jobs.expire(mcpush_core::now_ms() / 1000) {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(expired = n, "TTL deleted status items"),
+            Err(e) => tracing::warn!(error = %e, "TTL sweep failed"),
+        }
+    }
 }
 
 /// The pipeline on a DynamoDB API at `endpoint`: creates missing tables (status table with its
@@ -212,7 +239,7 @@ pub async fn local_dynamodb(base: &str, options: Options, endpoint: &str) -> Res
     let subscriptions = DynamoSubscriptionStore::from_sdk_config(&sdk);
     ensure_subscriptions_table(&client, subscriptions.table()).await?;
     let poller = stream::StreamPoller::open(&client, aws_sdk_dynamodbstreams::Client::new(&sdk), &tables.status, options.batch_size as i32).await?;
-    let jobs = DynamoJobStore::new(client, tables);
+    let jobs = DynamoJobStore::new(client, tables).with_retention(options.retention);
     Ok(assemble(base, options, Arc::new(jobs), Arc::new(subscriptions), Feed::DynamoDbStreams(poller)))
 }
 

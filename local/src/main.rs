@@ -15,6 +15,7 @@ async fn main() -> Result<ExitCode, Box<dyn std::error::Error>> {
     }
     let args = Args::parse()?;
     let options = Options::from_env()?;
+    let (upload_bucket, s3_dir) = (options.upload_bucket.clone(), options.s3_dir.clone());
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", args.port)).await?;
     let base = format!("http://{}", listener.local_addr()?);
     let stack = match &args.dynamodb_endpoint {
@@ -28,12 +29,15 @@ async fn main() -> Result<ExitCode, Box<dyn std::error::Error>> {
             local(&base, options)
         }
     };
-    println!("  REST       {base}/media/job_id?input_file=F   {base}/media/status?job_id=J");
-    println!("  WebSocket  {}/ws", base.replace("http://", "ws://"));
-    println!("  @connections {base}/@connections/{{connectionId}}");
+    println!("  demo page     {base}/");
+    println!("  REST          {base}/media/job_id?input_file=F   {base}/media/status?job_id=J");
+    println!("  WebSocket     {}/ws", base.replace("http://", "ws://"));
+    println!("  @connections  {base}/@connections/{{connectionId}}");
     for f in FUNCTIONS {
-        println!("  invoke     {base}/2015-03-31/functions/{f}/invocations");
+        println!("  invoke        {base}/2015-03-31/functions/{f}/invocations");
     }
+    println!("  upload (S3)   PUT {base}/s3/{bucket}/{{key}}   files in {dir}", bucket = upload_bucket, dir = s3_dir.display());
+    println!("  MediaConvert  {base}/2017-08-29/ (simulated: GetJobTemplate, CreateJob)");
     println!("Ctrl-C stops it.");
 
     // Graceful shutdown waits for open connections; WebSocket clients may never close, so the
@@ -115,7 +119,8 @@ impl Args {
                     println!(
                         "usage: mcpush-local [--port N] [--dynamodb-endpoint URL]\n\
                          env: PORT, AWS_ENDPOINT_URL_DYNAMODB, ALLOWED_ORIGINS, STREAM_BATCH_SIZE, STREAM_BATCH_WINDOW_MS,\n\
-                         the functions' variables (table names, MAX_SUBSCRIPTIONS_PER_CONNECTION, PUSH_*, ...), RUST_LOG"
+                         LOCAL_S3_DIR, UPLOAD_BUCKET, SIMULATOR_STEP_MS, SIMULATOR_CHAOS, SIMULATOR_FAIL_PATTERN, SIMULATOR_SEED,\n\
+                         the functions' variables (table names, OUTPUT_DESTINATION, MAX_SUBSCRIPTIONS_PER_CONNECTION, PUSH_*, ...), RUST_LOG"
                     );
                     std::process::exit(0);
                 }

@@ -53,6 +53,19 @@ impl TableNames {
     }
 }
 
+/// Default of `STATUS_RETENTION_DAYS`.
+pub const DEFAULT_STATUS_RETENTION_DAYS: u64 = 90;
+
+/// `STATUS_RETENTION_DAYS` (default 90; `0` keeps status items forever): how long after its
+/// creation a job's status item expires through the table's TTL.
+pub fn status_retention_from_env() -> Result<Option<std::time::Duration>, ConfigError> {
+    let days = match var("STATUS_RETENTION_DAYS") {
+        Some(v) => v.parse::<u64>().map_err(|_| ConfigError::Invalid { name: "STATUS_RETENTION_DAYS", reason: format!("{v:?} is not a whole number of days") })?,
+        None => DEFAULT_STATUS_RETENTION_DAYS,
+    };
+    Ok((days > 0).then(|| std::time::Duration::from_secs(days * 86_400)))
+}
+
 /// `ALLOWED_ORIGINS`: required on Lambda, as in the seed (an empty list would refuse every
 /// browser, which is never what a deployment wants).
 pub fn allowed_origins_from_env() -> Result<AllowedOrigins, ConfigError> {

@@ -4,14 +4,15 @@
 
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 use mcpush_core::adapters::{dynamodb::DynamoJobStore, mediaconvert::MediaConvertJobCreator, sdk_config};
-use mcpush_core::{config::CreateJobConfig, handlers::create_job, now_ms, telemetry};
+use mcpush_core::config::{self, CreateJobConfig};
+use mcpush_core::{handlers::create_job, now_ms, telemetry};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     telemetry::init();
     let config = CreateJobConfig::from_env()?;
     let sdk = sdk_config().await;
-    let store = DynamoJobStore::from_sdk_config(&sdk);
+    let store = DynamoJobStore::from_sdk_config(&sdk).with_retention(config::status_retention_from_env()?);
     let creator = MediaConvertJobCreator::new(aws_sdk_mediaconvert::Client::new(&sdk), config.clone());
     lambda_runtime::run(service_fn(|event: LambdaEvent<serde_json::Value>| {
         let (config, creator, store) = (&config, &creator, &store);

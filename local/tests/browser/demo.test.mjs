@@ -91,7 +91,8 @@ test('an uploaded video reaches 100 % with its COMPLETE details, pushed over the
 
   // A job in flight shows its phase.
   const running = await uploadOn(page, video('Sintel.mp4', 2_000_000));
-  await page.waitForFunction((el) => el.dataset.status === 'PROGRESSING' && /transcoding/.test(el.querySelector('.phase').textContent),
+  await page.waitForFunction((el) => el.dataset.status === 'PROGRESSING' && /transcoding/.test(el.querySelector('.phase').textContent)
+    && Number(el.querySelector('.bar').getAttribute('aria-valuenow')) >= 45,
     await running.elementHandle(), { timeout: 30_000, polling: 20 });
   await page.addStyleTag({ content: '* { transition: none !important; }' }); // bars drawn at their values
   await page.screenshot({ path: screenshot, fullPage: true });

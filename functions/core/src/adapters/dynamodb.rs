@@ -27,11 +27,19 @@ const MAX_ATTEMPTS: u32 = 8;
 pub struct DynamoJobStore {
     client: Client,
     tables: TableNames,
+    retention: Option<std::time::Duration>,
 }
 
 impl DynamoJobStore {
     pub fn new(client: Client, tables: TableNames) -> Self {
-        Self { client, tables }
+        Self { client, tables, retention: None }
+    }
+
+    /// Status items written from now on expire `retention` after their job was created
+    /// (`ExpiresAt`, the table's TTL attribute); `None` keeps them forever.
+    pub fn with_retention(mut self, retention: Option<std::time::Duration>) -> Self {
+        self.retention = retention;
+        self
     }
 
     pub fn client(&self) -> &Client {
@@ -167,6 +175,7 @@ impl JobStore for DynamoJobStore {
                 let record = current.ok_or_else(|| StoreError::Corrupt("merge of a new job changed nothing".into()))?;
                 return Ok(Applied { record, changed: false });
             };
+            let next = next.expiring(self.retention);
             if self.replace_if_allowed(&next).await? {
                 return Ok(Applied { record: next, changed: true });
             }
@@ -255,6 +264,22 @@ pub async fn ensure_tables(client: &Client, tables: &TableNames) -> Result<(), S
             );
         }
         request.send().await.map_err(unavailable)?;
+        if stream {
+            // Status items carry ExpiresAt (see `with_retention`), as the SAM template's table does.
+            client
+                .update_time_to_live()
+                .table_name(table)
+                .time_to_live_specification(
+                    aws_sdk_dynamodb::types::TimeToLiveSpecification::builder()
+                        .enabled(true)
+                        .attribute_name("ExpiresAt")
+                        .build()
+                        .map_err(unavailable)?,
+                )
+                .send()
+                .await
+                .map_err(unavailable)?;
+        }
     }
     Ok(())
 }

@@ -18,6 +18,7 @@ pub struct MemoryJobStore {
     jobs: Mutex<HashMap<String, JobRecord>>,
     pointers: Mutex<HashMap<String, JobPointer>>,
     feed: Option<ChangeFeed>,
+    retention: Option<std::time::Duration>,
 }
 
 struct ChangeFeed {
@@ -34,35 +35,70 @@ impl MemoryJobStore {
         let feed = ChangeFeed { sender, table: table.to_owned(), sequence: AtomicU64::new(0) };
         (Self { feed: Some(feed), ..Self::default() }, receiver)
     }
+
+    /// As [`DynamoJobStore::with_retention`](crate::adapters::dynamodb::DynamoJobStore::with_retention).
+    pub fn with_retention(mut self, retention: Option<std::time::Duration>) -> Self {
+        self.retention = retention;
+        self
+    }
+
+    /// DynamoDB's TTL sweep: deletes the jobs whose `ExpiresAt` is at or before `now_secs`, each
+    /// deletion a REMOVE record on the feed made by the DynamoDB service, as TTL deletions are.
+    /// Returns how many were deleted.
+    pub fn expire(&self, now_secs: u64) -> Result<usize, StoreError> {
+        let mut jobs = self.jobs.lock().map_err(poisoned)?;
+        let expired: Vec<String> = jobs.iter().filter(|(_, r)| r.expires_at.is_some_and(|t| t <= now_secs)).map(|(id, _)| id.clone()).collect();
+        for job_id in &expired {
+            if let (Some(old), Some(feed)) = (jobs.remove(job_id), &self.feed) {
+                feed.emit_ttl_removal(&old);
+            }
+        }
+        Ok(expired.len())
+    }
+}
+
+fn image(r: &JobRecord) -> Value {
+    serde_dynamo::to_item::<_, serde_dynamo::Item>(r).ok().and_then(|item| serde_json::to_value(item).ok()).unwrap_or(Value::Null)
 }
 
 impl ChangeFeed {
-    fn emit(&self, old: Option<&JobRecord>, new: &JobRecord) {
-        let image = |r: &JobRecord| {
-            serde_dynamo::to_item::<_, serde_dynamo::Item>(r).ok().and_then(|item| serde_json::to_value(item).ok()).unwrap_or(Value::Null)
-        };
+    fn record(&self, event_name: &str, job_id: &str, old: Option<&JobRecord>, new: Option<&JobRecord>) -> Value {
         let n = self.sequence.fetch_add(1, Ordering::Relaxed) + 1;
-        let new_image = image(new);
         let mut record = json!({
             "eventID": format!("{n:032x}"),
-            "eventName": if old.is_some() { "MODIFY" } else { "INSERT" },
+            "eventName": event_name,
             "eventVersion": "1.1",
             "eventSource": "aws:dynamodb",
             "awsRegion": "local",
             "dynamodb": {
                 "ApproximateCreationDateTime": crate::now_ms() / 1000,
-                "Keys": {"JobId": {"S": new.job_id}},
-                "NewImage": new_image,
+                "Keys": {"JobId": {"S": job_id}},
                 "SequenceNumber": format!("{n:021}"),
-                "SizeBytes": new_image.to_string().len(),
                 "StreamViewType": "NEW_AND_OLD_IMAGES"
             },
             "eventSourceARN": format!("arn:aws:dynamodb:local:000000000000:table/{}/stream/local", self.table),
         });
-        if let Some(old) = old {
-            record["dynamodb"]["OldImage"] = image(old);
+        let mut size = 0;
+        for (name, r) in [("NewImage", new), ("OldImage", old)] {
+            if let Some(r) = r {
+                let image = image(r);
+                size += image.to_string().len();
+                record["dynamodb"][name] = image;
+            }
         }
+        record["dynamodb"]["SizeBytes"] = json!(size);
+        record
+    }
+
+    fn emit(&self, old: Option<&JobRecord>, new: &JobRecord) {
+        let record = self.record(if old.is_some() { "MODIFY" } else { "INSERT" }, &new.job_id, old, Some(new));
         // A closed receiver means nobody consumes the feed any more; the store keeps working.
+        let _ = self.sender.send(record);
+    }
+
+    fn emit_ttl_removal(&self, old: &JobRecord) {
+        let mut record = self.record("REMOVE", &old.job_id, Some(old), None);
+        record["userIdentity"] = json!({"type": "Service", "principalId": "dynamodb.amazonaws.com"});
         let _ = self.sender.send(record);
     }
 }
@@ -76,7 +112,7 @@ impl JobStore for MemoryJobStore {
     async fn apply(&self, update: &JobUpdate) -> Result<Applied, StoreError> {
         let mut jobs = self.jobs.lock().map_err(poisoned)?;
         let current = jobs.get(&update.job_id);
-        match JobRecord::merge(current, update) {
+        match JobRecord::merge(current, update).map(|next| next.expiring(self.retention)) {
             Some(next) if current.is_none_or(|stored| next.may_replace(stored)) => {
                 if let Some(feed) = &self.feed {
                     feed.emit(current, &next);
@@ -192,5 +228,30 @@ mod tests {
         assert_eq!((new.job_status, new.progress_rate), (JobStatus::Progressing, 40));
         assert!(insert.change.sequence_number < modify.change.sequence_number);
         assert_eq!(insert.event_source_arn.as_deref(), Some("arn:aws:dynamodb:local:000000000000:table/MediaConvertJobIdToStatus/stream/local"));
+    }
+
+    #[tokio::test]
+    async fn expired_jobs_are_removed_by_the_service_like_ttl_deletions() {
+        // GIVEN a store keeping jobs one day after their creation (1700000000 s)
+        let (store, mut feed) = MemoryJobStore::with_change_feed("MediaConvertJobIdToStatus");
+        let store = store.with_retention(Some(std::time::Duration::from_secs(86_400)));
+        let stored = store.apply(&update(Transition::Progressing, Some(40))).await.unwrap().record;
+        assert_eq!(stored.expires_at, Some(1_700_086_400));
+        let _insert = feed.recv().await.unwrap();
+
+        // WHEN the sweep runs just before, then at the expiry time
+        assert_eq!(store.expire(1_700_086_399).unwrap(), 0);
+        assert_eq!(store.expire(1_700_086_400).unwrap(), 1);
+
+        // THEN the job is gone, and its REMOVE record has the old image and the service's identity
+        assert_eq!(store.job("1700000000000-feed01").await.unwrap(), None);
+        let raw = feed.recv().await.unwrap();
+        assert_eq!(raw["userIdentity"], json!({"type": "Service", "principalId": "dynamodb.amazonaws.com"}));
+        let removal: EventRecord = serde_json::from_value(raw).unwrap();
+        assert_eq!(removal.event_name, "REMOVE");
+        assert!(removal.change.new_image.is_empty());
+        let old: JobRecord = serde_dynamo::from_item(removal.change.old_image).unwrap();
+        assert_eq!(old, stored);
+        assert_eq!(removal.user_identity.map(|u| u.principal_id), Some("dynamodb.amazonaws.com".into()));
     }
 }

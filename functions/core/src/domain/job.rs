@@ -165,6 +165,10 @@ pub struct JobRecord {
     /// back); cleared by the final status, so a late STATUS_UPDATE changes nothing.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub current_phase: Option<Phase>,
+    /// TTL attribute (epoch seconds): the job's creation time plus the retention, see
+    /// [`JobRecord::expiring`]; absent when items are kept forever.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<u64>,
 }
 
 impl JobRecord {
@@ -187,6 +191,7 @@ impl JobRecord {
                 error_message: None,
                 job_order: None,
                 current_phase: None,
+                expires_at: None,
             },
         };
         if !next.job_status.is_final() {
@@ -224,6 +229,16 @@ impl JobRecord {
             next.job_order = Some(update.job_order);
         }
         (current != Some(&next)).then_some(next)
+    }
+
+    /// Sets `ExpiresAt` to the job's creation time plus `retention` if it has none: derived from
+    /// the job, not from the clock, so every writer sets the same value and the item expires
+    /// `retention` after MediaConvert created the job.
+    pub fn expiring(mut self, retention: Option<std::time::Duration>) -> Self {
+        if let (None, Some(retention), Some(order)) = (self.expires_at, retention, self.job_order) {
+            self.expires_at = Some(order / 1000 + retention.as_secs());
+        }
+        self
     }
 
     /// True when `self` may overwrite `stored` without moving anything backwards: the rule a

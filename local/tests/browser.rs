@@ -1,0 +1,59 @@
+//! The demo page in real headless Chromium: `browser/demo.test.mjs` (node's test runner with
+//! playwright-core driving Debian's `/usr/bin/chromium`) against an in-process local stack whose
+//! simulated MediaConvert runs at 150 ms per event. `scripts/test` installs Chromium and the npm
+//! package when they are missing.
+//!
+//! The screenshot goes to `$SCREENSHOT` when set (`SCREENSHOT=$PWD/docs/demo.png` refreshes the
+//! README's), otherwise to Cargo's temporary folder.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use mcpush_local::mediaconvert::SimSettings;
+use mcpush_local::{Options, local};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn demo_page_in_headless_chromium() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
+    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    assert!(
+        Path::new(&chromium).exists() && dir.join("node_modules/playwright-core").exists(),
+        "{chromium} or {}/node_modules/playwright-core is missing: run scripts/test, which installs them",
+        dir.display()
+    );
+
+    // GIVEN the local stack with its simulated S3 folder in a fresh temporary directory
+    let s3_dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("browser-s3-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&s3_dir);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let options = Options {
+        batch_window: Duration::from_millis(20),
+        simulator: SimSettings { step: Duration::from_millis(150), ..SimSettings::default() },
+        s3_dir: s3_dir.clone(),
+        ..Options::default()
+    };
+    let stack = local(&base, options);
+    tokio::spawn(axum::serve(listener, stack.router.clone()).into_future());
+
+    // WHEN the browser tests run against it
+    let screenshot = std::env::var("SCREENSHOT").map(PathBuf::from).unwrap_or_else(|_| PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("demo.png"));
+    let run = tokio::process::Command::new("node")
+        .args(["--test-reporter=spec", "demo.test.mjs", &base])
+        .arg(&screenshot)
+        .env("CHROMIUM", &chromium)
+        .current_dir(&dir)
+        .kill_on_drop(true)
+        .output();
+    let output = tokio::time::timeout(Duration::from_secs(240), run).await.expect("browser tests finish within 4 minutes").expect("node runs");
+    let report = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    println!("{report}");
+
+    // THEN every scenario passed, the page was photographed, and the upload landed in the folder
+    assert!(output.status.success(), "browser tests failed:\n{report}");
+    assert!(report.contains("ℹ pass 2") && report.contains("ℹ fail 0"), "expected 2 passing browser tests:\n{report}");
+    assert!(std::fs::metadata(&screenshot).map(|m| m.len() > 10_000).unwrap_or(false), "no screenshot at {}", screenshot.display());
+    assert_eq!(std::fs::metadata(s3_dir.join("uploads/Big Buck Bunny.mp4")).unwrap().len(), 250_000);
+    assert!(s3_dir.join("outputs/Big Buck Bunny.mp4_hls/Big Buck Bunny.m3u8").exists());
+    let _ = std::fs::remove_dir_all(&s3_dir);
+}
