@@ -373,3 +373,46 @@ async fn create_job(State(sim): State<Arc<MediaConvertSim>>, body: axum::body::B
 
 /// Characters escaped in a playlist's URI lines.
 const PLAYLIST_URI: percent_encoding::AsciiSet = percent_encoding::NON_ALPHANUMERIC.remove(b'.').remove(b'-').remove(b'_');
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sim(chaos: f64) -> Arc<MediaConvertSim> {
+        let (bus, _) = tokio::sync::mpsc::unbounded_channel();
+        let settings = SimSettings { chaos, seed: Some(7), ..SimSettings::default() };
+        MediaConvertSim::new(settings, Arc::new(LocalS3::new("/nonexistent", "us-east-1")), bus)
+    }
+
+    fn timeline(n: usize) -> Vec<Value> {
+        (0..n).map(|i| json!({"detail": {"n": i}})).collect()
+    }
+
+    fn order(schedule: &[Scheduled]) -> Vec<u64> {
+        schedule.iter().map(|s| s.event["detail"]["n"].as_u64().unwrap()).collect()
+    }
+
+    #[test]
+    fn without_chaos_events_come_one_step_apart_in_order_stamped_with_their_time() {
+        let schedule = sim(0.0).schedule(timeline(5));
+        assert_eq!(order(&schedule), [0, 1, 2, 3, 4]);
+        assert_eq!(schedule.iter().map(|s| s.at_step).collect::<Vec<_>>(), [1.0, 2.0, 3.0, 4.0, 5.0]);
+        let stamps: Vec<u64> = schedule.iter().map(|s| s.event["detail"]["timestamp"].as_u64().unwrap()).collect();
+        assert!(stamps.windows(2).all(|w| w[1] - w[0] == 400), "{stamps:?}");
+    }
+
+    #[test]
+    fn chaos_delivers_late_twice_and_out_of_order_but_loses_nothing() {
+        let schedule = sim(1.0).schedule(timeline(10));
+        let delivered = order(&schedule);
+        assert_eq!(delivered.len(), 20, "every event twice");
+        assert!(delivered.windows(2).any(|w| w[0] > w[1]), "some overtaken: {delivered:?}");
+        assert!(schedule.windows(2).all(|w| w[0].at_step <= w[1].at_step));
+        for n in 0..10 {
+            assert_eq!(delivered.iter().filter(|d| **d == n).count(), 2);
+        }
+        // Both copies of an event say when it happened, not when it was delivered.
+        let stamps = |n: u64| schedule.iter().filter(|s| s.event["detail"]["n"] == n).map(|s| s.event["detail"]["timestamp"].clone()).collect::<Vec<_>>();
+        assert_eq!(stamps(3)[0], stamps(3)[1]);
+    }
+}
