@@ -7,7 +7,17 @@ use mcpush_local::cli::{self, Ending};
 use mcpush_local::{FUNCTIONS, Options, local, local_dynamodb};
 
 #[tokio::main]
-async fn main() -> Result<ExitCode, Box<dyn std::error::Error>> {
+async fn main() -> ExitCode {
+    match run().await {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+async fn run() -> Result<ExitCode, Box<dyn std::error::Error>> {
     mcpush_core::telemetry::init();
     let args: Vec<String> = std::env::args().skip(1).collect();
     if let Some(command) = args.first().filter(|c| matches!(c.as_str(), "watch" | "replay")) {
