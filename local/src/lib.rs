@@ -196,7 +196,9 @@ pub enum Feed {
 pub fn local(base: &str, options: Options) -> Local {
     let (jobs, feed) = MemoryJobStore::with_change_feed(mcpush_core::config::DEFAULT_STATUS_TABLE);
     let jobs = Arc::new(jobs.with_retention(options.retention));
-    tokio::spawn(sweep_expired(Arc::downgrade(&jobs), TTL_SWEEP_INTERVAL));
+    if options.retention.is_some() {
+        tokio::spawn(sweep_expired(Arc::downgrade(&jobs), TTL_SWEEP_INTERVAL));
+    }
     assemble(base, options, jobs, Arc::new(MemorySubscriptionStore::default()), Feed::Embedded(feed))
 }
 

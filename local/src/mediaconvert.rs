@@ -157,7 +157,8 @@ impl MediaConvertSim {
         events.push(event("STATUS_UPDATE", phase("PROBING", 0, 50)));
 
         let (_, key) = split_s3_url(input).unwrap_or_default();
-        let failure = match self.s3.size_of(input).await {
+        let size = self.s3.size_of(input).await;
+        let failure = match size {
             None => Some(format!("Failed to open input file [{input}]: [Failed probe/open: [No such object in the upload bucket]]")),
             Some(0) => Some(format!("Failed to open input file [{input}]: [Failed probe/open: [Failed to read data: the file is empty]]")),
             Some(_) if self.settings.fail_pattern.is_match(key) => {
@@ -170,7 +171,7 @@ impl MediaConvertSim {
             return events;
         }
 
-        let size = self.s3.size_of(input).await.unwrap_or_default();
+        let size = size.unwrap_or_default();
         let (width, height) = output_resolution(job);
         // A nominal 2 Mbit/s input: duration follows the file's size.
         let duration_ms = (size.saturating_mul(4) / 1000).max(1000);
