@@ -209,13 +209,11 @@ impl MediaConvertSim {
         events
     }
 
-    /// A MediaConvert Job State Change event of `job`, as EventBridge delivers it.
+    /// A MediaConvert Job State Change event of `job`, as EventBridge delivers it; `time` and
+    /// `detail.timestamp` are stamped by [`MediaConvertSim::schedule`].
     fn event(&self, job: &Value, status: &str, extra: Value) -> Value {
-        let now = mcpush_core::now_ms();
         let job_id = job["id"].as_str().unwrap_or_default();
-        let time = chrono::DateTime::from_timestamp_millis(now as i64).unwrap_or_default();
         let mut detail = json!({
-            "timestamp": now,
             "accountId": self.settings.account,
             "queue": job["queue"],
             "jobId": job_id,
@@ -231,7 +229,6 @@ impl MediaConvertSim {
             "detail-type": mcpush_core::domain::mediaconvert::DETAIL_TYPE,
             "source": "aws.mediaconvert",
             "account": self.settings.account,
-            "time": time.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
             "region": self.settings.region,
             "resources": [job["arn"]],
             "detail": detail
