@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
-use aws_lambda_events::apigw::{ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest};
+use aws_lambda_events::apigw::{ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest, ApiGatewayWebsocketProxyRequestContext};
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
@@ -25,6 +25,8 @@ use base64::Engine;
 use futures::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
+
+use crate::http_api::query_params;
 
 /// Largest message the Management API accepts.
 pub const MAX_POST_BYTES: usize = 128 * 1024;
@@ -87,10 +89,12 @@ impl WebSocketApi {
 
     /// `GET /ws` (the WebSocket endpoint) and `/@connections/{id}` (the Management API).
     pub fn router(self: &Arc<Self>) -> Router {
-        Router::new()
-            .route("/ws", get(upgrade))
-            .route("/@connections/{id}", any(management))
-            .with_state(self.clone())
+        self.websocket_router("/ws").merge(Router::new().route("/@connections/{id}", any(management)).with_state(self.clone()))
+    }
+
+    /// The WebSocket endpoint alone, at `path` (API Gateway serves it at `/{stage}`).
+    pub fn websocket_router(self: &Arc<Self>, path: &str) -> Router {
+        Router::new().route(path, get(upgrade)).with_state(self.clone())
     }
 
     /// Makes `share` (0.0–1.0) of posts answer 429 or 500 at random.
@@ -112,30 +116,33 @@ impl WebSocketApi {
         removed.is_some()
     }
 
-    fn event(&self, route_key: &str, event_type: &str, connection_id: &str, connected_at: i64, extra: Value) -> Value {
+    /// The event API Gateway sends a route's integration, without the route's own parts (headers
+    /// and query on `$connect`, body on messages, close code on `$disconnect`).
+    fn event(&self, route_key: &str, event_type: &str, connection_id: &str, connected_at: i64) -> ApiGatewayWebsocketProxyRequest {
         let now = mcpush_core::now_ms() as i64;
-        let mut event = json!({
-            "requestContext": {
-                "routeKey": route_key, "eventType": event_type, "messageDirection": "IN",
-                "extendedRequestId": new_id(), "requestId": new_id(),
-                "requestTime": request_time(now), "requestTimeEpoch": now,
-                "connectedAt": connected_at, "connectionId": connection_id,
-                "stage": self.stage, "domainName": self.domain, "apiId": "local",
-                "identity": {"sourceIp": "127.0.0.1"}
-            },
-            "isBase64Encoded": false
-        });
-        if let (Some(target), Some(extra)) = (event.as_object_mut(), extra.as_object()) {
-            for (k, v) in extra {
-                if k == "requestContext" {
-                    if let (Some(ctx), Some(more)) = (target.get_mut("requestContext").and_then(Value::as_object_mut), v.as_object()) {
-                        ctx.extend(more.clone());
-                    }
-                } else {
-                    target.insert(k.clone(), v.clone());
-                }
-            }
-        }
+        let mut context = ApiGatewayWebsocketProxyRequestContext::default();
+        context.route_key = Some(route_key.to_owned());
+        context.event_type = Some(event_type.to_owned());
+        context.message_direction = Some("IN".to_owned());
+        context.extended_request_id = Some(new_id());
+        context.request_id = Some(new_id());
+        context.request_time = Some(request_time(now));
+        context.request_time_epoch = now;
+        context.connected_at = connected_at;
+        context.connection_id = Some(connection_id.to_owned());
+        context.stage = Some(self.stage.clone());
+        context.domain_name = Some(self.domain.clone());
+        context.apiid = Some("local".to_owned());
+        context.identity.source_ip = Some("127.0.0.1".to_owned());
+        let mut event = ApiGatewayWebsocketProxyRequest::default();
+        event.request_context = context;
+        event
+    }
+
+    fn disconnect_event(&self, connection_id: &str, connected_at: i64, status_code: i64, reason: &str) -> ApiGatewayWebsocketProxyRequest {
+        let mut event = self.event("$disconnect", "DISCONNECT", connection_id, connected_at);
+        event.request_context.disconnect_status_code = Some(status_code);
+        event.request_context.disconnect_reason = Some(reason.to_owned());
         event
     }
 
@@ -147,19 +154,12 @@ impl WebSocketApi {
             .unwrap_or_else(|| "$default".to_owned())
     }
 
-    async fn invoke(&self, route_key: &str, event: Value) -> Option<ApiGatewayProxyResponse> {
-        let event: ApiGatewayWebsocketProxyRequest = match serde_json::from_value(event) {
-            Ok(e) => e,
-            Err(e) => {
-                tracing::error!(error = %e, "emulator built an event the typed model rejects");
-                return None;
-            }
-        };
-        Some(match route_key {
-            "$connect" => self.backend.connect(event).await,
-            "$disconnect" => self.backend.disconnect(event).await,
+    async fn invoke(&self, event: ApiGatewayWebsocketProxyRequest) -> ApiGatewayProxyResponse {
+        match event.request_context.route_key.as_deref() {
+            Some("$connect") => self.backend.connect(event).await,
+            Some("$disconnect") => self.backend.disconnect(event).await,
             _ => self.backend.message(event).await,
-        })
+        }
     }
 }
 
@@ -176,47 +176,16 @@ fn request_time(epoch_ms: i64) -> String {
     format!("{day:02}/{}/{year:04}:{h:02}:{m:02}:{s:02} +0000", MONTHS[(month - 1) as usize])
 }
 
-fn header_map(headers: &HeaderMap) -> (Value, Value) {
-    let mut single = serde_json::Map::new();
-    let mut multi = serde_json::Map::new();
-    for (name, value) in headers {
-        if let Ok(value) = value.to_str() {
-            let canonical = canonical_header(name.as_str());
-            single.insert(canonical.clone(), Value::String(value.to_owned()));
-            if let Some(values) = multi.entry(canonical).or_insert_with(|| Value::Array(vec![])).as_array_mut() {
-                values.push(Value::String(value.to_owned()));
-            }
-        }
-    }
-    (Value::Object(single), Value::Object(multi))
-}
-
-/// `sec-websocket-key` → `Sec-WebSocket-Key`-ish: API Gateway forwards headers capitalised.
-fn canonical_header(name: &str) -> String {
-    name.split('-')
-        .map(|part| {
-            let mut chars = part.chars();
-            chars.next().map(|c| c.to_ascii_uppercase().to_string() + chars.as_str()).unwrap_or_default()
-        })
-        .collect::<Vec<_>>()
-        .join("-")
-}
-
 async fn upgrade(State(api): State<Arc<WebSocketApi>>, headers: HeaderMap, uri: Uri, ws: WebSocketUpgrade) -> Response {
     let connection_id = new_id();
     let connected_at = mcpush_core::now_ms() as i64;
-    let (single, multi) = header_map(&headers);
-    let mut extra = json!({"headers": single, "multiValueHeaders": multi});
-    if let Some(query) = uri.query() {
-        let params: serde_json::Map<String, Value> = query
-            .split('&')
-            .filter_map(|p| p.split_once('=').or(Some((p, ""))))
-            .map(|(k, v)| (k.to_owned(), Value::String(v.to_owned())))
-            .collect();
-        extra["queryStringParameters"] = Value::Object(params);
-    }
-    let event = api.event("$connect", "CONNECT", &connection_id, connected_at, extra);
-    let accepted = api.invoke("$connect", event).await.is_some_and(|r| (200..300).contains(&r.status_code));
+    let mut event = api.event("$connect", "CONNECT", &connection_id, connected_at);
+    event.headers = headers.clone();
+    event.multi_value_headers = headers.clone();
+    let params = query_params(uri.query().unwrap_or_default());
+    event.query_string_parameters = params.iter().map(|(k, v)| (k.clone(), v.last().cloned().unwrap_or_default())).collect::<HashMap<_, _>>().into();
+    event.multi_value_query_string_parameters = params.into();
+    let accepted = (200..300).contains(&api.invoke(event).await.status_code);
     if !accepted {
         return (StatusCode::FORBIDDEN, "Forbidden").into_response();
     }
@@ -263,18 +232,17 @@ async fn serve(api: Arc<WebSocketApi>, socket: WebSocket, connection_id: String,
         };
         last_active_at.store(mcpush_core::now_ms(), Ordering::Relaxed);
         let route = api.route_for(&body);
-        let extra = json!({"body": body, "requestContext": {"messageId": new_id()}});
-        let event = api.event(&route, "MESSAGE", &connection_id, connected_at, extra);
-        api.invoke(&route, event).await;
+        let mut event = api.event(&route, "MESSAGE", &connection_id, connected_at);
+        event.request_context.message_id = Some(new_id());
+        event.body = Some(body);
+        api.invoke(event).await;
     }
 
     // Still registered means the client left on its own: API Gateway runs $disconnect.
     let was_registered = api.connections.lock().ok().and_then(|mut c| c.remove(&connection_id)).is_some();
     writer.abort();
     if was_registered {
-        let extra = json!({"requestContext": {"disconnectStatusCode": close_code, "disconnectReason": ""}});
-        let event = api.event("$disconnect", "DISCONNECT", &connection_id, connected_at, extra);
-        api.invoke("$disconnect", event).await;
+        api.invoke(api.disconnect_event(&connection_id, connected_at, close_code, "")).await;
     }
 }
 
@@ -335,10 +303,9 @@ async fn management(State(api): State<Arc<WebSocketApi>>, Path(id): Path<String>
             match removed {
                 Some(connection) => {
                     let _ = connection.tx.send(Outgoing::Close);
-                    let extra = json!({"requestContext": {"disconnectStatusCode": 1000, "disconnectReason": "Connection deleted"}});
-                    let event = api.event("$disconnect", "DISCONNECT", &id, connection.connected_at, extra);
+                    let event = api.disconnect_event(&id, connection.connected_at, 1000, "Connection deleted");
                     let api = api.clone();
-                    tokio::spawn(async move { api.invoke("$disconnect", event).await });
+                    tokio::spawn(async move { api.invoke(event).await });
                     StatusCode::NO_CONTENT.into_response()
                 }
                 None => management_error(StatusCode::GONE, "GoneException", ""),
@@ -383,6 +350,5 @@ mod tests {
         assert!(id.ends_with('='));
         assert_eq!(iso8601(1_731_324_924_553), "2024-11-11T11:35:24.553Z");
         assert_eq!(request_time(1_731_324_924_553), "11/Nov/2024:11:35:24 +0000");
-        assert_eq!(canonical_header("sec-websocket-key"), "Sec-Websocket-Key");
     }
 }

@@ -1,15 +1,26 @@
-//! The terminal tools of the local stack binary (they work against a deployed stack too):
-//! - `watch INPUT_FILE [--url URL]`: a live progress bar over the WebSocket API, REST polling of
-//!   `/media/status` when the socket cannot open; exits 0 on COMPLETE, 1 on ERROR or CANCELED;
-//! - `replay FILES… [--url URL]`: posts EventBridge events (JSON files, or JSON Lines with one
-//!   event per line) to a running stack's `progress-ingest`, with a progress bar.
+//! The terminal tools of the local stack binary; both work against a deployed stack too.
+//! - `watch`: a live progress bar over the WebSocket API (`ws://` or `wss://`, any stage path),
+//!   REST polling of `/media/status` (`http://` or `https://`) when the socket cannot open;
+//!   ends with COMPLETE, or ERROR / CANCELED ([`Ending`]);
+//! - `replay`: EventBridge events (JSON files, or JSON Lines with one event per line) sent to a
+//!   function through the Lambda Invoke API with aws-sdk-lambda (SigV4), as AWS invokes it.
+//!
+//! TLS is rustls with the system's roots, or the bundle `SSL_CERT_FILE` names
+//! (rustls-native-certs). Whatever a server sends, the tools end with an error naming it, never a
+//! panic, and print server strings with control characters escaped ([`printable`]).
 
+use std::collections::BTreeMap;
 use std::io::Write;
+use std::sync::Arc;
 use std::time::Duration;
 
+use aws_sdk_lambda::primitives::Blob;
 use futures::{SinkExt, StreamExt};
+use indicatif::{ProgressBar, ProgressStyle};
+use reqwest::{StatusCode, Url};
+use serde::Deserialize;
 use serde_json::{Value, json};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio_tungstenite::Connector;
 use tokio_tungstenite::tungstenite::Message;
 
 #[derive(Debug, thiserror::Error)]
@@ -18,49 +29,307 @@ pub enum CliError {
     Usage(String),
     #[error("{path}: {reason}")]
     Input { path: String, reason: String },
-    #[error("HTTP: {0}")]
-    Http(String),
+    #[error("{url}: {reason}")]
+    Http { url: String, reason: String },
+    #[error("{url}: {reason}")]
+    WebSocket { url: String, reason: String },
+    #[error("the server refused: {0}")]
+    Refused(String),
+    #[error("Lambda Invoke {function}: {reason}")]
+    Invoke { function: String, reason: String },
+    #[error("TLS setup: {0}")]
+    Tls(String),
 }
 
-/// A minimal HTTP/1.1 exchange with the local stack (plain http only): status and body.
-pub async fn http(method: &str, url: &str, body: Option<&str>) -> Result<(u16, String), CliError> {
-    let rest = url.strip_prefix("http://").ok_or_else(|| CliError::Http(format!("{url}: only http:// URLs are supported")))?;
-    let (host, path) = rest.split_once('/').map(|(h, p)| (h, format!("/{p}"))).unwrap_or((rest, "/".into()));
-    let mut stream = tokio::net::TcpStream::connect(host).await.map_err(|e| CliError::Http(format!("{host}: {e}")))?;
-    let body = body.unwrap_or_default();
-    let request = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    stream.write_all(request.as_bytes()).await.map_err(|e| CliError::Http(e.to_string()))?;
-    let mut response = Vec::new();
-    stream.read_to_end(&mut response).await.map_err(|e| CliError::Http(e.to_string()))?;
-    let text = String::from_utf8_lossy(&response);
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let status = head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).ok_or_else(|| CliError::Http(format!("bad response: {head}")))?;
-    let body = if head.to_ascii_lowercase().contains("transfer-encoding: chunked") { dechunk(body) } else { body.to_owned() };
-    Ok((status, body))
-}
+/// Longest server text printed; the rest is cut.
+const MAX_PRINTED_CHARS: usize = 500;
 
-fn dechunk(mut body: &str) -> String {
+/// A server's text made safe for a terminal: control characters (escape sequences included)
+/// escaped, at most [`MAX_PRINTED_CHARS`] characters.
+pub fn printable(text: &str) -> String {
     let mut out = String::new();
-    while let Some((size, rest)) = body.split_once("\r\n") {
-        let Ok(size) = usize::from_str_radix(size.trim(), 16) else { break };
-        if size == 0 || rest.len() < size {
+    for (i, c) in text.chars().enumerate() {
+        if i == MAX_PRINTED_CHARS {
+            out.push('…');
             break;
         }
-        out.push_str(&rest[..size]);
-        body = rest[size..].trim_start_matches("\r\n");
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
     }
     out
 }
 
-fn bar(progress: u64, width: usize) -> String {
-    let filled = (progress.min(100) as usize * width) / 100;
-    format!("[{}{}] {progress:>3}%", "#".repeat(filled), "-".repeat(width - filled))
+/// An error and its causes on one line: reqwest's and tungstenite's errors keep the useful part
+/// (refused connection, unknown issuer, …) in their sources.
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text = format!("{text}: {cause_text}");
+        }
+        source = cause.source();
+    }
+    printable(&text)
 }
 
-/// Reads events from files: a JSON document per file, or JSON Lines.
+/// rustls with the system's roots, or `SSL_CERT_FILE` / `SSL_CERT_DIR` when set.
+pub fn tls_config() -> Result<Arc<rustls::ClientConfig>, CliError> {
+    let found = rustls_native_certs::load_native_certs();
+    let mut roots = rustls::RootCertStore::empty();
+    let (added, _ignored) = roots.add_parsable_certificates(found.certs);
+    if added == 0 {
+        tracing::warn!(errors = ?found.errors, "no trusted root certificates found: https:// and wss:// will fail");
+    }
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| CliError::Tls(e.to_string()))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(Arc::new(config))
+}
+
+/// Where `watch` looks.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Endpoints {
+    /// Base of the REST API (`http(s)://host[/stage]/`); `media/status` is appended.
+    pub rest: Url,
+    /// The WebSocket API (`ws(s)://host/stage`).
+    pub ws: Url,
+}
+
+impl Endpoints {
+    /// `rest` and `ws` default from `url`: the REST base is `url` itself, the WebSocket API is
+    /// `ws://HOST/ws` (`wss://` for an `https://` URL), as the local stack serves it.
+    pub fn new(url: &Url, rest: Option<Url>, ws: Option<Url>) -> Result<Self, CliError> {
+        let mut rest = rest.unwrap_or_else(|| url.clone());
+        if !matches!(rest.scheme(), "http" | "https") {
+            return Err(CliError::Usage(format!("the REST URL {rest} must be http:// or https://")));
+        }
+        if !rest.path().ends_with('/') {
+            let path = format!("{}/", rest.path());
+            rest.set_path(&path);
+        }
+        let ws = match ws {
+            Some(ws) => ws,
+            None => {
+                let scheme = if url.scheme() == "https" { "wss" } else { "ws" };
+                let host = url.host_str().ok_or_else(|| CliError::Usage(format!("{url} names no host")))?;
+                let port = url.port().map(|p| format!(":{p}")).unwrap_or_default();
+                let host = if host.contains(':') { format!("[{host}]") } else { host.to_owned() };
+                Url::parse(&format!("{scheme}://{host}{port}/ws")).map_err(|e| CliError::Usage(e.to_string()))?
+            }
+        };
+        if !matches!(ws.scheme(), "ws" | "wss") {
+            return Err(CliError::Usage(format!("the WebSocket URL {ws} must be ws:// or wss://")));
+        }
+        Ok(Self { rest, ws })
+    }
+
+    fn status_url(&self, input_file: &str) -> Result<Url, CliError> {
+        let mut url = self.rest.join("media/status").map_err(|e| CliError::Usage(e.to_string()))?;
+        url.query_pairs_mut().append_pair("input_file", input_file);
+        Ok(url)
+    }
+}
+
+/// A job's state as `/media/status` and the WebSocket `status` message show it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+pub struct Status {
+    pub job_status: String,
+    pub progress_rate: u8,
+    pub current_phase: Option<String>,
+    pub duration_ms: Option<u64>,
+    pub width_px: Option<u32>,
+    pub height_px: Option<u32>,
+    pub output_path: Option<String>,
+    #[serde(default)]
+    pub playlists: BTreeMap<String, String>,
+    pub error_code: Option<i64>,
+    pub error_message: Option<String>,
+}
+
+/// The WebSocket messages `watch` reads.
+#[derive(Debug, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum ServerMessage {
+    Status(Status),
+    Error { message: String },
+    #[serde(other)]
+    Other,
+}
+
+/// How a watched job ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Ending {
+    Complete(Status),
+    Failed(Status),
+}
+
+/// The bar for a terminal (hidden when stderr is not one, so lines are printed instead).
+pub fn progress_bar(length: u64, template: &str) -> ProgressBar {
+    let bar = ProgressBar::new(length);
+    bar.set_style(ProgressStyle::with_template(template).unwrap_or_else(|_| ProgressStyle::default_bar()).progress_chars("#>-"));
+    bar
+}
+
+/// Shows statuses: on the bar, and as lines on `out` when the bar is hidden.
+struct Display<'a> {
+    out: &'a mut (dyn Write + Send),
+    bar: ProgressBar,
+    best: u8,
+    last_line: String,
+}
+
+impl Display<'_> {
+    fn line(&mut self, text: &str) {
+        let out = &mut self.out;
+        self.bar.suspend(|| {
+            let _ = writeln!(out, "{text}");
+            let _ = out.flush();
+        });
+    }
+
+    /// Shows `status`; returns the ending when it is final. A PROGRESSING status below the best
+    /// progress seen (a poll crossing a push) is not shown.
+    fn show(&mut self, status: Status) -> Option<Ending> {
+        if status.job_status == "PROGRESSING" && status.progress_rate < self.best {
+            return None;
+        }
+        self.best = self.best.max(status.progress_rate);
+        let phase = status.current_phase.as_deref().map(|p| format!(" ({})", printable(p))).unwrap_or_default();
+        let state = format!("{}{phase}", printable(&status.job_status));
+        self.bar.set_position(u64::from(status.progress_rate.min(100)));
+        self.bar.set_message(state.clone());
+        let line = format!("{:>3}% {state}", status.progress_rate);
+        if self.bar.is_hidden() && line != self.last_line {
+            self.line(&line);
+            self.last_line = line;
+        }
+        match status.job_status.as_str() {
+            "COMPLETE" => {
+                self.bar.finish();
+                let dimension = |v: Option<u32>| v.map_or("?".to_owned(), |v| v.to_string());
+                let summary = format!(
+                    "{} ms, {}x{}, {}{}",
+                    status.duration_ms.map_or("?".to_owned(), |d| d.to_string()),
+                    dimension(status.width_px),
+                    dimension(status.height_px),
+                    printable(status.output_path.as_deref().unwrap_or_default()),
+                    printable(&status.playlists.values().cloned().collect::<Vec<_>>().join(" ")),
+                );
+                self.line(&summary);
+                Some(Ending::Complete(status))
+            }
+            "ERROR" | "CANCELED" => {
+                self.bar.abandon();
+                let code = status.error_code.map(|c| format!(" (error {c})")).unwrap_or_default();
+                let message = status.error_message.as_deref().map(printable).unwrap_or_else(|| printable(&status.job_status));
+                self.line(&format!("{message}{code}"));
+                Some(Ending::Failed(status))
+            }
+            _ => None,
+        }
+    }
+}
+
+/// `watch`: follows `input_file` until its newest job ends, over the WebSocket API when it opens,
+/// else by polling `/media/status?input_file=` every `poll` interval. Lines go to `out` when
+/// `bar` is hidden.
+pub async fn watch(endpoints: &Endpoints, input_file: &str, poll: Duration, out: &mut (dyn Write + Send), bar: ProgressBar) -> Result<Ending, CliError> {
+    let tls = tls_config()?;
+    let mut display = Display { out, bar, best: 0, last_line: String::new() };
+    let connector = Connector::Rustls(tls.clone());
+    let ws_url = endpoints.ws.as_str();
+    match tokio_tungstenite::connect_async_tls_with_config(ws_url, None, false, Some(connector)).await {
+        Ok((mut socket, _)) => {
+            let subscribe = json!({"action": "subscribe", "input_file": input_file}).to_string();
+            let ws_error = |e: &dyn std::error::Error| CliError::WebSocket { url: ws_url.to_owned(), reason: chain(e) };
+            socket.send(Message::Text(subscribe.into())).await.map_err(|e| ws_error(&e))?;
+            while let Some(frame) = socket.next().await {
+                let text = match frame.map_err(|e| ws_error(&e))? {
+                    Message::Text(text) => text.to_string(),
+                    Message::Binary(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
+                    Message::Close(_) => break,
+                    _ => continue,
+                };
+                let message: ServerMessage = serde_json::from_str(&text).map_err(|e| CliError::WebSocket {
+                    url: ws_url.to_owned(),
+                    reason: format!("the server sent a message that is not this protocol's ({e}): {}", printable(&text)),
+                })?;
+                match message {
+                    ServerMessage::Status(status) => {
+                        if let Some(ending) = display.show(status) {
+                            return Ok(ending);
+                        }
+                    }
+                    ServerMessage::Error { message } => return Err(CliError::Refused(printable(&message))),
+                    ServerMessage::Other => {}
+                }
+            }
+            Err(CliError::WebSocket { url: ws_url.to_owned(), reason: "the WebSocket closed before the job ended".into() })
+        }
+        Err(e) => {
+            let url = endpoints.status_url(input_file)?;
+            display.line(&format!("WebSocket unavailable ({}); polling {}", chain(&e), endpoints.rest.join("media/status").map(String::from).unwrap_or_default()));
+            let client = http_client(&tls)?;
+            loop {
+                if let Some(status) = poll_status(&client, &url).await?
+                    && let Some(ending) = display.show(status)
+                {
+                    return Ok(ending);
+                }
+                tokio::time::sleep(poll).await;
+            }
+        }
+    }
+}
+
+/// reqwest over the same TLS settings.
+pub fn http_client(tls: &Arc<rustls::ClientConfig>) -> Result<reqwest::Client, CliError> {
+    reqwest::Client::builder()
+        .tls_backend_preconfigured((**tls).clone())
+        .connect_timeout(Duration::from_secs(10))
+        .timeout(Duration::from_secs(30))
+        .build()
+        .map_err(|e| CliError::Tls(chain(&e)))
+}
+
+#[derive(Deserialize)]
+struct Failure {
+    message: String,
+}
+
+/// One `GET /media/status`: the status, or `None` while there is nothing to show yet (422: no job
+/// for the file yet; 429 / 5xx: try again).
+async fn poll_status(client: &reqwest::Client, url: &Url) -> Result<Option<Status>, CliError> {
+    let http_error = |reason: String| CliError::Http { url: url.to_string(), reason };
+    let response = client.get(url.clone()).send().await.map_err(|e| http_error(chain(&e)))?;
+    let code = response.status();
+    let body = response.bytes().await.map_err(|e| http_error(chain(&e)))?;
+    let text = String::from_utf8_lossy(&body);
+    match code {
+        StatusCode::OK => serde_json::from_slice::<Status>(&body)
+            .map(Some)
+            .map_err(|e| http_error(format!("answered 200 with a body that is not a job status ({e}): {}", printable(&text)))),
+        StatusCode::UNPROCESSABLE_ENTITY | StatusCode::TOO_MANY_REQUESTS => Ok(None),
+        code if code.is_server_error() => {
+            tracing::warn!(status = code.as_u16(), "status poll failed; trying again");
+            Ok(None)
+        }
+        code => {
+            let message = serde_json::from_slice::<Failure>(&body).map(|f| f.message).unwrap_or_else(|_| text.into_owned());
+            Err(http_error(format!("answered {code}: {}", printable(&message))))
+        }
+    }
+}
+
+/// Reads events from files: a JSON document per file (an array is several events), or JSON Lines.
 pub fn read_events(paths: &[String]) -> Result<Vec<(String, Value)>, CliError> {
     let mut events = Vec::new();
     for path in paths {
@@ -80,103 +349,87 @@ pub fn read_events(paths: &[String]) -> Result<Vec<(String, Value)>, CliError> {
     Ok(events)
 }
 
-/// `replay`: posts each event to `{url}/2015-03-31/functions/progress-ingest/invocations`.
-/// Returns how many the function rejected.
-pub async fn replay(url: &str, paths: &[String], out: &mut impl Write) -> Result<usize, CliError> {
+/// A Lambda client for `endpoint`: the SDK's credentials and region, or throwaway ones for a
+/// loopback endpoint (the local stack) when the environment has none.
+pub async fn lambda_client(endpoint: Option<&str>) -> aws_sdk_lambda::Client {
+    let loopback = endpoint
+        .and_then(|e| Url::parse(e).ok())
+        .and_then(|u| u.host_str().map(|h| h == "localhost" || h.trim_matches(['[', ']']).parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())))
+        .unwrap_or(false);
+    let sdk = match endpoint {
+        Some(endpoint) if loopback => crate::local_sdk_config(endpoint).await,
+        Some(endpoint) => aws_config::defaults(aws_config::BehaviorVersion::latest()).endpoint_url(endpoint).load().await,
+        None => aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await,
+    };
+    aws_sdk_lambda::Client::new(&sdk)
+}
+
+#[derive(Deserialize)]
+struct FunctionError {
+    #[serde(rename = "errorMessage")]
+    error_message: String,
+}
+
+/// `replay`: invokes `function` once per event, in order (`RequestResponse`). Returns how many
+/// the function rejected; each rejection is printed with where the event came from.
+pub async fn replay(
+    client: &aws_sdk_lambda::Client,
+    function: &str,
+    paths: &[String],
+    out: &mut (dyn Write + Send),
+    bar: ProgressBar,
+) -> Result<usize, CliError> {
     let events = read_events(paths)?;
-    let endpoint = format!("{}/2015-03-31/functions/progress-ingest/invocations", url.trim_end_matches('/'));
+    bar.set_length(events.len() as u64);
     let mut rejected = 0;
-    for (i, (source, event)) in events.iter().enumerate() {
-        let (status, body) = http("POST", &endpoint, Some(&event.to_string())).await?;
-        let answer: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
-        if status != 200 || answer.get("errorMessage").is_some() {
+    for (source, event) in &events {
+        let payload = serde_json::to_vec(event).map_err(|e| CliError::Input { path: source.clone(), reason: e.to_string() })?;
+        let output = client
+            .invoke()
+            .function_name(function)
+            .payload(Blob::new(payload))
+            .send()
+            .await
+            .map_err(|e| CliError::Invoke { function: function.to_owned(), reason: printable(&aws_sdk_lambda::error::DisplayErrorContext(e).to_string()) })?;
+        if output.function_error().is_some() {
             rejected += 1;
-            let reason = answer.get("errorMessage").and_then(Value::as_str).map(str::to_owned).unwrap_or(body);
-            let _ = writeln!(out, "\r{source}: rejected: {reason}");
+            let body = output.payload().map(|p| p.as_ref()).unwrap_or_default();
+            let reason = serde_json::from_slice::<FunctionError>(body)
+                .map(|f| f.error_message)
+                .unwrap_or_else(|_| String::from_utf8_lossy(body).into_owned());
+            bar.suspend(|| writeln!(out, "{source}: rejected: {}", printable(&reason))).map_err(|e| CliError::Input { path: "output".into(), reason: e.to_string() })?;
         }
-        let _ = write!(out, "\r{} {}/{} events", bar(((i + 1) * 100 / events.len().max(1)) as u64, 30), i + 1, events.len());
-        let _ = out.flush();
+        bar.inc(1);
     }
-    let _ = writeln!(out, "\n{} replayed, {rejected} rejected", events.len() - rejected);
+    bar.finish_and_clear();
+    let _ = writeln!(out, "{} replayed, {rejected} rejected", events.len() - rejected);
     Ok(rejected)
 }
 
-/// How a watched job ended.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Ending {
-    Complete(Value),
-    Failed(Value),
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-fn render(out: &mut impl Write, status: &Value) -> Option<Ending> {
-    let job_status = status["job_status"].as_str().unwrap_or_default();
-    let progress = status["progress_rate"].as_u64().unwrap_or(0);
-    let _ = write!(out, "\r{} {job_status:<11}", bar(progress, 30));
-    let _ = out.flush();
-    match job_status {
-        "COMPLETE" => {
-            let _ = writeln!(
-                out,
-                "\n{} ms, {}x{}, {}{}",
-                status["duration_ms"], status["width_px"], status["height_px"], status["output_path"].as_str().unwrap_or_default(),
-                status["playlists"].as_object().map(|p| p.values().filter_map(Value::as_str).collect::<Vec<_>>().join(" ")).unwrap_or_default()
-            );
-            Some(Ending::Complete(status.clone()))
-        }
-        "ERROR" | "CANCELED" => {
-            let _ = writeln!(out, "\n{}", status["error_message"].as_str().unwrap_or(job_status));
-            Some(Ending::Failed(status.clone()))
-        }
-        _ => None,
+    #[test]
+    fn server_text_is_printed_with_controls_escaped_and_cut() {
+        assert_eq!(printable("ok \u{1b}[2J\u{7}\r\n動画"), "ok \\u{1b}[2J\\u{7}\\r\\n動画");
+        let long = "a".repeat(2 * MAX_PRINTED_CHARS);
+        assert_eq!(printable(&long).chars().count(), MAX_PRINTED_CHARS + 1);
     }
-}
 
-/// `watch`: follows `input_file` until its newest job ends, over the WebSocket API when it opens,
-/// else by polling `/media/status?input_file=` every `poll` interval.
-pub async fn watch(url: &str, input_file: &str, poll: Duration, out: &mut impl Write) -> Result<Ending, CliError> {
-    let base = url.trim_end_matches('/');
-    let ws_url = format!("{}/ws", base.replacen("http://", "ws://", 1));
-    match tokio_tungstenite::connect_async(ws_url.as_str()).await {
-        Ok((mut socket, _)) => {
-            let subscribe = json!({"action": "subscribe", "input_file": input_file}).to_string();
-            socket.send(Message::Text(subscribe.into())).await.map_err(|e| CliError::Http(e.to_string()))?;
-            let mut best = 0;
-            while let Some(frame) = socket.next().await {
-                let Ok(Message::Text(text)) = frame else { continue };
-                let message: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
-                match message["type"].as_str() {
-                    Some("status") => {
-                        let progress = message["progress_rate"].as_u64().unwrap_or(0);
-                        if progress < best && message["job_status"] == "PROGRESSING" {
-                            continue;
-                        }
-                        best = best.max(progress);
-                        if let Some(ending) = render(out, &message) {
-                            return Ok(ending);
-                        }
-                    }
-                    Some("error") => return Err(CliError::Usage(message["message"].as_str().unwrap_or("error").to_owned())),
-                    _ => {}
-                }
-            }
-            Err(CliError::Http("the WebSocket closed before the job ended".into()))
-        }
-        Err(e) => {
-            let _ = writeln!(out, "WebSocket unavailable ({e}); polling {base}/media/status");
-            let encoded: String = input_file
-                .bytes()
-                .map(|b| if b.is_ascii_alphanumeric() || b"-_.~/".contains(&b) { (b as char).to_string() } else { format!("%{b:02X}") })
-                .collect();
-            loop {
-                let (status, body) = http("GET", &format!("{base}/media/status?input_file={encoded}"), None).await?;
-                if status == 200 {
-                    let message: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
-                    if let Some(ending) = render(out, &message) {
-                        return Ok(ending);
-                    }
-                }
-                tokio::time::sleep(poll).await;
-            }
-        }
+    #[test]
+    fn endpoints_default_from_one_url_and_keep_stage_paths() {
+        let url = |s: &str| Url::parse(s).unwrap();
+        let local = Endpoints::new(&url("http://127.0.0.1:3000"), None, None).unwrap();
+        assert_eq!((local.rest.as_str(), local.ws.as_str()), ("http://127.0.0.1:3000/", "ws://127.0.0.1:3000/ws"));
+        assert_eq!(local.status_url("a b&c.mp4").unwrap().as_str(), "http://127.0.0.1:3000/media/status?input_file=a+b%26c.mp4");
+
+        let deployed = Endpoints::new(&url("https://api.example.com"), Some(url("https://api.example.com/prod")), Some(url("wss://ws.example.com/prod"))).unwrap();
+        assert_eq!(deployed.status_url("f.mp4").unwrap().as_str(), "https://api.example.com/prod/media/status?input_file=f.mp4");
+        assert_eq!(deployed.ws.as_str(), "wss://ws.example.com/prod");
+        assert_eq!(Endpoints::new(&url("https://api.example.com"), None, None).unwrap().ws.as_str(), "wss://api.example.com/ws");
+
+        assert!(Endpoints::new(&url("ftp://x"), None, None).is_err());
+        assert!(Endpoints::new(&url("http://x"), None, Some(url("http://x/ws"))).is_err());
     }
 }

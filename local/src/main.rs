@@ -1,29 +1,111 @@
-//! `cargo run --release`: the local stack on 127.0.0.1:3000 (`--port N` or `PORT`).
-//! `… -- watch INPUT_FILE [--url URL]` and `… -- replay FILES… [--url URL]`: the terminal tools.
+//! `cargo run --release`: the local stack on 127.0.0.1:3000 (`serve`, the default), and the
+//! terminal tools `watch` and `replay`; `--help` on each.
 
 use std::process::ExitCode;
+use std::time::Duration;
 
-use mcpush_local::cli::{self, Ending};
-use mcpush_local::{FUNCTIONS, Options, local, local_dynamodb};
+use clap::{Args, Parser, Subcommand};
+use mcpush_local::cli::{self, Endpoints, Ending};
+use mcpush_local::{Function, Options, local, local_dynamodb};
+use reqwest::Url;
+
+/// The MediaConvert push notifier on a laptop, and tools for any stack.
+#[derive(Parser)]
+#[command(name = "mcpush-local", version, args_conflicts_with_subcommands = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    serve: ServeArgs,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the whole pipeline locally (the default): demo page, REST, WebSocket, Invoke API,
+    /// simulated S3 and MediaConvert. Also reads the functions' variables (see the README).
+    Serve(ServeArgs),
+    /// Follow a file's newest job to its end: exit 0 on COMPLETE, 1 on ERROR or CANCELED.
+    Watch(Box<WatchArgs>),
+    /// Send EventBridge events (JSON files or JSON Lines) to a function through the Lambda Invoke API.
+    Replay(ReplayArgs),
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    /// Port on 127.0.0.1 (0: any free port).
+    #[arg(long, env = "PORT", default_value_t = 3000)]
+    port: u16,
+    /// Run on this DynamoDB API (moto, DynamoDB Local, an account) instead of the embedded store.
+    #[arg(long, env = "AWS_ENDPOINT_URL_DYNAMODB")]
+    dynamodb_endpoint: Option<String>,
+}
+
+#[derive(Args)]
+struct WatchArgs {
+    /// The input file (S3 key) to follow.
+    input_file: String,
+    /// Default of both URLs below: the REST API at this URL, the WebSocket API at ws(s)://HOST/ws.
+    #[arg(long, default_value = "http://127.0.0.1:3000")]
+    url: Url,
+    /// The REST API's base, e.g. https://abc.execute-api.eu-west-1.amazonaws.com
+    #[arg(long)]
+    rest_url: Option<Url>,
+    /// The WebSocket API, e.g. wss://def.execute-api.eu-west-1.amazonaws.com/prod
+    #[arg(long)]
+    ws_url: Option<Url>,
+    /// Polling interval when the WebSocket cannot open, in milliseconds.
+    #[arg(long, default_value_t = 2000)]
+    poll_ms: u64,
+}
+
+#[derive(Args)]
+struct ReplayArgs {
+    /// JSON files (one event, or an array of events) or JSON Lines files.
+    #[arg(required = true)]
+    files: Vec<String>,
+    /// The function to invoke.
+    #[arg(long, default_value = Function::ProgressIngest.name())]
+    function_name: String,
+    /// The Lambda API: the local stack by default; https://lambda.REGION.amazonaws.com for AWS
+    /// (credentials and region from the usual AWS settings).
+    #[arg(long, env = "AWS_ENDPOINT_URL_LAMBDA", default_value = "http://127.0.0.1:3000")]
+    endpoint_url: String,
+}
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    match run().await {
-        Ok(code) => code,
-        Err(e) => {
-            eprintln!("error: {e}");
-            ExitCode::from(2)
-        }
-    }
+    let cli = Cli::parse();
+    mcpush_core::telemetry::init();
+    let result = match cli.command {
+        None => serve(cli.serve).await,
+        Some(Command::Serve(args)) => serve(args).await,
+        Some(Command::Watch(args)) => watch(*args).await,
+        Some(Command::Replay(args)) => replay(args).await,
+    };
+    result.unwrap_or_else(|e| {
+        eprintln!("error: {e}");
+        ExitCode::from(2)
+    })
 }
 
-async fn run() -> Result<ExitCode, Box<dyn std::error::Error>> {
-    mcpush_core::telemetry::init();
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    if let Some(command) = args.first().filter(|c| matches!(c.as_str(), "watch" | "replay")) {
-        return tool(command, &args[1..]).await;
-    }
-    let args = Args::parse()?;
+async fn watch(args: WatchArgs) -> Result<ExitCode, Box<dyn std::error::Error>> {
+    let endpoints = Endpoints::new(&args.url, args.rest_url, args.ws_url)?;
+    let bar = cli::progress_bar(100, "{bar:40.cyan/blue} {pos:>3}% {msg}");
+    let mut out = std::io::stderr();
+    Ok(match cli::watch(&endpoints, &args.input_file, Duration::from_millis(args.poll_ms), &mut out, bar).await? {
+        Ending::Complete(_) => ExitCode::SUCCESS,
+        Ending::Failed(_) => ExitCode::from(1),
+    })
+}
+
+async fn replay(args: ReplayArgs) -> Result<ExitCode, Box<dyn std::error::Error>> {
+    let client = cli::lambda_client(Some(&args.endpoint_url)).await;
+    let bar = cli::progress_bar(0, "{bar:40.cyan/blue} {pos}/{len} events");
+    let rejected = cli::replay(&client, &args.function_name, &args.files, &mut std::io::stderr(), bar).await?;
+    Ok(if rejected == 0 { ExitCode::SUCCESS } else { ExitCode::from(2) })
+}
+
+async fn serve(args: ServeArgs) -> Result<ExitCode, Box<dyn std::error::Error>> {
     let options = Options::from_env()?;
     let (upload_bucket, s3_dir) = (options.upload_bucket.clone(), options.s3_dir.clone());
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", args.port)).await?;
@@ -43,10 +125,10 @@ async fn run() -> Result<ExitCode, Box<dyn std::error::Error>> {
     println!("  REST          {base}/media/job_id?input_file=F   {base}/media/status?job_id=J");
     println!("  WebSocket     {}/ws", base.replace("http://", "ws://"));
     println!("  @connections  {base}/@connections/{{connectionId}}");
-    for f in FUNCTIONS {
-        println!("  invoke        {base}/2015-03-31/functions/{f}/invocations");
+    for f in Function::ALL {
+        println!("  invoke        {base}{}", f.invoke_path());
     }
-    println!("  upload (S3)   PUT {base}/s3/{bucket}/{{key}}   files in {dir}", bucket = upload_bucket, dir = s3_dir.display());
+    println!("  upload (S3)   PUT {base}/s3/{upload_bucket}/{{key}}   files in {}", s3_dir.display());
     println!("  MediaConvert  {base}/2017-08-29/ (simulated: GetJobTemplate, CreateJob)");
     println!("Ctrl-C stops it.");
 
@@ -65,78 +147,8 @@ async fn run() -> Result<ExitCode, Box<dyn std::error::Error>> {
         result = server => result?,
         _ = async {
             let _ = deadline.changed().await;
-            tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+            tokio::time::sleep(Duration::from_secs(2)).await;
         } => {}
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// `watch` and `replay`; `--url` defaults to the local stack.
-async fn tool(command: &str, args: &[String]) -> Result<ExitCode, Box<dyn std::error::Error>> {
-    let mut url = "http://127.0.0.1:3000".to_owned();
-    let mut rest = Vec::new();
-    let mut args = args.iter();
-    while let Some(arg) = args.next() {
-        match arg.as_str() {
-            "--url" => url = args.next().ok_or("--url needs a value")?.clone(),
-            other if other.starts_with("--url=") => url = other[6..].to_owned(),
-            _ => rest.push(arg.clone()),
-        }
-    }
-    let mut out = std::io::stderr();
-    match command {
-        "watch" => {
-            let [input_file] = rest.as_slice() else { return Err("usage: watch INPUT_FILE [--url URL]".into()) };
-            match cli::watch(&url, input_file, std::time::Duration::from_secs(2), &mut out).await? {
-                Ending::Complete(_) => Ok(ExitCode::SUCCESS),
-                Ending::Failed(_) => Ok(ExitCode::from(1)),
-            }
-        }
-        _ => {
-            if rest.is_empty() {
-                return Err("usage: replay FILES... [--url URL]".into());
-            }
-            let rejected = cli::replay(&url, &rest, &mut out).await?;
-            Ok(if rejected == 0 { ExitCode::SUCCESS } else { ExitCode::from(2) })
-        }
-    }
-}
-
-struct Args {
-    port: u16,
-    dynamodb_endpoint: Option<String>,
-}
-
-impl Args {
-    /// `[--port N] [--dynamodb-endpoint URL]`; `PORT` and `AWS_ENDPOINT_URL_DYNAMODB` are the defaults.
-    fn parse() -> Result<Self, String> {
-        let mut port = match std::env::var("PORT") {
-            Ok(p) => p.parse().map_err(|_| format!("PORT={p:?} is not a port number"))?,
-            Err(_) => 3000,
-        };
-        let mut dynamodb_endpoint = std::env::var("AWS_ENDPOINT_URL_DYNAMODB").ok().filter(|v| !v.is_empty());
-        let mut args = std::env::args().skip(1);
-        while let Some(arg) = args.next() {
-            let (name, inline) = match arg.split_once('=') {
-                Some((name, value)) => (name.to_owned(), Some(value.to_owned())),
-                None => (arg.clone(), None),
-            };
-            let mut value = || inline.clone().or_else(|| args.next()).ok_or_else(|| format!("{name} needs a value"));
-            match name.as_str() {
-                "--port" => port = value()?.parse().map_err(|_| "--port needs a number".to_owned())?,
-                "--dynamodb-endpoint" => dynamodb_endpoint = Some(value()?),
-                "-h" | "--help" => {
-                    println!(
-                        "usage: mcpush-local [--port N] [--dynamodb-endpoint URL]\n\
-                         env: PORT, AWS_ENDPOINT_URL_DYNAMODB, ALLOWED_ORIGINS, STREAM_BATCH_SIZE, STREAM_BATCH_WINDOW_MS,\n\
-                         LOCAL_S3_DIR, UPLOAD_BUCKET, SIMULATOR_STEP_MS, SIMULATOR_CHAOS, SIMULATOR_FAIL_PATTERN, SIMULATOR_SEED,\n\
-                         the functions' variables (table names, OUTPUT_DESTINATION, MAX_SUBSCRIPTIONS_PER_CONNECTION, PUSH_*, ...), RUST_LOG"
-                    );
-                    std::process::exit(0);
-                }
-                other => return Err(format!("unknown argument {other:?} (try --help)")),
-            }
-        }
-        Ok(Self { port, dynamodb_endpoint })
-    }
 }

@@ -1,6 +1,7 @@
 //! A simulated AWS Elemental MediaConvert: the REST API aws-sdk-mediaconvert speaks
 //! (`GetJobTemplate`, `CreateJob`), and for every job a timeline of "MediaConvert Job State Change"
-//! events, shaped like the real ones, sent to an EventBridge-like channel.
+//! events (the typed [`MediaConvertEvent`] progress-ingest reads), sent to an EventBridge-like
+//! channel.
 //!
 //! A job "probes" its input in the local S3 folder: a missing or empty object, or a key matching
 //! the fail pattern, ends in ERROR; anything else goes PROGRESSING → STATUS_UPDATE (PROBING) →
@@ -9,7 +10,7 @@
 //! S3 folder. Events are `step` apart. With `chaos` > 0, events are delivered late, twice and out
 //! of order, as EventBridge may.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -18,8 +19,13 @@ use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use mcpush_core::domain::mediaconvert::{
+    DETAIL_TYPE, InputAudio, InputDetail, InputVideo, JobProgress, OutputDetail, OutputGroupDetail, PhaseProgress, VideoDetails,
+};
+use mcpush_core::domain::{JobStateChange, MediaConvertEvent};
 use regex::Regex;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value, json};
 use tokio::sync::mpsc::UnboundedSender;
 
 use crate::s3::{LocalS3, split_s3_url};
@@ -36,8 +42,9 @@ pub struct SimSettings {
     pub fail_pattern: Regex,
     /// `SIMULATOR_SEED` (default: random): makes the chaos repeatable.
     pub seed: Option<u64>,
-    /// The only job template there is (`MEDIACONVERT_JOB_TEMPLATE`, default `local-hls`).
+    /// The only job template there is (create-job's `MEDIACONVERT_JOB_TEMPLATE`, default `local-hls`).
     pub template: String,
+    /// `AWS_REGION` (default `us-east-1`): the region in ARNs and events.
     pub region: String,
     pub account: String,
 }
@@ -56,56 +63,159 @@ impl Default for SimSettings {
     }
 }
 
-impl SimSettings {
-    pub fn from_env() -> Result<Self, String> {
-        let d = Self::default();
-        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
-        let step = match var("SIMULATOR_STEP_MS") {
-            Some(v) => Duration::from_millis(v.parse().map_err(|_| format!("SIMULATOR_STEP_MS={v:?} is not a number of milliseconds"))?),
-            None => d.step,
-        };
-        let chaos = match var("SIMULATOR_CHAOS") {
-            Some(v) => v.parse::<f64>().ok().filter(|c| (0.0..=1.0).contains(c)).ok_or_else(|| format!("SIMULATOR_CHAOS={v:?} is not a number from 0 to 1"))?,
-            None => d.chaos,
-        };
-        let fail_pattern = match var("SIMULATOR_FAIL_PATTERN") {
-            Some(v) => Regex::new(&v).map_err(|e| format!("SIMULATOR_FAIL_PATTERN={v:?} is not a regex: {e}"))?,
-            None => d.fail_pattern,
-        };
-        let seed = match var("SIMULATOR_SEED") {
-            Some(v) => Some(v.parse().map_err(|_| format!("SIMULATOR_SEED={v:?} is not a number"))?),
-            None => None,
-        };
-        Ok(Self {
-            step,
-            chaos,
-            fail_pattern,
-            seed,
-            template: var("MEDIACONVERT_JOB_TEMPLATE").unwrap_or(d.template),
-            region: var("AWS_REGION").or_else(|| var("AWS_DEFAULT_REGION")).unwrap_or(d.region),
-            account: d.account,
-        })
+/// The parts of MediaConvert's job settings the simulator reads; everything else is kept as sent
+/// (`rest`) and echoed back, as MediaConvert echoes a job's settings.
+#[serde_with::skip_serializing_none]
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct JobSettings {
+    #[serde(default)]
+    pub inputs: Vec<Input>,
+    #[serde(default)]
+    pub output_groups: Vec<OutputGroup>,
+    #[serde(flatten)]
+    pub rest: Map<String, Value>,
+}
+
+#[serde_with::skip_serializing_none]
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Input {
+    pub file_input: Option<String>,
+    #[serde(flatten)]
+    pub rest: Map<String, Value>,
+}
+
+#[serde_with::skip_serializing_none]
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OutputGroup {
+    pub name: Option<String>,
+    pub output_group_settings: Option<OutputGroupSettings>,
+    #[serde(default)]
+    pub outputs: Vec<Output>,
+    #[serde(flatten)]
+    pub rest: Map<String, Value>,
+}
+
+#[serde_with::skip_serializing_none]
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OutputGroupSettings {
+    #[serde(rename = "type")]
+    pub kind: Option<String>,
+    pub hls_group_settings: Option<HlsGroupSettings>,
+    #[serde(flatten)]
+    pub rest: Map<String, Value>,
+}
+
+#[serde_with::skip_serializing_none]
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HlsGroupSettings {
+    pub destination: Option<String>,
+    #[serde(flatten)]
+    pub rest: Map<String, Value>,
+}
+
+#[serde_with::skip_serializing_none]
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Output {
+    pub name_modifier: Option<String>,
+    pub video_description: Option<VideoDescription>,
+    #[serde(flatten)]
+    pub rest: Map<String, Value>,
+}
+
+#[serde_with::skip_serializing_none]
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct VideoDescription {
+    pub width: Option<u32>,
+    pub height: Option<u32>,
+    #[serde(flatten)]
+    pub rest: Map<String, Value>,
+}
+
+/// The body of `CreateJob`.
+#[serde_with::skip_serializing_none]
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CreateJobRequest {
+    pub role: Option<String>,
+    pub job_template: Option<String>,
+    pub queue: Option<String>,
+    pub client_request_token: Option<String>,
+    #[serde(default)]
+    pub user_metadata: HashMap<String, String>,
+    #[serde(default)]
+    pub settings: JobSettings,
+}
+
+/// A job, as `CreateJob` answers it.
+#[serde_with::skip_serializing_none]
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Job {
+    pub id: String,
+    pub arn: String,
+    pub job_template: Option<String>,
+    pub queue: String,
+    pub role: String,
+    pub settings: JobSettings,
+    pub status: String,
+    pub user_metadata: HashMap<String, String>,
+}
+
+impl Job {
+    fn input(&self) -> &str {
+        self.settings.inputs.first().and_then(|i| i.file_input.as_deref()).unwrap_or_default()
+    }
+
+    fn first_hls_group(&self) -> Option<&OutputGroup> {
+        self.settings.output_groups.first()
+    }
+
+    /// Width and height of the job's first output that names them; 1280x720 otherwise.
+    fn output_resolution(&self) -> (u32, u32) {
+        let outputs = self.settings.output_groups.iter().flat_map(|g| &g.outputs);
+        outputs
+            .filter_map(|o| o.video_description.as_ref())
+            .find_map(|v| Some((v.width?, v.height?)))
+            .unwrap_or((1280, 720))
     }
 }
 
+/// A job template, as `GetJobTemplate` answers it.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct JobTemplate {
+    pub name: String,
+    pub arn: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub settings: JobSettings,
+}
+
 /// One event of a job's timeline: when (in steps from CreateJob) and what.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug)]
 pub struct Scheduled {
     pub at_step: f64,
-    pub event: Value,
+    pub event: MediaConvertEvent,
 }
 
 /// The simulator: its REST API ([`MediaConvertSim::router`]) and its running jobs.
 pub struct MediaConvertSim {
     settings: SimSettings,
     s3: Arc<LocalS3>,
-    bus: UnboundedSender<Value>,
-    jobs_by_token: Mutex<HashMap<String, Value>>,
+    bus: UnboundedSender<MediaConvertEvent>,
+    jobs_by_token: Mutex<HashMap<String, Job>>,
     rng: Mutex<fastrand::Rng>,
 }
 
 impl MediaConvertSim {
-    pub fn new(settings: SimSettings, s3: Arc<LocalS3>, bus: UnboundedSender<Value>) -> Arc<Self> {
+    pub fn new(settings: SimSettings, s3: Arc<LocalS3>, bus: UnboundedSender<MediaConvertEvent>) -> Arc<Self> {
         let rng = settings.seed.map(fastrand::Rng::with_seed).unwrap_or_default();
         Arc::new(Self { settings, s3, bus, jobs_by_token: Mutex::default(), rng: Mutex::new(rng) })
     }
@@ -118,41 +228,59 @@ impl MediaConvertSim {
     }
 
     /// The job template: one HLS output group with a 1280x720 output.
-    pub fn template(&self) -> Value {
-        json!({
-            "name": self.settings.template,
-            "arn": format!("arn:aws:mediaconvert:{}:{}:jobTemplates/{}", self.settings.region, self.settings.account, self.settings.template),
-            "type": "CUSTOM",
-            "settings": {"outputGroups": [{
-                "name": "Apple HLS",
-                "outputGroupSettings": {"type": "HLS_GROUP_SETTINGS", "hlsGroupSettings": {
-                    "destination": "s3://template-destination/", "segmentLength": 6, "minSegmentLength": 0
-                }},
-                "outputs": [{
-                    "nameModifier": "_720p",
-                    "containerSettings": {"container": "M3U8"},
-                    "videoDescription": {"width": 1280, "height": 720}
-                }]
-            }]}
-        })
+    pub fn template(&self) -> JobTemplate {
+        let Self { settings, .. } = self;
+        let object = |value: Value| value.as_object().cloned().unwrap_or_default();
+        JobTemplate {
+            name: settings.template.clone(),
+            arn: format!("arn:aws:mediaconvert:{}:{}:jobTemplates/{}", settings.region, settings.account, settings.template),
+            kind: "CUSTOM".into(),
+            settings: JobSettings {
+                output_groups: vec![OutputGroup {
+                    name: Some("Apple HLS".into()),
+                    output_group_settings: Some(OutputGroupSettings {
+                        kind: Some("HLS_GROUP_SETTINGS".into()),
+                        hls_group_settings: Some(HlsGroupSettings {
+                            destination: Some("s3://template-destination/".into()),
+                            rest: object(json!({"segmentLength": 6, "minSegmentLength": 0})),
+                        }),
+                        rest: Map::new(),
+                    }),
+                    outputs: vec![Output {
+                        name_modifier: Some("_720p".into()),
+                        video_description: Some(VideoDescription { width: Some(1280), height: Some(720), rest: Map::new() }),
+                        rest: object(json!({"containerSettings": {"container": "M3U8"}})),
+                    }],
+                    rest: Map::new(),
+                }],
+                ..JobSettings::default()
+            },
+        }
     }
 
     /// The events a job goes through, in MediaConvert's order, before any chaos.
-    pub async fn timeline(&self, job: &Value) -> Vec<Value> {
-        let job_id = job["id"].as_str().unwrap_or_default();
-        let input = job["settings"]["inputs"][0]["fileInput"].as_str().unwrap_or_default();
-        let event = |status: &str, extra: Value| self.event(job, status, extra);
-        let mut events = vec![event("PROGRESSING", json!({}))];
+    pub async fn timeline(&self, job: &Job) -> Vec<MediaConvertEvent> {
+        let input = job.input();
+        let event = |status: &str, detail: JobStateChange| self.event(job, status, detail);
+        let mut events = vec![event("PROGRESSING", JobStateChange::default())];
         let phase = |phase: &str, percent: u64, phase_percent: u64| {
-            let state = |p: &str| match (p, phase) {
-                (p, current) if p == current => json!({"status": "PROGRESSING", "percentComplete": phase_percent}),
-                ("PROBING", _) | ("TRANSCODING", "UPLOADING") => json!({"status": "COMPLETE", "percentComplete": 100}),
-                _ => json!({"status": "PENDING", "percentComplete": 0}),
+            let state = |p: &str| {
+                let (status, percent_complete) = match (p, phase) {
+                    (p, current) if p == current => ("PROGRESSING", phase_percent),
+                    ("PROBING", _) | ("TRANSCODING", "UPLOADING") => ("COMPLETE", 100),
+                    _ => ("PENDING", 0),
+                };
+                (p.to_owned(), PhaseProgress { status: status.into(), percent_complete })
             };
-            json!({"jobProgress": {
-                "phaseProgress": {"PROBING": state("PROBING"), "TRANSCODING": state("TRANSCODING"), "UPLOADING": state("UPLOADING")},
-                "jobPercentComplete": percent, "currentPhase": phase, "retryCount": 0
-            }})
+            JobStateChange {
+                job_progress: Some(JobProgress {
+                    phase_progress: Some(BTreeMap::from([state("PROBING"), state("TRANSCODING"), state("UPLOADING")])),
+                    job_percent_complete: Some(percent),
+                    current_phase: Some(phase.into()),
+                    retry_count: Some(0),
+                }),
+                ..JobStateChange::default()
+            }
         };
         events.push(event("STATUS_UPDATE", phase("PROBING", 0, 50)));
 
@@ -167,75 +295,94 @@ impl MediaConvertSim {
             Some(_) => None,
         };
         if let Some(message) = failure {
-            events.push(event("ERROR", json!({"errorCode": 1010, "errorMessage": message})));
+            events.push(event("ERROR", JobStateChange { error_code: Some(1010), error_message: Some(message), ..JobStateChange::default() }));
             return events;
         }
 
         let size = size.unwrap_or_default();
-        let (width, height) = output_resolution(job);
+        let (width, height) = job.output_resolution();
         // A nominal 2 Mbit/s input: duration follows the file's size.
         let duration_ms = (size.saturating_mul(4) / 1000).max(1000);
-        events.push(event("INPUT_INFORMATION", json!({"inputDetails": [{
-            "id": 1, "uri": input,
-            "video": [{"bitDepth": 8, "codec": "H_264", "colorFormat": "YUV_420", "fourCC": "avc1", "frameRate": 30,
-                       "height": height, "width": width, "interlaceMode": "PROGRESSIVE", "sar": "1:1", "standard": "UNSPECIFIED", "streamId": 1}],
-            "audio": [{"channels": 2, "codec": "AAC", "language": "UND", "sampleRate": 48000, "streamId": 2}]
-        }]})));
+        let probed = InputDetail {
+            id: Some(1),
+            uri: Some(input.to_owned()),
+            video: vec![InputVideo {
+                bit_depth: Some(8),
+                codec: Some("H_264".into()),
+                color_format: Some("YUV_420".into()),
+                four_cc: Some("avc1".into()),
+                frame_rate: Some(30.0),
+                height: Some(height),
+                width: Some(width),
+                interlace_mode: Some("PROGRESSIVE".into()),
+                sar: Some("1:1".into()),
+                standard: Some("UNSPECIFIED".into()),
+                stream_id: Some(1),
+            }],
+            audio: vec![InputAudio { channels: Some(2), codec: Some("AAC".into()), language: Some("UND".into()), sample_rate: Some(48000), stream_id: Some(2) }],
+        };
+        events.push(event("INPUT_INFORMATION", JobStateChange { input_details: Some(vec![probed]), ..JobStateChange::default() }));
         for (percent, phase_percent) in [(10, 5), (25, 25), (45, 50), (65, 75), (85, 100)] {
             events.push(event("STATUS_UPDATE", phase("TRANSCODING", percent, phase_percent)));
         }
         events.push(event("STATUS_UPDATE", phase("UPLOADING", 95, 50)));
 
-        let destination = job["settings"]["outputGroups"][0]["outputGroupSettings"]["hlsGroupSettings"]["destination"]
-            .as_str()
-            .unwrap_or("s3://local-outputs/")
-            .to_owned();
+        let group = job.first_hls_group();
+        let destination = group
+            .and_then(|g| g.output_group_settings.as_ref())
+            .and_then(|s| s.hls_group_settings.as_ref())
+            .and_then(|h| h.destination.clone())
+            .unwrap_or_else(|| "s3://local-outputs/".to_owned());
         let base = key.rsplit('/').next().unwrap_or(key);
         let base = base.rsplit_once('.').map_or(base, |(stem, _)| stem);
-        let modifier = job["settings"]["outputGroups"][0]["outputs"][0]["nameModifier"].as_str().unwrap_or("_720p");
+        let modifier = group.and_then(|g| g.outputs.first()).and_then(|o| o.name_modifier.as_deref()).unwrap_or("_720p");
         let master = format!("{destination}{base}.m3u8");
         let variant = format!("{destination}{base}{modifier}.m3u8");
         if let Err(e) = self.write_playlists(&master, &variant, width, height, duration_ms).await {
-            tracing::warn!(job_id, error = %e, "could not write the simulated outputs");
+            tracing::warn!(job_id = %job.id, error = %e, "could not write the simulated outputs");
         }
-        events.push(event("COMPLETE", json!({
-            "outputGroupDetails": [{
-                "outputDetails": [{"outputFilePaths": [variant], "durationInMs": duration_ms,
-                                   "videoDetails": {"widthInPx": width, "heightInPx": height, "averageBitrate": 2000000}}],
-                "playlistFilePaths": [master],
-                "type": "HLS_GROUP"
-            }]
-        })));
+        let output = OutputDetail {
+            output_file_paths: Some(vec![variant]),
+            duration_in_ms: Some(duration_ms),
+            video_details: Some(VideoDetails { width_in_px: Some(width), height_in_px: Some(height), average_bitrate: Some(2_000_000) }),
+        };
+        let group = OutputGroupDetail { kind: Some("HLS_GROUP".into()), output_details: Some(vec![output]), playlist_file_paths: Some(vec![master]) };
+        events.push(event("COMPLETE", JobStateChange { output_group_details: Some(vec![group]), ..JobStateChange::default() }));
         events
     }
 
-    /// A MediaConvert Job State Change event of `job`, as EventBridge delivers it; `time` and
-    /// `detail.timestamp` are stamped by [`MediaConvertSim::schedule`].
-    fn event(&self, job: &Value, status: &str, extra: Value) -> Value {
-        let job_id = job["id"].as_str().unwrap_or_default();
-        let mut detail = json!({
-            "accountId": self.settings.account,
-            "queue": job["queue"],
-            "jobId": job_id,
-            "status": status,
-            "userMetadata": job.get("userMetadata").cloned().unwrap_or_else(|| json!({})),
-        });
-        if let (Some(detail), Value::Object(extra)) = (detail.as_object_mut(), extra) {
-            detail.extend(extra);
-        }
-        json!({
-            "version": "0",
-            "id": format!("{:08x}-{:04x}-4{:03x}-8{:03x}-{:012x}", fastrand::u32(..), fastrand::u16(..), fastrand::u16(..0x1000), fastrand::u16(..0x1000), fastrand::u64(..1 << 48)),
-            "detail-type": mcpush_core::domain::mediaconvert::DETAIL_TYPE,
-            "source": "aws.mediaconvert",
-            "account": self.settings.account,
-            "region": self.settings.region,
-            "resources": [job["arn"]],
-            "detail": detail
-        })
+    /// A MediaConvert Job State Change event of `job` with `detail`'s status-specific parts, as
+    /// EventBridge delivers it; `time` and `detail.timestamp` are stamped by
+    /// [`MediaConvertSim::schedule`].
+    fn event(&self, job: &Job, status: &str, detail: JobStateChange) -> MediaConvertEvent {
+        let detail = JobStateChange {
+            account_id: Some(self.settings.account.clone()),
+            queue: Some(job.queue.clone()),
+            job_id: job.id.clone(),
+            status: Some(status.to_owned()),
+            user_metadata: Some(job.user_metadata.iter().map(|(k, v)| (k.clone(), Value::String(v.clone()))).collect()),
+            ..detail
+        };
+        let mut event = MediaConvertEvent::default();
+        event.version = Some("0".into());
+        event.id = Some(format!(
+            "{:08x}-{:04x}-4{:03x}-8{:03x}-{:012x}",
+            fastrand::u32(..),
+            fastrand::u16(..),
+            fastrand::u16(..0x1000),
+            fastrand::u16(..0x1000),
+            fastrand::u64(..1 << 48)
+        ));
+        event.detail_type = DETAIL_TYPE.to_owned();
+        event.source = "aws.mediaconvert".to_owned();
+        event.account = Some(self.settings.account.clone());
+        event.region = Some(self.settings.region.clone());
+        event.resources = Some(vec![job.arn.clone()]);
+        event.detail = detail;
+        event
     }
 
-    async fn write_playlists(&self, master: &str, variant: &str, width: u64, height: u64, duration_ms: u64) -> std::io::Result<()> {
+    async fn write_playlists(&self, master: &str, variant: &str, width: u32, height: u32, duration_ms: u64) -> std::io::Result<()> {
         let variant_name = variant.rsplit('/').next().unwrap_or(variant);
         let uri = percent_encoding::utf8_percent_encode(variant_name, &PLAYLIST_URI);
         self.s3
@@ -256,7 +403,7 @@ impl MediaConvertSim {
 
     /// Delivery times for a timeline: one step apart (each event stamped with the time it
     /// "happened"), then with chaos some late and some twice.
-    pub fn schedule(&self, events: Vec<Value>) -> Vec<Scheduled> {
+    pub fn schedule(&self, events: Vec<MediaConvertEvent>) -> Vec<Scheduled> {
         let chaos = self.settings.chaos;
         let start = mcpush_core::now_ms();
         let step_ms = self.settings.step.as_millis() as u64;
@@ -264,10 +411,8 @@ impl MediaConvertSim {
         let mut out = Vec::with_capacity(events.len() * 2);
         for (i, mut event) in events.into_iter().enumerate() {
             let happened = start + (i as u64 + 1) * step_ms;
-            event["detail"]["timestamp"] = json!(happened);
-            if let Some(time) = chrono::DateTime::from_timestamp_millis(happened as i64) {
-                event["time"] = json!(time.to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
-            }
+            event.detail.timestamp = Some(happened as i64);
+            event.time = chrono::DateTime::from_timestamp(happened as i64 / 1000, 0);
             let mut at_step = (i + 1) as f64;
             if chaos > 0.0 && rng.f64() < chaos {
                 at_step += 1.0 + rng.f64() * 2.0;
@@ -281,28 +426,17 @@ impl MediaConvertSim {
         out
     }
 
-    async fn run(self: Arc<Self>, job: Value) {
+    async fn run(self: Arc<Self>, job: Job) {
         let schedule = self.schedule(self.timeline(&job).await);
         let start = tokio::time::Instant::now();
         for Scheduled { at_step, event } in schedule {
             tokio::time::sleep_until(start + self.settings.step.mul_f64(at_step)).await;
-            tracing::debug!(job_id = %event["detail"]["jobId"], status = %event["detail"]["status"], "MediaConvert event");
+            tracing::debug!(job_id = %event.detail.job_id, status = event.detail.status.as_deref().unwrap_or_default(), "MediaConvert event");
             if self.bus.send(event).is_err() {
                 return;
             }
         }
     }
-}
-
-/// Width and height of the job's first output that names them; 1280x720 otherwise.
-fn output_resolution(job: &Value) -> (u64, u64) {
-    let outputs = job["settings"]["outputGroups"].as_array().into_iter().flatten().flat_map(|g| g["outputs"].as_array().into_iter().flatten());
-    for output in outputs {
-        if let (Some(w), Some(h)) = (output["videoDescription"]["width"].as_u64(), output["videoDescription"]["height"].as_u64()) {
-            return (w, h);
-        }
-    }
-    (1280, 720)
 }
 
 /// MediaConvert's error answer: status, `x-amzn-ErrorType` and `{"message": ...}`.
@@ -314,7 +448,7 @@ fn error(status: StatusCode, kind: &'static str, message: String) -> Response {
 
 async fn get_job_template(State(sim): State<Arc<MediaConvertSim>>, Path(name): Path<String>) -> Response {
     let template = sim.template();
-    if name == sim.settings.template || Some(name.as_str()) == template["arn"].as_str() {
+    if name == template.name || name == template.arn {
         Json(json!({"jobTemplate": template})).into_response()
     } else {
         error(StatusCode::NOT_FOUND, "NotFoundException", format!("Job template {name:?} does not exist (the simulator knows {:?})", sim.settings.template))
@@ -322,39 +456,37 @@ async fn get_job_template(State(sim): State<Arc<MediaConvertSim>>, Path(name): P
 }
 
 async fn create_job(State(sim): State<Arc<MediaConvertSim>>, body: axum::body::Bytes) -> Response {
-    let request: Value = match serde_json::from_slice(&body) {
+    let request: CreateJobRequest = match serde_path_to_error::deserialize(&mut serde_json::Deserializer::from_slice(&body)) {
         Ok(v) => v,
-        Err(e) => return error(StatusCode::BAD_REQUEST, "BadRequestException", format!("request body is not JSON: {e}")),
+        Err(e) => return error(StatusCode::BAD_REQUEST, "BadRequestException", format!("request body is not a CreateJob request: {e}")),
     };
-    if request["role"].as_str().is_none_or(str::is_empty) {
+    let Some(role) = request.role.clone().filter(|r| !r.is_empty()) else {
         return error(StatusCode::BAD_REQUEST, "BadRequestException", "/role is required".into());
+    };
+    if let Some(name) = request.job_template.as_deref().filter(|name| *name != sim.settings.template) {
+        return error(StatusCode::BAD_REQUEST, "BadRequestException", format!("job template {name:?} does not exist"));
     }
-    if let Some(name) = request["jobTemplate"].as_str() {
-        if name != sim.settings.template {
-            return error(StatusCode::BAD_REQUEST, "BadRequestException", format!("job template {name:?} does not exist"));
-        }
-    }
-    let Some(input) = request["settings"]["inputs"][0]["fileInput"].as_str().filter(|i| split_s3_url(i).is_some()) else {
+    let Some(input) = request.settings.inputs.first().and_then(|i| i.file_input.clone()).filter(|i| split_s3_url(i).is_some()) else {
         return error(StatusCode::BAD_REQUEST, "BadRequestException", "/settings/inputs/0/fileInput must be an s3:// URL".into());
     };
-    let token = request["clientRequestToken"].as_str().unwrap_or_default().to_owned();
+    let token = request.client_request_token.clone().unwrap_or_default();
     let (job, fresh) = {
         let mut jobs = sim.jobs_by_token.lock().unwrap_or_else(|e| e.into_inner());
         match jobs.get(&token).filter(|_| !token.is_empty()) {
             Some(job) => (job.clone(), false),
             None => {
+                let SimSettings { region, account, .. } = &sim.settings;
                 let id = format!("{}-{}", mcpush_core::now_ms(), (0..6).map(|_| fastrand::alphanumeric().to_ascii_lowercase()).collect::<String>());
-                let job = json!({
-                    "id": id,
-                    "arn": format!("arn:aws:mediaconvert:{}:{}:jobs/{id}", sim.settings.region, sim.settings.account),
-                    "jobTemplate": request["jobTemplate"],
-                    "queue": request["queue"].as_str().map(str::to_owned)
-                        .unwrap_or_else(|| format!("arn:aws:mediaconvert:{}:{}:queues/Default", sim.settings.region, sim.settings.account)),
-                    "role": request["role"],
-                    "settings": request["settings"],
-                    "status": "SUBMITTED",
-                    "userMetadata": request.get("userMetadata").cloned().unwrap_or_else(|| json!({})),
-                });
+                let job = Job {
+                    arn: format!("arn:aws:mediaconvert:{region}:{account}:jobs/{id}"),
+                    id,
+                    job_template: request.job_template,
+                    queue: request.queue.unwrap_or_else(|| format!("arn:aws:mediaconvert:{region}:{account}:queues/Default")),
+                    role,
+                    settings: request.settings,
+                    status: "SUBMITTED".into(),
+                    user_metadata: request.user_metadata,
+                };
                 if !token.is_empty() {
                     jobs.insert(token, job.clone());
                 }
@@ -363,7 +495,7 @@ async fn create_job(State(sim): State<Arc<MediaConvertSim>>, body: axum::body::B
         }
     };
     if fresh {
-        tracing::info!(job_id = %job["id"], input, "simulated MediaConvert job started");
+        tracing::info!(job_id = %job.id, input, "simulated MediaConvert job started");
         tokio::spawn(sim.clone().run(job.clone()));
     }
     (StatusCode::CREATED, Json(json!({"job": job}))).into_response()
@@ -382,12 +514,19 @@ mod tests {
         MediaConvertSim::new(settings, Arc::new(LocalS3::new("/nonexistent", "us-east-1")), bus)
     }
 
-    fn timeline(n: usize) -> Vec<Value> {
-        (0..n).map(|i| json!({"detail": {"n": i}})).collect()
+    /// Events numbered by their job id, "0" to "n-1".
+    fn timeline(n: usize) -> Vec<MediaConvertEvent> {
+        (0..n)
+            .map(|i| {
+                let mut event = MediaConvertEvent::default();
+                event.detail.job_id = i.to_string();
+                event
+            })
+            .collect()
     }
 
     fn order(schedule: &[Scheduled]) -> Vec<u64> {
-        schedule.iter().map(|s| s.event["detail"]["n"].as_u64().unwrap()).collect()
+        schedule.iter().map(|s| s.event.detail.job_id.parse().unwrap()).collect()
     }
 
     #[test]
@@ -395,7 +534,7 @@ mod tests {
         let schedule = sim(0.0).schedule(timeline(5));
         assert_eq!(order(&schedule), [0, 1, 2, 3, 4]);
         assert_eq!(schedule.iter().map(|s| s.at_step).collect::<Vec<_>>(), [1.0, 2.0, 3.0, 4.0, 5.0]);
-        let stamps: Vec<u64> = schedule.iter().map(|s| s.event["detail"]["timestamp"].as_u64().unwrap()).collect();
+        let stamps: Vec<i64> = schedule.iter().map(|s| s.event.detail.timestamp.unwrap()).collect();
         assert!(stamps.windows(2).all(|w| w[1] - w[0] == 400), "{stamps:?}");
     }
 
@@ -410,7 +549,7 @@ mod tests {
             assert_eq!(delivered.iter().filter(|d| **d == n).count(), 2);
         }
         // Both copies of an event say when it happened, not when it was delivered.
-        let stamps = |n: u64| schedule.iter().filter(|s| s.event["detail"]["n"] == n).map(|s| s.event["detail"]["timestamp"].clone()).collect::<Vec<_>>();
+        let stamps = |n: u64| schedule.iter().filter(|s| s.event.detail.job_id == n.to_string()).map(|s| s.event.detail.timestamp).collect::<Vec<_>>();
         assert_eq!(stamps(3)[0], stamps(3)[1]);
     }
 }

@@ -6,6 +6,7 @@
 //! - `GET /s3/{bucket}/{key}` (and `HEAD`): reads an object back, e.g. the simulated outputs.
 //! - `OPTIONS`: CORS preflight for the stack's allowed origins, as a bucket's CORS rules would.
 
+use std::collections::HashMap;
 use std::path::{Path as FsPath, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -19,7 +20,7 @@ use axum::Router;
 use futures::StreamExt;
 use mcpush_core::domain::AllowedOrigins;
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
-use serde_json::{Value, json};
+use aws_lambda_events::s3::{S3Event, S3EventRecord, S3UserIdentity};
 use tokio::io::AsyncWriteExt;
 use tokio::sync::mpsc::UnboundedSender;
 
@@ -82,25 +83,31 @@ impl LocalS3 {
     }
 
     /// The notification S3 sends for a new object (one record; the key URL-encoded as S3 does).
-    pub fn object_created(&self, bucket: &str, key: &str, size: u64, etag: &str) -> Value {
-        let sequencer = self.sequencer.fetch_add(1, Ordering::Relaxed);
-        let time = chrono::DateTime::from_timestamp_millis(mcpush_core::now_ms() as i64).unwrap_or_default();
-        json!({"Records": [{
-            "eventVersion": "2.1",
-            "eventSource": "aws:s3",
-            "awsRegion": self.region,
-            "eventTime": time.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-            "eventName": "ObjectCreated:Put",
-            "userIdentity": {"principalId": "AWS:LOCAL"},
-            "requestParameters": {"sourceIPAddress": "127.0.0.1"},
-            "responseElements": {"x-amz-request-id": format!("{sequencer:016X}"), "x-amz-id-2": "local"},
-            "s3": {
-                "s3SchemaVersion": "1.0",
-                "configurationId": "create-job",
-                "bucket": {"name": bucket, "ownerIdentity": {"principalId": "LOCAL"}, "arn": format!("arn:aws:s3:::{bucket}")},
-                "object": {"key": encode_event_key(key), "size": size, "eTag": etag, "sequencer": format!("{sequencer:016X}")}
-            }
-        }]})
+    pub fn object_created(&self, bucket: &str, key: &str, size: u64, etag: &str) -> S3Event {
+        let sequencer = format!("{:016X}", self.sequencer.fetch_add(1, Ordering::Relaxed));
+        let mut record = S3EventRecord::default();
+        record.event_version = Some("2.1".into());
+        record.event_source = Some("aws:s3".into());
+        record.aws_region = Some(self.region.clone());
+        record.event_time = chrono::DateTime::from_timestamp_millis(mcpush_core::now_ms() as i64).unwrap_or_default();
+        record.event_name = Some("ObjectCreated:Put".into());
+        record.principal_id.principal_id = Some("AWS:LOCAL".into());
+        record.request_parameters.source_ip_address = Some("127.0.0.1".into());
+        record.response_elements = HashMap::from([("x-amz-request-id".into(), sequencer.clone()), ("x-amz-id-2".into(), "local".into())]);
+        record.s3.schema_version = Some("1.0".into());
+        record.s3.configuration_id = Some("create-job".into());
+        record.s3.bucket.name = Some(bucket.to_owned());
+        record.s3.bucket.arn = Some(format!("arn:aws:s3:::{bucket}"));
+        let mut owner = S3UserIdentity::default();
+        owner.principal_id = Some("LOCAL".into());
+        record.s3.bucket.owner_identity = Some(owner);
+        record.s3.object.key = Some(encode_event_key(key));
+        record.s3.object.size = i64::try_from(size).ok();
+        record.s3.object.e_tag = Some(etag.to_owned());
+        record.s3.object.sequencer = Some(sequencer);
+        let mut event = S3Event::default();
+        event.records = vec![record];
+        event
     }
 }
 
@@ -121,11 +128,11 @@ pub fn encode_event_key(key: &str) -> String {
 struct S3State {
     s3: Arc<LocalS3>,
     origins: Arc<AllowedOrigins>,
-    notify: UnboundedSender<Value>,
+    notify: UnboundedSender<S3Event>,
 }
 
 /// The bucket's routes; each notification goes to `notify`.
-pub fn router(s3: Arc<LocalS3>, origins: Arc<AllowedOrigins>, notify: UnboundedSender<Value>) -> Router {
+pub fn router(s3: Arc<LocalS3>, origins: Arc<AllowedOrigins>, notify: UnboundedSender<S3Event>) -> Router {
     Router::new()
         .route("/s3/{bucket}/{*key}", any(object))
         .layer(DefaultBodyLimit::disable())
@@ -221,14 +228,14 @@ fn xml_escape(s: &str) -> String {
 fn cors_headers(origins: &AllowedOrigins, request: &HeaderMap) -> HeaderMap {
     let mut out = HeaderMap::new();
     let origin = request.get(header::ORIGIN).and_then(|o| o.to_str().ok());
-    if let Some(origin) = origin.filter(|o| origins.allows(Some(o))) {
-        if let Ok(value) = HeaderValue::from_str(origin) {
-            out.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, value);
-            out.insert(header::ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static("PUT, GET, HEAD"));
-            out.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, HeaderValue::from_static("content-type"));
-            out.insert(header::ACCESS_CONTROL_EXPOSE_HEADERS, HeaderValue::from_static("etag"));
-            out.insert(header::VARY, HeaderValue::from_static("Origin"));
-        }
+    if let Some(origin) = origin.filter(|o| origins.allows(Some(o)))
+        && let Ok(value) = HeaderValue::from_str(origin)
+    {
+        out.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, value);
+        out.insert(header::ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static("PUT, GET, HEAD"));
+        out.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, HeaderValue::from_static("content-type"));
+        out.insert(header::ACCESS_CONTROL_EXPOSE_HEADERS, HeaderValue::from_static("etag"));
+        out.insert(header::VARY, HeaderValue::from_static("Origin"));
     }
     out
 }

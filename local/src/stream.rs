@@ -1,15 +1,22 @@
-//! DynamoDB Streams → Lambda, the way an event source mapping does it: read a table's stream
-//! (aws-sdk-dynamodbstreams, against moto or a real account), hand `progress-push` the records
-//! as the DynamoDB event Lambda builds, and honour `batchItemFailures` by redelivering from the
-//! first failed record.
+//! DynamoDB Streams → Lambda, the way an event source mapping does it: the records of a table's
+//! stream (the embedded store's [`JobChange`]s, or a real stream read with
+//! aws-sdk-dynamodbstreams from moto or an account) become the typed records of the DynamoDB
+//! event Lambda builds, through one builder ([`StreamRecord`]); batches go to `progress-push`,
+//! and `batchItemFailures` are honoured by redelivering from the first failed record.
 
 use std::collections::HashMap;
 use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use aws_lambda_events::dynamodb::{Event, EventRecord, StreamViewType, UserIdentity};
 use aws_lambda_events::streams::DynamoDbEventResponse;
-use aws_sdk_dynamodbstreams::types::{AttributeValue, Record, ShardIteratorType};
-use serde_json::{Value, json};
+use aws_sdk_dynamodbstreams::types::{Record, ShardIteratorType};
+use chrono::{DateTime, Utc};
+use mcpush_core::adapters::memory::JobChange;
+use mcpush_core::domain::JobRecord;
+use serde_json::Value;
+use serde_dynamo::Item;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StreamError {
@@ -74,7 +81,7 @@ impl StreamPoller {
     }
 
     /// Reads what the stream holds now, up to `batch_size` records per shard.
-    pub async fn next_batch(&mut self) -> Result<Vec<Value>, StreamError> {
+    pub async fn next_batch(&mut self) -> Result<Vec<EventRecord>, StreamError> {
         self.discover_shards().await?;
         let mut batch = Vec::new();
         for iterator in self.iterators.values_mut() {
@@ -87,7 +94,7 @@ impl StreamPoller {
     }
 
     /// Delivers one batch to `handler` as Lambda would (see [`deliver`]).
-    pub async fn deliver<F, Fut>(&self, records: Vec<Value>, handler: F)
+    pub async fn deliver<F, Fut>(&self, records: Vec<EventRecord>, handler: F)
     where
         F: Fn(Value) -> Fut,
         Fut: Future<Output = DynamoDbEventResponse>,
@@ -113,45 +120,123 @@ impl StreamPoller {
     }
 }
 
-fn image(map: Option<&HashMap<String, AttributeValue>>) -> Value {
-    match map {
-        Some(map) => serde_json::to_value(serde_dynamo::Item::from(map.clone())).unwrap_or(Value::Null),
-        None => Value::Null,
+/// Everything a Lambda DynamoDB stream record says; [`StreamRecord::build`] is the one place
+/// such a record is made.
+pub struct StreamRecord {
+    pub event_id: String,
+    /// `INSERT`, `MODIFY` or `REMOVE`.
+    pub event_name: String,
+    pub region: String,
+    pub keys: Item,
+    pub new_image: Option<Item>,
+    pub old_image: Option<Item>,
+    pub sequence_number: Option<String>,
+    pub size_bytes: i64,
+    pub created: DateTime<Utc>,
+    /// The service's own deletions (TTL) carry `userIdentity {type: Service, principalId: dynamodb.amazonaws.com}`.
+    pub user_identity: Option<(String, String)>,
+    pub stream_arn: String,
+}
+
+impl StreamRecord {
+    pub fn build(self) -> EventRecord {
+        let mut record = EventRecord::default();
+        record.event_id = self.event_id;
+        record.event_name = self.event_name;
+        record.event_version = Some("1.1".into());
+        record.event_source = Some("aws:dynamodb".into());
+        record.aws_region = self.region;
+        record.event_source_arn = Some(self.stream_arn);
+        record.change.approximate_creation_date_time = self.created;
+        record.change.keys = self.keys;
+        record.change.new_image = self.new_image.unwrap_or_default();
+        record.change.old_image = self.old_image.unwrap_or_default();
+        record.change.sequence_number = self.sequence_number;
+        record.change.size_bytes = self.size_bytes;
+        record.change.stream_view_type = Some(StreamViewType::NewAndOldImages);
+        record.user_identity = self.user_identity.map(|(kind, principal)| {
+            let mut identity = UserIdentity::default();
+            identity.type_ = kind;
+            identity.principal_id = principal;
+            identity
+        });
+        record
     }
 }
 
-/// A DynamoDB Streams record as Lambda's DynamoDB event carries it.
-pub fn lambda_record(record: &Record, stream_arn: &str) -> Value {
-    let change = record.dynamodb.as_ref();
-    let mut value = json!({
-        "eventID": record.event_id,
-        "eventName": record.event_name.as_ref().map(|n| n.as_str()),
-        "eventVersion": record.event_version,
-        "eventSource": "aws:dynamodb",
-        "awsRegion": record.aws_region,
-        "dynamodb": {
-            "ApproximateCreationDateTime": change.and_then(|c| c.approximate_creation_date_time).map(|t| t.secs()),
-            "Keys": image(change.and_then(|c| c.keys.as_ref())),
-            "SequenceNumber": change.and_then(|c| c.sequence_number.clone()),
-            "SizeBytes": change.and_then(|c| c.size_bytes).unwrap_or(0),
-            "StreamViewType": change.and_then(|c| c.stream_view_type.as_ref()).map(|v| v.as_str()),
-        },
-        "eventSourceARN": stream_arn,
-    });
-    for (name, map) in [("NewImage", change.and_then(|c| c.new_image.as_ref())), ("OldImage", change.and_then(|c| c.old_image.as_ref()))] {
-        if map.is_some() {
-            value["dynamodb"][name] = image(map);
+/// The embedded store's stream: numbers its [`JobChange`]s as a shard numbers its records.
+pub struct EmbeddedStream {
+    table: String,
+    sequence: AtomicU64,
+}
+
+impl EmbeddedStream {
+    pub fn new(table: &str) -> Self {
+        Self { table: table.to_owned(), sequence: AtomicU64::new(0) }
+    }
+
+    /// The Lambda record of one change.
+    pub fn record(&self, change: &JobChange) -> EventRecord {
+        let n = self.sequence.fetch_add(1, Ordering::Relaxed) + 1;
+        let (event_name, old, new, by_service) = match change {
+            JobChange::Inserted(new) => ("INSERT", None, Some(new), false),
+            JobChange::Modified { old, new } => ("MODIFY", Some(old.as_ref()), Some(new.as_ref()), false),
+            JobChange::Expired(old) => ("REMOVE", Some(old), None, true),
+        };
+        let image = |r: Option<&JobRecord>| r.and_then(|r| serde_dynamo::to_item::<_, Item>(r).ok());
+        let (new_image, old_image) = (image(new), image(old));
+        let size = [&new_image, &old_image].iter().filter_map(|i| i.as_ref()).map(|i| serde_json::to_string(i).map_or(0, |s| s.len())).sum::<usize>();
+        let job_id = new.or(old).map(|r| r.job_id.clone()).unwrap_or_default();
+        StreamRecord {
+            event_id: format!("{n:032x}"),
+            event_name: event_name.into(),
+            region: "local".into(),
+            keys: Item::from(HashMap::from([("JobId".to_owned(), serde_dynamo::AttributeValue::S(job_id))])),
+            new_image,
+            old_image,
+            sequence_number: Some(format!("{n:021}")),
+            size_bytes: size as i64,
+            created: DateTime::from_timestamp_millis(mcpush_core::now_ms() as i64).unwrap_or_default(),
+            user_identity: by_service.then(|| ("Service".to_owned(), "dynamodb.amazonaws.com".to_owned())),
+            stream_arn: format!("arn:aws:dynamodb:local:000000000000:table/{}/stream/local", self.table),
         }
+        .build()
     }
-    if let Some(identity) = &record.user_identity {
-        value["userIdentity"] = json!({"type": identity.r#type, "principalId": identity.principal_id});
+}
+
+/// A DynamoDB Streams API record as Lambda's DynamoDB event carries it.
+pub fn lambda_record(record: &Record, stream_arn: &str) -> EventRecord {
+    let change = record.dynamodb.as_ref();
+    let item = |map: Option<&HashMap<String, aws_sdk_dynamodbstreams::types::AttributeValue>>| map.map(|m| Item::from(m.clone()));
+    StreamRecord {
+        event_id: record.event_id.clone().unwrap_or_default(),
+        event_name: record.event_name.as_ref().map(|n| n.as_str().to_owned()).unwrap_or_default(),
+        region: record.aws_region.clone().unwrap_or_default(),
+        keys: item(change.and_then(|c| c.keys.as_ref())).unwrap_or_default(),
+        new_image: item(change.and_then(|c| c.new_image.as_ref())),
+        old_image: item(change.and_then(|c| c.old_image.as_ref())),
+        sequence_number: change.and_then(|c| c.sequence_number.clone()),
+        size_bytes: change.and_then(|c| c.size_bytes).unwrap_or(0),
+        created: change
+            .and_then(|c| c.approximate_creation_date_time)
+            .and_then(|t| DateTime::from_timestamp(t.secs(), t.subsec_nanos()))
+            .unwrap_or_default(),
+        user_identity: record.user_identity.as_ref().map(|i| (i.r#type.clone().unwrap_or_default(), i.principal_id.clone().unwrap_or_default())),
+        stream_arn: stream_arn.to_owned(),
     }
-    value
+    .build()
+}
+
+/// The DynamoDB event of one batch, as Lambda hands it to the function.
+pub fn lambda_event(records: &[EventRecord]) -> Value {
+    let mut event = Event::default();
+    event.records = records.to_vec();
+    serde_json::to_value(event).unwrap_or_default()
 }
 
 /// Delivers one batch to `handler` as Lambda's event source mapping does: on reported
 /// `batchItemFailures` it redelivers from the first failed record, up to `max_retries` times.
-pub async fn deliver<F, Fut>(mut records: Vec<Value>, handler: F, max_retries: u32)
+pub async fn deliver<F, Fut>(mut records: Vec<EventRecord>, handler: F, max_retries: u32)
 where
     F: Fn(Value) -> Fut,
     Fut: Future<Output = DynamoDbEventResponse>,
@@ -160,9 +245,9 @@ where
         if records.is_empty() {
             return;
         }
-        let response = handler(json!({"Records": records})).await;
+        let response = handler(lambda_event(&records)).await;
         let failed: Vec<&str> = response.batch_item_failures.iter().filter_map(|f| f.item_identifier.as_deref()).collect();
-        let Some(first) = records.iter().position(|r| r["dynamodb"]["SequenceNumber"].as_str().is_some_and(|s| failed.contains(&s)))
+        let Some(first) = records.iter().position(|r| r.change.sequence_number.as_deref().is_some_and(|s| failed.contains(&s)))
         else {
             return;
         };
@@ -175,17 +260,22 @@ where
 
 /// The embedded store's event source mapping: batches of up to `batch_size` records, waiting at
 /// most `window` after the first, delivered with [`deliver`]. Ends when the feed closes.
-pub async fn run_feed<F, Fut>(mut feed: tokio::sync::mpsc::UnboundedReceiver<Value>, batch_size: usize, window: Duration, handler: F)
-where
+pub async fn run_feed<F, Fut>(
+    mut feed: tokio::sync::mpsc::UnboundedReceiver<JobChange>,
+    stream: EmbeddedStream,
+    batch_size: usize,
+    window: Duration,
+    handler: F,
+) where
     F: Fn(Value) -> Fut,
     Fut: Future<Output = DynamoDbEventResponse>,
 {
     while let Some(first) = feed.recv().await {
-        let mut batch = vec![first];
+        let mut batch = vec![stream.record(&first)];
         let deadline = tokio::time::Instant::now() + window;
         while batch.len() < batch_size.max(1) {
             match tokio::time::timeout_at(deadline, feed.recv()).await {
-                Ok(Some(record)) => batch.push(record),
+                Ok(Some(change)) => batch.push(stream.record(&change)),
                 _ => break,
             }
         }
@@ -209,5 +299,64 @@ where
                 tokio::time::sleep(Duration::from_secs(2)).await;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mcpush_core::domain::JobStatus;
+    use serde_json::json;
+
+    fn job(progress: u8) -> JobRecord {
+        JobRecord {
+            job_id: "1700000000000-feed01".into(),
+            input_file: Some("f.mp4".into()),
+            job_status: JobStatus::Progressing,
+            progress_rate: progress,
+            duration_ms: None,
+            width_px: None,
+            height_px: None,
+            output_path: None,
+            playlists: None,
+            error_code: None,
+            error_message: None,
+            job_order: Some(1_700_000_000_000),
+            current_phase: None,
+            expires_at: None,
+        }
+    }
+
+    #[test]
+    fn embedded_changes_become_lambda_stream_records() {
+        let stream = EmbeddedStream::new("MediaConvertJobIdToStatus");
+        let insert = stream.record(&JobChange::Inserted(job(0)));
+        let modify = stream.record(&JobChange::Modified { old: Box::new(job(0)), new: Box::new(job(40)) });
+
+        assert_eq!((insert.event_name.as_str(), modify.event_name.as_str()), ("INSERT", "MODIFY"));
+        assert!(insert.change.old_image.is_empty());
+        let old: JobRecord = serde_dynamo::from_item(modify.change.old_image.clone()).unwrap();
+        let new: JobRecord = serde_dynamo::from_item(modify.change.new_image.clone()).unwrap();
+        assert_eq!((old.progress_rate, new.progress_rate), (0, 40));
+        assert!(insert.change.sequence_number < modify.change.sequence_number);
+        assert_eq!(insert.event_source_arn.as_deref(), Some("arn:aws:dynamodb:local:000000000000:table/MediaConvertJobIdToStatus/stream/local"));
+
+        // Serialized as Lambda delivers it, it reads back the same.
+        let event = lambda_event(&[insert, modify]);
+        assert_eq!(event["Records"][1]["dynamodb"]["Keys"], json!({"JobId": {"S": "1700000000000-feed01"}}));
+        let parsed: Event = serde_json::from_value(event).unwrap();
+        assert_eq!(parsed.records.len(), 2);
+    }
+
+    #[test]
+    fn ttl_deletions_are_removes_by_the_service() {
+        let removal = EmbeddedStream::new("t").record(&JobChange::Expired(job(40)));
+        assert_eq!(removal.event_name, "REMOVE");
+        assert!(removal.change.new_image.is_empty());
+        let old: JobRecord = serde_dynamo::from_item(removal.change.old_image.clone()).unwrap();
+        assert_eq!(old, job(40));
+        let raw = serde_json::to_value(&removal).unwrap();
+        assert_eq!(raw["userIdentity"]["principalId"], "dynamodb.amazonaws.com");
+        assert_eq!(removal.user_identity.map(|u| u.type_), Some("Service".into()));
     }
 }

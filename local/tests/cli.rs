@@ -1,9 +1,19 @@
-//! `replay` and `watch` against a running local stack.
+//! `replay` and `watch` against a running local stack: in-process, as the binary runs them over
+//! TLS (`https://` + `wss://` with a stage path, a self-signed certificate trusted through
+//! `SSL_CERT_FILE`), and against hostile HTTP servers.
 
-use std::time::Duration;
+mod common;
 
-use mcpush_local::cli::{self, Ending};
-use mcpush_local::{Local, Options, local, router};
+use std::io::Write;
+use std::process::{Command, Output, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use indicatif::ProgressBar;
+use mcpush_local::cli::{self, Endpoints, Ending};
+use mcpush_local::{Local, Options, http_api, local};
+use reqwest::Url;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 fn fixture(name: &str) -> String {
     format!("{}/../tests/fixtures/eventbridge/{name}", env!("CARGO_MANIFEST_DIR"))
@@ -26,8 +36,26 @@ async fn start() -> (String, Local) {
     (base, stack)
 }
 
+async fn replay(base: &str, files: &[String]) -> (usize, String) {
+    let client = cli::lambda_client(Some(base)).await;
+    let mut out = Vec::new();
+    let rejected = cli::replay(&client, "progress-ingest", files, &mut out, ProgressBar::hidden()).await.unwrap();
+    (rejected, String::from_utf8(out).unwrap())
+}
+
+fn endpoints(base: &str) -> Endpoints {
+    Endpoints::new(&Url::parse(base).unwrap(), None, None).unwrap()
+}
+
+fn hls_files() -> Vec<String> {
+    ["hls-1-progressing.json", "hls-3-status-update-25.json", "hls-5-status-update-70.json", "hls-6-complete.json"]
+        .iter()
+        .map(|f| fixture(f))
+        .collect()
+}
+
 #[tokio::test]
-async fn replay_posts_json_and_json_lines_and_counts_rejections() {
+async fn replay_invokes_with_json_and_json_lines_and_counts_rejections() {
     let (base, _stack) = start().await;
     let lines = std::env::temp_dir().join(format!("replay-{}.jsonl", std::process::id()));
     let progressing = std::fs::read_to_string(fixture("hls-1-progressing.json")).unwrap();
@@ -35,16 +63,22 @@ async fn replay_posts_json_and_json_lines_and_counts_rejections() {
     let compact = |text: &str| serde_json::from_str::<serde_json::Value>(text).unwrap().to_string();
     std::fs::write(&lines, format!("{}\n{}\n", compact(&progressing), compact(&no_status))).unwrap();
 
-    let mut out = Vec::new();
-    let files = [lines.display().to_string(), fixture("hls-6-complete.json")];
-    let rejected = cli::replay(&base, &files, &mut out).await.unwrap();
+    let (rejected, printed) = replay(&base, &[lines.display().to_string(), fixture("hls-6-complete.json")]).await;
 
-    let printed = String::from_utf8(out).unwrap();
     assert_eq!(rejected, 1, "{printed}");
     assert!(printed.contains(":2: rejected: detail.status is missing"), "{printed}");
     assert!(printed.ends_with("2 replayed, 1 rejected\n"), "{printed}");
-    let (status, body) = cli::http("GET", &format!("{base}/media/job_id?input_file=Big%20Buck%20Bunny.mp4"), None).await.unwrap();
+    let (status, body) = common::http("GET", &format!("{base}/media/job_id?input_file=Big%20Buck%20Bunny.mp4"), None).await.unwrap();
     assert_eq!((status, body.as_str()), (200, r#"{"success": true, "job_id": "1700000000000-bbbhls"}"#));
+}
+
+#[tokio::test]
+async fn replay_names_a_function_the_api_does_not_know() {
+    let (base, _stack) = start().await;
+    let client = cli::lambda_client(Some(&base)).await;
+    let err = cli::replay(&client, "no-such-function", &[fixture("hls-6-complete.json")], &mut Vec::new(), ProgressBar::hidden()).await.unwrap_err();
+    let message = err.to_string();
+    assert!(message.contains("no-such-function") && message.contains("Function not found"), "{message}");
 }
 
 #[tokio::test]
@@ -54,13 +88,12 @@ async fn watch_follows_the_job_over_the_websocket_to_complete() {
         let base = base.clone();
         async move {
             let mut out = Vec::new();
-            let ending = cli::watch(&base, "Big Buck Bunny.mp4", Duration::from_millis(50), &mut out).await.unwrap();
+            let ending = cli::watch(&endpoints(&base), "Big Buck Bunny.mp4", Duration::from_millis(50), &mut out, ProgressBar::hidden()).await.unwrap();
             (ending, String::from_utf8(out).unwrap())
         }
     });
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let files: Vec<String> = mcpush_files();
-    cli::replay(&base, &files, &mut Vec::new()).await.unwrap();
+    replay(&base, &hls_files()).await;
     let (ending, printed) = tokio::time::timeout(Duration::from_secs(10), watching).await.unwrap().unwrap();
     assert!(matches!(ending, Ending::Complete(_)), "{printed}");
     assert!(printed.contains("100% COMPLETE"), "{printed}");
@@ -72,19 +105,191 @@ async fn watch_follows_the_job_over_the_websocket_to_complete() {
 async fn watch_falls_back_to_rest_polling_and_reports_an_error() {
     let (base, stack) = start().await;
     // The same stack's REST API alone: the WebSocket upgrade at /ws is not there.
-    let rest_only = serve(router(stack.stack.clone())).await;
-    cli::replay(&base, &[fixture("error.json")], &mut Vec::new()).await.unwrap();
+    let rest_only = serve(http_api::router(stack.stack.clone())).await;
+    replay(&base, &[fixture("error.json")]).await;
     let mut out = Vec::new();
-    let ending = cli::watch(&rest_only, "broken.mp4", Duration::from_millis(50), &mut out).await.unwrap();
+    let ending = cli::watch(&endpoints(&rest_only), "broken.mp4", Duration::from_millis(50), &mut out, ProgressBar::hidden()).await.unwrap();
     let printed = String::from_utf8(out).unwrap();
     assert!(matches!(ending, Ending::Failed(_)), "{printed}");
     assert!(printed.contains("polling"), "{printed}");
     assert!(printed.contains("No parser found for container"), "{printed}");
 }
 
-fn mcpush_files() -> Vec<String> {
-    ["hls-1-progressing.json", "hls-3-status-update-25.json", "hls-5-status-update-70.json", "hls-6-complete.json"]
-        .iter()
-        .map(|f| fixture(f))
-        .collect()
+/// The binary, as a user runs it.
+fn binary() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_mcpush-local"));
+    command.env_remove("SSL_CERT_DIR").env("RUST_LOG", "warn").stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    command
+}
+
+/// Waits for the child with a deadline, killing it if it runs over.
+async fn finish(mut child: std::process::Child, within: Duration) -> Output {
+    let deadline = Instant::now() + within;
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    child.wait_with_output().unwrap()
+}
+
+/// A TLS endpoint in front of the stack, as API Gateway's would be: REST at `https://HOST/` and
+/// the WebSocket API at `wss://HOST/prod`. Returns its port and the certificate's PEM file.
+async fn tls_front(stack: &Local, name: &str) -> (u16, std::path::PathBuf) {
+    let rcgen::CertifiedKey { cert, signing_key } = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned(), "localhost".to_owned()]).unwrap();
+    let pem = std::env::temp_dir().join(format!("mcpush-{name}-{}.pem", std::process::id()));
+    std::fs::write(&pem, cert.pem()).unwrap();
+    let key = rustls::pki_types::PrivateKeyDer::try_from(signing_key.serialize_der()).unwrap();
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(vec![cert.der().clone()], key)
+        .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let app = http_api::router(stack.stack.clone()).merge(stack.api.websocket_router("/prod"));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        loop {
+            let Ok((tcp, _)) = listener.accept().await else { return };
+            let (acceptor, app) = (acceptor.clone(), app.clone());
+            tokio::spawn(async move {
+                let Ok(tls) = acceptor.accept(tcp).await else { return };
+                let service = hyper_util::service::TowerToHyperService::new(app);
+                let _ = hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new())
+                    .serve_connection_with_upgrades(hyper_util::rt::TokioIo::new(tls), service)
+                    .await;
+            });
+        }
+    });
+    (port, pem)
+}
+
+#[tokio::test]
+async fn the_binary_watches_over_tls_trusting_ssl_cert_file() {
+    // GIVEN the stack behind a TLS endpoint with a self-signed certificate
+    let (base, stack) = start().await;
+    let (port, pem) = tls_front(&stack, "trusted").await;
+    let (rest, ws) = (format!("https://127.0.0.1:{port}/"), format!("wss://127.0.0.1:{port}/prod"));
+
+    // WHEN `watch` runs with that certificate in SSL_CERT_FILE, and the job's events arrive
+    let child = binary()
+        .args(["watch", "Big Buck Bunny.mp4", "--rest-url", &rest, "--ws-url", &ws])
+        .env("SSL_CERT_FILE", &pem)
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while stack.api.connection_ids().is_empty() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    replay(&base, &hls_files()).await;
+    let output = finish(child, Duration::from_secs(20)).await;
+
+    // THEN it followed the job over wss:// to COMPLETE and exited 0
+    let printed = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{printed}");
+    assert!(printed.contains("100% COMPLETE"), "{printed}");
+    assert!(printed.contains("596458 ms, 1280x720"), "{printed}");
+    assert!(!printed.contains("polling"), "{printed}");
+}
+
+#[tokio::test]
+async fn the_binary_refuses_a_certificate_it_does_not_trust() {
+    // GIVEN the same TLS endpoint, but SSL_CERT_FILE names another certificate
+    let (_base, stack) = start().await;
+    let (port, _pem) = tls_front(&stack, "untrusted").await;
+    let other = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned()]).unwrap();
+    let other_pem = std::env::temp_dir().join(format!("mcpush-other-{}.pem", std::process::id()));
+    std::fs::write(&other_pem, other.cert.pem()).unwrap();
+
+    // WHEN `watch` runs against it
+    let child = binary()
+        .args(["watch", "f.mp4", "--url", &format!("https://127.0.0.1:{port}"), "--ws-url", &format!("wss://127.0.0.1:{port}/prod")])
+        .env("SSL_CERT_FILE", &other_pem)
+        .spawn()
+        .unwrap();
+    let output = finish(child, Duration::from_secs(20)).await;
+
+    // THEN neither the socket nor the REST API is used, and the error says why
+    let printed = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{printed}");
+    assert!(printed.contains("error: https://127.0.0.1"), "{printed}");
+    assert!(printed.to_lowercase().contains("certificate"), "{printed}");
+}
+
+/// A server that answers every connection with `response`, whatever was asked.
+async fn hostile(response: Vec<Vec<u8>>) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut socket, _)) = listener.accept().await else { return };
+            let response = response.clone();
+            tokio::spawn(async move {
+                let mut request = [0u8; 4096];
+                let _ = socket.read(&mut request).await;
+                for part in response {
+                    let _ = socket.write_all(&part).await;
+                    let _ = socket.flush().await;
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+            });
+        }
+    });
+    base
+}
+
+/// `body` with its length.
+fn plain(status: &str, body: &[u8]) -> Vec<Vec<u8>> {
+    let mut response = format!("HTTP/1.1 {status}\r\ncontent-length: {}\r\n\r\n", body.len()).into_bytes();
+    response.extend_from_slice(body);
+    vec![response]
+}
+
+/// `body` as a chunked response whose chunks are cut at `cuts` (byte offsets).
+fn chunked(body: &[u8], cuts: &[usize]) -> Vec<Vec<u8>> {
+    let mut parts = vec![b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n".to_vec()];
+    let mut start = 0;
+    for &end in cuts.iter().chain(std::iter::once(&body.len())) {
+        let mut chunk = format!("{:x}\r\n", end - start).into_bytes();
+        chunk.extend_from_slice(&body[start..end]);
+        chunk.extend_from_slice(b"\r\n");
+        parts.push(chunk);
+        start = end;
+    }
+    parts.push(b"0\r\n\r\n".to_vec());
+    parts
+}
+
+#[tokio::test]
+async fn the_binary_survives_hostile_servers_with_clear_errors() {
+    // A status whose message carries terminal escape sequences, chunked inside UTF-8 characters.
+    let status = "{\"success\": true, \"job_status\": \"ERROR\", \"progress_rate\": 100, \"error_code\": 1010, \
+                  \"error_message\": \"動画 \\u001b[2J\\u001b]0;pwned\\u0007 failed\"}";
+    let body = status.as_bytes();
+    let inside_a_character = status.find('動').unwrap() + 1;
+    let cases: Vec<(&str, Vec<Vec<u8>>, i32, &str)> = vec![
+        ("escapes in a chunked status", chunked(body, &[inside_a_character, inside_a_character + 2, inside_a_character + 3]), 1, "\\u{1b}[2J"),
+        ("not HTTP at all", vec![b"\x1b[31mSSH-2.0-OpenSSH\r\n\x00\xff\xfe garbage".to_vec()], 2, "error: http://"),
+        ("200 with a body that is no status", plain("200 OK", b"\x1b[2J\xff\xfe{oops"), 2, "not a job status"),
+        ("a chunk cut short", vec![b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n64\r\n{\"job_status\"".to_vec()], 2, "error: http://"),
+        ("403 with escapes", plain("403 Forbidden", br#"{"message": "\u001b[1mno entry\u001b[0m"}"#), 2, "answered 403 Forbidden: \\u{1b}[1mno entry"),
+    ];
+    for (name, response, code, expected) in cases {
+        let base = hostile(response).await;
+        let child = binary().args(["watch", "f.mp4", "--url", &base, "--poll-ms", "50"]).spawn().unwrap();
+        let output = finish(child, Duration::from_secs(15)).await;
+        let printed = String::from_utf8_lossy(&output.stderr);
+        let mut report = std::io::stderr();
+        let _ = writeln!(report, "--- {name}: {:?}\n{printed}", output.status.code());
+        assert_eq!(output.status.code(), Some(code), "{name}: {printed}");
+        assert!(printed.contains(expected), "{name}: {expected:?} not in {printed}");
+        assert!(!output.stderr.contains(&0x1b) && !output.stderr.contains(&0x07), "{name}: raw control characters printed: {printed:?}");
+        assert!(!printed.contains("panicked"), "{name}: {printed}");
+    }
 }

@@ -2,12 +2,12 @@
 //! (built by this test if needed), then the demo page, an upload, a WebSocket subscriber and the
 //! REST fallback against the running binary, and Ctrl-C.
 
+mod common;
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use futures::{SinkExt, StreamExt};
-use mcpush_local::cli;
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 
@@ -61,7 +61,7 @@ async fn cargo_run_release_serves_the_whole_pipeline() {
     }
 
     // WHEN a browser loads the demo page and its module
-    let get = |url: String| async move { cli::http("GET", &url, None).await.expect("HTTP answers") };
+    let get = |url: String| async move { common::http("GET", &url, None).await.expect("HTTP answers") };
     let (status, page) = get(format!("{base}/")).await;
     assert_eq!(status, 200);
     assert!(page.contains("<script type=\"module\" src=\"demo.js\">"));
@@ -74,7 +74,7 @@ async fn cargo_run_release_serves_the_whole_pipeline() {
     let (mut socket, _) = tokio_tungstenite::connect_async(&ws_url).await.expect("WebSocket opens");
     socket.send(Message::text(json!({"action": "subscribe", "input_file": "clips/release test.mp4"}).to_string())).await.unwrap();
     let video = "v".repeat(500_000);
-    let (status, _) = cli::http("PUT", &format!("{base}/s3/uploads/clips/release%20test.mp4"), Some(&video)).await.unwrap();
+    let (status, _) = common::http("PUT", &format!("{base}/s3/uploads/clips/release%20test.mp4"), Some(&video)).await.unwrap();
     assert_eq!(status, 200);
 
     // THEN the job's states arrive pushed, in order, up to COMPLETE

@@ -2,13 +2,14 @@
 //! create-job, which calls the simulated MediaConvert through aws-sdk-mediaconvert, whose events
 //! reach progress-ingest and, through the change feed, a WebSocket subscriber.
 
+mod common;
+use common::http;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use aws_sdk_mediaconvert::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_mediaconvert::error::ProvideErrorMetadata;
 use futures::{SinkExt, StreamExt};
-use mcpush_local::cli::http;
 use mcpush_local::mediaconvert::SimSettings;
 use mcpush_local::{Options, local};
 use serde_json::{Value, json};

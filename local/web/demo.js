@@ -3,8 +3,8 @@
 import { ProgressClient, upload, keyPath } from './mcpush-client.js';
 
 const config = await (await fetch('config.json')).json();
-const websocketUrl = config.websocketUrl ?? `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/ws`;
-const client = new ProgressClient({ websocketUrl, restUrl: config.restUrl ?? '', pollIntervalMs: config.pollIntervalMs ?? 1000 });
+const websocketUrl = `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/ws`;
+const client = new ProgressClient({ websocketUrl, restUrl: '', pollIntervalMs: 1000 });
 
 const form = document.querySelector('#upload');
 const input = document.querySelector('#file');
@@ -77,7 +77,7 @@ async function start(file) {
   // A file uploaded again starts a new job; the previous one's state must not stand for it.
   let previousJob;
   try {
-    const known = await (await fetch(`${config.restUrl ?? ''}/media/job_id?input_file=${encodeURIComponent(key)}`)).json();
+    const known = await (await fetch(`/media/job_id?input_file=${encodeURIComponent(key)}`)).json();
     previousJob = known.success ? known.job_id : undefined;
   } catch { /* no previous job */ }
   try {

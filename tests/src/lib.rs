@@ -108,8 +108,8 @@ pub fn dynamodb_streams_client() -> aws_sdk_dynamodbstreams::Client {
 }
 
 /// A DynamoDB subscription store on moto with a fresh table.
-pub async fn fresh_subscriptions(label: &str) -> mcpush_core::adapters::subscriptions::DynamoSubscriptionStore {
-    use mcpush_core::adapters::subscriptions::{DynamoSubscriptionStore, ensure_subscriptions_table};
+pub async fn fresh_subscriptions(label: &str) -> mcpush_core::adapters::dynamodb::DynamoSubscriptionStore {
+    use mcpush_core::adapters::dynamodb::{DynamoSubscriptionStore, ensure_subscriptions_table};
     let client = dynamodb_client();
     let table = unique_tables(label).status.replace("-status-", "-subs-");
     ensure_subscriptions_table(&client, &table).await.expect("create subscriptions table on moto");

@@ -10,7 +10,8 @@ use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use mcpush_core::adapters::mediaconvert::MediaConvertJobCreator;
-use mcpush_core::config::{CreateJobConfig, DestinationTemplate};
+use mcpush_core::config::CreateJobConfig;
+use mcpush_core::domain::DestinationTemplate;
 use mcpush_core::domain::JobStatus;
 use mcpush_core::handlers::create_job::{self, CreateJobError, RecordOutcome};
 use mcpush_core::ports::JobStore;
@@ -87,7 +88,7 @@ async fn upload_starts_a_job_and_stores_it_as_submitted() {
     let peer = Peer::default();
     let (creator, store) = (creator(&peer).await, fresh_store("create").await);
 
-    let outcomes = create_job::handle(&config(), &creator, &store, fixture("s3/object-created.json"), 1).await.unwrap();
+    let outcomes = create_job::handle(&config(), &creator, &store, &fixture("s3/object-created.json"), 1).await.unwrap();
 
     let job_id = "1764021600000-job000".to_owned();
     assert_eq!(outcomes, [RecordOutcome::Created { input_file: "uploads/Big Buck Bunny.mp4".into(), job_id: job_id.clone() }]);
@@ -112,8 +113,8 @@ async fn upload_starts_a_job_and_stores_it_as_submitted() {
 async fn a_redelivered_event_does_not_start_a_second_job() {
     let peer = Peer::default();
     let (creator, store) = (creator(&peer).await, fresh_store("create").await);
-    let first = create_job::handle(&config(), &creator, &store, fixture("s3/object-created.json"), 1).await.unwrap();
-    let again = create_job::handle(&config(), &creator, &store, fixture("s3/object-created.json"), 2).await.unwrap();
+    let first = create_job::handle(&config(), &creator, &store, &fixture("s3/object-created.json"), 1).await.unwrap();
+    let again = create_job::handle(&config(), &creator, &store, &fixture("s3/object-created.json"), 2).await.unwrap();
     assert_eq!(first, again);
     assert_eq!(peer.created.lock().unwrap().len(), 1);
     assert_eq!(*peer.template_reads.lock().unwrap(), 1, "the template is read once per process");
@@ -123,7 +124,7 @@ async fn a_redelivered_event_does_not_start_a_second_job() {
 async fn a_mixed_batch_creates_skips_and_rejects_record_by_record() {
     let peer = Peer::default();
     let (creator, store) = (creator(&peer).await, fresh_store("create").await);
-    let outcomes = create_job::handle(&config(), &creator, &store, fixture("s3/mixed-batch.json"), 1).await.unwrap();
+    let outcomes = create_job::handle(&config(), &creator, &store, &fixture("s3/mixed-batch.json"), 1).await.unwrap();
     let summary: Vec<String> = outcomes
         .iter()
         .map(|o| match o {
@@ -151,7 +152,7 @@ async fn a_failed_create_job_is_an_error_for_s3_to_retry_and_stores_nothing() {
     for status in [StatusCode::INTERNAL_SERVER_ERROR, StatusCode::BAD_REQUEST] {
         let peer = Peer { fail_with: Some(status), ..Peer::default() };
         let (creator, store) = (creator(&peer).await, fresh_store("create").await);
-        let err = create_job::handle(&config(), &creator, &store, fixture("s3/object-created.json"), 1).await.unwrap_err();
+        let err = create_job::handle(&config(), &creator, &store, &fixture("s3/object-created.json"), 1).await.unwrap_err();
         assert!(matches!(err, CreateJobError::Create { .. }), "{status}: {err}");
         assert!(err.to_string().starts_with("CreateJob failed for \"uploads/Big Buck Bunny.mp4\""), "{err}");
         assert_eq!(store.latest_job_id("uploads/Big Buck Bunny.mp4").await.unwrap(), None);

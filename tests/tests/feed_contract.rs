@@ -8,7 +8,7 @@ use std::time::Duration;
 use mcpush_core::adapters::memory::MemoryJobStore;
 use mcpush_core::domain::{CompleteDetails, JobUpdate, Phase, Transition};
 use mcpush_core::ports::JobStore;
-use mcpush_local::stream::StreamPoller;
+use mcpush_local::stream::{EmbeddedStream, StreamPoller};
 use mcpush_tests::{dynamodb_streams_client, fresh_store};
 use serde_json::{Value, json};
 
@@ -48,7 +48,8 @@ fn essence(record: &Value) -> Value {
 #[tokio::test]
 async fn the_embedded_feed_and_a_dynamodb_stream_carry_the_same_records() {
     // GIVEN the same writes to the embedded store and to a table on moto, both with a retention
-    let (memory, mut feed) = MemoryJobStore::with_change_feed("feed-contract");
+    let (memory, mut feed) = MemoryJobStore::with_change_feed();
+    let stream = EmbeddedStream::new("feed-contract");
     let memory = memory.with_retention(RETENTION);
     let dynamodb = fresh_store("feed").await.with_retention(RETENTION);
     for write in writes() {
@@ -60,11 +61,11 @@ async fn the_embedded_feed_and_a_dynamodb_stream_carry_the_same_records() {
 
     // WHEN both feeds are read
     let mut embedded = Vec::new();
-    while let Ok(record) = feed.try_recv() {
-        embedded.push(record);
+    while let Ok(change) = feed.try_recv() {
+        embedded.push(serde_json::to_value(stream.record(&change)).unwrap());
     }
     let mut poller = StreamPoller::open(dynamodb.client(), dynamodb_streams_client(), &dynamodb.tables().status, 100).await.unwrap();
-    let streamed = poller.next_batch().await.unwrap();
+    let streamed: Vec<Value> = poller.next_batch().await.unwrap().iter().map(|r| serde_json::to_value(r).unwrap()).collect();
 
     // THEN they hold the same three records (INSERT, MODIFY, MODIFY), images included
     assert_eq!(embedded.len(), 3);

@@ -3,7 +3,7 @@
 
 use mcpush_core::domain::{JobRecord, JobStatus};
 use mcpush_core::handlers::progress_ingest::{self, IngestError};
-use mcpush_core::handlers::status_api::StatusView;
+use mcpush_core::domain::StatusView;
 use mcpush_core::ports::JobStore;
 use mcpush_tests::{fixture, fresh_store};
 use serde_json::json;

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use mcpush_core::adapters::dynamodb::DynamoJobStore;
-use mcpush_core::adapters::subscriptions::DynamoSubscriptionStore;
+use mcpush_core::adapters::dynamodb::DynamoSubscriptionStore;
 use mcpush_core::config::{PushConfig, WsConfig};
 use mcpush_core::domain::token;
 use mcpush_core::handlers::progress_ingest;

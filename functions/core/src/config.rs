@@ -2,8 +2,9 @@
 //! the cold start with a message naming the variable, instead of failing requests later.
 
 use std::env;
+use std::time::Duration;
 
-use crate::domain::{AllowedOrigins, OriginPatternError};
+use crate::domain::{AllowedOrigins, DestinationTemplate, OriginPatternError};
 
 /// Default status table: the seed's name, so its data stays readable.
 pub const DEFAULT_STATUS_TABLE: &str = "MediaConvertJobIdToStatus";
@@ -22,12 +23,24 @@ pub enum ConfigError {
     Origins(#[from] OriginPatternError),
 }
 
-fn var(name: &'static str) -> Option<String> {
+/// A variable's value, trimmed; unset and blank are the same.
+pub fn var(name: &'static str) -> Option<String> {
     env::var(name).ok().map(|v| v.trim().to_owned()).filter(|v| !v.is_empty())
 }
 
 fn required(name: &'static str) -> Result<String, ConfigError> {
     var(name).ok_or(ConfigError::Missing(name))
+}
+
+/// A variable parsed with `FromStr`, `default` when unset; the error names the variable.
+pub fn parsed<T: std::str::FromStr>(name: &'static str, default: T) -> Result<T, ConfigError>
+where
+    T::Err: std::fmt::Display,
+{
+    match var(name) {
+        None => Ok(default),
+        Some(v) => v.parse().map_err(|e: T::Err| ConfigError::Invalid { name, reason: format!("{v:?}: {e}") }),
+    }
 }
 
 /// `JOB_STATUS_TABLE`, `JOB_ID_TABLE`.
@@ -58,18 +71,58 @@ pub const DEFAULT_STATUS_RETENTION_DAYS: u64 = 90;
 
 /// `STATUS_RETENTION_DAYS` (default 90; `0` keeps status items forever): how long after its
 /// creation a job's status item expires through the table's TTL.
-pub fn status_retention_from_env() -> Result<Option<std::time::Duration>, ConfigError> {
+pub fn status_retention_from_env() -> Result<Option<Duration>, ConfigError> {
+    status_retention_from_env_or(Some(DEFAULT_STATUS_RETENTION_DAYS))
+}
+
+/// `STATUS_RETENTION_DAYS` with another default (`None`: forever), as the local stack has.
+pub fn status_retention_from_env_or(default_days: Option<u64>) -> Result<Option<Duration>, ConfigError> {
     let days = match var("STATUS_RETENTION_DAYS") {
         Some(v) => v.parse::<u64>().map_err(|_| ConfigError::Invalid { name: "STATUS_RETENTION_DAYS", reason: format!("{v:?} is not a whole number of days") })?,
-        None => DEFAULT_STATUS_RETENTION_DAYS,
+        None => default_days.unwrap_or(0),
     };
-    Ok((days > 0).then(|| std::time::Duration::from_secs(days * 86_400)))
+    Ok((days > 0).then(|| Duration::from_secs(days * 86_400)))
 }
 
 /// `ALLOWED_ORIGINS`: required on Lambda, as in the seed (an empty list would refuse every
 /// browser, which is never what a deployment wants).
 pub fn allowed_origins_from_env() -> Result<AllowedOrigins, ConfigError> {
     Ok(AllowedOrigins::parse(&required("ALLOWED_ORIGINS")?)?)
+}
+
+/// `ALLOWED_ORIGINS`, or `default` (a pattern list) when unset.
+pub fn allowed_origins_from_env_or(default: &AllowedOrigins) -> Result<AllowedOrigins, ConfigError> {
+    match var("ALLOWED_ORIGINS") {
+        Some(list) => Ok(AllowedOrigins::parse(&list)?),
+        None => Ok(default.clone()),
+    }
+}
+
+/// Default subscriptions table name.
+pub const DEFAULT_SUBSCRIPTIONS_TABLE: &str = "MediaConvertPushSubscriptions";
+
+/// `SUBSCRIPTIONS_TABLE` (default `MediaConvertPushSubscriptions`).
+pub fn subscriptions_table_from_env() -> String {
+    var("SUBSCRIPTIONS_TABLE").unwrap_or_else(|| DEFAULT_SUBSCRIPTIONS_TABLE.to_owned())
+}
+
+/// How the functions log: JSON on Lambda (or with `AWS_LAMBDA_LOG_FORMAT=JSON`), compact text
+/// elsewhere; the filter is `RUST_LOG`, else `AWS_LAMBDA_LOG_LEVEL`, else `info`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LogConfig {
+    pub json: bool,
+    pub filter: String,
+}
+
+impl LogConfig {
+    pub fn from_env() -> Self {
+        let on_lambda = var("AWS_LAMBDA_FUNCTION_NAME").is_some();
+        let json_format = var("AWS_LAMBDA_LOG_FORMAT").is_some_and(|f| f.eq_ignore_ascii_case("json"));
+        let filter = var("RUST_LOG")
+            .or_else(|| var("AWS_LAMBDA_LOG_LEVEL").map(|l| l.to_lowercase()))
+            .unwrap_or_else(|| "info".to_owned());
+        Self { json: on_lambda || json_format, filter }
+    }
 }
 
 /// create-job's settings.
@@ -92,108 +145,36 @@ pub struct CreateJobConfig {
 }
 
 impl CreateJobConfig {
+    /// Lambda's: the template, the role and the destination are required.
     pub fn from_env() -> Result<Self, ConfigError> {
-        let destination = required("OUTPUT_DESTINATION")?;
+        Self::from_env_with(None)
+    }
+
+    /// With `defaults` for whatever is unset (the local stack's simulator settings).
+    pub fn from_env_or(defaults: &CreateJobConfig) -> Result<Self, ConfigError> {
+        Self::from_env_with(Some(defaults))
+    }
+
+    fn from_env_with(defaults: Option<&CreateJobConfig>) -> Result<Self, ConfigError> {
+        let or_default = |name: &'static str, default: Option<&str>| match var(name) {
+            Some(v) => Ok(v),
+            None => default.map(str::to_owned).ok_or(ConfigError::Missing(name)),
+        };
+        let destination = match var("OUTPUT_DESTINATION") {
+            Some(d) => DestinationTemplate::parse(&d).map_err(|reason| ConfigError::Invalid { name: "OUTPUT_DESTINATION", reason })?,
+            None => defaults.map(|d| d.destination.clone()).ok_or(ConfigError::Missing("OUTPUT_DESTINATION"))?,
+        };
         Ok(Self {
-            job_template: required("MEDIACONVERT_JOB_TEMPLATE")?,
-            role_arn: required("MEDIACONVERT_ROLE_ARN")?,
-            queue: var("MEDIACONVERT_QUEUE_ARN"),
-            destination: DestinationTemplate::parse(&destination)
-                .map_err(|reason| ConfigError::Invalid { name: "OUTPUT_DESTINATION", reason })?,
+            job_template: or_default("MEDIACONVERT_JOB_TEMPLATE", defaults.map(|d| d.job_template.as_str()))?,
+            role_arn: or_default("MEDIACONVERT_ROLE_ARN", defaults.map(|d| d.role_arn.as_str()))?,
+            queue: var("MEDIACONVERT_QUEUE_ARN").or_else(|| defaults.and_then(|d| d.queue.clone())),
+            destination,
             skip_prefixes: var("SKIP_KEY_PREFIXES")
                 .map(|v| v.split_whitespace().map(str::to_owned).collect())
+                .or_else(|| defaults.map(|d| d.skip_prefixes.clone()))
                 .unwrap_or_default(),
             marker: var("JOB_MARKER").unwrap_or_else(|| DEFAULT_JOB_MARKER.to_owned()),
         })
-    }
-}
-
-/// An output destination such as `s3://{bucket}/{key}_output/`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct DestinationTemplate {
-    template: String,
-}
-
-impl DestinationTemplate {
-    pub fn parse(template: &str) -> Result<Self, String> {
-        let Some(rest) = template.strip_prefix("s3://") else {
-            return Err(format!("{template:?} must start with s3://"));
-        };
-        let (bucket, _) = rest.split_once('/').ok_or_else(|| format!("{template:?} has no path after the bucket"))?;
-        if bucket.is_empty() {
-            return Err(format!("{template:?} names no bucket"));
-        }
-        if !template.ends_with('/') {
-            return Err(format!("{template:?} must end with / (it is a folder)"));
-        }
-        if bucket.contains("{key}") {
-            return Err(format!("{template:?}: {{key}} cannot be part of the bucket name"));
-        }
-        Ok(Self { template: template.to_owned() })
-    }
-
-    /// The destination for one upload.
-    pub fn render(&self, bucket: &str, key: &str) -> String {
-        self.template.replace("{bucket}", bucket).replace("{key}", key)
-    }
-
-    /// Would an object `key` in `bucket` be an output of some job? (create-job must not transcode
-    /// its own outputs.)
-    pub fn is_output(&self, bucket: &str, key: &str) -> bool {
-        let Some(rest) = self.template.strip_prefix("s3://") else { return false };
-        let Some((dest_bucket, path)) = rest.split_once('/') else { return false };
-        if dest_bucket.replace("{bucket}", bucket) != bucket {
-            return false;
-        }
-        match path.split_once("{key}") {
-            // outputs/{key}/ → anything under outputs/…/ ; {key}_output/ → …_output/…
-            Some((before, after)) => {
-                let after = after.replace("{bucket}", bucket);
-                key.strip_prefix(before).is_some_and(|tail| {
-                    tail.match_indices(after.as_str()).any(|(i, _)| i > 0)
-                })
-            }
-            None => key.starts_with(path),
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn destination_renders_and_recognises_its_outputs() {
-        let d = DestinationTemplate::parse("s3://{bucket}/{key}_output/").unwrap();
-        assert_eq!(d.render("b", "Big Buck Bunny.mp4"), "s3://b/Big Buck Bunny.mp4_output/");
-        assert!(d.is_output("b", "Big Buck Bunny.mp4_output/Big Buck Bunny.m3u8"));
-        assert!(!d.is_output("b", "Big Buck Bunny.mp4"));
-        assert!(!d.is_output("b", "_output/x.mp4"));
-
-        let d = DestinationTemplate::parse("s3://out/hls/{key}/").unwrap();
-        assert!(!d.is_output("in", "hls/a.mp4/a.m3u8"));
-        assert!(d.is_output("out", "hls/a.mp4/a.m3u8"));
-
-        let d = DestinationTemplate::parse("s3://{bucket}/outputs/").unwrap();
-        assert!(d.is_output("b", "outputs/a.m3u8"));
-        assert!(!d.is_output("b", "uploads/a.mp4"));
-    }
-
-    #[test]
-    fn destination_must_be_an_s3_folder() {
-        assert!(DestinationTemplate::parse("https://x/").is_err());
-        assert!(DestinationTemplate::parse("s3://b/out").is_err());
-        assert!(DestinationTemplate::parse("s3:///out/").is_err());
-    }
-}
-
-fn parsed<T: std::str::FromStr>(name: &'static str, default: T) -> Result<T, ConfigError>
-where
-    T::Err: std::fmt::Display,
-{
-    match var(name) {
-        None => Ok(default),
-        Some(v) => v.parse().map_err(|e: T::Err| ConfigError::Invalid { name, reason: format!("{v:?}: {e}") }),
     }
 }
 

@@ -2,9 +2,10 @@
 //!
 //! - [`domain`]: pure rules (job state merge, MediaConvert event mapping, origins, S3 keys);
 //! - [`ports`]: the small traits the handlers need (job store, job creator);
+//! - [`service`]: use cases over the ports shared by several handlers;
 //! - [`handlers`]: one module per Lambda function, typed event in, typed response out;
-//! - [`adapters`]: DynamoDB, MediaConvert and in-memory implementations of the ports;
-//! - [`config`]: `from_env()` constructors that fail fast at init.
+//! - [`adapters`]: DynamoDB, MediaConvert, API Gateway and in-memory implementations of the ports;
+//! - [`config`]: every environment variable, read once at init (`from_env()`, failing fast).
 
 pub mod adapters;
 pub mod config;
@@ -12,6 +13,7 @@ pub mod domain;
 pub mod handlers;
 pub mod pyjson;
 pub mod ports;
+pub mod service;
 pub mod telemetry;
 
 /// Milliseconds since the Unix epoch, from the system clock.

@@ -1,10 +1,9 @@
 //! Lambda function `create-job`: S3 ObjectCreated → MediaConvert CreateJob, then the SUBMITTED status.
 //! The handler lives in `mcpush_core::handlers`; this file only wires configuration and clients.
 
-
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 use mcpush_core::adapters::{dynamodb::DynamoJobStore, mediaconvert::MediaConvertJobCreator, sdk_config};
-use mcpush_core::config::{self, CreateJobConfig};
+use mcpush_core::config::{self, CreateJobConfig, TableNames};
 use mcpush_core::{handlers::create_job, now_ms, telemetry};
 
 #[tokio::main]
@@ -12,11 +11,12 @@ async fn main() -> Result<(), Error> {
     telemetry::init();
     let config = CreateJobConfig::from_env()?;
     let sdk = sdk_config().await;
-    let store = DynamoJobStore::from_sdk_config(&sdk).with_retention(config::status_retention_from_env()?);
+    let retention = config::status_retention_from_env()?;
+    let store = DynamoJobStore::new(aws_sdk_dynamodb::Client::new(&sdk), TableNames::from_env()).with_retention(retention);
     let creator = MediaConvertJobCreator::new(aws_sdk_mediaconvert::Client::new(&sdk), config.clone());
     lambda_runtime::run(service_fn(|event: LambdaEvent<serde_json::Value>| {
         let (config, creator, store) = (&config, &creator, &store);
-        async move { Ok::<_, Error>(create_job::handle(config, creator, store, event.payload, now_ms()).await?) }
+        async move { Ok::<_, Error>(create_job::handle(config, creator, store, &event.payload, now_ms()).await?) }
     }))
     .await
 }

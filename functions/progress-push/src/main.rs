@@ -3,8 +3,10 @@
 //! configuration and clients.
 
 use lambda_runtime::{Error, LambdaEvent, service_fn};
-use mcpush_core::adapters::{apigw_management::ManagementApiPusher, dynamodb::DynamoJobStore, sdk_config, subscriptions::DynamoSubscriptionStore};
-use mcpush_core::config::{self, PushConfig};
+use mcpush_core::adapters::apigw_management::ManagementApiPusher;
+use mcpush_core::adapters::dynamodb::{DynamoJobStore, DynamoSubscriptionStore};
+use mcpush_core::adapters::sdk_config;
+use mcpush_core::config::{self, PushConfig, TableNames};
 use mcpush_core::handlers::progress_push::{self, PushContext};
 use mcpush_core::{now_ms, telemetry};
 
@@ -13,7 +15,9 @@ async fn main() -> Result<(), Error> {
     telemetry::init();
     let sdk = sdk_config().await;
     let (push_config, endpoint) = (PushConfig::from_env()?, config::management_endpoint_from_env()?);
-    let (jobs, subscriptions) = (DynamoJobStore::from_sdk_config(&sdk), DynamoSubscriptionStore::from_sdk_config(&sdk));
+    let client = aws_sdk_dynamodb::Client::new(&sdk);
+    let jobs = DynamoJobStore::new(client.clone(), TableNames::from_env());
+    let subscriptions = DynamoSubscriptionStore::new(client, config::subscriptions_table_from_env());
     let pusher = ManagementApiPusher::from_sdk_config(&sdk, &endpoint);
     let ctx = PushContext { jobs: &jobs, subscriptions: &subscriptions, pusher: &pusher, config: &push_config };
     lambda_runtime::run(service_fn(|event: LambdaEvent<serde_json::Value>| {

@@ -3,7 +3,7 @@
 
 use aws_lambda_events::apigw::ApiGatewayWebsocketProxyRequest;
 use lambda_runtime::{Error, LambdaEvent, service_fn};
-use mcpush_core::adapters::{sdk_config, subscriptions::DynamoSubscriptionStore};
+use mcpush_core::adapters::{dynamodb::DynamoSubscriptionStore, sdk_config};
 use mcpush_core::config::{self, WsConfig};
 use mcpush_core::{handlers::ws, now_ms, telemetry};
 
@@ -11,7 +11,8 @@ use mcpush_core::{handlers::ws, now_ms, telemetry};
 async fn main() -> Result<(), Error> {
     telemetry::init();
     let (origins, ws_config) = (config::allowed_origins_from_env()?, WsConfig::from_env()?);
-    let subscriptions = DynamoSubscriptionStore::from_sdk_config(&sdk_config().await);
+    let client = aws_sdk_dynamodb::Client::new(&sdk_config().await);
+    let subscriptions = DynamoSubscriptionStore::new(client, config::subscriptions_table_from_env());
     lambda_runtime::run(service_fn(|event: LambdaEvent<ApiGatewayWebsocketProxyRequest>| {
         let (origins, subscriptions, ws_config) = (&origins, &subscriptions, &ws_config);
         async move { Ok::<_, Error>(ws::connect(origins, subscriptions, ws_config, &event.payload, now_ms()).await) }

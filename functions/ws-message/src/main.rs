@@ -4,8 +4,10 @@
 
 use aws_lambda_events::apigw::ApiGatewayWebsocketProxyRequest;
 use lambda_runtime::{Error, LambdaEvent, service_fn};
-use mcpush_core::adapters::{apigw_management::ManagementApiPusher, dynamodb::DynamoJobStore, sdk_config, subscriptions::DynamoSubscriptionStore};
-use mcpush_core::config::{self, WsConfig};
+use mcpush_core::adapters::apigw_management::ManagementApiPusher;
+use mcpush_core::adapters::dynamodb::{DynamoJobStore, DynamoSubscriptionStore};
+use mcpush_core::adapters::sdk_config;
+use mcpush_core::config::{self, TableNames, WsConfig};
 use mcpush_core::handlers::ws::{self, WsContext};
 use mcpush_core::{now_ms, telemetry};
 
@@ -14,7 +16,9 @@ async fn main() -> Result<(), Error> {
     telemetry::init();
     let (ws_config, endpoint) = (WsConfig::from_env()?, config::management_endpoint_from_env()?);
     let sdk = sdk_config().await;
-    let (jobs, subscriptions) = (DynamoJobStore::from_sdk_config(&sdk), DynamoSubscriptionStore::from_sdk_config(&sdk));
+    let client = aws_sdk_dynamodb::Client::new(&sdk);
+    let jobs = DynamoJobStore::new(client.clone(), TableNames::from_env());
+    let subscriptions = DynamoSubscriptionStore::new(client, config::subscriptions_table_from_env());
     let pusher = ManagementApiPusher::from_sdk_config(&sdk, &endpoint);
     let ctx = WsContext { jobs: &jobs, subscriptions: &subscriptions, pusher: &pusher, config: &ws_config };
     lambda_runtime::run(service_fn(|event: LambdaEvent<ApiGatewayWebsocketProxyRequest>| {

@@ -6,7 +6,6 @@ pub mod dynamodb;
 #[cfg(feature = "mediaconvert")]
 pub mod mediaconvert;
 pub mod memory;
-pub mod subscriptions;
 
 /// The SDK configuration every function builds its clients from: region, credentials and
 /// endpoints by the SDK's own rules (`AWS_REGION`, `AWS_ENDPOINT_URL`,

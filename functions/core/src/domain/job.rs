@@ -134,40 +134,30 @@ pub struct JobUpdate {
 }
 
 /// One item of the status table (`MediaConvertJobIdToStatus` by default).
+#[serde_with::skip_serializing_none]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct JobRecord {
     pub job_id: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub input_file: Option<String>,
     pub job_status: JobStatus,
     #[serde(default)]
     pub progress_rate: u8,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub duration_ms: Option<u64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub width_px: Option<u32>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub height_px: Option<u32>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub output_path: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub playlists: Option<BTreeMap<String, String>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error_code: Option<i64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error_message: Option<String>,
     /// Creation order used to keep `InputFile → JobId` on the newest job; absent on items
     /// written by the seed's Python functions.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub job_order: Option<u64>,
     /// The furthest phase reported so far while the job runs (phases, like progress, never go
     /// back); cleared by the final status, so a late STATUS_UPDATE changes nothing.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub current_phase: Option<Phase>,
     /// TTL attribute (epoch seconds): the job's creation time plus the retention, see
     /// [`JobRecord::expiring`]; absent when items are kept forever.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expires_at: Option<u64>,
 }
 
@@ -253,12 +243,12 @@ impl JobRecord {
 }
 
 /// One item of the `InputFile → JobId` table (`MediaConvertInputFileToJobId` by default).
+#[serde_with::skip_serializing_none]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct JobPointer {
     pub input_file: String,
     pub job_id: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub job_order: Option<u64>,
 }
 

@@ -31,69 +31,117 @@ pub enum EventError {
 }
 
 /// `detail` of a MediaConvert Job State Change event.
-#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde_with::skip_serializing_none]
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct JobStateChange {
     pub job_id: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<String>,
+    pub account_id: Option<String>,
     /// Epoch milliseconds.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timestamp: Option<i64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub queue: Option<String>,
     /// Always present on real events (maybe `{}`); values are strings in practice.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user_metadata: Option<HashMap<String, serde_json::Value>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub job_progress: Option<JobProgress>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// INPUT_INFORMATION only: what MediaConvert probed in each input.
+    pub input_details: Option<Vec<InputDetail>>,
     pub output_group_details: Option<Vec<OutputGroupDetail>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error_code: Option<i64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error_message: Option<String>,
 }
 
 /// `detail.jobProgress` (STATUS_UPDATE only, and not on every one).
-#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde_with::skip_serializing_none]
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct JobProgress {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub job_percent_complete: Option<u64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub current_phase: Option<String>,
+    /// `PROBING`, `TRANSCODING`, `UPLOADING` → that phase's state.
+    pub phase_progress: Option<BTreeMap<String, PhaseProgress>>,
+    pub retry_count: Option<u32>,
 }
 
-#[derive(Clone, Debug, Deserialize, Serialize)]
+/// One entry of `jobProgress.phaseProgress`.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PhaseProgress {
+    /// `PENDING`, `PROGRESSING` or `COMPLETE`.
+    pub status: String,
+    pub percent_complete: u64,
+}
+
+/// One element of INPUT_INFORMATION's `inputDetails`.
+#[serde_with::skip_serializing_none]
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct InputDetail {
+    pub id: Option<u32>,
+    pub uri: Option<String>,
+    #[serde(default)]
+    pub video: Vec<InputVideo>,
+    #[serde(default)]
+    pub audio: Vec<InputAudio>,
+}
+
+/// A probed video stream.
+#[serde_with::skip_serializing_none]
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct InputVideo {
+    pub bit_depth: Option<u32>,
+    pub codec: Option<String>,
+    pub color_format: Option<String>,
+    #[serde(rename = "fourCC")]
+    pub four_cc: Option<String>,
+    pub frame_rate: Option<f64>,
+    pub height: Option<u32>,
+    pub width: Option<u32>,
+    pub interlace_mode: Option<String>,
+    pub sar: Option<String>,
+    pub standard: Option<String>,
+    pub stream_id: Option<u32>,
+}
+
+/// A probed audio stream.
+#[serde_with::skip_serializing_none]
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct InputAudio {
+    pub channels: Option<u32>,
+    pub codec: Option<String>,
+    pub language: Option<String>,
+    pub sample_rate: Option<u32>,
+    pub stream_id: Option<u32>,
+}
+
+#[serde_with::skip_serializing_none]
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct OutputGroupDetail {
-    #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
+    #[serde(rename = "type")]
     pub kind: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub output_details: Option<Vec<OutputDetail>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub playlist_file_paths: Option<Vec<String>>,
 }
 
-#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde_with::skip_serializing_none]
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct OutputDetail {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub output_file_paths: Option<Vec<String>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub duration_in_ms: Option<u64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub video_details: Option<VideoDetails>,
 }
 
-#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde_with::skip_serializing_none]
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct VideoDetails {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub width_in_px: Option<u32>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub height_in_px: Option<u32>,
+    pub average_bitrate: Option<u64>,
 }
 
 /// Parses a raw EventBridge event, naming the field that is wrong when it does not fit.

@@ -2,11 +2,13 @@
 //! merges into a [`JobRecord`] without ever moving it backwards; an input file points at its
 //! newest job through a [`JobPointer`].
 
+pub mod destination;
 pub mod job;
 pub mod mediaconvert;
 pub mod origin;
 pub mod protocol;
 pub mod s3_key;
+pub mod status;
 pub mod token;
 
 pub use job::{
@@ -14,3 +16,5 @@ pub use job::{
 };
 pub use mediaconvert::{EventError, JobStateChange, MediaConvertEvent};
 pub use origin::{AllowedOrigins, OriginPatternError};
+pub use status::StatusView;
+pub use destination::DestinationTemplate;

@@ -3,7 +3,7 @@
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::handlers::status_api::StatusView;
+use crate::domain::StatusView;
 
 /// Longest accepted `input_file`, in UTF-8 bytes (an S3 key's limit).
 pub const MAX_INPUT_FILE_BYTES: usize = 1024;

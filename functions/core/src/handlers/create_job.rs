@@ -7,12 +7,14 @@
 //! redelivered event never starts a second job.
 
 use aws_lambda_events::s3::S3EventRecord;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
+use super::batch::{BatchError, RecordBatch};
 use crate::config::CreateJobConfig;
 use crate::domain::s3_key::decode_event_key;
-use crate::domain::{JobPointer, JobUpdate, Transition, job_order_from_id};
+use crate::domain::{JobUpdate, Transition, job_order_from_id};
 use crate::ports::{JobCreator, JobCreatorError, JobStore, NewJob, StoreError};
+use crate::service::record_update;
 
 /// What happened to one record of the S3 event.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -30,26 +32,20 @@ pub enum CreateJobError {
     #[error("job {job_id} of {input_file:?} was created but could not be stored: {source}")]
     Store { input_file: String, job_id: String, source: StoreError },
     #[error("event is not an S3 notification: {0}")]
-    Malformed(String),
-}
-
-#[derive(Deserialize)]
-struct RawS3Event {
-    #[serde(rename = "Records", default)]
-    records: Vec<serde_json::Value>,
+    Malformed(#[from] BatchError),
 }
 
 pub async fn handle(
     config: &CreateJobConfig,
     creator: &dyn JobCreator,
     store: &dyn JobStore,
-    event: serde_json::Value,
+    event: &serde_json::Value,
     now_ms: u64,
 ) -> Result<Vec<RecordOutcome>, CreateJobError> {
-    let event: RawS3Event = serde_json::from_value(event).map_err(|e| CreateJobError::Malformed(e.to_string()))?;
-    let mut outcomes = Vec::with_capacity(event.records.len());
-    for (index, raw) in event.records.into_iter().enumerate() {
-        let outcome = match serde_path_to_error::deserialize::<_, S3EventRecord>(&raw) {
+    let batch = RecordBatch::parse(event)?;
+    let mut outcomes = Vec::with_capacity(batch.len());
+    for (index, record) in batch.typed::<S3EventRecord>() {
+        let outcome = match record {
             Ok(record) => handle_record(config, creator, store, &record, index, now_ms).await?,
             Err(e) => RecordOutcome::Rejected { index, reason: format!("malformed S3 record: {e}") },
         };
@@ -112,12 +108,7 @@ async fn handle_record(
         job_order: job_order_from_id(&job_id).unwrap_or(now_ms),
         phase: None,
     };
-    let stored = async {
-        let applied = store.apply(&update).await?;
-        let pointer = JobPointer { input_file: key.clone(), job_id: job_id.clone(), job_order: applied.record.job_order };
-        store.point_to(&pointer).await
-    };
-    stored
+    record_update(store, &update)
         .await
         .map_err(|source| CreateJobError::Store { input_file: key.clone(), job_id: job_id.clone(), source })?;
     Ok(RecordOutcome::Created { input_file: key, job_id })

@@ -9,10 +9,9 @@ use serde::Serialize;
 use crate::domain::AllowedOrigins;
 use crate::pyjson;
 
-/// A request as the handlers see it, or the response that ends it early.
+/// A request that passed the shared checks, as the routes see it.
 pub struct ApiRequest {
     pub request: ApiGatewayV2httpRequest,
-    origin: Option<String>,
 }
 
 /// An answer: status code and an optional JSON body.
@@ -52,7 +51,6 @@ pub fn parse(mut raw: serde_json::Value) -> Result<ApiGatewayV2httpRequest, Answ
 /// The checks every route shares, in the seed's order: OPTIONS, method, origin.
 /// `Err` is the response to send at once.
 pub fn check(request: ApiGatewayV2httpRequest, origins: &AllowedOrigins) -> Result<ApiRequest, Answer> {
-    let origin = request.headers.get("origin").and_then(|v| v.to_str().ok()).map(str::to_owned);
     let method = &request.request_context.http.method;
     if method == Method::OPTIONS {
         return Err(Answer { status: 200, body: None });
@@ -60,10 +58,10 @@ pub fn check(request: ApiGatewayV2httpRequest, origins: &AllowedOrigins) -> Resu
     if method != Method::GET {
         return Err(Answer::error(404, "No route matches."));
     }
-    if !origins.allows(origin.as_deref()) {
+    if !origins.allows(origin(&request)) {
         return Err(Answer::error(422, "ORIGIN is invalid."));
     }
-    Ok(ApiRequest { request, origin })
+    Ok(ApiRequest { request })
 }
 
 impl ApiRequest {
@@ -84,10 +82,6 @@ impl ApiRequest {
     /// A query parameter that is present and not blank, without producing an error.
     pub fn optional_param(&self, name: &str) -> Option<&str> {
         self.request.query_string_parameters.first(name).filter(|v| !v.is_empty())
-    }
-
-    pub fn origin(&self) -> Option<&str> {
-        self.origin.as_deref()
     }
 }
 
@@ -113,20 +107,24 @@ pub fn respond(answer: Answer, origin: Option<&str>, origins: &AllowedOrigins) -
     response
 }
 
-/// The request's `Origin` header, for answering before [`check`] has run.
-pub fn origin_of(raw: &serde_json::Value) -> Option<String> {
-    let headers = raw.get("headers")?.as_object()?;
-    headers.iter().find(|(k, _)| k.eq_ignore_ascii_case("origin")).and_then(|(_, v)| v.as_str()).map(str::to_owned)
+/// The request's `Origin` header (header names are case-insensitive).
+pub fn origin(request: &ApiGatewayV2httpRequest) -> Option<&str> {
+    request.headers.get("origin").and_then(|v| v.to_str().ok())
 }
 
-/// Runs a REST handler body over a raw event: parse, shared checks, then `route`.
+/// Runs a REST handler body over a raw event: parse, shared checks, then `route`. An event that
+/// does not parse (API Gateway never sends one) is answered 400 without CORS headers.
 pub async fn serve<F, Fut>(raw: serde_json::Value, origins: &AllowedOrigins, route: F) -> ApiGatewayV2httpResponse
 where
     F: FnOnce(ApiRequest) -> Fut,
     Fut: std::future::Future<Output = Answer>,
 {
-    let origin = origin_of(&raw);
-    let answer = match parse(raw).and_then(|request| check(request, origins)) {
+    let request = match parse(raw) {
+        Ok(request) => request,
+        Err(answer) => return respond(answer, None, origins),
+    };
+    let origin = origin(&request).map(str::to_owned);
+    let answer = match check(request, origins) {
         Ok(request) => route(request).await,
         Err(answer) => answer,
     };

@@ -2,6 +2,7 @@
 //! real callers send) event in, the domain and ports in the middle, a typed response out.
 //! AWS, the local stack and the tests all call these functions.
 
+pub mod batch;
 pub mod create_job;
 pub mod http;
 pub mod job_id_api;

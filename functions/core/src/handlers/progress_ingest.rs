@@ -4,8 +4,9 @@
 use serde::Serialize;
 
 use crate::domain::mediaconvert::parse_event;
-use crate::domain::{EventError, JobPointer, JobStatus};
+use crate::domain::{EventError, JobStatus};
 use crate::ports::{JobStore, StoreError};
+use crate::service::record_update;
 
 #[derive(Debug, thiserror::Error)]
 pub enum IngestError {
@@ -32,13 +33,8 @@ pub struct IngestOutcome {
 pub async fn handle(store: &dyn JobStore, event: &serde_json::Value, now_ms: u64) -> Result<IngestOutcome, IngestError> {
     let event = parse_event(event)?;
     let update = event.detail.to_update(now_ms)?;
-    let applied = store.apply(&update).await?;
-
-    let mut pointer_moved = false;
-    if let Some(input_file) = applied.record.input_file.clone() {
-        let pointer = JobPointer { input_file, job_id: applied.record.job_id.clone(), job_order: applied.record.job_order };
-        pointer_moved = store.point_to(&pointer).await?;
-    }
+    let recorded = record_update(store, &update).await?;
+    let (applied, pointer_moved) = (recorded.applied, recorded.pointer_moved);
     let outcome = IngestOutcome {
         job_id: applied.record.job_id,
         job_status: applied.record.job_status,

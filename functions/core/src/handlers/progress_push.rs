@@ -1,15 +1,21 @@
 //! `progress-push`: the status table's DynamoDB stream → every connection subscribed to the
 //! changed job's input file.
 //!
-//! Per batch: REMOVE records (TTL deletions included) and records whose old and new images show
-//! the same state push nothing; each job's newest state is pushed once; subscribers are looked up
-//! once per file, and only for the file's newest job (a late event of an older job reaches
-//! nobody). Posts run at bounded concurrency; 410 Gone drops the connection's subscriptions;
-//! 429 / 5xx are retried with exponential backoff and full jitter, and a job still failing has
-//! its records reported in `batchItemFailures` so Lambda retries only from there. A malformed
-//! record is logged and skipped: retrying it could never succeed.
+//! A batch goes through four phases, a function each:
+//! 1. [`collect_changes`]: REMOVE records (TTL deletions included) and records whose old and new
+//!    images show the same state push nothing; each job's newest state is kept once; a malformed
+//!    record is logged and skipped (retrying it could never succeed);
+//! 2. [`address`]: subscribers are looked up once per file, and only the file's newest job is
+//!    pushed (a late event of an older job reaches nobody);
+//! 3. [`deliver`]: posts run at bounded concurrency; 429 / 5xx are retried with exponential
+//!    backoff and full jitter;
+//! 4. [`forget`]: 410 Gone drops the connection's subscriptions.
+//!
+//! A job still failing has its records reported in `batchItemFailures` ([`report`]), so Lambda
+//! retries only from there.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 use std::time::Duration;
 
 use aws_lambda_events::dynamodb::EventRecord;
@@ -17,11 +23,11 @@ use aws_lambda_events::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse
 use futures::StreamExt;
 use serde_json::Value;
 
+use super::batch::RecordBatch;
 use crate::config::PushConfig;
 use crate::domain::protocol::ServerMessage;
-use crate::domain::{JobPointer, JobRecord};
-use crate::handlers::status_api::StatusView;
-use crate::ports::{JobStore, PushError, Pusher, SubscriptionStore};
+use crate::domain::{JobPointer, JobRecord, StatusView};
+use crate::ports::{JobStore, PushError, Pusher, StoreError, SubscriptionStore};
 
 pub struct PushContext<'a> {
     pub jobs: &'a dyn JobStore,
@@ -42,9 +48,33 @@ pub struct PushStats {
     pub failed: usize,
 }
 
+/// A job's newest state in the batch, and the records that carried it.
 struct Change {
     record: JobRecord,
     sequence_numbers: Vec<String>,
+}
+
+/// Newest state per job id.
+type Changes = BTreeMap<String, Change>;
+
+/// One message for one connection.
+struct Delivery {
+    job_id: String,
+    connection_id: String,
+    message: Arc<str>,
+}
+
+pub async fn handle(ctx: &PushContext<'_>, event: &Value, now_secs: u64) -> (DynamoDbEventResponse, PushStats) {
+    let mut stats = PushStats::default();
+    let changes = collect_changes(event, &mut stats);
+    let (deliveries, mut failed_jobs) = address(ctx, &changes, now_secs).await;
+    let gone = deliver(ctx, deliveries, &mut stats, &mut failed_jobs).await;
+    forget(ctx, gone).await;
+    tracing::info!(
+        records = stats.records, malformed = stats.malformed, unchanged = stats.unchanged, jobs = stats.jobs,
+        delivered = stats.delivered, gone = stats.gone, failed = stats.failed, "pushed"
+    );
+    (report(&changes, &failed_jobs), stats)
 }
 
 /// The state a subscriber sees; two images with the same view are no change worth pushing.
@@ -52,8 +82,9 @@ fn view(record: &JobRecord) -> (Option<&str>, StatusView) {
     (record.input_file.as_deref(), StatusView::from(record))
 }
 
-fn parse_record(raw: &Value) -> Result<Option<(JobRecord, Option<String>)>, String> {
-    let record: EventRecord = serde_path_to_error::deserialize(raw).map_err(|e| e.to_string())?;
+/// A record's new state, or `None` when it changes nothing a subscriber sees (REMOVE, TTL, or
+/// the same view in both images).
+fn changed_state(record: EventRecord) -> Result<Option<(JobRecord, Option<String>)>, String> {
     if record.event_name == "REMOVE" {
         return Ok(None);
     }
@@ -66,15 +97,19 @@ fn parse_record(raw: &Value) -> Result<Option<(JobRecord, Option<String>)>, Stri
     Ok(Some((new, record.change.sequence_number)))
 }
 
-pub async fn handle(ctx: &PushContext<'_>, event: &Value, now_secs: u64) -> (DynamoDbEventResponse, PushStats) {
-    let mut stats = PushStats::default();
-    let records = event.get("Records").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default();
-    stats.records = records.len();
-
-    // Newest state per job, in stream order.
-    let mut changes: BTreeMap<String, Change> = BTreeMap::new();
-    for (index, raw) in records.iter().enumerate() {
-        match parse_record(raw) {
+/// Phase 1: each job's newest state, in stream order; malformed records are logged and skipped.
+fn collect_changes(event: &Value, stats: &mut PushStats) -> Changes {
+    let batch = match RecordBatch::parse(event) {
+        Ok(batch) => batch,
+        Err(e) => {
+            tracing::error!(error = %e, "event is not a DynamoDB stream batch");
+            return Changes::new();
+        }
+    };
+    stats.records = batch.len();
+    let mut changes = Changes::new();
+    for (index, record) in batch.typed::<EventRecord>() {
+        match record.and_then(changed_state) {
             Ok(Some((record, sequence_number))) => {
                 let change = changes
                     .entry(record.job_id.clone())
@@ -90,103 +125,119 @@ pub async fn handle(ctx: &PushContext<'_>, event: &Value, now_secs: u64) -> (Dyn
         }
     }
     stats.jobs = changes.len();
+    changes
+}
 
-    // One subscriber lookup per file; only the file's newest job is pushed.
-    let mut by_file: BTreeMap<String, Vec<&Change>> = BTreeMap::new();
+/// Phase 2: one pointer and subscriber lookup per file (concurrently); a message for every
+/// subscriber of each file's newest job. Jobs whose lookup failed are returned to be retried.
+async fn address(ctx: &PushContext<'_>, changes: &Changes, now_secs: u64) -> (Vec<Delivery>, BTreeSet<String>) {
+    let mut by_file: BTreeMap<&str, Vec<&JobRecord>> = BTreeMap::new();
     for change in changes.values() {
         if let Some(file) = &change.record.input_file {
-            by_file.entry(file.clone()).or_default().push(change);
+            by_file.entry(file.as_str()).or_default().push(&change.record);
         }
     }
-    let mut failed_jobs: BTreeSet<String> = BTreeSet::new();
-    let mut deliveries: Vec<(String, String, std::sync::Arc<str>)> = Vec::new(); // (job, connection, message)
-    let files: Vec<String> = by_file.keys().cloned().collect();
-    let lookups: Vec<_> = futures::stream::iter(files)
+    let files: Vec<String> = by_file.keys().map(|f| (*f).to_owned()).collect();
+    let lookups: Vec<(String, Result<_, StoreError>)> = futures::stream::iter(files)
         .map(|file| async move {
-            let found = async {
-                Ok::<_, crate::ports::StoreError>((ctx.jobs.pointer(&file).await?, ctx.subscriptions.subscribers(&file, now_secs).await?))
-            };
+            let found = async { Ok((ctx.jobs.pointer(&file).await?, ctx.subscriptions.subscribers(&file, now_secs).await?)) };
             let found = found.await;
             (file, found)
         })
         .buffer_unordered(ctx.config.concurrency.max(1))
         .collect()
         .await;
+
+    let mut deliveries = Vec::new();
+    let mut failed_jobs = BTreeSet::new();
     for (file, found) in lookups {
-        let Some(file_changes) = by_file.get(&file) else { continue };
-        let file = &file;
+        let file = file.as_str();
+        let records = by_file.get(file).map(Vec::as_slice).unwrap_or_default();
         let (pointer, subscribers) = match found {
             Ok(found) => found,
             Err(e) => {
                 tracing::error!(input_file = %file, error = %e, "subscriber lookup failed");
-                failed_jobs.extend(file_changes.iter().map(|c| c.record.job_id.clone()));
+                failed_jobs.extend(records.iter().map(|r| r.job_id.clone()));
                 continue;
             }
         };
-        for change in file_changes {
-            let record = &change.record;
-            let candidate = JobPointer { input_file: file.clone(), job_id: record.job_id.clone(), job_order: record.job_order };
+        for record in records {
+            let candidate = JobPointer { input_file: file.to_owned(), job_id: record.job_id.clone(), job_order: record.job_order };
             if pointer.as_ref().is_some_and(|p| p.job_id != record.job_id && !candidate.supersedes(p)) {
                 tracing::debug!(job_id = %record.job_id, "older job of its file: not pushed");
                 continue;
             }
-            let message: std::sync::Arc<str> =
-                ServerMessage::Status { input_file: file.clone(), job_id: record.job_id.clone(), view: StatusView::from(record) }
+            let message: Arc<str> =
+                ServerMessage::Status { input_file: file.to_owned(), job_id: record.job_id.clone(), view: StatusView::from(*record) }
                     .to_json()
                     .into();
-            deliveries.extend(subscribers.iter().map(|c| (record.job_id.clone(), c.clone(), message.clone())));
+            deliveries.extend(subscribers.iter().map(|connection_id| Delivery {
+                job_id: record.job_id.clone(),
+                connection_id: connection_id.clone(),
+                message: message.clone(),
+            }));
         }
     }
+    (deliveries, failed_jobs)
+}
 
-    let results: Vec<(String, String, Result<(), PushError>)> = futures::stream::iter(deliveries)
-        .map(|(job, connection, message)| async move {
-            let result = post_with_retry(ctx.pusher, ctx.config, &connection, message.as_bytes()).await;
-            (job, connection, result)
+/// Phase 3: posts at bounded concurrency with retries; returns the connections that are gone.
+async fn deliver(
+    ctx: &PushContext<'_>,
+    deliveries: Vec<Delivery>,
+    stats: &mut PushStats,
+    failed_jobs: &mut BTreeSet<String>,
+) -> BTreeSet<String> {
+    let results: Vec<(Delivery, Result<(), PushError>)> = futures::stream::iter(deliveries)
+        .map(|delivery| async move {
+            let result = post_with_retry(ctx.pusher, ctx.config, &delivery.connection_id, delivery.message.as_bytes()).await;
+            (delivery, result)
         })
         .buffer_unordered(ctx.config.concurrency.max(1))
         .collect()
         .await;
 
-    let mut gone: BTreeSet<String> = BTreeSet::new();
-    for (job, connection, result) in results {
+    let mut gone = BTreeSet::new();
+    for (Delivery { job_id, connection_id, .. }, result) in results {
         match result {
             Ok(()) => stats.delivered += 1,
             Err(PushError::Gone) => {
                 stats.gone += 1;
-                gone.insert(connection);
+                gone.insert(connection_id);
             }
             Err(PushError::Retryable(reason)) => {
                 stats.failed += 1;
-                tracing::warn!(job_id = %job, connection_id = %connection, reason, "push failed after retries");
-                failed_jobs.insert(job);
+                tracing::warn!(%job_id, %connection_id, reason, "push failed after retries");
+                failed_jobs.insert(job_id);
             }
             Err(e) => {
                 stats.failed += 1;
-                tracing::warn!(job_id = %job, connection_id = %connection, error = %e, "push refused; not retried");
+                tracing::warn!(%job_id, %connection_id, error = %e, "push refused; not retried");
             }
         }
     }
+    gone
+}
+
+/// Phase 4: a gone connection's subscriptions go too.
+async fn forget(ctx: &PushContext<'_>, gone: BTreeSet<String>) {
     for connection in gone {
         if let Err(e) = ctx.subscriptions.remove_connection(&connection).await {
             tracing::warn!(connection_id = %connection, error = %e, "could not drop a gone connection");
         }
     }
+}
 
+/// The records of every job still failing, as `batchItemFailures`.
+fn report(changes: &Changes, failed_jobs: &BTreeSet<String>) -> DynamoDbEventResponse {
     let mut response = DynamoDbEventResponse::default();
-    for job in &failed_jobs {
-        if let Some(change) = changes.get(job) {
-            for sequence_number in &change.sequence_numbers {
-                let mut failure = DynamoDbBatchItemFailure::default();
-                failure.item_identifier = Some(sequence_number.clone());
-                response.batch_item_failures.push(failure);
-            }
-        }
+    let sequence_numbers = failed_jobs.iter().filter_map(|job| changes.get(job)).flat_map(|c| &c.sequence_numbers);
+    for sequence_number in sequence_numbers {
+        let mut failure = DynamoDbBatchItemFailure::default();
+        failure.item_identifier = Some(sequence_number.clone());
+        response.batch_item_failures.push(failure);
     }
-    tracing::info!(
-        records = stats.records, malformed = stats.malformed, unchanged = stats.unchanged, jobs = stats.jobs,
-        delivered = stats.delivered, gone = stats.gone, failed = stats.failed, "pushed"
-    );
-    (response, stats)
+    response
 }
 
 async fn post_with_retry(pusher: &dyn Pusher, config: &PushConfig, connection: &str, payload: &[u8]) -> Result<(), PushError> {

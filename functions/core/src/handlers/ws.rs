@@ -9,7 +9,7 @@ use aws_lambda_events::encodings::Body;
 use crate::config::WsConfig;
 use crate::domain::protocol::{ClientMessage, ServerMessage};
 use crate::domain::{AllowedOrigins, token};
-use crate::handlers::status_api::StatusView;
+use crate::domain::StatusView;
 use crate::ports::{JobStore, PushError, Pusher, SubscribeOutcome, SubscriptionStore};
 
 /// What `ws-message` needs.

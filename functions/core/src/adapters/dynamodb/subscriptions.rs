@@ -16,16 +16,12 @@ use std::collections::HashMap;
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::error::SdkError;
-use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::types::{AttributeValue, DeleteRequest, ReturnValue, Select, WriteRequest};
 use serde::{Deserialize, Serialize};
-use serde_dynamo::{from_items, to_attribute_value, to_item};
+use serde_dynamo::{from_items, to_item};
 
+use super::{av, corrupt, unavailable};
 use crate::ports::{StoreError, SubscribeOutcome, SubscriptionStore};
-
-/// Default subscriptions table name.
-pub const DEFAULT_SUBSCRIPTIONS_TABLE: &str = "MediaConvertPushSubscriptions";
 /// The index that answers "connections subscribed to file F".
 pub const INPUT_FILE_INDEX: &str = "InputFileIndex";
 /// Sort key of a connection's own item.
@@ -62,12 +58,6 @@ impl DynamoSubscriptionStore {
         &self.table
     }
 
-    /// `SUBSCRIPTIONS_TABLE`, or the default.
-    pub fn from_sdk_config(config: &aws_config::SdkConfig) -> Self {
-        let table = std::env::var("SUBSCRIPTIONS_TABLE").ok().filter(|t| !t.is_empty());
-        Self::new(Client::new(config), table.unwrap_or_else(|| DEFAULT_SUBSCRIPTIONS_TABLE.to_owned()))
-    }
-
     fn key(connection_id: &str, topic: &str) -> Result<HashMap<String, AttributeValue>, StoreError> {
         Ok(HashMap::from([
             ("ConnectionId".to_owned(), av(connection_id)?),
@@ -93,18 +83,6 @@ impl DynamoSubscriptionStore {
 async fn query_keys(query: aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder) -> Result<Vec<Key>, StoreError> {
     let items = query.into_paginator().items().send().collect::<Result<Vec<_>, _>>().await.map_err(unavailable)?;
     from_items(items).map_err(corrupt)
-}
-
-fn av<T: Serialize + ?Sized>(value: &T) -> Result<AttributeValue, StoreError> {
-    to_attribute_value(value).map_err(corrupt)
-}
-
-fn unavailable<E: std::error::Error + Send + Sync + 'static>(e: E) -> StoreError {
-    StoreError::Unavailable(aws_sdk_dynamodb::error::DisplayErrorContext(e).to_string())
-}
-
-fn corrupt(e: serde_dynamo::Error) -> StoreError {
-    StoreError::Corrupt(e.to_string())
 }
 
 #[async_trait]
@@ -153,21 +131,13 @@ impl SubscriptionStore for DynamoSubscriptionStore {
             return Ok(if existing.item.is_some() { SubscribeOutcome::AlreadySubscribed } else { SubscribeOutcome::LimitReached });
         }
         let entry = Entry { connection_id: connection_id.into(), topic: input_file.into(), input_file: Some(input_file.into()), expires_at };
-        let result = self
+        let request = self
             .client
             .put_item()
             .table_name(&self.table)
             .set_item(Some(to_item(&entry).map_err(corrupt)?))
-            .condition_expression("attribute_not_exists(ConnectionId)")
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(SubscribeOutcome::Added),
-            Err(SdkError::ServiceError(e)) if matches!(e.err(), PutItemError::ConditionalCheckFailedException(_)) => {
-                Ok(SubscribeOutcome::AlreadySubscribed)
-            }
-            Err(e) => Err(unavailable(e)),
-        }
+            .condition_expression("attribute_not_exists(ConnectionId)");
+        Ok(if super::put_if(request).await? { SubscribeOutcome::Added } else { SubscribeOutcome::AlreadySubscribed })
     }
 
     async fn unsubscribe(&self, connection_id: &str, input_file: &str) -> Result<bool, StoreError> {

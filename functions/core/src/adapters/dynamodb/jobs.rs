@@ -11,10 +11,10 @@
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::error::SdkError;
-use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::types::AttributeValue;
 use serde_dynamo::{from_item, to_attribute_value, to_item};
+
+use super::{corrupt, unavailable};
 
 use crate::config::TableNames;
 use crate::domain::{JobPointer, JobRecord, JobStatus, JobUpdate};
@@ -51,30 +51,16 @@ impl DynamoJobStore {
     }
 
     async fn put_if(&self, table: &str, item: std::collections::HashMap<String, AttributeValue>, condition: Condition) -> Result<bool, StoreError> {
-        let result = self
+        let request = self
             .client
             .put_item()
             .table_name(table)
             .set_item(Some(item))
             .condition_expression(condition.expression)
             .set_expression_attribute_names(Some(condition.names))
-            .set_expression_attribute_values(Some(condition.values))
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(SdkError::ServiceError(e)) if matches!(e.err(), PutItemError::ConditionalCheckFailedException(_)) => Ok(false),
-            Err(e) => Err(unavailable(e)),
-        }
+            .set_expression_attribute_values(Some(condition.values));
+        super::put_if(request).await
     }
-}
-
-fn unavailable<E: std::error::Error + Send + Sync + 'static>(e: E) -> StoreError {
-    StoreError::Unavailable(aws_sdk_dynamodb::error::DisplayErrorContext(e).to_string())
-}
-
-fn corrupt(e: serde_dynamo::Error) -> StoreError {
-    StoreError::Corrupt(e.to_string())
 }
 
 /// A condition expression with its placeholders.
@@ -282,11 +268,4 @@ pub async fn ensure_tables(client: &Client, tables: &TableNames) -> Result<(), S
         }
     }
     Ok(())
-}
-
-impl DynamoJobStore {
-    /// The store Lambda functions use: SDK defaults and `JOB_STATUS_TABLE` / `JOB_ID_TABLE`.
-    pub fn from_sdk_config(config: &aws_config::SdkConfig) -> Self {
-        Self::new(Client::new(config), TableNames::from_env())
-    }
 }

@@ -1,0 +1,66 @@
+//! Use cases over the ports that more than one handler needs.
+
+use crate::domain::{JobPointer, JobUpdate};
+use crate::ports::{Applied, JobStore, StoreError};
+
+/// What [`record_update`] did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Recorded {
+    pub applied: Applied,
+    /// Did `InputFile → JobId` move to this job?
+    pub pointer_moved: bool,
+}
+
+/// Merges `update` into the stored job (never backwards), then, when the job names its input
+/// file, points that file at the job if it is the file's newest. create-job and progress-ingest
+/// both record a job this way, so the pointer follows the same rule whoever writes first.
+pub async fn record_update(store: &dyn JobStore, update: &JobUpdate) -> Result<Recorded, StoreError> {
+    let applied = store.apply(update).await?;
+    let pointer_moved = match &applied.record.input_file {
+        Some(input_file) => {
+            let pointer = JobPointer {
+                input_file: input_file.clone(),
+                job_id: applied.record.job_id.clone(),
+                job_order: applied.record.job_order,
+            };
+            store.point_to(&pointer).await?
+        }
+        None => false,
+    };
+    Ok(Recorded { applied, pointer_moved })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::adapters::memory::MemoryJobStore;
+    use crate::domain::Transition;
+
+    fn update(job_id: &str, input_file: Option<&str>) -> JobUpdate {
+        JobUpdate {
+            job_id: job_id.into(),
+            input_file: input_file.map(Into::into),
+            transition: Transition::Progressing,
+            progress: Some(10),
+            job_order: crate::domain::job_order_from_id(job_id).unwrap_or(0),
+            phase: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn the_pointer_follows_the_newest_job_only() {
+        // GIVEN a store where a file's newer job is recorded first
+        let store = MemoryJobStore::default();
+        let newer = record_update(&store, &update("1700000000002-new", Some("f.mp4"))).await.unwrap();
+        assert!(newer.pointer_moved && newer.applied.changed);
+
+        // WHEN an older job of the same file, and a job without a file, are recorded
+        let older = record_update(&store, &update("1700000000001-old", Some("f.mp4"))).await.unwrap();
+        let anonymous = record_update(&store, &update("1700000000003-anon", None)).await.unwrap();
+
+        // THEN both are stored, but the file still points at the newer job
+        assert!(older.applied.changed && !older.pointer_moved);
+        assert!(anonymous.applied.changed && !anonymous.pointer_moved);
+        assert_eq!(store.latest_job_id("f.mp4").await.unwrap().as_deref(), Some("1700000000002-new"));
+    }
+}

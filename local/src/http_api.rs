@@ -1,0 +1,130 @@
+//! The HTTP API front: each HTTP request to `/media/job_id` or `/media/status` becomes the HTTP API
+//! payload v2 event API Gateway would send (typed, then serialized as Lambda receives it), and the
+//! handler's response goes back as HTTP.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+
+use aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpRequestContext, ApiGatewayV2httpResponse};
+use aws_lambda_events::encodings::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get};
+use axum::{Json, Router};
+use serde_json::{Value, json};
+
+use crate::invoke::Function;
+use crate::stack::Stack;
+
+/// A query string's parameters, decoded as API Gateway decodes them (`+` is a space), in order.
+pub fn query_params(raw_query: &str) -> HashMap<String, Vec<String>> {
+    let mut params: HashMap<String, Vec<String>> = HashMap::new();
+    for pair in raw_query.split('&').filter(|p| !p.is_empty()) {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        params.entry(decode(k)).or_default().push(decode(v));
+    }
+    params
+}
+
+fn decode(s: &str) -> String {
+    let spaced = s.replace('+', " ");
+    mcpush_core::domain::s3_key::decode_event_key(&spaced).unwrap_or(spaced)
+}
+
+/// An HTTP request as API Gateway's HTTP API (payload v2) hands it to a Lambda function.
+pub fn http_api_event(method: &Method, uri: &Uri, headers: &HeaderMap, peer: Option<SocketAddr>) -> ApiGatewayV2httpRequest {
+    let now = mcpush_core::now_ms() as i64;
+    let raw_query = uri.query().unwrap_or_default();
+    let route_key = format!("{method} {}", uri.path());
+
+    let mut context = ApiGatewayV2httpRequestContext::default();
+    context.route_key = Some(route_key.clone());
+    context.account_id = Some("000000000000".into());
+    context.stage = Some("$default".into());
+    context.request_id = Some(format!("local-{now}"));
+    context.apiid = Some("local".into());
+    context.domain_name = Some("127.0.0.1".into());
+    context.domain_prefix = Some("local".into());
+    context.time_epoch = now;
+    context.http.method = method.clone();
+    context.http.path = Some(uri.path().to_owned());
+    context.http.protocol = Some("HTTP/1.1".into());
+    context.http.source_ip = Some(peer.map(|p| p.ip().to_string()).unwrap_or_default());
+    context.http.user_agent = Some(headers.get("user-agent").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned());
+
+    let mut event = ApiGatewayV2httpRequest::default();
+    event.version = Some("2.0".into());
+    event.route_key = Some(route_key);
+    event.raw_path = Some(uri.path().to_owned());
+    event.raw_query_string = Some(raw_query.to_owned());
+    event.headers = headers.clone();
+    // HTTP API joins a repeated parameter's values with commas.
+    let joined: HashMap<String, String> = query_params(raw_query).into_iter().map(|(k, v)| (k, v.join(","))).collect();
+    event.query_string_parameters = joined.into();
+    event.request_context = context;
+    event
+}
+
+/// `GET /local/endpoints`, `/media/job_id` and `/media/status` (any method: the handlers answer
+/// OPTIONS and refuse the rest as the seed did).
+pub fn router(stack: Stack) -> Router {
+    Router::new()
+        .route("/local/endpoints", get(endpoints))
+        .route("/media/job_id", any(rest))
+        .route("/media/status", any(rest))
+        .with_state(stack)
+}
+
+async fn endpoints() -> Json<Value> {
+    Json(json!({
+        "demo": "/",
+        "upload": "/s3/{bucket}/{key}",
+        "rest": ["/media/job_id?input_file=F", "/media/status?job_id=J", "/media/status?input_file=F"],
+        "websocket": "/ws",
+        "management": "/@connections/{connectionId}",
+        "invoke": Function::ALL.iter().map(|f| f.invoke_path()).collect::<Vec<_>>(),
+    }))
+}
+
+async fn rest(State(stack): State<Stack>, method: Method, uri: Uri, headers: HeaderMap) -> Response {
+    // The stack listens on loopback only, so every caller is local.
+    let event = http_api_event(&method, &uri, &headers, Some(SocketAddr::from(([127, 0, 0, 1], 0))));
+    let event = serde_json::to_value(event).unwrap_or_default();
+    let response = if uri.path() == "/media/job_id" { stack.job_id_api(event).await } else { stack.status_api(event).await };
+    into_http(response)
+}
+
+fn into_http(response: ApiGatewayV2httpResponse) -> Response {
+    let status = u16::try_from(response.status_code).ok().and_then(|s| StatusCode::from_u16(s).ok()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let mut out = HeaderMap::new();
+    for (name, value) in &response.headers {
+        if let (Ok(name), Ok(value)) = (HeaderName::from_bytes(name.as_str().as_bytes()), HeaderValue::from_bytes(value.as_bytes())) {
+            out.insert(name, value);
+        }
+    }
+    let body = match response.body {
+        Some(Body::Text(text)) => text.into_bytes(),
+        Some(Body::Binary(bytes)) => bytes,
+        _ => Vec::new(),
+    };
+    (status, out, body).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_event_reads_back_as_api_gateway_sends_it() {
+        let uri: Uri = "/media/status?input_file=Big+Buck%20Bunny.mp4&x=1&x=2".parse().unwrap();
+        let mut headers = HeaderMap::new();
+        headers.insert("origin", HeaderValue::from_static("http://localhost:3000"));
+        let event = serde_json::to_value(http_api_event(&Method::GET, &uri, &headers, None)).unwrap();
+        assert_eq!(event["queryStringParameters"], json!({"input_file": "Big Buck Bunny.mp4", "x": "1,2"}));
+        assert_eq!(event["requestContext"]["http"]["method"], "GET");
+        assert_eq!(event["headers"]["origin"], "http://localhost:3000");
+        let parsed: ApiGatewayV2httpRequest = serde_json::from_value(event).unwrap();
+        assert_eq!(parsed.raw_path.as_deref(), Some("/media/status"));
+    }
+}

@@ -1,0 +1,90 @@
+//! The Lambda Invoke API (`POST /2015-03-31/functions/{function}/invocations`), as
+//! aws-sdk-lambda and `aws lambda invoke --endpoint-url` call it: the raw event in, the handler's
+//! result out; a handler error answers 200 with `X-Amz-Function-Error: Unhandled` and Lambda's
+//! error body; an unknown function 404.
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::{Json, Router};
+use serde_json::{Value, json};
+
+use crate::stack::Stack;
+
+/// The functions the Invoke API answers to: one table, their names and their handlers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Function {
+    CreateJob,
+    ProgressIngest,
+    JobIdApi,
+    StatusApi,
+    ProgressPush,
+}
+
+impl Function {
+    pub const ALL: [Function; 5] = [Self::CreateJob, Self::ProgressIngest, Self::JobIdApi, Self::StatusApi, Self::ProgressPush];
+
+    /// The function's name, as in the SAM template.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::CreateJob => "create-job",
+            Self::ProgressIngest => "progress-ingest",
+            Self::JobIdApi => "job-id-api",
+            Self::StatusApi => "status-api",
+            Self::ProgressPush => "progress-push",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|f| f.name() == name)
+    }
+
+    /// `/2015-03-31/functions/{name}/invocations`.
+    pub fn invoke_path(self) -> String {
+        format!("/2015-03-31/functions/{}/invocations", self.name())
+    }
+
+    /// Runs the function's handler on `event`: its result, or its error's message.
+    pub async fn invoke(self, stack: &Stack, event: Value) -> Result<Value, String> {
+        fn result<T: serde::Serialize, E: std::fmt::Display>(r: Result<T, E>) -> Result<Value, String> {
+            r.map_err(|e| e.to_string()).and_then(|v| serde_json::to_value(v).map_err(|e| e.to_string()))
+        }
+        match self {
+            Self::CreateJob => result(stack.create_job(&event).await),
+            Self::ProgressIngest => result(stack.progress_ingest(&event).await),
+            Self::JobIdApi => result::<_, String>(Ok(stack.job_id_api(event).await)),
+            Self::StatusApi => result::<_, String>(Ok(stack.status_api(event).await)),
+            Self::ProgressPush => result::<_, String>(Ok(stack.progress_push(&event).await)),
+        }
+    }
+}
+
+pub fn router(stack: Stack) -> Router {
+    Router::new().route("/2015-03-31/functions/{function}/invocations", post(invoke)).with_state(stack)
+}
+
+async fn invoke(State(stack): State<Stack>, Path(function): Path<String>, body: Bytes) -> Response {
+    let Some(function) = Function::from_name(&function) else {
+        return function_error("ResourceNotFoundException", &format!("Function not found: {function}"), StatusCode::NOT_FOUND);
+    };
+    let event: Value = match serde_json::from_slice(&body) {
+        Ok(v) => v,
+        Err(e) => return function_error("InvalidRequestContentException", &format!("Could not parse request body into json: {e}"), StatusCode::BAD_REQUEST),
+    };
+    match function.invoke(&stack, event).await {
+        Ok(value) => Json(value).into_response(),
+        Err(message) => {
+            let mut response = Json(json!({"errorMessage": message, "errorType": "HandlerError"})).into_response();
+            response.headers_mut().insert("x-amz-function-error", HeaderValue::from_static("Unhandled"));
+            response
+        }
+    }
+}
+
+fn function_error(kind: &'static str, message: &str, status: StatusCode) -> Response {
+    let mut response = (status, Json(json!({"Type": "User", "Message": message}))).into_response();
+    response.headers_mut().insert("x-amzn-errortype", HeaderValue::from_static(kind));
+    response
+}

@@ -1,0 +1,116 @@
+//! The local stack's settings: the functions' own variables, read by `mcpush_core::config` with
+//! the local stack's defaults, and the local-only ones (`STREAM_*`, `LOCAL_S3_DIR`,
+//! `UPLOAD_BUCKET`, `SIMULATOR_*`), read here and nowhere else.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use mcpush_core::config::{self, ConfigError, CreateJobConfig, PushConfig, WsConfig, parsed, var};
+use mcpush_core::domain::{AllowedOrigins, DestinationTemplate};
+use regex::Regex;
+
+use crate::mediaconvert::SimSettings;
+
+/// Origins the local stack allows by default: any local port.
+pub const LOCAL_ALLOWED_ORIGINS: &str = r"http://127\.0\.0\.1(:\d+)? http://localhost(:\d+)?";
+/// Bucket of the simulated uploads (`UPLOAD_BUCKET`).
+pub const DEFAULT_UPLOAD_BUCKET: &str = "uploads";
+/// Where the simulated MediaConvert writes each upload's outputs (`OUTPUT_DESTINATION`).
+pub const DEFAULT_OUTPUT_DESTINATION: &str = "s3://outputs/{key}_hls/";
+/// Folder of the simulated buckets (`LOCAL_S3_DIR`).
+pub const DEFAULT_S3_DIR: &str = ".local/s3";
+
+/// The local stack's settings, from the same environment variables as the Lambda functions.
+#[derive(Clone, Debug)]
+pub struct Options {
+    pub origins: AllowedOrigins,
+    pub ws: WsConfig,
+    pub push: PushConfig,
+    /// `STREAM_BATCH_SIZE` (default 100): records per progress-push invocation.
+    pub batch_size: usize,
+    /// `STREAM_BATCH_WINDOW_MS` (default 100): how long a batch waits for more records.
+    pub batch_window: Duration,
+    /// create-job's settings: `MEDIACONVERT_JOB_TEMPLATE` (default `local-hls`, the simulator's
+    /// template), `MEDIACONVERT_ROLE_ARN`, `OUTPUT_DESTINATION` (default
+    /// [`DEFAULT_OUTPUT_DESTINATION`]), `SKIP_KEY_PREFIXES`, `JOB_MARKER`.
+    pub create_job: CreateJobConfig,
+    /// The simulated MediaConvert's behaviour (`SIMULATOR_*`); its template is create-job's.
+    pub simulator: SimSettings,
+    /// `LOCAL_S3_DIR` (default `.local/s3`): the simulated buckets' folder.
+    pub s3_dir: PathBuf,
+    /// `UPLOAD_BUCKET` (default `uploads`): the bucket the demo page uploads to.
+    pub upload_bucket: String,
+    /// `STATUS_RETENTION_DAYS`: status items' TTL, as on AWS. Unset, the local stack keeps them
+    /// forever (unlike Lambda's default of 90 days), so replayed fixtures of old jobs stay.
+    pub retention: Option<Duration>,
+}
+
+impl Default for Options {
+    /// The local stack's defaults: any local origin, the functions' defaults, batches of 100
+    /// records waiting at most 100 ms.
+    fn default() -> Self {
+        let simulator = SimSettings::default();
+        Self {
+            origins: AllowedOrigins::parse(LOCAL_ALLOWED_ORIGINS).unwrap_or_else(|_| unreachable!("the built-in pattern compiles")),
+            ws: WsConfig::default(),
+            push: PushConfig::default(),
+            batch_size: 100,
+            batch_window: Duration::from_millis(100),
+            create_job: CreateJobConfig {
+                job_template: simulator.template.clone(),
+                role_arn: "arn:aws:iam::000000000000:role/MediaConvertLocal".into(),
+                queue: None,
+                destination: DestinationTemplate::parse(DEFAULT_OUTPUT_DESTINATION).unwrap_or_else(|_| unreachable!("the built-in template parses")),
+                skip_prefixes: Vec::new(),
+                marker: config::DEFAULT_JOB_MARKER.into(),
+            },
+            simulator,
+            s3_dir: DEFAULT_S3_DIR.into(),
+            upload_bucket: DEFAULT_UPLOAD_BUCKET.into(),
+            retention: None,
+        }
+    }
+}
+
+impl Options {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        let defaults = Self::default();
+        let create_job = CreateJobConfig::from_env_or(&defaults.create_job)?;
+        let simulator = SimSettings { template: create_job.job_template.clone(), ..sim_settings_from_env(&defaults.simulator)? };
+        Ok(Self {
+            origins: config::allowed_origins_from_env_or(&defaults.origins)?,
+            ws: WsConfig::from_env()?,
+            push: PushConfig::from_env()?,
+            batch_size: parsed("STREAM_BATCH_SIZE", defaults.batch_size)?,
+            batch_window: Duration::from_millis(parsed("STREAM_BATCH_WINDOW_MS", defaults.batch_window.as_millis() as u64)?),
+            create_job,
+            simulator,
+            s3_dir: var("LOCAL_S3_DIR").map(Into::into).unwrap_or(defaults.s3_dir),
+            upload_bucket: var("UPLOAD_BUCKET").unwrap_or(defaults.upload_bucket),
+            retention: config::status_retention_from_env_or(None)?,
+        })
+    }
+}
+
+/// `SIMULATOR_STEP_MS`, `SIMULATOR_CHAOS`, `SIMULATOR_FAIL_PATTERN`, `SIMULATOR_SEED` and the
+/// region (`AWS_REGION`, else `AWS_DEFAULT_REGION`).
+fn sim_settings_from_env(defaults: &SimSettings) -> Result<SimSettings, ConfigError> {
+    let invalid = |name: &'static str, reason: String| ConfigError::Invalid { name, reason };
+    let chaos: f64 = parsed("SIMULATOR_CHAOS", defaults.chaos)?;
+    if !(0.0..=1.0).contains(&chaos) {
+        return Err(invalid("SIMULATOR_CHAOS", format!("{chaos} is not a number from 0 to 1")));
+    }
+    let fail_pattern = match var("SIMULATOR_FAIL_PATTERN") {
+        Some(v) => Regex::new(&v).map_err(|e| invalid("SIMULATOR_FAIL_PATTERN", format!("{v:?} is not a regex: {e}")))?,
+        None => defaults.fail_pattern.clone(),
+    };
+    Ok(SimSettings {
+        step: Duration::from_millis(parsed("SIMULATOR_STEP_MS", defaults.step.as_millis() as u64)?),
+        chaos,
+        fail_pattern,
+        seed: var("SIMULATOR_SEED").map(|v| v.parse().map_err(|_| invalid("SIMULATOR_SEED", format!("{v:?} is not a number")))).transpose()?,
+        template: defaults.template.clone(),
+        region: var("AWS_REGION").or_else(|| var("AWS_DEFAULT_REGION")).unwrap_or_else(|| defaults.region.clone()),
+        account: defaults.account.clone(),
+    })
+}

@@ -1,0 +1,53 @@
+//! The functions of the pipeline over one set of stores and clients: every trigger of the local
+//! stack (Invoke API, HTTP API, S3 notifications, EventBridge, the stream) calls the handlers
+//! through here, as Lambda would call the function binaries.
+
+use std::sync::Arc;
+
+use aws_lambda_events::apigw::ApiGatewayV2httpResponse;
+use aws_lambda_events::streams::DynamoDbEventResponse;
+use mcpush_core::config::{CreateJobConfig, PushConfig};
+use mcpush_core::domain::AllowedOrigins;
+use mcpush_core::handlers::progress_push::{self, PushContext};
+use mcpush_core::handlers::{create_job, job_id_api, progress_ingest, status_api};
+use mcpush_core::ports::{JobCreator, JobStore, Pusher, SubscriptionStore};
+use serde_json::Value;
+
+#[derive(Clone)]
+pub struct Stack {
+    pub jobs: Arc<dyn JobStore>,
+    pub subscriptions: Arc<dyn SubscriptionStore>,
+    pub pusher: Arc<dyn Pusher>,
+    pub creator: Arc<dyn JobCreator>,
+    pub origins: Arc<AllowedOrigins>,
+    pub push_config: Arc<PushConfig>,
+    pub create_job_config: Arc<CreateJobConfig>,
+}
+
+impl Stack {
+    pub async fn create_job(&self, event: &Value) -> Result<Vec<create_job::RecordOutcome>, create_job::CreateJobError> {
+        create_job::handle(&self.create_job_config, self.creator.as_ref(), self.jobs.as_ref(), event, mcpush_core::now_ms()).await
+    }
+
+    pub async fn progress_ingest(&self, event: &Value) -> Result<progress_ingest::IngestOutcome, progress_ingest::IngestError> {
+        progress_ingest::handle(self.jobs.as_ref(), event, mcpush_core::now_ms()).await
+    }
+
+    pub async fn job_id_api(&self, event: Value) -> ApiGatewayV2httpResponse {
+        job_id_api::handle(self.jobs.as_ref(), &self.origins, event).await
+    }
+
+    pub async fn status_api(&self, event: Value) -> ApiGatewayV2httpResponse {
+        status_api::handle(self.jobs.as_ref(), &self.origins, event).await
+    }
+
+    pub async fn progress_push(&self, event: &Value) -> DynamoDbEventResponse {
+        let ctx = PushContext {
+            jobs: self.jobs.as_ref(),
+            subscriptions: self.subscriptions.as_ref(),
+            pusher: self.pusher.as_ref(),
+            config: &self.push_config,
+        };
+        progress_push::handle(&ctx, event, mcpush_core::now_ms() / 1000).await.0
+    }
+}
