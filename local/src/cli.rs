@@ -18,8 +18,8 @@ use aws_sdk_lambda::primitives::Blob;
 use futures::{SinkExt, StreamExt};
 use indicatif::{ProgressBar, ProgressStyle};
 use reqwest::{StatusCode, Url};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use tokio_tungstenite::Connector;
 use tokio_tungstenite::tungstenite::Message;
 
@@ -154,6 +154,13 @@ pub struct Status {
     pub error_message: Option<String>,
 }
 
+/// The WebSocket message `watch` sends.
+#[derive(Serialize)]
+#[serde(tag = "action", rename_all = "snake_case")]
+enum ClientMessage<'a> {
+    Subscribe { input_file: &'a str },
+}
+
 /// The WebSocket messages `watch` reads.
 #[derive(Debug, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -248,7 +255,7 @@ pub async fn watch(endpoints: &Endpoints, input_file: &str, poll: Duration, out:
     let ws_url = endpoints.ws.as_str();
     match tokio_tungstenite::connect_async_tls_with_config(ws_url, None, false, Some(connector)).await {
         Ok((mut socket, _)) => {
-            let subscribe = json!({"action": "subscribe", "input_file": input_file}).to_string();
+            let subscribe = serde_json::to_string(&ClientMessage::Subscribe { input_file }).unwrap_or_default();
             let ws_error = |e: &dyn std::error::Error| CliError::WebSocket { url: ws_url.to_owned(), reason: chain(e) };
             socket.send(Message::Text(subscribe.into())).await.map_err(|e| ws_error(&e))?;
             while let Some(frame) = socket.next().await {

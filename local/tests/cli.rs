@@ -176,26 +176,32 @@ async fn the_binary_watches_over_tls_trusting_ssl_cert_file() {
     let (port, pem) = tls_front(&stack, "trusted").await;
     let (rest, ws) = (format!("https://127.0.0.1:{port}/"), format!("wss://127.0.0.1:{port}/prod"));
 
-    // WHEN `watch` runs with that certificate in SSL_CERT_FILE, and the job's events arrive
-    let child = binary()
-        .args(["watch", "Big Buck Bunny.mp4", "--rest-url", &rest, "--ws-url", &ws])
-        .env("SSL_CERT_FILE", &pem)
-        .spawn()
-        .unwrap();
+    // WHEN `watch` runs with that certificate in SSL_CERT_FILE, once over wss:// and once with a
+    // WebSocket path that does not exist (so it polls over https://), and the job's events arrive
+    let watch = |ws: &str| {
+        binary()
+            .args(["watch", "Big Buck Bunny.mp4", "--rest-url", &rest, "--ws-url", ws, "--poll-ms", "100"])
+            .env("SSL_CERT_FILE", &pem)
+            .spawn()
+            .unwrap()
+    };
+    let (over_wss, over_https) = (watch(&ws), watch(&format!("wss://127.0.0.1:{port}/no-such-stage")));
     let deadline = Instant::now() + Duration::from_secs(10);
     while stack.api.connection_ids().is_empty() && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
     replay(&base, &hls_files()).await;
-    let output = finish(child, Duration::from_secs(20)).await;
+    let (over_wss, over_https) = (finish(over_wss, Duration::from_secs(20)).await, finish(over_https, Duration::from_secs(20)).await);
 
-    // THEN it followed the job over wss:// to COMPLETE and exited 0
-    let printed = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(0), "{printed}");
-    assert!(printed.contains("100% COMPLETE"), "{printed}");
-    assert!(printed.contains("596458 ms, 1280x720"), "{printed}");
-    assert!(!printed.contains("polling"), "{printed}");
+    // THEN both followed the job to COMPLETE and exited 0: one pushed over wss://, one polling https://
+    for (output, polled) in [(&over_wss, false), (&over_https, true)] {
+        let printed = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(0), "{printed}");
+        assert!(printed.contains("100% COMPLETE"), "{printed}");
+        assert!(printed.contains("596458 ms, 1280x720"), "{printed}");
+        assert_eq!(printed.contains(&format!("polling https://127.0.0.1:{port}/media/status")), polled, "{printed}");
+    }
 }
 
 #[tokio::test]

@@ -27,12 +27,12 @@ pub const INPUT_FILE_INDEX: &str = "InputFileIndex";
 /// Sort key of a connection's own item.
 const CONNECTION_TOPIC: &str = "\u{0}connection";
 
+#[serde_with::skip_serializing_none]
 #[derive(Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 struct Entry {
     connection_id: String,
     topic: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     input_file: Option<String>,
     expires_at: u64,
 }
