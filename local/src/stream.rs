@@ -310,20 +310,11 @@ mod tests {
 
     fn job(progress: u8) -> JobRecord {
         JobRecord {
-            job_id: "1700000000000-feed01".into(),
             input_file: Some("f.mp4".into()),
             job_status: JobStatus::Progressing,
             progress_rate: progress,
-            duration_ms: None,
-            width_px: None,
-            height_px: None,
-            output_path: None,
-            playlists: None,
-            error_code: None,
-            error_message: None,
             job_order: Some(1_700_000_000_000),
-            current_phase: None,
-            expires_at: None,
+            ..JobRecord::submitted("1700000000000-feed01")
         }
     }
 

@@ -162,27 +162,32 @@ pub struct JobRecord {
 }
 
 impl JobRecord {
+    /// A job just created: SUBMITTED, 0 %, nothing else known.
+    pub fn submitted(job_id: &str) -> Self {
+        JobRecord {
+            job_id: job_id.to_owned(),
+            input_file: None,
+            job_status: JobStatus::Submitted,
+            progress_rate: 0,
+            duration_ms: None,
+            width_px: None,
+            height_px: None,
+            output_path: None,
+            playlists: None,
+            error_code: None,
+            error_message: None,
+            job_order: None,
+            current_phase: None,
+            expires_at: None,
+        }
+    }
+
     /// The merge rule. Returns the new state, or `None` when `update` changes nothing
     /// (a duplicate, a late event, a lower progress, anything after a final status).
     pub fn merge(current: Option<&JobRecord>, update: &JobUpdate) -> Option<JobRecord> {
         let mut next = match current {
             Some(record) => record.clone(),
-            None => JobRecord {
-                job_id: update.job_id.clone(),
-                input_file: None,
-                job_status: JobStatus::Submitted,
-                progress_rate: 0,
-                duration_ms: None,
-                width_px: None,
-                height_px: None,
-                output_path: None,
-                playlists: None,
-                error_code: None,
-                error_message: None,
-                job_order: None,
-                current_phase: None,
-                expires_at: None,
-            },
+            None => JobRecord::submitted(&update.job_id),
         };
         if !next.job_status.is_final() {
             match &update.transition {
