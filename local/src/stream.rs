@@ -347,7 +347,7 @@ mod tests {
         let old: JobRecord = serde_dynamo::from_item(removal.change.old_image.clone()).unwrap();
         assert_eq!(old, job(40));
         let raw = serde_json::to_value(&removal).unwrap();
-        assert_eq!(raw["userIdentity"]["principalId"], "dynamodb.amazonaws.com");
+        assert_eq!(raw["userIdentity"], json!({"type": "Service", "principalId": "dynamodb.amazonaws.com"}));
         assert_eq!(removal.user_identity.map(|u| u.type_), Some("Service".into()));
     }
 }
