@@ -11,7 +11,7 @@ use mcpush_core::config::{PushConfig, WsConfig};
 use mcpush_core::domain::token;
 use mcpush_core::handlers::progress_ingest;
 use mcpush_core::handlers::progress_push::{self, PushContext};
-use mcpush_core::ports::SubscriptionStore;
+use mcpush_core::ports::{JobStore, SubscriptionStore};
 use mcpush_local::stream::StreamPoller;
 use mcpush_tests::ws::{Client, Emulator};
 use mcpush_tests::{dynamodb_client, dynamodb_streams_client, fixture, fresh_store, fresh_subscriptions};
@@ -232,4 +232,28 @@ async fn with_a_subscribe_secret_only_a_valid_token_subscribes() {
     let good = token::issue(b"upload-service-secret", BBB, expires);
     let request = json!({"action": "subscribe", "input_file": BBB, "token": good});
     assert_eq!(client.ask(&request.to_string()).await, json!({"type": "subscribed", "input_file": BBB}));
+}
+
+#[tokio::test]
+async fn an_error_with_a_200_kb_message_still_reaches_its_subscriber() {
+    // GIVEN a subscriber of a file whose job fails with a 200 KB error message (API Gateway
+    // refuses posts above 128 KB)
+    let mut p = Pipeline::start(WsConfig::default(), PushConfig::default()).await;
+    let mut client = p.emulator.client().await;
+    assert_eq!(client.subscribe("broken.mp4").await, json!({"type": "subscribed", "input_file": "broken.mp4"}));
+    let mut event = fixture("eventbridge/error.json");
+    let whole = format!("Unable to open input file: {}", "x".repeat(200 * 1024));
+    event["detail"]["errorMessage"] = json!(whole);
+
+    // WHEN it is ingested and pushed
+    progress_ingest::handle(p.jobs.as_ref(), &event, 1).await.unwrap();
+    p.flow().await;
+
+    // THEN the subscriber gets the ERROR with the message cut and marked, and the store keeps it whole
+    let message = client.next().await;
+    assert_eq!((message["job_status"].as_str(), message["error_code"].as_i64()), (Some("ERROR"), Some(1010)));
+    let pushed = message["error_message"].as_str().unwrap();
+    assert!(pushed.starts_with("Unable to open input file: xxx") && pushed.ends_with(mcpush_core::domain::protocol::CUT_MARKER), "{}", &pushed[..60]);
+    let stored = p.jobs.job("1700000900000-errorx").await.unwrap().unwrap();
+    assert_eq!(stored.error_message.as_deref(), Some(whole.as_str()));
 }

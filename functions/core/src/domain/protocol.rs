@@ -3,10 +3,19 @@
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::domain::StatusView;
+use crate::domain::{JobRecord, StatusView};
 
 /// Longest accepted `input_file`, in UTF-8 bytes (an S3 key's limit).
 pub const MAX_INPUT_FILE_BYTES: usize = 1024;
+
+/// Longest `error_message` a pushed `status` message carries, in UTF-8 bytes. A longer text is cut
+/// at a character boundary and ends with [`CUT_MARKER`]; the stored item and `GET /media/status`
+/// keep the whole text. Every other field is bounded too (an input file or an S3 path is at most
+/// 1,024 bytes, a job has a few playlists), so a status message stays far below API Gateway's
+/// 128 KB limit and is never refused as too large.
+pub const MAX_PUSHED_ERROR_MESSAGE_BYTES: usize = 4096;
+/// What ends a cut `error_message`.
+pub const CUT_MARKER: &str = " [...cut; GET /media/status has the whole message]";
 
 /// A valid message from a browser.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -107,14 +116,60 @@ pub enum ServerMessage {
 }
 
 impl ServerMessage {
+    /// The `status` message of a file's job: the record's [`StatusView`], with `error_message`
+    /// cut to [`MAX_PUSHED_ERROR_MESSAGE_BYTES`].
+    pub fn status(input_file: &str, record: &JobRecord) -> Self {
+        let mut view = StatusView::from(record);
+        view.error_message = view.error_message.map(|message| cut(message, MAX_PUSHED_ERROR_MESSAGE_BYTES));
+        Self::Status { input_file: input_file.to_owned(), job_id: record.job_id.clone(), view }
+    }
+
     pub fn to_json(&self) -> String {
         serde_json::to_string(self).unwrap_or_else(|_| r#"{"type":"error","message":"internal error"}"#.to_owned())
     }
 }
 
+/// `text` if it fits in `max` bytes, else its longest prefix that fits with [`CUT_MARKER`] after it.
+fn cut(mut text: String, max: usize) -> String {
+    if text.len() <= max {
+        return text;
+    }
+    let mut end = max.saturating_sub(CUT_MARKER.len());
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text.truncate(end);
+    text.push_str(CUT_MARKER);
+    text
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::JobStatus;
+
+    #[test]
+    fn a_status_message_always_fits_and_says_when_it_was_cut() {
+        // GIVEN an ERROR whose message is 200 KB of multi-byte characters
+        let whole = "失".repeat(70_000);
+        let record = JobRecord { job_status: JobStatus::Error, progress_rate: 100, error_message: Some(whole.clone()), ..JobRecord::submitted("1-x") };
+
+        // WHEN it becomes a status message
+        let json = ServerMessage::status("f.mp4", &record).to_json();
+
+        // THEN the message is far below 128 KB, and its error_message is a prefix plus the marker
+        assert!(json.len() < 8 * 1024, "{} bytes", json.len());
+        let message: serde_json::Value = serde_json::from_str(&json).unwrap();
+        let pushed = message["error_message"].as_str().unwrap();
+        assert!(pushed.len() <= MAX_PUSHED_ERROR_MESSAGE_BYTES);
+        let kept = pushed.strip_suffix(CUT_MARKER).expect("ends with the marker");
+        assert!(!kept.is_empty() && whole.starts_with(kept));
+
+        // AND a message that fits is not touched
+        let short = JobRecord { error_message: Some("Failed probe".into()), ..record };
+        let json = ServerMessage::status("f.mp4", &short).to_json();
+        assert!(json.contains(r#""error_message":"Failed probe""#), "{json}");
+    }
 
     #[test]
     fn valid_messages_parse() {

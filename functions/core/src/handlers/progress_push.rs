@@ -167,10 +167,7 @@ async fn address(ctx: &PushContext<'_>, changes: &Changes, now_secs: u64) -> (Ve
                 tracing::debug!(job_id = %record.job_id, "older job of its file: not pushed");
                 continue;
             }
-            let message: Arc<str> =
-                ServerMessage::Status { input_file: file.to_owned(), job_id: record.job_id.clone(), view: StatusView::from(*record) }
-                    .to_json()
-                    .into();
+            let message: Arc<str> = ServerMessage::status(file, record).to_json().into();
             deliveries.extend(subscribers.iter().map(|connection_id| Delivery {
                 job_id: record.job_id.clone(),
                 connection_id: connection_id.clone(),

@@ -9,7 +9,6 @@ use aws_lambda_events::encodings::Body;
 use crate::config::WsConfig;
 use crate::domain::protocol::{ClientMessage, ServerMessage};
 use crate::domain::{AllowedOrigins, token};
-use crate::domain::StatusView;
 use crate::ports::{JobStore, PushError, Pusher, SubscribeOutcome, SubscriptionStore};
 
 /// What `ws-message` needs.
@@ -145,9 +144,5 @@ async fn answer(
 /// The current state of a file's newest job, as a `status` message.
 pub async fn snapshot(jobs: &dyn JobStore, input_file: &str) -> Result<Option<ServerMessage>, crate::ports::StoreError> {
     let Some(job_id) = jobs.latest_job_id(input_file).await? else { return Ok(None) };
-    Ok(jobs.job(&job_id).await?.map(|record| ServerMessage::Status {
-        input_file: input_file.to_owned(),
-        job_id: record.job_id.clone(),
-        view: StatusView::from(&record),
-    }))
+    Ok(jobs.job(&job_id).await?.map(|record| ServerMessage::status(input_file, &record)))
 }
