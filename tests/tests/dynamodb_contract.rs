@@ -167,3 +167,20 @@ async fn concurrent_pointer_writers_settle_on_the_newest_job() {
     }
     assert_eq!(store.latest_job_id("popular.mp4").await.unwrap(), Some(jobs[11].job_id.clone()));
 }
+
+#[tokio::test]
+async fn the_consistent_snapshot_is_the_files_newest_job_in_both_stores() {
+    let memory = MemoryJobStore::default();
+    let dynamodb = fresh_store("snapshot").await;
+    for store in [&memory as &dyn JobStore, &dynamodb] {
+        // GIVEN a file with an older and a newer job, recorded newest first
+        for (job_id, order) in [("1700000000002-newer", 1_700_000_000_002), ("1700000000001-older", 1_700_000_000_001)] {
+            let update = JobUpdate { job_id: job_id.into(), input_file: Some("snap.mp4".into()), transition: Transition::Progressing, progress: Some(10), job_order: order, phase: None };
+            let applied = store.apply(&update).await.unwrap();
+            store.point_to(&JobPointer { input_file: "snap.mp4".into(), job_id: job_id.into(), job_order: applied.record.job_order }).await.unwrap();
+        }
+        // THEN the snapshot is the newer job, and a file nobody uploaded has none
+        assert_eq!(store.newest_job_consistent("snap.mp4").await.unwrap().map(|r| r.job_id).as_deref(), Some("1700000000002-newer"));
+        assert_eq!(store.newest_job_consistent("nothing.mp4").await.unwrap(), None);
+    }
+}

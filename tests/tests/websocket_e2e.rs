@@ -257,3 +257,21 @@ async fn an_error_with_a_200_kb_message_still_reaches_its_subscriber() {
     let stored = p.jobs.job("1700000900000-errorx").await.unwrap().unwrap();
     assert_eq!(stored.error_message.as_deref(), Some(whole.as_str()));
 }
+
+#[tokio::test]
+async fn replies_survive_a_throttled_management_api() {
+    // GIVEN a Management API answering 429 or 500 to half of all posts, and replies retried
+    let ws = WsConfig { retry: mcpush_core::config::RetryPolicy { max_attempts: 12, backoff_base_ms: 1 }, ..WsConfig::default() };
+    let p = Pipeline::start(ws, PushConfig::default()).await;
+    p.emulator.api.set_fault_rate(0.5);
+    let mut client = p.emulator.client().await;
+
+    // WHEN the client subscribes and pings twenty times
+    assert_eq!(client.subscribe(BBB).await, json!({"type": "subscribed", "input_file": BBB}));
+    for _ in 0..20 {
+        // THEN every reply arrives
+        assert_eq!(client.ask(r#"{"action":"ping"}"#).await, json!({"type": "pong"}));
+    }
+    let faults = p.emulator.api.counters.faults.load(std::sync::atomic::Ordering::Relaxed);
+    assert!(faults >= 5, "the fault switch was on: {faults} faults");
+}

@@ -198,11 +198,40 @@ pub struct WsConfig {
     pub connection_ttl_secs: u64,
     /// `SUBSCRIBE_SECRET` (optional): when set, `subscribe` needs a token (see `domain::token`).
     pub subscribe_secret: Option<Vec<u8>>,
+    /// How replies (`subscribed`, the snapshot, `pong`, errors) are retried on 429 / 5xx: as
+    /// progress-push retries its posts (`PUSH_MAX_ATTEMPTS`, `PUSH_BACKOFF_MS`).
+    pub retry: RetryPolicy,
 }
 
 impl Default for WsConfig {
     fn default() -> Self {
-        Self { max_subscriptions: 10, connection_ttl_secs: 7200, subscribe_secret: None }
+        Self { max_subscriptions: 10, connection_ttl_secs: 7200, subscribe_secret: None, retry: RetryPolicy::default() }
+    }
+}
+
+/// Retries of a post to a connection on 429 / 5xx: exponential backoff with full jitter.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// `PUSH_MAX_ATTEMPTS` (default 4): tries per post, the first included.
+    pub max_attempts: u32,
+    /// `PUSH_BACKOFF_MS` (default 50): first retry delay; doubles per retry, capped at 2 s.
+    pub backoff_base_ms: u64,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self { max_attempts: 4, backoff_base_ms: 50 }
+    }
+}
+
+impl RetryPolicy {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        let d = Self::default();
+        let policy = Self { max_attempts: parsed("PUSH_MAX_ATTEMPTS", d.max_attempts)?, backoff_base_ms: parsed("PUSH_BACKOFF_MS", d.backoff_base_ms)? };
+        if policy.max_attempts == 0 {
+            return Err(ConfigError::Invalid { name: "PUSH_MAX_ATTEMPTS", reason: "must be at least 1".into() });
+        }
+        Ok(policy)
     }
 }
 
@@ -213,6 +242,7 @@ impl WsConfig {
             max_subscriptions: parsed("MAX_SUBSCRIPTIONS_PER_CONNECTION", defaults.max_subscriptions)?,
             connection_ttl_secs: parsed("CONNECTION_TTL_SECONDS", defaults.connection_ttl_secs)?,
             subscribe_secret: var("SUBSCRIBE_SECRET").map(String::into_bytes),
+            retry: RetryPolicy::from_env()?,
         })
     }
 }
@@ -237,15 +267,19 @@ impl Default for PushConfig {
 
 impl PushConfig {
     pub fn from_env() -> Result<Self, ConfigError> {
-        let d = Self::default();
+        let retry = RetryPolicy::from_env()?;
         let config = Self {
-            concurrency: parsed("PUSH_CONCURRENCY", d.concurrency)?,
-            max_attempts: parsed("PUSH_MAX_ATTEMPTS", d.max_attempts)?,
-            backoff_base_ms: parsed("PUSH_BACKOFF_MS", d.backoff_base_ms)?,
+            concurrency: parsed("PUSH_CONCURRENCY", Self::default().concurrency)?,
+            max_attempts: retry.max_attempts,
+            backoff_base_ms: retry.backoff_base_ms,
         };
-        if config.concurrency == 0 || config.max_attempts == 0 {
-            return Err(ConfigError::Invalid { name: "PUSH_CONCURRENCY / PUSH_MAX_ATTEMPTS", reason: "must be at least 1".into() });
+        if config.concurrency == 0 {
+            return Err(ConfigError::Invalid { name: "PUSH_CONCURRENCY", reason: "must be at least 1".into() });
         }
         Ok(config)
+    }
+
+    pub fn retry(&self) -> RetryPolicy {
+        RetryPolicy { max_attempts: self.max_attempts, backoff_base_ms: self.backoff_base_ms }
     }
 }

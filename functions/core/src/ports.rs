@@ -42,6 +42,15 @@ pub trait JobStore: Send + Sync {
     async fn latest_job_id(&self, input_file: &str) -> Result<Option<String>, StoreError> {
         Ok(self.pointer(input_file).await?.map(|p| p.job_id))
     }
+
+    /// The newest job of a file, both reads strongly consistent: a subscribe's snapshot is never
+    /// older than a write that finished before it. Stores that are always consistent keep this.
+    async fn newest_job_consistent(&self, input_file: &str) -> Result<Option<JobRecord>, StoreError> {
+        match self.latest_job_id(input_file).await? {
+            Some(job_id) => self.job(&job_id).await,
+            None => Ok(None),
+        }
+    }
 }
 
 /// What create-job asks MediaConvert for.

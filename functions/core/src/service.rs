@@ -1,7 +1,10 @@
 //! Use cases over the ports that more than one handler needs.
 
+use std::time::Duration;
+
+use crate::config::RetryPolicy;
 use crate::domain::{JobPointer, JobUpdate};
-use crate::ports::{Applied, JobStore, StoreError};
+use crate::ports::{Applied, JobStore, PushError, Pusher, StoreError};
 
 /// What [`record_update`] did.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -28,6 +31,23 @@ pub async fn record_update(store: &dyn JobStore, update: &JobUpdate) -> Result<R
         None => false,
     };
     Ok(Recorded { applied, pointer_moved })
+}
+
+/// Posts `payload` to a connection, retrying 429 / 5xx ([`PushError::Retryable`]) with
+/// exponential backoff and full jitter up to `policy.max_attempts` tries; any other outcome is
+/// final at once. progress-push's pushes and ws-message's replies both post this way.
+pub async fn post_with_retry(pusher: &dyn Pusher, policy: &RetryPolicy, connection: &str, payload: &[u8]) -> Result<(), PushError> {
+    let mut attempt = 1;
+    loop {
+        match pusher.post(connection, payload).await {
+            Err(PushError::Retryable(_)) if attempt < policy.max_attempts => {
+                let ceiling = policy.backoff_base_ms.saturating_mul(1 << (attempt - 1).min(16)).min(2_000);
+                tokio::time::sleep(Duration::from_millis(fastrand::u64(0..=ceiling))).await;
+                attempt += 1;
+            }
+            result => return result,
+        }
+    }
 }
 
 #[cfg(test)]

@@ -16,7 +16,6 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
-use std::time::Duration;
 
 use aws_lambda_events::dynamodb::EventRecord;
 use aws_lambda_events::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
@@ -28,6 +27,7 @@ use crate::config::PushConfig;
 use crate::domain::protocol::ServerMessage;
 use crate::domain::{JobPointer, JobRecord, StatusView};
 use crate::ports::{JobStore, PushError, Pusher, StoreError, SubscriptionStore};
+use crate::service::post_with_retry;
 
 pub struct PushContext<'a> {
     pub jobs: &'a dyn JobStore,
@@ -187,7 +187,7 @@ async fn deliver(
 ) -> BTreeSet<String> {
     let results: Vec<(Delivery, Result<(), PushError>)> = futures::stream::iter(deliveries)
         .map(|delivery| async move {
-            let result = post_with_retry(ctx.pusher, ctx.config, &delivery.connection_id, delivery.message.as_bytes()).await;
+            let result = post_with_retry(ctx.pusher, &ctx.config.retry(), &delivery.connection_id, delivery.message.as_bytes()).await;
             (delivery, result)
         })
         .buffer_unordered(ctx.config.concurrency.max(1))
@@ -235,18 +235,4 @@ fn report(changes: &Changes, failed_jobs: &BTreeSet<String>) -> DynamoDbEventRes
         response.batch_item_failures.push(failure);
     }
     response
-}
-
-async fn post_with_retry(pusher: &dyn Pusher, config: &PushConfig, connection: &str, payload: &[u8]) -> Result<(), PushError> {
-    let mut attempt = 1;
-    loop {
-        match pusher.post(connection, payload).await {
-            Err(PushError::Retryable(_)) if attempt < config.max_attempts => {
-                let ceiling = config.backoff_base_ms.saturating_mul(1 << (attempt - 1).min(16)).min(2_000);
-                tokio::time::sleep(Duration::from_millis(fastrand::u64(0..=ceiling))).await;
-                attempt += 1;
-            }
-            result => return result,
-        }
-    }
 }

@@ -10,6 +10,7 @@ use crate::config::WsConfig;
 use crate::domain::protocol::{ClientMessage, ServerMessage};
 use crate::domain::{AllowedOrigins, token};
 use crate::ports::{JobStore, PushError, Pusher, SubscribeOutcome, SubscriptionStore};
+use crate::service::post_with_retry;
 
 /// What `ws-message` needs.
 pub struct WsContext<'a> {
@@ -87,7 +88,7 @@ pub async fn message(ctx: &WsContext<'_>, event: &ApiGatewayWebsocketProxyReques
         Err(e) => vec![ServerMessage::Error { message: e.to_string() }],
     };
     for reply in replies {
-        if let Err(e) = ctx.pusher.post(connection_id, reply.to_json().as_bytes()).await {
+        if let Err(e) = post_with_retry(ctx.pusher, &ctx.config.retry, connection_id, reply.to_json().as_bytes()).await {
             tracing::warn!(connection_id, error = %e, "reply not delivered");
             if matches!(e, PushError::Gone) {
                 let _ = ctx.subscriptions.remove_connection(connection_id).await;
@@ -141,8 +142,7 @@ async fn answer(
     }
 }
 
-/// The current state of a file's newest job, as a `status` message.
+/// The current state of a file's newest job (read strongly consistent), as a `status` message.
 pub async fn snapshot(jobs: &dyn JobStore, input_file: &str) -> Result<Option<ServerMessage>, crate::ports::StoreError> {
-    let Some(job_id) = jobs.latest_job_id(input_file).await? else { return Ok(None) };
-    Ok(jobs.job(&job_id).await?.map(|record| ServerMessage::status(input_file, &record)))
+    Ok(jobs.newest_job_consistent(input_file).await?.map(|record| ServerMessage::status(input_file, &record)))
 }

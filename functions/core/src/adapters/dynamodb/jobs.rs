@@ -180,16 +180,12 @@ impl JobStore for DynamoJobStore {
     }
 
     async fn pointer(&self, input_file: &str) -> Result<Option<JobPointer>, StoreError> {
-        let output = self
-            .client
-            .get_item()
-            .table_name(&self.tables.job_id)
-            .key("InputFile", to_attribute_value(input_file).map_err(corrupt)?)
-            .send()
-            .await
-            .map_err(unavailable)?;
-        match output.item {
-            Some(item) => Ok(Some(from_item(item).map_err(corrupt)?)),
+        self.read_pointer(input_file, false).await
+    }
+
+    async fn newest_job_consistent(&self, input_file: &str) -> Result<Option<JobRecord>, StoreError> {
+        match self.read_pointer(input_file, true).await? {
+            Some(pointer) => self.read_job(&pointer.job_id, true).await,
             None => Ok(None),
         }
     }
@@ -201,6 +197,19 @@ impl DynamoJobStore {
     pub async fn replace_if_allowed(&self, next: &JobRecord) -> Result<bool, StoreError> {
         let item = to_item(next).map_err(corrupt)?;
         self.put_if(&self.tables.status, item, may_replace_condition(next)?).await
+    }
+
+    async fn read_pointer(&self, input_file: &str, consistent: bool) -> Result<Option<JobPointer>, StoreError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.tables.job_id)
+            .key("InputFile", to_attribute_value(input_file).map_err(corrupt)?)
+            .consistent_read(consistent)
+            .send()
+            .await
+            .map_err(unavailable)?;
+        output.item.map(|item| from_item(item).map_err(corrupt)).transpose()
     }
 
     async fn read_job(&self, job_id: &str, consistent: bool) -> Result<Option<JobRecord>, StoreError> {
