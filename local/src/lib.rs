@@ -12,7 +12,7 @@
 //!   `create-job`, and a simulated MediaConvert whose events go to `progress-ingest`
 //!   ([`triggers`]);
 //! - [`web`]: the demo page and its client module;
-//! - [`cli`]: the terminal tools (`watch`, `replay`).
+//! - [`cli`] and [`redrive`]: the terminal tools (`watch`, `replay`, `redrive`).
 
 pub mod apigw_ws;
 pub mod backend;
@@ -21,6 +21,7 @@ pub mod http_api;
 pub mod invoke;
 pub mod mediaconvert;
 pub mod options;
+pub mod redrive;
 pub mod s3;
 pub mod stack;
 pub mod stream;

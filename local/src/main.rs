@@ -1,11 +1,12 @@
 //! `cargo run --release`: the local stack on 127.0.0.1:3000 (`serve`, the default), and the
-//! terminal tools `watch` and `replay`; `--help` on each.
+//! terminal tools `watch`, `replay` and `redrive`; `--help` on each.
 
 use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use mcpush_local::cli::{self, Endpoints, Ending};
+use mcpush_local::redrive::Redrive;
 use mcpush_local::{Function, Options, local, local_dynamodb};
 use reqwest::Url;
 
@@ -28,6 +29,9 @@ enum Command {
     Watch(Box<WatchArgs>),
     /// Send EventBridge events (JSON files or JSON Lines) to a function through the Lambda Invoke API.
     Replay(ReplayArgs),
+    /// Invoke again what Lambda sent to an on-failure queue, deleting each message once its
+    /// invocation succeeded.
+    Redrive(RedriveArgs),
 }
 
 #[derive(Args)]
@@ -72,6 +76,25 @@ struct ReplayArgs {
     endpoint_url: String,
 }
 
+#[derive(Args)]
+struct RedriveArgs {
+    /// The on-failure queue (the stack's CreateJobFailureQueueUrl or ProgressIngestFailureQueueUrl).
+    #[arg(long)]
+    queue_url: String,
+    /// The function to invoke (default: the one each record names).
+    #[arg(long)]
+    function_name: Option<String>,
+    /// The Lambda API: the local stack by default; https://lambda.REGION.amazonaws.com for AWS.
+    #[arg(long, env = "AWS_ENDPOINT_URL_LAMBDA", default_value = "http://127.0.0.1:3000")]
+    endpoint_url: String,
+    /// The SQS API (default: the SDK's, for the queue's region).
+    #[arg(long, env = "AWS_ENDPOINT_URL_SQS")]
+    sqs_endpoint_url: Option<String>,
+    /// List what would be invoked; invoke and delete nothing.
+    #[arg(long)]
+    dry_run: bool,
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -81,6 +104,7 @@ async fn main() -> ExitCode {
         Some(Command::Serve(args)) => serve(args).await,
         Some(Command::Watch(args)) => watch(*args).await,
         Some(Command::Replay(args)) => replay(args).await,
+        Some(Command::Redrive(args)) => redrive(args).await,
     };
     result.unwrap_or_else(|e| {
         eprintln!("error: {e}");
@@ -103,6 +127,14 @@ async fn replay(args: ReplayArgs) -> Result<ExitCode, Box<dyn std::error::Error>
     let bar = cli::progress_bar(0, "{bar:40.cyan/blue} {pos}/{len} events");
     let rejected = cli::replay(&client, &args.function_name, &args.files, &mut std::io::stderr(), bar).await?;
     Ok(if rejected == 0 { ExitCode::SUCCESS } else { ExitCode::from(2) })
+}
+
+async fn redrive(args: RedriveArgs) -> Result<ExitCode, Box<dyn std::error::Error>> {
+    let lambda = cli::lambda_client(Some(&args.endpoint_url)).await;
+    let sqs = aws_sdk_sqs::Client::new(&cli::sdk_config_for(args.sqs_endpoint_url.as_deref()).await);
+    let redrive = Redrive { sqs: &sqs, lambda: &lambda, queue_url: &args.queue_url, function_name: args.function_name.as_deref(), dry_run: args.dry_run };
+    let done = redrive.run(&mut std::io::stderr()).await?;
+    Ok(if done.failed + done.skipped == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
 
 async fn serve(args: ServeArgs) -> Result<ExitCode, Box<dyn std::error::Error>> {
