@@ -245,10 +245,25 @@ impl Display<'_> {
     }
 }
 
-/// `watch`: follows `input_file` until its newest job ends, over the WebSocket API when it opens,
-/// else by polling `/media/status?input_file=` every `poll` interval. Lines go to `out` when
-/// `bar` is hidden.
-pub async fn watch(endpoints: &Endpoints, input_file: &str, poll: Duration, out: &mut (dyn Write + Send), bar: ProgressBar) -> Result<Ending, CliError> {
+/// How often `watch` asks the REST API.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Timing {
+    /// While the WebSocket cannot open: every poll.
+    pub poll: Duration,
+    /// While subscribed: at once, then every re-check, so a lost push costs at most this long.
+    pub recheck: Duration,
+}
+
+impl Default for Timing {
+    fn default() -> Self {
+        Self { poll: Duration::from_secs(2), recheck: Duration::from_secs(30) }
+    }
+}
+
+/// `watch`: follows `input_file` until its newest job ends, over the WebSocket API when it opens
+/// (re-checking `/media/status?input_file=` now and then, see [`Timing`]), else by polling it.
+/// Lines go to `out` when `bar` is hidden.
+pub async fn watch(endpoints: &Endpoints, input_file: &str, timing: Timing, out: &mut (dyn Write + Send), bar: ProgressBar) -> Result<Ending, CliError> {
     let tls = tls_config()?;
     let mut display = Display { out, bar, best: 0, last_line: String::new() };
     let connector = Connector::Rustls(tls.clone());
@@ -258,7 +273,25 @@ pub async fn watch(endpoints: &Endpoints, input_file: &str, poll: Duration, out:
             let subscribe = serde_json::to_string(&ClientMessage::Subscribe { input_file }).unwrap_or_default();
             let ws_error = |e: &dyn std::error::Error| CliError::WebSocket { url: ws_url.to_owned(), reason: chain(e) };
             socket.send(Message::Text(subscribe.into())).await.map_err(|e| ws_error(&e))?;
-            while let Some(frame) = socket.next().await {
+            let (client, status_url) = (http_client(&tls)?, endpoints.status_url(input_file)?);
+            let mut recheck = tokio::time::interval(timing.recheck.max(Duration::from_millis(10)));
+            loop {
+                let frame = tokio::select! {
+                    frame = socket.next() => frame,
+                    _ = recheck.tick() => {
+                        match poll_status(&client, &status_url).await {
+                            Ok(Some(status)) => {
+                                if let Some(ending) = display.show(status) {
+                                    return Ok(ending);
+                                }
+                            }
+                            Ok(None) => {}
+                            Err(e) => tracing::warn!(error = %e, "re-check failed; still listening"),
+                        }
+                        continue;
+                    }
+                };
+                let Some(frame) = frame else { break };
                 let text = match frame.map_err(|e| ws_error(&e))? {
                     Message::Text(text) => text.to_string(),
                     Message::Binary(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
@@ -291,7 +324,7 @@ pub async fn watch(endpoints: &Endpoints, input_file: &str, poll: Duration, out:
                 {
                     return Ok(ending);
                 }
-                tokio::time::sleep(poll).await;
+                tokio::time::sleep(timing.poll).await;
             }
         }
     }

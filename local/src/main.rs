@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
-use mcpush_local::cli::{self, Endpoints, Ending};
+use mcpush_local::cli::{self, Endpoints, Ending, Timing};
 use mcpush_local::redrive::Redrive;
 use mcpush_local::{Function, Options, local, local_dynamodb};
 use reqwest::Url;
@@ -60,6 +60,10 @@ struct WatchArgs {
     /// Polling interval when the WebSocket cannot open, in milliseconds.
     #[arg(long, default_value_t = 2000)]
     poll_ms: u64,
+    /// While subscribed, ask the REST API at once and then this often (ms), so a lost push costs
+    /// at most this long.
+    #[arg(long, default_value_t = 30000)]
+    recheck_ms: u64,
 }
 
 #[derive(Args)]
@@ -116,7 +120,7 @@ async fn watch(args: WatchArgs) -> Result<ExitCode, Box<dyn std::error::Error>> 
     let endpoints = Endpoints::new(&args.url, args.rest_url, args.ws_url)?;
     let bar = cli::progress_bar(100, "{bar:40.cyan/blue} {pos:>3}% {msg}");
     let mut out = std::io::stderr();
-    Ok(match cli::watch(&endpoints, &args.input_file, Duration::from_millis(args.poll_ms), &mut out, bar).await? {
+    Ok(match cli::watch(&endpoints, &args.input_file, Timing { poll: Duration::from_millis(args.poll_ms), recheck: Duration::from_millis(args.recheck_ms) }, &mut out, bar).await? {
         Ending::Complete(_) => ExitCode::SUCCESS,
         Ending::Failed(_) => ExitCode::from(1),
     })

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use indicatif::ProgressBar;
-use mcpush_local::cli::{self, Endpoints, Ending};
+use mcpush_local::cli::{self, Endpoints, Ending, Timing};
 use mcpush_local::{Local, Options, http_api, local};
 use reqwest::Url;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -88,7 +88,7 @@ async fn watch_follows_the_job_over_the_websocket_to_complete() {
         let base = base.clone();
         async move {
             let mut out = Vec::new();
-            let ending = cli::watch(&endpoints(&base), "Big Buck Bunny.mp4", Duration::from_millis(50), &mut out, ProgressBar::hidden()).await.unwrap();
+            let ending = cli::watch(&endpoints(&base), "Big Buck Bunny.mp4", Timing { poll: Duration::from_millis(50), ..Timing::default() }, &mut out, ProgressBar::hidden()).await.unwrap();
             (ending, String::from_utf8(out).unwrap())
         }
     });
@@ -102,13 +102,42 @@ async fn watch_follows_the_job_over_the_websocket_to_complete() {
 }
 
 #[tokio::test]
+async fn watch_reaches_the_final_state_by_re_checking_when_every_push_is_lost() {
+    // GIVEN a watcher subscribed over the WebSocket, re-checking every 200 ms
+    let (base, stack) = start().await;
+    let watching = tokio::spawn({
+        let base = base.clone();
+        async move {
+            let mut out = Vec::new();
+            let timing = Timing { poll: Duration::from_millis(50), recheck: Duration::from_millis(200) };
+            let ending = cli::watch(&endpoints(&base), "Big Buck Bunny.mp4", timing, &mut out, ProgressBar::hidden()).await.unwrap();
+            (ending, String::from_utf8(out).unwrap())
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while stack.api.counters.delivered.load(std::sync::atomic::Ordering::Relaxed) == 0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    // WHEN the Management API refuses every post from then on, and the job runs to COMPLETE
+    stack.api.set_fault_rate(1.0);
+    replay(&base, &hls_files()).await;
+
+    // THEN the watcher still ends with COMPLETE, though no status was pushed to it
+    let (ending, printed) = tokio::time::timeout(Duration::from_secs(10), watching).await.unwrap().unwrap();
+    assert!(matches!(ending, Ending::Complete(_)), "{printed}");
+    assert!(printed.contains("100% COMPLETE"), "{printed}");
+    assert_eq!(stack.api.counters.delivered.load(std::sync::atomic::Ordering::Relaxed), 1, "only `subscribed` was delivered");
+}
+
+#[tokio::test]
 async fn watch_falls_back_to_rest_polling_and_reports_an_error() {
     let (base, stack) = start().await;
     // The same stack's REST API alone: the WebSocket upgrade at /ws is not there.
     let rest_only = serve(http_api::router(stack.stack.clone())).await;
     replay(&base, &[fixture("error.json")]).await;
     let mut out = Vec::new();
-    let ending = cli::watch(&endpoints(&rest_only), "broken.mp4", Duration::from_millis(50), &mut out, ProgressBar::hidden()).await.unwrap();
+    let ending = cli::watch(&endpoints(&rest_only), "broken.mp4", Timing { poll: Duration::from_millis(50), ..Timing::default() }, &mut out, ProgressBar::hidden()).await.unwrap();
     let printed = String::from_utf8(out).unwrap();
     assert!(matches!(ending, Ending::Failed(_)), "{printed}");
     assert!(printed.contains("polling"), "{printed}");
