@@ -132,6 +132,7 @@ pub fn assemble(base: &str, options: Options, jobs: Arc<dyn JobStore>, subscript
     let web = web::WebConfig {
         upload_url: format!("/s3/{}/", options.upload_bucket),
         outputs_url: format!("/s3/{}/", s3::split_s3_url(&outputs_bucket).map_or("outputs", |(b, _)| b)),
+        recheck_interval_ms: web::DEMO_RECHECK_INTERVAL_MS,
     };
 
     let pushing = stack.clone();

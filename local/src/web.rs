@@ -16,7 +16,12 @@ pub struct WebConfig {
     pub upload_url: String,
     /// Output bucket URL prefix: `output_path` and a playlist name are appended (`/s3/outputs/`).
     pub outputs_url: String,
+    /// The client's `recheckIntervalMs`: how often the page asks `/media/status` while subscribed.
+    pub recheck_interval_ms: u64,
 }
+
+/// The demo page's re-check period: short, as a local job lasts seconds.
+pub const DEMO_RECHECK_INTERVAL_MS: u64 = 3000;
 
 const INDEX: &str = include_str!("../web/index.html");
 const DEMO_JS: &str = include_str!("../web/demo.js");

@@ -51,7 +51,7 @@ async fn demo_page_in_headless_chromium() {
 
     // THEN every scenario passed, the page was photographed, and the upload landed in the folder
     assert!(output.status.success(), "browser tests failed:\n{report}");
-    assert!(report.contains("ℹ pass 2") && report.contains("ℹ fail 0"), "expected 2 passing browser tests:\n{report}");
+    assert!(report.contains("ℹ pass 3") && report.contains("ℹ fail 0"), "expected 3 passing browser tests:\n{report}");
     assert!(std::fs::metadata(&screenshot).map(|m| m.len() > 10_000).unwrap_or(false), "no screenshot at {}", screenshot.display());
     assert_eq!(std::fs::metadata(s3_dir.join("uploads/Big Buck Bunny.mp4")).unwrap().len(), 250_000);
     assert!(s3_dir.join("outputs/Big Buck Bunny.mp4_hls/Big Buck Bunny.m3u8").exists());

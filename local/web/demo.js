@@ -4,7 +4,7 @@ import { ProgressClient, upload, keyPath } from './mcpush-client.js';
 
 const config = await (await fetch('config.json')).json();
 const websocketUrl = `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/ws`;
-const client = new ProgressClient({ websocketUrl, restUrl: '', pollIntervalMs: 1000 });
+const client = new ProgressClient({ websocketUrl, restUrl: '', pollIntervalMs: 1000, recheckIntervalMs: config.recheckIntervalMs });
 
 const form = document.querySelector('#upload');
 const input = document.querySelector('#file');

@@ -38,9 +38,10 @@ export class ProgressClient {
    * @param {number} [options.maxBackoffMs=30000]  largest reconnect delay cap
    * @param {number} [options.pingIntervalMs=300000]  keeps the connection under API Gateway's 10-minute idle timeout
    * @param {number} [options.subscribeTimeoutMs=3000]  polls meanwhile when a subscription is not confirmed by then
+   * @param {number} [options.recheckIntervalMs=30000]  while subscribed, asks the REST API at once and then this often, so a lost push costs at most this long
    */
-  constructor({ websocketUrl, restUrl = '', pollIntervalMs = 2000, minBackoffMs = 500, maxBackoffMs = 30000, pingIntervalMs = 300000, subscribeTimeoutMs = 3000 }) {
-    Object.assign(this, { websocketUrl, restUrl, pollIntervalMs, minBackoffMs, maxBackoffMs, pingIntervalMs, subscribeTimeoutMs });
+  constructor({ websocketUrl, restUrl = '', pollIntervalMs = 2000, minBackoffMs = 500, maxBackoffMs = 30000, pingIntervalMs = 300000, subscribeTimeoutMs = 3000, recheckIntervalMs = 30000 }) {
+    Object.assign(this, { websocketUrl, restUrl, pollIntervalMs, minBackoffMs, maxBackoffMs, pingIntervalMs, subscribeTimeoutMs, recheckIntervalMs });
     this.watches = new Map();
     this.socket = null;
     this.attempt = 0;
@@ -59,7 +60,7 @@ export class ProgressClient {
   watch(inputFile, onStatus, hooks = {}) {
     let resolveDone;
     const done = new Promise((resolve) => { resolveDone = resolve; });
-    const watch = { inputFile, onStatus, hooks, last: null, subscribed: false, pollTimer: null, transport: null, resolveDone };
+    const watch = { inputFile, onStatus, hooks, last: null, subscribed: false, pollTimer: null, recheckTimer: null, transport: null, resolveDone };
     this.watches.set(inputFile, watch);
     this.#setTransport(watch, 'connecting');
     // A socket that neither opens nor fails (a proxy holding it, say) must not stall progress.
@@ -105,6 +106,7 @@ export class ProgressClient {
     clearInterval(this.pingTimer);
     for (const watch of this.watches.values()) {
       watch.subscribed = false;
+      clearInterval(watch.recheckTimer);
       watch.hooks.onError?.(reason);
       this.#startPolling(watch);
     }
@@ -128,6 +130,10 @@ export class ProgressClient {
       watch.subscribed = true;
       this.#stopPolling(watch);
       this.#setTransport(watch, 'websocket');
+      // A push can be lost on the way: ask once now (after every (re)connect) and now and then.
+      clearInterval(watch.recheckTimer);
+      this.#fetchStatus(watch);
+      watch.recheckTimer = setInterval(() => this.#fetchStatus(watch), this.recheckIntervalMs);
     } else if (message.type === 'status' && watch) {
       const { type, ...status } = message;
       this.#deliver(watch, status);
@@ -151,18 +157,23 @@ export class ProgressClient {
     if (watch.pollTimer || !this.watches.has(watch.inputFile)) return;
     this.#setTransport(watch, 'polling');
     const poll = async () => {
-      try {
-        const url = `${this.restUrl}/media/status?input_file=${encodeURIComponent(watch.inputFile)}`;
-        const response = await fetch(url, { cache: 'no-store' });
-        const body = await response.json();
-        const { success, ...status } = body;
-        if (success) this.#deliver(watch, { input_file: watch.inputFile, ...status });
-      } catch (e) {
-        watch.hooks.onError?.(`polling failed: ${e.message}`);
-      }
+      await this.#fetchStatus(watch);
       if (watch.pollTimer) watch.pollTimer = setTimeout(poll, this.pollIntervalMs);
     };
     watch.pollTimer = setTimeout(poll, 0);
+  }
+
+  /** One `GET /media/status?input_file=`; a newer state is delivered as a push would be. */
+  async #fetchStatus(watch) {
+    try {
+      const url = `${this.restUrl}/media/status?input_file=${encodeURIComponent(watch.inputFile)}`;
+      const response = await fetch(url, { cache: 'no-store' });
+      const body = await response.json();
+      const { success, ...status } = body;
+      if (success) this.#deliver(watch, { input_file: watch.inputFile, ...status });
+    } catch (e) {
+      watch.hooks.onError?.(`status request failed: ${e.message}`);
+    }
   }
 
   #stopPolling(watch) {
@@ -173,6 +184,7 @@ export class ProgressClient {
   #end(watch) {
     if (!this.watches.delete(watch.inputFile)) return;
     clearTimeout(watch.fallbackTimer);
+    clearInterval(watch.recheckTimer);
     this.#stopPolling(watch);
     if (watch.subscribed) this.#send({ action: 'unsubscribe', input_file: watch.inputFile });
     if (this.watches.size === 0) this.#closeSocket();

@@ -2,6 +2,8 @@
 //
 // 1. A video uploaded on the page reaches 100 % with its COMPLETE details, pushed over the WebSocket.
 // 2. With the WebSocket blocked, the same flow completes by REST polling.
+// 3. With the socket open but its final status frame dropped, the page still ends COMPLETE
+//    (the client re-checks /media/status while subscribed).
 // 3. An empty file and a file named to fail show MediaConvert's error message; a job in flight
 //    shows its phase. The screenshot (the README's) is taken then, on that page.
 import assert from 'node:assert/strict';
@@ -124,5 +126,32 @@ test('with the WebSocket blocked, the upload completes by REST polling', async (
   assert.ok(polls.length >= 2, `REST polls: ${polls.length}`);
   const seen = await sawProgress(card);
   assert.deepEqual(seen, [...seen].sort((a, b) => a - b));
+  await context.close();
+});
+
+test('with the final status frame dropped on the way, the page still shows COMPLETE by re-checking', async () => {
+  const context = await browser.newContext();
+  const dropped = [];
+  // The socket works, but every final status the server pushes is lost before the page sees it.
+  await context.routeWebSocket(/\/ws$/, (ws) => {
+    const server = ws.connectToServer();
+    server.onMessage((message) => {
+      const m = JSON.parse(String(message));
+      if (m.type === 'status' && ['COMPLETE', 'ERROR', 'CANCELED'].includes(m.job_status)) {
+        dropped.push(m.job_status);
+        return;
+      }
+      ws.send(message);
+    });
+  });
+  const page = await context.newPage();
+  await page.goto(base);
+
+  const card = await uploadOn(page, video('Dropped Final.mp4'));
+  await waitForStatus(card, 'COMPLETE');
+  assert.deepEqual(dropped, ['COMPLETE'], 'the final frame was pushed and dropped');
+  assert.equal(await card.getAttribute('data-transport'), 'websocket');
+  assert.equal(await card.locator('.bar').getAttribute('aria-valuenow'), '100');
+  assert.equal(await card.locator('.playlists a').textContent(), 'Dropped Final.m3u8');
   await context.close();
 });
