@@ -1,5 +1,5 @@
-//! Test support shared by the workspace's integration tests: a moto server (a real DynamoDB API
-//! over HTTP), SDK clients pointed at it, fresh tables per test, and fixture loading.
+//! Test support shared by the workspace's integration tests: a moto server (a real DynamoDB and
+//! SQS API over HTTP), SDK clients pointed at it, fresh tables per test, and fixture loading.
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -105,6 +105,17 @@ pub fn dynamodb_streams_client() -> aws_sdk_dynamodbstreams::Client {
         .endpoint_url(&moto().endpoint)
         .build();
     aws_sdk_dynamodbstreams::Client::from_conf(config)
+}
+
+/// An SQS client for moto.
+pub fn sqs_client() -> aws_sdk_sqs::Client {
+    let config = aws_sdk_sqs::Config::builder()
+        .behavior_version(aws_sdk_sqs::config::BehaviorVersion::latest())
+        .region(aws_sdk_sqs::config::Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_sqs::config::Credentials::new("test", "test", None, None, "tests"))
+        .endpoint_url(&moto().endpoint)
+        .build();
+    aws_sdk_sqs::Client::from_conf(config)
 }
 
 /// A DynamoDB subscription store on moto with a fresh table.

@@ -7,18 +7,8 @@ use aws_sdk_sqs::types::QueueAttributeName;
 use mcpush_core::domain::JobStatus;
 use mcpush_local::redrive::{Redrive, Redriven};
 use mcpush_local::{Options, cli, local};
-use mcpush_tests::{fixture, moto};
+use mcpush_tests::{fixture, sqs_client};
 use serde_json::json;
-
-fn sqs() -> aws_sdk_sqs::Client {
-    let config = aws_sdk_sqs::Config::builder()
-        .behavior_version(aws_sdk_sqs::config::BehaviorVersion::latest())
-        .region(aws_sdk_sqs::config::Region::new("us-east-1"))
-        .credentials_provider(aws_sdk_sqs::config::Credentials::new("test", "test", None, None, "tests"))
-        .endpoint_url(&moto().endpoint)
-        .build();
-    aws_sdk_sqs::Client::from_conf(config)
-}
 
 /// What Lambda sends to an on-failure destination after an asynchronous invocation failed.
 fn record(event: &str) -> String {
@@ -61,7 +51,7 @@ async fn redrive_invokes_each_record_again_and_deletes_only_what_succeeded() {
     let base = format!("http://{}", listener.local_addr().unwrap());
     let stack = local(&base, Options { batch_window: Duration::from_millis(10), ..Options::default() });
     tokio::spawn(axum::serve(listener, stack.router.clone()).into_future());
-    let sqs = sqs();
+    let sqs = sqs_client();
     let queue_url = sqs.create_queue().queue_name(format!("ingest-failures-{}", std::process::id())).send().await.unwrap().queue_url.unwrap();
     for body in [record("hls-1-progressing.json"), record("hls-6-complete.json"), record("malformed-no-status.json"), "not a record".to_owned()] {
         sqs.send_message().queue_url(&queue_url).message_body(body).send().await.unwrap();

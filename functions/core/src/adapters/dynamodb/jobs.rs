@@ -200,24 +200,20 @@ impl DynamoJobStore {
     }
 
     async fn read_pointer(&self, input_file: &str, consistent: bool) -> Result<Option<JobPointer>, StoreError> {
-        let output = self
-            .client
-            .get_item()
-            .table_name(&self.tables.job_id)
-            .key("InputFile", to_attribute_value(input_file).map_err(corrupt)?)
-            .consistent_read(consistent)
-            .send()
-            .await
-            .map_err(unavailable)?;
-        output.item.map(|item| from_item(item).map_err(corrupt)).transpose()
+        self.get(&self.tables.job_id, "InputFile", input_file, consistent).await
     }
 
     async fn read_job(&self, job_id: &str, consistent: bool) -> Result<Option<JobRecord>, StoreError> {
+        self.get(&self.tables.status, "JobId", job_id, consistent).await
+    }
+
+    /// The item of `table` whose string key `key_name` is `key`.
+    async fn get<T: serde::de::DeserializeOwned>(&self, table: &str, key_name: &str, key: &str, consistent: bool) -> Result<Option<T>, StoreError> {
         let output = self
             .client
             .get_item()
-            .table_name(&self.tables.status)
-            .key("JobId", to_attribute_value(job_id).map_err(corrupt)?)
+            .table_name(table)
+            .key(key_name, to_attribute_value(key).map_err(corrupt)?)
             .consistent_read(consistent)
             .send()
             .await
