@@ -1,5 +1,5 @@
 //! A simulated AWS Elemental MediaConvert: the REST API aws-sdk-mediaconvert speaks
-//! (`GetJobTemplate`, `CreateJob`), and for every job a timeline of "MediaConvert Job State Change"
+//! (`GetJobTemplate`, `CreateJob`, `GetJob` with the job's true state), and for every job a timeline of "MediaConvert Job State Change"
 //! events (the typed [`MediaConvertEvent`] progress-ingest reads), sent to an EventBridge-like
 //! channel.
 //!
@@ -153,7 +153,10 @@ pub struct CreateJobRequest {
     pub settings: JobSettings,
 }
 
-/// A job, as `CreateJob` answers it.
+/// A job, as `CreateJob` and `GetJob` answer it. The state fields follow what has happened so far
+/// (whatever EventBridge delivered): while PROGRESSING `jobPercentComplete` and `currentPhase`; on
+/// ERROR `errorCode` and `errorMessage`; on COMPLETE `outputGroupDetails` with only
+/// `durationInMs` and `videoDetails`, no file paths, as the real API answers.
 #[serde_with::skip_serializing_none]
 #[derive(Clone, Debug, Default, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -166,6 +169,13 @@ pub struct Job {
     pub settings: JobSettings,
     pub status: String,
     pub user_metadata: HashMap<String, String>,
+    /// Epoch seconds.
+    pub created_at: Option<i64>,
+    pub job_percent_complete: Option<u64>,
+    pub current_phase: Option<String>,
+    pub error_code: Option<i64>,
+    pub error_message: Option<String>,
+    pub output_group_details: Option<Vec<OutputGroupDetail>>,
 }
 
 impl Job {
@@ -211,19 +221,22 @@ pub struct MediaConvertSim {
     s3: Arc<LocalS3>,
     bus: UnboundedSender<MediaConvertEvent>,
     jobs_by_token: Mutex<HashMap<String, Job>>,
+    /// Every job's true state, for `GetJob`.
+    jobs_by_id: Mutex<HashMap<String, Job>>,
     rng: Mutex<fastrand::Rng>,
 }
 
 impl MediaConvertSim {
     pub fn new(settings: SimSettings, s3: Arc<LocalS3>, bus: UnboundedSender<MediaConvertEvent>) -> Arc<Self> {
         let rng = settings.seed.map(fastrand::Rng::with_seed).unwrap_or_default();
-        Arc::new(Self { settings, s3, bus, jobs_by_token: Mutex::default(), rng: Mutex::new(rng) })
+        Arc::new(Self { settings, s3, bus, jobs_by_token: Mutex::default(), jobs_by_id: Mutex::default(), rng: Mutex::new(rng) })
     }
 
     pub fn router(self: &Arc<Self>) -> Router {
         Router::new()
             .route("/2017-08-29/jobTemplates/{name}", get(get_job_template))
             .route("/2017-08-29/jobs", post(create_job))
+            .route("/2017-08-29/jobs/{id}", get(get_job))
             .with_state(self.clone())
     }
 
@@ -427,7 +440,9 @@ impl MediaConvertSim {
     }
 
     async fn run(self: Arc<Self>, job: Job) {
-        let schedule = self.schedule(self.timeline(&job).await);
+        let timeline = self.timeline(&job).await;
+        tokio::spawn(self.clone().happen(timeline.clone()));
+        let schedule = self.schedule(timeline);
         let start = tokio::time::Instant::now();
         for Scheduled { at_step, event } in schedule {
             tokio::time::sleep_until(start + self.settings.step.mul_f64(at_step)).await;
@@ -436,6 +451,74 @@ impl MediaConvertSim {
                 return;
             }
         }
+    }
+}
+
+impl MediaConvertSim {
+    /// The job's true state moves with its timeline, one step apart, whatever is delivered.
+    async fn happen(self: Arc<Self>, timeline: Vec<MediaConvertEvent>) {
+        let start = tokio::time::Instant::now();
+        for (i, event) in timeline.iter().enumerate() {
+            tokio::time::sleep_until(start + self.settings.step.mul_f64((i + 1) as f64)).await;
+            let mut jobs = self.jobs_by_id.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(job) = jobs.get_mut(&event.detail.job_id) {
+                apply(job, &event.detail);
+            }
+        }
+    }
+
+    /// A job's state now, as `GetJob` answers it.
+    pub fn job(&self, id: &str) -> Option<Job> {
+        self.jobs_by_id.lock().unwrap_or_else(|e| e.into_inner()).get(id).cloned()
+    }
+}
+
+/// What one event says about the job's state.
+fn apply(job: &mut Job, detail: &JobStateChange) {
+    match detail.status.as_deref().unwrap_or_default() {
+        "COMPLETE" => {
+            job.status = "COMPLETE".into();
+            (job.job_percent_complete, job.current_phase) = (None, None);
+            // GetJob's details carry durations and video sizes only, no paths.
+            job.output_group_details = detail.output_group_details.as_ref().map(|groups| {
+                groups
+                    .iter()
+                    .map(|g| OutputGroupDetail {
+                        kind: None,
+                        playlist_file_paths: None,
+                        output_details: g.output_details.as_ref().map(|outputs| {
+                            outputs
+                                .iter()
+                                .map(|o| OutputDetail {
+                                    output_file_paths: None,
+                                    duration_in_ms: o.duration_in_ms,
+                                    video_details: o.video_details.as_ref().map(|v| VideoDetails { average_bitrate: None, ..v.clone() }),
+                                })
+                                .collect()
+                        }),
+                    })
+                    .collect()
+            });
+        }
+        "ERROR" => {
+            job.status = "ERROR".into();
+            (job.job_percent_complete, job.current_phase) = (None, None);
+            (job.error_code, job.error_message) = (detail.error_code, detail.error_message.clone());
+        }
+        _ => {
+            job.status = "PROGRESSING".into();
+            if let Some(progress) = &detail.job_progress {
+                job.job_percent_complete = progress.job_percent_complete.or(job.job_percent_complete);
+                job.current_phase = progress.current_phase.clone().or(job.current_phase.take());
+            }
+        }
+    }
+}
+
+async fn get_job(State(sim): State<Arc<MediaConvertSim>>, Path(id): Path<String>) -> Response {
+    match sim.job(&id) {
+        Some(job) => Json(json!({"job": job})).into_response(),
+        None => error(StatusCode::NOT_FOUND, "NotFoundException", format!("The job {id} does not exist.")),
     }
 }
 
@@ -486,10 +569,13 @@ async fn create_job(State(sim): State<Arc<MediaConvertSim>>, body: axum::body::B
                     settings: request.settings,
                     status: "SUBMITTED".into(),
                     user_metadata: request.user_metadata,
+                    created_at: Some((mcpush_core::now_ms() / 1000) as i64),
+                    ..Job::default()
                 };
                 if !token.is_empty() {
                     jobs.insert(token, job.clone());
                 }
+                sim.jobs_by_id.lock().unwrap_or_else(|e| e.into_inner()).insert(job.id.clone(), job.clone());
                 (job, true)
             }
         }

@@ -193,3 +193,73 @@ async fn create_job_is_invocable_with_an_s3_event() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn get_job_answers_the_true_state_in_the_real_apis_shape() {
+    // GIVEN the stack, an upload that completes and one that cannot be probed
+    let stack = start(fast()).await;
+    let base = stack.base.clone();
+    let config = aws_sdk_mediaconvert::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .credentials_provider(Credentials::new("x", "x", None, None, "test"))
+        .endpoint_url(&base)
+        .build();
+    let client = aws_sdk_mediaconvert::Client::from_conf(config);
+    put(&base, "uploads/getjob.mp4", 500_000).await;
+    put(&base, "uploads/getjob-empty.mp4", 0).await;
+    let job_id = |file: &'static str| {
+        let base = base.clone();
+        async move {
+            let deadline = Instant::now() + Duration::from_secs(10);
+            loop {
+                let (status, body) = http("GET", &format!("{base}/media/job_id?input_file={file}"), None).await.unwrap();
+                if status == 200 {
+                    return serde_json::from_str::<Value>(&body).unwrap()["job_id"].as_str().unwrap().to_owned();
+                }
+                assert!(Instant::now() < deadline, "no job for {file}");
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    };
+    let (done_id, failed_id) = (job_id("getjob.mp4").await, job_id("getjob-empty.mp4").await);
+
+    // WHEN GetJob is polled until both are final
+    let mut seen_progressing = false;
+    let final_job = |id: String| {
+        let client = client.clone();
+        async move {
+            let deadline = Instant::now() + Duration::from_secs(10);
+            let mut phases = Vec::new();
+            loop {
+                let job = client.get_job().id(&id).send().await.unwrap().job.unwrap();
+                let status = job.status.as_ref().map(|s| s.as_str().to_owned()).unwrap_or_default();
+                if status == "PROGRESSING" {
+                    phases.push((job.job_percent_complete, job.current_phase.as_ref().map(|p| p.as_str().to_owned())));
+                }
+                if status == "COMPLETE" || status == "ERROR" {
+                    return (job, phases);
+                }
+                assert!(Instant::now() < deadline, "{id} not final");
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        }
+    };
+    let (done, phases) = final_job(done_id).await;
+    seen_progressing |= phases.iter().any(|(p, phase)| p.is_some() && phase.is_some());
+    let (failed, _) = final_job(failed_id).await;
+
+    // THEN COMPLETE carries durations and sizes but no paths, ERROR its code and message,
+    // PROGRESSING its percentage and phase; an unknown id is NotFound
+    assert!(seen_progressing, "a PROGRESSING answer had jobPercentComplete and currentPhase: {phases:?}");
+    assert_eq!(done.status.map(|s| s.as_str().to_owned()).as_deref(), Some("COMPLETE"));
+    let output = &done.output_group_details.unwrap()[0].output_details.clone().unwrap()[0];
+    assert_eq!(output.duration_in_ms, Some(2000));
+    let video = output.video_details.clone().unwrap();
+    assert_eq!((video.width_in_px, video.height_in_px), (Some(1280), Some(720)));
+    assert!(done.created_at.is_some());
+    assert_eq!(failed.error_code, Some(1010));
+    assert!(failed.error_message.unwrap().contains("the file is empty"));
+    let missing = client.get_job().id("1700000000000-nojob").send().await.unwrap_err();
+    assert_eq!(missing.code(), Some("NotFoundException"));
+}
