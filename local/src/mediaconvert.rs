@@ -38,6 +38,9 @@ pub struct SimSettings {
     /// `SIMULATOR_CHAOS` (0 to 1, default 0): the chance that an event is delayed by one to three
     /// steps (so later ones overtake it), and, separately, that it is delivered twice.
     pub chaos: f64,
+    /// `SIMULATOR_DROP` (0 to 1, default 0): the chance that an event is never delivered, final
+    /// ones included (the job's true state, which GetJob answers, still moves on).
+    pub drop: f64,
     /// `SIMULATOR_FAIL_PATTERN` (default `(?i)fail`): input keys matching it fail to "probe".
     pub fail_pattern: Regex,
     /// `SIMULATOR_SEED` (default: random): makes the chaos repeatable.
@@ -54,6 +57,7 @@ impl Default for SimSettings {
         Self {
             step: Duration::from_millis(400),
             chaos: 0.0,
+            drop: 0.0,
             fail_pattern: Regex::new("(?i)fail").unwrap_or_else(|_| unreachable!("the built-in pattern compiles")),
             seed: None,
             template: "local-hls".into(),
@@ -415,9 +419,9 @@ impl MediaConvertSim {
     }
 
     /// Delivery times for a timeline: one step apart (each event stamped with the time it
-    /// "happened"), then with chaos some late and some twice.
+    /// "happened"), then with chaos some late and some twice, and with drop some never.
     pub fn schedule(&self, events: Vec<MediaConvertEvent>) -> Vec<Scheduled> {
-        let chaos = self.settings.chaos;
+        let (chaos, drop) = (self.settings.chaos, self.settings.drop);
         let start = mcpush_core::now_ms();
         let step_ms = self.settings.step.as_millis() as u64;
         let mut rng = self.rng.lock().unwrap_or_else(|e| e.into_inner());
@@ -426,6 +430,10 @@ impl MediaConvertSim {
             let happened = start + (i as u64 + 1) * step_ms;
             event.detail.timestamp = Some(happened as i64);
             event.time = chrono::DateTime::from_timestamp(happened as i64 / 1000, 0);
+            if drop > 0.0 && rng.f64() < drop {
+                tracing::debug!(job_id = %event.detail.job_id, status = event.detail.status.as_deref().unwrap_or_default(), "event dropped (SIMULATOR_DROP)");
+                continue;
+            }
             let mut at_step = (i + 1) as f64;
             if chaos > 0.0 && rng.f64() < chaos {
                 at_step += 1.0 + rng.f64() * 2.0;
@@ -595,8 +603,12 @@ mod tests {
     use super::*;
 
     fn sim(chaos: f64) -> Arc<MediaConvertSim> {
+        sim_with(SimSettings { chaos, ..SimSettings::default() })
+    }
+
+    fn sim_with(settings: SimSettings) -> Arc<MediaConvertSim> {
         let (bus, _) = tokio::sync::mpsc::unbounded_channel();
-        let settings = SimSettings { chaos, seed: Some(7), ..SimSettings::default() };
+        let settings = SimSettings { seed: Some(7), ..settings };
         MediaConvertSim::new(settings, Arc::new(LocalS3::new("/nonexistent", "us-east-1")), bus)
     }
 
@@ -637,5 +649,13 @@ mod tests {
         // Both copies of an event say when it happened, not when it was delivered.
         let stamps = |n: u64| schedule.iter().filter(|s| s.event.detail.job_id == n.to_string()).map(|s| s.event.detail.timestamp).collect::<Vec<_>>();
         assert_eq!(stamps(3)[0], stamps(3)[1]);
+    }
+
+    #[test]
+    fn drop_loses_that_share_of_events_final_ones_included() {
+        assert!(sim_with(SimSettings { drop: 1.0, ..SimSettings::default() }).schedule(timeline(10)).is_empty());
+        let kept = order(&sim_with(SimSettings { drop: 0.5, ..SimSettings::default() }).schedule(timeline(40)));
+        assert!((5..35).contains(&kept.len()), "kept {kept:?}");
+        assert!(kept.windows(2).all(|w| w[0] < w[1]), "without chaos the rest stay in order, once each: {kept:?}");
     }
 }

@@ -43,6 +43,9 @@ pub struct Options {
     /// `STATUS_RETENTION_DAYS`: status items' TTL, as on AWS. Unset, the local stack keeps them
     /// forever (unlike Lambda's default of 90 days), so replayed fixtures of old jobs stay.
     pub retention: Option<Duration>,
+    /// `WS_POST_FAULT_RATE` (0 to 1, default 0): that share of all Management API posts answer
+    /// 429 or 500, decided before anything else (whatever the connection id).
+    pub ws_post_fault_rate: f64,
 }
 
 impl Default for Options {
@@ -68,6 +71,7 @@ impl Default for Options {
             s3_dir: DEFAULT_S3_DIR.into(),
             upload_bucket: DEFAULT_UPLOAD_BUCKET.into(),
             retention: None,
+            ws_post_fault_rate: 0.0,
         }
     }
 }
@@ -88,6 +92,7 @@ impl Options {
             s3_dir: var("LOCAL_S3_DIR").map(Into::into).unwrap_or(defaults.s3_dir),
             upload_bucket: var("UPLOAD_BUCKET").unwrap_or(defaults.upload_bucket),
             retention: config::status_retention_from_env_or(None)?,
+            ws_post_fault_rate: share("WS_POST_FAULT_RATE", defaults.ws_post_fault_rate)?,
         })
     }
 }
@@ -96,21 +101,28 @@ impl Options {
 /// region (`AWS_REGION`, else `AWS_DEFAULT_REGION`).
 fn sim_settings_from_env(defaults: &SimSettings) -> Result<SimSettings, ConfigError> {
     let invalid = |name: &'static str, reason: String| ConfigError::Invalid { name, reason };
-    let chaos: f64 = parsed("SIMULATOR_CHAOS", defaults.chaos)?;
-    if !(0.0..=1.0).contains(&chaos) {
-        return Err(invalid("SIMULATOR_CHAOS", format!("{chaos} is not a number from 0 to 1")));
-    }
     let fail_pattern = match var("SIMULATOR_FAIL_PATTERN") {
         Some(v) => Regex::new(&v).map_err(|e| invalid("SIMULATOR_FAIL_PATTERN", format!("{v:?} is not a regex: {e}")))?,
         None => defaults.fail_pattern.clone(),
     };
     Ok(SimSettings {
         step: Duration::from_millis(parsed("SIMULATOR_STEP_MS", defaults.step.as_millis() as u64)?),
-        chaos,
+        chaos: share("SIMULATOR_CHAOS", defaults.chaos)?,
+        drop: share("SIMULATOR_DROP", defaults.drop)?,
         fail_pattern,
         seed: var("SIMULATOR_SEED").map(|v| v.parse().map_err(|_| invalid("SIMULATOR_SEED", format!("{v:?} is not a number")))).transpose()?,
         template: defaults.template.clone(),
         region: var("AWS_REGION").or_else(|| var("AWS_DEFAULT_REGION")).unwrap_or_else(|| defaults.region.clone()),
         account: defaults.account.clone(),
     })
+}
+
+/// A share from 0 to 1.
+fn share(name: &'static str, default: f64) -> Result<f64, ConfigError> {
+    let value: f64 = parsed(name, default)?;
+    if (0.0..=1.0).contains(&value) {
+        Ok(value)
+    } else {
+        Err(ConfigError::Invalid { name, reason: format!("{value} is not a number from 0 to 1") })
+    }
 }

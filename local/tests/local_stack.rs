@@ -115,3 +115,21 @@ async fn an_invoked_event_reaches_a_websocket_subscriber_through_the_change_feed
         json!({"type": "status", "input_file": "my clip.mp4", "job_id": "1795557600000-local1", "job_status": "PROGRESSING", "progress_rate": 42, "current_phase": "TRANSCODING"})
     );
 }
+
+#[tokio::test]
+async fn ws_post_fault_rate_fails_posts_before_anything_else() {
+    // GIVEN a stack whose Management API fails every post
+    let app = local("http://127.0.0.1:9", Options { ws_post_fault_rate: 1.0, ..options() }).router;
+
+    // WHEN a post goes to a connection that does not exist (which would otherwise be 410)
+    let post = || Request::post("/@connections/L0SM9cOFvHcCIhw=").body(Body::from("{}")).unwrap();
+    let mut statuses = Vec::new();
+    for _ in 0..20 {
+        statuses.push(send(&app, post()).await.0);
+    }
+
+    // THEN every answer is a retryable fault, never Gone
+    assert!(statuses.iter().all(|s| *s == StatusCode::TOO_MANY_REQUESTS || *s == StatusCode::INTERNAL_SERVER_ERROR), "{statuses:?}");
+    let (default_status, _, _) = send(&stack(), post()).await;
+    assert_eq!(default_status, StatusCode::GONE);
+}
