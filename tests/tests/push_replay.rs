@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use aws_lambda_events::streams::DynamoDbEventResponse;
 use mcpush_core::adapters::memory::{MemoryJobStore, MemorySubscriptionStore};
-use mcpush_core::config::{PushConfig, WsConfig};
+use mcpush_core::config::{PushConfig, RetryPolicy, WsConfig};
 use mcpush_core::domain::JobPointer;
 use mcpush_core::handlers::progress_push::{self, PushContext, PushStats};
 use mcpush_core::ports::{JobStore, SubscriptionStore};
@@ -153,7 +153,7 @@ async fn throttling_and_server_errors_are_retried_until_delivered() {
         clients.push(s.subscriber(BBB).await);
     }
     s.emulator.api.set_fault_rate(0.2);
-    let config = PushConfig { concurrency: 8, max_attempts: 10, backoff_base_ms: 1 };
+    let config = PushConfig { concurrency: 8, retry: RetryPolicy { max_attempts: 10, backoff_base_ms: 1 } };
     let (response, stats) = s.push_with("modify-complete.json", config).await;
     assert!(response.batch_item_failures.is_empty());
     assert_eq!((stats.delivered, stats.failed), (20, 0));
@@ -168,7 +168,7 @@ async fn a_job_still_failing_after_retries_is_reported_for_lambda_to_retry() {
     let s = setup().await;
     let (mut a, mut other) = (s.subscriber(BBB).await, s.subscriber("sintel.mov").await);
     s.emulator.api.set_fault_rate(1.0);
-    let config = PushConfig { concurrency: 4, max_attempts: 3, backoff_base_ms: 1 };
+    let config = PushConfig { concurrency: 4, retry: RetryPolicy { max_attempts: 3, backoff_base_ms: 1 } };
     let (response, stats) = s.push_with("malformed-in-batch.json", config).await;
     let mut failed: Vec<String> = response.batch_item_failures.iter().filter_map(|f| f.item_identifier.clone()).collect();
     failed.sort();

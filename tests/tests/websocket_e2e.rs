@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use mcpush_core::adapters::dynamodb::DynamoJobStore;
 use mcpush_core::adapters::dynamodb::DynamoSubscriptionStore;
-use mcpush_core::config::{PushConfig, WsConfig};
+use mcpush_core::config::{PushConfig, RetryPolicy, WsConfig};
 use mcpush_core::domain::token;
 use mcpush_core::handlers::progress_ingest;
 use mcpush_core::handlers::progress_push::{self, PushContext};
@@ -134,7 +134,7 @@ async fn a_client_that_vanished_without_disconnect_loses_its_subscriptions_on_th
 
 #[tokio::test]
 async fn with_a_fifth_of_posts_failing_every_subscriber_still_gets_the_terminal_message() {
-    let push = PushConfig { concurrency: 16, max_attempts: 2, backoff_base_ms: 1 };
+    let push = PushConfig { concurrency: 16, retry: RetryPolicy { max_attempts: 2, backoff_base_ms: 1 } };
     let mut p = Pipeline::start(WsConfig::default(), push).await;
     let mut clients = Vec::new();
     for _ in 0..10 {
@@ -261,7 +261,7 @@ async fn an_error_with_a_200_kb_message_still_reaches_its_subscriber() {
 #[tokio::test]
 async fn replies_survive_a_throttled_management_api() {
     // GIVEN a Management API answering 429 or 500 to half of all posts, and replies retried
-    let ws = WsConfig { retry: mcpush_core::config::RetryPolicy { max_attempts: 12, backoff_base_ms: 1 }, ..WsConfig::default() };
+    let ws = WsConfig { retry: RetryPolicy { max_attempts: 12, backoff_base_ms: 1 }, ..WsConfig::default() };
     let p = Pipeline::start(ws, PushConfig::default()).await;
     p.emulator.api.set_fault_rate(0.5);
     let mut client = p.emulator.client().await;

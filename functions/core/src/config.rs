@@ -252,34 +252,23 @@ impl WsConfig {
 pub struct PushConfig {
     /// `PUSH_CONCURRENCY` (default 64): posts in flight at once.
     pub concurrency: usize,
-    /// `PUSH_MAX_ATTEMPTS` (default 4): tries per post on 429 / 5xx before the record is reported
-    /// as a batch item failure.
-    pub max_attempts: u32,
-    /// `PUSH_BACKOFF_MS` (default 50): first retry delay; doubles per retry, full jitter, capped at 2 s.
-    pub backoff_base_ms: u64,
+    /// Retries per post on 429 / 5xx (`PUSH_MAX_ATTEMPTS`, `PUSH_BACKOFF_MS`); a post still
+    /// failing after them has its records reported as batch item failures.
+    pub retry: RetryPolicy,
 }
 
 impl Default for PushConfig {
     fn default() -> Self {
-        Self { concurrency: 64, max_attempts: 4, backoff_base_ms: 50 }
+        Self { concurrency: 64, retry: RetryPolicy::default() }
     }
 }
 
 impl PushConfig {
     pub fn from_env() -> Result<Self, ConfigError> {
-        let retry = RetryPolicy::from_env()?;
-        let config = Self {
-            concurrency: parsed("PUSH_CONCURRENCY", Self::default().concurrency)?,
-            max_attempts: retry.max_attempts,
-            backoff_base_ms: retry.backoff_base_ms,
-        };
+        let config = Self { concurrency: parsed("PUSH_CONCURRENCY", Self::default().concurrency)?, retry: RetryPolicy::from_env()? };
         if config.concurrency == 0 {
             return Err(ConfigError::Invalid { name: "PUSH_CONCURRENCY", reason: "must be at least 1".into() });
         }
         Ok(config)
-    }
-
-    pub fn retry(&self) -> RetryPolicy {
-        RetryPolicy { max_attempts: self.max_attempts, backoff_base_ms: self.backoff_base_ms }
     }
 }

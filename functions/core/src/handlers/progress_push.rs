@@ -187,7 +187,7 @@ async fn deliver(
 ) -> BTreeSet<String> {
     let results: Vec<(Delivery, Result<(), PushError>)> = futures::stream::iter(deliveries)
         .map(|delivery| async move {
-            let result = post_with_retry(ctx.pusher, &ctx.config.retry(), &delivery.connection_id, delivery.message.as_bytes()).await;
+            let result = post_with_retry(ctx.pusher, &ctx.config.retry, &delivery.connection_id, delivery.message.as_bytes()).await;
             (delivery, result)
         })
         .buffer_unordered(ctx.config.concurrency.max(1))
