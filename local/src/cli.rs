@@ -389,23 +389,9 @@ pub fn read_events(paths: &[String]) -> Result<Vec<(String, Value)>, CliError> {
     Ok(events)
 }
 
-/// SDK settings for `endpoint`: the SDK's credentials and region, or throwaway ones for a
-/// loopback endpoint (the local stack, moto) when the environment has none.
-pub async fn sdk_config_for(endpoint: Option<&str>) -> aws_config::SdkConfig {
-    let loopback = endpoint
-        .and_then(|e| Url::parse(e).ok())
-        .and_then(|u| u.host_str().map(|h| h == "localhost" || h.trim_matches(['[', ']']).parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())))
-        .unwrap_or(false);
-    match endpoint {
-        Some(endpoint) if loopback => crate::local_sdk_config(endpoint).await,
-        Some(endpoint) => aws_config::defaults(aws_config::BehaviorVersion::latest()).endpoint_url(endpoint).load().await,
-        None => aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await,
-    }
-}
-
-/// A Lambda client for `endpoint` (see [`sdk_config_for`]).
+/// A Lambda client for `endpoint` (see [`crate::sdk_config_for`]).
 pub async fn lambda_client(endpoint: Option<&str>) -> aws_sdk_lambda::Client {
-    aws_sdk_lambda::Client::new(&sdk_config_for(endpoint).await)
+    aws_sdk_lambda::Client::new(&crate::sdk_config_for(endpoint).await)
 }
 
 #[derive(Deserialize)]

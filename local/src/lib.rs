@@ -69,24 +69,32 @@ pub fn local(base: &str, options: Options) -> Local {
     assemble(base, options, jobs, Arc::new(MemorySubscriptionStore::default()), Feed::Embedded(feed))
 }
 
-/// SDK settings for a local endpoint: the environment's credentials and region when it has
-/// them, throwaway ones otherwise (enough for moto and the local stack).
-pub async fn local_sdk_config(endpoint: &str) -> aws_config::SdkConfig {
-    let mut loader = aws_config::defaults(BehaviorVersion::latest()).endpoint_url(endpoint);
-    if std::env::var_os("AWS_ACCESS_KEY_ID").is_none() && std::env::var_os("AWS_PROFILE").is_none() {
-        loader = loader.credentials_provider(aws_sdk_dynamodb::config::Credentials::new("local", "local", None, None, "local"));
-    }
-    if std::env::var_os("AWS_REGION").is_none() && std::env::var_os("AWS_DEFAULT_REGION").is_none() {
-        loader = loader.region(aws_config::Region::new("us-east-1"));
+/// SDK settings for `endpoint` (`None`: the SDK's own): the environment's credentials and region,
+/// or, for a loopback endpoint (the local stack, moto) whose environment has none, throwaway
+/// credentials and `us-east-1`. The DynamoDB mode and the terminal tools all use this rule.
+pub async fn sdk_config_for(endpoint: Option<&str>) -> aws_config::SdkConfig {
+    let mut loader = aws_config::defaults(BehaviorVersion::latest());
+    let Some(endpoint) = endpoint else { return loader.load().await };
+    loader = loader.endpoint_url(endpoint);
+    let loopback = reqwest::Url::parse(endpoint).ok().and_then(|u| {
+        u.host_str().map(|h| h == "localhost" || h.trim_matches(['[', ']']).parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback()))
+    });
+    if loopback == Some(true) {
+        if std::env::var_os("AWS_ACCESS_KEY_ID").is_none() && std::env::var_os("AWS_PROFILE").is_none() {
+            loader = loader.credentials_provider(aws_sdk_dynamodb::config::Credentials::new("local", "local", None, None, "local"));
+        }
+        if std::env::var_os("AWS_REGION").is_none() && std::env::var_os("AWS_DEFAULT_REGION").is_none() {
+            loader = loader.region(aws_config::Region::new("us-east-1"));
+        }
     }
     loader.load().await
 }
 
 /// The pipeline on a DynamoDB API at `endpoint`: creates missing tables (status table with its
 /// stream, job-id table, subscriptions table with index and TTL) and polls the status table's
-/// stream. Without credentials in the environment, throwaway ones are used (fine for moto).
+/// stream. Credentials as [`sdk_config_for`] says (throwaway ones for moto on loopback).
 pub async fn local_dynamodb(base: &str, options: Options, endpoint: &str) -> Result<Local, Box<dyn std::error::Error>> {
-    let sdk = local_sdk_config(endpoint).await;
+    let sdk = sdk_config_for(Some(endpoint)).await;
     let client = aws_sdk_dynamodb::Client::new(&sdk);
     let tables = TableNames::from_env();
     ensure_tables(&client, &tables).await?;

@@ -135,7 +135,7 @@ async fn replay(args: ReplayArgs) -> Result<ExitCode, Box<dyn std::error::Error>
 
 async fn redrive(args: RedriveArgs) -> Result<ExitCode, Box<dyn std::error::Error>> {
     let lambda = cli::lambda_client(Some(&args.endpoint_url)).await;
-    let sqs = aws_sdk_sqs::Client::new(&cli::sdk_config_for(args.sqs_endpoint_url.as_deref()).await);
+    let sqs = aws_sdk_sqs::Client::new(&mcpush_local::sdk_config_for(args.sqs_endpoint_url.as_deref()).await);
     let redrive = Redrive { sqs: &sqs, lambda: &lambda, queue_url: &args.queue_url, function_name: args.function_name.as_deref(), dry_run: args.dry_run };
     let done = redrive.run(&mut std::io::stderr()).await?;
     Ok(if done.failed + done.skipped == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) })
