@@ -173,7 +173,9 @@ impl CreateJobConfig {
                 .map(|v| v.split_whitespace().map(str::to_owned).collect())
                 .or_else(|| defaults.map(|d| d.skip_prefixes.clone()))
                 .unwrap_or_default(),
-            marker: var("JOB_MARKER").unwrap_or_else(|| DEFAULT_JOB_MARKER.to_owned()),
+            marker: var("JOB_MARKER")
+                .or_else(|| defaults.map(|d| d.marker.clone()))
+                .unwrap_or_else(|| DEFAULT_JOB_MARKER.to_owned()),
         })
     }
 }
