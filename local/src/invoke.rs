@@ -21,10 +21,11 @@ pub enum Function {
     JobIdApi,
     StatusApi,
     ProgressPush,
+    Reconcile,
 }
 
 impl Function {
-    pub const ALL: [Function; 5] = [Self::CreateJob, Self::ProgressIngest, Self::JobIdApi, Self::StatusApi, Self::ProgressPush];
+    pub const ALL: [Function; 6] = [Self::CreateJob, Self::ProgressIngest, Self::JobIdApi, Self::StatusApi, Self::ProgressPush, Self::Reconcile];
 
     /// The function's name, as in the SAM template.
     pub fn name(self) -> &'static str {
@@ -34,6 +35,7 @@ impl Function {
             Self::JobIdApi => "job-id-api",
             Self::StatusApi => "status-api",
             Self::ProgressPush => "progress-push",
+            Self::Reconcile => "reconcile",
         }
     }
 
@@ -57,6 +59,7 @@ impl Function {
             Self::JobIdApi => result::<_, String>(Ok(stack.job_id_api(event).await)),
             Self::StatusApi => result::<_, String>(Ok(stack.status_api(event).await)),
             Self::ProgressPush => result::<_, String>(Ok(stack.progress_push(&event).await)),
+            Self::Reconcile => result(stack.reconcile().await),
         }
     }
 }

@@ -33,7 +33,7 @@ use std::sync::Arc;
 use aws_config::BehaviorVersion;
 use axum::Router;
 use mcpush_core::adapters::dynamodb::{DynamoJobStore, DynamoSubscriptionStore, ensure_subscriptions_table, ensure_tables};
-use mcpush_core::adapters::mediaconvert::MediaConvertJobCreator;
+use mcpush_core::adapters::mediaconvert::{MediaConvertJobCreator, MediaConvertJobInspector};
 use mcpush_core::adapters::memory::{JobChange, MemoryJobStore, MemorySubscriptionStore};
 use mcpush_core::config::{self, TableNames};
 use mcpush_core::ports::{JobStore, Pusher, SubscriptionStore};
@@ -117,15 +117,18 @@ pub fn assemble(base: &str, options: Options, jobs: Arc<dyn JobStore>, subscript
         .credentials_provider(aws_sdk_mediaconvert::config::Credentials::new("local", "local", None, None, "local"))
         .endpoint_url(base)
         .build();
-    let creator = MediaConvertJobCreator::new(aws_sdk_mediaconvert::Client::from_conf(mediaconvert), options.create_job.clone());
+    let mediaconvert = aws_sdk_mediaconvert::Client::from_conf(mediaconvert);
+    let creator = MediaConvertJobCreator::new(mediaconvert.clone(), options.create_job.clone());
     let stack = Stack {
         jobs: jobs.clone(),
         subscriptions: subscriptions.clone(),
         pusher: pusher.clone(),
         creator: Arc::new(creator),
+        inspector: Arc::new(MediaConvertJobInspector::new(mediaconvert)),
         origins: origins.clone(),
         push_config: Arc::new(options.push),
         create_job_config: Arc::new(options.create_job),
+        reconcile_config: Arc::new(options.reconcile),
     };
     let handlers = backend::HandlerBackend { origins: origins.clone(), jobs, subscriptions, pusher, config: options.ws };
     let api = apigw_ws::WebSocketApi::new(Arc::new(handlers), &backend::ROUTES, "local", "127.0.0.1");
@@ -137,6 +140,7 @@ pub fn assemble(base: &str, options: Options, jobs: Arc<dyn JobStore>, subscript
     let simulator = mediaconvert::MediaConvertSim::new(options.simulator, s3.clone(), bus);
     tokio::spawn(triggers::deliver_s3_notifications(stack.clone(), notifications));
     tokio::spawn(triggers::deliver_eventbridge_events(stack.clone(), events));
+    tokio::spawn(triggers::schedule_reconcile(stack.clone(), options.reconcile_every));
     let outputs_bucket = stack.create_job_config.destination.render(&options.upload_bucket, "k");
     let web = web::WebConfig {
         upload_url: format!("/s3/{}/", options.upload_bucket),

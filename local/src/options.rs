@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use mcpush_core::config::{self, ConfigError, CreateJobConfig, PushConfig, WsConfig, parsed, var};
+use mcpush_core::config::{self, ConfigError, CreateJobConfig, PushConfig, ReconcileConfig, WsConfig, parsed, var};
 use mcpush_core::domain::{AllowedOrigins, DestinationTemplate};
 use regex::Regex;
 
@@ -46,6 +46,12 @@ pub struct Options {
     /// `WS_POST_FAULT_RATE` (0 to 1, default 0): that share of all Management API posts answer
     /// 429 or 500, decided before anything else (whatever the connection id).
     pub ws_post_fault_rate: f64,
+    /// The reconciler's settings; locally `RECONCILE_AFTER_SECONDS` defaults to 3, so a job
+    /// whose final event was lost shows its final state within seconds.
+    pub reconcile: ReconcileConfig,
+    /// `RECONCILE_INTERVAL_MS` (default 2000): how often the local stack runs `reconcile` (on
+    /// AWS, the template's `ReconcileSchedule`).
+    pub reconcile_every: Duration,
 }
 
 impl Default for Options {
@@ -72,6 +78,8 @@ impl Default for Options {
             upload_bucket: DEFAULT_UPLOAD_BUCKET.into(),
             retention: None,
             ws_post_fault_rate: 0.0,
+            reconcile: ReconcileConfig { after: Duration::from_secs(3), ..ReconcileConfig::default() },
+            reconcile_every: Duration::from_millis(2000),
         }
     }
 }
@@ -93,6 +101,8 @@ impl Options {
             upload_bucket: var("UPLOAD_BUCKET").unwrap_or(defaults.upload_bucket),
             retention: config::status_retention_from_env_or(None)?,
             ws_post_fault_rate: share("WS_POST_FAULT_RATE", defaults.ws_post_fault_rate)?,
+            reconcile: ReconcileConfig::from_env_or(&defaults.reconcile)?,
+            reconcile_every: Duration::from_millis(parsed("RECONCILE_INTERVAL_MS", defaults.reconcile_every.as_millis() as u64)?.max(1)),
         })
     }
 }

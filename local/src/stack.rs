@@ -6,11 +6,12 @@ use std::sync::Arc;
 
 use aws_lambda_events::apigw::ApiGatewayV2httpResponse;
 use aws_lambda_events::streams::DynamoDbEventResponse;
-use mcpush_core::config::{CreateJobConfig, PushConfig};
+use mcpush_core::config::{CreateJobConfig, PushConfig, ReconcileConfig};
 use mcpush_core::domain::AllowedOrigins;
 use mcpush_core::handlers::progress_push::{self, PushContext};
+use mcpush_core::handlers::reconcile::{self, ReconcileContext, ReconcileStats};
 use mcpush_core::handlers::{create_job, job_id_api, progress_ingest, status_api};
-use mcpush_core::ports::{JobCreator, JobStore, Pusher, SubscriptionStore};
+use mcpush_core::ports::{JobCreator, JobInspector, JobStore, Pusher, SubscriptionStore};
 use serde_json::Value;
 
 #[derive(Clone)]
@@ -19,9 +20,11 @@ pub struct Stack {
     pub subscriptions: Arc<dyn SubscriptionStore>,
     pub pusher: Arc<dyn Pusher>,
     pub creator: Arc<dyn JobCreator>,
+    pub inspector: Arc<dyn JobInspector>,
     pub origins: Arc<AllowedOrigins>,
     pub push_config: Arc<PushConfig>,
     pub create_job_config: Arc<CreateJobConfig>,
+    pub reconcile_config: Arc<ReconcileConfig>,
 }
 
 impl Stack {
@@ -49,5 +52,10 @@ impl Stack {
             config: &self.push_config,
         };
         progress_push::handle(&ctx, event, mcpush_core::now_ms() / 1000).await.0
+    }
+
+    pub async fn reconcile(&self) -> Result<ReconcileStats, reconcile::ReconcileError> {
+        let ctx = ReconcileContext { jobs: self.jobs.as_ref(), mediaconvert: self.inspector.as_ref(), config: &self.reconcile_config };
+        reconcile::handle(&ctx, mcpush_core::now_ms()).await
     }
 }

@@ -1,6 +1,6 @@
 //! What invokes the functions besides callers: S3 notifications (create-job), EventBridge
-//! (progress-ingest), the status table's stream (progress-push, see [`crate::stream`]) and the
-//! embedded store's TTL sweep. Each typed event is serialized as Lambda delivers it.
+//! (progress-ingest), the status table's stream (progress-push, see [`crate::stream`]), the
+//! reconciler's schedule and the embedded store's TTL sweep. Each typed event is serialized as Lambda delivers it.
 
 use std::sync::Weak;
 use std::time::Duration;
@@ -15,36 +15,57 @@ use crate::stack::Stack;
 /// How often the embedded store deletes expired items (DynamoDB does it within a few days).
 pub const TTL_SWEEP_INTERVAL: Duration = Duration::from_secs(60);
 
-/// S3 invokes create-job asynchronously; a failed invocation is retried twice, as Lambda does
-/// for asynchronous invocations.
+/// Attempts of an asynchronous invocation: the first and Lambda's two retries.
+pub const ASYNC_ATTEMPTS: u32 = 3;
+
+/// Invokes `function` as Lambda invokes a function asynchronously: a failed invocation is
+/// retried twice (after 200 ms and 400 ms here; about 1 and 2 minutes on AWS), then given up and
+/// logged, where on AWS it would go to the function's failure queue.
+async fn invoke_async<T, E, F>(function: &'static str, invoke: impl Fn() -> F)
+where
+    E: std::fmt::Display,
+    F: std::future::Future<Output = Result<T, E>>,
+{
+    for attempt in 1..=ASYNC_ATTEMPTS {
+        match invoke().await {
+            Ok(_) => return,
+            Err(e) if attempt < ASYNC_ATTEMPTS => {
+                tracing::warn!(function, error = %e, attempt, "invocation failed; retrying");
+                tokio::time::sleep(Duration::from_millis(100 << attempt)).await;
+            }
+            Err(e) => tracing::error!(function, error = %e, attempt, "invocation failed after Lambda's retries; on AWS the event goes to the failure queue"),
+        }
+    }
+}
+
+/// S3 invokes create-job asynchronously, once per notification.
 pub async fn deliver_s3_notifications(stack: Stack, mut notifications: UnboundedReceiver<S3Event>) {
     while let Some(event) = notifications.recv().await {
         let stack = stack.clone();
         let event = serde_json::to_value(event).unwrap_or_default();
-        tokio::spawn(async move {
-            for attempt in 0..3u32 {
-                match stack.create_job(&event).await {
-                    Ok(_) => return,
-                    Err(e) => {
-                        tracing::warn!(error = %e, attempt, "create-job failed");
-                        tokio::time::sleep(Duration::from_millis(200 << attempt)).await;
-                    }
-                }
-            }
-        });
+        tokio::spawn(async move { invoke_async("create-job", || stack.create_job(&event)).await });
     }
 }
 
-/// EventBridge invokes progress-ingest once per event, concurrently.
+/// EventBridge invokes progress-ingest asynchronously, once per event, concurrently.
 pub async fn deliver_eventbridge_events(stack: Stack, mut events: UnboundedReceiver<MediaConvertEvent>) {
     while let Some(event) = events.recv().await {
         let stack = stack.clone();
         let event = serde_json::to_value(event).unwrap_or_default();
-        tokio::spawn(async move {
-            if let Err(e) = stack.progress_ingest(&event).await {
-                tracing::warn!(error = %e, "progress-ingest rejected an event");
-            }
-        });
+        tokio::spawn(async move { invoke_async("progress-ingest", || stack.progress_ingest(&event)).await });
+    }
+}
+
+/// The reconciler's schedule (an EventBridge rule on AWS): one run every `every`, never two at once.
+pub async fn schedule_reconcile(stack: Stack, every: Duration) {
+    let mut ticks = tokio::time::interval(every);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    ticks.tick().await;
+    loop {
+        ticks.tick().await;
+        if let Err(e) = stack.reconcile().await {
+            tracing::warn!(error = %e, "reconcile failed; the next run tries again");
+        }
     }
 }
 

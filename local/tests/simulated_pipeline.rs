@@ -263,3 +263,36 @@ async fn get_job_answers_the_true_state_in_the_real_apis_shape() {
     let missing = client.get_job().id("1700000000000-nojob").send().await.unwrap_err();
     assert_eq!(missing.code(), Some("NotFoundException"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jobs_whose_events_are_all_lost_still_end_final_through_the_reconciler() {
+    // GIVEN a simulated MediaConvert that never delivers an event, and the local stack's
+    // reconciler defaults
+    let stack = start(SimSettings { drop: 1.0, ..fast() }).await;
+    let base = stack.base.clone();
+    let started = Instant::now();
+
+    // WHEN a file that completes and one that cannot be probed are uploaded, each watched
+    let complete = {
+        let base = base.clone();
+        tokio::spawn(async move { follow(&base, "lost/done.mp4", put(&base, "uploads/lost/done.mp4", 500_000)).await })
+    };
+    let failed = follow(&base, "lost/fail.mp4", put(&base, "uploads/lost/fail.mp4", 10)).await;
+    let complete = complete.await.unwrap();
+
+    // THEN both watchers see MediaConvert's final state within 15 s, with what the COMPLETE event
+    // would have given (outputs rebuilt from the job's settings), never moving backwards
+    assert!(started.elapsed() < Duration::from_secs(15), "{:?}", started.elapsed());
+    let done = complete.last().unwrap();
+    assert_eq!(
+        (&done["job_status"], &done["progress_rate"], &done["duration_ms"], &done["width_px"], &done["height_px"]),
+        (&json!("COMPLETE"), &json!(100), &json!(2000), &json!(1280), &json!(720)),
+        "{complete:?}"
+    );
+    assert_eq!(done["output_path"], "lost/done.mp4_hls/");
+    assert_eq!(done["playlists"], json!({".m3u8": "done.m3u8"}));
+    assert!(complete.windows(2).all(|w| w[0]["progress_rate"].as_u64() <= w[1]["progress_rate"].as_u64()), "{complete:?}");
+    let error = failed.last().unwrap();
+    assert_eq!((&error["job_status"], &error["error_code"]), (&json!("ERROR"), &json!(1010)), "{failed:?}");
+    assert!(error["error_message"].as_str().unwrap().contains("s3://uploads/lost/fail.mp4"));
+}

@@ -274,3 +274,43 @@ impl PushConfig {
         Ok(config)
     }
 }
+
+/// The reconciler's settings.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReconcileConfig {
+    /// `RECONCILE_AFTER_SECONDS` (default 300): an unfinished job whose state has not changed (or
+    /// been confirmed) for this long is checked with GetJob.
+    pub after: Duration,
+    /// `RECONCILE_MAX_JOBS` (default 100): at most this many jobs are checked per run, oldest
+    /// first, so a run's work (and its GetJob calls) stays bounded.
+    pub max_jobs: usize,
+    /// `RECONCILE_CONCURRENCY` (default 4): GetJob calls in flight at once.
+    pub concurrency: usize,
+}
+
+impl Default for ReconcileConfig {
+    fn default() -> Self {
+        Self { after: Duration::from_secs(300), max_jobs: 100, concurrency: 4 }
+    }
+}
+
+impl ReconcileConfig {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_env_or(&Self::default())
+    }
+
+    /// As [`ReconcileConfig::from_env`], with other defaults (the local stack's).
+    pub fn from_env_or(defaults: &Self) -> Result<Self, ConfigError> {
+        let config = Self {
+            after: Duration::from_secs(parsed("RECONCILE_AFTER_SECONDS", defaults.after.as_secs())?),
+            max_jobs: parsed("RECONCILE_MAX_JOBS", defaults.max_jobs)?,
+            concurrency: parsed("RECONCILE_CONCURRENCY", defaults.concurrency)?,
+        };
+        for (name, value) in [("RECONCILE_MAX_JOBS", config.max_jobs), ("RECONCILE_CONCURRENCY", config.concurrency)] {
+            if value == 0 {
+                return Err(ConfigError::Invalid { name, reason: "must be at least 1".into() });
+            }
+        }
+        Ok(config)
+    }
+}

@@ -2,6 +2,7 @@
 
 use async_trait::async_trait;
 
+use crate::domain::get_job::MediaConvertJob;
 use crate::domain::{JobPointer, JobRecord, JobUpdate};
 
 /// A store failure, already translated from whatever the adapter talks to.
@@ -43,6 +44,15 @@ pub trait JobStore: Send + Sync {
         Ok(self.pointer(input_file).await?.map(|p| p.job_id))
     }
 
+    /// Up to `limit` unfinished jobs whose state was last confirmed before `before_ms`, oldest
+    /// first, as `(job id, confirmed at)`: read from the sparse index, never a Scan.
+    async fn unconfirmed(&self, before_ms: u64, limit: usize) -> Result<Vec<(String, u64)>, StoreError>;
+
+    /// Records that MediaConvert still reports the stored state of an unfinished job at `now_ms`
+    /// (moves it to the back of [`JobStore::unconfirmed`]); a job that became final meanwhile
+    /// is left alone.
+    async fn confirm(&self, job_id: &str, now_ms: u64) -> Result<(), StoreError>;
+
     /// The newest job of a file, both reads strongly consistent: a subscribe's snapshot is never
     /// older than a write that finished before it. Stores that are always consistent keep this.
     async fn newest_job_consistent(&self, input_file: &str) -> Result<Option<JobRecord>, StoreError> {
@@ -80,6 +90,18 @@ pub enum JobCreatorError {
 pub trait JobCreator: Send + Sync {
     /// Starts a job and returns its id.
     async fn create_job(&self, job: &NewJob) -> Result<String, JobCreatorError>;
+}
+
+/// MediaConvert could not answer GetJob (throttled, unreachable, access denied, …).
+#[derive(Debug, thiserror::Error)]
+#[error("MediaConvert GetJob failed: {0}")]
+pub struct InspectError(pub String);
+
+/// MediaConvert's GetJob.
+#[async_trait]
+pub trait JobInspector: Send + Sync {
+    /// The job as MediaConvert knows it now; `Ok(None)` when it does not know it (NotFound).
+    async fn get_job(&self, job_id: &str) -> Result<Option<MediaConvertJob>, InspectError>;
 }
 
 /// What a subscribe did.

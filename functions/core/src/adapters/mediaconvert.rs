@@ -1,4 +1,4 @@
-//! [`JobCreator`] over AWS Elemental MediaConvert (aws-sdk-mediaconvert).
+//! [`JobCreator`] and [`JobInspector`] over AWS Elemental MediaConvert (aws-sdk-mediaconvert).
 //!
 //! Jobs are created from the configured job template. To send each upload's outputs to its own
 //! folder, the template's output groups are read once (GetJobTemplate, cached for the life of the
@@ -10,9 +10,12 @@ use aws_sdk_mediaconvert::error::{DisplayErrorContext, ProvideErrorMetadata, Sdk
 use aws_sdk_mediaconvert::types::{Input, JobSettings, OutputGroup};
 use tokio::sync::OnceCell;
 
+use aws_sdk_mediaconvert::types as sdk;
+
 use crate::config::CreateJobConfig;
-use crate::domain::mediaconvert::INPUT_FILE_KEY;
-use crate::ports::{JobCreator, JobCreatorError, NewJob};
+use crate::domain::get_job::{self, MediaConvertJob};
+use crate::domain::mediaconvert::{INPUT_FILE_KEY, OutputDetail, OutputGroupDetail, VideoDetails};
+use crate::ports::{InspectError, JobCreator, JobCreatorError, JobInspector, NewJob};
 
 /// `userMetadata` key of the marker that tells this stack's jobs from others in the account.
 pub const MARKER_KEY: &str = "notifier";
@@ -113,5 +116,106 @@ impl JobCreator for MediaConvertJobCreator {
             .job
             .and_then(|j| j.id)
             .ok_or_else(|| JobCreatorError::Unavailable("CreateJob answered without a job id".into()))
+    }
+}
+
+/// [`JobInspector`] over MediaConvert's GetJob: the SDK's job translated into the domain's
+/// [`MediaConvertJob`] (the fields the reconciler reads, nothing else).
+pub struct MediaConvertJobInspector {
+    client: Client,
+}
+
+impl MediaConvertJobInspector {
+    pub fn new(client: Client) -> Self {
+        Self { client }
+    }
+}
+
+#[async_trait]
+impl JobInspector for MediaConvertJobInspector {
+    async fn get_job(&self, job_id: &str) -> Result<Option<MediaConvertJob>, InspectError> {
+        match self.client.get_job().id(job_id).send().await {
+            Ok(output) => Ok(output.job.as_ref().map(domain_job)),
+            Err(SdkError::ServiceError(e)) if e.err().is_not_found_exception() => Ok(None),
+            Err(e) => Err(InspectError(DisplayErrorContext(e).to_string())),
+        }
+    }
+}
+
+fn domain_job(job: &sdk::Job) -> MediaConvertJob {
+    let seconds = |t: Option<&aws_sdk_mediaconvert::primitives::DateTime>| t.map(|t| t.secs());
+    let owned = |s: Option<&str>| s.map(str::to_owned);
+    MediaConvertJob {
+        id: job.id().unwrap_or_default().to_owned(),
+        status: job.status().map(|s| s.as_str().to_owned()),
+        created_at: seconds(job.created_at()),
+        timing: job.timing().map(|t| get_job::Timing {
+            submit_time: seconds(t.submit_time()),
+            start_time: seconds(t.start_time()),
+            finish_time: seconds(t.finish_time()),
+        }),
+        job_percent_complete: job.job_percent_complete().map(|p| p.max(0) as u64),
+        current_phase: job.current_phase().map(|p| p.as_str().to_owned()),
+        error_code: job.error_code().map(i64::from),
+        error_message: owned(job.error_message()),
+        user_metadata: job.user_metadata().cloned(),
+        settings: job.settings().map(|s| get_job::JobSettings {
+            inputs: s.inputs().iter().map(|i| get_job::Input { file_input: owned(i.file_input()) }).collect(),
+            output_groups: s.output_groups().iter().map(domain_group).collect(),
+        }),
+        output_group_details: Some(
+            job.output_group_details()
+                .iter()
+                .map(|g| OutputGroupDetail {
+                    output_details: Some(
+                        g.output_details()
+                            .iter()
+                            .map(|o| OutputDetail {
+                                duration_in_ms: o.duration_in_ms().map(|d| d.max(0) as u64),
+                                video_details: o.video_details().map(|v| VideoDetails {
+                                    width_in_px: v.width_in_px().map(|w| w.max(0) as u32),
+                                    height_in_px: v.height_in_px().map(|h| h.max(0) as u32),
+                                    average_bitrate: None,
+                                }),
+                                output_file_paths: None,
+                            })
+                            .collect(),
+                    ),
+                    ..OutputGroupDetail::default()
+                })
+                .collect(),
+        )
+        .filter(|groups: &Vec<_>| !groups.is_empty()),
+    }
+}
+
+fn domain_group(group: &OutputGroup) -> get_job::OutputGroup {
+    let owned = |s: Option<&str>| s.map(str::to_owned);
+    let destination = |d: Option<&str>| Some(get_job::GroupDestination { destination: owned(d) });
+    get_job::OutputGroup {
+        name: owned(group.name()),
+        output_group_settings: group.output_group_settings().map(|s| get_job::OutputGroupSettings {
+            kind: s.r#type().map(|t| t.as_str().to_owned()),
+            hls_group_settings: s.hls_group_settings().and_then(|g| destination(g.destination())),
+            cmaf_group_settings: s.cmaf_group_settings().map(|g| get_job::CmafGroupSettings {
+                destination: owned(g.destination()),
+                write_hls_manifest: g.write_hls_manifest().map(|w| w.as_str().to_owned()),
+                write_dash_manifest: g.write_dash_manifest().map(|w| w.as_str().to_owned()),
+            }),
+            dash_iso_group_settings: s.dash_iso_group_settings().and_then(|g| destination(g.destination())),
+            ms_smooth_group_settings: s.ms_smooth_group_settings().and_then(|g| destination(g.destination())),
+            file_group_settings: s.file_group_settings().and_then(|g| destination(g.destination())),
+        }),
+        outputs: group
+            .outputs()
+            .iter()
+            .map(|o| get_job::Output {
+                name_modifier: owned(o.name_modifier()),
+                extension: owned(o.extension()),
+                container_settings: o
+                    .container_settings()
+                    .map(|c| get_job::ContainerSettings { container: c.container().map(|t| t.as_str().to_owned()) }),
+            })
+            .collect(),
     }
 }

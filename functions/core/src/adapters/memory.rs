@@ -74,7 +74,8 @@ impl JobStore for MemoryJobStore {
     async fn apply(&self, update: &JobUpdate) -> Result<Applied, StoreError> {
         let mut jobs = self.jobs.lock().map_err(poisoned)?;
         let current = jobs.get(&update.job_id);
-        match JobRecord::merge(current, update).map(|next| next.expiring(self.retention)) {
+        let stamped = |next: JobRecord| next.expiring(self.retention).confirmed(crate::now_ms());
+        match JobRecord::merge(current, update).map(stamped) {
             Some(next) if current.is_none_or(|stored| next.may_replace(stored)) => {
                 self.emit(match current {
                     Some(old) => JobChange::Modified { old: Box::new(old.clone()), new: Box::new(next.clone()) },
@@ -103,6 +104,31 @@ impl JobStore for MemoryJobStore {
 
     async fn pointer(&self, input_file: &str) -> Result<Option<JobPointer>, StoreError> {
         Ok(self.pointers.lock().map_err(poisoned)?.get(input_file).cloned())
+    }
+
+    async fn unconfirmed(&self, before_ms: u64, limit: usize) -> Result<Vec<(String, u64)>, StoreError> {
+        let jobs = self.jobs.lock().map_err(poisoned)?;
+        let mut due: Vec<(String, u64)> = jobs
+            .values()
+            .filter(|r| r.unfinished.is_some())
+            .filter_map(|r| Some((r.job_id.clone(), r.confirmed_at?)))
+            .filter(|(_, at)| *at < before_ms)
+            .collect();
+        due.sort_by_key(|(id, at)| (*at, id.clone()));
+        due.truncate(limit);
+        Ok(due)
+    }
+
+    /// Like DynamoDB's `UpdateItem`, a confirmation is a change of the item, emitted on the
+    /// feed (progress-push sees the same view in both images and pushes nothing).
+    async fn confirm(&self, job_id: &str, now_ms: u64) -> Result<(), StoreError> {
+        let mut jobs = self.jobs.lock().map_err(poisoned)?;
+        if let Some(stored) = jobs.get_mut(job_id).filter(|r| r.unfinished.is_some()) {
+            let old = stored.clone();
+            stored.confirmed_at = Some(now_ms);
+            self.emit(JobChange::Modified { old: Box::new(old), new: Box::new(stored.clone()) });
+        }
+        Ok(())
     }
 }
 

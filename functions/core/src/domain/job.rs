@@ -159,7 +159,19 @@ pub struct JobRecord {
     /// TTL attribute (epoch seconds): the job's creation time plus the retention, see
     /// [`JobRecord::expiring`]; absent when items are kept forever.
     pub expires_at: Option<u64>,
+    /// `1` while the job is not final, absent once it is: the partition key of the status
+    /// table's sparse index [`UNFINISHED_INDEX`], so the reconciler finds unfinished jobs
+    /// without a Scan. Set by the stores ([`JobRecord::confirmed`]).
+    pub unfinished: Option<u8>,
+    /// Epoch milliseconds at which the stored state was last known to be MediaConvert's: its
+    /// last change, or the reconciler's last GetJob that found nothing new. Only on unfinished
+    /// jobs (the sort key of [`UNFINISHED_INDEX`]).
+    pub confirmed_at: Option<u64>,
 }
+
+/// The status table's sparse index of unfinished jobs: partition key `Unfinished`, sort key
+/// `ConfirmedAt`; final jobs carry neither, so they are not in it.
+pub const UNFINISHED_INDEX: &str = "UnfinishedByConfirmedAt";
 
 impl JobRecord {
     /// A job just created: SUBMITTED, 0 %, nothing else known.
@@ -179,7 +191,20 @@ impl JobRecord {
             job_order: None,
             current_phase: None,
             expires_at: None,
+            unfinished: None,
+            confirmed_at: None,
         }
+    }
+
+    /// What a store writes with a changed record at `now_ms`: an unfinished job is in the
+    /// reconciler's index, confirmed now; a final one leaves it.
+    pub fn confirmed(mut self, now_ms: u64) -> Self {
+        if self.job_status.is_final() {
+            (self.unfinished, self.confirmed_at) = (None, None);
+        } else {
+            (self.unfinished, self.confirmed_at) = (Some(1), Some(now_ms));
+        }
+        self
     }
 
     /// The merge rule. Returns the new state, or `None` when `update` changes nothing

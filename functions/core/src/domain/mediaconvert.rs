@@ -117,7 +117,7 @@ pub struct InputAudio {
 }
 
 #[serde_with::skip_serializing_none]
-#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct OutputGroupDetail {
     #[serde(rename = "type")]
@@ -127,7 +127,7 @@ pub struct OutputGroupDetail {
 }
 
 #[serde_with::skip_serializing_none]
-#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct OutputDetail {
     pub output_file_paths: Option<Vec<String>>,
@@ -136,7 +136,7 @@ pub struct OutputDetail {
 }
 
 #[serde_with::skip_serializing_none]
-#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct VideoDetails {
     pub width_in_px: Option<u32>,

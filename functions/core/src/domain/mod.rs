@@ -3,6 +3,7 @@
 //! newest job through a [`JobPointer`].
 
 pub mod destination;
+pub mod get_job;
 pub mod job;
 pub mod mediaconvert;
 pub mod origin;
@@ -12,7 +13,7 @@ pub mod status;
 pub mod token;
 
 pub use job::{
-    CompleteDetails, JobPointer, JobRecord, JobStatus, JobUpdate, Phase, Transition, job_order_from_id,
+    CompleteDetails, JobPointer, JobRecord, JobStatus, JobUpdate, Phase, Transition, UNFINISHED_INDEX, job_order_from_id,
 };
 pub use mediaconvert::{EventError, JobStateChange, MediaConvertEvent};
 pub use origin::{AllowedOrigins, OriginPatternError};

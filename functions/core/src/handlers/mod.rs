@@ -8,5 +8,6 @@ pub mod http;
 pub mod job_id_api;
 pub mod progress_ingest;
 pub mod progress_push;
+pub mod reconcile;
 pub mod status_api;
 pub mod ws;

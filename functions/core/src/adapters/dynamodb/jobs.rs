@@ -17,7 +17,7 @@ use serde_dynamo::{from_item, to_attribute_value, to_item};
 use super::{corrupt, unavailable};
 
 use crate::config::TableNames;
-use crate::domain::{JobPointer, JobRecord, JobStatus, JobUpdate};
+use crate::domain::{JobPointer, JobRecord, JobStatus, JobUpdate, UNFINISHED_INDEX};
 use crate::ports::{Applied, JobStore, StoreError};
 
 /// How often a status write re-reads after losing its condition before giving up. Each loss
@@ -161,7 +161,7 @@ impl JobStore for DynamoJobStore {
                 let record = current.ok_or_else(|| StoreError::Corrupt("merge of a new job changed nothing".into()))?;
                 return Ok(Applied { record, changed: false });
             };
-            let next = next.expiring(self.retention);
+            let next = next.expiring(self.retention).confirmed(crate::now_ms());
             if self.replace_if_allowed(&next).await? {
                 return Ok(Applied { record: next, changed: true });
             }
@@ -187,6 +187,64 @@ impl JobStore for DynamoJobStore {
         match self.read_pointer(input_file, true).await? {
             Some(pointer) => self.read_job(&pointer.job_id, true).await,
             None => Ok(None),
+        }
+    }
+
+    async fn unconfirmed(&self, before_ms: u64, limit: usize) -> Result<Vec<(String, u64)>, StoreError> {
+        #[derive(serde::Deserialize)]
+        #[serde(rename_all = "PascalCase")]
+        struct Key {
+            job_id: String,
+            confirmed_at: u64,
+        }
+        let mut due = Vec::new();
+        let mut start = None;
+        while due.len() < limit {
+            let output = self
+                .client
+                .query()
+                .table_name(&self.tables.status)
+                .index_name(UNFINISHED_INDEX)
+                .key_condition_expression("#u = :u AND #c < :before")
+                .expression_attribute_names("#u", "Unfinished")
+                .expression_attribute_names("#c", "ConfirmedAt")
+                .expression_attribute_values(":u", super::av(&1u8)?)
+                .expression_attribute_values(":before", super::av(&before_ms)?)
+                .limit(i32::try_from(limit - due.len()).unwrap_or(i32::MAX))
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(unavailable)?;
+            for item in output.items.unwrap_or_default() {
+                let key: Key = from_item(item).map_err(corrupt)?;
+                due.push((key.job_id, key.confirmed_at));
+            }
+            start = output.last_evaluated_key;
+            if start.is_none() {
+                break;
+            }
+        }
+        Ok(due)
+    }
+
+    async fn confirm(&self, job_id: &str, now_ms: u64) -> Result<(), StoreError> {
+        use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.tables.status)
+            .key("JobId", super::av(job_id)?)
+            .update_expression("SET #c = :now")
+            .condition_expression("attribute_exists(#u) AND (attribute_not_exists(#c) OR #c < :now)")
+            .expression_attribute_names("#c", "ConfirmedAt")
+            .expression_attribute_names("#u", "Unfinished")
+            .expression_attribute_values(":now", super::av(&now_ms)?)
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(aws_sdk_dynamodb::error::SdkError::ServiceError(e)) if matches!(e.err(), UpdateItemError::ConditionalCheckFailedException(_)) => Ok(()),
+            Err(e) => Err(unavailable(e)),
         }
     }
 }
@@ -223,54 +281,65 @@ impl DynamoJobStore {
 }
 
 /// Creates the two job tables if they do not exist (the local stack's DynamoDB mode and the
-/// tests; on AWS the SAM template owns them). The status table gets its NEW_AND_OLD_IMAGES stream.
+/// tests; on AWS the SAM template owns them). The status table gets its NEW_AND_OLD_IMAGES
+/// stream and the reconciler's sparse index [`UNFINISHED_INDEX`] (keys only).
 pub async fn ensure_tables(client: &Client, tables: &TableNames) -> Result<(), StoreError> {
     use aws_sdk_dynamodb::types::{
-        AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType, StreamSpecification, StreamViewType,
+        AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection, ProjectionType, ScalarAttributeType,
+        StreamSpecification, StreamViewType, TimeToLiveSpecification,
     };
+    let attribute = |name: &str, kind: ScalarAttributeType| {
+        AttributeDefinition::builder().attribute_name(name).attribute_type(kind).build().map_err(unavailable)
+    };
+    let key = |name: &str, kind: KeyType| KeySchemaElement::builder().attribute_name(name).key_type(kind).build().map_err(unavailable);
     let existing = client.list_tables().send().await.map_err(unavailable)?.table_names.unwrap_or_default();
-    for (table, key, stream) in [(&tables.status, "JobId", true), (&tables.job_id, "InputFile", false)] {
-        if existing.contains(table) {
-            continue;
-        }
-        let attribute = AttributeDefinition::builder()
-            .attribute_name(key)
-            .attribute_type(ScalarAttributeType::S)
-            .build()
-            .map_err(unavailable)?;
-        let schema = KeySchemaElement::builder().attribute_name(key).key_type(KeyType::Hash).build().map_err(unavailable)?;
-        let mut request = client
+    if !existing.contains(&tables.job_id) {
+        client
             .create_table()
-            .table_name(table)
-            .attribute_definitions(attribute)
-            .key_schema(schema)
-            .billing_mode(BillingMode::PayPerRequest);
-        if stream {
-            request = request.stream_specification(
-                StreamSpecification::builder()
-                    .stream_enabled(true)
-                    .stream_view_type(StreamViewType::NewAndOldImages)
-                    .build()
-                    .map_err(unavailable)?,
-            );
-        }
-        request.send().await.map_err(unavailable)?;
-        if stream {
-            // Status items carry ExpiresAt (see `with_retention`), as the SAM template's table does.
-            client
-                .update_time_to_live()
-                .table_name(table)
-                .time_to_live_specification(
-                    aws_sdk_dynamodb::types::TimeToLiveSpecification::builder()
-                        .enabled(true)
-                        .attribute_name("ExpiresAt")
-                        .build()
-                        .map_err(unavailable)?,
-                )
-                .send()
-                .await
-                .map_err(unavailable)?;
-        }
+            .table_name(&tables.job_id)
+            .attribute_definitions(attribute("InputFile", ScalarAttributeType::S)?)
+            .key_schema(key("InputFile", KeyType::Hash)?)
+            .billing_mode(BillingMode::PayPerRequest)
+            .send()
+            .await
+            .map_err(unavailable)?;
     }
+    if existing.contains(&tables.status) {
+        return Ok(());
+    }
+    let unfinished = GlobalSecondaryIndex::builder()
+        .index_name(UNFINISHED_INDEX)
+        .key_schema(key("Unfinished", KeyType::Hash)?)
+        .key_schema(key("ConfirmedAt", KeyType::Range)?)
+        .projection(Projection::builder().projection_type(ProjectionType::KeysOnly).build())
+        .build()
+        .map_err(unavailable)?;
+    let stream = StreamSpecification::builder()
+        .stream_enabled(true)
+        .stream_view_type(StreamViewType::NewAndOldImages)
+        .build()
+        .map_err(unavailable)?;
+    client
+        .create_table()
+        .table_name(&tables.status)
+        .attribute_definitions(attribute("JobId", ScalarAttributeType::S)?)
+        .attribute_definitions(attribute("Unfinished", ScalarAttributeType::N)?)
+        .attribute_definitions(attribute("ConfirmedAt", ScalarAttributeType::N)?)
+        .key_schema(key("JobId", KeyType::Hash)?)
+        .global_secondary_indexes(unfinished)
+        .billing_mode(BillingMode::PayPerRequest)
+        .stream_specification(stream)
+        .send()
+        .await
+        .map_err(unavailable)?;
+    // Status items carry ExpiresAt (see `with_retention`), as the SAM template's table does.
+    let ttl = TimeToLiveSpecification::builder().enabled(true).attribute_name("ExpiresAt").build().map_err(unavailable)?;
+    client
+        .update_time_to_live()
+        .table_name(&tables.status)
+        .time_to_live_specification(ttl)
+        .send()
+        .await
+        .map_err(unavailable)?;
     Ok(())
 }

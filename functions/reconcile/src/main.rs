@@ -1,0 +1,25 @@
+//! Lambda function `reconcile`: on a schedule, unfinished jobs that have been quiet too long →
+//! MediaConvert GetJob → status table (the same merge rule as events).
+//! The handler lives in `mcpush_core::handlers`; this file only wires configuration and clients.
+
+use lambda_runtime::{Error, LambdaEvent, service_fn};
+use mcpush_core::adapters::{dynamodb::DynamoJobStore, mediaconvert::MediaConvertJobInspector, sdk_config};
+use mcpush_core::config::{self, ReconcileConfig, TableNames};
+use mcpush_core::handlers::reconcile::{self, ReconcileContext};
+use mcpush_core::{now_ms, telemetry};
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    telemetry::init();
+    let config = ReconcileConfig::from_env()?;
+    let retention = config::status_retention_from_env()?;
+    let sdk = sdk_config().await;
+    let jobs = DynamoJobStore::new(aws_sdk_dynamodb::Client::new(&sdk), TableNames::from_env()).with_retention(retention);
+    let mediaconvert = MediaConvertJobInspector::new(aws_sdk_mediaconvert::Client::new(&sdk));
+    let ctx = ReconcileContext { jobs: &jobs, mediaconvert: &mediaconvert, config: &config };
+    lambda_runtime::run(service_fn(|_: LambdaEvent<serde_json::Value>| {
+        let ctx = &ctx;
+        async move { Ok::<_, Error>(reconcile::handle(ctx, now_ms()).await?) }
+    }))
+    .await
+}
