@@ -308,3 +308,45 @@ fn file_extension(output: &Output) -> String {
     }
     .to_owned()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn job(value: serde_json::Value) -> MediaConvertJob {
+        serde_json::from_value(value).expect("test job")
+    }
+
+    #[test]
+    fn submitted_changes_nothing_and_an_unknown_job_ends_in_error() {
+        assert_eq!(reconcile("1-a", Some(&job(json!({"id": "1-a", "status": "SUBMITTED"}))), 0), Ok(Verdict::NotStarted));
+        let Ok(Verdict::Apply(update)) = reconcile("1700000000000-gone00", None, 5) else { panic!("an update") };
+        assert_eq!((update.transition.status(), update.progress, update.job_order), (crate::domain::JobStatus::Error, Some(100), 1700000000000));
+    }
+
+    #[test]
+    fn progressing_past_48_hours_ends_in_error_but_not_before() {
+        let running = job(json!({"id": "j", "status": "PROGRESSING", "timing": {"startTime": 1000}, "jobPercentComplete": 40}));
+        let at = |hours: u64| reconcile("j", Some(&running), 1_000_000 + hours * 3600 * 1000);
+        assert!(matches!(at(47), Ok(Verdict::Apply(JobUpdate { transition: Transition::Progressing, progress: Some(40), .. }))));
+        assert!(matches!(at(49), Ok(Verdict::Apply(JobUpdate { transition: Transition::Error { .. }, .. }))));
+    }
+
+    #[test]
+    fn destinations_name_files_and_cmaf_writes_only_enabled_manifests() {
+        let complete = job(json!({
+            "id": "j", "status": "COMPLETE",
+            "settings": {"inputs": [{"fileInput": "s3://in/a/clip.v2.mov"}], "outputGroups": [
+                {"outputGroupSettings": {"type": "CMAF_GROUP_SETTINGS", "cmafGroupSettings": {"destination": "s3://out/c/main", "writeDashManifest": "DISABLED"}}},
+                {"outputGroupSettings": {"type": "FILE_GROUP_SETTINGS", "fileGroupSettings": {"destination": "s3://out/f/"}},
+                 "outputs": [{"nameModifier": "_hi", "containerSettings": {"container": "MOV"}}]}
+            ]}
+        }));
+        let groups = complete.output_groups_with_paths();
+        assert_eq!(groups[0].playlist_file_paths, Some(vec!["s3://out/c/main.m3u8".to_owned()]));
+        let file = &groups[1].output_details.as_ref().unwrap()[0];
+        assert_eq!(file.output_file_paths, Some(vec!["s3://out/f/clip.v2_hi.mov".to_owned()]));
+        assert_eq!(complete.as_event_detail().complete_details().output_path, "c/");
+    }
+}
