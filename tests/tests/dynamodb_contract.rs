@@ -49,14 +49,46 @@ async fn contract_merges_like_the_domain(store: &dyn JobStore) {
     assert_eq!(store.latest_job_id("never.mp4").await.unwrap(), None);
 }
 
+/// The reconciler's view, for any store: unfinished jobs quiet since before a time, oldest first;
+/// a confirmation moves a job to the back; final jobs are never listed, nor confirmed back in.
+async fn contract_lists_quiet_unfinished_jobs(store: &dyn JobStore) {
+    let job = |id: &str, transition, progress| JobUpdate {
+        job_id: id.into(),
+        input_file: Some(format!("{id}.mp4")),
+        transition,
+        progress,
+        job_order: 1700000000000,
+        phase: None,
+    };
+    let pause = || tokio::time::sleep(std::time::Duration::from_millis(3));
+    let (first, second, done) = ("1700000000000-quiet1", "1700000000000-quiet2", "1700000000000-done00");
+    store.apply(&job(first, Transition::Progressing, Some(10))).await.unwrap();
+    pause().await;
+    store.apply(&job(second, Transition::Submitted, Some(0))).await.unwrap();
+    store.apply(&job(done, Transition::Progressing, Some(10))).await.unwrap();
+    store.apply(&job(done, complete().transition, Some(100))).await.unwrap();
+    pause().await;
+    let t = mcpush_core::now_ms();
+    let ids = |due: Vec<(String, u64)>| due.into_iter().map(|(id, _)| id).collect::<Vec<_>>();
+    assert_eq!(ids(store.unconfirmed(t, 10).await.unwrap()), [first, second]);
+    assert_eq!(ids(store.unconfirmed(t, 1).await.unwrap()), [first]);
+    store.confirm(first, t).await.unwrap();
+    store.confirm(done, t).await.unwrap();
+    assert_eq!(ids(store.unconfirmed(t, 10).await.unwrap()), [second]);
+    assert_eq!(ids(store.unconfirmed(t + 1, 10).await.unwrap()), [second, first]);
+    assert_eq!(store.job(done).await.unwrap().unwrap().confirmed_at, None);
+}
+
 #[tokio::test]
 async fn dynamodb_store_honours_the_contract() {
     contract_merges_like_the_domain(&fresh_store("contract").await).await;
+    contract_lists_quiet_unfinished_jobs(&fresh_store("contract").await).await;
 }
 
 #[tokio::test]
 async fn memory_store_honours_the_contract() {
     contract_merges_like_the_domain(&MemoryJobStore::default()).await;
+    contract_lists_quiet_unfinished_jobs(&MemoryJobStore::default()).await;
 }
 
 #[tokio::test]
