@@ -126,6 +126,7 @@ pub fn assemble(base: &str, options: Options, jobs: Arc<dyn JobStore>, subscript
         creator: Arc::new(creator),
         inspector: Arc::new(MediaConvertJobInspector::new(mediaconvert)),
         origins: origins.clone(),
+        access: Arc::new(options.ws.access.clone()),
         push_config: Arc::new(options.push),
         create_job_config: Arc::new(options.create_job),
         reconcile_config: Arc::new(options.reconcile),

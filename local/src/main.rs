@@ -142,7 +142,7 @@ async fn redrive(args: RedriveArgs) -> Result<ExitCode, Box<dyn std::error::Erro
 }
 
 async fn serve(args: ServeArgs) -> Result<ExitCode, Box<dyn std::error::Error>> {
-    let options = Options::from_env()?;
+    let options = Options::from_env().await?;
     let (upload_bucket, s3_dir) = (options.upload_bucket.clone(), options.s3_dir.clone());
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", args.port)).await?;
     let base = format!("http://{}", listener.local_addr()?);

@@ -85,13 +85,16 @@ impl Default for Options {
 }
 
 impl Options {
-    pub fn from_env() -> Result<Self, ConfigError> {
+    /// The settings from the environment; the token secret from `SUBSCRIBE_SECRET`, or from
+    /// Secrets Manager with `SUBSCRIBE_SECRET_ARN` (the SDK's own credentials and region).
+    pub async fn from_env() -> Result<Self, ConfigError> {
         let defaults = Self::default();
+        let access = mcpush_core::adapters::secrets::read_access(&crate::sdk_config_for(None).await).await?;
         let create_job = CreateJobConfig::from_env_or(&defaults.create_job)?;
         let simulator = SimSettings { template: create_job.job_template.clone(), ..sim_settings_from_env(&defaults.simulator)? };
         Ok(Self {
             origins: config::allowed_origins_from_env_or(&defaults.origins)?,
-            ws: WsConfig::from_env()?,
+            ws: WsConfig::from_env(access)?,
             push: PushConfig::from_env()?,
             batch_size: parsed("STREAM_BATCH_SIZE", defaults.batch_size)?,
             batch_window: Duration::from_millis(parsed("STREAM_BATCH_WINDOW_MS", defaults.batch_window.as_millis() as u64)?),

@@ -8,6 +8,8 @@ use aws_lambda_events::apigw::ApiGatewayV2httpResponse;
 use aws_lambda_events::streams::DynamoDbEventResponse;
 use mcpush_core::config::{CreateJobConfig, PushConfig, ReconcileConfig};
 use mcpush_core::domain::AllowedOrigins;
+use mcpush_core::domain::token::ReadAccess;
+use mcpush_core::handlers::http::RestContext;
 use mcpush_core::handlers::progress_push::{self, PushContext};
 use mcpush_core::handlers::reconcile::{self, ReconcileContext, ReconcileStats};
 use mcpush_core::handlers::{create_job, job_id_api, progress_ingest, status_api};
@@ -22,6 +24,8 @@ pub struct Stack {
     pub creator: Arc<dyn JobCreator>,
     pub inspector: Arc<dyn JobInspector>,
     pub origins: Arc<AllowedOrigins>,
+    /// The token rule of every read (REST and `subscribe`).
+    pub access: Arc<ReadAccess>,
     pub push_config: Arc<PushConfig>,
     pub create_job_config: Arc<CreateJobConfig>,
     pub reconcile_config: Arc<ReconcileConfig>,
@@ -36,12 +40,16 @@ impl Stack {
         progress_ingest::handle(self.jobs.as_ref(), event, mcpush_core::now_ms()).await
     }
 
+    fn rest(&self) -> RestContext<'_> {
+        RestContext { jobs: self.jobs.as_ref(), origins: &self.origins, access: &self.access }
+    }
+
     pub async fn job_id_api(&self, event: Value) -> ApiGatewayV2httpResponse {
-        job_id_api::handle(self.jobs.as_ref(), &self.origins, event).await
+        job_id_api::handle(&self.rest(), event, mcpush_core::now_ms() / 1000).await
     }
 
     pub async fn status_api(&self, event: Value) -> ApiGatewayV2httpResponse {
-        status_api::handle(self.jobs.as_ref(), &self.origins, event).await
+        status_api::handle(&self.rest(), event, mcpush_core::now_ms() / 1000).await
     }
 
     pub async fn progress_push(&self, event: &Value) -> DynamoDbEventResponse {

@@ -5,6 +5,7 @@ use aws_lambda_events::apigw::ApiGatewayV2httpResponse;
 use aws_lambda_events::encodings::Body;
 use mcpush_core::adapters::dynamodb::DynamoJobStore;
 use mcpush_core::domain::AllowedOrigins;
+use mcpush_core::handlers::http::RestContext;
 use mcpush_core::handlers::{job_id_api, progress_ingest, status_api};
 use mcpush_tests::{fixture, fresh_store};
 use serde_json::{Value, json};
@@ -61,7 +62,7 @@ async fn job_id_api_answers_every_seed_event_as_the_seed_does() {
         ("seed-not.json", 400, r#"{"success": false, "message": "Not found parameter."}"#),
     ];
     for (file, status, expected) in cases {
-        let response = job_id_api::handle(&store, &origins(), fixture(&format!("http/{file}"))).await;
+        let response = job_id_api::handle(&RestContext::open(&store, &origins()), fixture(&format!("http/{file}")), 0).await;
         assert_eq!((response.status_code, body(&response)), (status, Some(expected)), "{file}");
         assert_eq!(header(&response, "content-type"), Some("application/json; charset=UTF-8"), "{file}");
     }
@@ -78,7 +79,7 @@ async fn status_api_answers_every_seed_event_as_the_seed_does() {
         ("seed-not.json", 400, r#"{"success": false, "message": "Not found parameter."}"#),
     ];
     for (file, status, expected) in cases {
-        let response = status_api::handle(&store, &origins(), fixture(&format!("http/{file}"))).await;
+        let response = status_api::handle(&RestContext::open(&store, &origins()), fixture(&format!("http/{file}")), 0).await;
         assert_eq!((response.status_code, body(&response)), (status, Some(expected)), "{file}");
     }
 }
@@ -89,7 +90,7 @@ async fn status_api_gives_the_seed_lines_for_its_three_jobs() {
     for (job_id, expected) in
         [("c123456789012-smb6o7", SEED_COMPLETE), ("p123456789012-smb6o7", SEED_PROGRESSING), ("e123456789012-smb6o7", SEED_ERROR)]
     {
-        let response = status_api::handle(&store, &origins(), get(json!({"job_id": job_id}))).await;
+        let response = status_api::handle(&RestContext::open(&store, &origins()), get(json!({"job_id": job_id})), 0).await;
         assert_eq!((response.status_code, body(&response)), (200, Some(expected)), "{job_id}");
     }
 }
@@ -98,8 +99,8 @@ async fn status_api_gives_the_seed_lines_for_its_three_jobs() {
 async fn options_answers_200_with_cors_headers_and_no_body() {
     let store = seeded().await;
     for response in [
-        job_id_api::handle(&store, &origins(), fixture("http/seed-options.json")).await,
-        status_api::handle(&store, &origins(), fixture("http/seed-options.json")).await,
+        job_id_api::handle(&RestContext::open(&store, &origins()), fixture("http/seed-options.json"), 0).await,
+        status_api::handle(&RestContext::open(&store, &origins()), fixture("http/seed-options.json"), 0).await,
     ] {
         assert_eq!((response.status_code, body(&response)), (200, None));
         assert_eq!(header(&response, "access-control-allow-methods"), Some("GET, OPTIONS"));
@@ -111,11 +112,11 @@ async fn options_answers_200_with_cors_headers_and_no_body() {
 #[tokio::test]
 async fn allowed_origin_is_echoed_never_a_wildcard() {
     let store = seeded().await;
-    let response = job_id_api::handle(&store, &origins(), fixture("http/seed-job-id-ok.json")).await;
+    let response = job_id_api::handle(&RestContext::open(&store, &origins()), fixture("http/seed-job-id-ok.json"), 0).await;
     assert_eq!(header(&response, "access-control-allow-origin"), Some("https://test.nightonly.com"));
     assert_eq!(header(&response, "vary"), Some("Origin"));
 
-    let response = job_id_api::handle(&store, &origins(), fixture("http/seed-job-id-diff.json")).await;
+    let response = job_id_api::handle(&RestContext::open(&store, &origins()), fixture("http/seed-job-id-diff.json"), 0).await;
     assert_eq!(header(&response, "access-control-allow-origin"), None);
 }
 
@@ -124,18 +125,18 @@ async fn foreign_origin_other_methods_and_unknown_items_get_the_seed_errors() {
     let store = seeded().await;
     let mut foreign = fixture("http/seed-job-id-ok.json");
     foreign["headers"]["origin"] = json!("https://test.nightonly.com.evil.example");
-    let response = job_id_api::handle(&store, &origins(), foreign).await;
+    let response = job_id_api::handle(&RestContext::open(&store, &origins()), foreign, 0).await;
     assert_eq!((response.status_code, body(&response)), (422, Some(r#"{"success": false, "message": "ORIGIN is invalid."}"#)));
     assert_eq!(header(&response, "access-control-allow-origin"), None);
 
     let mut post = fixture("http/seed-status-ok.json");
     post["requestContext"]["http"]["method"] = json!("POST");
-    let response = status_api::handle(&store, &origins(), post).await;
+    let response = status_api::handle(&RestContext::open(&store, &origins()), post, 0).await;
     assert_eq!((response.status_code, body(&response)), (404, Some(r#"{"success": false, "message": "No route matches."}"#)));
 
-    let response = job_id_api::handle(&store, &origins(), get(json!({"input_file": "never uploaded.mp4"}))).await;
+    let response = job_id_api::handle(&RestContext::open(&store, &origins()), get(json!({"input_file": "never uploaded.mp4"})), 0).await;
     assert_eq!((response.status_code, body(&response)), (422, Some(r#"{"success": false, "message": "Not found item."}"#)));
-    let response = status_api::handle(&store, &origins(), get(json!({"job_id": "1700000000000-nosuch"}))).await;
+    let response = status_api::handle(&RestContext::open(&store, &origins()), get(json!({"job_id": "1700000000000-nosuch"})), 0).await;
     assert_eq!((response.status_code, body(&response)), (422, Some(r#"{"success": false, "message": "Not found item."}"#)));
 }
 
@@ -144,11 +145,11 @@ async fn status_by_input_file_answers_for_the_newest_job() {
     let store = seeded().await;
     // The extension names the job it answers for; the rest of the body is the seed's.
     let named = |job_id: &str, seed: &str| seed.replacen(r#"{"success": true, "#, &format!(r#"{{"success": true, "job_id": "{job_id}", "#), 1);
-    let response = status_api::handle(&store, &origins(), get(json!({"input_file": "Big Buck Bunny.mp4"}))).await;
+    let response = status_api::handle(&RestContext::open(&store, &origins()), get(json!({"input_file": "Big Buck Bunny.mp4"})), 0).await;
     assert_eq!((response.status_code, body(&response)), (200, Some(named("c123456789012-smb6o7", SEED_COMPLETE).as_str())));
-    let response = status_api::handle(&store, &origins(), get(json!({"input_file": "seed error.mp4"}))).await;
+    let response = status_api::handle(&RestContext::open(&store, &origins()), get(json!({"input_file": "seed error.mp4"})), 0).await;
     assert_eq!((response.status_code, body(&response)), (200, Some(named("e123456789012-smb6o7", SEED_ERROR).as_str())));
-    let response = status_api::handle(&store, &origins(), get(json!({"input_file": "unknown.mp4"}))).await;
+    let response = status_api::handle(&RestContext::open(&store, &origins()), get(json!({"input_file": "unknown.mp4"})), 0).await;
     assert_eq!((response.status_code, body(&response)), (422, Some(r#"{"success": false, "message": "Not found item."}"#)));
 }
 
@@ -165,7 +166,67 @@ async fn a_real_api_gateway_v2_event_is_served() {
             "requestId": "id", "routeKey": "GET /media/status", "stage": "$default", "time": "24/Nov/2026:22:00:00 +0000", "timeEpoch": 1_795_557_600_000_i64},
         "isBase64Encoded": false
     });
-    let response = status_api::handle(&store, &origins(), event).await;
+    let response = status_api::handle(&RestContext::open(&store, &origins()), event, 0).await;
     assert_eq!((response.status_code, body(&response)), (200, Some(SEED_PROGRESSING)));
     assert_eq!(header(&response, "access-control-allow-origin"), Some("http://localhost:5173"));
+}
+
+#[tokio::test]
+async fn with_a_secret_every_read_needs_a_token_that_covers_the_file() {
+    // GIVEN the seed's jobs and a token secret
+    let store = seeded().await;
+    let secret = b"read-secret".to_vec();
+    let access = mcpush_core::domain::token::ReadAccess::new(Some(secret.clone()));
+    let origins = origins();
+    let ctx = RestContext { jobs: &store, origins: &origins, access: &access };
+    let now = 1_800_000_000;
+    let token = |scope: &str, expires: u64| mcpush_core::domain::token::issue(&secret, scope, expires);
+    let file = "Big Buck Bunny.mp4";
+    let job_id = "c123456789012-smb6o7";
+    let forbidden = |message: &str| format!(r#"{{"success": false, "message": "{}"}}"#, message.replace('"', "\\\""));
+    let cases: Vec<(&str, Option<String>, i64, String)> = vec![
+        ("missing", None, 403, forbidden(r#"a "token" is required"#)),
+        ("foreign", Some(token("seed error.mp4", now + 60)), 403, forbidden(r#""token" does not cover this input_file"#)),
+        ("expired", Some(token(file, now - 1)), 403, forbidden(r#""token" has expired"#)),
+        ("forged", Some(format!("{}.{}", now + 60, "00".repeat(32))), 403, forbidden(r#""token" does not cover this input_file"#)),
+        ("malformed", Some("yes".into()), 403, forbidden(r#""token" is malformed"#)),
+    ];
+    for (name, token, status, expected) in cases {
+        // WHEN each read is made with a bad or no token
+        let with = |mut query: Value| {
+            if let Some(t) = &token {
+                query["token"] = json!(t);
+            }
+            get(query)
+        };
+        let answers = [
+            job_id_api::handle(&ctx, with(json!({"input_file": file})), now).await,
+            status_api::handle(&ctx, with(json!({"input_file": file})), now).await,
+            status_api::handle(&ctx, with(json!({"job_id": job_id})), now).await,
+        ];
+        // THEN each is refused with 403, naming why
+        for response in answers {
+            assert_eq!((response.status_code, body(&response)), (status, Some(expected.as_str())), "{name}");
+        }
+    }
+
+    // AND a token for the file, or for nothing but a folder above it, gives the normal answers
+    for good in [token(file, now + 60)] {
+        let response = job_id_api::handle(&ctx, get(json!({"input_file": file, "token": good})), now).await;
+        assert_eq!((response.status_code, body(&response)), (200, Some(format!(r#"{{"success": true, "job_id": "{job_id}"}}"#).as_str())));
+        let response = status_api::handle(&ctx, get(json!({"job_id": job_id, "token": good})), now).await;
+        assert_eq!((response.status_code, body(&response)), (200, Some(SEED_COMPLETE)));
+    }
+    let mut nested = fixture("eventbridge/seed-progressing-70.json");
+    nested["detail"]["jobId"] = json!("1700000000000-nested");
+    nested["detail"]["userMetadata"] = json!({"input_file": "users/u1/deep/clip.mp4"});
+    progress_ingest::handle(&store, &nested, 1).await.unwrap();
+    let folder = token("users/u1/", now + 60);
+    let response = status_api::handle(&ctx, get(json!({"input_file": "users/u1/deep/clip.mp4", "token": folder})), now).await;
+    assert_eq!(response.status_code, 200, "{:?}", body(&response));
+    let response = status_api::handle(&ctx, get(json!({"job_id": "c123456789012-smb6o7", "token": folder})), now).await;
+    assert_eq!(response.status_code, 403, "a folder token covers nothing outside it");
+    // AND the seed's parameter errors come first, unchanged
+    let response = status_api::handle(&ctx, get(json!({"job_id": ""})), now).await;
+    assert_eq!((response.status_code, body(&response)), (422, Some(r#"{"success": false, "message": "Not exist parameter job_id."}"#)));
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 use mcpush_core::adapters::dynamodb::DynamoJobStore;
 use mcpush_core::adapters::dynamodb::DynamoSubscriptionStore;
 use mcpush_core::config::{PushConfig, RetryPolicy, WsConfig};
-use mcpush_core::domain::token;
+use mcpush_core::domain::token::{self, ReadAccess};
 use mcpush_core::handlers::progress_ingest;
 use mcpush_core::handlers::progress_push::{self, PushContext};
 use mcpush_core::ports::{JobStore, SubscriptionStore};
@@ -221,14 +221,14 @@ async fn unsubscribe_and_disconnect_stop_the_pushes() {
 
 #[tokio::test]
 async fn with_a_subscribe_secret_only_a_valid_token_subscribes() {
-    let ws = WsConfig { subscribe_secret: Some(b"upload-service-secret".to_vec()), ..WsConfig::default() };
+    let ws = WsConfig { access: ReadAccess::new(Some(b"upload-service-secret".to_vec())), ..WsConfig::default() };
     let p = Pipeline::start(ws, PushConfig::default()).await;
     let mut client = p.emulator.client().await;
-    assert_eq!(client.subscribe(BBB).await, json!({"type": "error", "message": "a \"token\" is required to subscribe"}));
+    assert_eq!(client.subscribe(BBB).await, json!({"type": "error", "message": "a \"token\" is required"}));
     let expires = mcpush_core::now_ms() / 1000 + 600;
     let wrong = token::issue(b"upload-service-secret", "other.mp4", expires);
     let request = json!({"action": "subscribe", "input_file": BBB, "token": wrong});
-    assert_eq!(client.ask(&request.to_string()).await, json!({"type": "error", "message": "\"token\" does not match this input_file"}));
+    assert_eq!(client.ask(&request.to_string()).await, json!({"type": "error", "message": "\"token\" does not cover this input_file"}));
     let good = token::issue(b"upload-service-secret", BBB, expires);
     let request = json!({"action": "subscribe", "input_file": BBB, "token": good});
     assert_eq!(client.ask(&request.to_string()).await, json!({"type": "subscribed", "input_file": BBB}));

@@ -4,6 +4,7 @@
 use std::env;
 use std::time::Duration;
 
+use crate::domain::token::ReadAccess;
 use crate::domain::{AllowedOrigins, DestinationTemplate, OriginPatternError};
 
 /// Default status table: the seed's name, so its data stays readable.
@@ -198,8 +199,9 @@ pub struct WsConfig {
     /// `CONNECTION_TTL_SECONDS` (default 7200, API Gateway's connection limit): subscriptions
     /// expire this long after their connection opened.
     pub connection_ttl_secs: u64,
-    /// `SUBSCRIBE_SECRET` (optional): when set, `subscribe` needs a token (see `domain::token`).
-    pub subscribe_secret: Option<Vec<u8>>,
+    /// Whether `subscribe` needs a token (see `domain::token`): from `SUBSCRIBE_SECRET` or
+    /// `SUBSCRIBE_SECRET_ARN`, resolved by the caller ([`token_secret_source`]).
+    pub access: ReadAccess,
     /// How replies (`subscribed`, the snapshot, `pong`, errors) are retried on 429 / 5xx: as
     /// progress-push retries its posts (`PUSH_MAX_ATTEMPTS`, `PUSH_BACKOFF_MS`).
     pub retry: RetryPolicy,
@@ -207,7 +209,7 @@ pub struct WsConfig {
 
 impl Default for WsConfig {
     fn default() -> Self {
-        Self { max_subscriptions: 10, connection_ttl_secs: 7200, subscribe_secret: None, retry: RetryPolicy::default() }
+        Self { max_subscriptions: 10, connection_ttl_secs: 7200, access: ReadAccess::default(), retry: RetryPolicy::default() }
     }
 }
 
@@ -238,12 +240,13 @@ impl RetryPolicy {
 }
 
 impl WsConfig {
-    pub fn from_env() -> Result<Self, ConfigError> {
+    /// The variables, with the token rule the caller resolved from [`token_secret_source`].
+    pub fn from_env(access: ReadAccess) -> Result<Self, ConfigError> {
         let defaults = Self::default();
         Ok(Self {
             max_subscriptions: parsed("MAX_SUBSCRIPTIONS_PER_CONNECTION", defaults.max_subscriptions)?,
             connection_ttl_secs: parsed("CONNECTION_TTL_SECONDS", defaults.connection_ttl_secs)?,
-            subscribe_secret: var("SUBSCRIBE_SECRET").map(String::into_bytes),
+            access,
             retry: RetryPolicy::from_env()?,
         })
     }
@@ -313,4 +316,34 @@ impl ReconcileConfig {
         }
         Ok(config)
     }
+}
+
+/// Where the token secret comes from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SecretSource {
+    /// Neither variable: tokens are off.
+    Off,
+    /// `SUBSCRIBE_SECRET`: the secret itself (local stack, tests).
+    Value(Vec<u8>),
+    /// `SUBSCRIBE_SECRET_ARN`: a Secrets Manager secret, read once at init (AWS).
+    SecretsManager(String),
+}
+
+/// `SUBSCRIBE_SECRET` or `SUBSCRIBE_SECRET_ARN` (not both).
+pub fn token_secret_source() -> Result<SecretSource, ConfigError> {
+    match (var("SUBSCRIBE_SECRET"), var("SUBSCRIBE_SECRET_ARN")) {
+        (Some(_), Some(_)) => Err(ConfigError::Invalid {
+            name: "SUBSCRIBE_SECRET_ARN",
+            reason: "SUBSCRIBE_SECRET is set too; set one of them".into(),
+        }),
+        (Some(secret), None) => Ok(SecretSource::Value(secret.into_bytes())),
+        (None, Some(arn)) => Ok(SecretSource::SecretsManager(arn)),
+        (None, None) => Ok(SecretSource::Off),
+    }
+}
+
+/// `TOKEN_TTL_SECONDS` (default 86400): how long a read token handed out with an upload (or by the
+/// `token` subcommand) stays valid: long enough to watch a long job across reconnects.
+pub fn token_ttl_from_env() -> Result<Duration, ConfigError> {
+    Ok(Duration::from_secs(parsed("TOKEN_TTL_SECONDS", 86_400u64)?))
 }

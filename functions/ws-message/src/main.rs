@@ -6,7 +6,7 @@ use aws_lambda_events::apigw::ApiGatewayWebsocketProxyRequest;
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 use mcpush_core::adapters::apigw_management::ManagementApiPusher;
 use mcpush_core::adapters::dynamodb::{DynamoJobStore, DynamoSubscriptionStore};
-use mcpush_core::adapters::sdk_config;
+use mcpush_core::adapters::{sdk_config, secrets};
 use mcpush_core::config::{self, TableNames, WsConfig};
 use mcpush_core::handlers::ws::{self, WsContext};
 use mcpush_core::{now_ms, telemetry};
@@ -14,8 +14,9 @@ use mcpush_core::{now_ms, telemetry};
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     telemetry::init();
-    let (ws_config, endpoint) = (WsConfig::from_env()?, config::management_endpoint_from_env()?);
+    let endpoint = config::management_endpoint_from_env()?;
     let sdk = sdk_config().await;
+    let ws_config = WsConfig::from_env(secrets::read_access(&sdk).await?)?;
     let client = aws_sdk_dynamodb::Client::new(&sdk);
     let jobs = DynamoJobStore::new(client.clone(), TableNames::from_env());
     let subscriptions = DynamoSubscriptionStore::new(client, config::subscriptions_table_from_env());

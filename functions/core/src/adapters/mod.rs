@@ -6,6 +6,8 @@ pub mod dynamodb;
 #[cfg(feature = "mediaconvert")]
 pub mod mediaconvert;
 pub mod memory;
+#[cfg(feature = "secrets")]
+pub mod secrets;
 
 /// The SDK configuration every function builds its clients from: region, credentials and
 /// endpoints by the SDK's own rules (`AWS_REGION`, `AWS_ENDPOINT_URL`,

@@ -1,6 +1,13 @@
-//! Optional subscribe tokens (`SUBSCRIBE_SECRET`): `"{expires_epoch_seconds}.{hex HMAC-SHA256}"`
-//! over the input file and the expiry. Whoever hands out upload URLs hands out tokens with
-//! [`issue`], so only the uploader can watch a job (a COMPLETE message names its output folder).
+//! Read tokens: `"{expires_epoch_seconds}.{hex HMAC-SHA256}"` over a scope and the expiry.
+//!
+//! A scope is one input file (`clips/a.mp4`) or a folder: a prefix ending in `/` (`clips/`) that
+//! covers every file under it, at any depth. The scope is what is signed, so a token for
+//! `clips/a.mp4` says nothing about `clips/b.mp4`, and a file's name never ends in `/`, so a file
+//! token is never a folder token. A token is checked against its target and each folder above it.
+//!
+//! When a secret is configured ([`ReadAccess`]), every read of job data needs one: `subscribe`,
+//! `GET /media/status` and `GET /media/job_id`. Whoever grants uploads hands them out (upload-api,
+//! the `token` subcommand).
 
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
@@ -9,40 +16,102 @@ type HmacSha256 = Hmac<Sha256>;
 
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum TokenError {
-    #[error("a \"token\" is required to subscribe")]
+    #[error("a \"token\" is required")]
     Missing,
     #[error("\"token\" is malformed")]
     Malformed,
     #[error("\"token\" has expired")]
     Expired,
-    #[error("\"token\" does not match this input_file")]
+    #[error("\"token\" does not cover this input_file")]
     Mismatch,
+    #[error("the job names no input_file, so no token covers it")]
+    NoInputFile,
 }
 
-fn mac(secret: &[u8], input_file: &str, expires: u64) -> HmacSha256 {
+fn mac(secret: &[u8], scope: &str, expires: u64) -> HmacSha256 {
     // HMAC accepts keys of any length, so this cannot fail.
     let mut mac = <HmacSha256 as Mac>::new_from_slice(secret).unwrap_or_else(|_| unreachable!("HMAC takes any key length"));
-    mac.update(input_file.as_bytes());
+    mac.update(scope.as_bytes());
     mac.update(b"\n");
     mac.update(expires.to_string().as_bytes());
     mac
 }
 
-/// A token that lets its bearer subscribe to `input_file` until `expires` (epoch seconds).
-pub fn issue(secret: &[u8], input_file: &str, expires: u64) -> String {
-    format!("{expires}.{}", hex::encode(mac(secret, input_file, expires).finalize().into_bytes()))
+/// Is `scope` a file or a folder a token can be issued for? (Not empty, not the root `/`.)
+pub fn valid_scope(scope: &str) -> bool {
+    !scope.is_empty() && scope != "/" && !scope.starts_with('/')
 }
 
-/// Checks a token in constant time.
-pub fn verify(secret: &[u8], input_file: &str, token: Option<&str>, now_secs: u64) -> Result<(), TokenError> {
-    let token = token.ok_or(TokenError::Missing)?;
+/// A token that lets its bearer read `scope` (a file, or every file under a folder ending in `/`)
+/// until `expires` (epoch seconds).
+pub fn issue(secret: &[u8], scope: &str, expires: u64) -> String {
+    format!("{expires}.{}", hex::encode(mac(secret, scope, expires).finalize().into_bytes()))
+}
+
+/// `target` itself, then every folder above it, nearest first: `a/b/c.mp4` → `a/b/c.mp4`,
+/// `a/b/`, `a/`.
+fn scopes_covering(target: &str) -> impl Iterator<Item = &str> {
+    let folders = target.trim_end_matches('/').match_indices('/').map(|(i, _)| &target[..=i]).collect::<Vec<_>>();
+    std::iter::once(target).chain(folders.into_iter().rev())
+}
+
+/// Checks, in constant time per candidate, that `token` covers `target` (a file or a folder).
+pub fn verify(secret: &[u8], target: &str, token: Option<&str>, now_secs: u64) -> Result<(), TokenError> {
+    let token = token.filter(|t| !t.is_empty()).ok_or(TokenError::Missing)?;
     let (expires, signature) = token.split_once('.').ok_or(TokenError::Malformed)?;
     let expires: u64 = expires.parse().map_err(|_| TokenError::Malformed)?;
     let signature = hex::decode(signature).map_err(|_| TokenError::Malformed)?;
     if expires < now_secs {
         return Err(TokenError::Expired);
     }
-    mac(secret, input_file, expires).verify_slice(&signature).map_err(|_| TokenError::Mismatch)
+    if scopes_covering(target).any(|scope| mac(secret, scope, expires).verify_slice(&signature).is_ok()) {
+        Ok(())
+    } else {
+        Err(TokenError::Mismatch)
+    }
+}
+
+/// Who may read what: with a secret, a token that covers the file; without one, anyone (the
+/// seed's behaviour).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ReadAccess {
+    secret: Option<Vec<u8>>,
+}
+
+/// No tokens: everyone reads.
+pub static OPEN: ReadAccess = ReadAccess { secret: None };
+
+impl ReadAccess {
+    pub fn new(secret: Option<Vec<u8>>) -> Self {
+        Self { secret: secret.filter(|s| !s.is_empty()) }
+    }
+
+    /// Are tokens required?
+    pub fn required(&self) -> bool {
+        self.secret.is_some()
+    }
+
+    /// May the bearer of `token` read `target` (a file or a folder) at `now_secs`?
+    pub fn check(&self, target: &str, token: Option<&str>, now_secs: u64) -> Result<(), TokenError> {
+        match &self.secret {
+            Some(secret) => verify(secret, target, token, now_secs),
+            None => Ok(()),
+        }
+    }
+
+    /// May the bearer of `token` read a job whose input file is `input_file`?
+    pub fn check_job(&self, input_file: Option<&str>, token: Option<&str>, now_secs: u64) -> Result<(), TokenError> {
+        match (&self.secret, input_file) {
+            (None, _) => Ok(()),
+            (Some(_), None) => Err(TokenError::NoInputFile),
+            (Some(secret), Some(file)) => verify(secret, file, token, now_secs),
+        }
+    }
+
+    /// A token for `scope`, when tokens are on.
+    pub fn issue(&self, scope: &str, expires: u64) -> Option<String> {
+        self.secret.as_ref().map(|secret| issue(secret, scope, expires))
+    }
 }
 
 #[cfg(test)]
@@ -57,8 +126,34 @@ mod tests {
         assert_eq!(verify(b"other", "a.mp4", Some(&token), 1_999), Err(TokenError::Mismatch));
         assert_eq!(verify(b"s3cret", "a.mp4", Some(&token), 2_001), Err(TokenError::Expired));
         assert_eq!(verify(b"s3cret", "a.mp4", None, 0), Err(TokenError::Missing));
+        assert_eq!(verify(b"s3cret", "a.mp4", Some(""), 0), Err(TokenError::Missing));
         assert_eq!(verify(b"s3cret", "a.mp4", Some("nope"), 0), Err(TokenError::Malformed));
         let forged = format!("3000.{}", token.split_once('.').unwrap().1);
         assert_eq!(verify(b"s3cret", "a.mp4", Some(&forged), 0), Err(TokenError::Mismatch));
+    }
+
+    #[test]
+    fn a_folder_token_covers_everything_under_it_and_nothing_else() {
+        let token = issue(b"k", "users/u1/", 100);
+        for covered in ["users/u1/a.mp4", "users/u1/deep/er/b.mov", "users/u1/", "users/u1/sub/"] {
+            assert_eq!(verify(b"k", covered, Some(&token), 0), Ok(()), "{covered}");
+        }
+        for foreign in ["users/u10/a.mp4", "users/u1", "users/a.mp4", "a.mp4", "users/"] {
+            assert_eq!(verify(b"k", foreign, Some(&token), 0), Err(TokenError::Mismatch), "{foreign}");
+        }
+        let file = issue(b"k", "users/u1/a.mp4", 100);
+        assert_eq!(verify(b"k", "users/u1/a.mp4/", Some(&file), 0), Err(TokenError::Mismatch), "a file token is no folder token");
+        assert_eq!(scopes_covering("a/b/c.mp4").collect::<Vec<_>>(), ["a/b/c.mp4", "a/b/", "a/"]);
+    }
+
+    #[test]
+    fn without_a_secret_everyone_reads() {
+        let open = ReadAccess::new(None);
+        assert_eq!(open.check("a.mp4", None, 0), Ok(()));
+        assert_eq!(open.check_job(None, None, 0), Ok(()));
+        let closed = ReadAccess::new(Some(b"k".to_vec()));
+        assert_eq!(closed.check_job(None, Some("1.ab"), 0), Err(TokenError::NoInputFile));
+        assert_eq!(closed.check("a.mp4", closed.issue("a.mp4", 10).as_deref(), 0), Ok(()));
+        assert!(!ReadAccess::new(Some(Vec::new())).required(), "an empty secret is no secret");
     }
 }

@@ -7,7 +7,28 @@ use aws_lambda_events::http::{HeaderMap, HeaderValue, Method};
 use serde::Serialize;
 
 use crate::domain::AllowedOrigins;
+use crate::domain::token::{ReadAccess, TokenError};
+use crate::ports::JobStore;
 use crate::pyjson;
+
+/// What the REST routes read with: the job store, the allowed origins and the token rule.
+pub struct RestContext<'a> {
+    pub jobs: &'a dyn JobStore,
+    pub origins: &'a AllowedOrigins,
+    pub access: &'a ReadAccess,
+}
+
+impl<'a> RestContext<'a> {
+    /// Without tokens, as the seed.
+    pub fn open(jobs: &'a dyn JobStore, origins: &'a AllowedOrigins) -> Self {
+        Self { jobs, origins, access: &crate::domain::token::OPEN }
+    }
+}
+
+/// A refused token: 403 naming the reason.
+pub fn forbidden(e: &TokenError) -> Answer {
+    Answer::error(403, &e.to_string())
+}
 
 /// A request that passed the shared checks, as the routes see it.
 pub struct ApiRequest {

@@ -3,9 +3,7 @@
 use aws_lambda_events::apigw::ApiGatewayV2httpResponse;
 use serde::Serialize;
 
-use super::http::{self, Answer};
-use crate::domain::AllowedOrigins;
-use crate::ports::JobStore;
+use super::http::{self, Answer, RestContext};
 
 #[derive(Serialize)]
 struct JobIdBody<'a> {
@@ -13,13 +11,17 @@ struct JobIdBody<'a> {
     job_id: &'a str,
 }
 
-pub async fn handle(store: &dyn JobStore, origins: &AllowedOrigins, event: serde_json::Value) -> ApiGatewayV2httpResponse {
-    http::serve(event, origins, |request| async move {
+/// With tokens on, `token` must cover `input_file` (403 otherwise, naming why).
+pub async fn handle(ctx: &RestContext<'_>, event: serde_json::Value, now_secs: u64) -> ApiGatewayV2httpResponse {
+    http::serve(event, ctx.origins, |request| async move {
         let input_file = match request.param("input_file") {
             Ok(v) => v,
             Err(answer) => return answer,
         };
-        match store.latest_job_id(input_file).await {
+        if let Err(e) = ctx.access.check(input_file, request.optional_param("token"), now_secs) {
+            return http::forbidden(&e);
+        }
+        match ctx.jobs.latest_job_id(input_file).await {
             Ok(Some(job_id)) => Answer::ok(&JobIdBody { success: true, job_id: &job_id }),
             Ok(None) => Answer::error(422, "Not found item."),
             Err(e) => {

@@ -7,9 +7,8 @@
 use aws_lambda_events::apigw::ApiGatewayV2httpResponse;
 use serde::Serialize;
 
-use super::http::{self, Answer};
-use crate::domain::{AllowedOrigins, StatusView};
-use crate::ports::JobStore;
+use super::http::{self, Answer, RestContext};
+use crate::domain::StatusView;
 
 #[serde_with::skip_serializing_none]
 #[derive(Serialize)]
@@ -21,11 +20,19 @@ struct StatusBody {
     view: StatusView,
 }
 
-pub async fn handle(store: &dyn JobStore, origins: &AllowedOrigins, event: serde_json::Value) -> ApiGatewayV2httpResponse {
-    http::serve(event, origins, |request| async move {
+/// With tokens on, `token` must cover the file (`?input_file=`) or the job's input file
+/// (`?job_id=`): 403 otherwise, naming why.
+pub async fn handle(ctx: &RestContext<'_>, event: serde_json::Value, now_secs: u64) -> ApiGatewayV2httpResponse {
+    http::serve(event, ctx.origins, |request| async move {
+        let token = request.optional_param("token");
         let by_file = request.optional_param("input_file").filter(|_| request.optional_param("job_id").is_none());
+        if let Some(input_file) = by_file
+            && let Err(e) = ctx.access.check(input_file, token, now_secs)
+        {
+            return http::forbidden(&e);
+        }
         let job_id = match by_file {
-            Some(input_file) => match store.latest_job_id(input_file).await {
+            Some(input_file) => match ctx.jobs.latest_job_id(input_file).await {
                 Ok(Some(job_id)) => job_id,
                 Ok(None) => return Answer::error(422, "Not found item."),
                 Err(e) => return internal(&e),
@@ -35,8 +42,16 @@ pub async fn handle(store: &dyn JobStore, origins: &AllowedOrigins, event: serde
                 Err(answer) => return answer,
             },
         };
-        match store.job(&job_id).await {
+        if by_file.is_none() && ctx.access.required() && token.is_none_or(str::is_empty) {
+            return http::forbidden(&crate::domain::token::TokenError::Missing);
+        }
+        match ctx.jobs.job(&job_id).await {
             Ok(Some(record)) => {
+                if by_file.is_none()
+                    && let Err(e) = ctx.access.check_job(record.input_file.as_deref(), token, now_secs)
+                {
+                    return http::forbidden(&e);
+                }
                 let view = StatusView::from(&record);
                 let view = if by_file.is_some() { view } else { view.without_phase() };
                 let job_id = by_file.is_some().then_some(record.job_id);

@@ -8,7 +8,7 @@ use aws_lambda_events::encodings::Body;
 
 use crate::config::WsConfig;
 use crate::domain::protocol::{ClientMessage, ServerMessage};
-use crate::domain::{AllowedOrigins, token};
+use crate::domain::AllowedOrigins;
 use crate::ports::{JobStore, PushError, Pusher, SubscribeOutcome, SubscriptionStore};
 use crate::service::post_with_retry;
 
@@ -117,9 +117,7 @@ async fn answer(
             Err(e) => internal(e),
         },
         ClientMessage::Subscribe { input_file, token } => {
-            if let Some(secret) = &ctx.config.subscribe_secret
-                && let Err(e) = token::verify(secret, &input_file, token.as_deref(), now_ms / 1000)
-            {
+            if let Err(e) = ctx.config.access.check(&input_file, token.as_deref(), now_ms / 1000) {
                 return vec![ServerMessage::Error { message: e.to_string() }];
             }
             let expires = expires_at(event, ctx.config, now_ms);

@@ -1,0 +1,34 @@
+//! The token secret: `SUBSCRIBE_SECRET` as it is, or the Secrets Manager secret that
+//! `SUBSCRIBE_SECRET_ARN` names (aws-sdk-secretsmanager), read once at init.
+
+use aws_sdk_secretsmanager::error::DisplayErrorContext;
+
+use crate::config::{ConfigError, SecretSource, token_secret_source};
+use crate::domain::token::ReadAccess;
+
+/// The token rule the environment asks for; a secret that cannot be read fails the init,
+/// naming the variable.
+pub async fn read_access(sdk: &aws_config::SdkConfig) -> Result<ReadAccess, ConfigError> {
+    let invalid = |reason: String| ConfigError::Invalid { name: "SUBSCRIBE_SECRET_ARN", reason };
+    match token_secret_source()? {
+        SecretSource::Off => Ok(ReadAccess::new(None)),
+        SecretSource::Value(secret) => Ok(ReadAccess::new(Some(secret))),
+        SecretSource::SecretsManager(arn) => {
+            let answer = aws_sdk_secretsmanager::Client::new(sdk)
+                .get_secret_value()
+                .secret_id(&arn)
+                .send()
+                .await
+                .map_err(|e| invalid(format!("{arn}: {}", DisplayErrorContext(e))))?;
+            let secret = match (answer.secret_string(), answer.secret_binary()) {
+                (Some(text), _) => text.as_bytes().to_vec(),
+                (None, Some(bytes)) => bytes.as_ref().to_vec(),
+                (None, None) => Vec::new(),
+            };
+            if secret.is_empty() {
+                return Err(invalid(format!("{arn} has no value")));
+            }
+            Ok(ReadAccess::new(Some(secret)))
+        }
+    }
+}
