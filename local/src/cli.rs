@@ -131,9 +131,12 @@ impl Endpoints {
         Ok(Self { rest, ws })
     }
 
-    fn status_url(&self, input_file: &str) -> Result<Url, CliError> {
+    fn status_url(&self, input_file: &str, token: Option<&str>) -> Result<Url, CliError> {
         let mut url = self.rest.join("media/status").map_err(|e| CliError::Usage(e.to_string()))?;
         url.query_pairs_mut().append_pair("input_file", input_file);
+        if let Some(token) = token {
+            url.query_pairs_mut().append_pair("token", token);
+        }
         Ok(url)
     }
 }
@@ -158,7 +161,11 @@ pub struct Status {
 #[derive(Serialize)]
 #[serde(tag = "action", rename_all = "snake_case")]
 enum ClientMessage<'a> {
-    Subscribe { input_file: &'a str },
+    Subscribe {
+        input_file: &'a str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        token: Option<&'a str>,
+    },
 }
 
 /// The WebSocket messages `watch` reads.
@@ -260,20 +267,28 @@ impl Default for Timing {
     }
 }
 
+/// What `watch` follows: a file, and the read token that covers it when the stack requires one.
+#[derive(Clone, Copy, Debug)]
+pub struct Watched<'a> {
+    pub input_file: &'a str,
+    pub token: Option<&'a str>,
+}
+
 /// `watch`: follows `input_file` until its newest job ends, over the WebSocket API when it opens
 /// (re-checking `/media/status?input_file=` now and then, see [`Timing`]), else by polling it.
-/// Lines go to `out` when `bar` is hidden.
-pub async fn watch(endpoints: &Endpoints, input_file: &str, timing: Timing, out: &mut (dyn Write + Send), bar: ProgressBar) -> Result<Ending, CliError> {
+/// The token goes with the subscribe and every REST call. Lines go to `out` when `bar` is hidden.
+pub async fn watch(endpoints: &Endpoints, watched: Watched<'_>, timing: Timing, out: &mut (dyn Write + Send), bar: ProgressBar) -> Result<Ending, CliError> {
+    let Watched { input_file, token } = watched;
     let tls = tls_config()?;
     let mut display = Display { out, bar, best: 0, last_line: String::new() };
     let connector = Connector::Rustls(tls.clone());
     let ws_url = endpoints.ws.as_str();
     match tokio_tungstenite::connect_async_tls_with_config(ws_url, None, false, Some(connector)).await {
         Ok((mut socket, _)) => {
-            let subscribe = serde_json::to_string(&ClientMessage::Subscribe { input_file }).unwrap_or_default();
+            let subscribe = serde_json::to_string(&ClientMessage::Subscribe { input_file, token }).unwrap_or_default();
             let ws_error = |e: &dyn std::error::Error| CliError::WebSocket { url: ws_url.to_owned(), reason: chain(e) };
             socket.send(Message::Text(subscribe.into())).await.map_err(|e| ws_error(&e))?;
-            let (client, status_url) = (http_client(&tls)?, endpoints.status_url(input_file)?);
+            let (client, status_url) = (http_client(&tls)?, endpoints.status_url(input_file, token)?);
             let mut recheck = tokio::time::interval(timing.recheck.max(Duration::from_millis(10)));
             loop {
                 let frame = tokio::select! {
@@ -315,7 +330,7 @@ pub async fn watch(endpoints: &Endpoints, input_file: &str, timing: Timing, out:
             Err(CliError::WebSocket { url: ws_url.to_owned(), reason: "the WebSocket closed before the job ended".into() })
         }
         Err(e) => {
-            let url = endpoints.status_url(input_file)?;
+            let url = endpoints.status_url(input_file, token)?;
             display.line(&format!("WebSocket unavailable ({}); polling {}", chain(&e), endpoints.rest.join("media/status").map(String::from).unwrap_or_default()));
             let client = http_client(&tls)?;
             loop {
@@ -452,10 +467,11 @@ mod tests {
         let url = |s: &str| Url::parse(s).unwrap();
         let local = Endpoints::new(&url("http://127.0.0.1:3000"), None, None).unwrap();
         assert_eq!((local.rest.as_str(), local.ws.as_str()), ("http://127.0.0.1:3000/", "ws://127.0.0.1:3000/ws"));
-        assert_eq!(local.status_url("a b&c.mp4").unwrap().as_str(), "http://127.0.0.1:3000/media/status?input_file=a+b%26c.mp4");
+        assert_eq!(local.status_url("a b&c.mp4", None).unwrap().as_str(), "http://127.0.0.1:3000/media/status?input_file=a+b%26c.mp4");
+        assert_eq!(local.status_url("a.mp4", Some("9.ab")).unwrap().as_str(), "http://127.0.0.1:3000/media/status?input_file=a.mp4&token=9.ab");
 
         let deployed = Endpoints::new(&url("https://api.example.com"), Some(url("https://api.example.com/prod")), Some(url("wss://ws.example.com/prod"))).unwrap();
-        assert_eq!(deployed.status_url("f.mp4").unwrap().as_str(), "https://api.example.com/prod/media/status?input_file=f.mp4");
+        assert_eq!(deployed.status_url("f.mp4", None).unwrap().as_str(), "https://api.example.com/prod/media/status?input_file=f.mp4");
         assert_eq!(deployed.ws.as_str(), "wss://ws.example.com/prod");
         assert_eq!(Endpoints::new(&url("https://api.example.com"), None, None).unwrap().ws.as_str(), "wss://api.example.com/ws");
 

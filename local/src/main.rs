@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
-use mcpush_local::cli::{self, Endpoints, Ending, Timing};
+use mcpush_local::cli::{self, Endpoints, Ending, Timing, Watched};
 use mcpush_local::redrive::Redrive;
 use mcpush_local::{Function, Options, local, local_dynamodb};
 use reqwest::Url;
@@ -32,6 +32,28 @@ enum Command {
     /// Invoke again what Lambda sent to an on-failure queue, deleting each message once its
     /// invocation succeeded.
     Redrive(RedriveArgs),
+    /// Issue a read token for a file or a folder, from SUBSCRIBE_SECRET or SUBSCRIBE_SECRET_ARN
+    /// (the token alone on stdout).
+    Token(TokenArgs),
+}
+
+#[derive(Args)]
+#[group(required = true, multiple = false)]
+struct TokenScope {
+    /// The input file (S3 key) the token covers.
+    input_file: Option<String>,
+    /// A folder ending in `/`: the token covers every file under it.
+    #[arg(long)]
+    prefix: Option<String>,
+}
+
+#[derive(Args)]
+struct TokenArgs {
+    #[command(flatten)]
+    scope: TokenScope,
+    /// Validity in seconds (default: TOKEN_TTL_SECONDS, else 86400).
+    #[arg(long)]
+    ttl_seconds: Option<u64>,
 }
 
 #[derive(Args)]
@@ -64,6 +86,9 @@ struct WatchArgs {
     /// at most this long.
     #[arg(long, default_value_t = 30000)]
     recheck_ms: u64,
+    /// Read token for the file, when the stack requires one (see the `token` subcommand).
+    #[arg(long, env = "MCPUSH_TOKEN")]
+    token: Option<String>,
 }
 
 #[derive(Args)]
@@ -109,6 +134,7 @@ async fn main() -> ExitCode {
         Some(Command::Watch(args)) => watch(*args).await,
         Some(Command::Replay(args)) => replay(args).await,
         Some(Command::Redrive(args)) => redrive(args).await,
+        Some(Command::Token(args)) => token(args).await,
     };
     result.unwrap_or_else(|e| {
         eprintln!("error: {e}");
@@ -120,7 +146,8 @@ async fn watch(args: WatchArgs) -> Result<ExitCode, Box<dyn std::error::Error>> 
     let endpoints = Endpoints::new(&args.url, args.rest_url, args.ws_url)?;
     let bar = cli::progress_bar(100, "{bar:40.cyan/blue} {pos:>3}% {msg}");
     let mut out = std::io::stderr();
-    Ok(match cli::watch(&endpoints, &args.input_file, Timing { poll: Duration::from_millis(args.poll_ms), recheck: Duration::from_millis(args.recheck_ms) }, &mut out, bar).await? {
+    let watched = Watched { input_file: &args.input_file, token: args.token.as_deref() };
+    Ok(match cli::watch(&endpoints, watched, Timing { poll: Duration::from_millis(args.poll_ms), recheck: Duration::from_millis(args.recheck_ms) }, &mut out, bar).await? {
         Ending::Complete(_) => ExitCode::SUCCESS,
         Ending::Failed(_) => ExitCode::from(1),
     })
@@ -139,6 +166,29 @@ async fn redrive(args: RedriveArgs) -> Result<ExitCode, Box<dyn std::error::Erro
     let redrive = Redrive { sqs: &sqs, lambda: &lambda, queue_url: &args.queue_url, function_name: args.function_name.as_deref(), dry_run: args.dry_run };
     let done = redrive.run(&mut std::io::stderr()).await?;
     Ok(if done.failed + done.skipped == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+async fn token(args: TokenArgs) -> Result<ExitCode, Box<dyn std::error::Error>> {
+    let scope = match (args.scope.input_file, args.scope.prefix) {
+        (_, Some(prefix)) if !prefix.ends_with('/') => return Err(format!("--prefix {prefix:?} must end with / (it is a folder)").into()),
+        (_, Some(prefix)) => prefix,
+        (Some(file), None) if file.ends_with('/') => return Err(format!("{file:?} ends with /: use --prefix for a folder").into()),
+        (Some(file), None) => file,
+        (None, None) => return Err("name a file or --prefix".into()),
+    };
+    if !mcpush_core::domain::token::valid_scope(&scope) {
+        return Err(format!("{scope:?} is not a file or folder a token can cover").into());
+    }
+    let access = mcpush_core::adapters::secrets::read_access(&mcpush_local::sdk_config_for(None).await).await?;
+    let ttl = match args.ttl_seconds {
+        Some(seconds) => seconds,
+        None => mcpush_core::config::token_ttl_from_env()?.as_secs(),
+    };
+    let expires = mcpush_core::now_ms() / 1000 + ttl;
+    let token = access.issue(&scope, expires).ok_or("no secret: set SUBSCRIBE_SECRET or SUBSCRIBE_SECRET_ARN")?;
+    eprintln!("token for {scope:?}, valid until {expires} (epoch seconds)");
+    println!("{token}");
+    Ok(ExitCode::SUCCESS)
 }
 
 async fn serve(args: ServeArgs) -> Result<ExitCode, Box<dyn std::error::Error>> {

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use indicatif::ProgressBar;
-use mcpush_local::cli::{self, Endpoints, Ending, Timing};
+use mcpush_local::cli::{self, Endpoints, Ending, Timing, Watched};
 use mcpush_local::{Local, Options, http_api, local};
 use reqwest::Url;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -88,7 +88,7 @@ async fn watch_follows_the_job_over_the_websocket_to_complete() {
         let base = base.clone();
         async move {
             let mut out = Vec::new();
-            let ending = cli::watch(&endpoints(&base), "Big Buck Bunny.mp4", Timing { poll: Duration::from_millis(50), ..Timing::default() }, &mut out, ProgressBar::hidden()).await.unwrap();
+            let ending = cli::watch(&endpoints(&base), Watched { input_file: "Big Buck Bunny.mp4", token: None }, Timing { poll: Duration::from_millis(50), ..Timing::default() }, &mut out, ProgressBar::hidden()).await.unwrap();
             (ending, String::from_utf8(out).unwrap())
         }
     });
@@ -110,7 +110,7 @@ async fn watch_reaches_the_final_state_by_re_checking_when_every_push_is_lost() 
         async move {
             let mut out = Vec::new();
             let timing = Timing { poll: Duration::from_millis(50), recheck: Duration::from_millis(200) };
-            let ending = cli::watch(&endpoints(&base), "Big Buck Bunny.mp4", timing, &mut out, ProgressBar::hidden()).await.unwrap();
+            let ending = cli::watch(&endpoints(&base), Watched { input_file: "Big Buck Bunny.mp4", token: None }, timing, &mut out, ProgressBar::hidden()).await.unwrap();
             (ending, String::from_utf8(out).unwrap())
         }
     });
@@ -137,7 +137,7 @@ async fn watch_falls_back_to_rest_polling_and_reports_an_error() {
     let rest_only = serve(http_api::router(stack.stack.clone())).await;
     replay(&base, &[fixture("error.json")]).await;
     let mut out = Vec::new();
-    let ending = cli::watch(&endpoints(&rest_only), "broken.mp4", Timing { poll: Duration::from_millis(50), ..Timing::default() }, &mut out, ProgressBar::hidden()).await.unwrap();
+    let ending = cli::watch(&endpoints(&rest_only), Watched { input_file: "broken.mp4", token: None }, Timing { poll: Duration::from_millis(50), ..Timing::default() }, &mut out, ProgressBar::hidden()).await.unwrap();
     let printed = String::from_utf8(out).unwrap();
     assert!(matches!(ending, Ending::Failed(_)), "{printed}");
     assert!(printed.contains("polling"), "{printed}");
@@ -327,4 +327,78 @@ async fn the_binary_survives_hostile_servers_with_clear_errors() {
         assert!(!output.stderr.contains(&0x1b) && !output.stderr.contains(&0x07), "{name}: raw control characters printed: {printed:?}");
         assert!(!printed.contains("panicked"), "{name}: {printed}");
     }
+}
+
+#[tokio::test]
+async fn watch_sends_its_token_with_the_subscribe_and_every_rest_call() {
+    // GIVEN a stack that requires tokens, and one for the file
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let secret = b"cli-secret".to_vec();
+    let mut options = Options { batch_window: Duration::from_millis(20), ..Options::default() };
+    options.ws.access = mcpush_core::domain::token::ReadAccess::new(Some(secret.clone()));
+    let stack = local(&base, options);
+    tokio::spawn(axum::serve(listener, stack.router).into_future());
+    let token = mcpush_core::domain::token::issue(&secret, "Big Buck Bunny.mp4", mcpush_core::now_ms() / 1000 + 60);
+
+    // WHEN one watch has it and another has none
+    let watching = tokio::spawn({
+        let (base, token) = (base.clone(), token.clone());
+        async move {
+            let timing = Timing { poll: Duration::from_millis(50), recheck: Duration::from_millis(100) };
+            let watched = Watched { input_file: "Big Buck Bunny.mp4", token: Some(&token) };
+            cli::watch(&endpoints(&base), watched, timing, &mut Vec::new(), ProgressBar::hidden()).await
+        }
+    });
+    let polling = tokio::spawn({
+        let (base, token) = (base.clone(), token.clone());
+        async move {
+            let no_socket = Endpoints::new(&Url::parse(&base).unwrap(), None, Some(Url::parse("ws://127.0.0.1:9/ws").unwrap())).unwrap();
+            let watched = Watched { input_file: "Big Buck Bunny.mp4", token: Some(&token) };
+            cli::watch(&no_socket, watched, Timing { poll: Duration::from_millis(50), ..Timing::default() }, &mut Vec::new(), ProgressBar::hidden()).await
+        }
+    });
+    let refused = cli::watch(&endpoints(&base), Watched { input_file: "Big Buck Bunny.mp4", token: None }, Timing::default(), &mut Vec::new(), ProgressBar::hidden()).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    replay(&base, &hls_files()).await;
+
+    // THEN the first follows the job to COMPLETE over the WebSocket and the second by polling
+    // with the token; the third is refused, naming why
+    for watch in [watching, polling] {
+        let ending = tokio::time::timeout(Duration::from_secs(10), watch).await.unwrap().unwrap();
+        assert!(matches!(ending, Ok(Ending::Complete(_))), "{ending:?}");
+    }
+    let message = refused.unwrap_err().to_string();
+    assert!(message.contains(r#"a "token" is required"#), "{message}");
+    // AND over REST alone, a missing token is a 403 naming why
+    let (status, body) = common::http("GET", &format!("{base}/media/status?input_file=Big%20Buck%20Bunny.mp4"), None).await.unwrap();
+    assert_eq!((status, body.as_str()), (403, r#"{"success": false, "message": "a \"token\" is required"}"#));
+}
+
+#[test]
+fn the_token_subcommand_issues_file_and_folder_tokens_from_the_secret() {
+    let run = |args: &[&str], secret: Option<&str>| {
+        let mut command = binary();
+        command.args(args).env_remove("SUBSCRIBE_SECRET_ARN").env_remove("TOKEN_TTL_SECONDS");
+        match secret {
+            Some(secret) => command.env("SUBSCRIBE_SECRET", secret),
+            None => command.env_remove("SUBSCRIBE_SECRET"),
+        };
+        let output = command.output().unwrap();
+        (output.status.code(), String::from_utf8(output.stdout).unwrap(), String::from_utf8(output.stderr).unwrap())
+    };
+    let now = mcpush_core::now_ms() / 1000;
+    let (code, token, _) = run(&["token", "clips/a.mp4"], Some("k"));
+    assert_eq!(code, Some(0));
+    assert_eq!(mcpush_core::domain::token::verify(b"k", "clips/a.mp4", Some(token.trim()), now + 86_000), Ok(()));
+    let (code, token, _) = run(&["token", "--prefix", "users/u1/", "--ttl-seconds", "60"], Some("k"));
+    assert_eq!(code, Some(0));
+    assert_eq!(mcpush_core::domain::token::verify(b"k", "users/u1/x/b.mp4", Some(token.trim()), now), Ok(()));
+    assert!(mcpush_core::domain::token::verify(b"k", "users/u1/x/b.mp4", Some(token.trim()), now + 120).is_err(), "expired after 60 s");
+    let (code, _, err) = run(&["token", "--prefix", "users/u1"], Some("k"));
+    assert_eq!(code, Some(2));
+    assert!(err.contains("must end with /"), "{err}");
+    let (code, _, err) = run(&["token", "a.mp4"], None);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("SUBSCRIBE_SECRET"), "{err}");
 }

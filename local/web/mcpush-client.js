@@ -53,8 +53,11 @@ export class ProgressClient {
    * Follows `inputFile` until its job is final.
    * @param {string} inputFile  the S3 key of the upload
    * @param {(status: object) => void} onStatus  called with every newer state: `{input_file, job_status, progress_rate, current_phase?, ...}`
-   * @param {{onTransport?: (t: 'connecting'|'websocket'|'polling') => void, onError?: (message: string) => void, ignoreJobId?: string}} [hooks]
-   *   `ignoreJobId`: a job of this file known before an upload, so its state is not taken for the new job's
+   * @param {{onTransport?: (t: 'connecting'|'websocket'|'polling') => void, onError?: (message: string) => void, ignoreJobId?: string, token?: string}} [hooks]
+   *   `ignoreJobId`: a job of this file known before an upload, so its state is not taken for the new job's;
+   *   `token`: the read token for the file (from the upload API), sent with the subscribe and every REST call.
+   *   A 403 (a missing, foreign or expired token) is reported through `onError` with the server's message and
+   *   stops that watch's polling.
    * @returns {{stop: () => void, done: Promise<object>}}  `done` resolves with the final state
    */
   watch(inputFile, onStatus, hooks = {}) {
@@ -65,7 +68,7 @@ export class ProgressClient {
     this.#setTransport(watch, 'connecting');
     // A socket that neither opens nor fails (a proxy holding it, say) must not stall progress.
     watch.fallbackTimer = setTimeout(() => watch.subscribed || this.#startPolling(watch), this.subscribeTimeoutMs);
-    if (this.socket?.readyState === WebSocket.OPEN) this.#send({ action: 'subscribe', input_file: inputFile });
+    if (this.socket?.readyState === WebSocket.OPEN) this.#send(subscription(watch));
     else if (!this.socket && !this.reconnectTimer) this.#connect();
     if (!this.socket) this.#startPolling(watch);
     return { stop: () => this.#end(watch), done };
@@ -89,7 +92,7 @@ export class ProgressClient {
     }
     this.socket = socket;
     socket.onopen = () => {
-      for (const watch of this.watches.values()) this.#send({ action: 'subscribe', input_file: watch.inputFile });
+      for (const watch of this.watches.values()) this.#send(subscription(watch));
       clearInterval(this.pingTimer);
       this.pingTimer = setInterval(() => this.#send({ action: 'ping' }), this.pingIntervalMs);
     };
@@ -154,7 +157,7 @@ export class ProgressClient {
   }
 
   #startPolling(watch) {
-    if (watch.pollTimer || !this.watches.has(watch.inputFile)) return;
+    if (watch.pollTimer || watch.forbidden || !this.watches.has(watch.inputFile)) return;
     this.#setTransport(watch, 'polling');
     const poll = async () => {
       await this.#fetchStatus(watch);
@@ -166,9 +169,17 @@ export class ProgressClient {
   /** One `GET /media/status?input_file=`; a newer state is delivered as a push would be. */
   async #fetchStatus(watch) {
     try {
-      const url = `${this.restUrl}/media/status?input_file=${encodeURIComponent(watch.inputFile)}`;
+      const token = watch.hooks.token ? `&token=${encodeURIComponent(watch.hooks.token)}` : '';
+      const url = `${this.restUrl}/media/status?input_file=${encodeURIComponent(watch.inputFile)}${token}`;
       const response = await fetch(url, { cache: 'no-store' });
       const body = await response.json();
+      if (response.status === 403) {
+        watch.forbidden = true;
+        this.#stopPolling(watch);
+        clearInterval(watch.recheckTimer);
+        watch.hooks.onError?.(body.message ?? 'forbidden');
+        return;
+      }
       const { success, ...status } = body;
       if (success) this.#deliver(watch, { input_file: watch.inputFile, ...status });
     } catch (e) {
@@ -208,6 +219,13 @@ export class ProgressClient {
     watch.transport = transport;
     watch.hooks.onTransport?.(transport);
   }
+}
+
+/** The subscribe message of a watch, with its token when it has one. */
+function subscription(watch) {
+  const message = { action: 'subscribe', input_file: watch.inputFile };
+  if (watch.hooks.token) message.token = watch.hooks.token;
+  return message;
 }
 
 /**
