@@ -9,6 +9,8 @@ Needs AWS credentials for the stack's account (boto3) and the `websockets` packa
 """
 import argparse
 import asyncio
+import hashlib
+import hmac
 import json
 import sys
 import time
@@ -34,13 +36,25 @@ def http(method, url, origin):
         return error.code, error.read().decode()
 
 
+def token_for(secret, scope, ttl=3600):
+    """A read token, as `token` issues it: {expires}.{hex HMAC-SHA256(secret, scope + "\\n" + expires)}."""
+    if secret is None:
+        return None
+    expires = int(time.time()) + ttl
+    return f"{expires}." + hmac.new(secret, f"{scope}\n{expires}".encode(), hashlib.sha256).hexdigest()
+
+
+def with_token(message, token):
+    return {**message, "token": token} if token else message
+
+
 def check(label, got, expected):
     if got != expected:
         sys.exit(f"FAIL {label}: expected {expected!r}, got {got!r}")
     print(f"ok   {label}")
 
 
-async def websocket_checks(url, origin, upload, bucket, prefix):
+async def websocket_checks(url, origin, upload, bucket, prefix, secret):
     async with websockets.connect(url, origin=origin) as ws:
         async def ask(message):
             await ws.send(json.dumps(message) if isinstance(message, dict) else message)
@@ -49,12 +63,17 @@ async def websocket_checks(url, origin, upload, bucket, prefix):
         check("ws ping", await ask({"action": "ping"}), {"type": "pong"})
         check("ws malformed", (await ask("not json"))["type"], "error")
         probe = f"{prefix}smoke-nothing-{int(time.time())}.mp4"
-        check("ws subscribe", await ask({"action": "subscribe", "input_file": probe}), {"type": "subscribed", "input_file": probe})
+        if secret is not None:
+            check("ws subscribe without token", await ask({"action": "subscribe", "input_file": probe}),
+                  {"type": "error", "message": 'a "token" is required'})
+        subscribe = with_token({"action": "subscribe", "input_file": probe}, token_for(secret, probe))
+        check("ws subscribe", await ask(subscribe), {"type": "subscribed", "input_file": probe})
         check("ws unsubscribe", await ask({"action": "unsubscribe", "input_file": probe}), {"type": "unsubscribed", "input_file": probe})
         if not upload:
             return None
         key = f"{prefix}smoke-{int(time.time())}-{upload.split('/')[-1]}"
-        check("ws subscribe upload", await ask({"action": "subscribe", "input_file": key}), {"type": "subscribed", "input_file": key})
+        subscribe = with_token({"action": "subscribe", "input_file": key}, token_for(secret, key))
+        check("ws subscribe upload", await ask(subscribe), {"type": "subscribed", "input_file": key})
         boto3.client("s3").upload_file(upload, bucket, key)
         print(f"..   uploaded s3://{bucket}/{key}; waiting for pushes")
         progress = -1
@@ -82,15 +101,24 @@ def main():
 
     out = outputs(args.stack)
     rest, ws = out["RestApiUrl"], out["WebSocketUrl"]
+    secret = None
+    if "TokenSecretArn" in out:
+        secret = boto3.client("secretsmanager").get_secret_value(SecretId=out["TokenSecretArn"])["SecretString"].encode()
     check("rest OPTIONS", http("OPTIONS", f"{rest}/media/status", args.origin)[0], 200)
-    check("rest unknown job", http("GET", f"{rest}/media/status?job_id=smoke-none", args.origin),
-          (422, '{"success": false, "message": "Not found item."}'))
+    if secret is None:
+        check("rest unknown job", http("GET", f"{rest}/media/status?job_id=smoke-none", args.origin),
+              (422, '{"success": false, "message": "Not found item."}'))
+    else:
+        check("rest without token", http("GET", f"{rest}/media/status?job_id=smoke-none", args.origin),
+              (403, '{"success": false, "message": "a \\"token\\" is required"}'))
     check("rest missing parameter", http("GET", f"{rest}/media/job_id", args.origin),
           (400, '{"success": false, "message": "Not found parameter."}'))
-    result = asyncio.run(websocket_checks(ws, args.origin, args.upload, out["UploadBucket"], args.prefix))
+    result = asyncio.run(websocket_checks(ws, args.origin, args.upload, out["UploadBucket"], args.prefix, secret))
     if result:
         key, final = result
-        status, body = http("GET", f"{rest}/media/status?input_file={urllib.parse.quote(key)}", args.origin)
+        token = token_for(secret, key)
+        query = urllib.parse.urlencode({"input_file": key, **({"token": token} if token else {})})
+        status, body = http("GET", f"{rest}/media/status?{query}", args.origin)
         check("rest agrees with the push", (status, json.loads(body)["job_status"]), (200, final["job_status"]))
     print("smoke test passed")
 

@@ -128,6 +128,8 @@ mod tests {
         assert_eq!(verify(b"s3cret", "a.mp4", None, 0), Err(TokenError::Missing));
         assert_eq!(verify(b"s3cret", "a.mp4", Some(""), 0), Err(TokenError::Missing));
         assert_eq!(verify(b"s3cret", "a.mp4", Some("nope"), 0), Err(TokenError::Malformed));
+        // The same vector infra/smoke_test.py computes with Python's hmac.
+        assert_eq!(issue(b"k", "a.mp4", 100), "100.a9485534cf56085423056b030db5b1f8e7b5b5b68679d1498d16f6a226a03453");
         let forged = format!("3000.{}", token.split_once('.').unwrap().1);
         assert_eq!(verify(b"s3cret", "a.mp4", Some(&forged), 0), Err(TokenError::Mismatch));
     }
