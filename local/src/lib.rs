@@ -12,11 +12,13 @@
 //!   `create-job`, and a simulated MediaConvert whose events go to `progress-ingest`
 //!   ([`triggers`]);
 //! - [`web`]: the demo page and its client module;
-//! - [`cli`] and [`redrive`]: the terminal tools (`watch`, `replay`, `redrive`).
+//! - [`guard`]: 421 to a foreign `Host`, 403 to a foreign `Origin` on the routes that act alone;
+//! - [`cli`] and [`redrive`]: the terminal tools (`watch`, `replay`, `redrive`, `token`).
 
 pub mod apigw_ws;
 pub mod backend;
 pub mod cli;
+pub mod guard;
 pub mod http_api;
 pub mod invoke;
 pub mod mediaconvert;
@@ -166,8 +168,9 @@ pub fn assemble(base: &str, options: Options, jobs: Arc<dyn JobStore>, subscript
     let router = http_api::router(stack.clone())
         .merge(invoke::router(stack.clone()))
         .merge(api.router())
-        .merge(s3::router(s3, origins, notify))
+        .merge(s3::router(s3, origins.clone(), notify))
         .merge(simulator.router())
         .merge(web::router(web));
+    let router = guard::guarded(router, origins);
     Local { router, api, stack }
 }

@@ -1,5 +1,6 @@
 //! The `ALLOWED_ORIGINS` allow-list shared by the REST functions and `$connect`.
 
+use aws_lambda_events::http;
 use regex::Regex;
 
 /// Space-separated regular expressions, each matched against the whole `Origin` header.
@@ -37,11 +38,38 @@ impl AllowedOrigins {
             Some(origin) => self.patterns.iter().any(|p| p.is_match(origin)),
         }
     }
+
+    /// Is a request with these `Origin` header values allowed? Each value as received: `None`
+    /// when it is not readable text (non-ASCII), which is refused, never taken for "no Origin".
+    /// A value may be a comma-separated list (how HTTP APIs join repeated headers); every origin
+    /// in every value must be allowed. No value at all is allowed, as [`AllowedOrigins::allows`].
+    pub fn allows_all<'a>(&self, values: impl IntoIterator<Item = Option<&'a str>>) -> bool {
+        values.into_iter().all(|value| value.is_some_and(|v| v.split(',').all(|origin| self.allows(Some(origin.trim())))))
+    }
+}
+
+/// The values of the `Origin` headers of a request, `None` for one that is not visible ASCII.
+pub fn origin_values(headers: &http::HeaderMap) -> impl Iterator<Item = Option<&str>> {
+    headers.get_all(http::header::ORIGIN).into_iter().map(|v| v.to_str().ok())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_origin_value_must_be_readable_and_allowed() {
+        let allowed = AllowedOrigins::parse(r"http://a\.example").unwrap();
+        assert!(allowed.allows_all([]));
+        assert!(allowed.allows_all([Some("http://a.example")]));
+        assert!(allowed.allows_all([Some("http://a.example, http://a.example")]));
+        assert!(!allowed.allows_all([Some("http://a.example, http://evil.example")]));
+        assert!(!allowed.allows_all([Some("http://a.example"), Some("http://evil.example")]));
+        assert!(!allowed.allows_all([None]), "an unreadable Origin is not an absent one");
+        let mut headers = http::HeaderMap::new();
+        headers.append(http::header::ORIGIN, http::HeaderValue::from_bytes("http://é.example".as_bytes()).unwrap());
+        assert_eq!(origin_values(&headers).collect::<Vec<_>>(), [None]);
+    }
 
     #[test]
     fn patterns_match_the_whole_origin() {

@@ -79,7 +79,7 @@ pub fn check(request: ApiGatewayV2httpRequest, origins: &AllowedOrigins) -> Resu
     if method != Method::GET {
         return Err(Answer::error(404, "No route matches."));
     }
-    if !origins.allows(origin(&request)) {
+    if !origins.allows_all(crate::domain::origin::origin_values(&request.headers)) {
         return Err(Answer::error(422, "ORIGIN is invalid."));
     }
     Ok(ApiRequest { request })

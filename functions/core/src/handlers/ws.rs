@@ -42,7 +42,7 @@ pub async fn connect(
     now_ms: u64,
 ) -> ApiGatewayProxyResponse {
     let origin = event.headers.get("origin").and_then(|v| v.to_str().ok());
-    if !origins.allows(origin) {
+    if !origins.allows_all(crate::domain::origin::origin_values(&event.headers)) {
         tracing::info!(origin, "connection refused: origin not allowed");
         return response(403, Some("Origin is not allowed."));
     }
