@@ -6,7 +6,10 @@
 //! - a non-2xx answer from `$connect` refuses the upgrade with 403;
 //! - connection ids look like API Gateway's (`L0SM9cOFvHcCIhw=`);
 //! - posts answer 410 for unknown or closed ids and 413 above 128 KB, and a fault switch makes a
-//!   chosen share of posts answer 429 or 500.
+//!   chosen share of posts answer 429 or 500;
+//! - as API Gateway, a client message over 128 KB or a frame over 32 KB closes the connection
+//!   with 1009; a reader too slow to take its messages is closed with 1008 once 1 MiB waits for
+//!   it, so memory stays bounded.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
@@ -28,8 +31,13 @@ use tokio::sync::mpsc;
 
 use crate::http_api::query_params;
 
-/// Largest message the Management API accepts.
+/// Largest message the Management API accepts, and the largest message a client may send.
 pub const MAX_POST_BYTES: usize = 128 * 1024;
+/// Largest frame a client may send (longer messages come in several frames).
+pub const MAX_FRAME_BYTES: usize = 32 * 1024;
+/// Most bytes of posted messages waiting for a slow reader; above it the connection is closed
+/// with 1008, so no client can make the emulator hold unbounded memory.
+pub const MAX_QUEUED_BYTES: usize = 1024 * 1024;
 
 /// The integrations behind the routes: what API Gateway would invoke.
 #[async_trait]
@@ -42,11 +50,16 @@ pub trait WsBackend: Send + Sync {
 
 enum Outgoing {
     Text(String),
-    Close,
+    /// A close frame, with a code and reason or none.
+    Close(Option<(u16, &'static str)>),
 }
 
 struct Connection {
     tx: mpsc::UnboundedSender<Outgoing>,
+    /// Bytes posted to this connection and not yet written to its socket.
+    queued: Arc<std::sync::atomic::AtomicUsize>,
+    /// Tells the connection's task to drop the socket (a reader too slow to take its messages).
+    shutdown: Arc<tokio::sync::Notify>,
     connected_at: i64,
     last_active_at: Arc<AtomicU64>,
     source_ip: String,
@@ -60,6 +73,10 @@ pub struct Counters {
     pub delivered: AtomicU64,
     pub faults: AtomicU64,
     pub gone: AtomicU64,
+    /// The most bytes that ever waited for one connection's socket.
+    pub max_queued_bytes: AtomicU64,
+    /// Connections closed for reading too slowly (1008) or sending too much (1009).
+    pub closed_for_limits: AtomicU64,
 }
 
 pub struct WebSocketApi {
@@ -111,7 +128,7 @@ impl WebSocketApi {
     pub fn forget(&self, connection_id: &str) -> bool {
         let removed = self.connections.lock().ok().and_then(|mut c| c.remove(connection_id));
         if let Some(connection) = &removed {
-            let _ = connection.tx.send(Outgoing::Close);
+            let _ = connection.tx.send(Outgoing::Close(None));
         }
         removed.is_some()
     }
@@ -190,25 +207,37 @@ async fn upgrade(State(api): State<Arc<WebSocketApi>>, headers: HeaderMap, uri: 
         return (StatusCode::FORBIDDEN, "Forbidden").into_response();
     }
     let user_agent = headers.get("user-agent").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
-    ws.on_upgrade(move |socket| serve(api, socket, connection_id, connected_at, user_agent))
+    // A frame over 32 KB stops the parser; a message a little over 128 KB still parses. Either
+    // way the reader closes with API Gateway's 1009.
+    ws.max_frame_size(MAX_FRAME_BYTES)
+        .max_message_size(MAX_POST_BYTES * 2)
+        .on_upgrade(move |socket| serve(api, socket, connection_id, connected_at, user_agent))
 }
 
 async fn serve(api: Arc<WebSocketApi>, socket: WebSocket, connection_id: String, connected_at: i64, user_agent: String) {
     let (mut sink, mut stream) = socket.split();
     let (tx, mut rx) = mpsc::unbounded_channel();
     let last_active_at = Arc::new(AtomicU64::new(connected_at as u64));
+    let queued = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let shutdown = Arc::new(tokio::sync::Notify::new());
     if let Ok(mut connections) = api.connections.lock() {
         connections.insert(
             connection_id.clone(),
-            Connection { tx, connected_at, last_active_at: last_active_at.clone(), source_ip: "127.0.0.1".into(), user_agent },
+            Connection { tx: tx.clone(), queued: queued.clone(), shutdown: shutdown.clone(), connected_at, last_active_at: last_active_at.clone(), source_ip: "127.0.0.1".into(), user_agent },
         );
     }
-    let writer = tokio::spawn(async move {
+    let mut writer = tokio::spawn(async move {
         while let Some(out) = rx.recv().await {
             let result = match out {
-                Outgoing::Text(text) => sink.send(Message::Text(text.into())).await,
-                Outgoing::Close => {
-                    let _ = sink.send(Message::Close(None)).await;
+                Outgoing::Text(text) => {
+                    let size = text.len();
+                    let sent = sink.send(Message::Text(text.into())).await;
+                    queued.fetch_sub(size, Ordering::Relaxed);
+                    sent
+                }
+                Outgoing::Close(frame) => {
+                    let frame = frame.map(|(code, reason)| axum::extract::ws::CloseFrame { code, reason: reason.into() });
+                    let _ = sink.send(Message::Close(frame)).await;
                     break;
                 }
             };
@@ -219,7 +248,17 @@ async fn serve(api: Arc<WebSocketApi>, socket: WebSocket, connection_id: String,
     });
 
     let mut close_code: i64 = 1006;
-    while let Some(frame) = stream.next().await {
+    let mut too_big = false;
+    let mut shut_down = false;
+    loop {
+        let frame = tokio::select! {
+            frame = stream.next() => frame,
+            _ = shutdown.notified() => {
+                shut_down = true;
+                break;
+            }
+        };
+        let Some(frame) = frame else { break };
         let body = match frame {
             Ok(Message::Text(text)) => text.to_string(),
             Ok(Message::Binary(bytes)) => String::from_utf8_lossy(&bytes).into_owned(),
@@ -228,14 +267,31 @@ async fn serve(api: Arc<WebSocketApi>, socket: WebSocket, connection_id: String,
                 break;
             }
             Ok(_) => continue,
-            Err(_) => break,
+            // A frame or message far over the limits: the parser refused it.
+            Err(e) => {
+                too_big = e.to_string().contains("Space limit exceeded");
+                break;
+            }
         };
+        if body.len() > MAX_POST_BYTES {
+            too_big = true;
+            break;
+        }
         last_active_at.store(mcpush_core::now_ms(), Ordering::Relaxed);
         let route = api.route_for(&body);
         let mut event = api.event(&route, "MESSAGE", &connection_id, connected_at);
         event.request_context.message_id = Some(new_id());
         event.body = Some(body);
         api.invoke(event).await;
+    }
+    if too_big {
+        close_code = 1009;
+        api.counters.closed_for_limits.fetch_add(1, Ordering::Relaxed);
+        let _ = tx.send(Outgoing::Close(Some((1009, "Message too big"))));
+    }
+    if too_big || shut_down {
+        // Give the close frame a moment behind what is queued, then drop the socket anyway.
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(1), &mut writer).await;
     }
 
     // Still registered means the client left on its own: API Gateway runs $disconnect.
@@ -269,12 +325,33 @@ async fn management(State(api): State<Arc<WebSocketApi>>, Path(id): Path<String>
             if body.len() > MAX_POST_BYTES {
                 return management_error(StatusCode::PAYLOAD_TOO_LARGE, "PayloadTooLargeException", "Message too long");
             }
-            let sent = api
-                .connections
-                .lock()
-                .ok()
-                .and_then(|c| c.get(&id).map(|conn| conn.tx.send(Outgoing::Text(String::from_utf8_lossy(&body).into_owned())).is_ok()));
-            if sent == Some(true) {
+            let sent = api.connections.lock().ok().and_then(|c| {
+                c.get(&id).map(|conn| {
+                    let waiting = conn.queued.fetch_add(body.len(), Ordering::Relaxed) + body.len();
+                    if waiting > MAX_QUEUED_BYTES {
+                        conn.queued.fetch_sub(body.len(), Ordering::Relaxed);
+                        return None;
+                    }
+                    api.counters.max_queued_bytes.fetch_max(waiting as u64, Ordering::Relaxed);
+                    Some(conn.tx.send(Outgoing::Text(String::from_utf8_lossy(&body).into_owned())).is_ok())
+                })
+            });
+            if sent == Some(None) {
+                // The reader is too slow: close it as API Gateway closes a connection it gives up on.
+                let removed = api.connections.lock().ok().and_then(|mut c| c.remove(&id));
+                if let Some(connection) = removed {
+                    tracing::warn!(connection_id = %id, "closing a reader too slow to take its messages (1008)");
+                    api.counters.closed_for_limits.fetch_add(1, Ordering::Relaxed);
+                    let _ = connection.tx.send(Outgoing::Close(Some((1008, "Reader too slow"))));
+                    connection.shutdown.notify_one();
+                    let event = api.disconnect_event(&id, connection.connected_at, 1008, "Reader too slow");
+                    let api = api.clone();
+                    tokio::spawn(async move { api.invoke(event).await });
+                }
+                api.counters.gone.fetch_add(1, Ordering::Relaxed);
+                return management_error(StatusCode::GONE, "GoneException", "");
+            }
+            if sent == Some(Some(true)) {
                 api.counters.delivered.fetch_add(1, Ordering::Relaxed);
                 StatusCode::OK.into_response()
             } else {
@@ -302,7 +379,7 @@ async fn management(State(api): State<Arc<WebSocketApi>>, Path(id): Path<String>
             let removed = api.connections.lock().ok().and_then(|mut c| c.remove(&id));
             match removed {
                 Some(connection) => {
-                    let _ = connection.tx.send(Outgoing::Close);
+                    let _ = connection.tx.send(Outgoing::Close(None));
                     let event = api.disconnect_event(&id, connection.connected_at, 1000, "Connection deleted");
                     let api = api.clone();
                     tokio::spawn(async move { api.invoke(event).await });

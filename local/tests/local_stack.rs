@@ -15,7 +15,12 @@ fn stack() -> axum::Router {
     local("http://127.0.0.1:9", options()).router
 }
 
-async fn send(app: &axum::Router, request: Request<Body>) -> (StatusCode, axum::http::HeaderMap, String) {
+/// Sends a request in process, with the `Host` a client of the stack sends (the stack answers 421
+/// to any other).
+async fn send(app: &axum::Router, mut request: Request<Body>) -> (StatusCode, axum::http::HeaderMap, String) {
+    if !request.headers().contains_key("host") {
+        request.headers_mut().insert("host", axum::http::HeaderValue::from_static("127.0.0.1:9"));
+    }
     let response = app.clone().oneshot(request).await.unwrap();
     let (parts, body) = response.into_parts();
     (parts.status, parts.headers, String::from_utf8(to_bytes(body, 1 << 20).await.unwrap().to_vec()).unwrap())
