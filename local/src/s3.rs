@@ -3,7 +3,8 @@
 //!
 //! - `PUT /s3/{bucket}/{key}`: stores the body (streamed to disk, no size limit) and notifies;
 //!   answers 200 with an `ETag`, like S3's PutObject (path-style).
-//! - `GET /s3/{bucket}/{key}` (and `HEAD`): reads an object back, e.g. the simulated outputs.
+//! - `GET /s3/{bucket}/{key}` (and `HEAD`): reads an object back (streamed from disk), e.g. the
+//!   simulated outputs.
 //! - `OPTIONS`: CORS preflight for the stack's allowed origins, as a bucket's CORS rules would.
 
 use std::collections::HashMap;
@@ -146,7 +147,7 @@ async fn object(State(state): State<S3State>, Path((bucket, key)): Path<(String,
         Ok(path) => match method {
             Method::OPTIONS => StatusCode::OK.into_response(),
             Method::PUT => put(&state, &bucket, &key, &path, body).await,
-            Method::GET | Method::HEAD => get(&path).await,
+            Method::GET | Method::HEAD => get(&path, method == Method::HEAD).await,
             _ => s3_error(StatusCode::METHOD_NOT_ALLOWED, "MethodNotAllowed", "only PUT, GET, HEAD and OPTIONS"),
         },
     };
@@ -200,20 +201,25 @@ async fn put(state: &S3State, bucket: &str, key: &str, path: &FsPath, body: Body
     }
 }
 
-async fn get(path: &FsPath) -> Response {
-    match tokio::fs::read(path).await {
-        Ok(bytes) => {
-            let kind = match path.extension().and_then(|e| e.to_str()).unwrap_or_default() {
-                "m3u8" => "application/vnd.apple.mpegurl",
-                "mpd" => "application/dash+xml",
-                "mp4" => "video/mp4",
-                "json" => "application/json",
-                _ => "application/octet-stream",
-            };
-            ([(header::CONTENT_TYPE, kind)], bytes).into_response()
-        }
-        Err(_) => s3_error(StatusCode::NOT_FOUND, "NoSuchKey", "The specified key does not exist."),
-    }
+/// An object streamed from disk (a video can be larger than memory); `HEAD` sends no body.
+async fn get(path: &FsPath, head: bool) -> Response {
+    let file = match tokio::fs::File::open(path).await {
+        Ok(file) => file,
+        Err(_) => return s3_error(StatusCode::NOT_FOUND, "NoSuchKey", "The specified key does not exist."),
+    };
+    let length = match file.metadata().await {
+        Ok(meta) if meta.is_file() => meta.len(),
+        _ => return s3_error(StatusCode::NOT_FOUND, "NoSuchKey", "The specified key does not exist."),
+    };
+    let kind = match path.extension().and_then(|e| e.to_str()).unwrap_or_default() {
+        "m3u8" => "application/vnd.apple.mpegurl",
+        "mpd" => "application/dash+xml",
+        "mp4" => "video/mp4",
+        "json" => "application/json",
+        _ => "application/octet-stream",
+    };
+    let body = if head { Body::empty() } else { Body::from_stream(tokio_util::io::ReaderStream::new(file)) };
+    ([(header::CONTENT_TYPE, kind.to_owned()), (header::CONTENT_LENGTH, length.to_string())], body).into_response()
 }
 
 fn s3_error(status: StatusCode, code: &str, message: &str) -> Response {

@@ -138,3 +138,21 @@ async fn ws_post_fault_rate_fails_posts_before_anything_else() {
     let (default_status, _, _) = send(&stack(), post()).await;
     assert_eq!(default_status, StatusCode::GONE);
 }
+
+#[tokio::test]
+async fn s3_objects_are_read_back_whole_and_head_sends_no_body() {
+    let dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("s3-read-{}", std::process::id()));
+    let app = local("http://127.0.0.1:9", Options { s3_dir: dir.clone(), ..options() }).router;
+    let bytes: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
+    let put = Request::put("/s3/uploads/big/clip.bin").body(Body::from(bytes.clone())).unwrap();
+    assert_eq!(send(&app, put).await.0, StatusCode::OK);
+
+    let mut get = Request::get("/s3/uploads/big/clip.bin").body(Body::empty()).unwrap();
+    get.headers_mut().insert("host", axum::http::HeaderValue::from_static("127.0.0.1:9"));
+    let response = app.clone().oneshot(get).await.unwrap();
+    assert_eq!(response.headers()["content-length"], "3000000");
+    assert_eq!(to_bytes(response.into_body(), 4_000_000).await.unwrap().as_ref(), bytes.as_slice());
+    let (status, headers, body) = send(&app, Request::head("/s3/uploads/big/clip.bin").body(Body::empty()).unwrap()).await;
+    assert_eq!((status, headers["content-length"].to_str().unwrap(), body.as_str()), (StatusCode::OK, "3000000", ""));
+    let _ = std::fs::remove_dir_all(dir);
+}
