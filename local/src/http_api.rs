@@ -73,12 +73,14 @@ pub fn router(stack: Stack) -> Router {
         .route("/local/endpoints", get(endpoints))
         .route("/media/job_id", any(rest))
         .route("/media/status", any(rest))
+        .route("/media/uploads", any(uploads))
         .with_state(stack)
 }
 
 async fn endpoints() -> Json<Value> {
     Json(json!({
         "demo": "/",
+        "uploads": "/media/uploads",
         "upload": "/s3/{bucket}/{key}",
         "rest": ["/media/job_id?input_file=F", "/media/status?job_id=J", "/media/status?input_file=F"],
         "websocket": "/ws",
@@ -93,6 +95,19 @@ async fn rest(State(stack): State<Stack>, method: Method, uri: Uri, headers: Hea
     let event = serde_json::to_value(event).unwrap_or_default();
     let response = if uri.path() == "/media/job_id" { stack.job_id_api(event).await } else { stack.status_api(event).await };
     into_http(response)
+}
+
+/// `POST /media/uploads`: the request's body goes into the event as HTTP API sends it (text).
+async fn uploads(State(stack): State<Stack>, method: Method, uri: Uri, headers: HeaderMap, body: axum::body::Bytes) -> Response {
+    let mut event = http_api_event(&method, &uri, &headers, Some(SocketAddr::from(([127, 0, 0, 1], 0))));
+    match String::from_utf8(body.to_vec()) {
+        Ok(text) => event.body = Some(text),
+        Err(_) => {
+            event.body = Some(base64::Engine::encode(&base64::engine::general_purpose::STANDARD, &body));
+            event.is_base64_encoded = true;
+        }
+    }
+    into_http(stack.upload_api(serde_json::to_value(event).unwrap_or_default()).await)
 }
 
 fn into_http(response: ApiGatewayV2httpResponse) -> Response {

@@ -25,6 +25,7 @@ pub mod mediaconvert;
 pub mod options;
 pub mod redrive;
 pub mod s3;
+pub mod s3_post;
 pub mod stack;
 pub mod stream;
 pub mod triggers;
@@ -132,6 +133,8 @@ pub fn assemble(base: &str, options: Options, jobs: Arc<dyn JobStore>, subscript
         push_config: Arc::new(options.push),
         create_job_config: Arc::new(options.create_job),
         reconcile_config: Arc::new(options.reconcile),
+        upload_signer: Arc::new(s3::local_post_signer(base, &options.upload.bucket, &region)),
+        upload_config: Arc::new(options.upload.clone()),
     };
     let handlers = backend::HandlerBackend { origins: origins.clone(), jobs, subscriptions, pusher, config: options.ws };
     let api = apigw_ws::WebSocketApi::new(Arc::new(handlers), &backend::ROUTES, "local", "127.0.0.1");
@@ -144,9 +147,9 @@ pub fn assemble(base: &str, options: Options, jobs: Arc<dyn JobStore>, subscript
     tokio::spawn(triggers::deliver_s3_notifications(stack.clone(), notifications));
     tokio::spawn(triggers::deliver_eventbridge_events(stack.clone(), events));
     tokio::spawn(triggers::schedule_reconcile(stack.clone(), options.reconcile_every));
-    let outputs_bucket = stack.create_job_config.destination.render(&options.upload_bucket, "k");
+    let outputs_bucket = stack.create_job_config.destination.render(&options.upload.bucket, "k");
     let web = web::WebConfig {
-        upload_url: format!("/s3/{}/", options.upload_bucket),
+        upload_url: format!("/s3/{}/", options.upload.bucket),
         outputs_url: format!("/s3/{}/", s3::split_s3_url(&outputs_bucket).map_or("outputs", |(b, _)| b)),
         recheck_interval_ms: web::DEMO_RECHECK_INTERVAL_MS,
     };

@@ -193,7 +193,7 @@ async fn token(args: TokenArgs) -> Result<ExitCode, Box<dyn std::error::Error>> 
 
 async fn serve(args: ServeArgs) -> Result<ExitCode, Box<dyn std::error::Error>> {
     let options = Options::from_env().await?;
-    let (upload_bucket, s3_dir) = (options.upload_bucket.clone(), options.s3_dir.clone());
+    let (upload_bucket, s3_dir) = (options.upload.bucket.clone(), options.s3_dir.clone());
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", args.port)).await?;
     let base = format!("http://{}", listener.local_addr()?);
     let stack = match &args.dynamodb_endpoint {
@@ -214,6 +214,7 @@ async fn serve(args: ServeArgs) -> Result<ExitCode, Box<dyn std::error::Error>> 
     for f in Function::ALL {
         println!("  invoke        {base}{}", f.invoke_path());
     }
+    println!("  upload API    POST {base}/media/uploads   (then the presigned POST to {base}/s3/{upload_bucket})");
     println!("  upload (S3)   PUT {base}/s3/{upload_bucket}/{{key}}   files in {}", s3_dir.display());
     println!("  MediaConvert  {base}/2017-08-29/ (simulated: GetJobTemplate, CreateJob)");
     println!("Ctrl-C stops it.");

@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use mcpush_core::config::{self, ConfigError, CreateJobConfig, PushConfig, ReconcileConfig, WsConfig, parsed, var};
+use mcpush_core::config::{self, ConfigError, CreateJobConfig, PushConfig, ReconcileConfig, UploadConfig, WsConfig, parsed, var};
 use mcpush_core::domain::{AllowedOrigins, DestinationTemplate};
 use regex::Regex;
 
@@ -38,8 +38,10 @@ pub struct Options {
     pub simulator: SimSettings,
     /// `LOCAL_S3_DIR` (default `.local/s3`): the simulated buckets' folder.
     pub s3_dir: PathBuf,
-    /// `UPLOAD_BUCKET` (default `uploads`): the bucket the demo page uploads to.
-    pub upload_bucket: String,
+    /// upload-api's settings: `UPLOAD_BUCKET` (default `uploads`, the bucket the demo page
+    /// uploads to), `UPLOAD_PREFIX`, `MAX_UPLOAD_BYTES`, `ALLOWED_CONTENT_TYPES`,
+    /// `UPLOAD_GRANT_SECONDS`, `TOKEN_TTL_SECONDS`.
+    pub upload: UploadConfig,
     /// `STATUS_RETENTION_DAYS`: status items' TTL, as on AWS. Unset, the local stack keeps them
     /// forever (unlike Lambda's default of 90 days), so replayed fixtures of old jobs stay.
     pub retention: Option<Duration>,
@@ -75,7 +77,11 @@ impl Default for Options {
             },
             simulator,
             s3_dir: DEFAULT_S3_DIR.into(),
-            upload_bucket: DEFAULT_UPLOAD_BUCKET.into(),
+            upload: UploadConfig {
+                bucket: DEFAULT_UPLOAD_BUCKET.into(),
+                rules: mcpush_core::domain::upload::UploadRules::default(),
+                token_ttl: Duration::from_secs(86_400),
+            },
             retention: None,
             ws_post_fault_rate: 0.0,
             reconcile: ReconcileConfig { after: Duration::from_secs(3), ..ReconcileConfig::default() },
@@ -101,7 +107,7 @@ impl Options {
             create_job,
             simulator,
             s3_dir: var("LOCAL_S3_DIR").map(Into::into).unwrap_or(defaults.s3_dir),
-            upload_bucket: var("UPLOAD_BUCKET").unwrap_or(defaults.upload_bucket),
+            upload: UploadConfig::from_env_or(&defaults.upload.bucket)?,
             retention: config::status_retention_from_env_or(None)?,
             ws_post_fault_rate: share("WS_POST_FAULT_RATE", defaults.ws_post_fault_rate)?,
             reconcile: ReconcileConfig::from_env_or(&defaults.reconcile)?,

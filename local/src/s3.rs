@@ -3,6 +3,8 @@
 //!
 //! - `PUT /s3/{bucket}/{key}`: stores the body (streamed to disk, no size limit) and notifies;
 //!   answers 200 with an `ETag`, like S3's PutObject (path-style).
+//! - `POST /s3/{bucket}`: a browser upload under a presigned policy (upload-api's), checked as S3
+//!   checks it: signature, expiry, key, content type, size; S3's error codes otherwise.
 //! - `GET /s3/{bucket}/{key}` (and `HEAD`): reads an object back (streamed from disk), e.g. the
 //!   simulated outputs.
 //! - `OPTIONS`: CORS preflight for the stack's allowed origins, as a bucket's CORS rules would.
@@ -112,6 +114,18 @@ impl LocalS3 {
     }
 }
 
+/// The access key and secret the simulated S3 accepts on presigned POSTs (upload-api signs
+/// with them locally; on AWS it signs with its role's credentials).
+pub const LOCAL_ACCESS_KEY: &str = "LOCALACCESSKEY";
+pub const LOCAL_SECRET_KEY: &str = "local-secret-key";
+
+/// upload-api's signer for the local stack at `base`: POSTs go to `{base}/s3/{bucket}`.
+pub fn local_post_signer(base: &str, bucket: &str, region: &str) -> mcpush_core::adapters::s3_post::S3PostSigner {
+    let credentials = aws_credential_types::Credentials::new(LOCAL_ACCESS_KEY, LOCAL_SECRET_KEY, None, None, "local-s3");
+    let provider = aws_credential_types::provider::SharedCredentialsProvider::new(credentials);
+    mcpush_core::adapters::s3_post::S3PostSigner::new(provider, region, &format!("{base}/s3/{bucket}"))
+}
+
 /// `s3://bucket/key` → (`bucket`, `key`).
 pub fn split_s3_url(url: &str) -> Option<(&str, &str)> {
     url.strip_prefix("s3://")?.split_once('/').filter(|(b, k)| !b.is_empty() && !k.is_empty())
@@ -136,6 +150,7 @@ struct S3State {
 pub fn router(s3: Arc<LocalS3>, origins: Arc<AllowedOrigins>, notify: UnboundedSender<S3Event>) -> Router {
     Router::new()
         .route("/s3/{bucket}/{*key}", any(object))
+        .route("/s3/{bucket}", any(form_upload))
         .layer(DefaultBodyLimit::disable())
         .with_state(S3State { s3, origins, notify })
 }
@@ -155,50 +170,133 @@ async fn object(State(state): State<S3State>, Path((bucket, key)): Path<(String,
     response
 }
 
-async fn put(state: &S3State, bucket: &str, key: &str, path: &FsPath, body: Body) -> Response {
-    let stored = async {
-        if let Some(parent) = path.parent() {
-            tokio::fs::create_dir_all(parent).await?;
-        }
-        // Written beside the target, then renamed: a failed upload never leaves half an object.
-        let partial = path.with_extension(format!("upload-{}", fastrand::u64(..)));
-        let mut file = tokio::fs::File::create(&partial).await?;
-        let (mut size, mut hash) = (0u64, 0xcbf29ce484222325u64);
-        let mut chunks = body.into_data_stream();
-        let written: std::io::Result<()> = async {
-            while let Some(chunk) = chunks.next().await {
-                let chunk = chunk.map_err(std::io::Error::other)?;
-                for byte in chunk.iter() {
-                    hash = (hash ^ u64::from(*byte)).wrapping_mul(0x100000001b3);
-                }
-                size += chunk.len() as u64;
-                file.write_all(&chunk).await?;
-            }
-            file.flush().await
-        }
-        .await;
-        if let Err(e) = written {
-            let _ = tokio::fs::remove_file(&partial).await;
-            return Err(e);
-        }
-        tokio::fs::rename(&partial, path).await?;
-        Ok::<_, std::io::Error>((size, format!("{hash:016x}{size:016x}")))
+/// `POST /s3/{bucket}`: a browser upload with a presigned policy (multipart form, the file last),
+/// checked as S3 checks it ([`crate::s3_post`]); 204 and the notification on success.
+async fn form_upload(State(state): State<S3State>, Path(bucket): Path<String>, method: Method, headers: HeaderMap, request: axum::extract::Request) -> Response {
+    use axum::extract::FromRequest;
+    let cors = cors_headers(&state.origins, &headers);
+    let mut response = match method {
+        Method::OPTIONS => StatusCode::OK.into_response(),
+        Method::POST => match axum::extract::Multipart::from_request(request, &()).await {
+            Ok(form) => post_form(&state, &bucket, form).await,
+            Err(e) => s3_error(StatusCode::BAD_REQUEST, "MalformedPOSTRequest", &format!("The body of your POST request is not well-formed multipart/form-data: {e}")),
+        },
+        _ => s3_error(StatusCode::METHOD_NOT_ALLOWED, "MethodNotAllowed", "only POST and OPTIONS on a bucket"),
     };
-    match stored.await {
-        Ok((size, etag)) => {
-            tracing::info!(bucket, key, size, "object stored");
-            let _ = state.notify.send(state.s3.object_created(bucket, key, size, &etag));
-            let mut response = StatusCode::OK.into_response();
-            if let Ok(value) = HeaderValue::from_str(&format!("\"{etag}\"")) {
-                response.headers_mut().insert(header::ETAG, value);
-            }
-            response
+    response.headers_mut().extend(cors);
+    response
+}
+
+async fn post_form(state: &S3State, bucket: &str, mut form: axum::extract::Multipart) -> Response {
+    let refused = |r: crate::s3_post::Refusal| s3_error(StatusCode::from_u16(r.status).unwrap_or(StatusCode::BAD_REQUEST), r.code, &r.message);
+    let mut fields = std::collections::BTreeMap::new();
+    loop {
+        let field = match form.next_field().await {
+            Ok(Some(field)) => field,
+            Ok(None) => return s3_error(StatusCode::BAD_REQUEST, "InvalidArgument", "POST requires exactly one file upload per request."),
+            Err(e) => return s3_error(StatusCode::BAD_REQUEST, "MalformedPOSTRequest", &e.to_string()),
+        };
+        let name = field.name().unwrap_or_default().to_ascii_lowercase();
+        if name != "file" {
+            match field.text().await {
+                Ok(value) => fields.insert(name, value),
+                Err(e) => return s3_error(StatusCode::BAD_REQUEST, "MalformedPOSTRequest", &e.to_string()),
+            };
+            continue;
         }
+        let range = match crate::s3_post::check(&fields, bucket, std::time::SystemTime::now()) {
+            Ok(range) => range,
+            Err(refusal) => return refused(refusal),
+        };
+        let key = fields.get("key").cloned().unwrap_or_default();
+        let path = match state.s3.path(bucket, &key) {
+            Ok(path) => path,
+            Err(e) => return s3_error(StatusCode::BAD_REQUEST, "InvalidArgument", &e.to_string()),
+        };
+        return match store(&path, field, range.max).await {
+            Ok(Stored::Whole { size, .. }) if size < range.min => {
+                let _ = tokio::fs::remove_file(&path).await;
+                s3_error(StatusCode::BAD_REQUEST, "EntityTooSmall", "Your proposed upload is smaller than the minimum allowed size")
+            }
+            Ok(Stored::Whole { size, etag }) => created(state, bucket, &key, size, &etag, StatusCode::NO_CONTENT),
+            Ok(Stored::TooLarge) => s3_error(StatusCode::BAD_REQUEST, "EntityTooLarge", "Your proposed upload exceeds the maximum allowed size"),
+            Err(e) => s3_error(StatusCode::INTERNAL_SERVER_ERROR, "InternalError", &e.to_string()),
+        };
+    }
+}
+
+async fn put(state: &S3State, bucket: &str, key: &str, path: &FsPath, body: Body) -> Response {
+    match store(path, body.into_data_stream(), u64::MAX).await {
+        Ok(Stored::Whole { size, etag }) => created(state, bucket, key, size, &etag, StatusCode::OK),
+        Ok(Stored::TooLarge) => s3_error(StatusCode::BAD_REQUEST, "EntityTooLarge", "Your proposed upload exceeds the maximum allowed size"),
         Err(e) => {
             tracing::warn!(bucket, key, error = %e, "upload failed");
             s3_error(StatusCode::INTERNAL_SERVER_ERROR, "InternalError", &e.to_string())
         }
     }
+}
+
+/// What [`store`] did with a body.
+enum Stored {
+    Whole { size: u64, etag: String },
+    /// The body went over the limit; nothing was kept.
+    TooLarge,
+}
+
+/// Streams a body to `path` (beside it, then renamed: a failed or refused upload never leaves
+/// half an object), stopping as soon as it exceeds `limit` bytes.
+async fn store<S, E>(path: &FsPath, mut chunks: S, limit: u64) -> std::io::Result<Stored>
+where
+    S: futures::Stream<Item = Result<axum::body::Bytes, E>> + Unpin,
+    E: std::fmt::Display,
+{
+    if let Some(parent) = path.parent() {
+        tokio::fs::create_dir_all(parent).await?;
+    }
+    let partial = path.with_extension(format!("upload-{}", fastrand::u64(..)));
+    let mut file = tokio::fs::File::create(&partial).await?;
+    let (mut size, mut hash) = (0u64, 0xcbf29ce484222325u64);
+    let written: std::io::Result<bool> = async {
+        while let Some(chunk) = chunks.next().await {
+            let chunk = chunk.map_err(|e| std::io::Error::other(e.to_string()))?;
+            size += chunk.len() as u64;
+            if size > limit {
+                return Ok(false);
+            }
+            for byte in chunk.iter() {
+                hash = (hash ^ u64::from(*byte)).wrapping_mul(0x100000001b3);
+            }
+            file.write_all(&chunk).await?;
+        }
+        file.flush().await?;
+        Ok(true)
+    }
+    .await;
+    match written {
+        Ok(true) => {
+            tokio::fs::rename(&partial, path).await?;
+            Ok(Stored::Whole { size, etag: format!("{hash:016x}{size:016x}") })
+        }
+        Ok(false) => {
+            let _ = tokio::fs::remove_file(&partial).await;
+            Ok(Stored::TooLarge)
+        }
+        Err(e) => {
+            let _ = tokio::fs::remove_file(&partial).await;
+            Err(e)
+        }
+    }
+}
+
+/// A new object: S3's notification to create-job, and the answer with its ETag.
+fn created(state: &S3State, bucket: &str, key: &str, size: u64, etag: &str, status: StatusCode) -> Response {
+    tracing::info!(bucket, key, size, "object stored");
+    let _ = state.notify.send(state.s3.object_created(bucket, key, size, etag));
+    let mut response = status.into_response();
+    if let Ok(value) = HeaderValue::from_str(&format!("\"{etag}\"")) {
+        response.headers_mut().insert(header::ETAG, value);
+    }
+    response
 }
 
 /// An object streamed from disk (a video can be larger than memory); `HEAD` sends no body.
@@ -238,7 +336,7 @@ fn cors_headers(origins: &AllowedOrigins, request: &HeaderMap) -> HeaderMap {
         && let Ok(value) = HeaderValue::from_str(origin)
     {
         out.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, value);
-        out.insert(header::ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static("PUT, GET, HEAD"));
+        out.insert(header::ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static("POST, PUT, GET, HEAD"));
         out.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, HeaderValue::from_static("content-type"));
         out.insert(header::ACCESS_CONTROL_EXPOSE_HEADERS, HeaderValue::from_static("etag"));
         out.insert(header::VARY, HeaderValue::from_static("Origin"));

@@ -6,14 +6,14 @@ use std::sync::Arc;
 
 use aws_lambda_events::apigw::ApiGatewayV2httpResponse;
 use aws_lambda_events::streams::DynamoDbEventResponse;
-use mcpush_core::config::{CreateJobConfig, PushConfig, ReconcileConfig};
+use mcpush_core::config::{CreateJobConfig, PushConfig, ReconcileConfig, UploadConfig};
 use mcpush_core::domain::AllowedOrigins;
 use mcpush_core::domain::token::ReadAccess;
 use mcpush_core::handlers::http::RestContext;
 use mcpush_core::handlers::progress_push::{self, PushContext};
 use mcpush_core::handlers::reconcile::{self, ReconcileContext, ReconcileStats};
-use mcpush_core::handlers::{create_job, job_id_api, progress_ingest, status_api};
-use mcpush_core::ports::{JobCreator, JobInspector, JobStore, Pusher, SubscriptionStore};
+use mcpush_core::handlers::{create_job, job_id_api, progress_ingest, status_api, upload_api};
+use mcpush_core::ports::{JobCreator, JobInspector, JobStore, Pusher, SubscriptionStore, UploadSigner};
 use serde_json::Value;
 
 #[derive(Clone)]
@@ -29,6 +29,9 @@ pub struct Stack {
     pub push_config: Arc<PushConfig>,
     pub create_job_config: Arc<CreateJobConfig>,
     pub reconcile_config: Arc<ReconcileConfig>,
+    /// upload-api's settings and its signer (the simulated S3's credentials and URL).
+    pub upload_config: Arc<UploadConfig>,
+    pub upload_signer: Arc<dyn UploadSigner>,
 }
 
 impl Stack {
@@ -60,6 +63,18 @@ impl Stack {
             config: &self.push_config,
         };
         progress_push::handle(&ctx, event, mcpush_core::now_ms() / 1000).await.0
+    }
+
+    pub async fn upload_api(&self, event: Value) -> ApiGatewayV2httpResponse {
+        let ctx = upload_api::UploadContext {
+            origins: &self.origins,
+            access: &self.access,
+            signer: self.upload_signer.as_ref(),
+            rules: &self.upload_config.rules,
+            bucket: &self.upload_config.bucket,
+            token_ttl: self.upload_config.token_ttl,
+        };
+        upload_api::handle(&ctx, event, std::time::SystemTime::now()).await
     }
 
     pub async fn reconcile(&self) -> Result<ReconcileStats, reconcile::ReconcileError> {

@@ -347,3 +347,48 @@ pub fn token_secret_source() -> Result<SecretSource, ConfigError> {
 pub fn token_ttl_from_env() -> Result<Duration, ConfigError> {
     Ok(Duration::from_secs(parsed("TOKEN_TTL_SECONDS", 86_400u64)?))
 }
+
+/// upload-api's settings.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UploadConfig {
+    /// `UPLOAD_BUCKET` (required on AWS): where browsers POST their files.
+    pub bucket: String,
+    /// `UPLOAD_PREFIX` (default `uploads/`), `MAX_UPLOAD_BYTES` (default 5 GiB),
+    /// `ALLOWED_CONTENT_TYPES` (default `video/* audio/*`), `UPLOAD_GRANT_SECONDS` (default 900).
+    pub rules: crate::domain::upload::UploadRules,
+    /// `TOKEN_TTL_SECONDS` (default 86400).
+    pub token_ttl: Duration,
+}
+
+impl UploadConfig {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        let bucket = required("UPLOAD_BUCKET")?;
+        Self::from_env_or(&bucket)
+    }
+
+    /// As [`UploadConfig::from_env`] with a default bucket (the local stack's).
+    pub fn from_env_or(default_bucket: &str) -> Result<Self, ConfigError> {
+        let defaults = crate::domain::upload::UploadRules::default();
+        let prefix = var("UPLOAD_PREFIX").unwrap_or(defaults.prefix);
+        if prefix.starts_with('/') || !(prefix.is_empty() || prefix.ends_with('/')) {
+            return Err(ConfigError::Invalid { name: "UPLOAD_PREFIX", reason: format!("{prefix:?} must be empty or a folder ending in /") });
+        }
+        let allowed_types: Vec<String> = match var("ALLOWED_CONTENT_TYPES") {
+            Some(list) => list.split_whitespace().map(str::to_ascii_lowercase).collect(),
+            None => defaults.allowed_types,
+        };
+        if let Some(bad) = allowed_types.iter().find(|t| t.split_once('/').is_none_or(|(a, b)| a.is_empty() || b.is_empty())) {
+            return Err(ConfigError::Invalid { name: "ALLOWED_CONTENT_TYPES", reason: format!("{bad:?} is not type/subtype or type/*") });
+        }
+        Ok(Self {
+            bucket: var("UPLOAD_BUCKET").unwrap_or_else(|| default_bucket.to_owned()),
+            rules: crate::domain::upload::UploadRules {
+                prefix,
+                max_bytes: parsed("MAX_UPLOAD_BYTES", defaults.max_bytes)?,
+                allowed_types,
+                grant_ttl: Duration::from_secs(parsed("UPLOAD_GRANT_SECONDS", defaults.grant_ttl.as_secs())?),
+            },
+            token_ttl: token_ttl_from_env()?,
+        })
+    }
+}

@@ -104,6 +104,23 @@ pub trait JobInspector: Send + Sync {
     async fn get_job(&self, job_id: &str) -> Result<Option<MediaConvertJob>, InspectError>;
 }
 
+/// A browser POST upload: where to send it and the form fields that go before the file.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct PresignedPost {
+    pub url: String,
+    pub fields: std::collections::BTreeMap<String, String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("cannot sign the upload: {0}")]
+pub struct UploadSignerError(pub String);
+
+/// Signs S3 POST policies (upload-api).
+#[async_trait]
+pub trait UploadSigner: Send + Sync {
+    async fn presign(&self, policy: &crate::domain::upload::PostPolicy, now: std::time::SystemTime) -> Result<PresignedPost, UploadSignerError>;
+}
+
 /// What a subscribe did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SubscribeOutcome {

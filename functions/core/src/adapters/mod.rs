@@ -6,6 +6,7 @@ pub mod dynamodb;
 #[cfg(feature = "mediaconvert")]
 pub mod mediaconvert;
 pub mod memory;
+pub mod s3_post;
 #[cfg(feature = "secrets")]
 pub mod secrets;
 

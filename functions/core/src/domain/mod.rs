@@ -11,6 +11,7 @@ pub mod protocol;
 pub mod s3_key;
 pub mod status;
 pub mod token;
+pub mod upload;
 
 pub use job::{
     CompleteDetails, JobPointer, JobRecord, JobStatus, JobUpdate, Phase, Transition, UNFINISHED_INDEX, job_order_from_id,

@@ -69,14 +69,14 @@ pub fn parse(mut raw: serde_json::Value) -> Result<ApiGatewayV2httpRequest, Answ
     serde_path_to_error::deserialize(&raw).map_err(|e| Answer::error(400, &format!("Malformed request event: {e}.")))
 }
 
-/// The checks every route shares, in the seed's order: OPTIONS, method, origin.
+/// The checks every route shares, in the seed's order: OPTIONS, method (`allowed`), origin.
 /// `Err` is the response to send at once.
-pub fn check(request: ApiGatewayV2httpRequest, origins: &AllowedOrigins) -> Result<ApiRequest, Answer> {
+pub fn check(request: ApiGatewayV2httpRequest, origins: &AllowedOrigins, allowed: &Method) -> Result<ApiRequest, Answer> {
     let method = &request.request_context.http.method;
     if method == Method::OPTIONS {
         return Err(Answer { status: 200, body: None });
     }
-    if method != Method::GET {
+    if method != allowed {
         return Err(Answer::error(404, "No route matches."));
     }
     if !origins.allows_all(crate::domain::origin::origin_values(&request.headers)) {
@@ -109,6 +109,11 @@ impl ApiRequest {
 /// Builds the API Gateway response with the seed's headers. CORS answers with the request's own
 /// origin when it is allowed (it only reaches here if it is) and `Vary: Origin`, never `*`.
 pub fn respond(answer: Answer, origin: Option<&str>, origins: &AllowedOrigins) -> ApiGatewayV2httpResponse {
+    respond_to(answer, origin, origins, &Method::GET)
+}
+
+/// [`respond`] for a route whose method is `method`.
+pub fn respond_to(answer: Answer, origin: Option<&str>, origins: &AllowedOrigins, method: &Method) -> ApiGatewayV2httpResponse {
     let mut headers = HeaderMap::new();
     if let Some(origin) = origin.filter(|o| !o.is_empty() && origins.allows(Some(o)))
         && let Ok(value) = HeaderValue::from_str(origin)
@@ -116,7 +121,8 @@ pub fn respond(answer: Answer, origin: Option<&str>, origins: &AllowedOrigins) -
         headers.insert("access-control-allow-origin", value);
     }
     headers.insert("vary", HeaderValue::from_static("Origin"));
-    headers.insert("access-control-allow-methods", HeaderValue::from_static("GET, OPTIONS"));
+    let methods = if method == Method::POST { "POST, OPTIONS" } else { "GET, OPTIONS" };
+    headers.insert("access-control-allow-methods", HeaderValue::from_static(methods));
     headers.insert("access-control-allow-headers", HeaderValue::from_static("*"));
     headers.insert("access-control-max-age", HeaderValue::from_static("7200"));
     headers.insert("content-type", HeaderValue::from_static("application/json; charset=UTF-8"));
@@ -140,14 +146,35 @@ where
     F: FnOnce(ApiRequest) -> Fut,
     Fut: std::future::Future<Output = Answer>,
 {
+    serve_method(raw, origins, Method::GET, route).await
+}
+
+/// [`serve`] for a route answering `method`.
+pub async fn serve_method<F, Fut>(raw: serde_json::Value, origins: &AllowedOrigins, method: Method, route: F) -> ApiGatewayV2httpResponse
+where
+    F: FnOnce(ApiRequest) -> Fut,
+    Fut: std::future::Future<Output = Answer>,
+{
     let request = match parse(raw) {
         Ok(request) => request,
-        Err(answer) => return respond(answer, None, origins),
+        Err(answer) => return respond_to(answer, None, origins, &method),
     };
     let origin = origin(&request).map(str::to_owned);
-    let answer = match check(request, origins) {
+    let answer = match check(request, origins, &method) {
         Ok(request) => route(request).await,
         Err(answer) => answer,
     };
-    respond(answer, origin.as_deref(), origins)
+    respond_to(answer, origin.as_deref(), origins, &method)
+}
+
+impl ApiRequest {
+    /// The request body's bytes (API Gateway base64-encodes binary bodies).
+    pub fn body_bytes(&self) -> Result<Vec<u8>, Answer> {
+        let body = self.request.body.as_deref().unwrap_or_default();
+        if self.request.is_base64_encoded {
+            base64::Engine::decode(&base64::engine::general_purpose::STANDARD, body).map_err(|e| Answer::error(400, &format!("body is not valid base64: {e}")))
+        } else {
+            Ok(body.as_bytes().to_vec())
+        }
+    }
 }

@@ -10,4 +10,5 @@ pub mod progress_ingest;
 pub mod progress_push;
 pub mod reconcile;
 pub mod status_api;
+pub mod upload_api;
 pub mod ws;

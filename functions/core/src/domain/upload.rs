@@ -1,0 +1,163 @@
+//! What `upload-api` grants: the server chooses the key (`UPLOAD_PREFIX` + a random id + the
+//! sanitised file name), and the browser POSTs the file straight to S3 under a policy that pins
+//! the key, the content type and a `content-length-range` up to the declared size, so S3 itself
+//! refuses anything else.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// The body of `POST /media/uploads`.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct UploadRequest {
+    pub file_name: String,
+    pub content_type: String,
+    pub size: u64,
+}
+
+/// Why an upload is refused: the HTTP status and a message naming what was wrong.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum UploadRefusal {
+    #[error("{0}")]
+    Malformed(String),
+    #[error("size {size} is larger than the {max} bytes an upload may have")]
+    TooLarge { size: u64, max: u64 },
+    #[error("content_type {0:?} is not accepted (ALLOWED_CONTENT_TYPES)")]
+    Unsupported(String),
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl UploadRefusal {
+    /// 400 / 413 / 415 / 422, as the seed's error answers.
+    pub fn status(&self) -> u16 {
+        match self {
+            Self::Malformed(_) => 400,
+            Self::TooLarge { .. } => 413,
+            Self::Unsupported(_) => 415,
+            Self::Invalid(_) => 422,
+        }
+    }
+}
+
+/// upload-api's rules (`UPLOAD_PREFIX`, `MAX_UPLOAD_BYTES`, `ALLOWED_CONTENT_TYPES`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UploadRules {
+    pub prefix: String,
+    pub max_bytes: u64,
+    /// `type/subtype` or `type/*`, lower case.
+    pub allowed_types: Vec<String>,
+    /// How long the upload grant (the signed policy) is valid.
+    pub grant_ttl: Duration,
+}
+
+impl Default for UploadRules {
+    fn default() -> Self {
+        Self {
+            prefix: "uploads/".into(),
+            max_bytes: 5 * 1024 * 1024 * 1024,
+            allowed_types: vec!["video/*".into(), "audio/*".into()],
+            grant_ttl: Duration::from_secs(15 * 60),
+        }
+    }
+}
+
+/// What S3 must enforce on one upload.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct PostPolicy {
+    pub bucket: String,
+    pub key: String,
+    pub content_type: String,
+    pub max_bytes: u64,
+    /// Epoch seconds.
+    pub expires_at: u64,
+}
+
+impl UploadRules {
+    /// Parses and checks a request body; `id` is the random part of the key.
+    pub fn grant(&self, body: &[u8], bucket: &str, id: &str, now_secs: u64) -> Result<PostPolicy, UploadRefusal> {
+        let request: UploadRequest = serde_path_to_error::deserialize(&mut serde_json::Deserializer::from_slice(body))
+            .map_err(|e| UploadRefusal::Malformed(format!("body is not an upload request ({{\"file_name\", \"content_type\", \"size\"}}): {e}")))?;
+        let content_type = request.content_type.trim().to_ascii_lowercase();
+        let Some((kind, subtype)) = content_type.split_once('/').filter(|(k, s)| token(k) && token(s)) else {
+            return Err(UploadRefusal::Invalid(format!("content_type {:?} is not a media type such as video/mp4", request.content_type)));
+        };
+        if !self.allowed_types.iter().any(|allowed| allowed == &content_type || allowed.strip_suffix("/*") == Some(kind)) {
+            return Err(UploadRefusal::Unsupported(format!("{kind}/{subtype}")));
+        }
+        if request.size == 0 {
+            return Err(UploadRefusal::Invalid("size must be at least 1 byte".into()));
+        }
+        if request.size > self.max_bytes {
+            return Err(UploadRefusal::TooLarge { size: request.size, max: self.max_bytes });
+        }
+        let name = sanitise(&request.file_name).ok_or_else(|| UploadRefusal::Invalid(format!("file_name {:?} has no usable characters", request.file_name)))?;
+        Ok(PostPolicy {
+            bucket: bucket.to_owned(),
+            key: format!("{}{id}/{name}", self.prefix),
+            content_type,
+            max_bytes: request.size,
+            expires_at: now_secs + self.grant_ttl.as_secs(),
+        })
+    }
+}
+
+/// An RFC 7230 token (the parts of a media type).
+fn token(s: &str) -> bool {
+    !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$&-^_.+".contains(&b))
+}
+
+/// The last path segment of a file name, with everything but letters, digits, `.`, `-` and `_`
+/// replaced by `_`, no leading dots, at most 100 characters; `None` when nothing is left.
+pub fn sanitise(file_name: &str) -> Option<String> {
+    let base = file_name.rsplit(['/', '\\']).next().unwrap_or(file_name);
+    let mut clean: String = base
+        .chars()
+        .map(|c| if c.is_alphanumeric() || matches!(c, '.' | '-' | '_') { c } else { '_' })
+        .skip_while(|c| *c == '.')
+        .take(100)
+        .collect();
+    while clean.contains("__") {
+        clean = clean.replace("__", "_");
+    }
+    (!clean.trim_matches(['_', '.']).is_empty()).then_some(clean)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn grant(body: &str) -> Result<PostPolicy, UploadRefusal> {
+        UploadRules { max_bytes: 1000, ..UploadRules::default() }.grant(body.as_bytes(), "b", "ID", 100)
+    }
+
+    #[test]
+    fn a_good_request_gets_a_server_chosen_key_and_its_limits() {
+        let policy = grant(r#"{"file_name": "../My Clip (1).MP4", "content_type": "Video/MP4", "size": 999}"#).unwrap();
+        assert_eq!(policy, PostPolicy { bucket: "b".into(), key: "uploads/ID/My_Clip_1_.MP4".into(), content_type: "video/mp4".into(), max_bytes: 999, expires_at: 1000 });
+    }
+
+    #[test]
+    fn refusals_name_what_was_wrong_with_the_right_status() {
+        let status = |body: &str| grant(body).unwrap_err().status();
+        assert_eq!(status("nope"), 400);
+        assert_eq!(status(r#"{"file_name": "a.mp4", "content_type": "video/mp4"}"#), 400);
+        assert_eq!(status(r#"{"file_name": "a.mp4", "content_type": "video/mp4", "size": -1}"#), 400);
+        assert_eq!(status(r#"{"file_name": "a.mp4", "content_type": "video/mp4", "size": 1, "key": "x"}"#), 400);
+        assert_eq!(status(r#"{"file_name": "a.mp4", "content_type": "video/mp4", "size": 1001}"#), 413);
+        assert_eq!(status(r#"{"file_name": "a.exe", "content_type": "application/x-msdownload", "size": 1}"#), 415);
+        assert_eq!(status(r#"{"file_name": "a.mp4", "content_type": "video", "size": 1}"#), 422);
+        assert_eq!(status(r#"{"file_name": "a.mp4", "content_type": "video/mp4", "size": 0}"#), 422);
+        assert_eq!(status(r#"{"file_name": "../..", "content_type": "video/mp4", "size": 1}"#), 422);
+        assert!(grant(r#"{"file_name": "a", "content_type": "audio/mpeg", "size": 1}"#).is_ok());
+    }
+
+    #[test]
+    fn names_are_cleaned_to_one_safe_segment() {
+        assert_eq!(sanitise("C:\\Users\\x\\動画 1.mov").as_deref(), Some("動画_1.mov"));
+        assert_eq!(sanitise("...hidden").as_deref(), Some("hidden"));
+        assert_eq!(sanitise("a/b/../c.mp4").as_deref(), Some("c.mp4"));
+        assert_eq!(sanitise("???"), None);
+    }
+}

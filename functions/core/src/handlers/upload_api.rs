@@ -1,0 +1,95 @@
+//! `upload-api`: `POST /media/uploads` → a presigned S3 POST for a key the server chooses, and
+//! the read token that covers it.
+//!
+//! Body `{"file_name": "clip.mp4", "content_type": "video/mp4", "size": 1234567}`; answer
+//! `{"success": true, "input_file": KEY, "token": T, "token_expires_at": EPOCH_S,
+//! "expires_at": EPOCH_S, "upload": {"method": "POST", "url": U, "fields": {...}}}` (`token` and
+//! `token_expires_at` are `null` when tokens are off). Refusals are the seed's error bodies
+//! with 400 / 413 / 415 / 422 naming what was wrong.
+
+use std::time::{Duration, SystemTime};
+
+use aws_lambda_events::apigw::ApiGatewayV2httpResponse;
+use aws_lambda_events::http::Method;
+use serde::Serialize;
+
+use super::http::{self, Answer};
+use crate::domain::AllowedOrigins;
+use crate::domain::token::ReadAccess;
+use crate::domain::upload::UploadRules;
+use crate::ports::{PresignedPost, UploadSigner};
+
+pub struct UploadContext<'a> {
+    pub origins: &'a AllowedOrigins,
+    pub access: &'a ReadAccess,
+    pub signer: &'a dyn UploadSigner,
+    pub rules: &'a UploadRules,
+    /// The bucket uploads go to (`UPLOAD_BUCKET`).
+    pub bucket: &'a str,
+    /// Validity of the read token handed out with the upload (`TOKEN_TTL_SECONDS`).
+    pub token_ttl: Duration,
+}
+
+#[derive(Serialize)]
+struct Upload {
+    method: &'static str,
+    #[serde(flatten)]
+    post: PresignedPost,
+}
+
+#[derive(Serialize)]
+struct Granted {
+    success: bool,
+    input_file: String,
+    token: Option<String>,
+    token_expires_at: Option<u64>,
+    expires_at: u64,
+    upload: Upload,
+}
+
+/// A random, unguessable id for the key (128 bits from the operating system).
+fn random_id() -> Result<String, getrandom::Error> {
+    let mut bytes = [0u8; 16];
+    getrandom::fill(&mut bytes)?;
+    Ok(hex::encode(bytes))
+}
+
+pub async fn handle(ctx: &UploadContext<'_>, event: serde_json::Value, now: SystemTime) -> ApiGatewayV2httpResponse {
+    http::serve_method(event, ctx.origins, Method::POST, |request| async move {
+        let body = match request.body_bytes() {
+            Ok(body) => body,
+            Err(answer) => return answer,
+        };
+        let now_secs = now.duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+        let id = match random_id() {
+            Ok(id) => id,
+            Err(e) => {
+                tracing::error!(error = %e, "no randomness for the upload key");
+                return Answer::error(500, "Internal error.");
+            }
+        };
+        let policy = match ctx.rules.grant(&body, ctx.bucket, &id, now_secs) {
+            Ok(policy) => policy,
+            Err(refusal) => return Answer::error(refusal.status(), &refusal.to_string()),
+        };
+        let post = match ctx.signer.presign(&policy, now).await {
+            Ok(post) => post,
+            Err(e) => {
+                tracing::error!(error = %e, "could not sign the upload");
+                return Answer::error(500, "Internal error.");
+            }
+        };
+        let token_expires_at = now_secs + ctx.token_ttl.as_secs();
+        let token = ctx.access.issue(&policy.key, token_expires_at);
+        tracing::info!(input_file = %policy.key, size = policy.max_bytes, content_type = %policy.content_type, "upload granted");
+        Answer::ok(&Granted {
+            success: true,
+            input_file: policy.key,
+            token_expires_at: token.as_ref().map(|_| token_expires_at),
+            token,
+            expires_at: policy.expires_at,
+            upload: Upload { method: "POST", post },
+        })
+    })
+    .await
+}
