@@ -149,7 +149,6 @@ pub fn assemble(base: &str, options: Options, jobs: Arc<dyn JobStore>, subscript
     tokio::spawn(triggers::schedule_reconcile(stack.clone(), options.reconcile_every));
     let outputs_bucket = stack.create_job_config.destination.render(&options.upload.bucket, "k");
     let web = web::WebConfig {
-        upload_url: format!("/s3/{}/", options.upload.bucket),
         outputs_url: format!("/s3/{}/", s3::split_s3_url(&outputs_bucket).map_or("outputs", |(b, _)| b)),
         recheck_interval_ms: web::DEMO_RECHECK_INTERVAL_MS,
     };

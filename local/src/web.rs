@@ -12,8 +12,6 @@ use serde::Serialize;
 #[derive(Clone, Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct WebConfig {
-    /// Upload URL prefix: the object key is appended (`/s3/uploads/`).
-    pub upload_url: String,
     /// Output bucket URL prefix: `output_path` and a playlist name are appended (`/s3/outputs/`).
     pub outputs_url: String,
     /// The client's `recheckIntervalMs`: how often the page asks `/media/status` while subscribed.

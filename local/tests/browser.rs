@@ -27,12 +27,14 @@ async fn demo_page_in_headless_chromium() {
     let _ = std::fs::remove_dir_all(&s3_dir);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
-    let options = Options {
+    let mut options = Options {
         batch_window: Duration::from_millis(20),
         simulator: SimSettings { step: Duration::from_millis(150), ..SimSettings::default() },
         s3_dir: s3_dir.clone(),
         ..Options::default()
     };
+    // Read tokens on, as a deployed stack has them: the page must watch with the granted token.
+    options.ws.access = mcpush_core::domain::token::ReadAccess::new(Some(b"browser-test-secret".to_vec()));
     let stack = local(&base, options);
     tokio::spawn(axum::serve(listener, stack.router.clone()).into_future());
 
@@ -53,7 +55,10 @@ async fn demo_page_in_headless_chromium() {
     assert!(output.status.success(), "browser tests failed:\n{report}");
     assert!(report.contains("ℹ pass 3") && report.contains("ℹ fail 0"), "expected 3 passing browser tests:\n{report}");
     assert!(std::fs::metadata(&screenshot).map(|m| m.len() > 10_000).unwrap_or(false), "no screenshot at {}", screenshot.display());
-    assert_eq!(std::fs::metadata(s3_dir.join("uploads/Big Buck Bunny.mp4")).unwrap().len(), 250_000);
-    assert!(s3_dir.join("outputs/Big Buck Bunny.mp4_hls/Big Buck Bunny.m3u8").exists());
+    // (under the key the upload API chose: uploads/{random id}/{sanitised name})
+    let ids: Vec<String> = std::fs::read_dir(s3_dir.join("uploads/uploads")).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    let id = ids.iter().find(|id| s3_dir.join(format!("uploads/uploads/{id}/Big_Buck_Bunny.mp4")).exists()).expect("the upload is in the bucket");
+    assert_eq!(std::fs::metadata(s3_dir.join(format!("uploads/uploads/{id}/Big_Buck_Bunny.mp4"))).unwrap().len(), 250_000);
+    assert!(s3_dir.join(format!("outputs/uploads/{id}/Big_Buck_Bunny.mp4_hls/Big_Buck_Bunny.m3u8")).exists());
     let _ = std::fs::remove_dir_all(&s3_dir);
 }

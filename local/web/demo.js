@@ -1,6 +1,7 @@
-// The demo page: uploads a file to the local stack's simulated S3 bucket and follows its job
-// with the client module, exactly as a front end on AWS would (there, with a presigned S3 URL).
-import { ProgressClient, upload, keyPath } from './mcpush-client.js';
+// The demo page: asks the upload API for an upload, POSTs the file to the (simulated) S3 bucket
+// under that grant and follows its job with the client module and the granted token, exactly as
+// a front end on AWS does.
+import { ProgressClient, requestUpload, upload, keyPath } from './mcpush-client.js';
 
 const config = await (await fetch('config.json')).json();
 const websocketUrl = `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/ws`;
@@ -71,17 +72,28 @@ function card(name) {
 }
 
 async function start(file) {
-  const key = file.name;
-  const view = card(key);
+  const view = card(file.name);
   view.transport('connecting');
-  // A file uploaded again starts a new job; the previous one's state must not stand for it.
-  let previousJob;
+  let granted;
   try {
-    const known = await (await fetch(`/media/job_id?input_file=${encodeURIComponent(key)}`)).json();
-    previousJob = known.success ? known.job_id : undefined;
-  } catch { /* no previous job */ }
+    granted = await requestUpload('', file);
+  } catch (e) {
+    view.transport('refused');
+    view.status('ERROR');
+    view.error(e.message);
+    return;
+  }
+  view.node.dataset.inputFile = granted.input_file;
+  // Subscribed before the upload, so no state of the new job is missed.
+  client.watch(granted.input_file, (status) => {
+    view.progress(status.progress_rate);
+    view.status(status.job_status);
+    view.phase(status.job_status === 'PROGRESSING' ? status.current_phase : '');
+    if (status.job_status === 'COMPLETE') view.complete(status);
+    if (status.job_status === 'ERROR') view.error(`${status.error_message ?? 'The job failed.'}${status.error_code ? ` (error ${status.error_code})` : ''}`);
+  }, { onTransport: (t) => view.transport(t), token: granted.token ?? undefined });
   try {
-    await upload(`${config.uploadUrl}${keyPath(key)}`, file, {
+    await upload(granted.upload, file, {
       onProgress: (fraction) => view.phase(`uploading ${Math.round(fraction * 100)} %`),
     });
   } catch (e) {
@@ -89,13 +101,6 @@ async function start(file) {
     view.error(e.message);
     return;
   }
-  view.status('SUBMITTED');
+  if (!view.node.dataset.status) view.status('SUBMITTED');
   view.phase('');
-  client.watch(key, (status) => {
-    view.progress(status.progress_rate);
-    view.status(status.job_status);
-    view.phase(status.job_status === 'PROGRESSING' ? status.current_phase : '');
-    if (status.job_status === 'COMPLETE') view.complete(status);
-    if (status.job_status === 'ERROR') view.error(`${status.error_message ?? 'The job failed.'}${status.error_code ? ` (error ${status.error_code})` : ''}`);
-  }, { onTransport: (t) => view.transport(t), ignoreJobId: previousJob });
 }

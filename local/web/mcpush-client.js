@@ -1,9 +1,10 @@
 // MediaConvert push notifier: a browser client. Plain ES module, no dependencies, no build step.
 //
-//   import { ProgressClient, upload } from './mcpush-client.js';
+//   import { ProgressClient, requestUpload, upload } from './mcpush-client.js';
 //   const client = new ProgressClient({ websocketUrl: 'wss://ws.example.com/prod', restUrl: 'https://api.example.com' });
-//   const watch = client.watch('Big Buck Bunny.mp4', (status) => render(status), { onTransport: (t) => badge(t) });
-//   await upload('https://bucket.s3.amazonaws.com/Big%20Buck%20Bunny.mp4?X-Amz-...', file, { onProgress: (f) => … });
+//   const granted = await requestUpload('https://api.example.com', file);          // POST /media/uploads
+//   const watch = client.watch(granted.input_file, (status) => render(status), { token: granted.token });
+//   await upload(granted.upload, file, { onProgress: (f) => … });                  // straight to S3
 //
 // The client keeps one WebSocket for all watched files and subscribes each by input file (the
 // server answers with the current state at once, then pushes every change). When the socket cannot
@@ -229,21 +230,52 @@ function subscription(watch) {
 }
 
 /**
- * PUTs `file` to `url` (a presigned S3 URL, or the local stack's `/s3/{bucket}/{key}`).
- * @param {string} url
+ * Asks the upload API (`POST {restUrl}/media/uploads`) for an upload of `file`.
+ * @param {string} restUrl  base of the REST API ('' for the same origin)
+ * @param {File} file
+ * @param {{fetchOptions?: RequestInit}} [options]  e.g. `{ headers: { Authorization: 'Bearer …' } }`
+ * @returns {Promise<{success: true, input_file: string, token: string|null, token_expires_at: number|null, expires_at: number,
+ *   upload: {method: 'POST', url: string, fields: Record<string, string>} | {method: 'PUT', url: string, headers: Record<string, string>}}>}
+ *   rejects with the server's message (400 / 413 / 415 / 422 name what was wrong)
+ */
+export async function requestUpload(restUrl, file, { fetchOptions = {} } = {}) {
+  const response = await fetch(`${restUrl}/media/uploads`, {
+    ...fetchOptions,
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json', ...(fetchOptions.headers ?? {}) },
+    body: JSON.stringify({ file_name: file.name, content_type: file.type || 'application/octet-stream', size: file.size }),
+  });
+  const body = await response.json().catch(() => ({}));
+  if (!response.ok || !body.success) throw new Error(body.message ?? `upload request failed: HTTP ${response.status}`);
+  return body;
+}
+
+/**
+ * Sends `file` where the upload API said: a POST form (its `fields`, then the file) or a PUT
+ * (with its `headers`). A plain URL string is a PUT (the local stack's `/s3/{bucket}/{key}`).
+ * @param {string | {method: 'POST'|'PUT', url: string, fields?: Record<string, string>, headers?: Record<string, string>}} target
  * @param {Blob} file
  * @param {{onProgress?: (fraction: number) => void}} [options]
  * @returns {Promise<void>} rejects with the server's answer on a non-2xx status
  */
-export function upload(url, file, { onProgress } = {}) {
+export function upload(target, file, { onProgress } = {}) {
+  const { method = 'PUT', url, fields = {}, headers = {} } = typeof target === 'string' ? { url: target } : target;
   return new Promise((resolve, reject) => {
     const xhr = new XMLHttpRequest();
-    xhr.open('PUT', url);
-    if (file.type) xhr.setRequestHeader('Content-Type', file.type);
+    xhr.open(method, url);
     xhr.upload.onprogress = (e) => e.lengthComputable && onProgress?.(e.loaded / e.total);
     xhr.onload = () => (xhr.status >= 200 && xhr.status < 300 ? resolve() : reject(new Error(`upload failed: HTTP ${xhr.status} ${xhr.responseText}`)));
     xhr.onerror = () => reject(new Error('upload failed: network error'));
-    xhr.send(file);
+    if (method === 'POST') {
+      const form = new FormData();
+      for (const [name, value] of Object.entries(fields)) form.append(name, value);
+      form.append('file', file); // S3 takes the file last
+      xhr.send(form);
+    } else {
+      if (file.type && !headers['Content-Type']) xhr.setRequestHeader('Content-Type', file.type);
+      for (const [name, value] of Object.entries(headers)) xhr.setRequestHeader(name, value);
+      xhr.send(file);
+    }
   });
 }
 

@@ -4,8 +4,10 @@
 // 2. With the WebSocket blocked, the same flow completes by REST polling.
 // 3. With the socket open but its final status frame dropped, the page still ends COMPLETE
 //    (the client re-checks /media/status while subscribed).
-// 3. An empty file and a file named to fail show MediaConvert's error message; a job in flight
-//    shows its phase. The screenshot (the README's) is taken then, on that page.
+// Every upload goes through the upload API (POST /media/uploads, then the presigned POST), and the
+// stack requires read tokens: the page watches with the granted one. An empty file is refused by
+// the upload API and a file named to fail shows MediaConvert's error message; a job in flight
+// shows its phase. The screenshot (the README's) is taken then, on that page.
 import assert from 'node:assert/strict';
 import { test, after, before } from 'node:test';
 import { chromium } from 'playwright-core';
@@ -68,7 +70,7 @@ test('an uploaded video reaches 100 % with its COMPLETE details, pushed over the
   assert.match(await card.locator('.duration').textContent(), /^0:01 \(1000 ms\)$/);
   assert.equal(await card.locator('.resolution').textContent(), '1280 × 720');
   const link = card.locator('.playlists a');
-  assert.equal(await link.textContent(), 'Big Buck Bunny.m3u8');
+  assert.equal(await link.textContent(), 'Big_Buck_Bunny.m3u8', 'the key is the upload API\'s, its name sanitised');
   const playlist = await page.request.get(await link.evaluate((a) => a.href));
   assert.equal(playlist.status(), 200);
   assert.match(await playlist.text(), /^#EXTM3U/);
@@ -77,19 +79,22 @@ test('an uploaded video reaches 100 % with its COMPLETE details, pushed over the
   const seen = await sawProgress(card);
   assert.ok(seen.length >= 3, `progress updates seen: ${seen}`);
   assert.deepEqual(seen, [...seen].sort((a, b) => a - b));
-  const pushed = frames.map((f) => JSON.parse(f)).filter((m) => m.type === 'status' && m.input_file === 'Big Buck Bunny.mp4');
+  const key = await card.getAttribute('data-input-file');
+  assert.match(key, /^uploads\/[0-9a-f]{32}\/Big_Buck_Bunny\.mp4$/);
+  const pushed = frames.map((f) => JSON.parse(f)).filter((m) => m.type === 'status' && m.input_file === key);
   assert.ok(pushed.some((m) => m.current_phase === 'TRANSCODING'), 'a TRANSCODING phase was pushed');
   assert.equal(pushed.at(-1).job_status, 'COMPLETE');
 
+  // The upload API refuses an empty file, naming why; nothing is uploaded.
   const empty = await uploadOn(page, video('empty.mp4', 0));
   await waitForStatus(empty, 'ERROR');
-  assert.match(await empty.locator('.error').textContent(), /the file is empty.*\(error 1010\)/);
-  assert.equal(await empty.locator('.bar').getAttribute('aria-valuenow'), '100');
+  assert.match(await empty.locator('.error').textContent(), /size must be at least 1 byte/);
   assert.equal(await empty.locator('.details').isHidden(), true);
 
   const named = await uploadOn(page, video('will-fail.mov'));
   await waitForStatus(named, 'ERROR');
-  assert.match(await named.locator('.error').textContent(), /Failed to open input file \[s3:\/\/uploads\/will-fail\.mov\]/);
+  assert.match(await named.locator('.error').textContent(), /Failed to open input file \[s3:\/\/uploads\/uploads\/[0-9a-f]{32}\/will-fail\.mov\].*\(error 1010\)/);
+  assert.equal(await named.locator('.bar').getAttribute('aria-valuenow'), '100');
 
   // A job in flight shows its phase.
   const running = await uploadOn(page, video('Sintel.mp4', 2_000_000));
@@ -121,7 +126,7 @@ test('with the WebSocket blocked, the upload completes by REST polling', async (
   assert.equal(await card.getAttribute('data-transport'), 'polling');
   assert.equal(await card.locator('.bar').getAttribute('aria-valuenow'), '100');
   assert.equal(await card.locator('.resolution').textContent(), '1280 × 720');
-  assert.equal(await card.locator('.playlists a').textContent(), 'Polled Clip.m3u8');
+  assert.equal(await card.locator('.playlists a').textContent(), 'Polled_Clip.m3u8');
   assert.ok(attempts >= 1, 'the page tried the WebSocket');
   assert.ok(polls.length >= 2, `REST polls: ${polls.length}`);
   const seen = await sawProgress(card);
@@ -152,6 +157,6 @@ test('with the final status frame dropped on the way, the page still shows COMPL
   assert.deepEqual(dropped, ['COMPLETE'], 'the final frame was pushed and dropped');
   assert.equal(await card.getAttribute('data-transport'), 'websocket');
   assert.equal(await card.locator('.bar').getAttribute('aria-valuenow'), '100');
-  assert.equal(await card.locator('.playlists a').textContent(), 'Dropped Final.m3u8');
+  assert.equal(await card.locator('.playlists a').textContent(), 'Dropped_Final.m3u8');
   await context.close();
 });
