@@ -170,7 +170,7 @@ pub fn assemble(base: &str, options: Options, jobs: Arc<dyn JobStore>, subscript
     let router = http_api::router(stack.clone())
         .merge(invoke::router(stack.clone()))
         .merge(api.router())
-        .merge(s3::router(s3, origins.clone(), notify))
+        .merge(s3::router(s3, origins.clone(), notify, !stack.access.required()))
         .merge(simulator.router())
         .merge(web::router(web));
     let router = guard::guarded(router, origins);

@@ -144,15 +144,18 @@ struct S3State {
     s3: Arc<LocalS3>,
     origins: Arc<AllowedOrigins>,
     notify: UnboundedSender<S3Event>,
+    /// Plain `PUT`s (scripts) are taken only while read tokens are off: with tokens on, every
+    /// upload goes through upload-api's grant, as on AWS where the bucket is private.
+    open_puts: bool,
 }
 
-/// The bucket's routes; each notification goes to `notify`.
-pub fn router(s3: Arc<LocalS3>, origins: Arc<AllowedOrigins>, notify: UnboundedSender<S3Event>) -> Router {
+/// The bucket's routes; each notification goes to `notify`. `open_puts`: see [`S3State`].
+pub fn router(s3: Arc<LocalS3>, origins: Arc<AllowedOrigins>, notify: UnboundedSender<S3Event>, open_puts: bool) -> Router {
     Router::new()
         .route("/s3/{bucket}/{*key}", any(object))
         .route("/s3/{bucket}", any(form_upload))
         .layer(DefaultBodyLimit::disable())
-        .with_state(S3State { s3, origins, notify })
+        .with_state(S3State { s3, origins, notify, open_puts })
 }
 
 async fn object(State(state): State<S3State>, Path((bucket, key)): Path<(String, String)>, method: Method, headers: HeaderMap, body: Body) -> Response {
@@ -161,6 +164,11 @@ async fn object(State(state): State<S3State>, Path((bucket, key)): Path<(String,
         Err(e) => s3_error(StatusCode::BAD_REQUEST, "InvalidArgument", &e.to_string()),
         Ok(path) => match method {
             Method::OPTIONS => StatusCode::OK.into_response(),
+            Method::PUT if !state.open_puts => s3_error(
+                StatusCode::FORBIDDEN,
+                "AccessDenied",
+                "Access Denied: read tokens are on, so uploads go through POST /media/uploads and its signed POST",
+            ),
             Method::PUT => put(&state, &bucket, &key, &path, body).await,
             Method::GET | Method::HEAD => get(&path, method == Method::HEAD).await,
             _ => s3_error(StatusCode::METHOD_NOT_ALLOWED, "MethodNotAllowed", "only PUT, GET, HEAD and OPTIONS"),

@@ -141,4 +141,7 @@ async fn the_upload_api_names_what_is_wrong_in_the_seeds_style() {
     }
     let (status, _) = common::http("GET", &format!("{base}/media/uploads"), None).await.unwrap();
     assert_eq!(status, 404, "the seed's answer to another method");
+    let (status, body) = common::http("PUT", &format!("{base}/s3/uploads/script.mp4"), Some("x")).await.unwrap();
+    assert_eq!(status, 403, "with tokens on, a plain PUT is no way around the grant: {body}");
+    assert!(body.contains("<Code>AccessDenied</Code>"), "{body}");
 }
