@@ -179,7 +179,7 @@ async fn token(args: TokenArgs) -> Result<ExitCode, Box<dyn std::error::Error>> 
     if !mcpush_core::domain::token::valid_scope(&scope) {
         return Err(format!("{scope:?} is not a file or folder a token can cover").into());
     }
-    let access = mcpush_core::adapters::secrets::read_access(&mcpush_local::sdk_config_for(None).await).await?;
+    let access = mcpush_core::adapters::secrets::read_access_with(mcpush_local::sdk_config_for(None)).await?;
     let ttl = match args.ttl_seconds {
         Some(seconds) => seconds,
         None => mcpush_core::config::token_ttl_from_env()?.as_secs(),

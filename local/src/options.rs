@@ -95,7 +95,7 @@ impl Options {
     /// Secrets Manager with `SUBSCRIBE_SECRET_ARN` (the SDK's own credentials and region).
     pub async fn from_env() -> Result<Self, ConfigError> {
         let defaults = Self::default();
-        let access = mcpush_core::adapters::secrets::read_access(&crate::sdk_config_for(None).await).await?;
+        let access = mcpush_core::adapters::secrets::read_access_with(crate::sdk_config_for(None)).await?;
         let create_job = CreateJobConfig::from_env_or(&defaults.create_job)?;
         let simulator = SimSettings { template: create_job.job_template.clone(), ..sim_settings_from_env(&defaults.simulator)? };
         Ok(Self {

@@ -9,12 +9,18 @@ use crate::domain::token::ReadAccess;
 /// The token rule the environment asks for; a secret that cannot be read fails the init,
 /// naming the variable.
 pub async fn read_access(sdk: &aws_config::SdkConfig) -> Result<ReadAccess, ConfigError> {
+    read_access_with(async { sdk.clone() }).await
+}
+
+/// As [`read_access`], building the SDK settings only when Secrets Manager is asked
+/// (`SUBSCRIBE_SECRET_ARN`), so the local stack never looks for AWS credentials otherwise.
+pub async fn read_access_with(sdk: impl std::future::Future<Output = aws_config::SdkConfig>) -> Result<ReadAccess, ConfigError> {
     let invalid = |reason: String| ConfigError::Invalid { name: "SUBSCRIBE_SECRET_ARN", reason };
     match token_secret_source()? {
         SecretSource::Off => Ok(ReadAccess::new(None)),
         SecretSource::Value(secret) => Ok(ReadAccess::new(Some(secret))),
         SecretSource::SecretsManager(arn) => {
-            let answer = aws_sdk_secretsmanager::Client::new(sdk)
+            let answer = aws_sdk_secretsmanager::Client::new(&sdk.await)
                 .get_secret_value()
                 .secret_id(&arn)
                 .send()

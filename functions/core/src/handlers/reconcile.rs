@@ -69,10 +69,14 @@ pub async fn handle(ctx: &ReconcileContext<'_>, now_ms: u64) -> Result<Reconcile
             Outcome::Failed => stats.failed += 1,
         }
     }
-    tracing::info!(
-        checked = stats.checked, updated = stats.updated, finalized = stats.finalized, confirmed = stats.confirmed,
-        abandoned = stats.abandoned, failed = stats.failed, "reconciled"
-    );
+    if stats.checked == 0 {
+        tracing::debug!("reconciled: no quiet unfinished job");
+    } else {
+        tracing::info!(
+            checked = stats.checked, updated = stats.updated, finalized = stats.finalized, confirmed = stats.confirmed,
+            abandoned = stats.abandoned, failed = stats.failed, "reconciled"
+        );
+    }
     Ok(stats)
 }
 
