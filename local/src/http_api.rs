@@ -66,14 +66,14 @@ pub fn http_api_event(method: &Method, uri: &Uri, headers: &HeaderMap, peer: Opt
     event
 }
 
-/// `GET /local/endpoints`, `/media/job_id` and `/media/status` (any method: the handlers answer
-/// OPTIONS and refuse the rest as the seed did).
+/// `GET /local/endpoints`, `/media/job_id`, `/media/status` and `/media/uploads` (any method:
+/// the handlers answer OPTIONS and refuse the rest as the seed did).
 pub fn router(stack: Stack) -> Router {
     Router::new()
         .route("/local/endpoints", get(endpoints))
         .route("/media/job_id", any(rest))
         .route("/media/status", any(rest))
-        .route("/media/uploads", any(uploads))
+        .route("/media/uploads", any(rest))
         .with_state(stack)
 }
 
@@ -89,25 +89,27 @@ async fn endpoints() -> Json<Value> {
     }))
 }
 
-async fn rest(State(stack): State<Stack>, method: Method, uri: Uri, headers: HeaderMap) -> Response {
+/// The REST routes: each request becomes the payload v2 event HTTP API sends (a body as text,
+/// or base64 when it is not UTF-8), handed to the route's function.
+async fn rest(State(stack): State<Stack>, method: Method, uri: Uri, headers: HeaderMap, body: axum::body::Bytes) -> Response {
     // The stack listens on loopback only, so every caller is local.
-    let event = http_api_event(&method, &uri, &headers, Some(SocketAddr::from(([127, 0, 0, 1], 0))));
-    let event = serde_json::to_value(event).unwrap_or_default();
-    let response = if uri.path() == "/media/job_id" { stack.job_id_api(event).await } else { stack.status_api(event).await };
-    into_http(response)
-}
-
-/// `POST /media/uploads`: the request's body goes into the event as HTTP API sends it (text).
-async fn uploads(State(stack): State<Stack>, method: Method, uri: Uri, headers: HeaderMap, body: axum::body::Bytes) -> Response {
     let mut event = http_api_event(&method, &uri, &headers, Some(SocketAddr::from(([127, 0, 0, 1], 0))));
-    match String::from_utf8(body.to_vec()) {
-        Ok(text) => event.body = Some(text),
-        Err(_) => {
-            event.body = Some(base64::Engine::encode(&base64::engine::general_purpose::STANDARD, &body));
-            event.is_base64_encoded = true;
+    if !body.is_empty() {
+        match std::str::from_utf8(&body) {
+            Ok(text) => event.body = Some(text.to_owned()),
+            Err(_) => {
+                event.body = Some(base64::Engine::encode(&base64::engine::general_purpose::STANDARD, &body));
+                event.is_base64_encoded = true;
+            }
         }
     }
-    into_http(stack.upload_api(serde_json::to_value(event).unwrap_or_default()).await)
+    let event = serde_json::to_value(event).unwrap_or_default();
+    let response = match uri.path() {
+        "/media/job_id" => stack.job_id_api(event).await,
+        "/media/uploads" => stack.upload_api(event).await,
+        _ => stack.status_api(event).await,
+    };
+    into_http(response)
 }
 
 fn into_http(response: ApiGatewayV2httpResponse) -> Response {

@@ -77,11 +77,7 @@ impl Default for Options {
             },
             simulator,
             s3_dir: DEFAULT_S3_DIR.into(),
-            upload: UploadConfig {
-                bucket: DEFAULT_UPLOAD_BUCKET.into(),
-                rules: mcpush_core::domain::upload::UploadRules::default(),
-                token_ttl: Duration::from_secs(86_400),
-            },
+            upload: UploadConfig::for_bucket(DEFAULT_UPLOAD_BUCKET),
             retention: None,
             ws_post_fault_rate: 0.0,
             reconcile: ReconcileConfig { after: Duration::from_secs(3), ..ReconcileConfig::default() },

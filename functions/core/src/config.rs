@@ -345,8 +345,11 @@ pub fn token_secret_source() -> Result<SecretSource, ConfigError> {
 /// `TOKEN_TTL_SECONDS` (default 86400): how long a read token handed out with an upload (or by the
 /// `token` subcommand) stays valid: long enough to watch a long job across reconnects.
 pub fn token_ttl_from_env() -> Result<Duration, ConfigError> {
-    Ok(Duration::from_secs(parsed("TOKEN_TTL_SECONDS", 86_400u64)?))
+    Ok(Duration::from_secs(parsed("TOKEN_TTL_SECONDS", DEFAULT_TOKEN_TTL.as_secs())?))
 }
+
+/// `TOKEN_TTL_SECONDS`' default: a day.
+pub const DEFAULT_TOKEN_TTL: Duration = Duration::from_secs(86_400);
 
 /// upload-api's settings.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -361,13 +364,21 @@ pub struct UploadConfig {
 }
 
 impl UploadConfig {
+    /// The defaults, for uploads to `bucket`.
+    pub fn for_bucket(bucket: &str) -> Self {
+        Self { bucket: bucket.to_owned(), rules: crate::domain::upload::UploadRules::default(), token_ttl: DEFAULT_TOKEN_TTL }
+    }
+
     pub fn from_env() -> Result<Self, ConfigError> {
-        let bucket = required("UPLOAD_BUCKET")?;
-        Self::from_env_or(&bucket)
+        Self::with_bucket(required("UPLOAD_BUCKET")?)
     }
 
     /// As [`UploadConfig::from_env`] with a default bucket (the local stack's).
     pub fn from_env_or(default_bucket: &str) -> Result<Self, ConfigError> {
+        Self::with_bucket(var("UPLOAD_BUCKET").unwrap_or_else(|| default_bucket.to_owned()))
+    }
+
+    fn with_bucket(bucket: String) -> Result<Self, ConfigError> {
         let defaults = crate::domain::upload::UploadRules::default();
         let prefix = var("UPLOAD_PREFIX").unwrap_or(defaults.prefix);
         if prefix.starts_with('/') || !(prefix.is_empty() || prefix.ends_with('/')) {
@@ -381,7 +392,7 @@ impl UploadConfig {
             return Err(ConfigError::Invalid { name: "ALLOWED_CONTENT_TYPES", reason: format!("{bad:?} is not type/subtype or type/*") });
         }
         Ok(Self {
-            bucket: var("UPLOAD_BUCKET").unwrap_or_else(|| default_bucket.to_owned()),
+            bucket,
             rules: crate::domain::upload::UploadRules {
                 prefix,
                 max_bytes: parsed("MAX_UPLOAD_BYTES", defaults.max_bytes)?,

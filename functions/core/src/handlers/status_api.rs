@@ -42,7 +42,7 @@ pub async fn handle(ctx: &RestContext<'_>, event: serde_json::Value, now_secs: u
                 Err(answer) => return answer,
             },
         };
-        if by_file.is_none() && ctx.access.required() && token.is_none_or(str::is_empty) {
+        if by_file.is_none() && ctx.access.required() && token.is_none() {
             return http::forbidden(&crate::domain::token::TokenError::Missing);
         }
         match ctx.jobs.job(&job_id).await {
