@@ -16,7 +16,10 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
-use aws_lambda_events::apigw::{ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest, ApiGatewayWebsocketProxyRequestContext};
+use aws_lambda_events::apigw::{
+    ApiGatewayCustomAuthorizerRequestTypeRequest, ApiGatewayCustomAuthorizerResponse, ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest,
+    ApiGatewayWebsocketProxyRequestContext,
+};
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
@@ -29,7 +32,12 @@ use futures::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
+use mcpush_core::domain::identity::IdentityError;
+
 use crate::http_api::query_params;
+
+/// What an authorizer's answer puts in `requestContext.authorizer`: `principalId` and the context.
+type AuthorizerFields = HashMap<String, Value>;
 
 /// Largest message the Management API accepts, and the largest message a client may send.
 pub const MAX_POST_BYTES: usize = 128 * 1024;
@@ -42,6 +50,12 @@ pub const MAX_QUEUED_BYTES: usize = 1024 * 1024;
 /// The integrations behind the routes: what API Gateway would invoke.
 #[async_trait]
 pub trait WsBackend: Send + Sync {
+    /// The `$connect` route's Lambda REQUEST authorizer, when it has one: `Allow` opens the
+    /// connection and its principal and context reach every route as `requestContext.authorizer`;
+    /// `Deny` refuses the upgrade with 403, an error with 500.
+    async fn authorize(&self, _request: ApiGatewayCustomAuthorizerRequestTypeRequest) -> Option<Result<ApiGatewayCustomAuthorizerResponse, IdentityError>> {
+        None
+    }
     async fn connect(&self, event: ApiGatewayWebsocketProxyRequest) -> ApiGatewayProxyResponse;
     async fn disconnect(&self, event: ApiGatewayWebsocketProxyRequest) -> ApiGatewayProxyResponse;
     /// Every non-`$connect`/`$disconnect` route; `requestContext.routeKey` names it.
@@ -64,6 +78,7 @@ struct Connection {
     last_active_at: Arc<AtomicU64>,
     source_ip: String,
     user_agent: String,
+    authorizer: AuthorizerFields,
 }
 
 /// Counters a test or benchmark can read.
@@ -135,7 +150,7 @@ impl WebSocketApi {
 
     /// The event API Gateway sends a route's integration, without the route's own parts (headers
     /// and query on `$connect`, body on messages, close code on `$disconnect`).
-    fn event(&self, route_key: &str, event_type: &str, connection_id: &str, connected_at: i64) -> ApiGatewayWebsocketProxyRequest {
+    fn event(&self, route_key: &str, event_type: &str, connection_id: &str, connected_at: i64, authorizer: &AuthorizerFields) -> ApiGatewayWebsocketProxyRequest {
         let now = mcpush_core::now_ms() as i64;
         let mut context = ApiGatewayWebsocketProxyRequestContext::default();
         context.route_key = Some(route_key.to_owned());
@@ -151,13 +166,14 @@ impl WebSocketApi {
         context.domain_name = Some(self.domain.clone());
         context.apiid = Some("local".to_owned());
         context.identity.source_ip = Some("127.0.0.1".to_owned());
+        context.authorizer.fields = authorizer.clone();
         let mut event = ApiGatewayWebsocketProxyRequest::default();
         event.request_context = context;
         event
     }
 
-    fn disconnect_event(&self, connection_id: &str, connected_at: i64, status_code: i64, reason: &str) -> ApiGatewayWebsocketProxyRequest {
-        let mut event = self.event("$disconnect", "DISCONNECT", connection_id, connected_at);
+    fn disconnect_event(&self, connection_id: &str, connected_at: i64, authorizer: &AuthorizerFields, status_code: i64, reason: &str) -> ApiGatewayWebsocketProxyRequest {
+        let mut event = self.event("$disconnect", "DISCONNECT", connection_id, connected_at, authorizer);
         event.request_context.disconnect_status_code = Some(status_code);
         event.request_context.disconnect_reason = Some(reason.to_owned());
         event
@@ -169,6 +185,42 @@ impl WebSocketApi {
             .and_then(|v| v.get("action").and_then(Value::as_str).map(str::to_owned))
             .filter(|action| self.routes.iter().any(|r| r == action))
             .unwrap_or_else(|| "$default".to_owned())
+    }
+
+    /// Runs the `$connect` authorizer, if any, with the request API Gateway would send it:
+    /// the fields for `requestContext.authorizer`, or the status that refuses the upgrade.
+    async fn authorize(
+        &self,
+        connection_id: &str,
+        connected_at: i64,
+        headers: &HeaderMap,
+        query: &HashMap<String, String>,
+        params: &HashMap<String, Vec<String>>,
+    ) -> Result<AuthorizerFields, StatusCode> {
+        let connect = self.event("$connect", "CONNECT", connection_id, connected_at, &AuthorizerFields::new());
+        let mut request = ApiGatewayCustomAuthorizerRequestTypeRequest::default();
+        request.type_ = Some("REQUEST".into());
+        request.method_arn = Some(format!("arn:aws:execute-api:us-east-1:000000000000:local/{}/$connect", self.stage));
+        request.headers = headers.clone();
+        request.multi_value_headers = headers.clone();
+        request.query_string_parameters = query.clone().into();
+        request.multi_value_query_string_parameters = params.clone().into();
+        request.request_context.apiid = Some("local".into());
+        request.request_context.stage = connect.request_context.stage;
+        request.request_context.request_id = connect.request_context.request_id;
+        let Some(answer) = self.backend.authorize(request).await else { return Ok(AuthorizerFields::new()) };
+        match answer {
+            Ok(response) if mcpush_core::handlers::ws_authorizer::allowed(&response) => {
+                let mut fields = match response.context {
+                    Value::Object(map) => map.into_iter().collect(),
+                    _ => AuthorizerFields::new(),
+                };
+                fields.insert("principalId".into(), Value::from(response.principal_id.unwrap_or_default()));
+                Ok(fields)
+            }
+            Ok(_) => Err(StatusCode::FORBIDDEN),
+            Err(_) => Err(StatusCode::INTERNAL_SERVER_ERROR),
+        }
     }
 
     async fn invoke(&self, event: ApiGatewayWebsocketProxyRequest) -> ApiGatewayProxyResponse {
@@ -196,11 +248,16 @@ fn request_time(epoch_ms: i64) -> String {
 async fn upgrade(State(api): State<Arc<WebSocketApi>>, headers: HeaderMap, uri: Uri, ws: WebSocketUpgrade) -> Response {
     let connection_id = new_id();
     let connected_at = mcpush_core::now_ms() as i64;
-    let mut event = api.event("$connect", "CONNECT", &connection_id, connected_at);
+    let params = query_params(uri.query().unwrap_or_default());
+    let query: HashMap<String, String> = params.iter().map(|(k, v)| (k.clone(), v.last().cloned().unwrap_or_default())).collect();
+    let authorizer = match api.authorize(&connection_id, connected_at, &headers, &query, &params).await {
+        Ok(fields) => fields,
+        Err(status) => return (status, axum::Json(json!({"message": status.canonical_reason().unwrap_or_default()}))).into_response(),
+    };
+    let mut event = api.event("$connect", "CONNECT", &connection_id, connected_at, &authorizer);
     event.headers = headers.clone();
     event.multi_value_headers = headers.clone();
-    let params = query_params(uri.query().unwrap_or_default());
-    event.query_string_parameters = params.iter().map(|(k, v)| (k.clone(), v.last().cloned().unwrap_or_default())).collect::<HashMap<_, _>>().into();
+    event.query_string_parameters = query.into();
     event.multi_value_query_string_parameters = params.into();
     let accepted = (200..300).contains(&api.invoke(event).await.status_code);
     if !accepted {
@@ -211,10 +268,10 @@ async fn upgrade(State(api): State<Arc<WebSocketApi>>, headers: HeaderMap, uri: 
     // way the reader closes with API Gateway's 1009.
     ws.max_frame_size(MAX_FRAME_BYTES)
         .max_message_size(MAX_POST_BYTES * 2)
-        .on_upgrade(move |socket| serve(api, socket, connection_id, connected_at, user_agent))
+        .on_upgrade(move |socket| serve(api, socket, connection_id, connected_at, user_agent, authorizer))
 }
 
-async fn serve(api: Arc<WebSocketApi>, socket: WebSocket, connection_id: String, connected_at: i64, user_agent: String) {
+async fn serve(api: Arc<WebSocketApi>, socket: WebSocket, connection_id: String, connected_at: i64, user_agent: String, authorizer: AuthorizerFields) {
     let (mut sink, mut stream) = socket.split();
     let (tx, mut rx) = mpsc::unbounded_channel();
     let last_active_at = Arc::new(AtomicU64::new(connected_at as u64));
@@ -223,7 +280,7 @@ async fn serve(api: Arc<WebSocketApi>, socket: WebSocket, connection_id: String,
     if let Ok(mut connections) = api.connections.lock() {
         connections.insert(
             connection_id.clone(),
-            Connection { tx: tx.clone(), queued: queued.clone(), shutdown: shutdown.clone(), connected_at, last_active_at: last_active_at.clone(), source_ip: "127.0.0.1".into(), user_agent },
+            Connection { tx: tx.clone(), queued: queued.clone(), shutdown: shutdown.clone(), connected_at, last_active_at: last_active_at.clone(), source_ip: "127.0.0.1".into(), user_agent, authorizer: authorizer.clone() },
         );
     }
     let mut writer = tokio::spawn(async move {
@@ -279,7 +336,7 @@ async fn serve(api: Arc<WebSocketApi>, socket: WebSocket, connection_id: String,
         }
         last_active_at.store(mcpush_core::now_ms(), Ordering::Relaxed);
         let route = api.route_for(&body);
-        let mut event = api.event(&route, "MESSAGE", &connection_id, connected_at);
+        let mut event = api.event(&route, "MESSAGE", &connection_id, connected_at, &authorizer);
         event.request_context.message_id = Some(new_id());
         event.body = Some(body);
         api.invoke(event).await;
@@ -298,7 +355,7 @@ async fn serve(api: Arc<WebSocketApi>, socket: WebSocket, connection_id: String,
     let was_registered = api.connections.lock().ok().and_then(|mut c| c.remove(&connection_id)).is_some();
     writer.abort();
     if was_registered {
-        api.invoke(api.disconnect_event(&connection_id, connected_at, close_code, "")).await;
+        api.invoke(api.disconnect_event(&connection_id, connected_at, &authorizer, close_code, "")).await;
     }
 }
 
@@ -344,7 +401,7 @@ async fn management(State(api): State<Arc<WebSocketApi>>, Path(id): Path<String>
                     api.counters.closed_for_limits.fetch_add(1, Ordering::Relaxed);
                     let _ = connection.tx.send(Outgoing::Close(Some((1008, "Reader too slow"))));
                     connection.shutdown.notify_one();
-                    let event = api.disconnect_event(&id, connection.connected_at, 1008, "Reader too slow");
+                    let event = api.disconnect_event(&id, connection.connected_at, &connection.authorizer, 1008, "Reader too slow");
                     let api = api.clone();
                     tokio::spawn(async move { api.invoke(event).await });
                 }
@@ -380,7 +437,7 @@ async fn management(State(api): State<Arc<WebSocketApi>>, Path(id): Path<String>
             match removed {
                 Some(connection) => {
                     let _ = connection.tx.send(Outgoing::Close(None));
-                    let event = api.disconnect_event(&id, connection.connected_at, 1000, "Connection deleted");
+                    let event = api.disconnect_event(&id, connection.connected_at, &connection.authorizer, 1000, "Connection deleted");
                     let api = api.clone();
                     tokio::spawn(async move { api.invoke(event).await });
                     StatusCode::NO_CONTENT.into_response()

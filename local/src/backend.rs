@@ -3,13 +3,17 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use aws_lambda_events::apigw::{ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest};
+use aws_lambda_events::apigw::{
+    ApiGatewayCustomAuthorizerRequestTypeRequest, ApiGatewayCustomAuthorizerResponse, ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest,
+};
 use aws_sdk_apigatewaymanagement::config::{BehaviorVersion, Credentials, Region, retry::RetryConfig};
 use mcpush_core::adapters::apigw_management::ManagementApiPusher;
 use mcpush_core::config::WsConfig;
 use mcpush_core::domain::AllowedOrigins;
+use mcpush_core::domain::identity::IdentityError;
 use mcpush_core::handlers::ws::{self, WsContext};
-use mcpush_core::ports::{JobStore, Pusher, SubscriptionStore};
+use mcpush_core::handlers::ws_authorizer;
+use mcpush_core::ports::{IdentityVerifier, JobStore, Pusher, SubscriptionStore};
 
 use crate::apigw_ws::WsBackend;
 
@@ -22,10 +26,17 @@ pub struct HandlerBackend {
     pub subscriptions: Arc<dyn SubscriptionStore>,
     pub pusher: Arc<dyn Pusher>,
     pub config: WsConfig,
+    /// With OIDC: the `$connect` authorizer's token check (`ws-authorizer` on AWS).
+    pub identity: Option<Arc<dyn IdentityVerifier>>,
 }
 
 #[async_trait]
 impl WsBackend for HandlerBackend {
+    async fn authorize(&self, request: ApiGatewayCustomAuthorizerRequestTypeRequest) -> Option<Result<ApiGatewayCustomAuthorizerResponse, IdentityError>> {
+        let verifier = self.identity.as_ref()?;
+        Some(ws_authorizer::authorize(verifier.as_ref(), &request).await)
+    }
+
     async fn connect(&self, event: ApiGatewayWebsocketProxyRequest) -> ApiGatewayProxyResponse {
         ws::connect(&self.origins, self.subscriptions.as_ref(), &self.config, &event, mcpush_core::now_ms()).await
     }

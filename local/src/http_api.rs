@@ -5,7 +5,10 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 
-use aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpRequestContext, ApiGatewayV2httpResponse};
+use aws_lambda_events::apigw::{
+    ApiGatewayRequestAuthorizer, ApiGatewayRequestAuthorizerJwtDescription, ApiGatewayV2httpRequest, ApiGatewayV2httpRequestContext,
+    ApiGatewayV2httpResponse,
+};
 use aws_lambda_events::encodings::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri};
@@ -13,6 +16,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
 use axum::{Json, Router};
 use serde_json::{Value, json};
+
+use mcpush_core::handlers::http::{Answer, origin, respond_to};
+use mcpush_core::ports::IdentityVerifier;
 
 use crate::invoke::Function;
 use crate::stack::Stack;
@@ -103,6 +109,14 @@ async fn rest(State(stack): State<Stack>, method: Method, uri: Uri, headers: Hea
             }
         }
     }
+    if uri.path() == "/media/uploads" && method != Method::OPTIONS {
+        if let Some(verifier) = &stack.identity {
+            match jwt_authorizer(verifier.as_ref(), &headers).await {
+                Ok(authorizer) => event.request_context.authorizer = Some(authorizer),
+                Err(answer) => return into_http(respond_to(answer, origin(&event), &stack.origins, &Method::POST)),
+            }
+        }
+    }
     let event = serde_json::to_value(event).unwrap_or_default();
     let response = match uri.path() {
         "/media/job_id" => stack.job_id_api(event).await,
@@ -110,6 +124,37 @@ async fn rest(State(stack): State<Stack>, method: Method, uri: Uri, headers: Hea
         _ => stack.status_api(event).await,
     };
     into_http(response)
+}
+
+/// What HTTP API's JWT authorizer does before upload-api runs: the `Authorization` header's
+/// token (with or without `Bearer `) verified against the issuer, its claims passed on in
+/// `requestContext.authorizer.jwt.claims`; otherwise 401 `{"message":"Unauthorized"}` (the
+/// reason goes to the log, as API Gateway's goes to its access log).
+async fn jwt_authorizer(verifier: &dyn IdentityVerifier, headers: &HeaderMap) -> Result<ApiGatewayRequestAuthorizer, Answer> {
+    let unauthorized = || Answer { status: 401, body: Some(json!({"message": "Unauthorized"}).to_string()) };
+    let token = headers.get("authorization").and_then(|v| v.to_str().ok()).map(|v| v.strip_prefix("Bearer ").unwrap_or(v).trim());
+    let Some(token) = token.filter(|t| !t.is_empty()) else {
+        tracing::info!("upload refused: no Authorization header");
+        return Err(unauthorized());
+    };
+    match verifier.verify(token).await {
+        Ok(verified) => {
+            let mut jwt = ApiGatewayRequestAuthorizerJwtDescription::default();
+            jwt.claims = verified.claims.into_iter().collect();
+            jwt.scopes = None;
+            let mut authorizer = ApiGatewayRequestAuthorizer::default();
+            authorizer.jwt = Some(jwt);
+            Ok(authorizer)
+        }
+        Err(e) if e.is_client_error() => {
+            tracing::info!(reason = %e, "upload refused: access token invalid");
+            Err(unauthorized())
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "cannot check access tokens");
+            Err(Answer { status: 500, body: Some(json!({"message": "Internal Server Error"}).to_string()) })
+        }
+    }
 }
 
 fn into_http(response: ApiGatewayV2httpResponse) -> Response {

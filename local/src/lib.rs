@@ -39,7 +39,8 @@ use mcpush_core::adapters::dynamodb::{DynamoJobStore, DynamoSubscriptionStore, e
 use mcpush_core::adapters::mediaconvert::{MediaConvertJobCreator, MediaConvertJobInspector};
 use mcpush_core::adapters::memory::{JobChange, MemoryJobStore, MemorySubscriptionStore};
 use mcpush_core::config::{self, TableNames};
-use mcpush_core::ports::{JobStore, Pusher, SubscriptionStore};
+use mcpush_core::adapters::oidc::OidcVerifier;
+use mcpush_core::ports::{IdentityVerifier, JobStore, Pusher, SubscriptionStore};
 
 pub use invoke::Function;
 pub use options::Options;
@@ -135,8 +136,9 @@ pub fn assemble(base: &str, options: Options, jobs: Arc<dyn JobStore>, subscript
         reconcile_config: Arc::new(options.reconcile),
         upload_signer: Arc::new(s3::local_post_signer(base, &options.upload.bucket, &region)),
         upload_config: Arc::new(options.upload.clone()),
+        identity: options.oidc.map(|oidc| Arc::new(OidcVerifier::new(oidc)) as Arc<dyn IdentityVerifier>),
     };
-    let handlers = backend::HandlerBackend { origins: origins.clone(), jobs, subscriptions, pusher, config: options.ws };
+    let handlers = backend::HandlerBackend { origins: origins.clone(), jobs, subscriptions, pusher, config: options.ws, identity: stack.identity.clone() };
     let api = apigw_ws::WebSocketApi::new(Arc::new(handlers), &backend::ROUTES, "local", "127.0.0.1");
     api.set_fault_rate(options.ws_post_fault_rate);
 

@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use mcpush_core::config::{self, ConfigError, CreateJobConfig, PushConfig, ReconcileConfig, UploadConfig, WsConfig, parsed, var};
+use mcpush_core::config::{self, ConfigError, CreateJobConfig, OidcConfig, PushConfig, ReconcileConfig, UploadConfig, WsConfig, parsed, var};
 use mcpush_core::domain::{AllowedOrigins, DestinationTemplate};
 use regex::Regex;
 
@@ -54,6 +54,10 @@ pub struct Options {
     /// `RECONCILE_INTERVAL_MS` (default 2000): how often the local stack runs `reconcile` (on
     /// AWS, the template's `ReconcileSchedule`).
     pub reconcile_every: Duration,
+    /// `OIDC_ISSUER` and `OIDC_AUDIENCE` (both or neither): sign-in on `POST /media/uploads`
+    /// (`Authorization: Bearer JWT`, checked as HTTP API's JWT authorizer would) and on the
+    /// WebSocket (`?access_token=JWT`, checked by the same authorizer as on AWS).
+    pub oidc: Option<OidcConfig>,
 }
 
 impl Default for Options {
@@ -82,6 +86,7 @@ impl Default for Options {
             ws_post_fault_rate: 0.0,
             reconcile: ReconcileConfig { after: Duration::from_secs(3), ..ReconcileConfig::default() },
             reconcile_every: Duration::from_millis(2000),
+            oidc: None,
         }
     }
 }
@@ -108,6 +113,7 @@ impl Options {
             ws_post_fault_rate: share("WS_POST_FAULT_RATE", defaults.ws_post_fault_rate)?,
             reconcile: ReconcileConfig::from_env_or(&defaults.reconcile)?,
             reconcile_every: Duration::from_millis(parsed("RECONCILE_INTERVAL_MS", defaults.reconcile_every.as_millis() as u64)?.max(1)),
+            oidc: config::oidc_from_env()?,
         })
     }
 }

@@ -13,7 +13,7 @@ use mcpush_core::handlers::http::RestContext;
 use mcpush_core::handlers::progress_push::{self, PushContext};
 use mcpush_core::handlers::reconcile::{self, ReconcileContext, ReconcileStats};
 use mcpush_core::handlers::{create_job, job_id_api, progress_ingest, status_api, upload_api};
-use mcpush_core::ports::{JobCreator, JobInspector, JobStore, Pusher, SubscriptionStore, UploadSigner};
+use mcpush_core::ports::{IdentityVerifier, JobCreator, JobInspector, JobStore, Pusher, SubscriptionStore, UploadSigner};
 use serde_json::Value;
 
 #[derive(Clone)]
@@ -32,6 +32,8 @@ pub struct Stack {
     /// upload-api's settings and its signer (the simulated S3's credentials and URL).
     pub upload_config: Arc<UploadConfig>,
     pub upload_signer: Arc<dyn UploadSigner>,
+    /// With OIDC: the token check HTTP API's JWT authorizer and the WebSocket authorizer make.
+    pub identity: Option<Arc<dyn IdentityVerifier>>,
 }
 
 impl Stack {
@@ -73,6 +75,7 @@ impl Stack {
             rules: &self.upload_config.rules,
             bucket: &self.upload_config.bucket,
             token_ttl: self.upload_config.token_ttl,
+            sign_in: self.identity.is_some(),
         };
         upload_api::handle(&ctx, event, std::time::SystemTime::now()).await
     }

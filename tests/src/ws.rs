@@ -36,6 +36,7 @@ impl Emulator {
             subscriptions,
             pusher: pusher.clone(),
             config,
+            identity: None,
         };
         let api = WebSocketApi::new(Arc::new(backend), &ROUTES, "test", "127.0.0.1");
         let router = api.router();

@@ -205,11 +205,20 @@ pub struct WsConfig {
     /// How replies (`subscribed`, the snapshot, `pong`, errors) are retried on 429 / 5xx: as
     /// progress-push retries its posts (`PUSH_MAX_ATTEMPTS`, `PUSH_BACKOFF_MS`).
     pub retry: RetryPolicy,
+    /// `UPLOAD_PREFIX` (default `uploads/`): a connection signed in as `sub` may subscribe to
+    /// `UPLOAD_PREFIX{sub}/…` without a token.
+    pub home_prefix: String,
 }
 
 impl Default for WsConfig {
     fn default() -> Self {
-        Self { max_subscriptions: 10, connection_ttl_secs: 7200, access: ReadAccess::default(), retry: RetryPolicy::default() }
+        Self {
+            max_subscriptions: 10,
+            connection_ttl_secs: 7200,
+            access: ReadAccess::default(),
+            retry: RetryPolicy::default(),
+            home_prefix: crate::domain::upload::UploadRules::default().prefix,
+        }
     }
 }
 
@@ -248,6 +257,7 @@ impl WsConfig {
             connection_ttl_secs: parsed("CONNECTION_TTL_SECONDS", defaults.connection_ttl_secs)?,
             access,
             retry: RetryPolicy::from_env()?,
+            home_prefix: upload_prefix_from_env()?,
         })
     }
 }
@@ -342,6 +352,36 @@ pub fn token_secret_source() -> Result<SecretSource, ConfigError> {
     }
 }
 
+/// Optional sign-in: `OIDC_ISSUER` (the issuer URL, exactly as tokens' `iss` names it) and
+/// `OIDC_AUDIENCE` (the `aud` / `client_id` tokens must carry), both or neither, as HTTP API's JWT
+/// authorizers require an audience.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OidcConfig {
+    pub issuer: String,
+    pub audience: String,
+}
+
+/// `OIDC_ISSUER` and `OIDC_AUDIENCE`: `None` when neither is set; one without the other, or an
+/// issuer that is not `https://` (plain `http://` only on loopback, for tests), is an error.
+pub fn oidc_from_env() -> Result<Option<OidcConfig>, ConfigError> {
+    match (var("OIDC_ISSUER"), var("OIDC_AUDIENCE")) {
+        (None, None) => Ok(None),
+        (Some(_), None) => Err(ConfigError::Missing("OIDC_AUDIENCE")),
+        (None, Some(_)) => Err(ConfigError::Missing("OIDC_ISSUER")),
+        (Some(issuer), Some(audience)) => Ok(Some(OidcConfig::new(&issuer, &audience)?)),
+    }
+}
+
+impl OidcConfig {
+    pub fn new(issuer: &str, audience: &str) -> Result<Self, ConfigError> {
+        let loopback = ["http://127.0.0.1:", "http://127.0.0.1/", "http://localhost:", "http://localhost/", "http://[::1]:"];
+        if !(issuer.starts_with("https://") || loopback.iter().any(|p| issuer.starts_with(p))) {
+            return Err(ConfigError::Invalid { name: "OIDC_ISSUER", reason: format!("{issuer:?} must be an https:// URL") });
+        }
+        Ok(Self { issuer: issuer.to_owned(), audience: audience.to_owned() })
+    }
+}
+
 /// `TOKEN_TTL_SECONDS` (default 86400): how long a read token handed out with an upload (or by the
 /// `token` subcommand) stays valid: long enough to watch a long job across reconnects.
 pub fn token_ttl_from_env() -> Result<Duration, ConfigError> {
@@ -350,6 +390,15 @@ pub fn token_ttl_from_env() -> Result<Duration, ConfigError> {
 
 /// `TOKEN_TTL_SECONDS`' default: a day.
 pub const DEFAULT_TOKEN_TTL: Duration = Duration::from_secs(86_400);
+
+/// `UPLOAD_PREFIX` (default `uploads/`): empty or a folder ending in `/`.
+pub fn upload_prefix_from_env() -> Result<String, ConfigError> {
+    let prefix = var("UPLOAD_PREFIX").unwrap_or(crate::domain::upload::UploadRules::default().prefix);
+    if prefix.starts_with('/') || !(prefix.is_empty() || prefix.ends_with('/')) {
+        return Err(ConfigError::Invalid { name: "UPLOAD_PREFIX", reason: format!("{prefix:?} must be empty or a folder ending in /") });
+    }
+    Ok(prefix)
+}
 
 /// upload-api's settings.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -380,10 +429,7 @@ impl UploadConfig {
 
     fn with_bucket(bucket: String) -> Result<Self, ConfigError> {
         let defaults = crate::domain::upload::UploadRules::default();
-        let prefix = var("UPLOAD_PREFIX").unwrap_or(defaults.prefix);
-        if prefix.starts_with('/') || !(prefix.is_empty() || prefix.ends_with('/')) {
-            return Err(ConfigError::Invalid { name: "UPLOAD_PREFIX", reason: format!("{prefix:?} must be empty or a folder ending in /") });
-        }
+        let prefix = upload_prefix_from_env()?;
         let allowed_types: Vec<String> = match var("ALLOWED_CONTENT_TYPES") {
             Some(list) => list.split_whitespace().map(str::to_ascii_lowercase).collect(),
             None => defaults.allowed_types,

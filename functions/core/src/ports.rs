@@ -121,6 +121,12 @@ pub trait UploadSigner: Send + Sync {
     async fn presign(&self, policy: &crate::domain::upload::PostPolicy, now: std::time::SystemTime) -> Result<PresignedPost, UploadSignerError>;
 }
 
+/// Verifies OIDC access tokens (JWTs) against the issuer's keys (`adapters::oidc`).
+#[async_trait]
+pub trait IdentityVerifier: Send + Sync {
+    async fn verify(&self, jwt: &str) -> Result<crate::domain::identity::Verified, crate::domain::identity::IdentityError>;
+}
+
 /// What a subscribe did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SubscribeOutcome {

@@ -18,7 +18,9 @@ async fn main() -> Result<(), Error> {
     let region = sdk.region().map(ToString::to_string).ok_or(config::ConfigError::Missing("AWS_REGION"))?;
     let credentials = sdk.credentials_provider().ok_or(config::ConfigError::Missing("AWS_ACCESS_KEY_ID"))?;
     let signer = S3PostSigner::new(credentials, &region, &S3PostSigner::bucket_url(&upload.bucket, &region));
-    let ctx = UploadContext { origins: &origins, access: &access, signer: &signer, rules: &upload.rules, bucket: &upload.bucket, token_ttl: upload.token_ttl };
+    // With OIDC, HTTP API's JWT authorizer verifies the token before this function runs.
+    let sign_in = config::oidc_from_env()?.is_some();
+    let ctx = UploadContext { origins: &origins, access: &access, signer: &signer, rules: &upload.rules, bucket: &upload.bucket, token_ttl: upload.token_ttl, sign_in };
     lambda_runtime::run(service_fn(|event: LambdaEvent<serde_json::Value>| {
         let ctx = &ctx;
         async move { Ok::<_, Error>(upload_api::handle(ctx, event.payload, std::time::SystemTime::now()).await) }

@@ -6,6 +6,8 @@ pub mod dynamodb;
 #[cfg(feature = "mediaconvert")]
 pub mod mediaconvert;
 pub mod memory;
+#[cfg(feature = "oidc")]
+pub mod oidc;
 pub mod s3_post;
 #[cfg(feature = "secrets")]
 pub mod secrets;

@@ -4,6 +4,7 @@
 
 pub mod destination;
 pub mod get_job;
+pub mod identity;
 pub mod job;
 pub mod mediaconvert;
 pub mod origin;

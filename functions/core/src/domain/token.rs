@@ -10,6 +10,8 @@
 //! the `token` subcommand).
 
 use hmac::{Hmac, Mac};
+
+use super::identity::Subject;
 use sha2::Sha256;
 
 type HmacSha256 = Hmac<Sha256>;
@@ -99,6 +101,15 @@ impl ReadAccess {
         }
     }
 
+    /// As [`ReadAccess::check`], for a reader who may be signed in: a signed-in `reader` needs no
+    /// token for what lies in their home folder under `home_prefix` (`UPLOAD_PREFIX`).
+    pub fn check_as(&self, reader: Option<&Subject>, home_prefix: &str, target: &str, token: Option<&str>, now_secs: u64) -> Result<(), TokenError> {
+        if reader.is_some_and(|reader| reader.owns(home_prefix, target)) {
+            return Ok(());
+        }
+        self.check(target, token, now_secs)
+    }
+
     /// May the bearer of `token` read a job whose input file is `input_file`?
     pub fn check_job(&self, input_file: Option<&str>, token: Option<&str>, now_secs: u64) -> Result<(), TokenError> {
         match (&self.secret, input_file) {
@@ -157,5 +168,16 @@ mod tests {
         assert_eq!(closed.check_job(None, Some("1.ab"), 0), Err(TokenError::NoInputFile));
         assert_eq!(closed.check("a.mp4", closed.issue("a.mp4", 10).as_deref(), 0), Ok(()));
         assert!(!ReadAccess::new(Some(Vec::new())).required(), "an empty secret is no secret");
+    }
+
+    #[test]
+    fn a_signed_in_reader_needs_no_token_at_home_only() {
+        let closed = ReadAccess::new(Some(b"k".to_vec()));
+        let alice = Subject::parse("alice").unwrap();
+        assert_eq!(closed.check_as(Some(&alice), "uploads/", "uploads/alice/1/a.mp4", None, 0), Ok(()));
+        assert_eq!(closed.check_as(Some(&alice), "uploads/", "uploads/bob/1/a.mp4", None, 0), Err(TokenError::Missing));
+        assert_eq!(closed.check_as(None, "uploads/", "uploads/alice/1/a.mp4", None, 0), Err(TokenError::Missing));
+        let token = closed.issue("uploads/bob/1/a.mp4", 10);
+        assert_eq!(closed.check_as(Some(&alice), "uploads/", "uploads/bob/1/a.mp4", token.as_deref(), 0), Ok(()));
     }
 }

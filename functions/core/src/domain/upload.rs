@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use super::identity::Subject;
+
 /// The body of `POST /media/uploads`.
 #[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
@@ -75,8 +77,9 @@ pub struct PostPolicy {
 }
 
 impl UploadRules {
-    /// Parses and checks a request body; `id` is the random part of the key.
-    pub fn grant(&self, body: &[u8], bucket: &str, id: &str, now_secs: u64) -> Result<PostPolicy, UploadRefusal> {
+    /// Parses and checks a request body; `id` is the random part of the key, which lies in the
+    /// signed-in `owner`'s home folder (`UPLOAD_PREFIX{sub}/`) when there is one.
+    pub fn grant(&self, body: &[u8], bucket: &str, id: &str, owner: Option<&Subject>, now_secs: u64) -> Result<PostPolicy, UploadRefusal> {
         let request: UploadRequest = serde_path_to_error::deserialize(&mut serde_json::Deserializer::from_slice(body))
             .map_err(|e| UploadRefusal::Malformed(format!("body is not an upload request ({{\"file_name\", \"content_type\", \"size\"}}): {e}")))?;
         let content_type = request.content_type.trim().to_ascii_lowercase();
@@ -95,7 +98,7 @@ impl UploadRules {
         let name = sanitise(&request.file_name).ok_or_else(|| UploadRefusal::Invalid(format!("file_name {:?} has no usable characters", request.file_name)))?;
         Ok(PostPolicy {
             bucket: bucket.to_owned(),
-            key: format!("{}{id}/{name}", self.prefix),
+            key: format!("{}{id}/{name}", owner.map_or_else(|| self.prefix.clone(), |owner| owner.home(&self.prefix))),
             content_type,
             max_bytes: request.size,
             expires_at: now_secs + self.grant_ttl.as_secs(),
@@ -129,13 +132,22 @@ mod tests {
     use super::*;
 
     fn grant(body: &str) -> Result<PostPolicy, UploadRefusal> {
-        UploadRules { max_bytes: 1000, ..UploadRules::default() }.grant(body.as_bytes(), "b", "ID", 100)
+        UploadRules { max_bytes: 1000, ..UploadRules::default() }.grant(body.as_bytes(), "b", "ID", None, 100)
     }
 
     #[test]
     fn a_good_request_gets_a_server_chosen_key_and_its_limits() {
         let policy = grant(r#"{"file_name": "../My Clip (1).MP4", "content_type": "Video/MP4", "size": 999}"#).unwrap();
         assert_eq!(policy, PostPolicy { bucket: "b".into(), key: "uploads/ID/My_Clip_1_.MP4".into(), content_type: "video/mp4".into(), max_bytes: 999, expires_at: 1000 });
+    }
+
+    #[test]
+    fn a_signed_in_users_uploads_land_in_their_home_folder() {
+        let owner = Subject::parse("auth0|42").unwrap();
+        let body = br#"{"file_name": "a.mp4", "content_type": "video/mp4", "size": 1}"#;
+        let policy = UploadRules::default().grant(body, "b", "ID", Some(&owner), 0).unwrap();
+        assert_eq!(policy.key, "uploads/auth0|42/ID/a.mp4");
+        assert!(owner.owns("uploads/", &policy.key));
     }
 
     #[test]

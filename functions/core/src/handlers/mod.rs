@@ -12,3 +12,4 @@ pub mod reconcile;
 pub mod status_api;
 pub mod upload_api;
 pub mod ws;
+pub mod ws_authorizer;

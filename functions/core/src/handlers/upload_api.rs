@@ -13,7 +13,8 @@ use aws_lambda_events::apigw::ApiGatewayV2httpResponse;
 use aws_lambda_events::http::Method;
 use serde::Serialize;
 
-use super::http::{self, Answer};
+use super::http::{self, Answer, ApiRequest};
+use crate::domain::identity::{IdentityError, SUB_CLAIM, Subject};
 use crate::domain::AllowedOrigins;
 use crate::domain::token::ReadAccess;
 use crate::domain::upload::UploadRules;
@@ -28,6 +29,10 @@ pub struct UploadContext<'a> {
     pub bucket: &'a str,
     /// Validity of the read token handed out with the upload (`TOKEN_TTL_SECONDS`).
     pub token_ttl: Duration,
+    /// Sign-in required (`OIDC_ISSUER` / `OIDC_AUDIENCE` set): the JWT authorizer in front (API
+    /// Gateway's, or the local stack's) has verified the token and passed its claims in
+    /// `requestContext.authorizer.jwt.claims`; uploads go to the user's home folder.
+    pub sign_in: bool,
 }
 
 #[derive(Serialize)]
@@ -54,6 +59,13 @@ fn random_id() -> Result<String, getrandom::Error> {
     Ok(hex::encode(bytes))
 }
 
+/// The signed-in user, from the claims the JWT authorizer verified.
+fn owner(request: &ApiRequest) -> Result<Subject, IdentityError> {
+    let claims = request.request.request_context.authorizer.as_ref().and_then(|a| a.jwt.as_ref()).map(|jwt| &jwt.claims);
+    let sub = claims.and_then(|claims| claims.get(SUB_CLAIM)).ok_or(IdentityError::Missing)?;
+    Subject::parse(sub)
+}
+
 pub async fn handle(ctx: &UploadContext<'_>, event: serde_json::Value, now: SystemTime) -> ApiGatewayV2httpResponse {
     http::serve_method(event, ctx.origins, Method::POST, |request| async move {
         let body = match request.body_bytes() {
@@ -68,7 +80,15 @@ pub async fn handle(ctx: &UploadContext<'_>, event: serde_json::Value, now: Syst
                 return Answer::error(500, "Internal error.");
             }
         };
-        let policy = match ctx.rules.grant(&body, ctx.bucket, &id, now_secs) {
+        let owner = if ctx.sign_in {
+            match owner(&request) {
+                Ok(owner) => Some(owner),
+                Err(e) => return Answer::error(if e == IdentityError::Missing { 401 } else { 403 }, &e.to_string()),
+            }
+        } else {
+            None
+        };
+        let policy = match ctx.rules.grant(&body, ctx.bucket, &id, owner.as_ref(), now_secs) {
             Ok(policy) => policy,
             Err(refusal) => return Answer::error(refusal.status(), &refusal.to_string()),
         };
@@ -81,7 +101,7 @@ pub async fn handle(ctx: &UploadContext<'_>, event: serde_json::Value, now: Syst
         };
         let token_expires_at = now_secs + ctx.token_ttl.as_secs();
         let token = ctx.access.issue(&policy.key, token_expires_at);
-        tracing::info!(input_file = %policy.key, size = policy.max_bytes, content_type = %policy.content_type, "upload granted");
+        tracing::info!(input_file = %policy.key, owner = owner.as_ref().map(Subject::as_str), size = policy.max_bytes, content_type = %policy.content_type, "upload granted");
         Answer::ok(&Granted {
             success: true,
             input_file: policy.key,

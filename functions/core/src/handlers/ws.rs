@@ -9,6 +9,7 @@ use aws_lambda_events::encodings::Body;
 use crate::config::WsConfig;
 use crate::domain::protocol::{ClientMessage, ServerMessage};
 use crate::domain::AllowedOrigins;
+use crate::domain::identity::{SUB_CLAIM, Subject};
 use crate::ports::{JobStore, PushError, Pusher, SubscribeOutcome, SubscriptionStore};
 use crate::service::post_with_retry;
 
@@ -117,7 +118,8 @@ async fn answer(
             Err(e) => internal(e),
         },
         ClientMessage::Subscribe { input_file, token } => {
-            if let Err(e) = ctx.config.access.check(&input_file, token.as_deref(), now_ms / 1000) {
+            let reader = signed_in(event);
+            if let Err(e) = ctx.config.access.check_as(reader.as_ref(), &ctx.config.home_prefix, &input_file, token.as_deref(), now_ms / 1000) {
                 return vec![ServerMessage::Error { message: e.to_string() }];
             }
             let expires = expires_at(event, ctx.config, now_ms);
@@ -138,6 +140,12 @@ async fn answer(
             }
         }
     }
+}
+
+/// The user the connection was opened as: the `sub` the `$connect` authorizer put in its context,
+/// which API Gateway passes to every route of the connection.
+fn signed_in(event: &ApiGatewayWebsocketProxyRequest) -> Option<Subject> {
+    event.request_context.authorizer.fields.get(SUB_CLAIM).and_then(serde_json::Value::as_str).and_then(|sub| Subject::parse(sub).ok())
 }
 
 /// The current state of a file's newest job (read strongly consistent), as a `status` message.
