@@ -109,12 +109,13 @@ async fn rest(State(stack): State<Stack>, method: Method, uri: Uri, headers: Hea
             }
         }
     }
-    if uri.path() == "/media/uploads" && method != Method::OPTIONS {
-        if let Some(verifier) = &stack.identity {
-            match jwt_authorizer(verifier.as_ref(), &headers).await {
-                Ok(authorizer) => event.request_context.authorizer = Some(authorizer),
-                Err(answer) => return into_http(respond_to(answer, origin(&event), &stack.origins, &Method::POST)),
-            }
+    if uri.path() == "/media/uploads"
+        && method != Method::OPTIONS
+        && let Some(verifier) = &stack.identity
+    {
+        match jwt_authorizer(verifier.as_ref(), &headers).await {
+            Ok(authorizer) => event.request_context.authorizer = Some(authorizer),
+            Err(answer) => return into_http(respond_to(answer, origin(&event), &stack.origins, &Method::POST)),
         }
     }
     let event = serde_json::to_value(event).unwrap_or_default();

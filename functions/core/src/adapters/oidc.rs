@@ -118,14 +118,14 @@ impl OidcVerifier {
         let age = cache.fetched_at.map(|at| at.elapsed());
         let stale = age.is_none_or(|age| age >= JWKS_MAX_AGE);
         let may_refresh = age.is_none_or(|age| age >= self.min_refresh);
-        if stale || (!cache.keys.contains_key(kid) && may_refresh) {
-            if let Err(e) = self.refresh(&mut cache).await {
-                // A key set already read still serves while the issuer is unreachable.
-                if cache.keys.is_empty() {
-                    return Err(e);
-                }
-                tracing::warn!(error = %e, "OIDC keys not refreshed; using the cached set");
+        if (stale || (!cache.keys.contains_key(kid) && may_refresh))
+            && let Err(e) = self.refresh(&mut cache).await
+        {
+            // A key set already read still serves while the issuer is unreachable.
+            if cache.keys.is_empty() {
+                return Err(e);
             }
+            tracing::warn!(error = %e, "OIDC keys not refreshed; using the cached set");
         }
         cache.keys.get(kid).cloned().ok_or_else(|| IdentityError::UnknownKey(kid.to_owned()))
     }
@@ -163,10 +163,10 @@ impl IdentityVerifier for OidcVerifier {
         let kid = header.kid.ok_or(IdentityError::NoKeyId)?;
         let jwk = self.key(&kid).await?;
         // A key that names its algorithm serves that one only.
-        if let Some(declared) = jwk.common.key_algorithm {
-            if declared.to_string().parse::<Algorithm>().ok() != Some(header.alg) {
-                return Err(IdentityError::Algorithm(alg_name));
-            }
+        if let Some(declared) = jwk.common.key_algorithm
+            && declared.to_string().parse::<Algorithm>().ok() != Some(header.alg)
+        {
+            return Err(IdentityError::Algorithm(alg_name));
         }
         let key = DecodingKey::from_jwk(&jwk).map_err(|e| IdentityError::KeysUnavailable(format!("key {kid:?}: {e}")))?;
         let mut validation = Validation::new(header.alg);
