@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source infra/tools.sh
-functions=(create-job progress-ingest job-id-api status-api ws-connect ws-disconnect ws-message progress-push reconcile upload-api)
+functions=(create-job progress-ingest job-id-api status-api ws-connect ws-disconnect ws-message progress-push reconcile upload-api ws-authorizer)
 packages=()
 for f in "${functions[@]}"; do packages+=(-p "$f"); done
 cargo lambda build --release --arm64 "${packages[@]}"
