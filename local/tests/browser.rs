@@ -6,14 +6,17 @@
 //! The screenshot goes to `$SCREENSHOT` when set (`SCREENSHOT=$PWD/docs/demo.png` refreshes the
 //! README's), otherwise to Cargo's temporary folder.
 
+mod common;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+
+use common::oidc::{Issuer, Key};
 
 use mcpush_local::mediaconvert::SimSettings;
 use mcpush_local::{Options, local};
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn demo_page_in_headless_chromium() {
+/// The browser tests' folder and Chromium, both installed by `scripts/test`.
+fn browser_setup() -> (PathBuf, String) {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
     let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
     assert!(
@@ -21,6 +24,28 @@ async fn demo_page_in_headless_chromium() {
         "{chromium} or {}/node_modules/playwright-core is missing: run scripts/test, which installs them",
         dir.display()
     );
+    (dir, chromium)
+}
+
+/// Runs `node --test-reporter=spec SCRIPT ARGS…` in the browser tests' folder; answers whether it
+/// passed and its report.
+async fn node_test(dir: &Path, chromium: &str, script: &str, args: &[&std::ffi::OsStr]) -> (bool, String) {
+    let run = tokio::process::Command::new("node")
+        .args(["--test-reporter=spec", script])
+        .args(args)
+        .env("CHROMIUM", chromium)
+        .current_dir(dir)
+        .kill_on_drop(true)
+        .output();
+    let output = tokio::time::timeout(Duration::from_secs(240), run).await.expect("browser tests finish within 4 minutes").expect("node runs");
+    let report = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    println!("{report}");
+    (output.status.success(), report)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn demo_page_in_headless_chromium() {
+    let (dir, chromium) = browser_setup();
 
     // GIVEN the local stack with its simulated S3 folder in a fresh temporary directory
     let s3_dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("browser-s3-{}", std::process::id()));
@@ -40,19 +65,10 @@ async fn demo_page_in_headless_chromium() {
 
     // WHEN the browser tests run against it
     let screenshot = std::env::var("SCREENSHOT").map(PathBuf::from).unwrap_or_else(|_| PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("demo.png"));
-    let run = tokio::process::Command::new("node")
-        .args(["--test-reporter=spec", "demo.test.mjs", &base])
-        .arg(&screenshot)
-        .env("CHROMIUM", &chromium)
-        .current_dir(&dir)
-        .kill_on_drop(true)
-        .output();
-    let output = tokio::time::timeout(Duration::from_secs(240), run).await.expect("browser tests finish within 4 minutes").expect("node runs");
-    let report = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
-    println!("{report}");
+    let (passed, report) = node_test(&dir, &chromium, "demo.test.mjs", &[base.as_ref(), screenshot.as_ref()]).await;
 
     // THEN every scenario passed, the page was photographed, and the upload landed in the folder
-    assert!(output.status.success(), "browser tests failed:\n{report}");
+    assert!(passed, "browser tests failed:\n{report}");
     assert!(report.contains("ℹ pass 3") && report.contains("ℹ fail 0"), "expected 3 passing browser tests:\n{report}");
     assert!(std::fs::metadata(&screenshot).map(|m| m.len() > 10_000).unwrap_or(false), "no screenshot at {}", screenshot.display());
     // (under the key the upload API chose: uploads/{random id}/{sanitised name})
@@ -60,5 +76,34 @@ async fn demo_page_in_headless_chromium() {
     let id = ids.iter().find(|id| s3_dir.join(format!("uploads/uploads/{id}/Big_Buck_Bunny.mp4")).exists()).expect("the upload is in the bucket");
     assert_eq!(std::fs::metadata(s3_dir.join(format!("uploads/uploads/{id}/Big_Buck_Bunny.mp4"))).unwrap().len(), 250_000);
     assert!(s3_dir.join(format!("outputs/uploads/{id}/Big_Buck_Bunny.mp4_hls/Big_Buck_Bunny.m3u8")).exists());
+    let _ = std::fs::remove_dir_all(&s3_dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signed_in_client_in_headless_chromium() {
+    let (dir, chromium) = browser_setup();
+    // GIVEN the local stack with OIDC sign-in and read tokens on, and alice's access token
+    let key = Key::generate("k1");
+    let issuer = Issuer::start(&[&key]).await;
+    let s3_dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("browser-oidc-s3-{}", std::process::id()));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let mut options = Options {
+        batch_window: Duration::from_millis(20),
+        simulator: SimSettings { step: Duration::from_millis(100), ..SimSettings::default() },
+        s3_dir: s3_dir.clone(),
+        oidc: Some(issuer.config()),
+        ..Options::default()
+    };
+    options.ws.access = mcpush_core::domain::token::ReadAccess::new(Some(b"browser-test-secret".to_vec()));
+    let stack = local(&base, options);
+    tokio::spawn(axum::serve(listener, stack.router.clone()).into_future());
+    let jwt = issuer.token(&key, "alice");
+
+    // WHEN the page's client uploads and watches signed in
+    let (passed, report) = node_test(&dir, &chromium, "signed-in.test.mjs", &[base.as_ref(), jwt.as_ref()]).await;
+
+    // THEN it passed
+    assert!(passed && report.contains("ℹ pass 1") && report.contains("ℹ fail 0"), "signed-in browser test failed:\n{report}");
     let _ = std::fs::remove_dir_all(&s3_dir);
 }

@@ -1,5 +1,5 @@
 //! Optional OIDC sign-in over real HTTP: an issuer this test runs (discovery document and JWKS
-//! on 127.0.0.1, RSA keys generated per run) and tokens it signs.
+//! on 127.0.0.1, RSA keys generated per run, `common::oidc`) and tokens it signs.
 //!
 //! - the verifier (`adapters::oidc`, shared by `ws-authorizer` and the local stack): valid,
 //!   expired, wrong audience, wrong issuer, unknown `kid`, `alg: none`, HMAC with the public key,
@@ -10,12 +10,11 @@
 //!   `sub`, which may watch its own uploads without a read token, and nothing else without one.
 
 mod common;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
 
+use common::oidc::{AUDIENCE, Issuer, Key, now, token};
 use futures::{SinkExt, StreamExt};
-use jsonwebtoken::jwk::{Jwk, JwkSet};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use mcpush_core::adapters::oidc::OidcVerifier;
 use mcpush_core::config::OidcConfig;
@@ -27,98 +26,7 @@ use mcpush_local::{Options, local};
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 
-const AUDIENCE: &str = "mcpush-web";
 const SECRET: &[u8] = b"oidc-read-secret";
-
-/// A signing key and its public JWK.
-struct Key {
-    kid: String,
-    encoding: EncodingKey,
-    jwk: Jwk,
-}
-
-impl Key {
-    fn generate(kid: &str) -> Self {
-        let pair = rcgen::KeyPair::generate_for(&rcgen::PKCS_RSA_SHA256).expect("RSA key");
-        let encoding = EncodingKey::from_rsa_pem(pair.serialize_pem().as_bytes()).expect("PEM");
-        let mut jwk = Jwk::from_encoding_key(&encoding, Algorithm::RS256).expect("JWK");
-        jwk.common.key_id = Some(kid.to_owned());
-        Self {
-            kid: kid.to_owned(),
-            encoding,
-            jwk,
-        }
-    }
-}
-
-/// An OIDC issuer on loopback: `/.well-known/openid-configuration` and `/jwks.json`.
-struct Issuer {
-    url: String,
-    keys: Arc<Mutex<Vec<Jwk>>>,
-    jwks_reads: Arc<AtomicU64>,
-}
-
-impl Issuer {
-    async fn start(keys: &[&Key]) -> Self {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        let keys = Arc::new(Mutex::new(
-            keys.iter().map(|k| k.jwk.clone()).collect::<Vec<_>>(),
-        ));
-        let jwks_reads = Arc::new(AtomicU64::new(0));
-        let discovery = json!({"issuer": url, "jwks_uri": format!("{url}/jwks.json")});
-        let (served, reads) = (keys.clone(), jwks_reads.clone());
-        let router = axum::Router::new()
-            .route(
-                "/.well-known/openid-configuration",
-                axum::routing::get(move || async move { axum::Json(discovery) }),
-            )
-            .route(
-                "/jwks.json",
-                axum::routing::get(move || async move {
-                    reads.fetch_add(1, Ordering::SeqCst);
-                    axum::Json(JwkSet {
-                        keys: served.lock().unwrap().clone(),
-                    })
-                }),
-            );
-        tokio::spawn(axum::serve(listener, router).into_future());
-        Self {
-            url,
-            keys,
-            jwks_reads,
-        }
-    }
-
-    fn config(&self) -> OidcConfig {
-        OidcConfig::new(&self.url, AUDIENCE).unwrap()
-    }
-}
-
-fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-}
-
-/// A token signed by `key` with the usual claims, then `edit`ed.
-fn token(
-    issuer: &str,
-    key: &Key,
-    sub: &str,
-    edit: impl FnOnce(&mut serde_json::Map<String, Value>),
-) -> String {
-    let mut claims =
-        json!({"iss": issuer, "aud": AUDIENCE, "sub": sub, "iat": now(), "exp": now() + 600})
-            .as_object()
-            .unwrap()
-            .clone();
-    edit(&mut claims);
-    let mut header = Header::new(Algorithm::RS256);
-    header.kid = Some(key.kid.clone());
-    jsonwebtoken::encode(&header, &claims, &key.encoding).unwrap()
-}
 
 fn b64(bytes: &[u8]) -> String {
     base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, bytes)
@@ -134,12 +42,7 @@ async fn the_verifier_accepts_only_tokens_the_issuer_signed_for_this_audience() 
     let url = issuer.url.clone();
 
     // THEN a good token verifies, with its claims as API Gateway passes them
-    let verified = verifier
-        .verify(&token(&url, &key, "alice", |c| {
-            drop(c.insert("aud".into(), json!(["other", AUDIENCE])))
-        }))
-        .await
-        .unwrap();
+    let verified = verifier.verify(&token(&url, &key, "alice", |c| drop(c.insert("aud".into(), json!(["other", AUDIENCE]))))).await.unwrap();
     assert_eq!(verified.subject.as_str(), "alice");
     assert_eq!(verified.claims["aud"], format!("[other {AUDIENCE}]"));
     assert_eq!(verified.claims["iss"], url);
@@ -148,208 +51,74 @@ async fn the_verifier_accepts_only_tokens_the_issuer_signed_for_this_audience() 
         c.remove("aud");
         c.insert("client_id".into(), json!(AUDIENCE));
     });
-    assert_eq!(
-        verifier.verify(&cognito).await.unwrap().subject.as_str(),
-        "bob"
-    );
+    assert_eq!(verifier.verify(&cognito).await.unwrap().subject.as_str(), "bob");
 
     // AND everything else is refused, naming why
-    let header = |alg: &str, kid: &str| {
-        b64(json!({"alg": alg, "typ": "JWT", "kid": kid})
-            .to_string()
-            .as_bytes())
-    };
-    let payload = b64(
-        json!({"iss": url, "aud": AUDIENCE, "sub": "alice", "exp": now() + 600})
-            .to_string()
-            .as_bytes(),
-    );
+    let header = |alg: &str, kid: &str| b64(json!({"alg": alg, "typ": "JWT", "kid": kid}).to_string().as_bytes());
+    let payload = b64(json!({"iss": url, "aud": AUDIENCE, "sub": "alice", "exp": now() + 600}).to_string().as_bytes());
     let hmac_with_public_key = {
         let mut h = Header::new(Algorithm::HS256);
         h.kid = Some("k1".into());
         let public = serde_json::to_vec(&key.jwk).unwrap();
-        jsonwebtoken::encode(
-            &h,
-            &json!({"iss": url, "aud": AUDIENCE, "sub": "alice", "exp": now() + 600}),
-            &EncodingKey::from_secret(&public),
-        )
-        .unwrap()
+        jsonwebtoken::encode(&h, &json!({"iss": url, "aud": AUDIENCE, "sub": "alice", "exp": now() + 600}), &EncodingKey::from_secret(&public)).unwrap()
     };
     let tampered = {
         let good = token(&url, &key, "alice", |_| {});
         let parts: Vec<&str> = good.split('.').collect();
-        let evil = b64(
-            json!({"iss": url, "aud": AUDIENCE, "sub": "mallory", "exp": now() + 600})
-                .to_string()
-                .as_bytes(),
-        );
+        let evil = b64(json!({"iss": url, "aud": AUDIENCE, "sub": "mallory", "exp": now() + 600}).to_string().as_bytes());
         format!("{}.{evil}.{}", parts[0], parts[2])
     };
     let cases: Vec<(&str, String, IdentityError)> = vec![
-        (
-            "expired",
-            token(&url, &key, "alice", |c| {
-                drop(c.insert("exp".into(), json!(now() - 3600)))
-            }),
-            IdentityError::Expired,
-        ),
-        (
-            "not yet valid",
-            token(&url, &key, "alice", |c| {
-                drop(c.insert("nbf".into(), json!(now() + 3600)))
-            }),
-            IdentityError::NotYetValid,
-        ),
-        (
-            "wrong audience",
-            token(&url, &key, "alice", |c| {
-                drop(c.insert("aud".into(), json!("someone-else")))
-            }),
-            IdentityError::Audience,
-        ),
-        (
-            "no audience",
-            token(&url, &key, "alice", |c| drop(c.remove("aud"))),
-            IdentityError::Audience,
-        ),
-        (
-            "wrong issuer",
-            token(&url, &key, "alice", |c| {
-                drop(c.insert("iss".into(), json!("https://evil.example")))
-            }),
-            IdentityError::Issuer("https://evil.example".into()),
-        ),
-        (
-            "unknown kid",
-            token(
-                &url,
-                &Key {
-                    kid: "k9".into(),
-                    ..Key::generate("k9")
-                },
-                "alice",
-                |_| {},
-            ),
-            IdentityError::UnknownKey("k9".into()),
-        ),
-        (
-            "another key, same kid",
-            token(&url, &stranger, "alice", |_| {}),
-            IdentityError::Signature,
-        ),
-        (
-            "alg none",
-            format!("{}.{payload}.", header("none", "k1")),
-            IdentityError::Algorithm("none".into()),
-        ),
-        (
-            "HMAC with the public key",
-            hmac_with_public_key,
-            IdentityError::Algorithm("HS256".into()),
-        ),
+        ("expired", token(&url, &key, "alice", |c| drop(c.insert("exp".into(), json!(now() - 3600)))), IdentityError::Expired),
+        ("not yet valid", token(&url, &key, "alice", |c| drop(c.insert("nbf".into(), json!(now() + 3600)))), IdentityError::NotYetValid),
+        ("wrong audience", token(&url, &key, "alice", |c| drop(c.insert("aud".into(), json!("someone-else")))), IdentityError::Audience),
+        ("no audience", token(&url, &key, "alice", |c| drop(c.remove("aud"))), IdentityError::Audience),
+        ("wrong issuer", token(&url, &key, "alice", |c| drop(c.insert("iss".into(), json!("https://evil.example")))), IdentityError::Issuer("https://evil.example".into())),
+        ("unknown kid", token(&url, &key.renamed("k9"), "alice", |_| {}), IdentityError::UnknownKey("k9".into())),
+        ("another key, same kid", token(&url, &stranger, "alice", |_| {}), IdentityError::Signature),
+        ("alg none", format!("{}.{payload}.", header("none", "k1")), IdentityError::Algorithm("none".into())),
+        ("HMAC with the public key", hmac_with_public_key, IdentityError::Algorithm("HS256".into())),
         ("changed payload", tampered, IdentityError::Signature),
-        (
-            "a sub that is no folder",
-            token(&url, &key, "../bob", |_| {}),
-            IdentityError::UnusableSubject("../bob".into()),
-        ),
-        (
-            "no sub",
-            token(&url, &key, "x", |c| drop(c.remove("sub"))),
-            IdentityError::Malformed("no sub claim".into()),
-        ),
-        (
-            "not a JWT",
-            "abc".into(),
-            IdentityError::Malformed("a JWT has three dot-separated parts".into()),
-        ),
+        ("a sub that is no folder", token(&url, &key, "../bob", |_| {}), IdentityError::UnusableSubject("../bob".into())),
+        ("no sub", token(&url, &key, "x", |c| drop(c.remove("sub"))), IdentityError::Malformed("no sub claim".into())),
+        ("not a JWT", "abc".into(), IdentityError::Malformed("a JWT has three dot-separated parts".into())),
     ];
     for (name, jwt, expected) in cases {
-        assert_eq!(
-            verifier.verify(&jwt).await.map(|v| v.subject),
-            Err(expected),
-            "{name}"
-        );
+        assert_eq!(verifier.verify(&jwt).await.map(|v| v.subject), Err(expected), "{name}");
     }
 }
 
 #[tokio::test]
 async fn rotated_keys_are_fetched_and_random_kids_do_not_hammer_the_issuer() {
     // GIVEN a verifier that has read the issuer's one key
-    let (old, new) = (Key::generate("old"), Key::generate("new"));
+    let (old, new, forger) = (Key::generate("old"), Key::generate("new"), Key::generate("x"));
     let issuer = Issuer::start(&[&old]).await;
     let verifier = OidcVerifier::with_min_refresh(issuer.config(), Duration::from_millis(500));
-    let forger = Key::generate("x");
-    assert!(
-        verifier
-            .verify(&token(&issuer.url, &old, "alice", |_| {}))
-            .await
-            .is_ok()
-    );
+    assert!(verifier.verify(&issuer.token(&old, "alice")).await.is_ok());
     assert_eq!(issuer.jwks_reads.load(Ordering::SeqCst), 1);
 
     // WHEN tokens name kids the issuer does not have, again and again
     for _ in 0..20 {
-        let random_kid = Key {
-            kid: format!("x{}", fastrand::u32(..)),
-            encoding: forger.encoding.clone(),
-            jwk: forger.jwk.clone(),
-        };
-        let forged = token(&issuer.url, &random_kid, "alice", |_| {});
-        assert!(matches!(
-            verifier.verify(&forged).await,
-            Err(IdentityError::UnknownKey(_))
-        ));
+        let forged = issuer.token(&forger.renamed(&format!("x{}", fastrand::u32(..))), "alice");
+        assert!(matches!(verifier.verify(&forged).await, Err(IdentityError::UnknownKey(_))));
     }
     // THEN the JWKS was read at most once more in that burst
-    assert!(
-        issuer.jwks_reads.load(Ordering::SeqCst) <= 2,
-        "{}",
-        issuer.jwks_reads.load(Ordering::SeqCst)
-    );
+    assert!(issuer.jwks_reads.load(Ordering::SeqCst) <= 2, "{}", issuer.jwks_reads.load(Ordering::SeqCst));
 
     // WHEN the issuer rotates to a new key
     issuer.keys.lock().unwrap().push(new.jwk.clone());
     tokio::time::sleep(Duration::from_millis(550)).await;
     // THEN a token signed with it verifies after one more read, and the old key still works
-    assert_eq!(
-        verifier
-            .verify(&token(&issuer.url, &new, "alice", |_| {}))
-            .await
-            .unwrap()
-            .subject
-            .as_str(),
-        "alice"
-    );
-    assert!(
-        verifier
-            .verify(&token(&issuer.url, &old, "alice", |_| {}))
-            .await
-            .is_ok()
-    );
-    assert_eq!(
-        verifier.fetches().await,
-        issuer.jwks_reads.load(Ordering::SeqCst)
-    );
+    assert_eq!(verifier.verify(&issuer.token(&new, "alice")).await.unwrap().subject.as_str(), "alice");
+    assert!(verifier.verify(&issuer.token(&old, "alice")).await.is_ok());
+    assert_eq!(verifier.fetches().await, issuer.jwks_reads.load(Ordering::SeqCst));
 }
 
 async fn start_stack(issuer: &Issuer) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
-    let s3_dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!(
-        "oidc-{}-{}",
-        std::process::id(),
-        fastrand::u32(..)
-    ));
-    let mut options = Options {
-        batch_window: Duration::from_millis(10),
-        s3_dir,
-        simulator: SimSettings {
-            step: Duration::from_millis(30),
-            ..SimSettings::default()
-        },
-        ..Options::default()
-    };
+    let s3_dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("oidc-{}-{}", std::process::id(), fastrand::u32(..)));
+    let mut options = Options { batch_window: Duration::from_millis(10), s3_dir, simulator: SimSettings { step: Duration::from_millis(30), ..SimSettings::default() }, ..Options::default() };
     options.ws.access = ReadAccess::new(Some(SECRET.to_vec()));
     options.oidc = Some(issuer.config());
     let stack = local(&base, options);
@@ -361,21 +130,15 @@ async fn grant(base: &str, bearer: Option<&str>) -> (u16, Value) {
     let mut request = reqwest::Client::new()
         .post(format!("{base}/media/uploads"))
         .header("content-type", "application/json")
-        .body(
-            json!({"file_name": "clip.mp4", "content_type": "video/mp4", "size": 1000}).to_string(),
-        );
+        .body(json!({"file_name": "clip.mp4", "content_type": "video/mp4", "size": 1000}).to_string());
     if let Some(bearer) = bearer {
         request = request.header("authorization", format!("Bearer {bearer}"));
     }
     let response = request.send().await.unwrap();
-    (
-        response.status().as_u16(),
-        serde_json::from_str(&response.text().await.unwrap()).unwrap(),
-    )
+    (response.status().as_u16(), serde_json::from_str(&response.text().await.unwrap()).unwrap())
 }
 
-type Socket =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 async fn connect(base: &str, access_token: Option<&str>) -> Result<Socket, u16> {
     let mut url = format!("{}/ws", base.replace("http://", "ws://"));
@@ -384,9 +147,7 @@ async fn connect(base: &str, access_token: Option<&str>) -> Result<Socket, u16> 
     }
     match tokio_tungstenite::connect_async(url).await {
         Ok((socket, _)) => Ok(socket),
-        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
-            Err(response.status().as_u16())
-        }
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => Err(response.status().as_u16()),
         Err(e) => panic!("{e}"),
     }
 }
@@ -397,20 +158,10 @@ async fn subscribe(socket: &mut Socket, input_file: &str, token: Option<&str>) -
     if let Some(token) = token {
         message["token"] = json!(token);
     }
-    socket
-        .send(Message::Text(message.to_string().into()))
-        .await
-        .unwrap();
-    let reply = tokio::time::timeout(Duration::from_secs(5), socket.next())
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
+    socket.send(Message::Text(message.to_string().into())).await.unwrap();
+    let reply = tokio::time::timeout(Duration::from_secs(5), socket.next()).await.unwrap().unwrap().unwrap();
     let reply: Value = serde_json::from_str(reply.to_text().unwrap()).unwrap();
-    (
-        reply["type"].as_str().unwrap_or_default().to_owned(),
-        reply["message"].as_str().unwrap_or_default().to_owned(),
-    )
+    (reply["type"].as_str().unwrap_or_default().to_owned(), reply["message"].as_str().unwrap_or_default().to_owned())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -421,56 +172,28 @@ async fn uploads_need_a_valid_token_and_land_in_the_users_home_folder() {
     let base = start_stack(&issuer).await;
 
     // THEN an upload without, or with a bad, token is refused as HTTP API's authorizer would
-    let expired = token(&issuer.url, &key, "alice", |c| {
-        drop(c.insert("exp".into(), json!(now() - 3600)))
-    });
-    let foreign = token(&issuer.url, &key, "alice", |c| {
-        drop(c.insert("aud".into(), json!("other-app")))
-    });
-    for bearer in [
-        None,
-        Some("garbage"),
-        Some(expired.as_str()),
-        Some(foreign.as_str()),
-    ] {
-        assert_eq!(
-            grant(&base, bearer).await,
-            (401, json!({"message": "Unauthorized"})),
-            "{bearer:?}"
-        );
+    let expired = token(&issuer.url, &key, "alice", |c| drop(c.insert("exp".into(), json!(now() - 3600))));
+    let foreign = token(&issuer.url, &key, "alice", |c| drop(c.insert("aud".into(), json!("other-app"))));
+    for bearer in [None, Some("garbage"), Some(expired.as_str()), Some(foreign.as_str())] {
+        assert_eq!(grant(&base, bearer).await, (401, json!({"message": "Unauthorized"})), "{bearer:?}");
     }
     // AND a valid token gets a key in the user's home folder, with its read token
-    let (code, granted) = grant(
-        &base,
-        Some(&token(&issuer.url, &key, "auth0|alice", |_| {})),
-    )
-    .await;
+    let (code, granted) = grant(&base, Some(&issuer.token(&key, "auth0|alice"))).await;
     assert_eq!(code, 200, "{granted}");
     let key_name = granted["input_file"].as_str().unwrap();
-    assert!(
-        key_name.starts_with("uploads/auth0|alice/") && key_name.ends_with("/clip.mp4"),
-        "{key_name}"
-    );
+    assert!(key_name.starts_with("uploads/auth0|alice/") && key_name.ends_with("/clip.mp4"), "{key_name}");
     assert!(granted["token"].is_string());
     // AND the preflight needs no token and lets the Authorization header through
     let preflight = reqwest::Client::new()
         .request(reqwest::Method::OPTIONS, format!("{base}/media/uploads"))
         .header("origin", "http://localhost:5173")
         .header("access-control-request-method", "POST")
-        .header(
-            "access-control-request-headers",
-            "authorization,content-type",
-        )
+        .header("access-control-request-headers", "authorization,content-type")
         .send()
         .await
         .unwrap();
     assert!(preflight.status().is_success(), "{}", preflight.status());
-    assert!(
-        preflight.headers()["access-control-allow-headers"]
-            .to_str()
-            .unwrap()
-            .contains("authorization")
-    );
+    assert!(preflight.headers()["access-control-allow-headers"].to_str().unwrap().contains("authorization"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -479,15 +202,11 @@ async fn a_signed_in_connection_watches_its_own_uploads_without_read_tokens() {
     let key = Key::generate("k1");
     let issuer = Issuer::start(&[&key]).await;
     let base = start_stack(&issuer).await;
-    let alice = token(&issuer.url, &key, "alice", |_| {});
+    let alice = issuer.token(&key, "alice");
 
     // THEN a connection with a bad access token is refused before it opens
-    let expired = token(&issuer.url, &key, "alice", |c| {
-        drop(c.insert("exp".into(), json!(now() - 3600)))
-    });
-    let wrong_issuer = token(&issuer.url, &key, "alice", |c| {
-        drop(c.insert("iss".into(), json!("https://evil.example")))
-    });
+    let expired = token(&issuer.url, &key, "alice", |c| drop(c.insert("exp".into(), json!(now() - 3600))));
+    let wrong_issuer = token(&issuer.url, &key, "alice", |c| drop(c.insert("iss".into(), json!("https://evil.example"))));
     for bad in [expired.as_str(), wrong_issuer.as_str(), "not-a-jwt"] {
         assert_eq!(connect(&base, Some(bad)).await.err(), Some(403), "{bad}");
     }
@@ -500,66 +219,32 @@ async fn a_signed_in_connection_watches_its_own_uploads_without_read_tokens() {
     // THEN she may watch it without a read token, and nobody else's without one
     assert_eq!(subscribe(&mut socket, &mine, None).await.0, "subscribed");
     let (kind, message) = subscribe(&mut socket, "uploads/bob/1/clip.mp4", None).await;
-    assert_eq!(
-        (kind.as_str(), message.as_str()),
-        ("error", "a \"token\" is required")
-    );
-    assert_eq!(
-        subscribe(&mut socket, "uploads/alice2/1/clip.mp4", None)
-            .await
-            .0,
-        "error"
-    );
+    assert_eq!((kind.as_str(), message.as_str()), ("error", "a \"token\" is required"));
+    assert_eq!(subscribe(&mut socket, "uploads/alice2/1/clip.mp4", None).await.0, "error");
     let bobs = mcpush_core::domain::token::issue(SECRET, "uploads/bob/1/clip.mp4", now() + 60);
-    assert_eq!(
-        subscribe(&mut socket, "uploads/bob/1/clip.mp4", Some(&bobs))
-            .await
-            .0,
-        "subscribed",
-        "a read token still works"
-    );
+    assert_eq!(subscribe(&mut socket, "uploads/bob/1/clip.mp4", Some(&bobs)).await.0, "subscribed", "a read token still works");
 
     // AND an anonymous connection needs read tokens even for alice's files
     let mut anonymous = connect(&base, None).await.unwrap();
     assert_eq!(subscribe(&mut anonymous, &mine, None).await.0, "error");
-    assert_eq!(
-        subscribe(&mut anonymous, &mine, granted["token"].as_str())
-            .await
-            .0,
-        "subscribed"
-    );
+    assert_eq!(subscribe(&mut anonymous, &mine, granted["token"].as_str()).await.0, "subscribed");
 
     // WHEN her file is uploaded as granted
     let mut form = reqwest::multipart::Form::new();
     for (name, value) in granted["upload"]["fields"].as_object().unwrap() {
         form = form.text(name.clone(), value.as_str().unwrap().to_owned());
     }
-    form = form.part(
-        "file",
-        reqwest::multipart::Part::bytes(vec![b'x'; 1000]).file_name("clip.mp4"),
-    );
-    let response = reqwest::Client::new()
-        .post(granted["upload"]["url"].as_str().unwrap())
-        .multipart(form)
-        .send()
-        .await
-        .unwrap();
+    form = form.part("file", reqwest::multipart::Part::bytes(vec![b'x'; 1000]).file_name("clip.mp4"));
+    let response = reqwest::Client::new().post(granted["upload"]["url"].as_str().unwrap()).multipart(form).send().await.unwrap();
     assert_eq!(response.status().as_u16(), 204);
 
     // THEN her signed-in connection sees the job through to COMPLETE
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
-        let frame = tokio::time::timeout(left, socket.next())
-            .await
-            .expect("COMPLETE in time")
-            .unwrap()
-            .unwrap();
+        let frame = tokio::time::timeout(left, socket.next()).await.expect("COMPLETE in time").unwrap().unwrap();
         let message: Value = serde_json::from_str(frame.to_text().unwrap()).unwrap();
-        if message["type"] == "status"
-            && message["input_file"] == mine
-            && message["job_status"] == "COMPLETE"
-        {
+        if message["type"] == "status" && message["input_file"] == mine && message["job_status"] == "COMPLETE" {
             break;
         }
     }
@@ -584,48 +269,24 @@ async fn the_connect_authorizer_answers_in_api_gateways_policy_format() {
     };
     let answer = |response| serde_json::to_value(response).unwrap();
 
-    let signed_in = answer(
-        authorize(
-            &verifier,
-            &request(json!({"access_token": token(&issuer.url, &key, "alice", |_| {})})),
-        )
-        .await
-        .unwrap(),
-    );
+    // THEN a good token is allowed, bound to its sub
+    let signed_in = answer(authorize(&verifier, &request(json!({"access_token": issuer.token(&key, "alice")}))).await.unwrap());
     assert_eq!(signed_in["principalId"], "alice");
     assert_eq!(signed_in["context"], json!({"sub": "alice"}));
     assert_eq!(
         signed_in["policyDocument"],
         json!({"Version": "2012-10-17", "Statement": [{"Action": ["execute-api:Invoke"], "Effect": "Allow", "Resource": ["arn:aws:execute-api:eu-west-1:123456789012:abc123/prod/$connect"]}]})
     );
+    // AND no token is an anonymous pass, a bad one a Deny naming why
     let anonymous = answer(authorize(&verifier, &request(json!({}))).await.unwrap());
-    assert_eq!(
-        (
-            anonymous["principalId"].clone(),
-            anonymous["policyDocument"]["Statement"][0]["Effect"].clone()
-        ),
-        (json!("anonymous"), json!("Allow"))
-    );
-    let expired = token(&issuer.url, &key, "alice", |c| {
-        drop(c.insert("exp".into(), json!(now() - 3600)))
-    });
-    let refused = answer(
-        authorize(&verifier, &request(json!({"access_token": expired})))
-            .await
-            .unwrap(),
-    );
+    assert_eq!((anonymous["principalId"].clone(), anonymous["policyDocument"]["Statement"][0]["Effect"].clone()), (json!("anonymous"), json!("Allow")));
+    let expired = token(&issuer.url, &key, "alice", |c| drop(c.insert("exp".into(), json!(now() - 3600))));
+    let refused = answer(authorize(&verifier, &request(json!({"access_token": expired}))).await.unwrap());
     assert_eq!(refused["policyDocument"]["Statement"][0]["Effect"], "Deny");
     assert_eq!(refused["context"]["reason"], "the token has expired");
 
     // AND an issuer that cannot be reached is an error (API Gateway answers 500), not a pass
     let gone = OidcVerifier::new(OidcConfig::new("http://127.0.0.1:9/", AUDIENCE).unwrap());
-    let outcome = authorize(
-        &gone,
-        &request(json!({"access_token": token("http://127.0.0.1:9/", &key, "alice", |_| {})})),
-    )
-    .await;
-    assert!(
-        matches!(outcome, Err(IdentityError::KeysUnavailable(_))),
-        "{outcome:?}"
-    );
+    let outcome = authorize(&gone, &request(json!({"access_token": token("http://127.0.0.1:9/", &key, "alice", |_| {})}))).await;
+    assert!(matches!(outcome, Err(IdentityError::KeysUnavailable(_))), "{outcome:?}");
 }

@@ -6,6 +6,10 @@
 //   const watch = client.watch(granted.input_file, (status) => render(status), { token: granted.token });
 //   await upload(granted.upload, file, { onProgress: (f) => … });                  // straight to S3
 //
+// With OIDC sign-in (OIDC_ISSUER / OIDC_AUDIENCE), send the user's access token to both:
+//   requestUpload(api, file, { fetchOptions: { headers: { Authorization: `Bearer ${jwt}` } } });
+//   new ProgressClient({ websocketUrl, restUrl, accessToken: () => currentJwt() });  // ?access_token= on connect
+//
 // The client keeps one WebSocket for all watched files and subscribes each by input file (the
 // server answers with the current state at once, then pushes every change). When the socket cannot
 // open or drops, it reconnects with exponential backoff and full jitter, and meanwhile polls
@@ -40,9 +44,13 @@ export class ProgressClient {
    * @param {number} [options.pingIntervalMs=300000]  keeps the connection under API Gateway's 10-minute idle timeout
    * @param {number} [options.subscribeTimeoutMs=3000]  polls meanwhile when a subscription is not confirmed by then
    * @param {number} [options.recheckIntervalMs=30000]  while subscribed, asks the REST API at once and then this often, so a lost push costs at most this long
+   * @param {string | (() => string | Promise<string>)} [options.accessToken]  with OIDC sign-in: the user's access token (or a
+   *   function answering a fresh one, asked at every (re)connect), sent as `?access_token=`; the connection may then watch the
+   *   user's own uploads (`UPLOAD_PREFIX{sub}/…`) without read tokens. The REST fallback still needs the read token.
    */
-  constructor({ websocketUrl, restUrl = '', pollIntervalMs = 2000, minBackoffMs = 500, maxBackoffMs = 30000, pingIntervalMs = 300000, subscribeTimeoutMs = 3000, recheckIntervalMs = 30000 }) {
-    Object.assign(this, { websocketUrl, restUrl, pollIntervalMs, minBackoffMs, maxBackoffMs, pingIntervalMs, subscribeTimeoutMs, recheckIntervalMs });
+  constructor({ websocketUrl, restUrl = '', pollIntervalMs = 2000, minBackoffMs = 500, maxBackoffMs = 30000, pingIntervalMs = 300000, subscribeTimeoutMs = 3000, recheckIntervalMs = 30000, accessToken }) {
+    Object.assign(this, { websocketUrl, restUrl, pollIntervalMs, minBackoffMs, maxBackoffMs, pingIntervalMs, subscribeTimeoutMs, recheckIntervalMs, accessToken });
+    this.opening = false;
     this.watches = new Map();
     this.socket = null;
     this.attempt = 0;
@@ -70,8 +78,8 @@ export class ProgressClient {
     // A socket that neither opens nor fails (a proxy holding it, say) must not stall progress.
     watch.fallbackTimer = setTimeout(() => watch.subscribed || this.#startPolling(watch), this.subscribeTimeoutMs);
     if (this.socket?.readyState === WebSocket.OPEN) this.#send(subscription(watch));
-    else if (!this.socket && !this.reconnectTimer) this.#connect();
-    if (!this.socket) this.#startPolling(watch);
+    else if (!this.socket && !this.reconnectTimer && !this.opening) this.#connect();
+    if (!this.socket && !this.opening) this.#startPolling(watch);
     return { stop: () => this.#end(watch), done };
   }
 
@@ -84,9 +92,27 @@ export class ProgressClient {
   #connect() {
     this.reconnectTimer = null;
     if (this.watches.size === 0) return;
+    this.opening = true;
+    this.#socketUrl().then(
+      (url) => { this.opening = false; this.#open(url); },
+      (e) => { this.opening = false; this.#lost(`no access token: ${e.message}`); },
+    );
+  }
+
+  /** The WebSocket URL, with `?access_token=` when the client signs in. */
+  async #socketUrl() {
+    const token = typeof this.accessToken === 'function' ? await this.accessToken() : this.accessToken;
+    if (!token) return this.websocketUrl;
+    const url = new URL(this.websocketUrl, globalThis.location?.href);
+    url.searchParams.set('access_token', token);
+    return url.toString();
+  }
+
+  #open(url) {
+    if (this.watches.size === 0 || this.socket) return;
     let socket;
     try {
-      socket = new WebSocket(this.websocketUrl);
+      socket = new WebSocket(url);
     } catch (e) {
       this.#lost(`WebSocket cannot open: ${e.message}`);
       return;

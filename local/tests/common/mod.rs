@@ -2,6 +2,8 @@
 
 #![allow(dead_code)]
 
+pub mod oidc;
+
 /// One HTTP exchange (reqwest): status and body as text.
 pub async fn http(method: &str, url: &str, body: Option<&str>) -> Result<(u16, String), reqwest::Error> {
     let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap_or(reqwest::Method::GET);
