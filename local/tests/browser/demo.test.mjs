@@ -9,19 +9,13 @@
 // the upload API and a file named to fail shows MediaConvert's error message; a job in flight
 // shows its phase. The screenshot (the README's) is taken then, on that page.
 import assert from 'node:assert/strict';
-import { test, after, before } from 'node:test';
-import { chromium } from 'playwright-core';
+import { test } from 'node:test';
+import { useBrowser } from './chromium.mjs';
 
 const [base, screenshot] = process.argv.slice(2);
 assert.ok(base && screenshot, 'usage: node demo.test.mjs BASE_URL SCREENSHOT_PATH');
 
-const FLAGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-  '--disable-background-networking', '--disable-component-update', '--disable-sync'];
-let browser;
-before(async () => {
-  browser = await chromium.launch({ executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium', args: FLAGS });
-});
-after(async () => browser?.close());
+const chromium = useBrowser();
 
 const video = (name, bytes = 250_000) => ({ name, mimeType: 'video/mp4', buffer: Buffer.alloc(bytes, 7) });
 
@@ -56,7 +50,7 @@ async function recordBar(page) {
 }
 
 test('an uploaded video reaches 100 % with its COMPLETE details, pushed over the WebSocket; errors show their message', async () => {
-  const page = await browser.newPage({ viewport: { width: 900, height: 900 } });
+  const page = await chromium.get().newPage({ viewport: { width: 900, height: 900 } });
   const frames = [];
   page.on('websocket', (ws) => ws.on('framereceived', (f) => frames.push(String(f.payload))));
   await recordBar(page);
@@ -108,7 +102,7 @@ test('an uploaded video reaches 100 % with its COMPLETE details, pushed over the
 });
 
 test('with the WebSocket blocked, the upload completes by REST polling', async () => {
-  const context = await browser.newContext();
+  const context = await chromium.get().newContext();
   let attempts = 0;
   // Every connection to /ws is refused before it reaches the server.
   await context.routeWebSocket(/\/ws$/, (ws) => {
@@ -135,7 +129,7 @@ test('with the WebSocket blocked, the upload completes by REST polling', async (
 });
 
 test('with the final status frame dropped on the way, the page still shows COMPLETE by re-checking', async () => {
-  const context = await browser.newContext();
+  const context = await chromium.get().newContext();
   const dropped = [];
   // The socket works, but every final status the server pushes is lost before the page sees it.
   await context.routeWebSocket(/\/ws$/, (ws) => {

@@ -5,22 +5,16 @@
 // (from an `accessToken` function) and watches the upload without a read token: the job's states
 // arrive over the WebSocket through COMPLETE. Without the bearer token the upload API refuses.
 import assert from 'node:assert/strict';
-import { test, after, before } from 'node:test';
-import { chromium } from 'playwright-core';
+import { test } from 'node:test';
+import { useBrowser } from './chromium.mjs';
 
 const [base, jwt] = process.argv.slice(2);
 assert.ok(base && jwt, 'usage: node signed-in.test.mjs BASE_URL JWT');
 
-const FLAGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-  '--disable-background-networking', '--disable-component-update', '--disable-sync'];
-let browser;
-before(async () => {
-  browser = await chromium.launch({ executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium', args: FLAGS });
-});
-after(async () => browser?.close());
+const chromium = useBrowser();
 
 test('a signed-in page uploads to its home folder and watches it over the WebSocket without a read token', async () => {
-  const page = await browser.newPage();
+  const page = await chromium.get().newPage();
   const sockets = [];
   page.on('websocket', (ws) => sockets.push(ws.url()));
   await page.goto(base);
