@@ -91,6 +91,7 @@ async fn endpoints() -> Json<Value> {
         "rest": ["/media/job_id?input_file=F", "/media/status?job_id=J", "/media/status?input_file=F"],
         "websocket": "/ws",
         "management": "/@connections/{connectionId}",
+        "metrics": "/_local/metrics",
         "invoke": Function::ALL.iter().map(|f| f.invoke_path()).collect::<Vec<_>>(),
     }))
 }

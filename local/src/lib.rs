@@ -13,6 +13,7 @@
 //!   ([`triggers`]);
 //! - [`web`]: the demo page and its client module;
 //! - [`guard`]: 421 to a foreign `Host`, 403 to a foreign `Origin` on the routes that act alone;
+//! - [`metrics`]: the functions' CloudWatch metrics in the log and at `GET /_local/metrics`;
 //! - [`cli`] and [`redrive`]: the terminal tools (`watch`, `replay`, `redrive`, `token`).
 
 pub mod apigw_ws;
@@ -22,6 +23,7 @@ pub mod guard;
 pub mod http_api;
 pub mod invoke;
 pub mod mediaconvert;
+pub mod metrics;
 pub mod options;
 pub mod redrive;
 pub mod s3;
@@ -174,7 +176,8 @@ pub fn assemble(base: &str, options: Options, jobs: Arc<dyn JobStore>, subscript
         .merge(api.router())
         .merge(s3::router(s3, origins.clone(), notify, !stack.access.required()))
         .merge(simulator.router())
-        .merge(web::router(web));
+        .merge(web::router(web))
+        .merge(metrics::router(metrics::LocalMetrics::global()));
     let router = guard::guarded(router, origins);
     Local { router, api, stack }
 }

@@ -12,7 +12,7 @@ use mcpush_tests::fresh_store;
 const JOB: &str = "1700000000000-racing";
 
 fn update(transition: Transition, progress: Option<u8>) -> JobUpdate {
-    JobUpdate { job_id: JOB.into(), input_file: Some("race.mp4".into()), transition, progress, job_order: 1700000000000, phase: None }
+    JobUpdate { job_id: JOB.into(), input_file: Some("race.mp4".into()), transition, progress, job_order: 1700000000000, phase: None, event_at: None }
 }
 
 fn complete() -> JobUpdate {
@@ -59,6 +59,7 @@ async fn contract_lists_quiet_unfinished_jobs(store: &dyn JobStore) {
         progress,
         job_order: 1700000000000,
         phase: None,
+        event_at: None,
     };
     let pause = || tokio::time::sleep(std::time::Duration::from_millis(3));
     let (first, second, done) = ("1700000000000-quiet1", "1700000000000-quiet2", "1700000000000-done00");
@@ -207,7 +208,7 @@ async fn the_consistent_snapshot_is_the_files_newest_job_in_both_stores() {
     for store in [&memory as &dyn JobStore, &dynamodb] {
         // GIVEN a file with an older and a newer job, recorded newest first
         for (job_id, order) in [("1700000000002-newer", 1_700_000_000_002), ("1700000000001-older", 1_700_000_000_001)] {
-            let update = JobUpdate { job_id: job_id.into(), input_file: Some("snap.mp4".into()), transition: Transition::Progressing, progress: Some(10), job_order: order, phase: None };
+            let update = JobUpdate { job_id: job_id.into(), input_file: Some("snap.mp4".into()), transition: Transition::Progressing, progress: Some(10), job_order: order, phase: None, event_at: None };
             let applied = store.apply(&update).await.unwrap();
             store.point_to(&JobPointer { input_file: "snap.mp4".into(), job_id: job_id.into(), job_order: applied.record.job_order }).await.unwrap();
         }

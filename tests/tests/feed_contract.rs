@@ -22,6 +22,7 @@ fn writes() -> Vec<JobUpdate> {
         progress,
         job_order: 1_700_000_000_000,
         phase,
+        event_at: None,
     };
     let details = CompleteDetails { duration_ms: Some(1000), width_px: Some(1280), height_px: Some(720), output_path: "o/".into(), ..Default::default() };
     vec![

@@ -114,6 +114,7 @@ fn progressing(job_id: &str, progress: u8) -> JobUpdate {
         progress: Some(progress),
         job_order: mcpush_core::domain::job_order_from_id(job_id).unwrap_or(1_700_000_800_000),
         phase: None,
+        event_at: None,
     }
 }
 

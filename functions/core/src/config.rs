@@ -382,6 +382,12 @@ impl OidcConfig {
     }
 }
 
+/// `METRICS_NAMESPACE` (default `MediaConvertPush`): the CloudWatch namespace of every metric
+/// (the template sets one per stack).
+pub fn metrics_namespace_from_env() -> String {
+    var("METRICS_NAMESPACE").unwrap_or_else(|| crate::metrics::DEFAULT_NAMESPACE.to_owned())
+}
+
 /// `TOKEN_TTL_SECONDS` (default 86400): how long a read token handed out with an upload (or by the
 /// `token` subcommand) stays valid: long enough to watch a long job across reconnects.
 pub fn token_ttl_from_env() -> Result<Duration, ConfigError> {

@@ -11,6 +11,7 @@ pub mod adapters;
 pub mod config;
 pub mod domain;
 pub mod handlers;
+pub mod metrics;
 pub mod pyjson;
 pub mod ports;
 pub mod service;

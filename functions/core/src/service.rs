@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use crate::config::RetryPolicy;
 use crate::domain::{JobPointer, JobUpdate};
+use crate::metrics::Meter;
 use crate::ports::{Applied, JobStore, PushError, Pusher, StoreError};
 
 /// What [`record_update`] did.
@@ -36,11 +37,13 @@ pub async fn record_update(store: &dyn JobStore, update: &JobUpdate) -> Result<R
 /// Posts `payload` to a connection, retrying 429 / 5xx ([`PushError::Retryable`]) with
 /// exponential backoff and full jitter up to `policy.max_attempts` tries; any other outcome is
 /// final at once. progress-push's pushes and ws-message's replies both post this way.
-pub async fn post_with_retry(pusher: &dyn Pusher, policy: &RetryPolicy, connection: &str, payload: &[u8]) -> Result<(), PushError> {
+/// Each retry counts as `PushRetried` on `meter`.
+pub async fn post_with_retry(pusher: &dyn Pusher, policy: &RetryPolicy, meter: Meter, connection: &str, payload: &[u8]) -> Result<(), PushError> {
     let mut attempt = 1;
     loop {
         match pusher.post(connection, payload).await {
             Err(PushError::Retryable(_)) if attempt < policy.max_attempts => {
+                meter.count(crate::metrics::PUSH_RETRIED, 1);
                 let ceiling = policy.backoff_base_ms.saturating_mul(1 << (attempt - 1).min(16)).min(2_000);
                 tokio::time::sleep(Duration::from_millis(fastrand::u64(0..=ceiling))).await;
                 attempt += 1;
@@ -64,6 +67,7 @@ mod tests {
             progress: Some(10),
             job_order: crate::domain::job_order_from_id(job_id).unwrap_or(0),
             phase: None,
+            event_at: None,
         }
     }
 

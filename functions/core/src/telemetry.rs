@@ -5,9 +5,19 @@ use tracing_subscriber::EnvFilter;
 
 use crate::config::LogConfig;
 
-/// Installs the global subscriber from the environment once; later calls do nothing.
+/// Installs the global subscriber and the metrics recorder ([`crate::metrics`], namespace
+/// `METRICS_NAMESPACE`) from the environment once; later calls do nothing.
 pub fn init() {
     init_with(&LogConfig::from_env());
+    crate::metrics::collector(&crate::config::metrics_namespace_from_env());
+}
+
+/// One Lambda invocation: runs it, then writes the metrics it recorded to stdout as Embedded
+/// Metric Format lines (CloudWatch Logs extracts them).
+pub async fn metered<T>(invocation: impl std::future::Future<Output = T>) -> T {
+    let output = invocation.await;
+    crate::metrics::flush(std::io::stdout().lock());
+    output
 }
 
 /// Installs the global subscriber once; later calls do nothing.

@@ -16,7 +16,7 @@ async fn main() -> Result<(), Error> {
     let creator = MediaConvertJobCreator::new(aws_sdk_mediaconvert::Client::new(&sdk), config.clone());
     lambda_runtime::run(service_fn(|event: LambdaEvent<serde_json::Value>| {
         let (config, creator, store) = (&config, &creator, &store);
-        async move { Ok::<_, Error>(create_job::handle(config, creator, store, &event.payload, now_ms()).await?) }
+        async move { Ok::<_, Error>(telemetry::metered(create_job::handle(config, creator, store, &event.payload, now_ms())).await?) }
     }))
     .await
 }

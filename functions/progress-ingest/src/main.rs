@@ -14,7 +14,7 @@ async fn main() -> Result<(), Error> {
     let store = DynamoJobStore::new(client, TableNames::from_env()).with_retention(retention);
     lambda_runtime::run(service_fn(|event: LambdaEvent<serde_json::Value>| {
         let store = &store;
-        async move { Ok::<_, Error>(progress_ingest::handle(store, &event.payload, now_ms()).await?) }
+        async move { Ok::<_, Error>(telemetry::metered(progress_ingest::handle(store, &event.payload, now_ms())).await?) }
     }))
     .await
 }

@@ -22,7 +22,7 @@ async fn main() -> Result<(), Error> {
     let ctx = PushContext { jobs: &jobs, subscriptions: &subscriptions, pusher: &pusher, config: &push_config };
     lambda_runtime::run(service_fn(|event: LambdaEvent<serde_json::Value>| {
         let ctx = &ctx;
-        async move { Ok::<_, Error>(progress_push::handle(ctx, &event.payload, now_ms() / 1000).await.0) }
+        async move { Ok::<_, Error>(telemetry::metered(progress_push::handle(ctx, &event.payload, now_ms() / 1000)).await.0) }
     }))
     .await
 }

@@ -19,7 +19,7 @@ async fn main() -> Result<(), Error> {
     let ctx = ReconcileContext { jobs: &jobs, mediaconvert: &mediaconvert, config: &config };
     lambda_runtime::run(service_fn(|_: LambdaEvent<serde_json::Value>| {
         let ctx = &ctx;
-        async move { Ok::<_, Error>(reconcile::handle(ctx, now_ms()).await?) }
+        async move { Ok::<_, Error>(telemetry::metered(reconcile::handle(ctx, now_ms())).await?) }
     }))
     .await
 }

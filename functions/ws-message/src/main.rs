@@ -24,7 +24,7 @@ async fn main() -> Result<(), Error> {
     let ctx = WsContext { jobs: &jobs, subscriptions: &subscriptions, pusher: &pusher, config: &ws_config };
     lambda_runtime::run(service_fn(|event: LambdaEvent<ApiGatewayWebsocketProxyRequest>| {
         let ctx = &ctx;
-        async move { Ok::<_, Error>(ws::message(ctx, &event.payload, now_ms()).await) }
+        async move { Ok::<_, Error>(telemetry::metered(ws::message(ctx, &event.payload, now_ms())).await) }
     }))
     .await
 }

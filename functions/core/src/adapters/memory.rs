@@ -194,7 +194,7 @@ mod tests {
     use crate::domain::{JobStatus, Transition};
 
     fn update(transition: Transition, progress: Option<u8>) -> JobUpdate {
-        JobUpdate { job_id: "1700000000000-feed01".into(), input_file: Some("f.mp4".into()), transition, progress, job_order: 1700000000000, phase: None }
+        JobUpdate { job_id: "1700000000000-feed01".into(), input_file: Some("f.mp4".into()), transition, progress, job_order: 1700000000000, phase: None, event_at: None }
     }
 
     #[tokio::test]

@@ -157,6 +157,7 @@ pub fn reconcile(job_id: &str, answer: Option<&MediaConvertJob>, now_ms: u64) ->
             progress: Some(100),
             job_order: job_order_from_id(job_id).unwrap_or(now_ms),
             phase: None,
+            event_at: None,
         })
     };
     let Some(job) = answer else {

@@ -131,6 +131,9 @@ pub struct JobUpdate {
     pub job_order: u64,
     /// Phase a STATUS_UPDATE reports, if any.
     pub phase: Option<Phase>,
+    /// When MediaConvert reported it (the event's `detail.timestamp`, epoch ms); `None` for the
+    /// reconciler's GetJob answers, which are no event.
+    pub event_at: Option<u64>,
 }
 
 /// One item of the status table (`MediaConvertJobIdToStatus` by default).
@@ -167,6 +170,10 @@ pub struct JobRecord {
     /// last change, or the reconciler's last GetJob that found nothing new. Only on unfinished
     /// jobs (the sort key of [`UNFINISHED_INDEX`]).
     pub confirmed_at: Option<u64>,
+    /// Epoch milliseconds at which MediaConvert reported the stored state (the event's
+    /// `detail.timestamp`); progress-push measures `EndToEndLagMs` from it. Absent when the
+    /// state came from no event (creation, the reconciler).
+    pub event_at: Option<u64>,
 }
 
 /// The status table's sparse index of unfinished jobs: partition key `Unfinished`, sort key
@@ -193,6 +200,7 @@ impl JobRecord {
             expires_at: None,
             unfinished: None,
             confirmed_at: None,
+            event_at: None,
         }
     }
 
@@ -248,7 +256,12 @@ impl JobRecord {
         if next.job_order.is_none() {
             next.job_order = Some(update.job_order);
         }
-        (current != Some(&next)).then_some(next)
+        if current == Some(&next) {
+            return None;
+        }
+        // Only a change takes the update's time: a duplicate stays a duplicate.
+        next.event_at = update.event_at;
+        Some(next)
     }
 
     /// Sets `ExpiresAt` to the job's creation time plus `retention` if it has none: derived from
@@ -320,7 +333,21 @@ mod tests {
             progress,
             job_order: 1671477617078,
             phase: None,
+            event_at: None,
         }
+    }
+
+    #[test]
+    fn a_change_takes_its_events_time_and_a_duplicate_changes_nothing() {
+        let first = JobUpdate { event_at: Some(1_000), ..update(Transition::Progressing, Some(10)) };
+        let record = JobRecord::merge(None, &first).unwrap();
+        assert_eq!(record.event_at, Some(1_000));
+        let duplicate = JobUpdate { event_at: Some(2_000), ..first.clone() };
+        assert_eq!(JobRecord::merge(Some(&record), &duplicate), None, "a redelivered event is no change");
+        let more = JobUpdate { event_at: Some(3_000), ..update(Transition::Progressing, Some(20)) };
+        assert_eq!(JobRecord::merge(Some(&record), &more).unwrap().event_at, Some(3_000));
+        let reconciled = update(Transition::Progressing, Some(30));
+        assert_eq!(JobRecord::merge(Some(&record), &reconciled).unwrap().event_at, None, "no event, no event time");
     }
 
     fn apply_all(updates: &[JobUpdate]) -> Option<JobRecord> {
@@ -446,6 +473,7 @@ mod properties {
                 progress,
                 job_order: 1671477617078,
                 phase,
+                event_at: None,
             };
             let mut events = vec![make(Transition::Submitted, Some(0), None)];
             let (mut progress, mut phase) = (0u8, None);

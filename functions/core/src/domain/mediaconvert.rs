@@ -190,6 +190,7 @@ impl JobStateChange {
             progress,
             job_order: job_order_from_id(&self.job_id).unwrap_or(now_ms),
             phase: self.job_progress.as_ref().and_then(|p| p.current_phase.as_deref()).and_then(Phase::parse),
+            event_at: self.timestamp.and_then(|t| u64::try_from(t).ok()),
         })
     }
 

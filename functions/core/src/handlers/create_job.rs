@@ -6,6 +6,7 @@
 //! idempotent per upload (its client request token comes from the object's identity), so a
 //! redelivered event never starts a second job.
 
+use crate::metrics::{self, CREATE_JOB};
 use aws_lambda_events::s3::S3EventRecord;
 use serde::Serialize;
 
@@ -50,7 +51,10 @@ pub async fn handle(
             Err(e) => RecordOutcome::Rejected { index, reason: format!("malformed S3 record: {e}") },
         };
         match &outcome {
-            RecordOutcome::Created { input_file, job_id } => tracing::info!(input_file, job_id, "job created"),
+            RecordOutcome::Created { input_file, job_id } => {
+                CREATE_JOB.count(metrics::JOBS_CREATED, 1);
+                tracing::info!(input_file, job_id, "job created")
+            }
             RecordOutcome::Skipped { key, reason } => tracing::info!(key, reason, "upload skipped"),
             RecordOutcome::Rejected { index, reason } => tracing::warn!(index, reason, "record rejected"),
         }
@@ -107,6 +111,7 @@ async fn handle_record(
         progress: Some(0),
         job_order: job_order_from_id(&job_id).unwrap_or(now_ms),
         phase: None,
+        event_at: None,
     };
     record_update(store, &update)
         .await

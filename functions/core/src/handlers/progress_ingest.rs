@@ -4,6 +4,7 @@
 use serde::Serialize;
 
 use crate::domain::mediaconvert::parse_event;
+use crate::metrics::{self, INGEST};
 use crate::domain::{EventError, JobStatus};
 use crate::ports::{JobStore, StoreError};
 use crate::service::record_update;
@@ -31,6 +32,16 @@ pub struct IngestOutcome {
 }
 
 pub async fn handle(store: &dyn JobStore, event: &serde_json::Value, now_ms: u64) -> Result<IngestOutcome, IngestError> {
+    let result = ingest(store, event, now_ms).await;
+    match &result {
+        Ok(outcome) if outcome.changed => INGEST.count(metrics::INGEST_APPLIED, 1),
+        Ok(_) => INGEST.count(metrics::INGEST_STALE, 1),
+        Err(_) => INGEST.count(metrics::INGEST_FAILED, 1),
+    }
+    result
+}
+
+async fn ingest(store: &dyn JobStore, event: &serde_json::Value, now_ms: u64) -> Result<IngestOutcome, IngestError> {
     let event = parse_event(event)?;
     let update = event.detail.to_update(now_ms)?;
     let recorded = record_update(store, &update).await?;

@@ -27,6 +27,7 @@ use crate::config::PushConfig;
 use crate::domain::protocol::ServerMessage;
 use crate::domain::{JobPointer, JobRecord, StatusView};
 use crate::ports::{JobStore, PushError, Pusher, StoreError, SubscriptionStore};
+use crate::metrics::{self, PUSH};
 use crate::service::post_with_retry;
 
 pub struct PushContext<'a> {
@@ -60,6 +61,8 @@ type Changes = BTreeMap<String, Change>;
 /// One message for one connection.
 struct Delivery {
     job_id: String,
+    /// When MediaConvert reported the state this message carries (`EndToEndLagMs`).
+    event_at: Option<u64>,
     connection_id: String,
     message: Arc<str>,
 }
@@ -70,6 +73,10 @@ pub async fn handle(ctx: &PushContext<'_>, event: &Value, now_secs: u64) -> (Dyn
     let (deliveries, mut failed_jobs) = address(ctx, &changes, now_secs).await;
     let gone = deliver(ctx, deliveries, &mut stats, &mut failed_jobs).await;
     forget(ctx, gone).await;
+    PUSH.count(metrics::PUSH_DELIVERED, stats.delivered);
+    PUSH.count(metrics::PUSH_GONE, stats.gone);
+    PUSH.count(metrics::PUSH_FAILED, stats.failed);
+    PUSH.sample(metrics::POSTS_PER_INVOCATION, (stats.delivered + stats.gone + stats.failed) as f64);
     tracing::info!(
         records = stats.records, malformed = stats.malformed, unchanged = stats.unchanged, jobs = stats.jobs,
         delivered = stats.delivered, gone = stats.gone, failed = stats.failed, "pushed"
@@ -170,6 +177,7 @@ async fn address(ctx: &PushContext<'_>, changes: &Changes, now_secs: u64) -> (Ve
             let message: Arc<str> = ServerMessage::status(file, record).to_json().into();
             deliveries.extend(subscribers.iter().map(|connection_id| Delivery {
                 job_id: record.job_id.clone(),
+                event_at: record.event_at,
                 connection_id: connection_id.clone(),
                 message: message.clone(),
             }));
@@ -185,19 +193,27 @@ async fn deliver(
     stats: &mut PushStats,
     failed_jobs: &mut BTreeSet<String>,
 ) -> BTreeSet<String> {
-    let results: Vec<(Delivery, Result<(), PushError>)> = futures::stream::iter(deliveries)
+    let results: Vec<(Delivery, Result<(), PushError>, u64)> = futures::stream::iter(deliveries)
         .map(|delivery| async move {
-            let result = post_with_retry(ctx.pusher, &ctx.config.retry, &delivery.connection_id, delivery.message.as_bytes()).await;
-            (delivery, result)
+            let result = post_with_retry(ctx.pusher, &ctx.config.retry, PUSH, &delivery.connection_id, delivery.message.as_bytes()).await;
+            (delivery, result, crate::now_ms())
         })
         .buffer_unordered(ctx.config.concurrency.max(1))
         .collect()
         .await;
 
     let mut gone = BTreeSet::new();
-    for (Delivery { job_id, connection_id, .. }, result) in results {
+    // Each change's lag: from MediaConvert's event to its last delivered post.
+    let mut lags: BTreeMap<String, u64> = BTreeMap::new();
+    for (Delivery { job_id, connection_id, event_at, .. }, result, done_ms) in results {
         match result {
-            Ok(()) => stats.delivered += 1,
+            Ok(()) => {
+                stats.delivered += 1;
+                if let Some(event_at) = event_at {
+                    let lag = lags.entry(job_id).or_default();
+                    *lag = (*lag).max(done_ms.saturating_sub(event_at));
+                }
+            }
             Err(PushError::Gone) => {
                 stats.gone += 1;
                 gone.insert(connection_id);
@@ -212,6 +228,9 @@ async fn deliver(
                 tracing::warn!(%job_id, %connection_id, error = %e, "push refused; not retried");
             }
         }
+    }
+    for lag in lags.values() {
+        PUSH.sample(metrics::END_TO_END_LAG_MS, *lag as f64);
     }
     gone
 }

@@ -15,6 +15,7 @@ use serde::Serialize;
 use crate::config::ReconcileConfig;
 use crate::domain::get_job::{Verdict, reconcile};
 use crate::ports::{JobInspector, JobStore, StoreError};
+use crate::metrics::{self, RECONCILE};
 use crate::service::record_update;
 
 pub struct ReconcileContext<'a> {
@@ -69,6 +70,9 @@ pub async fn handle(ctx: &ReconcileContext<'_>, now_ms: u64) -> Result<Reconcile
             Outcome::Failed => stats.failed += 1,
         }
     }
+    RECONCILE.count(metrics::RECONCILE_CHECKED, stats.checked);
+    RECONCILE.count(metrics::JOBS_RECONCILED, stats.updated);
+    RECONCILE.count(metrics::RECONCILE_FAILED, stats.failed);
     if stats.checked == 0 {
         tracing::debug!("reconciled: no quiet unfinished job");
     } else {

@@ -11,6 +11,7 @@ use crate::domain::protocol::{ClientMessage, ServerMessage};
 use crate::domain::AllowedOrigins;
 use crate::domain::identity::{SUB_CLAIM, Subject};
 use crate::ports::{JobStore, PushError, Pusher, SubscribeOutcome, SubscriptionStore};
+use crate::metrics::{self, WS_MESSAGE};
 use crate::service::post_with_retry;
 
 /// What `ws-message` needs.
@@ -89,7 +90,7 @@ pub async fn message(ctx: &WsContext<'_>, event: &ApiGatewayWebsocketProxyReques
         Err(e) => vec![ServerMessage::Error { message: e.to_string() }],
     };
     for reply in replies {
-        if let Err(e) = post_with_retry(ctx.pusher, &ctx.config.retry, connection_id, reply.to_json().as_bytes()).await {
+        if let Err(e) = post_with_retry(ctx.pusher, &ctx.config.retry, WS_MESSAGE, connection_id, reply.to_json().as_bytes()).await {
             tracing::warn!(connection_id, error = %e, "reply not delivered");
             if matches!(e, PushError::Gone) {
                 let _ = ctx.subscriptions.remove_connection(connection_id).await;
@@ -120,14 +121,17 @@ async fn answer(
         ClientMessage::Subscribe { input_file, token } => {
             let reader = signed_in(event);
             if let Err(e) = ctx.config.access.check_as(reader.as_ref(), &ctx.config.home_prefix, &input_file, token.as_deref(), now_ms / 1000) {
+                WS_MESSAGE.count(metrics::SUBSCRIPTIONS_REFUSED, 1);
                 return vec![ServerMessage::Error { message: e.to_string() }];
             }
             let expires = expires_at(event, ctx.config, now_ms);
             match ctx.subscriptions.subscribe(connection_id, &input_file, expires, ctx.config.max_subscriptions).await {
-                Ok(SubscribeOutcome::LimitReached) => vec![ServerMessage::Error {
-                    message: format!("subscription limit reached: at most {} files per connection", ctx.config.max_subscriptions),
-                }],
+                Ok(SubscribeOutcome::LimitReached) => {
+                    WS_MESSAGE.count(metrics::SUBSCRIPTIONS_REFUSED, 1);
+                    vec![ServerMessage::Error { message: format!("subscription limit reached: at most {} files per connection", ctx.config.max_subscriptions) }]
+                }
                 Ok(_) => {
+                    WS_MESSAGE.count(metrics::SUBSCRIPTIONS_ADDED, 1);
                     let mut replies = vec![ServerMessage::Subscribed { input_file: input_file.clone() }];
                     match snapshot(ctx.jobs, &input_file).await {
                         Ok(Some(status)) => replies.push(status),
