@@ -59,4 +59,18 @@ check(on["ConnectRoute"]["Properties"]["AuthorizationType"] == "CUSTOM" and on["
 check("IdentitySource" not in on["WsAuthorizer"]["Properties"], "the $connect authorizer must run without access_token too (anonymous connections)")
 variables = on["UploadApiFunction"]["Properties"]["Environment"]["Variables"]
 check((variables.get("OIDC_ISSUER"), variables.get("OIDC_AUDIENCE")) == (issuer, audience), "with OIDC, upload-api must know sign-in is on")
-print("infra/transform_check.py: sign-in off and on expand as intended")
+
+# The dashboard's body is JSON once Fn::Sub has filled it in.
+import json
+import re
+
+body = off["Dashboard"]["Properties"]["DashboardBody"]
+body = body["Fn::Sub"] if isinstance(body, dict) else body
+try:
+    widgets = json.loads(re.sub(r"\$\{[^}]+\}", "x", body))["widgets"]
+except (ValueError, KeyError) as e:
+    sys.exit(f"infra/transform_check.py: the dashboard body is not valid JSON: {e}")
+check(len(widgets) >= 8 and all(w["properties"]["metrics"] for w in widgets), "every dashboard widget must show metrics")
+alarms = [name for name, r in off.items() if r["Type"] == "AWS::CloudWatch::Alarm"]
+check(len(alarms) == 17, f"expected 17 alarms (4 queues, iterator age, push failures, lag, 10 functions), found {len(alarms)}")
+print("infra/transform_check.py: sign-in off and on expand as intended; dashboard JSON and alarms in place")

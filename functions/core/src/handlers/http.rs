@@ -123,8 +123,10 @@ pub fn respond_to(answer: Answer, origin: Option<&str>, origins: &AllowedOrigins
     headers.insert("vary", HeaderValue::from_static("Origin"));
     let methods = if method == Method::POST { "POST, OPTIONS" } else { "GET, OPTIONS" };
     headers.insert("access-control-allow-methods", HeaderValue::from_static(methods));
-    // `*` covers every request header but Authorization, which upload-api's sign-in sends.
-    headers.insert("access-control-allow-headers", HeaderValue::from_static("authorization, *"));
+    // `*` covers every request header but Authorization, which upload-api's sign-in sends; the
+    // GETs keep the seed's `*`.
+    let allowed_headers = if method == Method::POST { "authorization, *" } else { "*" };
+    headers.insert("access-control-allow-headers", HeaderValue::from_static(allowed_headers));
     headers.insert("access-control-max-age", HeaderValue::from_static("7200"));
     headers.insert("content-type", HeaderValue::from_static("application/json; charset=UTF-8"));
 
