@@ -13,6 +13,7 @@ pub mod domain;
 pub mod handlers;
 pub mod metrics;
 pub mod pyjson;
+pub mod runtime;
 pub mod ports;
 pub mod service;
 pub mod telemetry;

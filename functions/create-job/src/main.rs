@@ -5,13 +5,14 @@ use lambda_runtime::{Error, LambdaEvent, service_fn};
 use mcpush_core::adapters::{dynamodb::DynamoJobStore, mediaconvert::MediaConvertJobCreator, sdk_config};
 use mcpush_core::config::{self, CreateJobConfig, TableNames};
 use mcpush_core::{handlers::create_job, now_ms, telemetry};
+use mcpush_core::runtime::init;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     telemetry::init();
-    let config = CreateJobConfig::from_env()?;
+    let config = init(CreateJobConfig::from_env()).await?;
     let sdk = sdk_config().await;
-    let retention = config::status_retention_from_env()?;
+    let retention = init(config::status_retention_from_env()).await?;
     let store = DynamoJobStore::new(aws_sdk_dynamodb::Client::new(&sdk), TableNames::from_env()).with_retention(retention);
     let creator = MediaConvertJobCreator::new(aws_sdk_mediaconvert::Client::new(&sdk), config.clone());
     lambda_runtime::run(service_fn(|event: LambdaEvent<serde_json::Value>| {

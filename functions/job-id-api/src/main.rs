@@ -6,13 +6,14 @@ use mcpush_core::adapters::{dynamodb::DynamoJobStore, sdk_config, secrets};
 use mcpush_core::config::{self, TableNames};
 use mcpush_core::handlers::{http::RestContext, job_id_api};
 use mcpush_core::{now_ms, telemetry};
+use mcpush_core::runtime::init;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     telemetry::init();
-    let origins = config::allowed_origins_from_env()?;
+    let origins = init(config::allowed_origins_from_env()).await?;
     let sdk = sdk_config().await;
-    let access = secrets::read_access(&sdk).await?;
+    let access = init(secrets::read_access(&sdk).await).await?;
     let store = DynamoJobStore::new(aws_sdk_dynamodb::Client::new(&sdk), TableNames::from_env());
     let ctx = RestContext { jobs: &store, origins: &origins, access: &access };
     lambda_runtime::run(service_fn(|event: LambdaEvent<serde_json::Value>| {

@@ -9,12 +9,13 @@ use mcpush_core::adapters::sdk_config;
 use mcpush_core::config::{self, PushConfig, TableNames};
 use mcpush_core::handlers::progress_push::{self, PushContext};
 use mcpush_core::{now_ms, telemetry};
+use mcpush_core::runtime::init;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     telemetry::init();
     let sdk = sdk_config().await;
-    let (push_config, endpoint) = (PushConfig::from_env()?, config::management_endpoint_from_env()?);
+    let (push_config, endpoint) = (init(PushConfig::from_env()).await?, init(config::management_endpoint_from_env()).await?);
     let client = aws_sdk_dynamodb::Client::new(&sdk);
     let jobs = DynamoJobStore::new(client.clone(), TableNames::from_env());
     let subscriptions = DynamoSubscriptionStore::new(client, config::subscriptions_table_from_env());

@@ -7,12 +7,13 @@ use mcpush_core::adapters::{dynamodb::DynamoJobStore, mediaconvert::MediaConvert
 use mcpush_core::config::{self, ReconcileConfig, TableNames};
 use mcpush_core::handlers::reconcile::{self, ReconcileContext};
 use mcpush_core::{now_ms, telemetry};
+use mcpush_core::runtime::init;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     telemetry::init();
-    let config = ReconcileConfig::from_env()?;
-    let retention = config::status_retention_from_env()?;
+    let config = init(ReconcileConfig::from_env()).await?;
+    let retention = init(config::status_retention_from_env()).await?;
     let sdk = sdk_config().await;
     let jobs = DynamoJobStore::new(aws_sdk_dynamodb::Client::new(&sdk), TableNames::from_env()).with_retention(retention);
     let mediaconvert = MediaConvertJobInspector::new(aws_sdk_mediaconvert::Client::new(&sdk));

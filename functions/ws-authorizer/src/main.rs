@@ -8,11 +8,12 @@ use mcpush_core::adapters::oidc::OidcVerifier;
 use mcpush_core::config::{self, ConfigError};
 use mcpush_core::handlers::ws_authorizer;
 use mcpush_core::telemetry;
+use mcpush_core::runtime::init;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     telemetry::init();
-    let verifier = OidcVerifier::new(config::oidc_from_env()?.ok_or(ConfigError::Missing("OIDC_ISSUER"))?);
+    let verifier = OidcVerifier::new(init(config::oidc_from_env().and_then(|oidc| oidc.ok_or(ConfigError::Missing("OIDC_ISSUER")))).await?);
     lambda_runtime::run(service_fn(|event: LambdaEvent<ApiGatewayCustomAuthorizerRequestTypeRequest>| {
         let verifier = &verifier;
         async move { ws_authorizer::authorize(verifier, &event.payload).await.map_err(Error::from) }

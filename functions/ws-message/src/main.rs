@@ -10,13 +10,14 @@ use mcpush_core::adapters::{sdk_config, secrets};
 use mcpush_core::config::{self, TableNames, WsConfig};
 use mcpush_core::handlers::ws::{self, WsContext};
 use mcpush_core::{now_ms, telemetry};
+use mcpush_core::runtime::init;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     telemetry::init();
-    let endpoint = config::management_endpoint_from_env()?;
+    let endpoint = init(config::management_endpoint_from_env()).await?;
     let sdk = sdk_config().await;
-    let ws_config = WsConfig::from_env(secrets::read_access(&sdk).await?)?;
+    let ws_config = init(WsConfig::from_env(init(secrets::read_access(&sdk).await).await?)).await?;
     let client = aws_sdk_dynamodb::Client::new(&sdk);
     let jobs = DynamoJobStore::new(client.clone(), TableNames::from_env());
     let subscriptions = DynamoSubscriptionStore::new(client, config::subscriptions_table_from_env());
