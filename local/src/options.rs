@@ -28,7 +28,9 @@ pub struct Options {
     pub push: PushConfig,
     /// `STREAM_BATCH_SIZE` (default 100): records per progress-push invocation.
     pub batch_size: usize,
-    /// `STREAM_BATCH_WINDOW_MS` (default 100): how long a batch waits for more records.
+    /// `STREAM_BATCH_WINDOW_MS` (default 0): how long a batch waits for more records. At 0 a
+    /// change is pushed at once, and records already waiting still go in the same batch
+    /// (coalesced per job).
     pub batch_window: Duration,
     /// create-job's settings: `MEDIACONVERT_JOB_TEMPLATE` (default `local-hls`, the simulator's
     /// template), `MEDIACONVERT_ROLE_ARN`, `OUTPUT_DESTINATION` (default
@@ -61,8 +63,8 @@ pub struct Options {
 }
 
 impl Default for Options {
-    /// The local stack's defaults: any local origin, the functions' defaults, batches of 100
-    /// records waiting at most 100 ms.
+    /// The local stack's defaults: any local origin, the functions' defaults, batches of up to
+    /// 100 records that wait for nothing.
     fn default() -> Self {
         let simulator = SimSettings::default();
         Self {
@@ -70,7 +72,7 @@ impl Default for Options {
             ws: WsConfig::default(),
             push: PushConfig::default(),
             batch_size: 100,
-            batch_window: Duration::from_millis(100),
+            batch_window: Duration::ZERO,
             create_job: CreateJobConfig {
                 job_template: simulator.template.clone(),
                 role_arn: "arn:aws:iam::000000000000:role/MediaConvertLocal".into(),

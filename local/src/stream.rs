@@ -318,6 +318,30 @@ mod tests {
         }
     }
 
+    #[tokio::test]
+    async fn without_a_window_a_change_goes_at_once_with_the_records_already_waiting() {
+        // GIVEN three changes queued before the feed runs, and one more after
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        for progress in [10, 20, 30] {
+            tx.send(JobChange::Modified { old: Box::new(job(progress - 10)), new: Box::new(job(progress)) }).unwrap();
+        }
+        let (batches_tx, mut batches) = tokio::sync::mpsc::unbounded_channel();
+        let handler = move |event: Value| {
+            let batches_tx = batches_tx.clone();
+            async move {
+                let _ = batches_tx.send(event["Records"].as_array().map_or(0, Vec::len));
+                DynamoDbEventResponse::default()
+            }
+        };
+        tokio::spawn(run_feed(rx, EmbeddedStream::new("t"), 100, Duration::ZERO, handler));
+        // THEN the three waiting records share one batch
+        assert_eq!(batches.recv().await, Some(3));
+        // AND a later change is delivered alone, without waiting for company
+        tx.send(JobChange::Modified { old: Box::new(job(30)), new: Box::new(job(40)) }).unwrap();
+        let alone = tokio::time::timeout(Duration::from_secs(1), batches.recv()).await;
+        assert_eq!(alone, Ok(Some(1)));
+    }
+
     #[test]
     fn embedded_changes_become_lambda_stream_records() {
         let stream = EmbeddedStream::new("MediaConvertJobIdToStatus");
