@@ -181,7 +181,9 @@ impl Function {
     /// Starts `name`'s binary with only `env` (plus what Lambda itself sets) in its environment.
     pub async fn start(name: &str, env: &[(&str, &str)]) -> Self {
         let (api, address) = RuntimeApi::start().await;
-        let mut child = tokio::process::Command::new(binaries().join(name))
+        // The first call builds the binaries: off the runtime's worker threads.
+        let folder = tokio::task::spawn_blocking(binaries).await.expect("the build ran");
+        let mut child = tokio::process::Command::new(folder.join(name))
             .env_clear()
             .env("AWS_LAMBDA_RUNTIME_API", &address)
             .env("AWS_LAMBDA_FUNCTION_NAME", name)

@@ -86,7 +86,16 @@ async fn ingest_push_rest_and_websocket_routes_run_as_lambda_runs_them() {
     let jobs: Arc<dyn JobStore> = Arc::new(DynamoJobStore::new(dynamodb_client(), store.tables().clone()));
     let emulator = Emulator::start(jobs, Arc::new(DynamoSubscriptionStore::new(dynamodb_client(), subscriptions.table().to_owned())), WsConfig::default()).await;
     let mut browser = emulator.client().await;
-    let connection_id = emulator.api.connection_ids().pop().expect("one connection");
+    // (the emulator registers a connection just after its handshake)
+    let registered = async {
+        loop {
+            if let Some(id) = emulator.api.connection_ids().pop() {
+                break id;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    };
+    let connection_id = tokio::time::timeout(Duration::from_secs(5), registered).await.expect("the emulator registers the connection");
     let mut env = tables_env(&store, &subscriptions);
     env.push(("MANAGEMENT_API_ENDPOINT".into(), emulator.base.clone()));
 
