@@ -7,6 +7,9 @@
 //! - connection ids look like API Gateway's (`L0SM9cOFvHcCIhw=`);
 //! - posts answer 410 for unknown or closed ids and 413 above 128 KB, and a fault switch makes a
 //!   chosen share of posts answer 429 or 500;
+//! - as API Gateway, a connection idle for [`ConnectionLimits::idle`] (10 minutes; only the
+//!   client's data frames count) or open for [`ConnectionLimits::max_age`] (2 hours) is closed
+//!   with 1001 (Going Away) and `$disconnect` runs with that code;
 //! - as API Gateway, a client message over 128 KB or a frame over 32 KB closes the connection
 //!   with 1009; a reader too slow to take its messages is closed with 1008 once 1 MiB waits for
 //!   it, so memory stays bounded.
@@ -46,6 +49,21 @@ pub const MAX_FRAME_BYTES: usize = 32 * 1024;
 /// Most bytes of posted messages waiting for a slow reader; above it the connection is closed
 /// with 1008, so no client can make the emulator hold unbounded memory.
 pub const MAX_QUEUED_BYTES: usize = 1024 * 1024;
+
+/// API Gateway's connection limits (`APIGW_IDLE_TIMEOUT_S`, `APIGW_MAX_CONNECTION_S` locally).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConnectionLimits {
+    /// A connection whose client sends no data frame for this long is closed (API Gateway: 10 minutes).
+    pub idle: std::time::Duration,
+    /// A connection is closed this long after it opened (API Gateway: 2 hours).
+    pub max_age: std::time::Duration,
+}
+
+impl Default for ConnectionLimits {
+    fn default() -> Self {
+        Self { idle: std::time::Duration::from_secs(600), max_age: std::time::Duration::from_secs(7200) }
+    }
+}
 
 /// The integrations behind the routes: what API Gateway would invoke.
 #[async_trait]
@@ -102,6 +120,7 @@ pub struct WebSocketApi {
     connections: Mutex<HashMap<String, Connection>>,
     /// Share of posts answering 429 / 500, in parts per million.
     fault_ppm: AtomicU32,
+    limits: Mutex<ConnectionLimits>,
     pub counters: Counters,
 }
 
@@ -115,6 +134,7 @@ impl WebSocketApi {
             domain: domain.to_owned(),
             connections: Mutex::new(HashMap::new()),
             fault_ppm: AtomicU32::new(0),
+            limits: Mutex::new(ConnectionLimits::default()),
             counters: Counters::default(),
         })
     }
@@ -127,6 +147,13 @@ impl WebSocketApi {
     /// The WebSocket endpoint alone, at `path` (API Gateway serves it at `/{stage}`).
     pub fn websocket_router(self: &Arc<Self>, path: &str) -> Router {
         Router::new().route(path, get(upgrade)).with_state(self.clone())
+    }
+
+    /// The idle timeout and maximum age of connections opened from now on.
+    pub fn set_limits(&self, limits: ConnectionLimits) {
+        if let Ok(mut current) = self.limits.lock() {
+            *current = limits;
+        }
     }
 
     /// Makes `share` (0.0–1.0) of posts answer 429 or 500 at random.
@@ -307,11 +334,19 @@ async fn serve(api: Arc<WebSocketApi>, socket: WebSocket, connection_id: String,
     let mut close_code: i64 = 1006;
     let mut too_big = false;
     let mut shut_down = false;
+    let mut going_away = false;
+    let limits = api.limits.lock().map(|l| *l).unwrap_or_default();
+    let opened = tokio::time::Instant::now();
+    let mut last_data = opened;
     loop {
         let frame = tokio::select! {
             frame = stream.next() => frame,
             _ = shutdown.notified() => {
                 shut_down = true;
+                break;
+            }
+            _ = tokio::time::sleep_until((last_data + limits.idle).min(opened + limits.max_age)) => {
+                going_away = true;
                 break;
             }
         };
@@ -334,6 +369,7 @@ async fn serve(api: Arc<WebSocketApi>, socket: WebSocket, connection_id: String,
             too_big = true;
             break;
         }
+        last_data = tokio::time::Instant::now();
         last_active_at.store(mcpush_core::now_ms(), Ordering::Relaxed);
         let route = api.route_for(&body);
         let mut event = api.event(&route, "MESSAGE", &connection_id, connected_at, &authorizer);
@@ -346,7 +382,11 @@ async fn serve(api: Arc<WebSocketApi>, socket: WebSocket, connection_id: String,
         api.counters.closed_for_limits.fetch_add(1, Ordering::Relaxed);
         let _ = tx.send(Outgoing::Close(Some((1009, "Message too big"))));
     }
-    if too_big || shut_down {
+    if going_away {
+        close_code = 1001;
+        let _ = tx.send(Outgoing::Close(Some((1001, "Going away"))));
+    }
+    if too_big || shut_down || going_away {
         // Give the close frame a moment behind what is queued, then drop the socket anyway.
         let _ = tokio::time::timeout(std::time::Duration::from_secs(1), &mut writer).await;
     }

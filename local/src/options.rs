@@ -2,6 +2,7 @@
 //! the local stack's defaults, and the local-only ones (`STREAM_*`, `LOCAL_S3_DIR`,
 //! `UPLOAD_BUCKET`, `SIMULATOR_*`), read here and nowhere else.
 
+use crate::apigw_ws::ConnectionLimits;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -50,6 +51,10 @@ pub struct Options {
     /// `WS_POST_FAULT_RATE` (0 to 1, default 0): that share of all Management API posts answer
     /// 429 or 500, decided before anything else (whatever the connection id).
     pub ws_post_fault_rate: f64,
+    /// `APIGW_IDLE_TIMEOUT_S` (default 600) and `APIGW_MAX_CONNECTION_S` (default 7200): API
+    /// Gateway's idle timeout and maximum connection age, after which the emulator closes a
+    /// connection with 1001 and runs `$disconnect`.
+    pub apigw_limits: ConnectionLimits,
     /// The reconciler's settings; locally `RECONCILE_AFTER_SECONDS` defaults to 3, so a job
     /// whose final event was lost shows its final state within seconds.
     pub reconcile: ReconcileConfig,
@@ -86,6 +91,7 @@ impl Default for Options {
             upload: UploadConfig::for_bucket(DEFAULT_UPLOAD_BUCKET),
             retention: None,
             ws_post_fault_rate: 0.0,
+            apigw_limits: ConnectionLimits::default(),
             reconcile: ReconcileConfig { after: Duration::from_secs(3), ..ReconcileConfig::default() },
             reconcile_every: Duration::from_millis(2000),
             oidc: None,
@@ -113,6 +119,10 @@ impl Options {
             upload: UploadConfig::from_env_or(&defaults.upload.bucket)?,
             retention: config::status_retention_from_env_or(None)?,
             ws_post_fault_rate: share("WS_POST_FAULT_RATE", defaults.ws_post_fault_rate)?,
+            apigw_limits: ConnectionLimits {
+                idle: Duration::from_secs(parsed("APIGW_IDLE_TIMEOUT_S", defaults.apigw_limits.idle.as_secs())?.max(1)),
+                max_age: Duration::from_secs(parsed("APIGW_MAX_CONNECTION_S", defaults.apigw_limits.max_age.as_secs())?.max(1)),
+            },
             reconcile: ReconcileConfig::from_env_or(&defaults.reconcile)?,
             reconcile_every: Duration::from_millis(parsed("RECONCILE_INTERVAL_MS", defaults.reconcile_every.as_millis() as u64)?.max(1)),
             oidc: config::oidc_from_env()?,

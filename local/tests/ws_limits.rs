@@ -1,6 +1,8 @@
 //! API Gateway's WebSocket limits in the emulator, over real sockets: a client message over
 //! 128 KB or a frame over 32 KB closes the connection with 1009; a reader that takes nothing
-//! while 1,000 messages are posted to it is closed with 1008 once 1 MiB waits for it.
+//! while 1,000 messages are posted to it is closed with 1008 once 1 MiB waits for it; an idle
+//! connection (pings do not count) and one past its maximum age are closed with 1001 and
+//! disconnected.
 
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -98,4 +100,53 @@ async fn a_reader_that_takes_nothing_is_closed_before_1_mib_waits_for_it() {
     assert!(gone > 0, "the slow reader was never closed: {statuses:?}");
     assert_eq!(api.counters.closed_for_limits.load(Ordering::Relaxed), 1);
     assert!(!api.connection_ids().contains(&id));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_and_old_connections_are_closed_with_1001_and_disconnected() {
+    use mcpush_local::apigw_ws::ConnectionLimits;
+    // GIVEN API Gateway's limits shortened: 1 s idle, 3 s at most
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let options = Options { apigw_limits: ConnectionLimits { idle: Duration::from_secs(1), max_age: Duration::from_secs(3) }, ..Options::default() };
+    let stack = local(&base, options);
+    let subscriptions = stack.stack.subscriptions.clone();
+    tokio::spawn(axum::serve(listener, stack.router).into_future());
+
+    // WHEN one client subscribes and then only pings (control frames), and another sends data
+    let mut quiet = connect(&base).await;
+    quiet.send(Message::Text(r#"{"action":"subscribe","input_file":"idle.mp4"}"#.into())).await.unwrap();
+    let started = std::time::Instant::now();
+    while subscriptions.subscribers("idle.mp4", 0).await.unwrap().is_empty() {
+        assert!(started.elapsed() < Duration::from_millis(500), "the subscription is recorded");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let mut chatty = connect(&base).await;
+    let pinger = tokio::spawn(async move {
+        for _ in 0..8 {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            if quiet.send(Message::Ping(vec![1].into())).await.is_err() {
+                break;
+            }
+        }
+        close_code(&mut quiet).await
+    });
+    let talker = tokio::spawn(async move {
+        for _ in 0..20 {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            if chatty.send(Message::Text(r#"{"action":"ping"}"#.into())).await.is_err() {
+                break;
+            }
+        }
+        close_code(&mut chatty).await
+    });
+
+    // THEN the quiet one is closed as idle with 1001, and its $disconnect dropped its subscription
+    assert_eq!(pinger.await.unwrap(), Some(1001));
+    let idle_after = started.elapsed();
+    assert!(subscriptions.subscribers("idle.mp4", 0).await.unwrap().is_empty());
+    // AND the chatty one lives on until its maximum age, then is closed with 1001 too
+    assert_eq!(talker.await.unwrap(), Some(1001));
+    let old_after = started.elapsed();
+    assert!(idle_after < Duration::from_millis(2500) && old_after >= Duration::from_millis(2900), "idle {idle_after:?}, max age {old_after:?}");
 }
