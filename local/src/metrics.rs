@@ -51,13 +51,18 @@ impl Stat {
                     }
                     self.recent.push_back(v);
                 }
-                let mut sorted: Vec<f64> = self.recent.iter().copied().collect();
-                sorted.sort_by(f64::total_cmp);
-                let at = |q: f64| sorted.get(((sorted.len() as f64 - 1.0) * q).round() as usize).copied();
-                (self.p50, self.p99) = (at(0.5), at(0.99));
             }
             other => self.sum += other.as_f64().unwrap_or(0.0),
         }
+    }
+
+    /// A copy with the percentiles of the latest values filled in (computed when read, not on
+    /// every flush).
+    fn summarised(&self) -> Self {
+        let mut sorted: Vec<f64> = self.recent.iter().copied().collect();
+        sorted.sort_by(f64::total_cmp);
+        let at = |q: f64| sorted.get(((sorted.len() as f64 - 1.0) * q).round() as usize).copied();
+        Self { p50: at(0.5), p99: at(0.99), recent: VecDeque::new(), ..self.clone() }
     }
 }
 
@@ -121,7 +126,8 @@ impl LocalMetrics {
     /// Everything counted so far (flushing first).
     pub fn snapshot(&self) -> Counts {
         self.flush();
-        self.counts.lock().map(|c| c.clone()).unwrap_or_default()
+        let Ok(counts) = self.counts.lock() else { return Counts::new() };
+        counts.iter().map(|(function, stats)| (function.clone(), stats.iter().map(|(name, stat)| (name.clone(), stat.summarised())).collect())).collect()
     }
 }
 
