@@ -17,7 +17,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use serde_json::Value;
+use serde_json::{Value, json};
 use tokio::sync::{Notify, oneshot};
 
 /// Every Lambda function of the workspace (package = binary name).
@@ -69,6 +69,34 @@ struct Inner {
     waiting: HashMap<String, oneshot::Sender<Outcome>>,
     init_error: Option<Value>,
     next_calls: usize,
+    pid: Option<u32>,
+    first_next: Option<Probe>,
+}
+
+/// When the process first asked for an event (the end of its init), and the CPU time its
+/// threads had used by then (`/proc/<pid>/task/*/schedstat`, Linux only).
+#[derive(Clone, Copy, Debug)]
+pub struct Probe {
+    pub at: std::time::Instant,
+    pub cpu: Option<Duration>,
+}
+
+/// CPU time used so far by every thread of `pid` (nanosecond resolution, unlike `/proc/<pid>/stat`).
+pub fn cpu_time(pid: u32) -> Option<Duration> {
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).ok()?;
+    let mut total = 0u64;
+    for task in tasks.flatten() {
+        let schedstat = std::fs::read_to_string(task.path().join("schedstat")).ok()?;
+        total += schedstat.split_whitespace().next()?.parse::<u64>().ok()?;
+    }
+    Some(Duration::from_nanos(total))
+}
+
+/// The peak resident set of `pid` (`VmHWM`), in bytes.
+pub fn peak_rss(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    Some(line.split_whitespace().nth(1)?.parse::<u64>().ok()? * 1024)
 }
 
 /// A Runtime API for one function process.
@@ -97,14 +125,7 @@ impl RuntimeApi {
 
     /// Hands `event` to the function and waits (at most `within`) for its answer.
     pub async fn invoke(&self, event: Value, within: Duration) -> Outcome {
-        let id = format!("{:032x}", fastrand::u128(..));
-        let (tx, rx) = oneshot::channel();
-        {
-            let mut inner = self.inner.lock().expect("lock");
-            inner.waiting.insert(id.clone(), tx);
-            inner.queue.push_back((id, event));
-        }
-        self.queued.notify_one();
+        let rx = self.enqueue(event);
         tokio::time::timeout(within, rx).await.expect("the function answers in time").expect("an answer")
     }
 
@@ -122,10 +143,40 @@ impl RuntimeApi {
     pub fn next_calls(&self) -> usize {
         self.inner.lock().map(|i| i.next_calls).unwrap_or(0)
     }
+
+    /// Events queued before the process starts are handed out at its first `/next`, so an
+    /// invocation can be timed from the spawn.
+    pub fn enqueue(&self, event: Value) -> oneshot::Receiver<Outcome> {
+        let id = format!("{:032x}", fastrand::u128(..));
+        let (tx, rx) = oneshot::channel();
+        let mut inner = self.inner.lock().expect("lock");
+        inner.waiting.insert(id.clone(), tx);
+        inner.queue.push_back((id, event));
+        drop(inner);
+        self.queued.notify_one();
+        rx
+    }
+
+    /// The process whose CPU time the first `/next` samples.
+    pub fn watch(&self, pid: u32) {
+        self.inner.lock().expect("lock").pid = Some(pid);
+    }
+
+    /// The first `/next`, once it happened.
+    pub fn first_next(&self) -> Option<Probe> {
+        self.inner.lock().ok()?.first_next
+    }
 }
 
 async fn next(State(api): State<RuntimeApi>) -> Response {
-    api.inner.lock().expect("lock").next_calls += 1;
+    {
+        let mut inner = api.inner.lock().expect("lock");
+        inner.next_calls += 1;
+        if inner.first_next.is_none() {
+            let at = std::time::Instant::now();
+            inner.first_next = Some(Probe { at, cpu: inner.pid.and_then(cpu_time) });
+        }
+    }
     loop {
         let queued = api.queued.notified();
         if let Some((id, event)) = api.inner.lock().expect("lock").queue.pop_front() {
@@ -183,9 +234,14 @@ impl Function {
         let (api, address) = RuntimeApi::start().await;
         // The first call builds the binaries: off the runtime's worker threads.
         let folder = tokio::task::spawn_blocking(binaries).await.expect("the build ran");
-        let mut child = tokio::process::Command::new(folder.join(name))
+        Self::spawn(&folder.join(name), name, env, api, &address).await
+    }
+
+    /// Starts `binary` as the function `name` under `api`, which serves at `address`.
+    pub async fn spawn(binary: &std::path::Path, name: &str, env: &[(&str, &str)], api: RuntimeApi, address: &str) -> Self {
+        let mut child = tokio::process::Command::new(binary)
             .env_clear()
-            .env("AWS_LAMBDA_RUNTIME_API", &address)
+            .env("AWS_LAMBDA_RUNTIME_API", address)
             .env("AWS_LAMBDA_FUNCTION_NAME", name)
             .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
             .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256")
@@ -199,6 +255,9 @@ impl Function {
             .kill_on_drop(true)
             .spawn()
             .unwrap_or_else(|e| panic!("{name}: {e}"));
+        if let Some(pid) = child.id() {
+            api.watch(pid);
+        }
         // Its logs (stderr) are kept, not printed: `logs()` shows them.
         let logs = Arc::new(Mutex::new(String::new()));
         if let Some(stderr) = child.stderr.take() {
@@ -237,4 +296,38 @@ impl Function {
         let output = self.child.wait_with_output().await.expect("output");
         String::from_utf8_lossy(&output.stdout).into_owned()
     }
+}
+
+/// An API Gateway WebSocket event for `route` (`$connect`, `$disconnect` or a message route).
+pub fn ws_event(route: &str, connection_id: &str, body: Option<Value>, origin: &str) -> Value {
+    let event_type = match route {
+        "$connect" => "CONNECT",
+        "$disconnect" => "DISCONNECT",
+        _ => "MESSAGE",
+    };
+    json!({
+        "headers": {"Origin": origin, "Host": "abc123.execute-api.us-east-1.amazonaws.com"},
+        "multiValueHeaders": {"Origin": [origin]},
+        "requestContext": {
+            "routeKey": route, "eventType": event_type, "connectionId": connection_id, "connectedAt": mcpush_core::now_ms(),
+            "requestId": "req-1", "apiId": "abc123", "stage": "prod", "domainName": "abc123.execute-api.us-east-1.amazonaws.com",
+            "messageDirection": "IN", "requestTimeEpoch": mcpush_core::now_ms(), "identity": {"sourceIp": "203.0.113.9"}
+        },
+        "body": body.map(|b| b.to_string()),
+        "isBase64Encoded": false
+    })
+}
+
+/// An HTTP API (payload 2.0) event.
+pub fn http_event(method: &str, path: &str, query: Value, body: Option<Value>) -> Value {
+    let raw_query = query.as_object().map(|q| q.iter().map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default())).collect::<Vec<_>>().join("&")).unwrap_or_default();
+    json!({
+        "version": "2.0", "routeKey": format!("{method} {path}"), "rawPath": path, "rawQueryString": raw_query,
+        "headers": {"origin": "https://app.example.com", "content-type": "application/json"},
+        "queryStringParameters": query,
+        "requestContext": {"http": {"method": method, "path": path, "protocol": "HTTP/1.1", "sourceIp": "203.0.113.9", "userAgent": "test"},
+                           "routeKey": format!("{method} {path}"), "stage": "$default", "requestId": "r", "apiId": "api", "timeEpoch": 0},
+        "body": body.map(|b| b.to_string()),
+        "isBase64Encoded": false
+    })
 }

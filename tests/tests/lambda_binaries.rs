@@ -12,7 +12,7 @@ use mcpush_core::adapters::memory::JobChange;
 use mcpush_core::config::WsConfig;
 use mcpush_core::ports::JobStore;
 use mcpush_local::stream::{EmbeddedStream, lambda_event};
-use mcpush_tests::runtime_api::{Function, Outcome};
+use mcpush_tests::runtime_api::{Function, Outcome, http_event, ws_event};
 use mcpush_tests::ws::{Emulator, ORIGINS};
 use mcpush_tests::{HLS_JOB_EVENTS, dynamodb_client, fixture, fresh_store, fresh_subscriptions, moto};
 use serde_json::{Value, json};
@@ -44,38 +44,6 @@ fn response(outcome: Outcome) -> Value {
         Outcome::Response(value) => value,
         Outcome::Error(error) => panic!("the function failed: {error}"),
     }
-}
-
-fn ws_event(route: &str, connection_id: &str, body: Option<Value>, origin: &str) -> Value {
-    let event_type = match route {
-        "$connect" => "CONNECT",
-        "$disconnect" => "DISCONNECT",
-        _ => "MESSAGE",
-    };
-    json!({
-        "headers": {"Origin": origin, "Host": "abc123.execute-api.us-east-1.amazonaws.com"},
-        "multiValueHeaders": {"Origin": [origin]},
-        "requestContext": {
-            "routeKey": route, "eventType": event_type, "connectionId": connection_id, "connectedAt": mcpush_core::now_ms(),
-            "requestId": "req-1", "apiId": "abc123", "stage": "prod", "domainName": "abc123.execute-api.us-east-1.amazonaws.com",
-            "messageDirection": "IN", "requestTimeEpoch": mcpush_core::now_ms(), "identity": {"sourceIp": "203.0.113.9"}
-        },
-        "body": body.map(|b| b.to_string()),
-        "isBase64Encoded": false
-    })
-}
-
-fn http_event(method: &str, path: &str, query: Value, body: Option<Value>) -> Value {
-    let raw_query = query.as_object().map(|q| q.iter().map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default())).collect::<Vec<_>>().join("&")).unwrap_or_default();
-    json!({
-        "version": "2.0", "routeKey": format!("{method} {path}"), "rawPath": path, "rawQueryString": raw_query,
-        "headers": {"origin": "https://app.example.com", "content-type": "application/json"},
-        "queryStringParameters": query,
-        "requestContext": {"http": {"method": method, "path": path, "protocol": "HTTP/1.1", "sourceIp": "203.0.113.9", "userAgent": "test"},
-                           "routeKey": format!("{method} {path}"), "stage": "$default", "requestId": "r", "apiId": "api", "timeEpoch": 0},
-        "body": body.map(|b| b.to_string()),
-        "isBase64Encoded": false
-    })
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

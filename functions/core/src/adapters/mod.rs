@@ -1,7 +1,9 @@
 //! Adapters: the ports implemented over DynamoDB, MediaConvert and memory. Infrastructure
 //! errors become [`crate::ports::StoreError`] / [`crate::ports::JobCreatorError`] here.
 
+#[cfg(feature = "management-api")]
 pub mod apigw_management;
+#[cfg(feature = "dynamodb")]
 pub mod dynamodb;
 #[cfg(feature = "mediaconvert")]
 pub mod mediaconvert;
@@ -12,6 +14,7 @@ pub mod s3_post;
 #[cfg(feature = "secrets")]
 pub mod secrets;
 
+#[cfg(feature = "aws")]
 /// The SDK configuration every function builds its clients from: region, credentials and
 /// endpoints by the SDK's own rules (`AWS_REGION`, `AWS_ENDPOINT_URL`,
 /// `AWS_ENDPOINT_URL_DYNAMODB`, …).

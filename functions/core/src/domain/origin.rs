@@ -1,9 +1,10 @@
 //! The `ALLOWED_ORIGINS` allow-list shared by the REST functions and `$connect`.
 
 use aws_lambda_events::http;
-use regex::Regex;
+use regex_lite::Regex;
 
-/// Space-separated regular expressions, each matched against the whole `Origin` header.
+/// Space-separated regular expressions (`regex-lite` syntax: the `regex` crate's, without Unicode
+/// classes), each matched against the whole `Origin` header.
 #[derive(Clone, Debug)]
 pub struct AllowedOrigins {
     patterns: Vec<Regex>,
@@ -14,7 +15,7 @@ pub struct AllowedOrigins {
 pub struct OriginPatternError {
     pub pattern: String,
     #[source]
-    pub source: regex::Error,
+    pub source: regex_lite::Error,
 }
 
 impl AllowedOrigins {
