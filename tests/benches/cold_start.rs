@@ -42,7 +42,8 @@ struct Binary {
 fn main() {
     let runs: usize = std::env::args().skip(1).find_map(|a| a.parse().ok()).unwrap_or(11);
     let folder = match std::env::var_os("COLD_START_BINARIES") {
-        Some(dir) => PathBuf::from(dir),
+        // (cargo runs benches in the package's folder: a relative path is the workspace's)
+        Some(dir) => workspace().join(dir),
         None => build(),
     };
     let mut binaries: Vec<Binary> = std::iter::once(BASELINE)
@@ -244,53 +245,48 @@ fn table(binaries: &[Binary], runs: usize) -> String {
     out
 }
 
-/// Medians side by side, each relative to hello world (= 1).
+/// Three panels (init, first response, zip size), each binary relative to hello world (= 1),
+/// with the budget the issue set drawn across.
 fn plot(binaries: &[Binary], path: &Path) {
     let base = medians(&binaries[0]);
-    let (base_zip, base_first, base_init) = (binaries[0].zip as f64, base.first_ms, base.init_ms);
     let rows: Vec<(&str, [f64; 3])> = binaries
         .iter()
         .map(|b| {
             let m = medians(b);
-            (b.name, [m.init_ms / base_init, m.first_ms / base_first, b.zip as f64 / base_zip])
+            (b.name, [m.init_ms / base.init_ms, m.first_ms / base.first_ms, b.zip as f64 / binaries[0].zip as f64])
         })
         .collect();
-    let top = rows.iter().flat_map(|(_, v)| v.iter().copied()).fold(3.0, f64::max) * 1.1;
-    let root = SVGBackend::new(path, (1100, 520)).into_drawing_area();
+    let root = SVGBackend::new(path, (1300, 900)).into_drawing_area();
     root.fill(&WHITE).expect("plot");
+    let panels = [
+        ("init (spawn → first /next), median × hello world; budget 2×", RGBColor(31, 119, 180), 2.0),
+        ("first response (spawn → answer), median × hello world; budget 3×", RGBColor(255, 127, 14), 3.0),
+        ("zip size × hello world; budget 3×", RGBColor(44, 160, 44), 3.0),
+    ];
     let n = rows.len();
-    let mut chart = ChartBuilder::on(&root)
-        .caption("Cold start relative to hello-world lambda_runtime (= 1): median init, first response, zip size", ("sans-serif", 18))
-        .margin(12)
-        .x_label_area_size(90)
-        .y_label_area_size(50)
-        .build_cartesian_2d(0.0..n as f64, 0.0..top)
-        .expect("plot");
-    chart
-        .configure_mesh()
-        .disable_x_mesh()
-        .x_labels(n)
-        .x_label_formatter(&|x| rows.get(x.floor() as usize).map(|r| r.0.to_owned()).unwrap_or_default())
-        .x_label_style(("sans-serif", 12).into_font().transform(FontTransform::Rotate90))
-        .y_desc("× hello world")
-        .draw()
-        .expect("plot");
-    let colors = [RGBColor(31, 119, 180), RGBColor(255, 127, 14), RGBColor(44, 160, 44)];
-    let labels = ["init (spawn → first /next)", "first response", "zip size"];
-    for (k, (color, label)) in colors.iter().zip(labels).enumerate() {
-        let color = *color;
+    for (k, (area, (title, color, budget))) in root.split_evenly((3, 1)).iter().zip(panels).enumerate() {
+        let top = rows.iter().map(|r| r.1[k]).fold(budget, f64::max) * 1.15;
+        let mut chart = ChartBuilder::on(area)
+            .caption(title, ("sans-serif", 16))
+            .margin(8)
+            .x_label_area_size(24)
+            .y_label_area_size(44)
+            .build_cartesian_2d((0..n - 1).into_segmented(), 0.0..top)
+            .expect("plot");
         chart
-            .draw_series(rows.iter().enumerate().map(move |(i, (_, v))| {
-                let x0 = i as f64 + 0.15 + k as f64 * 0.23;
-                Rectangle::new([(x0, 0.0), (x0 + 0.22, v[k])], color.filled())
-            }))
-            .expect("plot")
-            .label(label)
-            .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 10, y + 5)], color.filled()));
+            .configure_mesh()
+            .disable_x_mesh()
+            .light_line_style(TRANSPARENT)
+            .x_labels(n)
+            .x_label_formatter(&|v| match v {
+                SegmentValue::CenterOf(i) => rows.get(*i).map(|r| r.0.to_owned()).unwrap_or_default(),
+                _ => String::new(),
+            })
+            .x_label_style(("sans-serif", 12))
+            .draw()
+            .expect("plot");
+        chart.draw_series(Histogram::vertical(&chart).style(color.filled()).margin(14).data(rows.iter().enumerate().map(|(i, r)| (i, r.1[k])))).expect("plot");
+        chart.draw_series(LineSeries::new([(SegmentValue::Exact(0), budget), (SegmentValue::Last, budget)], BLACK.stroke_width(1))).expect("plot");
     }
-    for (limit, label) in [(2.0, "2× (init budget)"), (3.0, "3× (response, zip budget)")] {
-        chart.draw_series(LineSeries::new([(0.0, limit), (n as f64, limit)], BLACK.stroke_width(1))).expect("plot").label(label).legend(|(x, y)| PathElement::new([(x, y), (x + 10, y)], BLACK));
-    }
-    chart.configure_series_labels().position(SeriesLabelPosition::UpperLeft).background_style(WHITE.mix(0.8)).border_style(BLACK).draw().expect("plot");
     root.present().expect("plot");
 }
