@@ -135,8 +135,18 @@ async fn peers() -> Vec<(String, String)> {
         ("OIDC_AUDIENCE", "web"),
     ]
     .into_iter()
+    .chain(trust_store())
     .map(|(k, v)| (k.to_owned(), v.to_owned()))
     .collect()
+}
+
+/// Amazon Linux keeps its CA certificates in one bundle file; Debian adds a folder of ~150
+/// hashed copies, which rustls-native-certs would also read one by one at every start. Naming
+/// the bundle (`SSL_CERT_FILE`) gives the functions Lambda's trust store layout.
+/// `COLD_START_CERT_DIR=1` keeps this machine's default instead.
+fn trust_store() -> Option<(&'static str, &'static str)> {
+    const BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
+    (std::env::var_os("COLD_START_CERT_DIR").is_none() && Path::new(BUNDLE).exists()).then_some(("SSL_CERT_FILE", BUNDLE))
 }
 
 /// DynamoDB answers by operation (empty results), everything else 200 `{}`.
@@ -219,11 +229,12 @@ fn table(binaries: &[Binary], runs: usize) -> String {
     let base = medians(&binaries[0]);
     let (base_zip, base_size) = (binaries[0].zip as f64, binaries[0].size as f64);
     let mut out = format!(
-        "Medians of {runs} starts each, {} on {}.\n\n\
+        "Medians of {runs} starts each, {} on {}, trust store: {}.\n\n\
          | binary | init ms | × | init CPU ms | first response ms | × | peak RSS MB | stripped MB | × | zip MB | × |\n\
          |---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
         if cfg!(target_arch = "aarch64") { "arm64" } else { "x86_64" },
-        std::env::var("COLD_START_MACHINE").unwrap_or_else(|_| format!("{} CPUs", std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)))
+        std::env::var("COLD_START_MACHINE").unwrap_or_else(|_| format!("{} CPUs", std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1))),
+        trust_store().map_or("the system's default (bundle and hashed folder)", |_| "SSL_CERT_FILE, the bundle alone")
     );
     for binary in binaries {
         let m = medians(binary);
