@@ -62,7 +62,7 @@ impl Stat {
         let mut sorted: Vec<f64> = self.recent.iter().copied().collect();
         sorted.sort_by(f64::total_cmp);
         let at = |q: f64| sorted.get(((sorted.len() as f64 - 1.0) * q).round() as usize).copied();
-        Self { p50: at(0.5), p99: at(0.99), recent: VecDeque::new(), ..self.clone() }
+        Self { sum: self.sum, count: self.count, max: self.max, p50: at(0.5), p99: at(0.99), recent: VecDeque::new() }
     }
 }
 

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use axum::Router;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
-use mcpush_tests::runtime_api::{FUNCTIONS, Function, Outcome, RuntimeApi, http_event, peak_rss, ws_event};
+use mcpush_tests::runtime_api::{FUNCTIONS, Function, Outcome, RuntimeApi, authorizer_event, http_event, peak_rss, ws_event};
 use mcpush_tests::{fixture, workspace};
 use plotters::prelude::*;
 use serde_json::{Value, json};
@@ -176,8 +176,7 @@ fn event(name: &str) -> Value {
         "ws-connect" => ws_event("$connect", "Yx1=", None, origin),
         "ws-disconnect" => ws_event("$disconnect", "Yx1=", None, origin),
         "ws-message" => ws_event("subscribe", "Yx1=", Some(json!({"action": "subscribe", "input_file": "Big Buck Bunny.mp4"})), origin),
-        "ws-authorizer" => json!({"type": "REQUEST", "methodArn": "arn:aws:execute-api:us-east-1:000000000000:abc123/prod/$connect", "headers": {},
-                                  "queryStringParameters": {}, "requestContext": {"routeKey": "$connect", "eventType": "CONNECT", "connectionId": "Yx1=", "apiId": "abc123", "stage": "prod"}}),
+        "ws-authorizer" => authorizer_event("Yx1=", json!({})),
         "reconcile" => json!({"source": "aws.events", "detail-type": "Scheduled Event", "detail": {}}),
         other => panic!("no event for {other}"),
     }

@@ -82,7 +82,7 @@ pub struct Probe {
 }
 
 /// CPU time used so far by every thread of `pid` (nanosecond resolution, unlike `/proc/<pid>/stat`).
-pub fn cpu_time(pid: u32) -> Option<Duration> {
+fn cpu_time(pid: u32) -> Option<Duration> {
     let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).ok()?;
     let mut total = 0u64;
     for task in tasks.flatten() {
@@ -330,4 +330,11 @@ pub fn http_event(method: &str, path: &str, query: Value, body: Option<Value>) -
         "body": body.map(|b| b.to_string()),
         "isBase64Encoded": false
     })
+}
+
+/// The `$connect` REQUEST authorizer event API Gateway sends `ws-authorizer`, with `query` as the
+/// query string parameters (e.g. `{"access_token": …}`).
+pub fn authorizer_event(connection_id: &str, query: Value) -> Value {
+    json!({"type": "REQUEST", "methodArn": "arn:aws:execute-api:us-east-1:000000000000:abc123/prod/$connect", "headers": {}, "queryStringParameters": query,
+           "requestContext": {"routeKey": "$connect", "eventType": "CONNECT", "connectionId": connection_id, "apiId": "abc123", "stage": "prod"}})
 }

@@ -12,7 +12,7 @@ use mcpush_core::adapters::memory::JobChange;
 use mcpush_core::config::WsConfig;
 use mcpush_core::ports::JobStore;
 use mcpush_local::stream::{EmbeddedStream, lambda_event};
-use mcpush_tests::runtime_api::{Function, Outcome, http_event, ws_event};
+use mcpush_tests::runtime_api::{Function, Outcome, authorizer_event, http_event, ws_event};
 use mcpush_tests::ws::{Emulator, ORIGINS};
 use mcpush_tests::{HLS_JOB_EVENTS, dynamodb_client, fixture, fresh_store, fresh_subscriptions, moto};
 use serde_json::{Value, json};
@@ -181,10 +181,7 @@ async fn create_job_reconcile_upload_api_and_the_authorizer_run_as_lambda_runs_t
     // WHEN ws-authorizer's binary gets $connect requests without and with a bad access token
     let oidc = [("OIDC_ISSUER".to_owned(), "http://127.0.0.1:9".to_owned()), ("OIDC_AUDIENCE".to_owned(), "web".to_owned())];
     let authorizer = start("ws-authorizer", &oidc).await;
-    let request = |query: Value| {
-        json!({"type": "REQUEST", "methodArn": "arn:aws:execute-api:us-east-1:000000000000:abc123/prod/$connect", "headers": {}, "queryStringParameters": query,
-               "requestContext": {"routeKey": "$connect", "eventType": "CONNECT", "connectionId": "Yx3=", "apiId": "abc123", "stage": "prod"}})
-    };
+    let request = |query: Value| authorizer_event("Yx3=", query);
     let anonymous = response(authorizer.api.invoke(request(json!({})), ANSWER).await);
     let forged = response(authorizer.api.invoke(request(json!({"access_token": "a.b.c"})), ANSWER).await);
     // THEN the first is an anonymous pass and the second is denied

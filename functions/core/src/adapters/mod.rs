@@ -14,10 +14,10 @@ pub mod s3_post;
 #[cfg(feature = "secrets")]
 pub mod secrets;
 
-#[cfg(feature = "aws")]
 /// The SDK configuration every function builds its clients from: region, credentials and
 /// endpoints by the SDK's own rules (`AWS_REGION`, `AWS_ENDPOINT_URL`,
 /// `AWS_ENDPOINT_URL_DYNAMODB`, …).
+#[cfg(feature = "aws")]
 pub async fn sdk_config() -> aws_config::SdkConfig {
     aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await
 }
