@@ -10,6 +10,9 @@
 //! - as API Gateway, a connection idle for [`ConnectionLimits::idle`] (10 minutes; only the
 //!   client's data frames count) or open for [`ConnectionLimits::max_age`] (2 hours) is closed
 //!   with 1001 (Going Away) and `$disconnect` runs with that code;
+//! - as API Gateway, [`RequestLimits`]: every Management API call takes a round trip's latency,
+//!   posts share one token bucket (429 `TooManyRequestsException` when it is empty) and new
+//!   connections another (429 at the handshake); all off by default, so tests run at full speed;
 //! - as API Gateway, a client message over 128 KB or a frame over 32 KB closes the connection
 //!   with 1009; a reader too slow to take its messages is closed with 1008 once 1 MiB waits for
 //!   it, so memory stays bounded.
@@ -65,6 +68,68 @@ impl Default for ConnectionLimits {
     }
 }
 
+/// API Gateway's request limits (`APIGW_POST_LATENCY_MS`, `APIGW_POST_RATE`, `APIGW_POST_BURST`,
+/// `APIGW_CONNECT_RATE` locally). On AWS: tens of milliseconds per Management API call, 10,000
+/// requests/s with a burst of 5,000 per account and Region, 500 new connections/s.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct RequestLimits {
+    /// Added to every Management API call, drawn uniformly from this range (`20` or `10-40` ms).
+    pub post_latency: (std::time::Duration, std::time::Duration),
+    /// One token bucket over all posts; `None`: unlimited.
+    pub post_rate: Option<Rate>,
+    /// New connections; `None`: unlimited.
+    pub connect_rate: Option<Rate>,
+}
+
+/// A token bucket's refill rate per second and size.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Rate {
+    pub per_second: f64,
+    pub burst: f64,
+}
+
+/// A token bucket, full at start.
+struct Bucket {
+    rate: Rate,
+    state: Mutex<(f64, std::time::Instant)>,
+}
+
+impl Bucket {
+    fn new(rate: Rate) -> Self {
+        Self { rate, state: Mutex::new((rate.burst, std::time::Instant::now())) }
+    }
+
+    /// Takes a token if there is one.
+    fn take(&self) -> bool {
+        let Ok(mut state) = self.state.lock() else { return true };
+        let now = std::time::Instant::now();
+        let (tokens, at) = *state;
+        let tokens = (tokens + now.duration_since(at).as_secs_f64() * self.rate.per_second).min(self.rate.burst);
+        let taken = tokens >= 1.0;
+        *state = (if taken { tokens - 1.0 } else { tokens }, now);
+        taken
+    }
+}
+
+/// The request limits in force: the settings and their buckets.
+#[derive(Default)]
+struct Throttles {
+    limits: RequestLimits,
+    posts: Option<Bucket>,
+    connects: Option<Bucket>,
+}
+
+impl Throttles {
+    fn new(limits: RequestLimits) -> Self {
+        Self { limits, posts: limits.post_rate.map(Bucket::new), connects: limits.connect_rate.map(Bucket::new) }
+    }
+
+    fn latency(&self) -> std::time::Duration {
+        let (low, high) = self.limits.post_latency;
+        if high <= low { low } else { low + (high - low).mul_f64(fastrand::f64()) }
+    }
+}
+
 /// The integrations behind the routes: what API Gateway would invoke.
 #[async_trait]
 pub trait WsBackend: Send + Sync {
@@ -110,6 +175,30 @@ pub struct Counters {
     pub max_queued_bytes: AtomicU64,
     /// Connections closed for reading too slowly (1008) or sending too much (1009).
     pub closed_for_limits: AtomicU64,
+    /// Posts refused with 429 by the post rate (`APIGW_POST_RATE`, `APIGW_POST_BURST`).
+    pub throttled: AtomicU64,
+    /// Handshakes refused with 429 by the connection rate (`APIGW_CONNECT_RATE`).
+    pub connects_throttled: AtomicU64,
+    /// Posts being answered now, and the most there ever were at once.
+    pub posts_in_flight: AtomicU64,
+    pub max_posts_in_flight: AtomicU64,
+}
+
+/// Counts a post in flight while it lives.
+struct InFlight<'a>(&'a Counters);
+
+impl<'a> InFlight<'a> {
+    fn new(counters: &'a Counters) -> Self {
+        let now = counters.posts_in_flight.fetch_add(1, Ordering::Relaxed) + 1;
+        counters.max_posts_in_flight.fetch_max(now, Ordering::Relaxed);
+        Self(counters)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.posts_in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 pub struct WebSocketApi {
@@ -121,6 +210,7 @@ pub struct WebSocketApi {
     /// Share of posts answering 429 / 500, in parts per million.
     fault_ppm: AtomicU32,
     limits: Mutex<ConnectionLimits>,
+    throttles: std::sync::RwLock<Arc<Throttles>>,
     pub counters: Counters,
 }
 
@@ -135,6 +225,7 @@ impl WebSocketApi {
             connections: Mutex::new(HashMap::new()),
             fault_ppm: AtomicU32::new(0),
             limits: Mutex::new(ConnectionLimits::default()),
+            throttles: std::sync::RwLock::new(Arc::new(Throttles::default())),
             counters: Counters::default(),
         })
     }
@@ -154,6 +245,17 @@ impl WebSocketApi {
         if let Ok(mut current) = self.limits.lock() {
             *current = limits;
         }
+    }
+
+    /// Sets the request limits, with full buckets.
+    pub fn set_request_limits(&self, limits: RequestLimits) {
+        if let Ok(mut current) = self.throttles.write() {
+            *current = Arc::new(Throttles::new(limits));
+        }
+    }
+
+    fn throttles(&self) -> Arc<Throttles> {
+        self.throttles.read().map(|t| t.clone()).unwrap_or_default()
     }
 
     /// Makes `share` (0.0–1.0) of posts answer 429 or 500 at random.
@@ -273,6 +375,10 @@ fn request_time(epoch_ms: i64) -> String {
 }
 
 async fn upgrade(State(api): State<Arc<WebSocketApi>>, headers: HeaderMap, uri: Uri, ws: WebSocketUpgrade) -> Response {
+    if api.throttles().connects.as_ref().is_some_and(|bucket| !bucket.take()) {
+        api.counters.connects_throttled.fetch_add(1, Ordering::Relaxed);
+        return (StatusCode::TOO_MANY_REQUESTS, axum::Json(json!({"message": "Too Many Requests"}))).into_response();
+    }
     let connection_id = new_id();
     let connected_at = mcpush_core::now_ms() as i64;
     let params = query_params(uri.query().unwrap_or_default());
@@ -406,6 +512,23 @@ fn management_error(status: StatusCode, kind: &'static str, message: &str) -> Re
 }
 
 async fn management(State(api): State<Arc<WebSocketApi>>, Path(id): Path<String>, method: axum::http::Method, body: Bytes) -> Response {
+    // The throttle counts a call when it arrives; the answer, whatever it is, comes a round trip later.
+    let _in_flight = (method == axum::http::Method::POST).then(|| InFlight::new(&api.counters));
+    let throttles = api.throttles();
+    let throttled = method == axum::http::Method::POST && throttles.posts.as_ref().is_some_and(|bucket| !bucket.take());
+    let latency = throttles.latency();
+    if !latency.is_zero() {
+        tokio::time::sleep(latency).await;
+    }
+    if throttled {
+        api.counters.posts.fetch_add(1, Ordering::Relaxed);
+        api.counters.throttled.fetch_add(1, Ordering::Relaxed);
+        return management_error(StatusCode::TOO_MANY_REQUESTS, "TooManyRequestsException", "Too Many Requests");
+    }
+    respond(&api, &id, method, body)
+}
+
+fn respond(api: &Arc<WebSocketApi>, id: &str, method: axum::http::Method, body: Bytes) -> Response {
     use axum::http::Method;
     match method {
         Method::POST => {
@@ -423,7 +546,7 @@ async fn management(State(api): State<Arc<WebSocketApi>>, Path(id): Path<String>
                 return management_error(StatusCode::PAYLOAD_TOO_LARGE, "PayloadTooLargeException", "Message too long");
             }
             let sent = api.connections.lock().ok().and_then(|c| {
-                c.get(&id).map(|conn| {
+                c.get(id).map(|conn| {
                     let waiting = conn.queued.fetch_add(body.len(), Ordering::Relaxed) + body.len();
                     if waiting > MAX_QUEUED_BYTES {
                         conn.queued.fetch_sub(body.len(), Ordering::Relaxed);
@@ -435,13 +558,13 @@ async fn management(State(api): State<Arc<WebSocketApi>>, Path(id): Path<String>
             });
             if sent == Some(None) {
                 // The reader is too slow: close it as API Gateway closes a connection it gives up on.
-                let removed = api.connections.lock().ok().and_then(|mut c| c.remove(&id));
+                let removed = api.connections.lock().ok().and_then(|mut c| c.remove(id));
                 if let Some(connection) = removed {
                     tracing::warn!(connection_id = %id, "closing a reader too slow to take its messages (1008)");
                     api.counters.closed_for_limits.fetch_add(1, Ordering::Relaxed);
                     let _ = connection.tx.send(Outgoing::Close(Some((1008, "Reader too slow"))));
                     connection.shutdown.notify_one();
-                    let event = api.disconnect_event(&id, connection.connected_at, &connection.authorizer, 1008, "Reader too slow");
+                    let event = api.disconnect_event(id, connection.connected_at, &connection.authorizer, 1008, "Reader too slow");
                     let api = api.clone();
                     tokio::spawn(async move { api.invoke(event).await });
                 }
@@ -458,7 +581,7 @@ async fn management(State(api): State<Arc<WebSocketApi>>, Path(id): Path<String>
         }
         Method::GET => {
             let info = api.connections.lock().ok().and_then(|c| {
-                c.get(&id).map(|conn| {
+                c.get(id).map(|conn| {
                     json!({
                         "connectedAt": iso8601(conn.connected_at as u64),
                         "lastActiveAt": iso8601(conn.last_active_at.load(Ordering::Relaxed)),
@@ -473,11 +596,11 @@ async fn management(State(api): State<Arc<WebSocketApi>>, Path(id): Path<String>
         }
         Method::DELETE => {
             // API Gateway closes the socket and runs $disconnect itself, whatever the client does.
-            let removed = api.connections.lock().ok().and_then(|mut c| c.remove(&id));
+            let removed = api.connections.lock().ok().and_then(|mut c| c.remove(id));
             match removed {
                 Some(connection) => {
                     let _ = connection.tx.send(Outgoing::Close(None));
-                    let event = api.disconnect_event(&id, connection.connected_at, &connection.authorizer, 1000, "Connection deleted");
+                    let event = api.disconnect_event(id, connection.connected_at, &connection.authorizer, 1000, "Connection deleted");
                     let api = api.clone();
                     tokio::spawn(async move { api.invoke(event).await });
                     StatusCode::NO_CONTENT.into_response()

@@ -144,6 +144,7 @@ pub fn assemble(base: &str, options: Options, jobs: Arc<dyn JobStore>, subscript
     let api = apigw_ws::WebSocketApi::new(Arc::new(handlers), &backend::ROUTES, "local", "127.0.0.1");
     api.set_fault_rate(options.ws_post_fault_rate);
     api.set_limits(options.apigw_limits);
+    api.set_request_limits(options.apigw_requests);
 
     let s3 = Arc::new(s3::LocalS3::new(options.s3_dir, &region));
     let (notify, notifications) = tokio::sync::mpsc::unbounded_channel();

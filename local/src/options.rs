@@ -2,7 +2,7 @@
 //! the local stack's defaults, and the local-only ones (`STREAM_*`, `LOCAL_S3_DIR`,
 //! `UPLOAD_BUCKET`, `SIMULATOR_*`), read here and nowhere else.
 
-use crate::apigw_ws::ConnectionLimits;
+use crate::apigw_ws::{ConnectionLimits, Rate, RequestLimits};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -55,6 +55,11 @@ pub struct Options {
     /// Gateway's idle timeout and maximum connection age, after which the emulator closes a
     /// connection with 1001 and runs `$disconnect`.
     pub apigw_limits: ConnectionLimits,
+    /// API Gateway's request limits, all off by default: `APIGW_POST_LATENCY_MS` (`20` or a range
+    /// `10-40`, added to every Management API call), `APIGW_POST_RATE` and `APIGW_POST_BURST` (a
+    /// token bucket over all posts, 429 above it; the burst defaults to the rate) and
+    /// `APIGW_CONNECT_RATE` (new connections per second, 429 at the handshake above it).
+    pub apigw_requests: RequestLimits,
     /// The reconciler's settings; locally `RECONCILE_AFTER_SECONDS` defaults to 3, so a job
     /// whose final event was lost shows its final state within seconds.
     pub reconcile: ReconcileConfig,
@@ -92,6 +97,7 @@ impl Default for Options {
             retention: None,
             ws_post_fault_rate: 0.0,
             apigw_limits: ConnectionLimits::default(),
+            apigw_requests: RequestLimits::default(),
             reconcile: ReconcileConfig { after: Duration::from_secs(3), ..ReconcileConfig::default() },
             reconcile_every: Duration::from_millis(2000),
             oidc: None,
@@ -123,6 +129,7 @@ impl Options {
                 idle: Duration::from_secs(parsed("APIGW_IDLE_TIMEOUT_S", defaults.apigw_limits.idle.as_secs())?.max(1)),
                 max_age: Duration::from_secs(parsed("APIGW_MAX_CONNECTION_S", defaults.apigw_limits.max_age.as_secs())?.max(1)),
             },
+            apigw_requests: request_limits_from_env()?,
             reconcile: ReconcileConfig::from_env_or(&defaults.reconcile)?,
             reconcile_every: Duration::from_millis(parsed("RECONCILE_INTERVAL_MS", defaults.reconcile_every.as_millis() as u64)?.max(1)),
             oidc: config::oidc_from_env()?,
@@ -150,6 +157,47 @@ fn sim_settings_from_env(defaults: &SimSettings) -> Result<SimSettings, ConfigEr
     })
 }
 
+/// `APIGW_POST_LATENCY_MS`, `APIGW_POST_RATE`, `APIGW_POST_BURST`, `APIGW_CONNECT_RATE`.
+fn request_limits_from_env() -> Result<RequestLimits, ConfigError> {
+    let rate = |name: &'static str| -> Result<Option<f64>, ConfigError> {
+        let value: f64 = parsed(name, 0.0)?;
+        if value.is_finite() && value >= 0.0 {
+            Ok((value > 0.0).then_some(value))
+        } else {
+            Err(ConfigError::Invalid { name, reason: format!("{value} is not a rate per second (0 or more; 0 or unset: unlimited)") })
+        }
+    };
+    let post_rate = match rate("APIGW_POST_RATE")? {
+        Some(per_second) => {
+            let burst: f64 = parsed("APIGW_POST_BURST", per_second)?;
+            if !(burst >= 1.0 && burst.is_finite()) {
+                return Err(ConfigError::Invalid { name: "APIGW_POST_BURST", reason: format!("{burst} is not a bucket size of at least 1") });
+            }
+            Some(Rate { per_second, burst })
+        }
+        None => None,
+    };
+    Ok(RequestLimits {
+        post_latency: latency_range(var("APIGW_POST_LATENCY_MS").as_deref())?,
+        post_rate,
+        connect_rate: rate("APIGW_CONNECT_RATE")?.map(|per_second| Rate { per_second, burst: per_second.max(1.0) }),
+    })
+}
+
+/// `20` (always 20 ms) or `10-40` (uniform between); unset: none.
+fn latency_range(value: Option<&str>) -> Result<(Duration, Duration), ConfigError> {
+    let Some(value) = value else { return Ok((Duration::ZERO, Duration::ZERO)) };
+    let invalid = || ConfigError::Invalid { name: "APIGW_POST_LATENCY_MS", reason: format!("{value:?} is not milliseconds (`20`) or a range (`10-40`)") };
+    let ms = |part: &str| part.trim().parse::<u64>().map(Duration::from_millis).map_err(|_| invalid());
+    match value.split_once('-') {
+        Some((low, high)) => {
+            let (low, high) = (ms(low)?, ms(high)?);
+            if low > high { Err(invalid()) } else { Ok((low, high)) }
+        }
+        None => ms(value).map(|fixed| (fixed, fixed)),
+    }
+}
+
 /// A share from 0 to 1.
 fn share(name: &'static str, default: f64) -> Result<f64, ConfigError> {
     let value: f64 = parsed(name, default)?;
@@ -157,5 +205,21 @@ fn share(name: &'static str, default: f64) -> Result<f64, ConfigError> {
         Ok(value)
     } else {
         Err(ConfigError::Invalid { name, reason: format!("{value} is not a number from 0 to 1") })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn post_latency_is_a_number_or_a_range() {
+        assert_eq!(latency_range(None).unwrap(), (Duration::ZERO, Duration::ZERO));
+        assert_eq!(latency_range(Some("20")).unwrap(), (Duration::from_millis(20), Duration::from_millis(20)));
+        assert_eq!(latency_range(Some("10-40")).unwrap(), (Duration::from_millis(10), Duration::from_millis(40)));
+        for bad in ["40-10", "fast", "-5", "10-"] {
+            let error = latency_range(Some(bad)).unwrap_err().to_string();
+            assert!(error.contains("APIGW_POST_LATENCY_MS"), "{bad}: {error}");
+        }
     }
 }

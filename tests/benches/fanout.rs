@@ -67,7 +67,7 @@ async fn server(n: usize) {
 
     let mut progress = 1;
     for concurrency in CONCURRENCIES {
-        let config = PushConfig { concurrency, retry: RetryPolicy { max_attempts: 1, backoff_base_ms: 1 } };
+        let config = PushConfig::fixed(concurrency, RetryPolicy { max_attempts: 1, backoff_base_ms: 1 });
         let ctx = PushContext { jobs: jobs.as_ref(), subscriptions: subscriptions.as_ref(), pusher: emulator.pusher.as_ref(), config: &config };
         let mut times = Vec::new();
         for _ in 0..REPEATS {

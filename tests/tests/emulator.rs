@@ -133,8 +133,67 @@ async fn the_fault_switch_answers_429_or_500_and_the_pusher_calls_them_retryable
     let id = api.connection_ids().pop().unwrap();
     api.set_fault_rate(1.0);
     for _ in 0..10 {
-        assert!(matches!(pusher.post(&id, b"{}").await, Err(PushError::Retryable(_))));
+        assert!(pusher.post(&id, b"{}").await.is_err_and(|e| e.is_retryable()));
     }
     api.set_fault_rate(0.0);
     pusher.post(&id, b"{}").await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_of_connects_above_the_connect_rate_gets_429_at_the_handshake() {
+    use mcpush_local::apigw_ws::{Rate, RequestLimits};
+    // GIVEN APIGW_CONNECT_RATE = 5 (a bucket of 5, refilled at 5/s)
+    let (recorder, api, base) = start().await;
+    api.set_request_limits(RequestLimits { connect_rate: Some(Rate { per_second: 5.0, burst: 5.0 }), ..RequestLimits::default() });
+    let url = base.replace("http://", "ws://") + "/ws";
+
+    // WHEN 8 clients connect at once
+    let attempts = futures::future::join_all((0..8).map(|_| Client::connect(&url, None))).await;
+
+    // THEN 5 are in (and ran $connect), the others were refused with 429 before any route ran
+    let refused: Vec<u16> = attempts
+        .iter()
+        .filter_map(|a| match a {
+            Err(tokio_tungstenite::tungstenite::Error::Http(response)) => Some(response.status().as_u16()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(attempts.iter().filter(|a| a.is_ok()).count(), 5);
+    assert_eq!(refused, [429, 429, 429]);
+    wait_for(&recorder, 5).await;
+    assert_eq!(recorder.routes(), ["$connect"; 5]);
+    assert_eq!(api.counters.connects_throttled.load(std::sync::atomic::Ordering::Relaxed), 3);
+    // AND a second later the bucket has refilled
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert!(Client::connect(&url, None).await.is_ok());
+}
+
+#[tokio::test]
+async fn posts_take_the_latency_and_above_the_post_rate_answer_429_too_many_requests() {
+    use mcpush_local::apigw_ws::{Rate, RequestLimits};
+    // GIVEN a connection, then APIGW_POST_LATENCY_MS = 30, APIGW_POST_RATE = 1, APIGW_POST_BURST = 3
+    let (recorder, api, base) = start().await;
+    let pusher = local_pusher(&base);
+    let mut client = Client::connect(&(base.replace("http://", "ws://") + "/ws"), None).await.unwrap();
+    wait_for(&recorder, 1).await;
+    let id = api.connection_ids().pop().unwrap();
+    let latency = Duration::from_millis(30);
+    api.set_request_limits(RequestLimits { post_latency: (latency, latency), post_rate: Some(Rate { per_second: 1.0, burst: 3.0 }), connect_rate: None });
+
+    // WHEN five posts go one after the other
+    let mut outcomes = Vec::new();
+    for i in 0..5 {
+        let started = std::time::Instant::now();
+        let result = pusher.post(&id, format!("{{\"n\":{i}}}").as_bytes()).await;
+        outcomes.push((result, started.elapsed()));
+    }
+
+    // THEN each took at least the latency, the burst of 3 went through and the rest were throttled
+    assert!(outcomes.iter().all(|(_, took)| *took >= latency), "{:?}", outcomes.iter().map(|o| o.1).collect::<Vec<_>>());
+    assert!(outcomes[..3].iter().all(|(r, _)| r.is_ok()));
+    assert!(outcomes[3..].iter().all(|(r, _)| matches!(r, Err(PushError::Throttled(_)))), "{:?}", outcomes.iter().map(|o| &o.0).collect::<Vec<_>>());
+    assert_eq!(api.counters.throttled.load(std::sync::atomic::Ordering::Relaxed), 2);
+    for i in 0..3 {
+        assert_eq!(client.next().await, serde_json::json!({"n": i}));
+    }
 }

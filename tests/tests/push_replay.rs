@@ -153,11 +153,91 @@ async fn throttling_and_server_errors_are_retried_until_delivered() {
         clients.push(s.subscriber(BBB).await);
     }
     s.emulator.api.set_fault_rate(0.2);
-    let config = PushConfig { concurrency: 8, retry: RetryPolicy { max_attempts: 10, backoff_base_ms: 1 } };
+    let config = PushConfig { concurrency: 8, retry: RetryPolicy { max_attempts: 10, backoff_base_ms: 1 }, ..PushConfig::default() };
     let (response, stats) = s.push_with("modify-complete.json", config).await;
     assert!(response.batch_item_failures.is_empty());
     assert_eq!((stats.delivered, stats.failed), (20, 0));
     assert!(s.emulator.api.counters.faults.load(std::sync::atomic::Ordering::Relaxed) > 0, "faults were injected");
+    for client in &mut clients {
+        assert_eq!(client.next().await, complete());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_a_slow_api_the_push_raises_its_posts_in_flight_and_a_fixed_window_does_not() {
+    use mcpush_local::apigw_ws::RequestLimits;
+    use std::sync::atomic::Ordering::Relaxed;
+    // GIVEN 200 subscribers and an API that takes 50 ms a post
+    let s = setup().await;
+    let mut clients = Vec::new();
+    for _ in 0..200 {
+        clients.push(s.subscriber(BBB).await);
+    }
+    let latency = Duration::from_millis(50);
+    s.emulator.api.set_request_limits(RequestLimits { post_latency: (latency, latency), ..RequestLimits::default() });
+    let retry = RetryPolicy { max_attempts: 2, backoff_base_ms: 1 };
+    let mut peaks = Vec::new();
+    for config in [PushConfig::fixed(16, retry), PushConfig { concurrency: 16, max_concurrency: 1000, rate_limit: None, retry }] {
+        // WHEN one change is pushed with a fixed window of 16, then starting from 16 and free to grow
+        s.emulator.api.counters.max_posts_in_flight.store(0, Relaxed);
+        let (_, stats) = s.push_with("modify-complete.json", config).await;
+        assert_eq!(stats.delivered, 200);
+        for client in &mut clients {
+            assert_eq!(client.next().await, complete());
+        }
+        peaks.push(s.emulator.api.counters.max_posts_in_flight.load(Relaxed));
+    }
+    // THEN the fixed window never had more than 16 posts at the API, the adaptive one had twice
+    // that (slow start adds one per answered post; a test build's slow signing keeps it lower
+    // than a release build's)
+    assert!(peaks[0] <= 16 && peaks[1] >= 32, "most posts in flight: fixed {}, adaptive {}", peaks[0], peaks[1]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn under_api_gateways_throttle_the_push_backs_off_and_loses_nothing() {
+    use mcpush_local::apigw_ws::{Rate, RequestLimits};
+    use std::sync::atomic::Ordering::Relaxed;
+    // GIVEN 150 subscribers and an API that takes 10 ms a post and allows 300 posts/s, burst 20
+    let s = setup().await;
+    let mut clients = Vec::new();
+    for _ in 0..150 {
+        clients.push(s.subscriber(BBB).await);
+    }
+    s.emulator.api.set_request_limits(RequestLimits {
+        post_latency: (Duration::from_millis(10), Duration::from_millis(10)),
+        post_rate: Some(Rate { per_second: 300.0, burst: 20.0 }),
+        connect_rate: None,
+    });
+
+    // WHEN progress-push pushes one change, from 64 posts in flight
+    let config = PushConfig { concurrency: 64, max_concurrency: 1000, rate_limit: None, retry: RetryPolicy { max_attempts: 30, backoff_base_ms: 10 } };
+    let (response, stats) = s.push_with("modify-complete.json", config).await;
+
+    // THEN it was throttled, yet every subscriber got the final state exactly once
+    assert!(s.emulator.api.counters.throttled.load(Relaxed) > 0, "the burst of 20 was exceeded");
+    assert!(response.batch_item_failures.is_empty());
+    assert_eq!((stats.delivered, stats.failed), (150, 0));
+    for client in &mut clients {
+        assert_eq!(client.next().await, complete());
+        client.expect_silence(Duration::from_millis(1)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn push_rate_limit_caps_the_posts_per_second() {
+    // GIVEN 40 subscribers and PUSH_RATE_LIMIT = 200 posts/s
+    let s = setup().await;
+    let mut clients = Vec::new();
+    for _ in 0..40 {
+        clients.push(s.subscriber(BBB).await);
+    }
+    let config = PushConfig { rate_limit: Some(200), ..PushConfig::default() };
+    // WHEN one change is pushed
+    let started = std::time::Instant::now();
+    let (_, stats) = s.push_with("modify-complete.json", config).await;
+    // THEN all 40 arrive, spaced by the cap: at least 39 intervals of 5 ms
+    assert_eq!(stats.delivered, 40);
+    assert!(started.elapsed() >= Duration::from_millis(195), "{:?}", started.elapsed());
     for client in &mut clients {
         assert_eq!(client.next().await, complete());
     }
@@ -168,7 +248,7 @@ async fn a_job_still_failing_after_retries_is_reported_for_lambda_to_retry() {
     let s = setup().await;
     let (mut a, mut other) = (s.subscriber(BBB).await, s.subscriber("sintel.mov").await);
     s.emulator.api.set_fault_rate(1.0);
-    let config = PushConfig { concurrency: 4, retry: RetryPolicy { max_attempts: 3, backoff_base_ms: 1 } };
+    let config = PushConfig { concurrency: 4, retry: RetryPolicy { max_attempts: 3, backoff_base_ms: 1 }, ..PushConfig::default() };
     let (response, stats) = s.push_with("malformed-in-batch.json", config).await;
     let mut failed: Vec<String> = response.batch_item_failures.iter().filter_map(|f| f.item_identifier.clone()).collect();
     failed.sort();

@@ -134,7 +134,7 @@ async fn a_client_that_vanished_without_disconnect_loses_its_subscriptions_on_th
 
 #[tokio::test]
 async fn with_a_fifth_of_posts_failing_every_subscriber_still_gets_the_terminal_message() {
-    let push = PushConfig { concurrency: 16, retry: RetryPolicy { max_attempts: 2, backoff_base_ms: 1 } };
+    let push = PushConfig { concurrency: 16, retry: RetryPolicy { max_attempts: 2, backoff_base_ms: 1 }, ..PushConfig::default() };
     let mut p = Pipeline::start(WsConfig::default(), push).await;
     let mut clients = Vec::new();
     for _ in 0..10 {

@@ -238,6 +238,12 @@ impl Default for RetryPolicy {
 }
 
 impl RetryPolicy {
+    /// How long to wait before try `attempt + 1`: full jitter below `backoff_base_ms · 2^(attempt-1)`, at most 2 s.
+    pub fn backoff(&self, attempt: u32) -> Duration {
+        let ceiling = self.backoff_base_ms.saturating_mul(1 << attempt.saturating_sub(1).min(16)).min(2_000);
+        Duration::from_millis(fastrand::u64(0..=ceiling))
+    }
+
     pub fn from_env() -> Result<Self, ConfigError> {
         let d = Self::default();
         let policy = Self { max_attempts: parsed("PUSH_MAX_ATTEMPTS", d.max_attempts)?, backoff_base_ms: parsed("PUSH_BACKOFF_MS", d.backoff_base_ms)? };
@@ -265,8 +271,15 @@ impl WsConfig {
 /// progress-push's settings.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PushConfig {
-    /// `PUSH_CONCURRENCY` (default 64): posts in flight at once.
+    /// `PUSH_CONCURRENCY` (default 64): posts in flight when a push starts; the window then
+    /// adapts to what the API allows (`domain::congestion`).
     pub concurrency: usize,
+    /// `PUSH_MAX_CONCURRENCY` (default 1000): the most posts in flight. Equal to
+    /// `PUSH_CONCURRENCY`, the window is fixed (it still shrinks on 429).
+    pub max_concurrency: usize,
+    /// `PUSH_RATE_LIMIT` (posts/s; unset or 0: none): a cap for accounts whose API Gateway
+    /// throttle other workloads share.
+    pub rate_limit: Option<u32>,
     /// Retries per post on 429 / 5xx (`PUSH_MAX_ATTEMPTS`, `PUSH_BACKOFF_MS`); a post still
     /// failing after them has its records reported as batch item failures.
     pub retry: RetryPolicy,
@@ -274,15 +287,30 @@ pub struct PushConfig {
 
 impl Default for PushConfig {
     fn default() -> Self {
-        Self { concurrency: 64, retry: RetryPolicy::default() }
+        Self { concurrency: 64, max_concurrency: 1000, rate_limit: None, retry: RetryPolicy::default() }
     }
 }
 
 impl PushConfig {
+    /// A fixed window of `concurrency` posts in flight, no rate cap.
+    pub fn fixed(concurrency: usize, retry: RetryPolicy) -> Self {
+        Self { concurrency, max_concurrency: concurrency, rate_limit: None, retry }
+    }
+
     pub fn from_env() -> Result<Self, ConfigError> {
-        let config = Self { concurrency: parsed("PUSH_CONCURRENCY", Self::default().concurrency)?, retry: RetryPolicy::from_env()? };
+        let defaults = Self::default();
+        let concurrency = parsed("PUSH_CONCURRENCY", defaults.concurrency)?;
+        let config = Self {
+            concurrency,
+            max_concurrency: parsed("PUSH_MAX_CONCURRENCY", defaults.max_concurrency.max(concurrency))?,
+            rate_limit: Some(parsed("PUSH_RATE_LIMIT", 0u32)?).filter(|&rate| rate > 0),
+            retry: RetryPolicy::from_env()?,
+        };
         if config.concurrency == 0 {
             return Err(ConfigError::Invalid { name: "PUSH_CONCURRENCY", reason: "must be at least 1".into() });
+        }
+        if config.max_concurrency < config.concurrency {
+            return Err(ConfigError::Invalid { name: "PUSH_MAX_CONCURRENCY", reason: format!("must be at least PUSH_CONCURRENCY ({concurrency})") });
         }
         Ok(config)
     }

@@ -169,12 +169,22 @@ pub enum PushError {
     /// 413: the message can never be delivered.
     #[error("message too large for API Gateway: {0}")]
     TooLarge(String),
-    /// 429 or 5xx or a transport failure: worth retrying.
+    /// 429: the account's request rate is over API Gateway's throttle; worth retrying, slower.
+    #[error("throttled: {0}")]
+    Throttled(String),
+    /// 5xx or a transport failure: worth retrying.
     #[error("retryable failure: {0}")]
     Retryable(String),
     /// Anything else (403, …): retrying will not help.
     #[error("push refused: {0}")]
     Refused(String),
+}
+
+impl PushError {
+    /// 429, 5xx, transport failures: another try may succeed.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, Self::Throttled(_) | Self::Retryable(_))
+    }
 }
 
 /// API Gateway's Management API, `POST /@connections/{id}`.

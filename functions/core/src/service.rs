@@ -1,7 +1,5 @@
 //! Use cases over the ports that more than one handler needs.
 
-use std::time::Duration;
-
 use crate::config::RetryPolicy;
 use crate::domain::{JobPointer, JobUpdate};
 use crate::metrics::Meter;
@@ -34,7 +32,7 @@ pub async fn record_update(store: &dyn JobStore, update: &JobUpdate) -> Result<R
     Ok(Recorded { applied, pointer_moved })
 }
 
-/// Posts `payload` to a connection, retrying 429 / 5xx ([`PushError::Retryable`]) with
+/// Posts `payload` to a connection, retrying 429 / 5xx ([`PushError::is_retryable`]) with
 /// exponential backoff and full jitter up to `policy.max_attempts` tries; any other outcome is
 /// final at once. progress-push's pushes and ws-message's replies both post this way.
 /// Each retry counts as `PushRetried` on `meter`.
@@ -42,10 +40,9 @@ pub async fn post_with_retry(pusher: &dyn Pusher, policy: &RetryPolicy, meter: M
     let mut attempt = 1;
     loop {
         match pusher.post(connection, payload).await {
-            Err(PushError::Retryable(_)) if attempt < policy.max_attempts => {
+            Err(e) if e.is_retryable() && attempt < policy.max_attempts => {
                 meter.count(crate::metrics::PUSH_RETRIED, 1);
-                let ceiling = policy.backoff_base_ms.saturating_mul(1 << (attempt - 1).min(16)).min(2_000);
-                tokio::time::sleep(Duration::from_millis(fastrand::u64(0..=ceiling))).await;
+                tokio::time::sleep(policy.backoff(attempt)).await;
                 attempt += 1;
             }
             result => return result,

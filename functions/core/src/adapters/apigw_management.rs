@@ -44,10 +44,11 @@ impl Pusher for ManagementApiPusher {
                 Err(match e.err() {
                     PostToConnectionError::GoneException(_) => PushError::Gone,
                     PostToConnectionError::PayloadTooLargeException(_) => PushError::TooLarge(message),
-                    PostToConnectionError::LimitExceededException(_) => PushError::Retryable(message),
+                    PostToConnectionError::LimitExceededException(_) => PushError::Throttled(message),
                     _ if status == 410 => PushError::Gone,
                     _ if status == 413 => PushError::TooLarge(message),
-                    _ if status == 429 || status >= 500 => PushError::Retryable(format!("HTTP {status}: {message}")),
+                    _ if status == 429 => PushError::Throttled(format!("HTTP 429: {message}")),
+                    _ if status >= 500 => PushError::Retryable(format!("HTTP {status}: {message}")),
                     _ => PushError::Refused(format!("HTTP {status}: {message}")),
                 })
             }

@@ -2,6 +2,7 @@
 //! merges into a [`JobRecord`] without ever moving it backwards; an input file points at its
 //! newest job through a [`JobPointer`].
 
+pub mod congestion;
 pub mod destination;
 pub mod get_job;
 pub mod identity;

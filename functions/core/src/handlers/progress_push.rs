@@ -7,8 +7,9 @@
 //!    record is logged and skipped (retrying it could never succeed);
 //! 2. [`address`]: subscribers are looked up once per file, and only the file's newest job is
 //!    pushed (a late event of an older job reaches nobody);
-//! 3. [`deliver`]: posts run at bounded concurrency; 429 / 5xx are retried with exponential
-//!    backoff and full jitter;
+//! 3. [`deliver`]: posts run with as many in flight as the API allows
+//!    ([`InFlightLimit`]: slow start, then AIMD on 429), under `PUSH_RATE_LIMIT` if set; 429 /
+//!    5xx are retried with exponential backoff and full jitter, a bounded number of times;
 //! 4. [`forget`]: 410 Gone drops the connection's subscriptions.
 //!
 //! A job still failing has its records reported in `batchItemFailures` ([`report`]), so Lambda
@@ -19,16 +20,19 @@ use std::sync::Arc;
 
 use aws_lambda_events::dynamodb::EventRecord;
 use aws_lambda_events::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
+use std::time::Duration;
+
 use futures::StreamExt;
+use futures::stream::FuturesUnordered;
 use serde_json::Value;
 
 use super::batch::RecordBatch;
 use crate::config::PushConfig;
 use crate::domain::protocol::ServerMessage;
+use crate::domain::congestion::{InFlightLimit, Pacer};
 use crate::domain::{JobPointer, JobRecord, StatusView};
 use crate::ports::{JobStore, PushError, Pusher, StoreError, SubscriptionStore};
 use crate::metrics::{self, PUSH};
-use crate::service::post_with_retry;
 
 pub struct PushContext<'a> {
     pub jobs: &'a dyn JobStore,
@@ -186,21 +190,51 @@ async fn address(ctx: &PushContext<'_>, changes: &Changes, now_secs: u64) -> (Ve
     (deliveries, failed_jobs)
 }
 
-/// Phase 3: posts at bounded concurrency with retries; returns the connections that are gone.
+/// Phase 3: posts with an adaptive number in flight and bounded retries; returns the connections
+/// that are gone.
 async fn deliver(
     ctx: &PushContext<'_>,
     deliveries: Vec<Delivery>,
     stats: &mut PushStats,
     failed_jobs: &mut BTreeSet<String>,
 ) -> BTreeSet<String> {
-    let results: Vec<(Delivery, Result<(), PushError>, u64)> = futures::stream::iter(deliveries)
-        .map(|delivery| async move {
-            let result = post_with_retry(ctx.pusher, &ctx.config.retry, PUSH, &delivery.connection_id, delivery.message.as_bytes()).await;
-            (delivery, result, crate::now_ms())
-        })
-        .buffer_unordered(ctx.config.concurrency.max(1))
-        .collect()
-        .await;
+    let config = ctx.config;
+    let started = tokio::time::Instant::now();
+    let mut limit = InFlightLimit::new(config.concurrency, config.max_concurrency);
+    let mut pacer = config.rate_limit.map(Pacer::new);
+    let mut waiting: std::collections::VecDeque<Delivery> = deliveries.into();
+    let mut in_flight = FuturesUnordered::new();
+    // One try of one post, after `delay` (a retry's backoff) and its pacing slot.
+    let attempt = |delivery: Delivery, tries: u32, delay: Duration, pacer: &mut Option<Pacer>| {
+        let ready = started.elapsed() + delay;
+        let at = pacer.as_mut().map_or(ready, |p| p.reserve(ready));
+        async move {
+            tokio::time::sleep_until(started + at).await;
+            let sent = tokio::time::Instant::now();
+            let result = ctx.pusher.post(&delivery.connection_id, delivery.message.as_bytes()).await;
+            (delivery, tries, result, sent.elapsed())
+        }
+    };
+    let mut results: Vec<(Delivery, Result<(), PushError>, u64)> = Vec::new();
+    loop {
+        while in_flight.len() < limit.limit()
+            && let Some(delivery) = waiting.pop_front()
+        {
+            in_flight.push(attempt(delivery, 1, Duration::ZERO, &mut pacer));
+        }
+        let Some((delivery, tries, result, round_trip)) = in_flight.next().await else { break };
+        match result {
+            Err(PushError::Throttled(_)) => limit.on_throttled(started.elapsed()),
+            _ => limit.on_answer(round_trip),
+        }
+        match result {
+            Err(e) if e.is_retryable() && tries < config.retry.max_attempts => {
+                PUSH.count(metrics::PUSH_RETRIED, 1);
+                in_flight.push(attempt(delivery, tries + 1, config.retry.backoff(tries), &mut pacer));
+            }
+            result => results.push((delivery, result, crate::now_ms())),
+        }
+    }
 
     let mut gone = BTreeSet::new();
     // Each change's lag: from MediaConvert's event to its last delivered post.
@@ -218,9 +252,9 @@ async fn deliver(
                 stats.gone += 1;
                 gone.insert(connection_id);
             }
-            Err(PushError::Retryable(reason)) => {
+            Err(e) if e.is_retryable() => {
                 stats.failed += 1;
-                tracing::warn!(%job_id, %connection_id, reason, "push failed after retries");
+                tracing::warn!(%job_id, %connection_id, error = %e, "push failed after retries");
                 failed_jobs.insert(job_id);
             }
             Err(e) => {
