@@ -49,6 +49,8 @@ type AuthorizerFields = HashMap<String, Value>;
 pub const MAX_POST_BYTES: usize = 128 * 1024;
 /// Largest frame a client may send (longer messages come in several frames).
 pub const MAX_FRAME_BYTES: usize = 32 * 1024;
+/// Bytes tungstenite reads per call on a connection (the buffer grows for a longer message).
+pub const IDLE_READ_BUFFER_BYTES: usize = 4 * 1024;
 /// Most bytes of posted messages waiting for a slow reader; above it the connection is closed
 /// with 1008, so no client can make the emulator hold unbounded memory.
 pub const MAX_QUEUED_BYTES: usize = 1024 * 1024;
@@ -399,8 +401,12 @@ async fn upgrade(State(api): State<Arc<WebSocketApi>>, headers: HeaderMap, uri: 
     let user_agent = headers.get("user-agent").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
     // A frame over 32 KB stops the parser; a message a little over 128 KB still parses. Either
     // way the reader closes with API Gateway's 1009.
+    // Small buffers: tungstenite reads in 128 KiB chunks by default, which made each idle
+    // connection cost ~150 KB; messages are written one at a time by the writer task anyway.
     ws.max_frame_size(MAX_FRAME_BYTES)
         .max_message_size(MAX_POST_BYTES * 2)
+        .read_buffer_size(IDLE_READ_BUFFER_BYTES)
+        .write_buffer_size(0)
         .on_upgrade(move |socket| serve(api, socket, connection_id, connected_at, user_agent, authorizer))
 }
 

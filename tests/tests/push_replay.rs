@@ -74,6 +74,43 @@ async fn insert_reaches_every_subscriber_of_the_file_and_nobody_else() {
 }
 
 #[tokio::test]
+async fn a_batched_connection_gets_one_statuses_message_per_push_and_others_see_todays_protocol() {
+    let s = setup().await;
+    // GIVEN a connection watching two files with "batch": true, and one watching one file plainly
+    let mut batched = s.emulator.client().await;
+    for file in [BBB, "sintel.mov"] {
+        let reply = batched.ask(&json!({"action": "subscribe", "input_file": file, "batch": true}).to_string()).await;
+        assert_eq!(reply, json!({"type": "subscribed", "input_file": file}));
+    }
+    let mut plain = s.subscriber(BBB).await;
+
+    // WHEN one stream batch changes both files' jobs
+    let mut event = fixture("dynamodb/modify-complete.json");
+    let sintel = fixture("dynamodb/malformed-in-batch.json")["Records"][0].clone();
+    event["Records"].as_array_mut().unwrap().push(sintel);
+    let ctx = PushContext { jobs: s.jobs.as_ref(), subscriptions: s.subscriptions.as_ref(), pusher: s.emulator.pusher.as_ref(), config: &PushConfig::default() };
+    let (response, stats) = progress_push::handle(&ctx, &event, mcpush_core::now_ms() / 1000).await;
+
+    // THEN the batched connection got one message carrying both updates, each once
+    let message = batched.next().await;
+    assert_eq!(message["type"], "statuses", "{message}");
+    let mut updates = message["updates"].as_array().unwrap().clone();
+    updates.sort_by_key(|u| u["input_file"].as_str().unwrap_or_default().to_owned());
+    let mut bbb = complete();
+    bbb.as_object_mut().unwrap().remove("type");
+    assert_eq!(updates[0], bbb);
+    assert_eq!((updates[1]["input_file"].as_str(), updates[1]["job_status"].as_str()), (Some("sintel.mov"), Some("PROGRESSING")));
+    assert_eq!(updates.len(), 2);
+    batched.expect_silence(QUIET).await;
+    // AND the plain connection its usual status message
+    assert_eq!(plain.next().await, complete());
+    plain.expect_silence(Duration::from_millis(1)).await;
+    // AND that was one post per connection
+    assert!(response.batch_item_failures.is_empty());
+    assert_eq!((stats.delivered, stats.failed), (2, 0));
+}
+
+#[tokio::test]
 async fn modify_pushes_the_new_image_and_complete_carries_its_outputs() {
     let s = setup().await;
     let mut a = s.subscriber(BBB).await;

@@ -136,6 +136,14 @@ pub enum SubscribeOutcome {
     LimitReached,
 }
 
+/// A connection watching a file, and how it takes the file's updates.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Watcher {
+    pub connection_id: String,
+    /// Subscribed with `"batch": true`: its updates come in one `statuses` message per push.
+    pub batch: bool,
+}
+
 /// The subscriptions table: which connections watch which input files. Entries expire (TTL) with
 /// their connection, so nothing outlives API Gateway's two-hour connection limit.
 #[async_trait]
@@ -143,15 +151,23 @@ pub trait SubscriptionStore: Send + Sync {
     /// Records a new connection, expiring at `expires_at` (epoch seconds).
     async fn add_connection(&self, connection_id: &str, expires_at: u64) -> Result<(), StoreError>;
 
-    /// Subscribes a connection to a file, up to `max_per_connection` files per connection.
-    async fn subscribe(&self, connection_id: &str, input_file: &str, expires_at: u64, max_per_connection: usize)
+    /// Subscribes a connection to a file, up to `max_per_connection` files per connection, with
+    /// its updates one by one or `batch`ed; subscribing again keeps the subscription and takes
+    /// the new `batch`.
+    async fn subscribe(&self, connection_id: &str, input_file: &str, expires_at: u64, max_per_connection: usize, batch: bool)
     -> Result<SubscribeOutcome, StoreError>;
 
     /// Returns whether the subscription existed.
     async fn unsubscribe(&self, connection_id: &str, input_file: &str) -> Result<bool, StoreError>;
 
-    /// Connections subscribed to `input_file` whose entries have not expired at `now_secs`.
-    async fn subscribers(&self, input_file: &str, now_secs: u64) -> Result<Vec<String>, StoreError>;
+    /// Connections subscribed to `input_file` whose entries have not expired at `now_secs`, and
+    /// how each takes its updates.
+    async fn watchers(&self, input_file: &str, now_secs: u64) -> Result<Vec<Watcher>, StoreError>;
+
+    /// The connection ids of [`SubscriptionStore::watchers`].
+    async fn subscribers(&self, input_file: &str, now_secs: u64) -> Result<Vec<String>, StoreError> {
+        Ok(self.watchers(input_file, now_secs).await?.into_iter().map(|w| w.connection_id).collect())
+    }
 
     /// Files a connection is subscribed to.
     async fn subscriptions(&self, connection_id: &str) -> Result<Vec<String>, StoreError>;

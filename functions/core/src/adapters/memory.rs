@@ -10,7 +10,7 @@ use async_trait::async_trait;
 use tokio::sync::mpsc;
 
 use crate::domain::{JobPointer, JobRecord, JobUpdate};
-use crate::ports::{Applied, JobStore, StoreError, SubscribeOutcome, SubscriptionStore};
+use crate::ports::{Applied, JobStore, StoreError, SubscribeOutcome, SubscriptionStore, Watcher};
 
 /// One change of a status item, in write order.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -132,8 +132,8 @@ impl JobStore for MemoryJobStore {
     }
 }
 
-/// One connection: its own expiry and its files with theirs.
-type ConnectionEntry = (u64, std::collections::BTreeMap<String, u64>);
+/// One connection: its own expiry and its files with theirs and their `batch` flag.
+type ConnectionEntry = (u64, std::collections::BTreeMap<String, (u64, bool)>);
 
 /// An in-memory [`SubscriptionStore`] with the DynamoDB adapter's semantics.
 #[derive(Default)]
@@ -148,16 +148,17 @@ impl SubscriptionStore for MemorySubscriptionStore {
         Ok(())
     }
 
-    async fn subscribe(&self, connection_id: &str, input_file: &str, expires_at: u64, max_per_connection: usize)
+    async fn subscribe(&self, connection_id: &str, input_file: &str, expires_at: u64, max_per_connection: usize, batch: bool)
     -> Result<SubscribeOutcome, StoreError> {
         let mut connections = self.connections.lock().map_err(poisoned)?;
         let files = &mut connections.entry(connection_id.to_owned()).or_default().1;
-        Ok(if files.contains_key(input_file) {
+        Ok(if let Some(existing) = files.get_mut(input_file) {
+            *existing = (expires_at, batch);
             SubscribeOutcome::AlreadySubscribed
         } else if files.len() >= max_per_connection {
             SubscribeOutcome::LimitReached
         } else {
-            files.insert(input_file.to_owned(), expires_at);
+            files.insert(input_file.to_owned(), (expires_at, batch));
             SubscribeOutcome::Added
         })
     }
@@ -167,15 +168,17 @@ impl SubscriptionStore for MemorySubscriptionStore {
         Ok(connections.get_mut(connection_id).is_some_and(|(_, files)| files.remove(input_file).is_some()))
     }
 
-    async fn subscribers(&self, input_file: &str, now_secs: u64) -> Result<Vec<String>, StoreError> {
+    async fn watchers(&self, input_file: &str, now_secs: u64) -> Result<Vec<Watcher>, StoreError> {
         let connections = self.connections.lock().map_err(poisoned)?;
-        let mut ids: Vec<String> = connections
+        let mut watchers: Vec<Watcher> = connections
             .iter()
-            .filter(|(_, (_, files))| files.get(input_file).is_some_and(|&expires| expires > now_secs))
-            .map(|(id, _)| id.clone())
+            .filter_map(|(id, (_, files))| {
+                let &(expires, batch) = files.get(input_file)?;
+                (expires > now_secs).then(|| Watcher { connection_id: id.clone(), batch })
+            })
             .collect();
-        ids.sort();
-        Ok(ids)
+        watchers.sort();
+        Ok(watchers)
     }
 
     async fn subscriptions(&self, connection_id: &str) -> Result<Vec<String>, StoreError> {

@@ -20,7 +20,8 @@ pub const CUT_MARKER: &str = " [...cut; GET /media/status has the whole message]
 /// A valid message from a browser.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ClientMessage {
-    Subscribe { input_file: String, token: Option<String> },
+    /// `batch`: the connection takes this file's updates in `statuses` messages, one per push.
+    Subscribe { input_file: String, token: Option<String>, batch: bool },
     Unsubscribe { input_file: String },
     Ping,
 }
@@ -48,6 +49,8 @@ pub enum ProtocolError {
     ControlCharacter,
     #[error("\"token\" must be a string")]
     TokenNotString,
+    #[error("\"batch\" must be true or false")]
+    BatchNotBool,
 }
 
 impl ClientMessage {
@@ -68,7 +71,12 @@ impl ClientMessage {
                     Some(Value::String(t)) => Some(t.clone()),
                     Some(_) => return Err(ProtocolError::TokenNotString),
                 };
-                Ok(Self::Subscribe { input_file: input_file(object)?, token })
+                let batch = match object.get("batch") {
+                    None | Some(Value::Null) => false,
+                    Some(Value::Bool(batch)) => *batch,
+                    Some(_) => return Err(ProtocolError::BatchNotBool),
+                };
+                Ok(Self::Subscribe { input_file: input_file(object)?, token, batch })
             }
             "unsubscribe" => Ok(Self::Unsubscribe { input_file: input_file(object)? }),
             other => Err(ProtocolError::UnknownAction(other.to_owned())),
@@ -99,6 +107,24 @@ pub fn validate_input_file(file: &str) -> Result<(), ProtocolError> {
     }
 }
 
+/// One file's job state, as a `status` message or an element of a `statuses` message's `updates`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct StatusUpdate {
+    pub input_file: String,
+    pub job_id: String,
+    #[serde(flatten)]
+    pub view: StatusView,
+}
+
+impl StatusUpdate {
+    /// The record's [`StatusView`], with `error_message` cut to [`MAX_PUSHED_ERROR_MESSAGE_BYTES`].
+    pub fn new(input_file: &str, record: &JobRecord) -> Self {
+        let mut view = StatusView::from(record);
+        view.error_message = view.error_message.map(|message| cut(message, MAX_PUSHED_ERROR_MESSAGE_BYTES));
+        Self { input_file: input_file.to_owned(), job_id: record.job_id.clone(), view }
+    }
+}
+
 /// A message from the server.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -107,27 +133,53 @@ pub enum ServerMessage {
     Unsubscribed { input_file: String },
     Pong,
     Error { message: String },
-    Status {
-        input_file: String,
-        job_id: String,
-        #[serde(flatten)]
-        view: StatusView,
-    },
+    Status(StatusUpdate),
+    /// A batched connection's updates of one push.
+    Statuses { updates: Vec<StatusUpdate> },
 }
 
 impl ServerMessage {
-    /// The `status` message of a file's job: the record's [`StatusView`], with `error_message`
-    /// cut to [`MAX_PUSHED_ERROR_MESSAGE_BYTES`].
+    /// The `status` message of a file's job.
     pub fn status(input_file: &str, record: &JobRecord) -> Self {
-        let mut view = StatusView::from(record);
-        view.error_message = view.error_message.map(|message| cut(message, MAX_PUSHED_ERROR_MESSAGE_BYTES));
-        Self::Status { input_file: input_file.to_owned(), job_id: record.job_id.clone(), view }
+        Self::Status(StatusUpdate::new(input_file, record))
     }
 
     pub fn to_json(&self) -> String {
         serde_json::to_string(self).unwrap_or_else(|_| r#"{"type":"error","message":"internal error"}"#.to_owned())
     }
 }
+
+/// `{"type":"statuses","updates":[` … `]}` around updates already serialized.
+const STATUSES_HEAD: &str = r#"{"type":"statuses","updates":["#;
+const STATUSES_TAIL: &str = "]}";
+
+/// `statuses` messages carrying every update once, in order, each message at most `max_bytes`
+/// (API Gateway's 128 KB: [`MAX_MESSAGE_BYTES`]), with how many updates each holds. Every update
+/// fits alone (a `status` message is far below the limit), so each message holds at least one.
+pub fn statuses_messages(updates: &[String], max_bytes: usize) -> Vec<(String, usize)> {
+    let mut messages = Vec::new();
+    let (mut current, mut count) = (String::from(STATUSES_HEAD), 0);
+    for update in updates {
+        if count > 0 && current.len() + 1 + update.len() + STATUSES_TAIL.len() > max_bytes {
+            current.push_str(STATUSES_TAIL);
+            messages.push((std::mem::replace(&mut current, String::from(STATUSES_HEAD)), count));
+            count = 0;
+        }
+        if count > 0 {
+            current.push(',');
+        }
+        current.push_str(update);
+        count += 1;
+    }
+    if count > 0 {
+        current.push_str(STATUSES_TAIL);
+        messages.push((current, count));
+    }
+    messages
+}
+
+/// Largest message API Gateway posts to a connection (128 KB).
+pub const MAX_MESSAGE_BYTES: usize = 128 * 1024;
 
 /// `text` if it fits in `max` bytes, else its longest prefix that fits with [`CUT_MARKER`] after it.
 fn cut(mut text: String, max: usize) -> String {
@@ -176,7 +228,7 @@ mod tests {
         assert_eq!(ClientMessage::parse(r#"{"action":"ping"}"#), Ok(ClientMessage::Ping));
         assert_eq!(
             ClientMessage::parse(r#"{"action":"subscribe","input_file":"Big Buck Bunny.mp4"}"#),
-            Ok(ClientMessage::Subscribe { input_file: "Big Buck Bunny.mp4".into(), token: None })
+            Ok(ClientMessage::Subscribe { input_file: "Big Buck Bunny.mp4".into(), token: None, batch: false })
         );
         assert_eq!(
             ClientMessage::parse(r#"{"action":"unsubscribe","input_file":"動画.mp4"}"#),
@@ -187,7 +239,7 @@ mod tests {
     #[test]
     fn every_malformed_message_names_its_fault() {
         let long = format!(r#"{{"action":"subscribe","input_file":"{}"}}"#, "あ".repeat(342));
-        let cases: [(&str, ProtocolError); 10] = [
+        let cases: [(&str, ProtocolError); 11] = [
             ("{", ProtocolError::NotJson("EOF while parsing an object at line 1 column 1".into())),
             ("[1]", ProtocolError::NotObject),
             (r#"{"input_file":"a"}"#, ProtocolError::MissingAction),
@@ -198,12 +250,60 @@ mod tests {
             (&long, ProtocolError::InputFileTooLong),
             (r#"{"action":"subscribe","input_file":"a\u0007b"}"#, ProtocolError::ControlCharacter),
             (r#"{"action":"subscribe","input_file":"a","token":1}"#, ProtocolError::TokenNotString),
+            (r#"{"action":"subscribe","input_file":"a","batch":"yes"}"#, ProtocolError::BatchNotBool),
         ];
         for (body, expected) in cases {
             assert_eq!(ClientMessage::parse(body), Err(expected), "{body}");
         }
         let exactly_1024 = format!(r#"{{"action":"subscribe","input_file":"{}"}}"#, "a".repeat(1024));
         assert!(ClientMessage::parse(&exactly_1024).is_ok());
+    }
+
+    #[test]
+    fn batch_is_opt_in() {
+        assert_eq!(
+            ClientMessage::parse(r#"{"action":"subscribe","input_file":"a.mp4","batch":true}"#),
+            Ok(ClientMessage::Subscribe { input_file: "a.mp4".into(), token: None, batch: true })
+        );
+        assert_eq!(
+            ClientMessage::parse(r#"{"action":"subscribe","input_file":"a.mp4","batch":null}"#),
+            Ok(ClientMessage::Subscribe { input_file: "a.mp4".into(), token: None, batch: false })
+        );
+    }
+
+    #[test]
+    fn statuses_are_split_below_128_kb_with_every_update_once_in_order() {
+        // GIVEN 100 updates of about 4.2 KB each (420 KB in all), each an ERROR with a cut message
+        let updates: Vec<String> = (0..100)
+            .map(|i| {
+                let record = JobRecord { job_status: JobStatus::Error, error_message: Some("x".repeat(10_000)), ..JobRecord::submitted(&format!("1700000000000-{i:06}")) };
+                serde_json::to_string(&StatusUpdate::new(&format!("file-{i}.mp4"), &record)).unwrap()
+            })
+            .collect();
+
+        // WHEN they become statuses messages
+        let messages = statuses_messages(&updates, MAX_MESSAGE_BYTES);
+
+        // THEN each message is valid JSON of at most 128 KB, and together they carry every update
+        // once, in order; all but the last are full (the next update would not have fitted)
+        assert_eq!(messages.len(), 4);
+        let mut carried = Vec::new();
+        for (k, (message, count)) in messages.iter().enumerate() {
+            assert!(message.len() <= MAX_MESSAGE_BYTES, "{} bytes", message.len());
+            let value: serde_json::Value = serde_json::from_str(message).unwrap();
+            assert_eq!(value["type"], "statuses");
+            let these = value["updates"].as_array().unwrap();
+            assert_eq!(these.len(), *count);
+            if k + 1 < messages.len() {
+                assert!(message.len() + updates[carried.len() + these.len()].len() + 1 > MAX_MESSAGE_BYTES);
+            }
+            carried.extend(these.iter().map(|u| u["job_id"].as_str().unwrap().to_owned()));
+        }
+        let expected: Vec<String> = (0..100).map(|i| format!("1700000000000-{i:06}")).collect();
+        assert_eq!(carried, expected);
+        // AND no updates, no message; one update, one message
+        assert!(statuses_messages(&[], MAX_MESSAGE_BYTES).is_empty());
+        assert_eq!(statuses_messages(&updates[..1], MAX_MESSAGE_BYTES), [(format!(r#"{{"type":"statuses","updates":[{}]}}"#, updates[0]), 1)]);
     }
 
     #[test]

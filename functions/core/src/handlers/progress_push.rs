@@ -28,7 +28,7 @@ use serde_json::Value;
 
 use super::batch::RecordBatch;
 use crate::config::PushConfig;
-use crate::domain::protocol::ServerMessage;
+use crate::domain::protocol::{MAX_MESSAGE_BYTES, ServerMessage, StatusUpdate, statuses_messages};
 use crate::domain::congestion::{InFlightLimit, Pacer};
 use crate::domain::{JobPointer, JobRecord, StatusView};
 use crate::ports::{JobStore, PushError, Pusher, StoreError, SubscriptionStore};
@@ -62,11 +62,11 @@ struct Change {
 /// Newest state per job id.
 type Changes = BTreeMap<String, Change>;
 
-/// One message for one connection.
+/// One message for one connection: a `status`, or a batched connection's `statuses`.
 struct Delivery {
-    job_id: String,
-    /// When MediaConvert reported the state this message carries (`EndToEndLagMs`).
-    event_at: Option<u64>,
+    /// The jobs whose state the message carries, each with when MediaConvert reported that
+    /// state (`EndToEndLagMs`).
+    jobs: Vec<(String, Option<u64>)>,
     connection_id: String,
     message: Arc<str>,
 }
@@ -151,7 +151,7 @@ async fn address(ctx: &PushContext<'_>, changes: &Changes, now_secs: u64) -> (Ve
     let files: Vec<String> = by_file.keys().map(|f| (*f).to_owned()).collect();
     let lookups: Vec<(String, Result<_, StoreError>)> = futures::stream::iter(files)
         .map(|file| async move {
-            let found = async { Ok((ctx.jobs.pointer(&file).await?, ctx.subscriptions.subscribers(&file, now_secs).await?)) };
+            let found = async { Ok((ctx.jobs.pointer(&file).await?, ctx.subscriptions.watchers(&file, now_secs).await?)) };
             let found = found.await;
             (file, found)
         })
@@ -161,10 +161,12 @@ async fn address(ctx: &PushContext<'_>, changes: &Changes, now_secs: u64) -> (Ve
 
     let mut deliveries = Vec::new();
     let mut failed_jobs = BTreeSet::new();
+    // A batched connection's updates (job, event time, serialized update), across files.
+    let mut batched: BTreeMap<String, Vec<(String, Option<u64>, String)>> = BTreeMap::new();
     for (file, found) in lookups {
         let file = file.as_str();
         let records = by_file.get(file).map(Vec::as_slice).unwrap_or_default();
-        let (pointer, subscribers) = match found {
+        let (pointer, watchers) = match found {
             Ok(found) => found,
             Err(e) => {
                 tracing::error!(input_file = %file, error = %e, "subscriber lookup failed");
@@ -178,16 +180,38 @@ async fn address(ctx: &PushContext<'_>, changes: &Changes, now_secs: u64) -> (Ve
                 tracing::debug!(job_id = %record.job_id, "older job of its file: not pushed");
                 continue;
             }
-            let message: Arc<str> = ServerMessage::status(file, record).to_json().into();
-            deliveries.extend(subscribers.iter().map(|connection_id| Delivery {
-                job_id: record.job_id.clone(),
-                event_at: record.event_at,
-                connection_id: connection_id.clone(),
-                message: message.clone(),
-            }));
+            let update = StatusUpdate::new(file, record);
+            let job = (record.job_id.clone(), record.event_at);
+            let mut message: Option<Arc<str>> = None;
+            for watcher in &watchers {
+                if watcher.batch {
+                    let json = serde_json::to_string(&update).unwrap_or_default();
+                    batched.entry(watcher.connection_id.clone()).or_default().push((job.0.clone(), job.1, json));
+                } else {
+                    let message = message.get_or_insert_with(|| ServerMessage::Status(update.clone()).to_json().into()).clone();
+                    deliveries.push(Delivery { jobs: vec![job.clone()], connection_id: watcher.connection_id.clone(), message });
+                }
+            }
         }
     }
+    for (connection_id, updates) in batched {
+        deliveries.extend(batch_deliveries(connection_id, updates));
+    }
     (deliveries, failed_jobs)
+}
+
+/// A batched connection's updates as `statuses` messages of at most 128 KB, each naming the jobs
+/// it carries.
+fn batch_deliveries(connection_id: String, updates: Vec<(String, Option<u64>, String)>) -> Vec<Delivery> {
+    let json: Vec<String> = updates.iter().map(|u| u.2.clone()).collect();
+    let mut jobs = updates.into_iter().map(|(job, at, _)| (job, at));
+    statuses_messages(&json, MAX_MESSAGE_BYTES)
+        .into_iter()
+        .map(|(message, count)| {
+            // Each message holds the next `count` updates, in order.
+            Delivery { jobs: jobs.by_ref().take(count).collect(), connection_id: connection_id.clone(), message: message.into() }
+        })
+        .collect()
 }
 
 /// Phase 3: posts with an adaptive number in flight and bounded retries; returns the connections
@@ -239,13 +263,15 @@ async fn deliver(
     let mut gone = BTreeSet::new();
     // Each change's lag: from MediaConvert's event to its last delivered post.
     let mut lags: BTreeMap<String, u64> = BTreeMap::new();
-    for (Delivery { job_id, connection_id, event_at, .. }, result, done_ms) in results {
+    for (Delivery { jobs, connection_id, .. }, result, done_ms) in results {
         match result {
             Ok(()) => {
                 stats.delivered += 1;
-                if let Some(event_at) = event_at {
-                    let lag = lags.entry(job_id).or_default();
-                    *lag = (*lag).max(done_ms.saturating_sub(event_at));
+                for (job_id, event_at) in jobs {
+                    if let Some(event_at) = event_at {
+                        let lag = lags.entry(job_id).or_default();
+                        *lag = (*lag).max(done_ms.saturating_sub(event_at));
+                    }
                 }
             }
             Err(PushError::Gone) => {
@@ -254,12 +280,12 @@ async fn deliver(
             }
             Err(e) if e.is_retryable() => {
                 stats.failed += 1;
-                tracing::warn!(%job_id, %connection_id, error = %e, "push failed after retries");
-                failed_jobs.insert(job_id);
+                tracing::warn!(?jobs, %connection_id, error = %e, "push failed after retries");
+                failed_jobs.extend(jobs.into_iter().map(|(job_id, _)| job_id));
             }
             Err(e) => {
                 stats.failed += 1;
-                tracing::warn!(%job_id, %connection_id, error = %e, "push refused; not retried");
+                tracing::warn!(?jobs, %connection_id, error = %e, "push refused; not retried");
             }
         }
     }

@@ -118,14 +118,14 @@ async fn answer(
             Ok(_) => vec![ServerMessage::Unsubscribed { input_file }],
             Err(e) => internal(e),
         },
-        ClientMessage::Subscribe { input_file, token } => {
+        ClientMessage::Subscribe { input_file, token, batch } => {
             let reader = signed_in(event);
             if let Err(e) = ctx.config.access.check_as(reader.as_ref(), &ctx.config.home_prefix, &input_file, token.as_deref(), now_ms / 1000) {
                 WS_MESSAGE.count(metrics::SUBSCRIPTIONS_REFUSED, 1);
                 return vec![ServerMessage::Error { message: e.to_string() }];
             }
             let expires = expires_at(event, ctx.config, now_ms);
-            match ctx.subscriptions.subscribe(connection_id, &input_file, expires, ctx.config.max_subscriptions).await {
+            match ctx.subscriptions.subscribe(connection_id, &input_file, expires, ctx.config.max_subscriptions, batch).await {
                 Ok(SubscribeOutcome::LimitReached) => {
                     WS_MESSAGE.count(metrics::SUBSCRIPTIONS_REFUSED, 1);
                     vec![ServerMessage::Error { message: format!("subscription limit reached: at most {} files per connection", ctx.config.max_subscriptions) }]

@@ -2,14 +2,14 @@
 //!
 //! One table, `MediaConvertPushSubscriptions` by default:
 //!
-//! | item | `ConnectionId` (PK) | `Topic` (SK) | `InputFile` | `ExpiresAt` (TTL) |
-//! |---|---|---|---|---|
-//! | a connection | C | `"\u{0}connection"` | — | connectedAt + 2 h |
-//! | a subscription | C | F | F | the connection's expiry |
+//! | item | `ConnectionId` (PK) | `Topic` (SK) | `InputFile` | `ExpiresAt` (TTL) | `Batch` |
+//! |---|---|---|---|---|---|
+//! | a connection | C | `"\u{0}connection"` | — | connectedAt + 2 h | — |
+//! | a subscription | C | F | F | the connection's expiry | `true` when batched, else absent |
 //!
 //! "Files of connection C" is a Query on the table; "connections of file F" is a Query on the
-//! sparse index `InputFileIndex` (PK `InputFile`, SK `ConnectionId`), which holds subscriptions
-//! only. An input file never contains a control character, so it never collides with the
+//! sparse index `InputFileIndex` (PK `InputFile`, SK `ConnectionId`, projecting `ExpiresAt` and
+//! `Batch`), which holds subscriptions only. An input file never contains a control character, so it never collides with the
 //! connection item's sort key. Expired entries are filtered out until TTL deletes them.
 
 use std::collections::HashMap;
@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 use serde_dynamo::{from_items, to_item};
 
 use super::{av, corrupt, unavailable};
-use crate::ports::{StoreError, SubscribeOutcome, SubscriptionStore};
+use crate::ports::{StoreError, SubscribeOutcome, SubscriptionStore, Watcher};
 /// The index that answers "connections subscribed to file F".
 pub const INPUT_FILE_INDEX: &str = "InputFileIndex";
 /// Sort key of a connection's own item.
@@ -35,6 +35,15 @@ struct Entry {
     topic: String,
     input_file: Option<String>,
     expires_at: u64,
+    batch: Option<bool>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct WatcherItem {
+    connection_id: String,
+    #[serde(default)]
+    batch: Option<bool>,
 }
 
 #[derive(Deserialize)]
@@ -88,7 +97,7 @@ async fn query_keys(query: aws_sdk_dynamodb::operation::query::builders::QueryFl
 #[async_trait]
 impl SubscriptionStore for DynamoSubscriptionStore {
     async fn add_connection(&self, connection_id: &str, expires_at: u64) -> Result<(), StoreError> {
-        let entry = Entry { connection_id: connection_id.into(), topic: CONNECTION_TOPIC.into(), input_file: None, expires_at };
+        let entry = Entry { connection_id: connection_id.into(), topic: CONNECTION_TOPIC.into(), input_file: None, expires_at, batch: None };
         self.client
             .put_item()
             .table_name(&self.table)
@@ -99,7 +108,7 @@ impl SubscriptionStore for DynamoSubscriptionStore {
         Ok(())
     }
 
-    async fn subscribe(&self, connection_id: &str, input_file: &str, expires_at: u64, max_per_connection: usize)
+    async fn subscribe(&self, connection_id: &str, input_file: &str, expires_at: u64, max_per_connection: usize, batch: bool)
     -> Result<SubscribeOutcome, StoreError> {
         let count = self
             .client
@@ -128,16 +137,28 @@ impl SubscriptionStore for DynamoSubscriptionStore {
                 .send()
                 .await
                 .map_err(unavailable)?;
-            return Ok(if existing.item.is_some() { SubscribeOutcome::AlreadySubscribed } else { SubscribeOutcome::LimitReached });
+            if existing.item.is_none() {
+                return Ok(SubscribeOutcome::LimitReached);
+            }
         }
-        let entry = Entry { connection_id: connection_id.into(), topic: input_file.into(), input_file: Some(input_file.into()), expires_at };
-        let request = self
+        // One write either way: a new subscription, or the same one with this subscribe's mode.
+        let entry = Entry {
+            connection_id: connection_id.into(),
+            topic: input_file.into(),
+            input_file: Some(input_file.into()),
+            expires_at,
+            batch: batch.then_some(true),
+        };
+        let old = self
             .client
             .put_item()
             .table_name(&self.table)
             .set_item(Some(to_item(&entry).map_err(corrupt)?))
-            .condition_expression("attribute_not_exists(ConnectionId)");
-        Ok(if super::put_if(request).await? { SubscribeOutcome::Added } else { SubscribeOutcome::AlreadySubscribed })
+            .return_values(ReturnValue::AllOld)
+            .send()
+            .await
+            .map_err(unavailable)?;
+        Ok(if old.attributes.is_some_and(|a| !a.is_empty()) { SubscribeOutcome::AlreadySubscribed } else { SubscribeOutcome::Added })
     }
 
     async fn unsubscribe(&self, connection_id: &str, input_file: &str) -> Result<bool, StoreError> {
@@ -153,7 +174,7 @@ impl SubscriptionStore for DynamoSubscriptionStore {
         Ok(output.attributes.is_some_and(|a| !a.is_empty()))
     }
 
-    async fn subscribers(&self, input_file: &str, now_secs: u64) -> Result<Vec<String>, StoreError> {
+    async fn watchers(&self, input_file: &str, now_secs: u64) -> Result<Vec<Watcher>, StoreError> {
         let query = self
             .client
             .query()
@@ -162,8 +183,13 @@ impl SubscriptionStore for DynamoSubscriptionStore {
             .key_condition_expression("InputFile = :f")
             .filter_expression("ExpiresAt > :now")
             .expression_attribute_values(":f", av(input_file)?)
-            .expression_attribute_values(":now", av(&now_secs)?);
-        Ok(query_keys(query).await?.into_iter().map(|k| k.connection_id).collect())
+            .expression_attribute_values(":now", av(&now_secs)?)
+            // (BATCH is one of DynamoDB's reserved words)
+            .projection_expression("ConnectionId, #batch")
+            .expression_attribute_names("#batch", "Batch");
+        let items = query.into_paginator().items().send().collect::<Result<Vec<_>, _>>().await.map_err(unavailable)?;
+        let items: Vec<WatcherItem> = from_items(items).map_err(corrupt)?;
+        Ok(items.into_iter().map(|i| Watcher { connection_id: i.connection_id, batch: i.batch.unwrap_or(false) }).collect())
     }
 
     async fn subscriptions(&self, connection_id: &str) -> Result<Vec<String>, StoreError> {
@@ -220,7 +246,7 @@ pub async fn ensure_subscriptions_table(client: &Client, table: &str) -> Result<
         .index_name(INPUT_FILE_INDEX)
         .key_schema(key("InputFile", KeyType::Hash).map_err(unavailable)?)
         .key_schema(key("ConnectionId", KeyType::Range).map_err(unavailable)?)
-        .projection(Projection::builder().projection_type(ProjectionType::Include).non_key_attributes("ExpiresAt").build())
+        .projection(Projection::builder().projection_type(ProjectionType::Include).non_key_attributes("ExpiresAt").non_key_attributes("Batch").build())
         .build()
         .map_err(unavailable)?;
     client
