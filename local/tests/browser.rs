@@ -69,7 +69,7 @@ async fn demo_page_in_headless_chromium() {
 
     // THEN every scenario passed, the page was photographed, and the upload landed in the folder
     assert!(passed, "browser tests failed:\n{report}");
-    assert!(report.contains("ℹ pass 3") && report.contains("ℹ fail 0"), "expected 3 passing browser tests:\n{report}");
+    assert!(report.contains("ℹ pass 4") && report.contains("ℹ fail 0"), "expected 4 passing browser tests:\n{report}");
     assert!(std::fs::metadata(&screenshot).map(|m| m.len() > 10_000).unwrap_or(false), "no screenshot at {}", screenshot.display());
     // (under the key the upload API chose: uploads/{random id}/{sanitised name})
     let ids: Vec<String> = std::fs::read_dir(s3_dir.join("uploads/uploads")).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();

@@ -44,12 +44,14 @@ export class ProgressClient {
    * @param {number} [options.pingIntervalMs=300000]  keeps the connection under API Gateway's 10-minute idle timeout
    * @param {number} [options.subscribeTimeoutMs=3000]  polls meanwhile when a subscription is not confirmed by then
    * @param {number} [options.recheckIntervalMs=30000]  while subscribed, asks the REST API at once and then this often, so a lost push costs at most this long
+   * @param {boolean} [options.batch=false]  subscribe with `"batch": true`: each push then arrives as one `statuses` message
+   *   carrying the updates of all this client's watched files (fewer messages for a dashboard watching many files)
    * @param {string | (() => string | Promise<string>)} [options.accessToken]  with OIDC sign-in: the user's access token (or a
    *   function answering a fresh one, asked at every (re)connect), sent as `?access_token=`; the connection may then watch the
    *   user's own uploads (`UPLOAD_PREFIX{sub}/…`) without read tokens. The REST fallback still needs the read token.
    */
-  constructor({ websocketUrl, restUrl = '', pollIntervalMs = 2000, minBackoffMs = 500, maxBackoffMs = 30000, pingIntervalMs = 300000, subscribeTimeoutMs = 3000, recheckIntervalMs = 30000, accessToken }) {
-    Object.assign(this, { websocketUrl, restUrl, pollIntervalMs, minBackoffMs, maxBackoffMs, pingIntervalMs, subscribeTimeoutMs, recheckIntervalMs, accessToken });
+  constructor({ websocketUrl, restUrl = '', pollIntervalMs = 2000, minBackoffMs = 500, maxBackoffMs = 30000, pingIntervalMs = 300000, subscribeTimeoutMs = 3000, recheckIntervalMs = 30000, batch = false, accessToken }) {
+    Object.assign(this, { websocketUrl, restUrl, pollIntervalMs, minBackoffMs, maxBackoffMs, pingIntervalMs, subscribeTimeoutMs, recheckIntervalMs, batch, accessToken });
     this.opening = false;
     this.watches = new Map();
     this.socket = null;
@@ -77,7 +79,7 @@ export class ProgressClient {
     this.#setTransport(watch, 'connecting');
     // A socket that neither opens nor fails (a proxy holding it, say) must not stall progress.
     watch.fallbackTimer = setTimeout(() => watch.subscribed || this.#startPolling(watch), this.subscribeTimeoutMs);
-    if (this.socket?.readyState === WebSocket.OPEN) this.#send(subscription(watch));
+    if (this.socket?.readyState === WebSocket.OPEN) this.#send(subscription(watch, this.batch));
     else if (!this.socket && !this.reconnectTimer && !this.opening) this.#connect();
     if (!this.socket && !this.opening) this.#startPolling(watch);
     return { stop: () => this.#end(watch), done };
@@ -119,7 +121,7 @@ export class ProgressClient {
     }
     this.socket = socket;
     socket.onopen = () => {
-      for (const watch of this.watches.values()) this.#send(subscription(watch));
+      for (const watch of this.watches.values()) this.#send(subscription(watch, this.batch));
       clearInterval(this.pingTimer);
       this.pingTimer = setInterval(() => this.#send({ action: 'ping' }), this.pingIntervalMs);
     };
@@ -167,6 +169,11 @@ export class ProgressClient {
     } else if (message.type === 'status' && watch) {
       const { type, ...status } = message;
       this.#deliver(watch, status);
+    } else if (message.type === 'statuses' && Array.isArray(message.updates)) {
+      for (const status of message.updates) {
+        const target = this.watches.get(status?.input_file);
+        if (target) this.#deliver(target, status);
+      }
     } else if (message.type === 'error') {
       for (const w of this.watches.values()) w.hooks.onError?.(message.message);
     }
@@ -248,10 +255,11 @@ export class ProgressClient {
   }
 }
 
-/** The subscribe message of a watch, with its token when it has one. */
-function subscription(watch) {
+/** The subscribe message of a watch, with its token when it has one, batched when the client is. */
+function subscription(watch, batch) {
   const message = { action: 'subscribe', input_file: watch.inputFile };
   if (watch.hooks.token) message.token = watch.hooks.token;
+  if (batch) message.batch = true;
   return message;
 }
 

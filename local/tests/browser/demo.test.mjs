@@ -4,6 +4,8 @@
 // 2. With the WebSocket blocked, the same flow completes by REST polling.
 // 3. With the socket open but its final status frame dropped, the page still ends COMPLETE
 //    (the client re-checks /media/status while subscribed).
+// 4. A client module with `batch: true` gets its pushes as `statuses` frames and follows two
+//    uploads to COMPLETE.
 // Every upload goes through the upload API (POST /media/uploads, then the presigned POST), and the
 // stack requires read tokens: the page watches with the granted one. An empty file is refused by
 // the upload API and a file named to fail shows MediaConvert's error message; a job in flight
@@ -153,4 +155,40 @@ test('with the final status frame dropped on the way, the page still shows COMPL
   assert.equal(await card.locator('.bar').getAttribute('aria-valuenow'), '100');
   assert.equal(await card.locator('.playlists a').textContent(), 'Dropped_Final.m3u8');
   await context.close();
+});
+
+test('a client with batch: true gets every push as one statuses frame and follows two uploads to COMPLETE', async () => {
+  const page = await chromium.get().newPage();
+  const frames = [];
+  page.on('websocket', (ws) => ws.on('framereceived', (f) => frames.push(JSON.parse(String(f.payload)))));
+  await page.goto(base);
+
+  const outcome = await page.evaluate(async () => {
+    const { ProgressClient, requestUpload, upload } = await import('/mcpush-client.js');
+    const files = ['Batched One.mp4', 'Batched Two.mp4'].map((name) => new File([new Uint8Array(150_000)], name, { type: 'video/mp4' }));
+    const grants = await Promise.all(files.map((file) => requestUpload('', file)));
+    const client = new ProgressClient({ websocketUrl: `ws://${location.host}/ws`, batch: true, recheckIntervalMs: 600_000, subscribeTimeoutMs: 10_000 });
+    const transports = [];
+    const watches = grants.map((g) => client.watch(g.input_file, () => {}, { token: g.token, onTransport: (t) => transports.push(t) }));
+    await new Promise((resolve) => {
+      const wait = () => (transports.filter((t) => t === 'websocket').length === 2 ? resolve() : setTimeout(wait, 20));
+      wait();
+    });
+    await Promise.all(grants.map((g, i) => upload(g.upload, files[i])));
+    const finals = await Promise.all(watches.map((w) => w.done));
+    client.close();
+    return { finals: finals.map((f) => f.job_status), keys: grants.map((g) => g.input_file), transports };
+  });
+
+  assert.deepEqual(outcome.finals, ['COMPLETE', 'COMPLETE']);
+  assert.ok(!outcome.transports.includes('polling'), JSON.stringify(outcome.transports));
+  // On the wire: the two confirmations, then only statuses frames (no file had a job when it was
+  // subscribed, so there was no snapshot), which carried both files through COMPLETE.
+  assert.deepEqual(frames.filter((f) => f.type === 'subscribed').map((f) => f.input_file).sort(), [...outcome.keys].sort());
+  assert.deepEqual(frames.filter((f) => f.type === 'status'), []);
+  const updates = frames.filter((f) => f.type === 'statuses').flatMap((f) => f.updates);
+  for (const key of outcome.keys) {
+    assert.ok(updates.some((u) => u.input_file === key && u.job_status === 'COMPLETE'), `COMPLETE of ${key} in a statuses frame`);
+  }
+  await page.close();
 });
