@@ -9,13 +9,12 @@
 //! `cargo bench -p mcpush-tests --bench push_limits [-- N ...]` (default N: 1000 10000). Writes
 //! `tests/benches/push-limits.md` and `tests/benches/push-limits.svg`.
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use futures::{SinkExt, StreamExt};
 use mcpush_core::adapters::memory::{MemoryJobStore, MemorySubscriptionStore};
 use mcpush_core::config::{PushConfig, RetryPolicy, WsConfig};
 use mcpush_core::handlers::progress_push::{self, PushContext};
@@ -23,10 +22,7 @@ use mcpush_local::apigw_ws::{Rate, RequestLimits};
 use mcpush_tests::workspace;
 use mcpush_tests::ws::Emulator;
 use plotters::prelude::*;
-use serde_json::{Value, json};
-use tokio_tungstenite::tungstenite::Message;
 
-const FILE: &str = "benchmark.mp4";
 const REPEATS: usize = 3;
 const LATENCY: Duration = Duration::from_millis(20);
 const RATE: f64 = 10_000.0;
@@ -64,7 +60,7 @@ fn main() {
     if args.first().map(String::as_str) == Some("--clients") {
         let url = args.get(1).cloned().expect("url");
         let n: usize = args.get(2).and_then(|n| n.parse().ok()).expect("client count");
-        runtime.block_on(clients(url, n));
+        runtime.block_on(mcpush_tests::subscribers::clients(url, n));
         return;
     }
     let sizes: Vec<usize> = args.iter().filter_map(|a| a.parse().ok()).collect();
@@ -93,15 +89,6 @@ fn floor(n: usize) -> Duration {
     Duration::from_secs_f64((n as f64 - BURST).max(0.0) / RATE) + LATENCY
 }
 
-/// One change record: the job moves from `progress - 1` to `progress`.
-fn change(progress: u32) -> Value {
-    let image = |p: u32| json!({"JobId": {"S": "1795557600000-benchm"}, "InputFile": {"S": FILE},
-        "JobStatus": {"S": "PROGRESSING"}, "ProgressRate": {"N": p.to_string()}, "JobOrder": {"N": "1795557600000"}});
-    json!({"Records": [{"eventID": progress.to_string(), "eventName": "MODIFY", "eventVersion": "1.1", "eventSource": "aws:dynamodb",
-        "awsRegion": "us-east-1", "dynamodb": {"ApproximateCreationDateTime": 1795557600, "Keys": {"JobId": {"S": "1795557600000-benchm"}},
-        "NewImage": image(progress), "OldImage": image(progress - 1), "SequenceNumber": progress.to_string(), "SizeBytes": 120,
-        "StreamViewType": "NEW_AND_OLD_IMAGES"}, "eventSourceARN": "arn:aws:dynamodb:us-east-1:000000000000:table/bench/stream/x"}]})
-}
 
 /// This process's resident set, in bytes.
 fn rss() -> u64 {
@@ -138,7 +125,7 @@ async fn server(n: usize) -> (Vec<Row>, f64) {
             emulator.api.set_request_limits(scenario.limits);
             tokio::time::sleep(Duration::from_millis(200)).await;
             let before = emulator.api.counters.throttled.load(Ordering::Relaxed);
-            let event = change(progress);
+            let event = mcpush_tests::subscribers::change(progress);
             let start = Instant::now();
             let (_, stats) = progress_push::handle(&ctx, &event, mcpush_core::now_ms() / 1000).await;
             let line = tokio::task::block_in_place(&mut next_line);
@@ -226,48 +213,4 @@ fn plot(rows: &[Row], path: &std::path::Path) {
         chart.draw_series(LineSeries::new([(SegmentValue::Exact(0), budget), (SegmentValue::Last, budget)], BLACK.stroke_width(1))).expect("plot");
     }
     root.present().expect("plot");
-}
-
-/// The subscribers: N connections that subscribe, then report on stdout when all of them have
-/// received a round (`round K`, K the pushed progress).
-async fn clients(url: String, n: usize) {
-    let received: Arc<Vec<AtomicUsize>> = Arc::new((0..64).map(|_| AtomicUsize::new(0)).collect());
-    let ready = Arc::new(AtomicUsize::new(0));
-    let (done_tx, mut done_rx) = tokio::sync::mpsc::unbounded_channel::<usize>();
-    let permits = Arc::new(tokio::sync::Semaphore::new(256));
-    for _ in 0..n {
-        let (url, received, ready, done_tx, permits) = (url.clone(), received.clone(), ready.clone(), done_tx.clone(), permits.clone());
-        tokio::spawn(async move {
-            let permit = permits.acquire_owned().await.expect("semaphore");
-            let (mut socket, _) = tokio_tungstenite::connect_async(url.as_str()).await.expect("connect");
-            let subscribe = json!({"action": "subscribe", "input_file": FILE}).to_string();
-            socket.send(Message::Text(subscribe.into())).await.expect("subscribe");
-            while let Some(Ok(message)) = socket.next().await {
-                let Message::Text(text) = message else { continue };
-                let value: Value = serde_json::from_str(&text).expect("json");
-                if value["type"] == "subscribed" {
-                    drop(permit);
-                    if ready.fetch_add(1, Ordering::SeqCst) + 1 == n {
-                        let _ = done_tx.send(0);
-                    }
-                    break;
-                }
-            }
-            while let Some(Ok(message)) = socket.next().await {
-                let Message::Text(text) = message else { continue };
-                let value: Value = serde_json::from_str(&text).expect("json");
-                let round = value["progress_rate"].as_u64().unwrap_or(0) as usize;
-                if received[round].fetch_add(1, Ordering::SeqCst) + 1 == n {
-                    let _ = done_tx.send(round);
-                }
-            }
-        });
-    }
-    drop(done_tx);
-    let stdout = std::io::stdout();
-    while let Some(round) = done_rx.recv().await {
-        let mut out = stdout.lock();
-        let _ = if round == 0 { writeln!(out, "ready") } else { writeln!(out, "round {round}") };
-        let _ = out.flush();
-    }
 }

@@ -12,6 +12,7 @@ use mcpush_core::adapters::dynamodb::{DynamoJobStore, ensure_tables};
 use mcpush_core::config::TableNames;
 
 pub mod runtime_api;
+pub mod subscribers;
 pub mod ws;
 
 /// One HLS job's recorded EventBridge events, in the order MediaConvert sent them.
