@@ -139,6 +139,6 @@ fn plot(runs: &[(u64, Vec<f64>)], path: &std::path::Path) {
             .label(format!("STREAM_BATCH_WINDOW_MS={window}"))
             .legend(move |(x, y)| PathElement::new([(x, y), (x + 20, y)], color.stroke_width(2)));
     }
-    chart.configure_series_labels().border_style(BLACK).background_style(WHITE).position(SeriesLabelPosition::LowerRight).draw().expect("plot");
+    chart.configure_series_labels().border_style(BLACK).background_style(WHITE).position(SeriesLabelPosition::UpperLeft).draw().expect("plot");
     root.present().expect("plot");
 }
