@@ -15,7 +15,22 @@ use super::identity::Subject;
 pub struct UploadRequest {
     pub file_name: String,
     pub content_type: String,
+    #[serde(deserialize_with = "whole_number")]
     pub size: u64,
+}
+
+/// A JSON number with no fraction, as JSON Schema's `integer` (so `1.0` is 1, `1.5` is refused);
+/// one beyond `u64` counts as `u64::MAX`, which every size limit refuses as too large.
+fn whole_number<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<u64, D::Error> {
+    let number = serde_json::Number::deserialize(deserializer)?;
+    if let Some(n) = number.as_u64() {
+        return Ok(n);
+    }
+    match number.as_f64() {
+        // (`as` saturates: anything above u64::MAX becomes u64::MAX)
+        Some(f) if f.fract() == 0.0 && f >= 0.0 => Ok(f as u64),
+        _ => Err(serde::de::Error::custom(format!("{number} is not a whole number of bytes"))),
+    }
 }
 
 /// Why an upload is refused: the HTTP status and a message naming what was wrong.
@@ -156,6 +171,9 @@ mod tests {
         assert_eq!(status("nope"), 400);
         assert_eq!(status(r#"{"file_name": "a.mp4", "content_type": "video/mp4"}"#), 400);
         assert_eq!(status(r#"{"file_name": "a.mp4", "content_type": "video/mp4", "size": -1}"#), 400);
+        assert_eq!(status(r#"{"file_name": "a.mp4", "content_type": "video/mp4", "size": 1.5}"#), 400);
+        assert!(grant(r#"{"file_name": "a.mp4", "content_type": "video/mp4", "size": 1.0}"#).is_ok(), "1.0 is JSON Schema's integer 1");
+        assert_eq!(status(r#"{"file_name": "a.mp4", "content_type": "video/mp4", "size": 1328421786072605968578316861440}"#), 413);
         assert_eq!(status(r#"{"file_name": "a.mp4", "content_type": "video/mp4", "size": 1, "key": "x"}"#), 400);
         assert_eq!(status(r#"{"file_name": "a.mp4", "content_type": "video/mp4", "size": 1001}"#), 413);
         assert_eq!(status(r#"{"file_name": "a.exe", "content_type": "application/x-msdownload", "size": 1}"#), 415);
