@@ -54,10 +54,48 @@ impl Emulator {
     }
 }
 
+/// The message schemas of `docs/asyncapi.yaml`: `ClientMessage` and `ServerMessage`, each with
+/// the document's `components` beside it so that its `$ref`s resolve.
+struct Protocol {
+    client: jsonschema::Validator,
+    server: jsonschema::Validator,
+}
+
+fn protocol() -> &'static Protocol {
+    static PROTOCOL: std::sync::OnceLock<Protocol> = std::sync::OnceLock::new();
+    PROTOCOL.get_or_init(|| {
+        let path = crate::workspace().join("docs/asyncapi.yaml");
+        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let document: Value = serde_norway::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let validator = |name: &str| {
+            let schema = serde_json::json!({"components": document["components"], "$ref": format!("#/components/schemas/{name}")});
+            jsonschema::options().with_draft(jsonschema::Draft::Draft7).build(&schema).unwrap_or_else(|e| panic!("docs/asyncapi.yaml's {name}: {e}"))
+        };
+        Protocol { client: validator("ClientMessage"), server: validator("ServerMessage") }
+    })
+}
+
+/// Panics unless `message` is a `ServerMessage` of `docs/asyncapi.yaml`.
+pub fn assert_server_message(message: &Value) {
+    let errors: Vec<String> = protocol().server.iter_errors(message).map(|e| format!("{e} at {}", e.instance_path())).collect();
+    assert!(errors.is_empty(), "the server sent a message docs/asyncapi.yaml does not describe: {message}\n{}", errors.join("\n"));
+}
+
+/// Panics unless `message` is a `ClientMessage` of `docs/asyncapi.yaml`.
+pub fn assert_client_message(message: &Value) {
+    let errors: Vec<String> = protocol().client.iter_errors(message).map(|e| format!("{e} at {}", e.instance_path())).collect();
+    assert!(errors.is_empty(), "a message the server accepted is not one docs/asyncapi.yaml describes: {message}\n{}", errors.join("\n"));
+}
+
+/// A WebSocket client for the tests. Every message it receives is checked against
+/// `docs/asyncapi.yaml`, and so is every message it sends that the server answers without an
+/// `error` (the tests also send malformed messages on purpose).
 pub struct Client {
     socket: WebSocketStream<MaybeTlsStream<TcpStream>>,
     /// Every message received so far, in order.
     pub received: Vec<Value>,
+    /// Check messages against `docs/asyncapi.yaml` (not for raw emulator tests).
+    checked: bool,
 }
 
 impl Client {
@@ -67,7 +105,12 @@ impl Client {
             request.headers_mut().insert("origin", origin.parse().expect("origin header"));
         }
         let (socket, _) = tokio_tungstenite::connect_async(request).await?;
-        Ok(Self { socket, received: Vec::new() })
+        Ok(Self { socket, received: Vec::new(), checked: true })
+    }
+
+    /// A client of the bare emulator, whose posts are any bytes a test sends: no protocol checks.
+    pub async fn connect_raw(url: &str, origin: Option<&str>) -> Result<Self, WsError> {
+        Ok(Self { checked: false, ..Self::connect(url, origin).await? })
     }
 
     pub async fn send(&mut self, text: &str) {
@@ -80,6 +123,9 @@ impl Client {
             match tokio::time::timeout(wait, self.socket.next()).await {
                 Ok(Some(Ok(Message::Text(text)))) => {
                     let value: Value = serde_json::from_str(&text).expect("server sent JSON");
+                    if self.checked {
+                        assert_server_message(&value);
+                    }
                     self.received.push(value.clone());
                     return Some(value);
                 }
@@ -94,10 +140,15 @@ impl Client {
         self.next_within(Duration::from_secs(5)).await.expect("a message within 5 s")
     }
 
-    /// Sends a message and returns the reply.
+    /// Sends a message and returns the reply; a message answered without an `error` must be
+    /// one the protocol describes.
     pub async fn ask(&mut self, text: &str) -> Value {
         self.send(text).await;
-        self.next().await
+        let reply = self.next().await;
+        if self.checked && reply["type"] != "error" {
+            assert_client_message(&serde_json::from_str(text).unwrap_or(Value::Null));
+        }
+        reply
     }
 
     /// Subscribes and returns the `subscribed` reply.

@@ -66,7 +66,7 @@ async fn wait_for(recorder: &Recorder, count: usize) {
 async fn events_carry_what_api_gateway_sends_and_routes_follow_the_action() {
     let (recorder, _api, base) = start().await;
     let url = base.replace("http://", "ws://") + "/ws?client=demo";
-    let mut client = Client::connect(&url, Some("http://localhost:3000")).await.unwrap();
+    let mut client = Client::connect_raw(&url, Some("http://localhost:3000")).await.unwrap();
     for body in [r#"{"action":"subscribe","input_file":"a.mp4"}"#, r#"{"action":"ping"}"#, r#"{"action":"nope"}"#, "not json"] {
         client.send(body).await;
     }
@@ -97,7 +97,7 @@ async fn events_carry_what_api_gateway_sends_and_routes_follow_the_action() {
 async fn management_api_answers_the_sdk_like_api_gateway() {
     let (recorder, api, base) = start().await;
     let pusher = local_pusher(&base);
-    let mut client = Client::connect(&(base.replace("http://", "ws://") + "/ws"), None).await.unwrap();
+    let mut client = Client::connect_raw(&(base.replace("http://", "ws://") + "/ws"), None).await.unwrap();
     wait_for(&recorder, 1).await;
     let id = api.connection_ids().pop().unwrap();
 
@@ -128,7 +128,7 @@ async fn management_api_answers_the_sdk_like_api_gateway() {
 async fn the_fault_switch_answers_429_or_500_and_the_pusher_calls_them_retryable() {
     let (recorder, api, base) = start().await;
     let pusher = local_pusher(&base);
-    let _client = Client::connect(&(base.replace("http://", "ws://") + "/ws"), None).await.unwrap();
+    let _client = Client::connect_raw(&(base.replace("http://", "ws://") + "/ws"), None).await.unwrap();
     wait_for(&recorder, 1).await;
     let id = api.connection_ids().pop().unwrap();
     api.set_fault_rate(1.0);
@@ -148,7 +148,7 @@ async fn a_burst_of_connects_above_the_connect_rate_gets_429_at_the_handshake() 
     let url = base.replace("http://", "ws://") + "/ws";
 
     // WHEN 8 clients connect at once
-    let attempts = futures::future::join_all((0..8).map(|_| Client::connect(&url, None))).await;
+    let attempts = futures::future::join_all((0..8).map(|_| Client::connect_raw(&url, None))).await;
 
     // THEN 5 are in (and ran $connect), the others were refused with 429 before any route ran
     let refused: Vec<u16> = attempts
@@ -165,7 +165,7 @@ async fn a_burst_of_connects_above_the_connect_rate_gets_429_at_the_handshake() 
     assert_eq!(api.counters.connects_throttled.load(std::sync::atomic::Ordering::Relaxed), 3);
     // AND a second later the bucket has refilled
     tokio::time::sleep(Duration::from_millis(1100)).await;
-    assert!(Client::connect(&url, None).await.is_ok());
+    assert!(Client::connect_raw(&url, None).await.is_ok());
 }
 
 #[tokio::test]
@@ -174,7 +174,7 @@ async fn posts_take_the_latency_and_above_the_post_rate_answer_429_too_many_requ
     // GIVEN a connection, then APIGW_POST_LATENCY_MS = 30, APIGW_POST_RATE = 1, APIGW_POST_BURST = 3
     let (recorder, api, base) = start().await;
     let pusher = local_pusher(&base);
-    let mut client = Client::connect(&(base.replace("http://", "ws://") + "/ws"), None).await.unwrap();
+    let mut client = Client::connect_raw(&(base.replace("http://", "ws://") + "/ws"), None).await.unwrap();
     wait_for(&recorder, 1).await;
     let id = api.connection_ids().pop().unwrap();
     let latency = Duration::from_millis(30);

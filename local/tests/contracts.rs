@@ -1,7 +1,12 @@
-//! `docs/openapi.yaml` is a valid OpenAPI 3.1 document, and schemathesis, run with every check
-//! against the local stack (one COMPLETE job stored, tokens off), finds no difference between the
-//! document and the API. The exceptions the schema cannot express are in `schemathesis.toml`,
-//! each with its reason. `scripts/test` installs both tools (`CONTRACT_TOOLS`).
+//! The published contracts.
+//! - `docs/openapi.yaml` is a valid OpenAPI 3.1 document, and schemathesis, run with every check
+//!   against the local stack (one COMPLETE job stored, tokens off), finds no difference between
+//!   the document and the API. The exceptions the schema cannot express are in
+//!   `schemathesis.toml`, each with its reason. `scripts/test` installs both tools
+//!   (`CONTRACT_TOOLS`).
+//! - `docs/asyncapi.yaml` passes the AsyncAPI parser (node, `browser/asyncapi.test.mjs`). Every
+//!   message the WebSocket tests exchange is checked against its schemas by the tests' client
+//!   (`tests/src/ws.rs`); `tests/tests/asyncapi.rs` checks the schemas themselves.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -55,4 +60,19 @@ async fn schemathesis_finds_no_difference_between_the_document_and_the_local_sta
     let report = String::from_utf8_lossy(&output.stdout).into_owned() + &String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "schemathesis found differences:\n{report}");
     assert!(report.contains("Tested: 3"), "all three operations were tested:\n{report}");
+}
+
+#[tokio::test]
+async fn the_asyncapi_document_passes_the_asyncapi_parser() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
+    assert!(dir.join("node_modules/@asyncapi/parser").exists(), "{}/node_modules/@asyncapi/parser is missing: run scripts/test, which installs it", dir.display());
+    let run = tokio::process::Command::new("node")
+        .args(["--test-reporter=spec", "asyncapi.test.mjs"])
+        .arg(workspace().join("docs/asyncapi.yaml"))
+        .current_dir(&dir)
+        .kill_on_drop(true)
+        .output();
+    let output = tokio::time::timeout(Duration::from_secs(120), run).await.expect("the parser finishes within 2 minutes").expect("node runs");
+    let report = String::from_utf8_lossy(&output.stdout).into_owned() + &String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success() && report.contains("ℹ pass 1"), "{report}");
 }

@@ -1,0 +1,74 @@
+//! `docs/asyncapi.yaml`'s schemas, as the WebSocket tests' client applies them: every example in
+//! the document is a message of its kind, the messages the handlers build are accepted, and
+//! messages that break the protocol are refused (so the checks on every exchanged message can
+//! fail).
+
+use mcpush_core::domain::protocol::{MAX_MESSAGE_BYTES, ServerMessage, StatusUpdate, statuses_messages};
+use mcpush_core::domain::{JobRecord, JobStatus};
+use mcpush_tests::workspace;
+use mcpush_tests::ws::{assert_client_message, assert_server_message};
+use serde_json::{Value, json};
+
+fn refused(check: fn(&Value), message: Value) -> bool {
+    std::panic::catch_unwind(|| check(&message)).is_err()
+}
+
+#[test]
+fn every_example_in_the_document_is_a_message_of_its_kind() {
+    let text = std::fs::read_to_string(workspace().join("docs/asyncapi.yaml")).unwrap();
+    let document: Value = serde_norway::from_str(&text).unwrap();
+    let client = ["subscribe", "unsubscribe", "ping"];
+    let mut seen = 0;
+    for (name, message) in document["components"]["messages"].as_object().unwrap() {
+        for example in message["examples"].as_array().into_iter().flatten() {
+            if client.contains(&name.as_str()) { assert_client_message(&example["payload"]) } else { assert_server_message(&example["payload"]) }
+            seen += 1;
+        }
+    }
+    assert!(seen >= 6, "{seen} examples");
+}
+
+#[test]
+fn the_messages_the_server_builds_are_described() {
+    let complete = JobRecord {
+        job_status: JobStatus::Complete,
+        progress_rate: 100,
+        duration_ms: Some(1000),
+        output_path: Some("out/".into()),
+        playlists: Some([(".m3u8".to_owned(), "a.m3u8".to_owned())].into()),
+        ..JobRecord::submitted("1700000000000-abcdef")
+    };
+    let error = JobRecord { job_status: JobStatus::Error, error_code: Some(1010), error_message: Some("x".repeat(10_000)), ..JobRecord::submitted("1700000000001-abcdef") };
+    for message in [
+        ServerMessage::Subscribed { input_file: "a.mp4".into() },
+        ServerMessage::Unsubscribed { input_file: "a.mp4".into() },
+        ServerMessage::Pong,
+        ServerMessage::Error { message: "missing \"input_file\"".into() },
+        ServerMessage::status("a.mp4", &complete),
+        ServerMessage::status("b.mp4", &error),
+    ] {
+        assert_server_message(&serde_json::from_str(&message.to_json()).unwrap());
+    }
+    let updates: Vec<String> = [("a.mp4", &complete), ("b.mp4", &error)].iter().map(|(f, r)| serde_json::to_string(&StatusUpdate::new(f, r)).unwrap()).collect();
+    for (message, _) in statuses_messages(&updates, MAX_MESSAGE_BYTES) {
+        assert_server_message(&serde_json::from_str(&message).unwrap());
+    }
+}
+
+#[test]
+fn messages_that_break_the_protocol_are_refused() {
+    // a status without its progress, with an unknown status, with progress over 100
+    assert!(refused(assert_server_message, json!({"type": "status", "input_file": "a", "job_id": "j", "job_status": "COMPLETE"})));
+    assert!(refused(assert_server_message, json!({"type": "status", "input_file": "a", "job_id": "j", "job_status": "DONE", "progress_rate": 1})));
+    assert!(refused(assert_server_message, json!({"type": "status", "input_file": "a", "job_id": "j", "job_status": "PROGRESSING", "progress_rate": 101})));
+    // an unknown type, an empty batch, a confirmation with an extra field
+    assert!(refused(assert_server_message, json!({"type": "hello"})));
+    assert!(refused(assert_server_message, json!({"type": "statuses", "updates": []})));
+    assert!(refused(assert_server_message, json!({"type": "subscribed", "input_file": "a", "extra": 1})));
+    // a subscribe without a file, with an empty one, with a control character, a batch that is not a boolean
+    assert!(refused(assert_client_message, json!({"action": "subscribe"})));
+    assert!(refused(assert_client_message, json!({"action": "subscribe", "input_file": ""})));
+    assert!(refused(assert_client_message, json!({"action": "subscribe", "input_file": "a\u{7}b"})));
+    assert!(refused(assert_client_message, json!({"action": "subscribe", "input_file": "a", "batch": "yes"})));
+    assert!(refused(assert_client_message, json!({"action": "dance"})));
+}
