@@ -24,7 +24,7 @@ pub const DEMO_RECHECK_INTERVAL_MS: u64 = 3000;
 const INDEX: &str = include_str!("../web/index.html");
 const DEMO_JS: &str = include_str!("../web/demo.js");
 const DEMO_CSS: &str = include_str!("../web/demo.css");
-const CLIENT_JS: &str = include_str!("../web/mcpush-client.js");
+const CLIENT_JS: &str = include_str!("../../clients/js/mcpush-client.js");
 
 pub fn router(config: WebConfig) -> Router {
     let page = |kind: &'static str, body: &'static str| get(move || async move { ([(header::CONTENT_TYPE, kind), (header::CACHE_CONTROL, "no-cache")], body) });

@@ -76,3 +76,39 @@ async fn the_asyncapi_document_passes_the_asyncapi_parser() {
     let report = String::from_utf8_lossy(&output.stdout).into_owned() + &String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success() && report.contains("ℹ pass 1"), "{report}");
 }
+
+/// `npm`/`tsc` in `clients/js`, answering whether it passed and what it printed.
+fn in_client_package(program: &str, args: &[&str]) -> (bool, String) {
+    let dir = workspace().join("clients/js");
+    assert!(dir.join("node_modules/typescript").exists(), "{}/node_modules/typescript is missing: run scripts/test, which installs it", dir.display());
+    let output = std::process::Command::new(program).args(args).current_dir(&dir).output().unwrap_or_else(|e| panic!("{program} runs: {e}"));
+    (output.status.success(), String::from_utf8_lossy(&output.stdout).into_owned() + &String::from_utf8_lossy(&output.stderr))
+}
+
+#[test]
+fn the_typescript_consumer_example_compiles_with_strict_checks() {
+    let (passed, report) = in_client_package("node_modules/.bin/tsc", &["-p", "example"]);
+    assert!(passed, "tsc --strict refused example/consumer.ts:\n{report}");
+}
+
+#[test]
+fn npm_pack_ships_only_what_a_user_needs() {
+    let (passed, report) = in_client_package("npm", &["pack", "--dry-run", "--json", "--loglevel=error"]);
+    assert!(passed, "{report}");
+    let packed: serde_json::Value = serde_json::from_str(&report).unwrap_or_else(|e| panic!("npm pack --json: {e}\n{report}"));
+    let mut files: Vec<&str> = packed[0]["files"].as_array().unwrap().iter().filter_map(|f| f["path"].as_str()).collect();
+    files.sort_unstable();
+    assert_eq!(files, ["README.md", "mcpush-client.d.ts", "mcpush-client.js", "package.json"]);
+    assert_eq!(packed[0]["name"], "@mcpush/client");
+}
+
+#[tokio::test]
+async fn the_local_stack_serves_the_packages_own_module() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let s3_dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("client-module-{}", std::process::id()));
+    let stack = local(&base, Options { s3_dir, ..Options::default() });
+    tokio::spawn(axum::serve(listener, stack.router).into_future());
+    let served = reqwest::get(format!("{base}/mcpush-client.js")).await.unwrap().text().await.unwrap();
+    assert_eq!(served, std::fs::read_to_string(workspace().join("clients/js/mcpush-client.js")).unwrap());
+}

@@ -72,3 +72,36 @@ fn messages_that_break_the_protocol_are_refused() {
     assert!(refused(assert_client_message, json!({"action": "subscribe", "input_file": "a", "batch": "yes"})));
     assert!(refused(assert_client_message, json!({"action": "dance"})));
 }
+
+/// The names between `{` and `}` of `export interface NAME` (or the members of a union type) in
+/// the client package's declarations.
+fn declared(what: &str) -> Vec<String> {
+    let text = std::fs::read_to_string(workspace().join("clients/js/mcpush-client.d.ts")).unwrap();
+    if let Some(rest) = text.split(&format!("export interface {what} {{")).nth(1) {
+        let body = rest.split("\n}").next().unwrap_or_default();
+        let mut fields: Vec<String> = body.lines().map(str::trim).filter(|l| !l.starts_with("/*") && !l.starts_with('*') && !l.is_empty()).filter_map(|l| l.split(['?', ':']).next()).map(str::to_owned).collect();
+        fields.sort();
+        return fields;
+    }
+    let line = text.lines().find(|l| l.starts_with(&format!("export type {what} ="))).unwrap_or_else(|| panic!("no {what} in mcpush-client.d.ts"));
+    let mut members: Vec<String> = line.split('=').nth(1).unwrap_or_default().split('|').map(|m| m.trim().trim_end_matches(';').trim_matches('\'').to_owned()).collect();
+    members.sort();
+    members
+}
+
+#[test]
+fn the_client_packages_types_name_what_the_protocol_names() {
+    let text = std::fs::read_to_string(workspace().join("docs/asyncapi.yaml")).unwrap();
+    let document: Value = serde_norway::from_str(&text).unwrap();
+    let state = &document["components"]["schemas"]["JobState"];
+    let mut fields: Vec<String> = state["properties"].as_object().unwrap().keys().cloned().collect();
+    fields.sort();
+    assert_eq!(declared("Status"), fields, "Status in clients/js/mcpush-client.d.ts and JobState in docs/asyncapi.yaml");
+    let enum_of = |name: &str| {
+        let mut values: Vec<String> = state["properties"][name]["enum"].as_array().unwrap().iter().filter_map(|v| v.as_str().map(str::to_owned)).collect();
+        values.sort();
+        values
+    };
+    assert_eq!(declared("JobStatus"), enum_of("job_status"));
+    assert_eq!(declared("Phase"), enum_of("current_phase"));
+}

@@ -1,0 +1,32 @@
+// A front end using @mcpush/client, type-checked with `tsc --noEmit --strict` by the tests.
+import { ProgressClient, requestUpload, upload, type Status, type ServerMessage } from '@mcpush/client';
+
+export async function uploadAndWatch(file: File, restUrl: string, websocketUrl: string, render: (line: string) => void): Promise<string> {
+  const client = new ProgressClient({ websocketUrl, restUrl });
+  const granted = await requestUpload(restUrl, file);
+  const w = client.watch(
+    granted.input_file,
+    (s: Status) => render(`${s.job_status} ${s.progress_rate.toFixed(0)} %${s.current_phase ? ` (${s.current_phase})` : ''}`),
+    { token: granted.token, onTransport: (t) => render(`via ${t}`), onError: (message) => render(message) },
+  );
+  await upload(granted.upload, file, { onProgress: (f) => render(`uploaded ${Math.round(f * 100)} %`) });
+  const final = await w.done;
+  w.stop();
+  client.close();
+  const status: string = final.job_status;
+  return final.job_status === 'COMPLETE' ? `${status}: ${Object.values(final.playlists ?? {}).join(', ')}` : `${status}: ${final.error_message ?? ''}`;
+}
+
+/** A raw message from the WebSocket, narrowed by its `type`. */
+export function describe(message: ServerMessage): string {
+  switch (message.type) {
+    case 'status':
+      return `${message.input_file}: ${message.progress_rate} %`;
+    case 'statuses':
+      return message.updates.map((u) => u.input_file).join(', ');
+    case 'error':
+      return message.message;
+    default:
+      return message.type;
+  }
+}

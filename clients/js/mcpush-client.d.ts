@@ -1,0 +1,136 @@
+// Types of @mcpush/client (mcpush-client.js). The message and status types follow
+// docs/asyncapi.yaml (`JobState`, the server messages); tests/tests/asyncapi.rs checks that the
+// two name the same fields and statuses.
+
+/** A MediaConvert job's status. */
+export type JobStatus = 'SUBMITTED' | 'PROGRESSING' | 'COMPLETE' | 'ERROR' | 'CANCELED';
+
+/** The phase of a PROGRESSING job; it never goes back. */
+export type Phase = 'PROBING' | 'TRANSCODING' | 'UPLOADING';
+
+/** A file's newest job, as pushed (`status`, `statuses`) and as `GET /media/status?input_file=` answers it. */
+export interface Status {
+  input_file: string;
+  job_id: string;
+  job_status: JobStatus;
+  /** 0–100; never goes down for a job. */
+  progress_rate: number;
+  /** While PROGRESSING. */
+  current_phase?: Phase;
+  /** COMPLETE only. */
+  duration_ms?: number;
+  /** COMPLETE only (not for audio-only outputs). */
+  width_px?: number;
+  /** COMPLETE only (not for audio-only outputs). */
+  height_px?: number;
+  /** COMPLETE only: folder of the first playlist, relative to the output bucket. */
+  output_path?: string;
+  /** COMPLETE only: extension (`.m3u8`, `.mpd`, `.ism`) → file name. */
+  playlists?: Record<string, string>;
+  /** ERROR only. */
+  error_code?: number;
+  /** ERROR only. */
+  error_message?: string;
+}
+
+/** A final status: the job never changes again. */
+export type FinalStatus = Status & { job_status: 'COMPLETE' | 'ERROR' | 'CANCELED' };
+
+/** Messages a client sends over the WebSocket. */
+export type ClientMessage =
+  | { action: 'subscribe'; input_file: string; token?: string | null; batch?: boolean | null }
+  | { action: 'unsubscribe'; input_file: string }
+  | { action: 'ping' };
+
+/** Messages the server sends over the WebSocket. */
+export type ServerMessage =
+  | { type: 'subscribed'; input_file: string }
+  | { type: 'unsubscribed'; input_file: string }
+  | { type: 'pong' }
+  | { type: 'error'; message: string }
+  | ({ type: 'status' } & Status)
+  | { type: 'statuses'; updates: Status[] };
+
+/** How a watch currently learns about its job. */
+export type Transport = 'connecting' | 'websocket' | 'polling';
+
+/** Statuses after which a job never changes. */
+export declare const FINAL_STATUSES: readonly ['COMPLETE', 'ERROR', 'CANCELED'];
+
+/** True when `next` says something `previous` did not: a newer job, a later status, more progress or a later phase. */
+export declare function isNewer(previous: Status | null | undefined, next: Status): boolean;
+
+export interface ProgressClientOptions {
+  /** e.g. `wss://abc.execute-api.eu-west-1.amazonaws.com/prod` */
+  websocketUrl: string;
+  /** Base of `/media/status` (same origin when empty). */
+  restUrl?: string;
+  /** REST polling period while the socket is down (default 2000). */
+  pollIntervalMs?: number;
+  /** First reconnect delay cap (default 500). */
+  minBackoffMs?: number;
+  /** Largest reconnect delay cap (default 30000). */
+  maxBackoffMs?: number;
+  /** Keeps the connection under API Gateway's 10-minute idle timeout (default 300000). */
+  pingIntervalMs?: number;
+  /** Polls meanwhile when a subscription is not confirmed by then (default 3000). */
+  subscribeTimeoutMs?: number;
+  /** While subscribed, asks the REST API at once and then this often (default 30000). */
+  recheckIntervalMs?: number;
+  /** Subscribe with `"batch": true`: each push arrives as one `statuses` message. */
+  batch?: boolean;
+  /** With OIDC sign-in: the user's access token, or a function answering a fresh one at every (re)connect. */
+  accessToken?: string | (() => string | Promise<string>);
+}
+
+export interface WatchHooks {
+  onTransport?: (transport: Transport) => void;
+  /** A refusal (e.g. a missing or foreign token), with the server's message. */
+  onError?: (message: string) => void;
+  /** A job of this file known before the upload, so its state is not taken for the new job's. */
+  ignoreJobId?: string;
+  /** The read token for the file (from the upload API). */
+  token?: string | null;
+}
+
+export interface Watch {
+  /** Stops watching. */
+  stop(): void;
+  /** Resolves with the final state (COMPLETE, ERROR or CANCELED). */
+  done: Promise<FinalStatus>;
+}
+
+export declare class ProgressClient {
+  constructor(options: ProgressClientOptions);
+  /** Follows `inputFile` until its job is final; `onStatus` gets every newer state. */
+  watch(inputFile: string, onStatus: (status: Status) => void, hooks?: WatchHooks): Watch;
+  /** Stops every watch and closes the socket. */
+  close(): void;
+}
+
+/** Where and how to send the file, as the upload API grants it. */
+export type UploadTarget =
+  | { method: 'POST'; url: string; fields: Record<string, string> }
+  | { method: 'PUT'; url: string; headers: Record<string, string> };
+
+/** `POST /media/uploads`'s answer. */
+export interface UploadGrant {
+  success: true;
+  /** The key the file will have: watch it with this name. */
+  input_file: string;
+  /** Covers the key; null when tokens are off. */
+  token: string | null;
+  token_expires_at: number | null;
+  /** Epoch seconds after which S3 refuses the upload. */
+  expires_at: number;
+  upload: UploadTarget;
+}
+
+/** Asks the upload API (`POST {restUrl}/media/uploads`) for an upload of `file`; rejects with the server's message. */
+export declare function requestUpload(restUrl: string, file: File, options?: { fetchOptions?: RequestInit }): Promise<UploadGrant>;
+
+/** Sends `file` where the upload API said (a plain URL string is a PUT); rejects on a non-2xx answer. */
+export declare function upload(target: string | UploadTarget, file: Blob, options?: { onProgress?: (fraction: number) => void }): Promise<void>;
+
+/** An S3 key as a URL path: each segment percent-encoded, the slashes kept. */
+export declare function keyPath(key: string): string;
