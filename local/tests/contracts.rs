@@ -92,6 +92,12 @@ fn the_typescript_consumer_example_compiles_with_strict_checks() {
 }
 
 #[test]
+fn the_client_packages_logic_tests_pass() {
+    let (passed, report) = in_client_package("node", &["--test-reporter=spec", "--test", "test/"]);
+    assert!(passed && report.contains("ℹ fail 0"), "{report}");
+}
+
+#[test]
 fn npm_pack_ships_only_what_a_user_needs() {
     let (passed, report) = in_client_package("npm", &["pack", "--dry-run", "--json", "--loglevel=error"]);
     assert!(passed, "{report}");

@@ -1,0 +1,114 @@
+// The client's logic with a fake WebSocket and a fake fetch (node's test runner, no browser):
+// node --test clients/js/test/. The real thing runs in headless Chromium (local/tests/browser).
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { ProgressClient, isNewer, keyPath } from '../mcpush-client.js';
+
+/** A WebSocket the test drives: it records what the client sends and opens or closes on demand. */
+class FakeWebSocket {
+  static OPEN = 1;
+  static sockets = [];
+  constructor(url) {
+    this.url = url;
+    this.readyState = 0;
+    this.sent = [];
+    FakeWebSocket.sockets.push(this);
+  }
+  send(text) { this.sent.push(JSON.parse(text)); }
+  close() { this.readyState = 3; }
+  open() { this.readyState = 1; this.onopen?.(); }
+  receive(message) { this.onmessage?.({ data: JSON.stringify(message) }); }
+  drop() { this.readyState = 3; this.onclose?.(); }
+}
+
+/** A fetch that answers `/media/status` from `answers` (input file → [status code, body]) and records each URL. */
+function fakeFetch(answers) {
+  const urls = [];
+  const fetch = async (url) => {
+    urls.push(url);
+    const file = new URL(url, 'http://x').searchParams.get('input_file');
+    const [status, body] = answers[file] ?? [422, { success: false, message: 'Not found item.' }];
+    return { status, json: async () => body };
+  };
+  return { fetch, urls };
+}
+
+function setup(answers = {}) {
+  FakeWebSocket.sockets = [];
+  globalThis.WebSocket = FakeWebSocket;
+  const { fetch, urls } = fakeFetch(answers);
+  globalThis.fetch = fetch;
+  return urls;
+}
+
+const tick = (ms = 5) => new Promise((resolve) => setTimeout(resolve, ms));
+const status = (job_status, progress_rate, extra = {}) => ({ input_file: 'a.mp4', job_id: '1700000000000-aaaaaa', job_status, progress_rate, ...extra });
+
+test('subscribes with the token (and batch), delivers newer states only, and ends on a final status', async () => {
+  setup();
+  const client = new ProgressClient({ websocketUrl: 'ws://x/ws', restUrl: 'http://x', batch: true, recheckIntervalMs: 60_000 });
+  const seen = [];
+  const watch = client.watch('a.mp4', (s) => seen.push(`${s.job_status} ${s.progress_rate}`), { token: 'T' });
+  await tick(1); // the socket opens once the URL is known (an access token may be fetched first)
+  const socket = FakeWebSocket.sockets[0];
+  socket.open();
+  assert.deepEqual(socket.sent, [{ action: 'subscribe', input_file: 'a.mp4', token: 'T', batch: true }]);
+  socket.receive({ type: 'subscribed', input_file: 'a.mp4' });
+  socket.receive({ type: 'status', ...status('PROGRESSING', 40) });
+  socket.receive({ type: 'status', ...status('PROGRESSING', 30) }); // a late push: dropped
+  socket.receive({ type: 'statuses', updates: [status('PROGRESSING', 70), { ...status('PROGRESSING', 5), input_file: 'other.mp4' }] });
+  socket.receive({ type: 'status', ...status('COMPLETE', 100, { playlists: { '.m3u8': 'a.m3u8' } }) });
+  const final = await watch.done;
+  assert.deepEqual(seen, ['PROGRESSING 40', 'PROGRESSING 70', 'COMPLETE 100']);
+  assert.equal(final.playlists['.m3u8'], 'a.m3u8');
+  assert.deepEqual(socket.sent.at(-1), { action: 'unsubscribe', input_file: 'a.mp4' });
+  assert.equal(socket.readyState, 3, 'the last watch closed the socket');
+  client.close();
+});
+
+test('while the socket is down it polls the REST API with the token, then reconnects and subscribes again', async () => {
+  const urls = setup({ 'a.mp4': [200, { success: true, ...status('PROGRESSING', 50) }] });
+  const client = new ProgressClient({ websocketUrl: 'ws://x/ws', restUrl: 'http://x', pollIntervalMs: 10, minBackoffMs: 1, maxBackoffMs: 5, recheckIntervalMs: 60_000 });
+  const transports = [];
+  const seen = [];
+  client.watch('a.mp4', (s) => seen.push(s.progress_rate), { token: 'T', onTransport: (t) => transports.push(t) });
+  await tick(1);
+  FakeWebSocket.sockets[0].drop();
+  await tick(40);
+  assert.ok(urls.length >= 2, `polled ${urls.length} times`);
+  assert.equal(urls[0], 'http://x/media/status?input_file=a.mp4&token=T');
+  assert.deepEqual(seen, [50], 'the polled state is delivered once');
+  const again = FakeWebSocket.sockets.at(-1);
+  assert.notEqual(again, FakeWebSocket.sockets[0], 'a new socket was opened');
+  again.open();
+  again.receive({ type: 'subscribed', input_file: 'a.mp4' });
+  assert.deepEqual(again.sent[0], { action: 'subscribe', input_file: 'a.mp4', token: 'T' });
+  const polls = urls.length;
+  await tick(40);
+  assert.ok(urls.length <= polls + 1, 'subscribed again: polling stopped (one re-check at most)');
+  assert.deepEqual(transports, ['connecting', 'polling', 'websocket']);
+  client.close();
+});
+
+test('a 403 reaches onError with the server message and stops that watch polling', async () => {
+  const urls = setup({ 'a.mp4': [403, { success: false, message: '"token" has expired' }] });
+  const client = new ProgressClient({ websocketUrl: 'ws://x/ws', restUrl: 'http://x', pollIntervalMs: 5, minBackoffMs: 1000 });
+  const errors = [];
+  client.watch('a.mp4', () => {}, { token: 'old', onError: (m) => errors.push(m) });
+  await tick(1);
+  FakeWebSocket.sockets[0].drop();
+  await tick(40);
+  assert.ok(errors.includes('"token" has expired'), JSON.stringify(errors));
+  assert.equal(urls.length, 1, 'no polling after the 403');
+  client.close();
+});
+
+test('isNewer orders states, a new job always wins, and keyPath keeps the slashes', () => {
+  assert.ok(isNewer(null, status('SUBMITTED', 0)));
+  assert.ok(isNewer(status('PROGRESSING', 10), status('PROGRESSING', 11)));
+  assert.ok(!isNewer(status('PROGRESSING', 11), status('PROGRESSING', 10)));
+  assert.ok(!isNewer(status('COMPLETE', 100), status('PROGRESSING', 100)));
+  assert.ok(isNewer(status('PROGRESSING', 10, { current_phase: 'PROBING' }), status('PROGRESSING', 10, { current_phase: 'TRANSCODING' })));
+  assert.ok(isNewer(status('COMPLETE', 100), { ...status('SUBMITTED', 0), job_id: '1700000000001-bbbbbb' }));
+  assert.equal(keyPath('uploads/my clip#1.mp4'), 'uploads/my%20clip%231.mp4');
+});
