@@ -5,8 +5,9 @@
 //!   `schemathesis.toml`, each with its reason. `scripts/test` installs both tools
 //!   (`CONTRACT_TOOLS`).
 //! - `docs/asyncapi.yaml` passes the AsyncAPI parser (node, `browser/asyncapi.test.mjs`). Every
-//!   message the WebSocket tests exchange is checked against its schemas by the tests' client
-//!   (`tests/src/ws.rs`); `tests/tests/asyncapi.rs` checks the schemas themselves.
+//!   message the WebSocket tests exchange is checked against its schemas (`tests/src/protocol.rs`,
+//!   used by the tests' client and by these tests' sockets); `tests/tests/asyncapi.rs` checks the
+//!   schemas themselves.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

@@ -1,6 +1,7 @@
 //! The local stack's HTTP surface: REST requests become payload v2 events for the same handlers,
 //! and the Invoke API feeds raw events to them.
 
+mod common;
 use axum::body::{Body, to_bytes};
 use axum::http::{Request, StatusCode};
 use mcpush_local::{Options, local};
@@ -104,7 +105,9 @@ async fn an_invoked_event_reaches_a_websocket_subscriber_through_the_change_feed
         loop {
             let frame = tokio::time::timeout(std::time::Duration::from_secs(5), socket.next()).await.expect("a message within 5 s");
             if let Some(Ok(Message::Text(text))) = frame {
-                return serde_json::from_str(&text).unwrap();
+                let message: Value = serde_json::from_str(&text).unwrap();
+                common::protocol::assert_server_message(&message);
+                return message;
             }
         }
     };

@@ -161,6 +161,10 @@ async fn subscribe(socket: &mut Socket, input_file: &str, token: Option<&str>) -
     socket.send(Message::Text(message.to_string().into())).await.unwrap();
     let reply = tokio::time::timeout(Duration::from_secs(5), socket.next()).await.unwrap().unwrap().unwrap();
     let reply: Value = serde_json::from_str(reply.to_text().unwrap()).unwrap();
+    common::protocol::assert_server_message(&reply);
+    if reply["type"] != "error" {
+        common::protocol::assert_client_message(&message);
+    }
     (reply["type"].as_str().unwrap_or_default().to_owned(), reply["message"].as_str().unwrap_or_default().to_owned())
 }
 

@@ -85,6 +85,7 @@ async fn cargo_run_release_serves_the_whole_pipeline() {
         let frame = tokio::time::timeout(left, socket.next()).await.expect("COMPLETE within 30 s");
         if let Some(Ok(Message::Text(text))) = frame {
             let message: Value = serde_json::from_str(&text).unwrap();
+            common::protocol::assert_server_message(&message);
             if message["type"] == "status" {
                 statuses.push(message);
             }

@@ -47,14 +47,18 @@ async fn follow(base: &str, input_file: &str, upload: impl std::future::Future<O
     let (mut socket, _) = tokio_tungstenite::connect_async(format!("{}/ws", base.replace("http://", "ws://"))).await.unwrap();
     socket.send(Message::text(json!({"action": "subscribe", "input_file": input_file}).to_string())).await.unwrap();
     let subscribed = socket.next().await.unwrap().unwrap();
-    assert_eq!(serde_json::from_str::<Value>(subscribed.to_text().unwrap()).unwrap()["type"], "subscribed");
+    let subscribed: Value = serde_json::from_str(subscribed.to_text().unwrap()).unwrap();
+    common::protocol::assert_server_message(&subscribed);
+    assert_eq!(subscribed["type"], "subscribed");
     upload.await;
     let mut statuses: Vec<Value> = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(20);
     while !statuses.last().is_some_and(|m| ["COMPLETE", "ERROR"].contains(&m["job_status"].as_str().unwrap_or_default())) {
         let frame = tokio::time::timeout(deadline.saturating_duration_since(Instant::now()), socket.next()).await.expect("a final status within 20 s");
         if let Some(Ok(Message::Text(text))) = frame {
-            statuses.push(serde_json::from_str(&text).unwrap());
+            let message: Value = serde_json::from_str(&text).unwrap();
+            common::protocol::assert_server_message(&message);
+            statuses.push(message);
         }
     }
     statuses

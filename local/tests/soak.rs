@@ -39,6 +39,7 @@ async fn watch(ws_url: String, input_file: String, ready: tokio::sync::mpsc::Sen
         match tokio::time::timeout(Duration::from_secs(3), socket.next()).await {
             Ok(Some(Ok(Message::Text(text)))) => {
                 let message: Value = serde_json::from_str(&text).expect("JSON frame");
+                common::protocol::assert_server_message(&message);
                 if message["type"] == "subscribed" {
                     break true;
                 }
@@ -54,6 +55,7 @@ async fn watch(ws_url: String, input_file: String, ready: tokio::sync::mpsc::Sen
         match tokio::time::timeout(Duration::from_secs(60), socket.next()).await {
             Ok(Some(Ok(Message::Text(text)))) => {
                 let message: Value = serde_json::from_str(&text).expect("JSON frame");
+                common::protocol::assert_server_message(&message);
                 if message["type"] == "status" {
                     statuses.push(message);
                 }

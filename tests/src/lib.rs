@@ -11,6 +11,7 @@ use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
 use mcpush_core::adapters::dynamodb::{DynamoJobStore, ensure_tables};
 use mcpush_core::config::TableNames;
 
+pub mod protocol;
 pub mod runtime_api;
 pub mod subscribers;
 pub mod ws;

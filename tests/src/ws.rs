@@ -11,6 +11,8 @@ use mcpush_core::ports::{JobStore, SubscriptionStore};
 use mcpush_local::apigw_ws::WebSocketApi;
 use mcpush_local::backend::{HandlerBackend, ROUTES, local_pusher};
 use serde_json::Value;
+
+pub use crate::protocol::{assert_client_message, assert_server_message};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
@@ -52,39 +54,6 @@ impl Emulator {
     pub async fn client(&self) -> Client {
         Client::connect(&self.ws_url(), Some("http://localhost:3000")).await.expect("connect")
     }
-}
-
-/// The message schemas of `docs/asyncapi.yaml`: `ClientMessage` and `ServerMessage`, each with
-/// the document's `components` beside it so that its `$ref`s resolve.
-struct Protocol {
-    client: jsonschema::Validator,
-    server: jsonschema::Validator,
-}
-
-fn protocol() -> &'static Protocol {
-    static PROTOCOL: std::sync::OnceLock<Protocol> = std::sync::OnceLock::new();
-    PROTOCOL.get_or_init(|| {
-        let path = crate::workspace().join("docs/asyncapi.yaml");
-        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-        let document: Value = serde_norway::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-        let validator = |name: &str| {
-            let schema = serde_json::json!({"components": document["components"], "$ref": format!("#/components/schemas/{name}")});
-            jsonschema::options().with_draft(jsonschema::Draft::Draft7).build(&schema).unwrap_or_else(|e| panic!("docs/asyncapi.yaml's {name}: {e}"))
-        };
-        Protocol { client: validator("ClientMessage"), server: validator("ServerMessage") }
-    })
-}
-
-/// Panics unless `message` is a `ServerMessage` of `docs/asyncapi.yaml`.
-pub fn assert_server_message(message: &Value) {
-    let errors: Vec<String> = protocol().server.iter_errors(message).map(|e| format!("{e} at {}", e.instance_path())).collect();
-    assert!(errors.is_empty(), "the server sent a message docs/asyncapi.yaml does not describe: {message}\n{}", errors.join("\n"));
-}
-
-/// Panics unless `message` is a `ClientMessage` of `docs/asyncapi.yaml`.
-pub fn assert_client_message(message: &Value) {
-    let errors: Vec<String> = protocol().client.iter_errors(message).map(|e| format!("{e} at {}", e.instance_path())).collect();
-    assert!(errors.is_empty(), "a message the server accepted is not one docs/asyncapi.yaml describes: {message}\n{}", errors.join("\n"));
 }
 
 /// A WebSocket client for the tests. Every message it receives is checked against

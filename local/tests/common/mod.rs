@@ -3,6 +3,8 @@
 #![allow(dead_code)]
 
 pub mod oidc;
+#[path = "../../../tests/src/protocol.rs"]
+pub mod protocol;
 
 /// One HTTP exchange (reqwest): status and body as text.
 pub async fn http(method: &str, url: &str, body: Option<&str>) -> Result<(u16, String), reqwest::Error> {
