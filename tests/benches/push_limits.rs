@@ -9,18 +9,13 @@
 //! `cargo bench -p mcpush-tests --bench push_limits [-- N ...]` (default N: 1000 10000). Writes
 //! `tests/benches/push-limits.md` and `tests/benches/push-limits.svg`.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use mcpush_core::adapters::memory::{MemoryJobStore, MemorySubscriptionStore};
-use mcpush_core::config::{PushConfig, RetryPolicy, WsConfig};
-use mcpush_core::handlers::progress_push::{self, PushContext};
+use mcpush_core::config::{PushConfig, RetryPolicy};
 use mcpush_local::apigw_ws::{Rate, RequestLimits};
+use mcpush_tests::subscribers::{self, Fleet};
 use mcpush_tests::workspace;
-use mcpush_tests::ws::Emulator;
 use plotters::prelude::*;
 
 const REPEATS: usize = 3;
@@ -57,14 +52,10 @@ struct Row {
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).filter(|a| a != "--bench").collect();
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
-    if args.first().map(String::as_str) == Some("--clients") {
-        let url = args.get(1).cloned().expect("url");
-        let n: usize = args.get(2).and_then(|n| n.parse().ok()).expect("client count");
-        runtime.block_on(mcpush_tests::subscribers::clients(url, n));
+    if subscribers::run_as_clients(&args, &runtime) {
         return;
     }
-    let sizes: Vec<usize> = args.iter().filter_map(|a| a.parse().ok()).collect();
-    let sizes = if sizes.is_empty() { vec![1000, 10_000] } else { sizes };
+    let sizes = subscribers::sizes(&args);
     let (mut rows, mut memory) = (Vec::new(), Vec::new());
     for n in sizes {
         let (measured, per_connection) = runtime.block_on(server(n));
@@ -98,43 +89,24 @@ fn rss() -> u64 {
 }
 
 async fn server(n: usize) -> (Vec<Row>, f64) {
-    let jobs = Arc::new(MemoryJobStore::default());
-    let subscriptions = Arc::new(MemorySubscriptionStore::default());
-    let emulator = Emulator::start(jobs.clone(), subscriptions.clone(), WsConfig::default()).await;
     let idle_before = rss();
-    let mut child = Command::new(std::env::current_exe().expect("exe"))
-        .args(["--clients", &emulator.ws_url(), &n.to_string()])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("spawn client process");
-    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
-    let mut next_line = move || lines.next().and_then(Result::ok).unwrap_or_default();
-    assert_eq!(next_line(), "ready", "clients connected and subscribed");
+    let mut fleet = Fleet::start(n).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let per_connection = rss().saturating_sub(idle_before) as f64 / n as f64;
     eprintln!("{n:>6}  idle subscribed connection: {:.1} KB of the emulator's RSS", per_connection / 1024.0);
 
     let mut rows = Vec::new();
-    let mut progress = 1;
     for scenario in scenarios() {
-        let ctx = PushContext { jobs: jobs.as_ref(), subscriptions: subscriptions.as_ref(), pusher: emulator.pusher.as_ref(), config: &scenario.config };
         let (mut times, mut throttled) = (Vec::new(), Vec::new());
         for _ in 0..REPEATS {
             // A full bucket each time: the account was idle before the change.
-            emulator.api.set_request_limits(scenario.limits);
+            fleet.emulator.api.set_request_limits(scenario.limits);
             tokio::time::sleep(Duration::from_millis(200)).await;
-            let before = emulator.api.counters.throttled.load(Ordering::Relaxed);
-            let event = mcpush_tests::subscribers::change(progress);
-            let start = Instant::now();
-            let (_, stats) = progress_push::handle(&ctx, &event, mcpush_core::now_ms() / 1000).await;
-            let line = tokio::task::block_in_place(&mut next_line);
-            let elapsed = start.elapsed();
-            assert_eq!(line, format!("round {progress}"), "every client got round {progress}");
+            let before = fleet.emulator.api.counters.throttled.load(Ordering::Relaxed);
+            let (elapsed, stats) = fleet.push(&scenario.config).await;
             assert_eq!((stats.delivered, stats.failed), (n, 0), "{}: all delivered, none failed", scenario.name);
             times.push(elapsed);
-            throttled.push(emulator.api.counters.throttled.load(Ordering::Relaxed) - before);
-            progress += 1;
+            throttled.push(fleet.emulator.api.counters.throttled.load(Ordering::Relaxed) - before);
         }
         times.sort();
         throttled.sort_unstable();
@@ -142,9 +114,6 @@ async fn server(n: usize) -> (Vec<Row>, f64) {
         eprintln!("{n:>6}  {:<30} {:>8.1} ms  {} throttled", row.scenario, row.median.as_secs_f64() * 1e3, row.throttled);
         rows.push(row);
     }
-    drop(child.stdin.take());
-    let _ = child.kill();
-    let _ = child.wait();
     (rows, per_connection)
 }
 

@@ -73,3 +73,81 @@ pub async fn clients(url: String, n: usize) {
     }
     tokio::time::sleep(std::time::Duration::from_millis(10)).await;
 }
+
+/// A fan-out benchmark's `main` in client mode: `BIN --clients URL N` runs [`clients`] and
+/// answers true; otherwise answers false and leaves the arguments to the benchmark.
+pub fn run_as_clients(args: &[String], runtime: &tokio::runtime::Runtime) -> bool {
+    if args.first().map(String::as_str) != Some("--clients") {
+        return false;
+    }
+    let url = args.get(1).cloned().expect("url");
+    let n: usize = args.get(2).and_then(|n| n.parse().ok()).expect("client count");
+    runtime.block_on(clients(url, n));
+    true
+}
+
+/// The subscriber counts given on the command line, else 1,000 and 10,000.
+pub fn sizes(args: &[String]) -> Vec<usize> {
+    let sizes: Vec<usize> = args.iter().filter_map(|a| a.parse().ok()).collect();
+    if sizes.is_empty() { vec![1000, 10_000] } else { sizes }
+}
+
+/// In-memory stores, the emulator, and `n` subscribers in a child process (this benchmark's own
+/// binary with `--clients`), all subscribed to [`FILE`].
+pub struct Fleet {
+    pub n: usize,
+    pub jobs: Arc<mcpush_core::adapters::memory::MemoryJobStore>,
+    pub subscriptions: Arc<mcpush_core::adapters::memory::MemorySubscriptionStore>,
+    pub emulator: crate::ws::Emulator,
+    child: std::process::Child,
+    lines: std::io::Lines<std::io::BufReader<std::process::ChildStdout>>,
+    progress: u32,
+}
+
+impl Fleet {
+    /// Starts the emulator and the client process and waits until every client has subscribed.
+    pub async fn start(n: usize) -> Self {
+        use std::io::BufRead;
+        let jobs = Arc::new(mcpush_core::adapters::memory::MemoryJobStore::default());
+        let subscriptions = Arc::new(mcpush_core::adapters::memory::MemorySubscriptionStore::default());
+        let emulator = crate::ws::Emulator::start(jobs.clone(), subscriptions.clone(), mcpush_core::config::WsConfig::default()).await;
+        let mut child = std::process::Command::new(std::env::current_exe().expect("exe"))
+            .args(["--clients", &emulator.ws_url(), &n.to_string()])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn client process");
+        let lines = std::io::BufReader::new(child.stdout.take().expect("stdout")).lines();
+        let mut fleet = Self { n, jobs, subscriptions, emulator, child, lines, progress: 0 };
+        assert_eq!(fleet.next_line(), "ready", "clients connected and subscribed");
+        fleet
+    }
+
+    fn next_line(&mut self) -> String {
+        tokio::task::block_in_place(|| self.lines.next().and_then(Result::ok).unwrap_or_default())
+    }
+
+    /// Pushes the next change with `config`: the time until every client had it, and what
+    /// progress-push counted.
+    pub async fn push(&mut self, config: &mcpush_core::config::PushConfig) -> (std::time::Duration, mcpush_core::handlers::progress_push::PushStats) {
+        use mcpush_core::handlers::progress_push::{self, PushContext};
+        self.progress += 1;
+        let progress = self.progress;
+        let ctx = PushContext { jobs: self.jobs.as_ref(), subscriptions: self.subscriptions.as_ref(), pusher: self.emulator.pusher.as_ref(), config };
+        let event = change(progress);
+        let start = std::time::Instant::now();
+        let (_, stats) = progress_push::handle(&ctx, &event, mcpush_core::now_ms() / 1000).await;
+        let line = self.next_line();
+        let elapsed = start.elapsed();
+        assert_eq!(line, format!("round {progress}"), "every client got round {progress}");
+        (elapsed, stats)
+    }
+}
+
+impl Drop for Fleet {
+    fn drop(&mut self) {
+        drop(self.child.stdin.take());
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
