@@ -142,9 +142,10 @@ async fn the_fault_switch_answers_429_or_500_and_the_pusher_calls_them_retryable
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_burst_of_connects_above_the_connect_rate_gets_429_at_the_handshake() {
     use mcpush_local::apigw_ws::{Rate, RequestLimits};
-    // GIVEN APIGW_CONNECT_RATE = 5 (a bucket of 5, refilled at 5/s)
+    // GIVEN a connect bucket of 5 refilled at 1/s (slow, so that a loaded machine's slow
+    // handshakes cannot earn a sixth token during the burst)
     let (recorder, api, base) = start().await;
-    api.set_request_limits(RequestLimits { connect_rate: Some(Rate { per_second: 5.0, burst: 5.0 }), ..RequestLimits::default() });
+    api.set_request_limits(RequestLimits { connect_rate: Some(Rate { per_second: 1.0, burst: 5.0 }), ..RequestLimits::default() });
     let url = base.replace("http://", "ws://") + "/ws";
 
     // WHEN 8 clients connect at once
@@ -171,14 +172,15 @@ async fn a_burst_of_connects_above_the_connect_rate_gets_429_at_the_handshake() 
 #[tokio::test]
 async fn posts_take_the_latency_and_above_the_post_rate_answer_429_too_many_requests() {
     use mcpush_local::apigw_ws::{Rate, RequestLimits};
-    // GIVEN a connection, then APIGW_POST_LATENCY_MS = 30, APIGW_POST_RATE = 1, APIGW_POST_BURST = 3
+    // GIVEN a connection, then APIGW_POST_LATENCY_MS = 30 and a post bucket of 3 refilled at one
+    // per 10 s (so the five posts cannot earn a token back, however slow the machine)
     let (recorder, api, base) = start().await;
     let pusher = local_pusher(&base);
     let mut client = Client::connect_raw(&(base.replace("http://", "ws://") + "/ws"), None).await.unwrap();
     wait_for(&recorder, 1).await;
     let id = api.connection_ids().pop().unwrap();
     let latency = Duration::from_millis(30);
-    api.set_request_limits(RequestLimits { post_latency: (latency, latency), post_rate: Some(Rate { per_second: 1.0, burst: 3.0 }), connect_rate: None });
+    api.set_request_limits(RequestLimits { post_latency: (latency, latency), post_rate: Some(Rate { per_second: 0.1, burst: 3.0 }), connect_rate: None });
 
     // WHEN five posts go one after the other
     let mut outcomes = Vec::new();

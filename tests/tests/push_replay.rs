@@ -234,7 +234,7 @@ async fn with_a_slow_api_the_push_raises_its_posts_in_flight_and_a_fixed_window_
 async fn under_api_gateways_throttle_the_push_backs_off_and_loses_nothing() {
     use mcpush_local::apigw_ws::{Rate, RequestLimits};
     use std::sync::atomic::Ordering::Relaxed;
-    // GIVEN 150 subscribers and an API that takes 10 ms a post and allows 300 posts/s, burst 20
+    // GIVEN 150 subscribers and an API that takes 10 ms a post and allows 100 posts/s, burst 20
     let s = setup().await;
     let mut clients = Vec::new();
     for _ in 0..150 {
@@ -242,7 +242,7 @@ async fn under_api_gateways_throttle_the_push_backs_off_and_loses_nothing() {
     }
     s.emulator.api.set_request_limits(RequestLimits {
         post_latency: (Duration::from_millis(10), Duration::from_millis(10)),
-        post_rate: Some(Rate { per_second: 300.0, burst: 20.0 }),
+        post_rate: Some(Rate { per_second: 100.0, burst: 20.0 }),
         connect_rate: None,
     });
 
