@@ -33,6 +33,15 @@ async fn setup() -> Setup {
 }
 
 impl Setup {
+    /// `n` subscribers of `input_file`.
+    async fn subscribers(&self, input_file: &str, n: usize) -> Vec<Client> {
+        let mut clients = Vec::with_capacity(n);
+        for _ in 0..n {
+            clients.push(self.subscriber(input_file).await);
+        }
+        clients
+    }
+
     async fn subscriber(&self, input_file: &str) -> Client {
         let mut client = self.emulator.client().await;
         assert_eq!(client.subscribe(input_file).await, json!({"type": "subscribed", "input_file": input_file}));
@@ -185,10 +194,7 @@ async fn a_vanished_connection_loses_its_subscriptions_on_the_next_push() {
 #[tokio::test]
 async fn throttling_and_server_errors_are_retried_until_delivered() {
     let s = setup().await;
-    let mut clients = Vec::new();
-    for _ in 0..20 {
-        clients.push(s.subscriber(BBB).await);
-    }
+    let mut clients = s.subscribers(BBB, 20).await;
     s.emulator.api.set_fault_rate(0.2);
     let config = PushConfig { concurrency: 8, retry: RetryPolicy { max_attempts: 10, backoff_base_ms: 1 }, ..PushConfig::default() };
     let (response, stats) = s.push_with("modify-complete.json", config).await;
@@ -206,10 +212,7 @@ async fn with_a_slow_api_the_push_raises_its_posts_in_flight_and_a_fixed_window_
     use std::sync::atomic::Ordering::Relaxed;
     // GIVEN 200 subscribers and an API that takes 50 ms a post
     let s = setup().await;
-    let mut clients = Vec::new();
-    for _ in 0..200 {
-        clients.push(s.subscriber(BBB).await);
-    }
+    let mut clients = s.subscribers(BBB, 200).await;
     let latency = Duration::from_millis(50);
     s.emulator.api.set_request_limits(RequestLimits { post_latency: (latency, latency), ..RequestLimits::default() });
     let retry = RetryPolicy { max_attempts: 2, backoff_base_ms: 1 };
@@ -236,10 +239,7 @@ async fn under_api_gateways_throttle_the_push_backs_off_and_loses_nothing() {
     use std::sync::atomic::Ordering::Relaxed;
     // GIVEN 150 subscribers and an API that takes 10 ms a post and allows 100 posts/s, burst 20
     let s = setup().await;
-    let mut clients = Vec::new();
-    for _ in 0..150 {
-        clients.push(s.subscriber(BBB).await);
-    }
+    let mut clients = s.subscribers(BBB, 150).await;
     s.emulator.api.set_request_limits(RequestLimits {
         post_latency: (Duration::from_millis(10), Duration::from_millis(10)),
         post_rate: Some(Rate { per_second: 100.0, burst: 20.0 }),
@@ -264,10 +264,7 @@ async fn under_api_gateways_throttle_the_push_backs_off_and_loses_nothing() {
 async fn push_rate_limit_caps_the_posts_per_second() {
     // GIVEN 40 subscribers and PUSH_RATE_LIMIT = 200 posts/s
     let s = setup().await;
-    let mut clients = Vec::new();
-    for _ in 0..40 {
-        clients.push(s.subscriber(BBB).await);
-    }
+    let mut clients = s.subscribers(BBB, 40).await;
     let config = PushConfig { rate_limit: Some(200), ..PushConfig::default() };
     // WHEN one change is pushed
     let started = std::time::Instant::now();

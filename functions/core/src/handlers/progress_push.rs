@@ -17,11 +17,10 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
+use std::time::Duration;
 
 use aws_lambda_events::dynamodb::EventRecord;
 use aws_lambda_events::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
-use std::time::Duration;
-
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
 use serde_json::Value;
@@ -62,11 +61,14 @@ struct Change {
 /// Newest state per job id.
 type Changes = BTreeMap<String, Change>;
 
+/// A job and when MediaConvert reported the state pushed for it (`EndToEndLagMs`).
+type PushedJob = (String, Option<u64>);
+
 /// One message for one connection: a `status`, or a batched connection's `statuses`.
 struct Delivery {
     /// The jobs whose state the message carries, each with when MediaConvert reported that
     /// state (`EndToEndLagMs`).
-    jobs: Vec<(String, Option<u64>)>,
+    jobs: Vec<PushedJob>,
     connection_id: String,
     message: Arc<str>,
 }
@@ -162,7 +164,7 @@ async fn address(ctx: &PushContext<'_>, changes: &Changes, now_secs: u64) -> (Ve
     let mut deliveries = Vec::new();
     let mut failed_jobs = BTreeSet::new();
     // A batched connection's updates (job, event time, serialized update), across files.
-    let mut batched: BTreeMap<String, Vec<(String, Option<u64>, String)>> = BTreeMap::new();
+    let mut batched: BTreeMap<String, Vec<(PushedJob, String)>> = BTreeMap::new();
     for (file, found) in lookups {
         let file = file.as_str();
         let records = by_file.get(file).map(Vec::as_slice).unwrap_or_default();
@@ -182,11 +184,12 @@ async fn address(ctx: &PushContext<'_>, changes: &Changes, now_secs: u64) -> (Ve
             }
             let update = StatusUpdate::new(file, record);
             let job = (record.job_id.clone(), record.event_at);
-            let mut message: Option<Arc<str>> = None;
+            // Each form is serialized once, when a watcher first needs it.
+            let (mut message, mut element): (Option<Arc<str>>, Option<String>) = (None, None);
             for watcher in &watchers {
                 if watcher.batch {
-                    let json = serde_json::to_string(&update).unwrap_or_default();
-                    batched.entry(watcher.connection_id.clone()).or_default().push((job.0.clone(), job.1, json));
+                    let element = element.get_or_insert_with(|| serde_json::to_string(&update).unwrap_or_default()).clone();
+                    batched.entry(watcher.connection_id.clone()).or_default().push((job.clone(), element));
                 } else {
                     let message = message.get_or_insert_with(|| ServerMessage::Status(update.clone()).to_json().into()).clone();
                     deliveries.push(Delivery { jobs: vec![job.clone()], connection_id: watcher.connection_id.clone(), message });
@@ -202,9 +205,9 @@ async fn address(ctx: &PushContext<'_>, changes: &Changes, now_secs: u64) -> (Ve
 
 /// A batched connection's updates as `statuses` messages of at most 128 KB, each naming the jobs
 /// it carries.
-fn batch_deliveries(connection_id: String, updates: Vec<(String, Option<u64>, String)>) -> Vec<Delivery> {
-    let json: Vec<String> = updates.iter().map(|u| u.2.clone()).collect();
-    let mut jobs = updates.into_iter().map(|(job, at, _)| (job, at));
+fn batch_deliveries(connection_id: String, updates: Vec<(PushedJob, String)>) -> Vec<Delivery> {
+    let (jobs, json): (Vec<_>, Vec<_>) = updates.into_iter().unzip();
+    let mut jobs = jobs.into_iter();
     statuses_messages(&json, MAX_MESSAGE_BYTES)
         .into_iter()
         .map(|(message, count)| {
