@@ -9,8 +9,9 @@
 //!
 //! "Files of connection C" is a Query on the table; "connections of file F" is a Query on the
 //! sparse index `InputFileIndex` (PK `InputFile`, SK `ConnectionId`, projecting `ExpiresAt` and
-//! `Batch`), which holds subscriptions only. An input file never contains a control character, so it never collides with the
-//! connection item's sort key. Expired entries are filtered out until TTL deletes them.
+//! `Batch`), which holds subscriptions only. An input file never contains a control character,
+//! so it never collides with the connection item's sort key. Expired entries are filtered out
+//! until TTL deletes them.
 
 use std::collections::HashMap;
 
