@@ -4,6 +4,7 @@
 //! fail).
 
 use mcpush_core::domain::protocol::{MAX_MESSAGE_BYTES, ServerMessage, StatusUpdate, statuses_messages};
+use mcpush_core::domain::topic::Topic;
 use mcpush_core::domain::{JobRecord, JobStatus};
 use mcpush_tests::workspace;
 use mcpush_tests::ws::{assert_client_message, assert_server_message};
@@ -40,10 +41,12 @@ fn the_messages_the_server_builds_are_described() {
     };
     let error = JobRecord { job_status: JobStatus::Error, error_code: Some(1010), error_message: Some("x".repeat(10_000)), ..JobRecord::submitted("1700000000001-abcdef") };
     for message in [
-        ServerMessage::Subscribed { input_file: "a.mp4".into() },
-        ServerMessage::Unsubscribed { input_file: "a.mp4".into() },
+        ServerMessage::Subscribed { topic: Topic::File("a.mp4".into()) },
+        ServerMessage::Unsubscribed { topic: Topic::File("a.mp4".into()) },
+        ServerMessage::Subscribed { topic: Topic::Prefix("uploads/u1/".into()) },
+        ServerMessage::Unsubscribed { topic: Topic::Prefix("uploads/u1/".into()) },
         ServerMessage::Pong,
-        ServerMessage::Error { message: "missing \"input_file\"".into() },
+        ServerMessage::Error { message: "missing \"input_file\" or \"prefix\"".into() },
         ServerMessage::status("a.mp4", &complete),
         ServerMessage::status("b.mp4", &error),
     ] {
@@ -70,6 +73,12 @@ fn messages_that_break_the_protocol_are_refused() {
     assert!(refused(assert_client_message, json!({"action": "subscribe", "input_file": ""})));
     assert!(refused(assert_client_message, json!({"action": "subscribe", "input_file": "a\u{7}b"})));
     assert!(refused(assert_client_message, json!({"action": "subscribe", "input_file": "a", "batch": "yes"})));
+    // a file that is a folder, a prefix that is not one, both at once, a confirmation naming both
+    assert!(refused(assert_client_message, json!({"action": "subscribe", "input_file": "a/"})));
+    assert!(refused(assert_client_message, json!({"action": "subscribe", "prefix": "a"})));
+    assert!(refused(assert_client_message, json!({"action": "subscribe", "prefix": "a/", "input_file": "a/b.mp4"})));
+    assert!(refused(assert_client_message, json!({"action": "unsubscribe", "prefix": ""})));
+    assert!(refused(assert_server_message, json!({"type": "subscribed", "prefix": "a/", "input_file": "a/b.mp4"})));
     assert!(refused(assert_client_message, json!({"action": "dance"})));
 }
 

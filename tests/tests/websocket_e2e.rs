@@ -174,7 +174,7 @@ async fn every_bad_message_gets_its_error_and_the_connection_stays_open() {
         ("[]", "message must be a JSON object"),
         (r#"{"input_file":"a.mp4"}"#, "missing \"action\" (expected subscribe, unsubscribe or ping)"),
         (r#"{"action":"dance"}"#, "unknown action \"dance\" (expected subscribe, unsubscribe or ping)"),
-        (r#"{"action":"subscribe"}"#, "missing \"input_file\""),
+        (r#"{"action":"subscribe"}"#, "missing \"input_file\" or \"prefix\""),
         (r#"{"action":"subscribe","input_file":42}"#, "\"input_file\" must be a string"),
         (r#"{"action":"unsubscribe","input_file":""}"#, "\"input_file\" is empty"),
         (long.as_str(), "\"input_file\" is longer than 1024 bytes"),
@@ -187,7 +187,7 @@ async fn every_bad_message_gets_its_error_and_the_connection_stays_open() {
     assert_eq!(client.subscribe("b.mp4").await["type"], "subscribed");
     assert_eq!(
         client.subscribe("c.mp4").await,
-        json!({"type": "error", "message": "subscription limit reached: at most 2 files per connection"})
+        json!({"type": "error", "message": "subscription limit reached: at most 2 files or prefixes per connection"})
     );
     assert_eq!(client.ask(r#"{"action":"unsubscribe","input_file":"a.mp4"}"#).await, json!({"type": "unsubscribed", "input_file": "a.mp4"}));
     assert_eq!(client.subscribe("c.mp4").await["type"], "subscribed");

@@ -144,36 +144,57 @@ pub struct Watcher {
     pub batch: bool,
 }
 
-/// The subscriptions table: which connections watch which input files. Entries expire (TTL) with
-/// their connection, so nothing outlives API Gateway's two-hour connection limit.
+/// A file's job listed under one of its folders, for prefix snapshots.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FolderEntry {
+    pub folder: String,
+    pub input_file: String,
+    pub job_id: String,
+    pub job_order: u64,
+    /// Epoch seconds after which the entry is no longer listed (and TTL deletes it).
+    pub expires_at: u64,
+}
+
+/// The subscriptions table: which connections watch which topics (an input file, or a folder
+/// ending in `/`: [`crate::domain::topic::Topic`]), and which files were recently active under
+/// each folder. Entries expire (TTL) with their connection, so nothing outlives API Gateway's
+/// two-hour connection limit.
 #[async_trait]
 pub trait SubscriptionStore: Send + Sync {
     /// Records a new connection, expiring at `expires_at` (epoch seconds).
     async fn add_connection(&self, connection_id: &str, expires_at: u64) -> Result<(), StoreError>;
 
-    /// Subscribes a connection to a file, up to `max_per_connection` files per connection, with
+    /// Subscribes a connection to a topic, up to `max_per_connection` topics per connection, with
     /// its updates one by one or `batch`ed; subscribing again keeps the subscription and takes
     /// the new `batch`.
-    async fn subscribe(&self, connection_id: &str, input_file: &str, expires_at: u64, max_per_connection: usize, batch: bool)
+    async fn subscribe(&self, connection_id: &str, topic: &str, expires_at: u64, max_per_connection: usize, batch: bool)
     -> Result<SubscribeOutcome, StoreError>;
 
     /// Returns whether the subscription existed.
-    async fn unsubscribe(&self, connection_id: &str, input_file: &str) -> Result<bool, StoreError>;
+    async fn unsubscribe(&self, connection_id: &str, topic: &str) -> Result<bool, StoreError>;
 
-    /// Connections subscribed to `input_file` whose entries have not expired at `now_secs`, and
-    /// how each takes its updates.
-    async fn watchers(&self, input_file: &str, now_secs: u64) -> Result<Vec<Watcher>, StoreError>;
+    /// Connections subscribed to `topic` whose entries have not expired at `now_secs`, and how
+    /// each takes its updates.
+    async fn watchers(&self, topic: &str, now_secs: u64) -> Result<Vec<Watcher>, StoreError>;
 
     /// The connection ids of [`SubscriptionStore::watchers`].
-    async fn subscribers(&self, input_file: &str, now_secs: u64) -> Result<Vec<String>, StoreError> {
-        Ok(self.watchers(input_file, now_secs).await?.into_iter().map(|w| w.connection_id).collect())
+    async fn subscribers(&self, topic: &str, now_secs: u64) -> Result<Vec<String>, StoreError> {
+        Ok(self.watchers(topic, now_secs).await?.into_iter().map(|w| w.connection_id).collect())
     }
 
-    /// Files a connection is subscribed to.
+    /// Topics a connection is subscribed to.
     async fn subscriptions(&self, connection_id: &str) -> Result<Vec<String>, StoreError>;
 
     /// Forgets a connection and all its subscriptions; returns how many subscriptions it had.
     async fn remove_connection(&self, connection_id: &str) -> Result<usize, StoreError>;
+
+    /// Lists jobs under folders (the index prefix snapshots read); writing an entry again
+    /// replaces its expiry.
+    async fn index_files(&self, entries: &[FolderEntry]) -> Result<(), StoreError>;
+
+    /// Up to `limit` distinct files listed under `folder` and unexpired at `now_secs`, the file
+    /// with the newest job first: a Query, never a Scan.
+    async fn recent_files(&self, folder: &str, now_secs: u64, limit: usize) -> Result<Vec<String>, StoreError>;
 }
 
 /// Why a post to a connection failed.

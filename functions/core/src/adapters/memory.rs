@@ -10,7 +10,7 @@ use async_trait::async_trait;
 use tokio::sync::mpsc;
 
 use crate::domain::{JobPointer, JobRecord, JobUpdate};
-use crate::ports::{Applied, JobStore, StoreError, SubscribeOutcome, SubscriptionStore, Watcher};
+use crate::ports::{Applied, FolderEntry, JobStore, StoreError, SubscribeOutcome, SubscriptionStore, Watcher};
 
 /// One change of a status item, in write order.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -136,9 +136,13 @@ impl JobStore for MemoryJobStore {
 type ConnectionEntry = (u64, std::collections::BTreeMap<String, (u64, bool)>);
 
 /// An in-memory [`SubscriptionStore`] with the DynamoDB adapter's semantics.
+/// A folder's listed jobs: `(job order, job id)` → `(input file, expires at)`.
+type FolderListing = std::collections::BTreeMap<(u64, String), (String, u64)>;
+
 #[derive(Default)]
 pub struct MemorySubscriptionStore {
     connections: Mutex<HashMap<String, ConnectionEntry>>,
+    folders: Mutex<HashMap<String, FolderListing>>,
 }
 
 #[async_trait]
@@ -148,32 +152,32 @@ impl SubscriptionStore for MemorySubscriptionStore {
         Ok(())
     }
 
-    async fn subscribe(&self, connection_id: &str, input_file: &str, expires_at: u64, max_per_connection: usize, batch: bool)
+    async fn subscribe(&self, connection_id: &str, topic: &str, expires_at: u64, max_per_connection: usize, batch: bool)
     -> Result<SubscribeOutcome, StoreError> {
         let mut connections = self.connections.lock().map_err(poisoned)?;
         let files = &mut connections.entry(connection_id.to_owned()).or_default().1;
-        Ok(if let Some(existing) = files.get_mut(input_file) {
+        Ok(if let Some(existing) = files.get_mut(topic) {
             *existing = (expires_at, batch);
             SubscribeOutcome::AlreadySubscribed
         } else if files.len() >= max_per_connection {
             SubscribeOutcome::LimitReached
         } else {
-            files.insert(input_file.to_owned(), (expires_at, batch));
+            files.insert(topic.to_owned(), (expires_at, batch));
             SubscribeOutcome::Added
         })
     }
 
-    async fn unsubscribe(&self, connection_id: &str, input_file: &str) -> Result<bool, StoreError> {
+    async fn unsubscribe(&self, connection_id: &str, topic: &str) -> Result<bool, StoreError> {
         let mut connections = self.connections.lock().map_err(poisoned)?;
-        Ok(connections.get_mut(connection_id).is_some_and(|(_, files)| files.remove(input_file).is_some()))
+        Ok(connections.get_mut(connection_id).is_some_and(|(_, files)| files.remove(topic).is_some()))
     }
 
-    async fn watchers(&self, input_file: &str, now_secs: u64) -> Result<Vec<Watcher>, StoreError> {
+    async fn watchers(&self, topic: &str, now_secs: u64) -> Result<Vec<Watcher>, StoreError> {
         let connections = self.connections.lock().map_err(poisoned)?;
         let mut watchers: Vec<Watcher> = connections
             .iter()
             .filter_map(|(id, (_, files))| {
-                let &(expires, batch) = files.get(input_file)?;
+                let &(expires, batch) = files.get(topic)?;
                 (expires > now_secs).then(|| Watcher { connection_id: id.clone(), batch })
             })
             .collect();
@@ -188,6 +192,31 @@ impl SubscriptionStore for MemorySubscriptionStore {
 
     async fn remove_connection(&self, connection_id: &str) -> Result<usize, StoreError> {
         Ok(self.connections.lock().map_err(poisoned)?.remove(connection_id).map(|(_, files)| files.len()).unwrap_or(0))
+    }
+
+    async fn index_files(&self, entries: &[FolderEntry]) -> Result<(), StoreError> {
+        let mut folders = self.folders.lock().map_err(poisoned)?;
+        for e in entries {
+            folders.entry(e.folder.clone()).or_default().insert((e.job_order, e.job_id.clone()), (e.input_file.clone(), e.expires_at));
+        }
+        Ok(())
+    }
+
+    async fn recent_files(&self, folder: &str, now_secs: u64, limit: usize) -> Result<Vec<String>, StoreError> {
+        let mut folders = self.folders.lock().map_err(poisoned)?;
+        let Some(listing) = folders.get_mut(folder) else { return Ok(Vec::new()) };
+        // What TTL would have deleted by now goes, so a busy folder does not grow without bound.
+        listing.retain(|_, (_, expires)| *expires > now_secs);
+        let mut files: Vec<String> = Vec::new();
+        for (file, _) in listing.values().rev() {
+            if files.len() == limit {
+                break;
+            }
+            if !files.contains(file) {
+                files.push(file.clone());
+            }
+        }
+        Ok(files)
     }
 }
 

@@ -13,6 +13,7 @@ pub mod protocol;
 pub mod s3_key;
 pub mod status;
 pub mod token;
+pub mod topic;
 pub mod upload;
 
 pub use job::{

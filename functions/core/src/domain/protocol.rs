@@ -3,6 +3,7 @@
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::domain::topic::{self, MAX_FOLDER_DEPTH, Topic};
 use crate::domain::{JobRecord, StatusView};
 
 /// Longest accepted `input_file`, in UTF-8 bytes (an S3 key's limit).
@@ -20,9 +21,9 @@ pub const CUT_MARKER: &str = " [...cut; GET /media/status has the whole message]
 /// A valid message from a browser.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ClientMessage {
-    /// `batch`: the connection takes this file's updates in `statuses` messages, one per push.
-    Subscribe { input_file: String, token: Option<String>, batch: bool },
-    Unsubscribe { input_file: String },
+    /// `batch`: the connection takes this topic's updates in `statuses` messages, one per push.
+    Subscribe { topic: Topic, token: Option<String>, batch: bool },
+    Unsubscribe { topic: Topic },
     Ping,
 }
 
@@ -37,16 +38,24 @@ pub enum ProtocolError {
     MissingAction,
     #[error("unknown action {0:?} (expected subscribe, unsubscribe or ping)")]
     UnknownAction(String),
-    #[error("missing \"input_file\"")]
-    MissingInputFile,
-    #[error("\"input_file\" must be a string")]
-    InputFileNotString,
-    #[error("\"input_file\" is empty")]
-    EmptyInputFile,
-    #[error("\"input_file\" is longer than {MAX_INPUT_FILE_BYTES} bytes")]
-    InputFileTooLong,
-    #[error("\"input_file\" contains a control character")]
-    ControlCharacter,
+    #[error("missing \"input_file\" or \"prefix\"")]
+    MissingTopic,
+    #[error("give \"input_file\" or \"prefix\", not both")]
+    BothTopics,
+    #[error("\"{0}\" must be a string")]
+    NotString(&'static str),
+    #[error("\"{0}\" is empty")]
+    Empty(&'static str),
+    #[error("\"{0}\" is longer than {MAX_INPUT_FILE_BYTES} bytes")]
+    TooLong(&'static str),
+    #[error("\"{0}\" contains a control character")]
+    ControlCharacter(&'static str),
+    #[error("\"input_file\" ends with \"/\": that is a folder, subscribe to it with \"prefix\"")]
+    FileIsFolder,
+    #[error("\"prefix\" must end with \"/\": it names a folder")]
+    PrefixNotFolder,
+    #[error("\"prefix\" is deeper than {MAX_FOLDER_DEPTH} folders")]
+    PrefixTooDeep,
     #[error("\"token\" must be a string")]
     TokenNotString,
     #[error("\"batch\" must be true or false")]
@@ -76,32 +85,62 @@ impl ClientMessage {
                     Some(Value::Bool(batch)) => *batch,
                     Some(_) => return Err(ProtocolError::BatchNotBool),
                 };
-                Ok(Self::Subscribe { input_file: input_file(object)?, token, batch })
+                Ok(Self::Subscribe { topic: topic(object)?, token, batch })
             }
-            "unsubscribe" => Ok(Self::Unsubscribe { input_file: input_file(object)? }),
+            "unsubscribe" => Ok(Self::Unsubscribe { topic: topic(object)? }),
             other => Err(ProtocolError::UnknownAction(other.to_owned())),
         }
     }
 }
 
-fn input_file(object: &serde_json::Map<String, Value>) -> Result<String, ProtocolError> {
-    let file = match object.get("input_file") {
-        None | Some(Value::Null) => return Err(ProtocolError::MissingInputFile),
-        Some(Value::String(file)) => file,
-        Some(_) => return Err(ProtocolError::InputFileNotString),
+/// The message's `input_file` or `prefix`, validated.
+fn topic(object: &serde_json::Map<String, Value>) -> Result<Topic, ProtocolError> {
+    let field = |name: &'static str| match object.get(name) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(text)) => Ok(Some(text.clone())),
+        Some(_) => Err(ProtocolError::NotString(name)),
     };
-    validate_input_file(file)?;
-    Ok(file.clone())
+    match (field("input_file")?, field("prefix")?) {
+        (Some(file), None) => {
+            validate_input_file(&file)?;
+            if file.ends_with('/') {
+                return Err(ProtocolError::FileIsFolder);
+            }
+            Ok(Topic::File(file))
+        }
+        (None, Some(prefix)) => {
+            validate_prefix(&prefix)?;
+            Ok(Topic::Prefix(prefix))
+        }
+        (None, None) => Err(ProtocolError::MissingTopic),
+        (Some(_), Some(_)) => Err(ProtocolError::BothTopics),
+    }
 }
 
 /// Non-empty, at most 1,024 bytes of UTF-8, no control characters.
 pub fn validate_input_file(file: &str) -> Result<(), ProtocolError> {
-    if file.is_empty() {
-        Err(ProtocolError::EmptyInputFile)
-    } else if file.len() > MAX_INPUT_FILE_BYTES {
-        Err(ProtocolError::InputFileTooLong)
-    } else if file.chars().any(char::is_control) {
-        Err(ProtocolError::ControlCharacter)
+    validate_text("input_file", file)
+}
+
+/// As an input file, and a folder: it ends with `/` and is at most [`MAX_FOLDER_DEPTH`] deep.
+pub fn validate_prefix(prefix: &str) -> Result<(), ProtocolError> {
+    validate_text("prefix", prefix)?;
+    if !prefix.ends_with('/') {
+        Err(ProtocolError::PrefixNotFolder)
+    } else if topic::depth(prefix) > MAX_FOLDER_DEPTH {
+        Err(ProtocolError::PrefixTooDeep)
+    } else {
+        Ok(())
+    }
+}
+
+fn validate_text(field: &'static str, text: &str) -> Result<(), ProtocolError> {
+    if text.is_empty() {
+        Err(ProtocolError::Empty(field))
+    } else if text.len() > MAX_INPUT_FILE_BYTES {
+        Err(ProtocolError::TooLong(field))
+    } else if text.chars().any(char::is_control) {
+        Err(ProtocolError::ControlCharacter(field))
     } else {
         Ok(())
     }
@@ -129,8 +168,15 @@ impl StatusUpdate {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ServerMessage {
-    Subscribed { input_file: String },
-    Unsubscribed { input_file: String },
+    /// `"input_file": …` or `"prefix": …`, as subscribed.
+    Subscribed {
+        #[serde(flatten)]
+        topic: Topic,
+    },
+    Unsubscribed {
+        #[serde(flatten)]
+        topic: Topic,
+    },
     Pong,
     Error { message: String },
     Status(StatusUpdate),
@@ -228,46 +274,72 @@ mod tests {
         assert_eq!(ClientMessage::parse(r#"{"action":"ping"}"#), Ok(ClientMessage::Ping));
         assert_eq!(
             ClientMessage::parse(r#"{"action":"subscribe","input_file":"Big Buck Bunny.mp4"}"#),
-            Ok(ClientMessage::Subscribe { input_file: "Big Buck Bunny.mp4".into(), token: None, batch: false })
+            Ok(ClientMessage::Subscribe { topic: Topic::File("Big Buck Bunny.mp4".into()), token: None, batch: false })
         );
         assert_eq!(
             ClientMessage::parse(r#"{"action":"unsubscribe","input_file":"動画.mp4"}"#),
-            Ok(ClientMessage::Unsubscribe { input_file: "動画.mp4".into() })
+            Ok(ClientMessage::Unsubscribe { topic: Topic::File("動画.mp4".into()) })
         );
     }
 
     #[test]
     fn every_malformed_message_names_its_fault() {
         let long = format!(r#"{{"action":"subscribe","input_file":"{}"}}"#, "あ".repeat(342));
-        let cases: [(&str, ProtocolError); 11] = [
+        let deep = format!(r#"{{"action":"subscribe","prefix":"{}"}}"#, "d/".repeat(MAX_FOLDER_DEPTH + 1));
+        let cases: [(&str, ProtocolError); 18] = [
             ("{", ProtocolError::NotJson("EOF while parsing an object at line 1 column 1".into())),
             ("[1]", ProtocolError::NotObject),
             (r#"{"input_file":"a"}"#, ProtocolError::MissingAction),
             (r#"{"action":"dance"}"#, ProtocolError::UnknownAction("dance".into())),
-            (r#"{"action":"subscribe"}"#, ProtocolError::MissingInputFile),
-            (r#"{"action":"subscribe","input_file":7}"#, ProtocolError::InputFileNotString),
-            (r#"{"action":"unsubscribe","input_file":""}"#, ProtocolError::EmptyInputFile),
-            (&long, ProtocolError::InputFileTooLong),
-            (r#"{"action":"subscribe","input_file":"a\u0007b"}"#, ProtocolError::ControlCharacter),
+            (r#"{"action":"subscribe"}"#, ProtocolError::MissingTopic),
+            (r#"{"action":"subscribe","input_file":7}"#, ProtocolError::NotString("input_file")),
+            (r#"{"action":"unsubscribe","input_file":""}"#, ProtocolError::Empty("input_file")),
+            (&long, ProtocolError::TooLong("input_file")),
+            (r#"{"action":"subscribe","input_file":"a\u0007b"}"#, ProtocolError::ControlCharacter("input_file")),
             (r#"{"action":"subscribe","input_file":"a","token":1}"#, ProtocolError::TokenNotString),
             (r#"{"action":"subscribe","input_file":"a","batch":"yes"}"#, ProtocolError::BatchNotBool),
+            (r#"{"action":"subscribe","input_file":"uploads/"}"#, ProtocolError::FileIsFolder),
+            (r#"{"action":"subscribe","input_file":"a.mp4","prefix":"a/"}"#, ProtocolError::BothTopics),
+            (r#"{"action":"subscribe","prefix":"uploads"}"#, ProtocolError::PrefixNotFolder),
+            (r#"{"action":"unsubscribe","prefix":""}"#, ProtocolError::Empty("prefix")),
+            (r#"{"action":"subscribe","prefix":["a/"]}"#, ProtocolError::NotString("prefix")),
+            (r#"{"action":"subscribe","prefix":"a\u0000/"}"#, ProtocolError::ControlCharacter("prefix")),
+            (&deep, ProtocolError::PrefixTooDeep),
         ];
         for (body, expected) in cases {
             assert_eq!(ClientMessage::parse(body), Err(expected), "{body}");
         }
         let exactly_1024 = format!(r#"{{"action":"subscribe","input_file":"{}"}}"#, "a".repeat(1024));
         assert!(ClientMessage::parse(&exactly_1024).is_ok());
+        let deepest = format!(r#"{{"action":"subscribe","prefix":"{}"}}"#, "d/".repeat(MAX_FOLDER_DEPTH));
+        assert!(ClientMessage::parse(&deepest).is_ok());
+    }
+
+    #[test]
+    fn a_prefix_names_a_folder() {
+        assert_eq!(
+            ClientMessage::parse(r#"{"action":"subscribe","prefix":"uploads/u1/","batch":true,"token":"t"}"#),
+            Ok(ClientMessage::Subscribe { topic: Topic::Prefix("uploads/u1/".into()), token: Some("t".into()), batch: true })
+        );
+        assert_eq!(
+            ClientMessage::parse(r#"{"action":"unsubscribe","prefix":"uploads/u1/","input_file":null}"#),
+            Ok(ClientMessage::Unsubscribe { topic: Topic::Prefix("uploads/u1/".into()) })
+        );
+        assert_eq!(
+            ServerMessage::Subscribed { topic: Topic::Prefix("uploads/u1/".into()) }.to_json(),
+            r#"{"type":"subscribed","prefix":"uploads/u1/"}"#
+        );
     }
 
     #[test]
     fn batch_is_opt_in() {
         assert_eq!(
             ClientMessage::parse(r#"{"action":"subscribe","input_file":"a.mp4","batch":true}"#),
-            Ok(ClientMessage::Subscribe { input_file: "a.mp4".into(), token: None, batch: true })
+            Ok(ClientMessage::Subscribe { topic: Topic::File("a.mp4".into()), token: None, batch: true })
         );
         assert_eq!(
             ClientMessage::parse(r#"{"action":"subscribe","input_file":"a.mp4","batch":null}"#),
-            Ok(ClientMessage::Subscribe { input_file: "a.mp4".into(), token: None, batch: false })
+            Ok(ClientMessage::Subscribe { topic: Topic::File("a.mp4".into()), token: None, batch: false })
         );
     }
 
@@ -310,7 +382,7 @@ mod tests {
     fn server_messages_are_tagged_by_type() {
         assert_eq!(ServerMessage::Pong.to_json(), r#"{"type":"pong"}"#);
         assert_eq!(
-            ServerMessage::Subscribed { input_file: "a.mp4".into() }.to_json(),
+            ServerMessage::Subscribed { topic: Topic::File("a.mp4".into()) }.to_json(),
             r#"{"type":"subscribed","input_file":"a.mp4"}"#
         );
     }

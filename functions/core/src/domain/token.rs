@@ -53,8 +53,7 @@ pub fn issue(secret: &[u8], scope: &str, expires: u64) -> String {
 /// `target` itself, then every folder above it, nearest first: `a/b/c.mp4` → `a/b/c.mp4`,
 /// `a/b/`, `a/`.
 fn scopes_covering(target: &str) -> impl Iterator<Item = &str> {
-    let folders = target.trim_end_matches('/').match_indices('/').map(|(i, _)| &target[..=i]).collect::<Vec<_>>();
-    std::iter::once(target).chain(folders.into_iter().rev())
+    std::iter::once(target).chain(super::topic::folders_above(target))
 }
 
 /// Checks, in constant time per candidate, that `token` covers `target` (a file or a folder).

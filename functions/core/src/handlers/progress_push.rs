@@ -1,16 +1,19 @@
 //! `progress-push`: the status table's DynamoDB stream → every connection subscribed to the
-//! changed job's input file.
+//! changed job's input file or to a folder above it (a prefix).
 //!
-//! A batch goes through four phases, a function each:
+//! A batch goes through five phases, a function each:
 //! 1. [`collect_changes`]: REMOVE records (TTL deletions included) and records whose old and new
 //!    images show the same state push nothing; each job's newest state is kept once; a malformed
 //!    record is logged and skipped (retrying it could never succeed);
-//! 2. [`address`]: subscribers are looked up once per file, and only the file's newest job is
-//!    pushed (a late event of an older job reaches nobody);
-//! 3. [`deliver`]: posts run with as many in flight as the API allows
+//! 2. [`address`]: watchers are looked up once per file and once per folder above the changed
+//!    files ([`watched_folders`]); only the file's newest job is pushed (a late event of an older
+//!    job reaches nobody), and each connection gets each update once;
+//! 3. [`index`]: a job whose status changed is listed under its folders, for prefix snapshots
+//!    (until ten minutes after it ends);
+//! 4. [`deliver`]: posts run with as many in flight as the API allows
 //!    ([`InFlightLimit`]: slow start, then AIMD on 429), under `PUSH_RATE_LIMIT` if set; 429 /
 //!    5xx are retried with exponential backoff and full jitter, a bounded number of times;
-//! 4. [`forget`]: 410 Gone drops the connection's subscriptions.
+//! 5. [`forget`]: 410 Gone drops the connection's subscriptions.
 //!
 //! A job still failing has its records reported in `batchItemFailures` ([`report`]), so Lambda
 //! retries only from there.
@@ -29,8 +32,9 @@ use super::batch::RecordBatch;
 use crate::config::PushConfig;
 use crate::domain::protocol::{MAX_MESSAGE_BYTES, ServerMessage, StatusUpdate, statuses_messages};
 use crate::domain::congestion::{InFlightLimit, Pacer};
+use crate::domain::topic::{RECENT_AFTER_FINAL_SECS, RECENT_WHILE_RUNNING_SECS, watched_folders};
 use crate::domain::{JobPointer, JobRecord, StatusView};
-use crate::ports::{JobStore, PushError, Pusher, StoreError, SubscriptionStore};
+use crate::ports::{FolderEntry, JobStore, PushError, Pusher, StoreError, SubscriptionStore, Watcher};
 use crate::metrics::{self, PUSH};
 
 pub struct PushContext<'a> {
@@ -56,6 +60,8 @@ pub struct PushStats {
 struct Change {
     record: JobRecord,
     sequence_numbers: Vec<String>,
+    /// Did a record of the batch change the job's status (or bring the job in)?
+    status_changed: bool,
 }
 
 /// Newest state per job id.
@@ -76,7 +82,8 @@ struct Delivery {
 pub async fn handle(ctx: &PushContext<'_>, event: &Value, now_secs: u64) -> (DynamoDbEventResponse, PushStats) {
     let mut stats = PushStats::default();
     let changes = collect_changes(event, &mut stats);
-    let (deliveries, mut failed_jobs) = address(ctx, &changes, now_secs).await;
+    let (deliveries, entries, mut failed_jobs) = address(ctx, &changes, now_secs).await;
+    index(ctx, &entries, &mut failed_jobs).await;
     let gone = deliver(ctx, deliveries, &mut stats, &mut failed_jobs).await;
     forget(ctx, gone).await;
     PUSH.count(metrics::PUSH_DELIVERED, stats.delivered);
@@ -97,7 +104,7 @@ fn view(record: &JobRecord) -> (Option<&str>, StatusView) {
 
 /// A record's new state, or `None` when it changes nothing a subscriber sees (REMOVE, TTL, or
 /// the same view in both images).
-fn changed_state(record: EventRecord) -> Result<Option<(JobRecord, Option<String>)>, String> {
+fn changed_state(record: EventRecord) -> Result<Option<(JobRecord, Option<String>, bool)>, String> {
     if record.event_name == "REMOVE" {
         return Ok(None);
     }
@@ -107,7 +114,8 @@ fn changed_state(record: EventRecord) -> Result<Option<(JobRecord, Option<String
     if old.as_ref().is_some_and(|old| view(old) == view(&new)) {
         return Ok(None);
     }
-    Ok(Some((new, record.change.sequence_number)))
+    let status_changed = old.is_none_or(|old| old.job_status != new.job_status);
+    Ok(Some((new, record.change.sequence_number, status_changed)))
 }
 
 /// Phase 1: each job's newest state, in stream order; malformed records are logged and skipped.
@@ -123,12 +131,13 @@ fn collect_changes(event: &Value, stats: &mut PushStats) -> Changes {
     let mut changes = Changes::new();
     for (index, record) in batch.typed::<EventRecord>() {
         match record.and_then(changed_state) {
-            Ok(Some((record, sequence_number))) => {
+            Ok(Some((record, sequence_number, status_changed))) => {
                 let change = changes
                     .entry(record.job_id.clone())
-                    .or_insert_with(|| Change { record: record.clone(), sequence_numbers: Vec::new() });
+                    .or_insert_with(|| Change { record: record.clone(), sequence_numbers: Vec::new(), status_changed: false });
                 change.record = record;
                 change.sequence_numbers.extend(sequence_number);
+                change.status_changed |= status_changed;
             }
             Ok(None) => stats.unchanged += 1,
             Err(reason) => {
@@ -141,58 +150,99 @@ fn collect_changes(event: &Value, stats: &mut PushStats) -> Changes {
     changes
 }
 
-/// Phase 2: one pointer and subscriber lookup per file (concurrently); a message for every
-/// subscriber of each file's newest job. Jobs whose lookup failed are returned to be retried.
-async fn address(ctx: &PushContext<'_>, changes: &Changes, now_secs: u64) -> (Vec<Delivery>, BTreeSet<String>) {
-    let mut by_file: BTreeMap<&str, Vec<&JobRecord>> = BTreeMap::new();
+/// Phase 2: one pointer and watcher lookup per file and one watcher lookup per folder above the
+/// files (all concurrently); a message for every connection watching each file's newest job,
+/// directly or through a prefix, once per connection; the folder entries of jobs whose status
+/// changed. Jobs whose lookups failed are returned to be retried.
+async fn address(ctx: &PushContext<'_>, changes: &Changes, now_secs: u64) -> (Vec<Delivery>, Vec<FolderEntry>, BTreeSet<String>) {
+    let mut by_file: BTreeMap<&str, Vec<&Change>> = BTreeMap::new();
     for change in changes.values() {
         if let Some(file) = &change.record.input_file {
-            by_file.entry(file.as_str()).or_default().push(&change.record);
+            by_file.entry(file.as_str()).or_default().push(change);
         }
     }
-    let files: Vec<String> = by_file.keys().map(|f| (*f).to_owned()).collect();
-    let lookups: Vec<(String, Result<_, StoreError>)> = futures::stream::iter(files)
+    // Owned names: futures that borrow them would not be `Send` for every lifetime.
+    let files: Vec<String> = by_file.keys().map(|file| (*file).to_owned()).collect();
+    let folders: BTreeSet<String> = by_file.keys().flat_map(|file| watched_folders(file)).map(str::to_owned).collect();
+    let concurrency = ctx.config.concurrency.max(1);
+    let file_lookups = futures::stream::iter(files)
         .map(|file| async move {
             let found = async { Ok((ctx.jobs.pointer(&file).await?, ctx.subscriptions.watchers(&file, now_secs).await?)) };
             let found = found.await;
             (file, found)
         })
-        .buffer_unordered(ctx.config.concurrency.max(1))
-        .collect()
-        .await;
+        .buffer_unordered(concurrency)
+        .collect::<Vec<(String, Result<_, StoreError>)>>();
+    let folder_lookups = futures::stream::iter(folders)
+        .map(|folder| async move {
+            let found = ctx.subscriptions.watchers(&folder, now_secs).await;
+            (folder, found)
+        })
+        .buffer_unordered(concurrency)
+        .collect::<BTreeMap<String, Result<Vec<Watcher>, StoreError>>>();
+    let (file_lookups, folder_watchers) = futures::join!(file_lookups, folder_lookups);
 
     let mut deliveries = Vec::new();
+    let mut entries = Vec::new();
     let mut failed_jobs = BTreeSet::new();
     // A batched connection's updates (job, event time, serialized update), across files.
     let mut batched: BTreeMap<String, Vec<(PushedJob, String)>> = BTreeMap::new();
-    for (file, found) in lookups {
+    for (file, found) in file_lookups {
         let file = file.as_str();
-        let records = by_file.get(file).map(Vec::as_slice).unwrap_or_default();
+        let changes = by_file.get(file).map(Vec::as_slice).unwrap_or_default();
+        let watched = watched_folders(file);
+        let found = found.and_then(|(pointer, mut watchers)| {
+            for folder in &watched {
+                match folder_watchers.get(*folder) {
+                    Some(Ok(more)) => watchers.extend(more.iter().cloned()),
+                    Some(Err(e)) => return Err(StoreError::Unavailable(format!("watchers of {folder}: {e}"))),
+                    None => {}
+                }
+            }
+            Ok((pointer, watchers))
+        });
         let (pointer, watchers) = match found {
             Ok(found) => found,
             Err(e) => {
-                tracing::error!(input_file = %file, error = %e, "subscriber lookup failed");
-                failed_jobs.extend(records.iter().map(|r| r.job_id.clone()));
+                tracing::error!(input_file = %file, error = %e, "watcher lookup failed");
+                failed_jobs.extend(changes.iter().map(|c| c.record.job_id.clone()));
                 continue;
             }
         };
-        for record in records {
+        // Each connection once; batched if any of its subscriptions that match is.
+        let mut connections: BTreeMap<String, bool> = BTreeMap::new();
+        for watcher in watchers {
+            *connections.entry(watcher.connection_id).or_default() |= watcher.batch;
+        }
+        for change in changes {
+            let record = &change.record;
+            let job_order = record.job_order.unwrap_or(0);
             let candidate = JobPointer { input_file: file.to_owned(), job_id: record.job_id.clone(), job_order: record.job_order };
             if pointer.as_ref().is_some_and(|p| p.job_id != record.job_id && !candidate.supersedes(p)) {
                 tracing::debug!(job_id = %record.job_id, "older job of its file: not pushed");
                 continue;
             }
+            if change.status_changed {
+                let listed_for = if record.job_status.is_final() { RECENT_AFTER_FINAL_SECS } else { RECENT_WHILE_RUNNING_SECS };
+                entries.extend(watched.iter().map(|folder| FolderEntry {
+                    folder: (*folder).to_owned(),
+                    input_file: file.to_owned(),
+                    job_id: record.job_id.clone(),
+                    job_order,
+                    expires_at: now_secs + listed_for,
+                }));
+            }
             let update = StatusUpdate::new(file, record);
             let job = (record.job_id.clone(), record.event_at);
             // Each form is serialized once, when a watcher first needs it.
             let (mut message, mut element): (Option<Arc<str>>, Option<String>) = (None, None);
-            for watcher in &watchers {
-                if watcher.batch {
+            for (connection_id, &batch) in &connections {
+                if batch {
                     let element = element.get_or_insert_with(|| serde_json::to_string(&update).unwrap_or_default()).clone();
-                    batched.entry(watcher.connection_id.clone()).or_default().push((job.clone(), element));
+                    batched.entry(connection_id.clone()).or_default().push((job.clone(), element));
                 } else {
                     let message = message.get_or_insert_with(|| ServerMessage::Status(update.clone()).to_json().into()).clone();
-                    deliveries.push(Delivery { jobs: vec![job.clone()], connection_id: watcher.connection_id.clone(), message });
+                    deliveries.push(Delivery { jobs: vec![job.clone()], connection_id: connection_id.clone(), message });
                 }
             }
         }
@@ -200,7 +250,19 @@ async fn address(ctx: &PushContext<'_>, changes: &Changes, now_secs: u64) -> (Ve
     for (connection_id, updates) in batched {
         deliveries.extend(batch_deliveries(connection_id, updates));
     }
-    (deliveries, failed_jobs)
+    (deliveries, entries, failed_jobs)
+}
+
+/// Phase 3: lists the jobs under their folders; if that fails, the jobs are retried so no prefix
+/// snapshot misses them.
+async fn index(ctx: &PushContext<'_>, entries: &[FolderEntry], failed_jobs: &mut BTreeSet<String>) {
+    if entries.is_empty() {
+        return;
+    }
+    if let Err(e) = ctx.subscriptions.index_files(entries).await {
+        tracing::error!(entries = entries.len(), error = %e, "folder index not written");
+        failed_jobs.extend(entries.iter().map(|e| e.job_id.clone()));
+    }
 }
 
 /// A batched connection's updates as `statuses` messages of at most 128 KB, each naming the jobs
@@ -217,7 +279,7 @@ fn batch_deliveries(connection_id: String, updates: Vec<(PushedJob, String)>) ->
         .collect()
 }
 
-/// Phase 3: posts with an adaptive number in flight and bounded retries; returns the connections
+/// Phase 4: posts with an adaptive number in flight and bounded retries; returns the connections
 /// that are gone.
 async fn deliver(
     ctx: &PushContext<'_>,
@@ -298,7 +360,7 @@ async fn deliver(
     gone
 }
 
-/// Phase 4: a gone connection's subscriptions go too.
+/// Phase 5: a gone connection's subscriptions go too.
 async fn forget(ctx: &PushContext<'_>, gone: BTreeSet<String>) {
     for connection in gone {
         if let Err(e) = ctx.subscriptions.remove_connection(&connection).await {

@@ -1,16 +1,20 @@
 //! `ws-connect`, `ws-disconnect` and `ws-message`: the WebSocket API's routes.
 //!
 //! Replies go back through the Management API (not as route responses), so a client always sees
-//! `subscribed` before the `status` snapshot that follows it.
+//! `subscribed` before the snapshot that follows it: the file's `status`, or for a prefix the
+//! `status` of each recently active file under it (one `statuses` message when batched).
 
 use aws_lambda_events::apigw::{ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest};
 use aws_lambda_events::encodings::Body;
 
 use crate::config::WsConfig;
-use crate::domain::protocol::{ClientMessage, ServerMessage};
+use futures::StreamExt;
+
+use crate::domain::protocol::{ClientMessage, MAX_MESSAGE_BYTES, ServerMessage, StatusUpdate, statuses_messages};
+use crate::domain::topic::{MAX_SNAPSHOT_FILES, Topic};
 use crate::domain::AllowedOrigins;
 use crate::domain::identity::{SUB_CLAIM, Subject};
-use crate::ports::{JobStore, PushError, Pusher, SubscribeOutcome, SubscriptionStore};
+use crate::ports::{JobStore, PushError, Pusher, StoreError, SubscribeOutcome, SubscriptionStore};
 use crate::metrics::{self, WS_MESSAGE};
 use crate::service::post_with_retry;
 
@@ -87,10 +91,10 @@ pub async fn message(ctx: &WsContext<'_>, event: &ApiGatewayWebsocketProxyReques
     let body = event.body.as_deref().unwrap_or_default();
     let replies = match ClientMessage::parse(body) {
         Ok(message) => answer(ctx, event, connection_id, message, now_ms).await,
-        Err(e) => vec![ServerMessage::Error { message: e.to_string() }],
+        Err(e) => vec![ServerMessage::Error { message: e.to_string() }.to_json()],
     };
     for reply in replies {
-        if let Err(e) = post_with_retry(ctx.pusher, &ctx.config.retry, WS_MESSAGE, connection_id, reply.to_json().as_bytes()).await {
+        if let Err(e) = post_with_retry(ctx.pusher, &ctx.config.retry, WS_MESSAGE, connection_id, reply.as_bytes()).await {
             tracing::warn!(connection_id, error = %e, "reply not delivered");
             if matches!(e, PushError::Gone) {
                 let _ = ctx.subscriptions.remove_connection(connection_id).await;
@@ -101,41 +105,46 @@ pub async fn message(ctx: &WsContext<'_>, event: &ApiGatewayWebsocketProxyReques
     response(200, None)
 }
 
+/// The messages that answer `message`, in the order they are sent.
 async fn answer(
     ctx: &WsContext<'_>,
     event: &ApiGatewayWebsocketProxyRequest,
     connection_id: &str,
     message: ClientMessage,
     now_ms: u64,
-) -> Vec<ServerMessage> {
+) -> Vec<String> {
     let internal = |e: crate::ports::StoreError| {
         tracing::error!(connection_id, error = %e, "store failed");
-        vec![ServerMessage::Error { message: "internal error, try again".into() }]
+        vec![ServerMessage::Error { message: "internal error, try again".into() }.to_json()]
     };
     match message {
-        ClientMessage::Ping => vec![ServerMessage::Pong],
-        ClientMessage::Unsubscribe { input_file } => match ctx.subscriptions.unsubscribe(connection_id, &input_file).await {
-            Ok(_) => vec![ServerMessage::Unsubscribed { input_file }],
+        ClientMessage::Ping => vec![ServerMessage::Pong.to_json()],
+        ClientMessage::Unsubscribe { topic } => match ctx.subscriptions.unsubscribe(connection_id, topic.as_str()).await {
+            Ok(_) => vec![ServerMessage::Unsubscribed { topic }.to_json()],
             Err(e) => internal(e),
         },
-        ClientMessage::Subscribe { input_file, token, batch } => {
+        ClientMessage::Subscribe { topic, token, batch } => {
             let reader = signed_in(event);
-            if let Err(e) = ctx.config.access.check_as(reader.as_ref(), &ctx.config.home_prefix, &input_file, token.as_deref(), now_ms / 1000) {
+            if let Err(e) = ctx.config.access.check_as(reader.as_ref(), &ctx.config.home_prefix, topic.as_str(), token.as_deref(), now_ms / 1000) {
                 WS_MESSAGE.count(metrics::SUBSCRIPTIONS_REFUSED, 1);
-                return vec![ServerMessage::Error { message: e.to_string() }];
+                return vec![ServerMessage::Error { message: e.to_string() }.to_json()];
             }
             let expires = expires_at(event, ctx.config, now_ms);
-            match ctx.subscriptions.subscribe(connection_id, &input_file, expires, ctx.config.max_subscriptions, batch).await {
+            match ctx.subscriptions.subscribe(connection_id, topic.as_str(), expires, ctx.config.max_subscriptions, batch).await {
                 Ok(SubscribeOutcome::LimitReached) => {
                     WS_MESSAGE.count(metrics::SUBSCRIPTIONS_REFUSED, 1);
-                    vec![ServerMessage::Error { message: format!("subscription limit reached: at most {} files per connection", ctx.config.max_subscriptions) }]
+                    let message = format!("subscription limit reached: at most {} files or prefixes per connection", ctx.config.max_subscriptions);
+                    vec![ServerMessage::Error { message }.to_json()]
                 }
                 Ok(_) => {
                     WS_MESSAGE.count(metrics::SUBSCRIPTIONS_ADDED, 1);
-                    let mut replies = vec![ServerMessage::Subscribed { input_file: input_file.clone() }];
-                    match snapshot(ctx.jobs, &input_file).await {
-                        Ok(Some(status)) => replies.push(status),
-                        Ok(None) => {}
+                    let snapshot = match &topic {
+                        Topic::File(file) => snapshot(ctx.jobs, file).await.map(|s| s.into_iter().collect()),
+                        Topic::Prefix(folder) => prefix_snapshot(ctx.jobs, ctx.subscriptions, folder, now_ms / 1000).await,
+                    };
+                    let mut replies = vec![ServerMessage::Subscribed { topic }.to_json()];
+                    match snapshot {
+                        Ok(updates) => replies.extend(snapshot_messages(updates, batch)),
                         Err(e) => tracing::error!(connection_id, error = %e, "snapshot failed"),
                     }
                     replies
@@ -146,13 +155,39 @@ async fn answer(
     }
 }
 
+/// A snapshot as a batched connection takes it (`statuses` messages below 128 KB) or as one
+/// `status` message per file.
+fn snapshot_messages(updates: Vec<StatusUpdate>, batch: bool) -> Vec<String> {
+    if batch {
+        let updates: Vec<String> = updates.iter().map(|u| serde_json::to_string(u).unwrap_or_default()).collect();
+        statuses_messages(&updates, MAX_MESSAGE_BYTES).into_iter().map(|(message, _)| message).collect()
+    } else {
+        updates.into_iter().map(|u| ServerMessage::Status(u).to_json()).collect()
+    }
+}
+
 /// The user the connection was opened as: the `sub` the `$connect` authorizer put in its context,
 /// which API Gateway passes to every route of the connection.
 fn signed_in(event: &ApiGatewayWebsocketProxyRequest) -> Option<Subject> {
     event.request_context.authorizer.fields.get(SUB_CLAIM).and_then(serde_json::Value::as_str).and_then(|sub| Subject::parse(sub).ok())
 }
 
-/// The current state of a file's newest job (read strongly consistent), as a `status` message.
-pub async fn snapshot(jobs: &dyn JobStore, input_file: &str) -> Result<Option<ServerMessage>, crate::ports::StoreError> {
-    Ok(jobs.newest_job_consistent(input_file).await?.map(|record| ServerMessage::status(input_file, &record)))
+/// The current state of a file's newest job (read strongly consistent).
+pub async fn snapshot(jobs: &dyn JobStore, input_file: &str) -> Result<Option<StatusUpdate>, StoreError> {
+    Ok(jobs.newest_job_consistent(input_file).await?.map(|record| StatusUpdate::new(input_file, &record)))
 }
+
+/// The current state of every file under `folder` that is still in progress or finished in the
+/// last ten minutes: at most [`MAX_SNAPSHOT_FILES`], the file with the newest job first, each its
+/// newest job read strongly consistent. The files come from the folder index progress-push keeps
+/// ([`SubscriptionStore::recent_files`]), never from a Scan.
+pub async fn prefix_snapshot(jobs: &dyn JobStore, subscriptions: &dyn SubscriptionStore, folder: &str, now_secs: u64)
+-> Result<Vec<StatusUpdate>, StoreError> {
+    let files = subscriptions.recent_files(folder, now_secs, MAX_SNAPSHOT_FILES).await?;
+    let found: Vec<Result<Option<StatusUpdate>, StoreError>> =
+        futures::stream::iter(files).map(|file| async move { snapshot(jobs, &file).await }).buffered(SNAPSHOT_READS).collect().await;
+    Ok(found.into_iter().collect::<Result<Vec<_>, _>>()?.into_iter().flatten().collect())
+}
+
+/// Job reads a prefix snapshot has in flight.
+const SNAPSHOT_READS: usize = 16;

@@ -2,31 +2,53 @@
 //!
 //! One table, `MediaConvertPushSubscriptions` by default:
 //!
-//! | item | `ConnectionId` (PK) | `Topic` (SK) | `InputFile` | `ExpiresAt` (TTL) | `Batch` |
+//! | item | `ConnectionId` (PK) | `Topic` (SK) | `InputFile` | `ExpiresAt` (TTL) | other |
 //! |---|---|---|---|---|---|
 //! | a connection | C | `"\u{0}connection"` | — | connectedAt + 2 h | — |
-//! | a subscription | C | F | F | the connection's expiry | `true` when batched, else absent |
+//! | a subscription | C | topic T | T | the connection's expiry | `Batch`: `true` when batched, else absent |
+//! | a folder's job | `"\u{1}folder:"` + folder | job order (20 digits) `\u{1}` job id | — | see `domain::topic` | `File`, `JobId` |
 //!
-//! "Files of connection C" is a Query on the table; "connections of file F" is a Query on the
-//! sparse index `InputFileIndex` (PK `InputFile`, SK `ConnectionId`, projecting `ExpiresAt` and
-//! `Batch`), which holds subscriptions only. An input file never contains a control character,
-//! so it never collides with the connection item's sort key. Expired entries are filtered out
-//! until TTL deletes them.
+//! A topic is a file, or a folder ending in `/` (prefix subscriptions). "Topics of connection C"
+//! is a Query on the table; "connections watching topic T" is a Query on the sparse index
+//! `InputFileIndex` (PK `InputFile`, SK `ConnectionId`, projecting `ExpiresAt` and `Batch`),
+//! which holds subscriptions only. "Files recently active under folder D, newest job first" (a
+//! prefix snapshot) is a backwards Query on D's folder items. Topics never contain a control
+//! character and connection ids never start with one, so none of these keys collide. Expired
+//! entries are filtered out until TTL deletes them.
 
 use std::collections::HashMap;
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::types::{AttributeValue, DeleteRequest, ReturnValue, Select, WriteRequest};
+use aws_sdk_dynamodb::types::{AttributeValue, DeleteRequest, PutRequest, ReturnValue, Select, WriteRequest};
 use serde::{Deserialize, Serialize};
 use serde_dynamo::{from_items, to_item};
 
 use super::{av, corrupt, unavailable};
-use crate::ports::{StoreError, SubscribeOutcome, SubscriptionStore, Watcher};
+use crate::ports::{FolderEntry, StoreError, SubscribeOutcome, SubscriptionStore, Watcher};
 /// The index that answers "connections subscribed to file F".
 pub const INPUT_FILE_INDEX: &str = "InputFileIndex";
 /// Sort key of a connection's own item.
 const CONNECTION_TOPIC: &str = "\u{0}connection";
+/// What starts a folder item's partition key.
+const FOLDER_KEY: &str = "\u{1}folder:";
+
+/// A job listed under a folder.
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct FolderItem {
+    connection_id: String,
+    topic: String,
+    file: String,
+    job_id: String,
+    expires_at: u64,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct FileItem {
+    file: String,
+}
 
 #[serde_with::skip_serializing_none]
 #[derive(Serialize, Deserialize)]
@@ -109,7 +131,7 @@ impl SubscriptionStore for DynamoSubscriptionStore {
         Ok(())
     }
 
-    async fn subscribe(&self, connection_id: &str, input_file: &str, expires_at: u64, max_per_connection: usize, batch: bool)
+    async fn subscribe(&self, connection_id: &str, topic: &str, expires_at: u64, max_per_connection: usize, batch: bool)
     -> Result<SubscribeOutcome, StoreError> {
         let count = self
             .client
@@ -133,7 +155,7 @@ impl SubscriptionStore for DynamoSubscriptionStore {
                 .client
                 .get_item()
                 .table_name(&self.table)
-                .set_key(Some(Self::key(connection_id, input_file)?))
+                .set_key(Some(Self::key(connection_id, topic)?))
                 .consistent_read(true)
                 .send()
                 .await
@@ -145,8 +167,8 @@ impl SubscriptionStore for DynamoSubscriptionStore {
         // One write either way: a new subscription, or the same one with this subscribe's mode.
         let entry = Entry {
             connection_id: connection_id.into(),
-            topic: input_file.into(),
-            input_file: Some(input_file.into()),
+            topic: topic.into(),
+            input_file: Some(topic.into()),
             expires_at,
             batch: batch.then_some(true),
         };
@@ -162,12 +184,12 @@ impl SubscriptionStore for DynamoSubscriptionStore {
         Ok(if old.attributes.is_some_and(|a| !a.is_empty()) { SubscribeOutcome::AlreadySubscribed } else { SubscribeOutcome::Added })
     }
 
-    async fn unsubscribe(&self, connection_id: &str, input_file: &str) -> Result<bool, StoreError> {
+    async fn unsubscribe(&self, connection_id: &str, topic: &str) -> Result<bool, StoreError> {
         let output = self
             .client
             .delete_item()
             .table_name(&self.table)
-            .set_key(Some(Self::key(connection_id, input_file)?))
+            .set_key(Some(Self::key(connection_id, topic)?))
             .return_values(ReturnValue::AllOld)
             .send()
             .await
@@ -175,7 +197,7 @@ impl SubscriptionStore for DynamoSubscriptionStore {
         Ok(output.attributes.is_some_and(|a| !a.is_empty()))
     }
 
-    async fn watchers(&self, input_file: &str, now_secs: u64) -> Result<Vec<Watcher>, StoreError> {
+    async fn watchers(&self, topic: &str, now_secs: u64) -> Result<Vec<Watcher>, StoreError> {
         let query = self
             .client
             .query()
@@ -183,7 +205,7 @@ impl SubscriptionStore for DynamoSubscriptionStore {
             .index_name(INPUT_FILE_INDEX)
             .key_condition_expression("InputFile = :f")
             .filter_expression("ExpiresAt > :now")
-            .expression_attribute_values(":f", av(input_file)?)
+            .expression_attribute_values(":f", av(topic)?)
             .expression_attribute_values(":now", av(&now_secs)?)
             // (BATCH is one of DynamoDB's reserved words)
             .projection_expression("ConnectionId, #batch")
@@ -200,14 +222,67 @@ impl SubscriptionStore for DynamoSubscriptionStore {
     async fn remove_connection(&self, connection_id: &str) -> Result<usize, StoreError> {
         let keys = self.keys_of(connection_id).await?;
         let subscriptions = keys.iter().filter(|k| k.topic != CONNECTION_TOPIC).count();
-        for chunk in keys.chunks(25) {
-            let mut requests = chunk
-                .iter()
-                .map(|k| {
-                    let delete = DeleteRequest::builder().set_key(Some(Self::key(&k.connection_id, &k.topic)?)).build().map_err(unavailable)?;
-                    Ok(WriteRequest::builder().delete_request(delete).build())
-                })
-                .collect::<Result<Vec<_>, StoreError>>()?;
+        let deletes = keys
+            .iter()
+            .map(|k| {
+                let delete = DeleteRequest::builder().set_key(Some(Self::key(&k.connection_id, &k.topic)?)).build().map_err(unavailable)?;
+                Ok(WriteRequest::builder().delete_request(delete).build())
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        self.write_all(deletes).await?;
+        Ok(subscriptions)
+    }
+
+    async fn index_files(&self, entries: &[FolderEntry]) -> Result<(), StoreError> {
+        let puts = entries
+            .iter()
+            .map(|e| {
+                let item = FolderItem {
+                    connection_id: format!("{FOLDER_KEY}{}", e.folder),
+                    topic: format!("{:020}\u{1}{}", e.job_order, e.job_id),
+                    file: e.input_file.clone(),
+                    job_id: e.job_id.clone(),
+                    expires_at: e.expires_at,
+                };
+                let put = PutRequest::builder().set_item(Some(to_item(&item).map_err(corrupt)?)).build().map_err(unavailable)?;
+                Ok(WriteRequest::builder().put_request(put).build())
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        self.write_all(puts).await
+    }
+
+    async fn recent_files(&self, folder: &str, now_secs: u64, limit: usize) -> Result<Vec<String>, StoreError> {
+        let query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("ConnectionId = :d")
+            .filter_expression("ExpiresAt > :now")
+            .expression_attribute_values(":d", av(&format!("{FOLDER_KEY}{folder}"))?)
+            .expression_attribute_values(":now", av(&now_secs)?)
+            // (FILE is one of DynamoDB's reserved words)
+            .projection_expression("#file")
+            .expression_attribute_names("#file", "File")
+            .scan_index_forward(false);
+        let mut pages = query.into_paginator().items().send();
+        let mut files: Vec<String> = Vec::new();
+        while files.len() < limit
+            && let Some(item) = pages.next().await
+        {
+            let item: FileItem = serde_dynamo::from_item(item.map_err(unavailable)?).map_err(corrupt)?;
+            if !files.contains(&item.file) {
+                files.push(item.file);
+            }
+        }
+        Ok(files)
+    }
+}
+
+impl DynamoSubscriptionStore {
+    /// Every request, 25 per BatchWriteItem, retrying what DynamoDB leaves unprocessed.
+    async fn write_all(&self, requests: Vec<WriteRequest>) -> Result<(), StoreError> {
+        for chunk in requests.chunks(25) {
+            let mut requests = chunk.to_vec();
             for attempt in 0..5u32 {
                 let output = self
                     .client
@@ -221,12 +296,12 @@ impl SubscriptionStore for DynamoSubscriptionStore {
                     break;
                 }
                 if attempt == 4 {
-                    return Err(StoreError::Unavailable(format!("{} deletes left unprocessed", requests.len())));
+                    return Err(StoreError::Unavailable(format!("{} writes left unprocessed", requests.len())));
                 }
                 tokio::time::sleep(std::time::Duration::from_millis(50 << attempt)).await;
             }
         }
-        Ok(subscriptions)
+        Ok(())
     }
 }
 
