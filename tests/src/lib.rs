@@ -38,6 +38,28 @@ pub fn fixture(name: &str) -> serde_json::Value {
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("fixture {}: {e}", path.display()))
 }
 
+/// A status table stream record: job `job_id` of `input_file` moving from `old` (`None`: an
+/// INSERT) to `new`, each `(JobStatus, ProgressRate)`; its job order is the id's leading number.
+pub fn status_record(job_id: &str, input_file: &str, old: Option<(&str, u32)>, new: (&str, u32), sequence: u64) -> serde_json::Value {
+    use serde_json::json;
+    let order = job_id.split('-').next().unwrap_or("0");
+    let image = |(status, progress): (&str, u32)| json!({"JobId": {"S": job_id}, "InputFile": {"S": input_file},
+        "JobStatus": {"S": status}, "ProgressRate": {"N": progress.to_string()}, "JobOrder": {"N": order}});
+    let mut change = json!({"ApproximateCreationDateTime": 1795557600, "Keys": {"JobId": {"S": job_id}}, "NewImage": image(new),
+        "SequenceNumber": sequence.to_string(), "SizeBytes": 120, "StreamViewType": "NEW_AND_OLD_IMAGES"});
+    if let Some(old) = old {
+        change["OldImage"] = image(old);
+    }
+    json!({"eventID": sequence.to_string(), "eventName": if old.is_some() { "MODIFY" } else { "INSERT" }, "eventVersion": "1.1",
+        "eventSource": "aws:dynamodb", "awsRegion": "us-east-1", "dynamodb": change,
+        "eventSourceARN": "arn:aws:dynamodb:us-east-1:000000000000:table/status/stream/x"})
+}
+
+/// A stream batch of `records`, as Lambda hands it to progress-push.
+pub fn stream_event(records: Vec<serde_json::Value>) -> serde_json::Value {
+    serde_json::json!({ "Records": records })
+}
+
 /// One moto server per test binary, started on first use.
 pub struct Moto {
     pub endpoint: String,

@@ -17,12 +17,7 @@ pub const MAX_ROUNDS: usize = 64;
 
 /// One change record of the benchmark job: it moves from `progress - 1` to `progress`.
 pub fn change(progress: u32) -> Value {
-    let image = |p: u32| json!({"JobId": {"S": "1795557600000-benchm"}, "InputFile": {"S": FILE},
-        "JobStatus": {"S": "PROGRESSING"}, "ProgressRate": {"N": p.to_string()}, "JobOrder": {"N": "1795557600000"}});
-    json!({"Records": [{"eventID": progress.to_string(), "eventName": "MODIFY", "eventVersion": "1.1", "eventSource": "aws:dynamodb",
-        "awsRegion": "us-east-1", "dynamodb": {"ApproximateCreationDateTime": 1795557600, "Keys": {"JobId": {"S": "1795557600000-benchm"}},
-        "NewImage": image(progress), "OldImage": image(progress - 1), "SequenceNumber": progress.to_string(), "SizeBytes": 120,
-        "StreamViewType": "NEW_AND_OLD_IMAGES"}, "eventSourceARN": "arn:aws:dynamodb:us-east-1:000000000000:table/bench/stream/x"}]})
+    crate::stream_event(vec![crate::status_record("1795557600000-benchm", FILE, Some(("PROGRESSING", progress - 1)), ("PROGRESSING", progress), progress.into())])
 }
 
 /// The client process: `n` connections to `url` subscribe to [`FILE`] (256 handshakes at a

@@ -293,3 +293,73 @@ async fn a_job_still_failing_after_retries_is_reported_for_lambda_to_retry() {
     a.expect_silence(QUIET).await;
     other.expect_silence(Duration::from_millis(1)).await;
 }
+
+/// Stores job `job_id` of `input_file` in `transition`'s state and returns the stream record that
+/// brings it in (an INSERT).
+async fn stored(jobs: &MemoryJobStore, job_id: &str, input_file: &str, transition: mcpush_core::domain::Transition, sequence: u64) -> Value {
+    use mcpush_core::domain::{JobUpdate, job_order_from_id};
+    let status = transition.status();
+    let progress = if status.is_final() { 100 } else { 10 };
+    let update = JobUpdate {
+        job_id: job_id.into(),
+        input_file: Some(input_file.into()),
+        transition,
+        progress: Some(progress),
+        job_order: job_order_from_id(job_id).unwrap_or(0),
+        phase: None,
+        event_at: None,
+    };
+    mcpush_core::service::record_update(jobs, &update).await.unwrap();
+    let status = serde_json::to_value(status).unwrap();
+    mcpush_tests::status_record(job_id, input_file, None, (status.as_str().unwrap(), progress.into()), sequence)
+}
+
+#[tokio::test]
+async fn a_prefix_snapshot_holds_the_100_newest_files_and_finished_ones_for_ten_minutes() {
+    use mcpush_core::domain::{CompleteDetails, Transition};
+    let s = setup().await;
+    let now = mcpush_core::now_ms() / 1000;
+    let config = PushConfig::default();
+    let ctx = PushContext { jobs: s.jobs.as_ref(), subscriptions: s.subscriptions.as_ref(), pusher: s.emulator.pusher.as_ref(), config: &config };
+    let push = |event: Value, now_secs: u64| {
+        let ctx = &ctx;
+        async move { progress_push::handle(ctx, &event, now_secs).await }
+    };
+    // GIVEN 105 running jobs in three subfolders of dash/, pushed now
+    let mut records = Vec::new();
+    for i in 0..105u64 {
+        records.push(stored(&s.jobs, &format!("{}-pf{i:04}", 1_700_000_000_000 + i), &format!("dash/{}/f{i}.mp4", i % 3), Transition::Progressing, i).await);
+    }
+    let (response, _) = push(mcpush_tests::stream_event(records), now).await;
+    assert!(response.batch_item_failures.is_empty());
+    // AND two newer jobs that finished: one 601 s ago, one 599 s ago
+    let old = stored(&s.jobs, "1800000000000-finold", "dash/finished-long-ago.mp4", Transition::Complete(CompleteDetails::default()), 200).await;
+    push(mcpush_tests::stream_event(vec![old]), now - 601).await;
+    let recent = stored(&s.jobs, "1800000000001-finnew", "dash/finished-lately.mp4", Transition::Complete(CompleteDetails::default()), 201).await;
+    push(mcpush_tests::stream_event(vec![recent]), now - 599).await;
+
+    // WHEN a batched dashboard subscribes to dash/
+    let mut dashboard = s.emulator.client().await;
+    let reply = dashboard.ask(&json!({"action": "subscribe", "prefix": "dash/", "batch": true}).to_string()).await;
+    assert_eq!(reply, json!({"type": "subscribed", "prefix": "dash/"}));
+
+    // THEN one statuses message holds 100 files, newest job first: the recently finished one, then
+    // the running ones from the newest down; the one that finished over ten minutes ago is not there
+    let snapshot = dashboard.next().await;
+    let files: Vec<&str> = snapshot["updates"].as_array().unwrap().iter().map(|u| u["input_file"].as_str().unwrap()).collect();
+    let mut expected = vec!["dash/finished-lately.mp4".to_owned()];
+    expected.extend((6..105).rev().map(|i| format!("dash/{}/f{i}.mp4", i % 3)));
+    assert_eq!(files, expected);
+    dashboard.expect_silence(QUIET).await;
+
+    // AND a plain subscriber of a subfolder gets one status per file under it, newest first
+    let mut plain = s.emulator.client().await;
+    assert_eq!(plain.ask(&json!({"action": "subscribe", "prefix": "dash/1/"}).to_string()).await, json!({"type": "subscribed", "prefix": "dash/1/"}));
+    let mut seen = Vec::new();
+    while let Some(message) = plain.next_within(QUIET).await {
+        assert_eq!(message["type"], "status", "{message}");
+        seen.push(message["input_file"].as_str().unwrap().to_owned());
+    }
+    let expected: Vec<String> = (0..105).rev().filter(|i| i % 3 == 1).map(|i| format!("dash/1/f{i}.mp4")).collect();
+    assert_eq!(seen, expected);
+}

@@ -275,3 +275,97 @@ async fn replies_survive_a_throttled_management_api() {
     let faults = p.emulator.api.counters.faults.load(std::sync::atomic::Ordering::Relaxed);
     assert!(faults >= 5, "the fault switch was on: {faults} faults");
 }
+
+/// A MediaConvert event of the fixture `template`, for job `job_id` of `input_file`.
+fn job_event(template: &str, job_id: &str, input_file: &str) -> Value {
+    let mut event = fixture(&format!("eventbridge/{template}"));
+    event["detail"]["jobId"] = json!(job_id);
+    event["detail"]["userMetadata"]["input_file"] = json!(input_file);
+    event["resources"] = json!([format!("arn:aws:mediaconvert:ap-northeast-1:111122223333:jobs/{job_id}")]);
+    event
+}
+
+impl Pipeline {
+    /// Ingests each `(fixture, job id, input file)` event, then lets the changes flow in one go.
+    async fn jobs_change(&mut self, events: &[(&str, &str, &str)]) {
+        for (template, job_id, input_file) in events {
+            progress_ingest::handle(self.jobs.as_ref(), &job_event(template, job_id, input_file), 1).await.unwrap();
+        }
+        self.flow().await;
+    }
+}
+
+fn watching(message: &Value) -> (String, String) {
+    (message["input_file"].as_str().unwrap_or_default().to_owned(), message["job_status"].as_str().unwrap_or_default().to_owned())
+}
+
+#[tokio::test]
+async fn a_prefix_watcher_sees_every_file_under_it_once_with_a_snapshot_of_recent_ones() {
+    const PROGRESSING: &str = "hls-1-progressing.json";
+    const COMPLETE: &str = "hls-6-complete.json";
+    let mut p = Pipeline::start(WsConfig::default(), PushConfig::default()).await;
+    // GIVEN a finished job under uploads/u1/ and a running one under uploads/u2/, before anyone watches
+    p.jobs_change(&[(PROGRESSING, "1700000000001-prefx1", "uploads/u1/old/x.mp4"), (PROGRESSING, "1700000000002-prefx2", "uploads/u2/y.mp4")]).await;
+    p.jobs_change(&[(COMPLETE, "1700000000001-prefx1", "uploads/u1/old/x.mp4")]).await;
+
+    // WHEN a dashboard watches uploads/u1/ and one of its files, and a batched one all of uploads/
+    let mut dashboard = p.emulator.client().await;
+    let subscribe = json!({"action": "subscribe", "prefix": "uploads/u1/"}).to_string();
+    assert_eq!(dashboard.ask(&subscribe).await, json!({"type": "subscribed", "prefix": "uploads/u1/"}));
+    // THEN each gets the snapshot of its folder at once: the dashboard the finished x.mp4 ...
+    assert_eq!(watching(&dashboard.next().await), ("uploads/u1/old/x.mp4".into(), "COMPLETE".into()));
+    assert_eq!(dashboard.subscribe("uploads/u1/a.mp4").await, json!({"type": "subscribed", "input_file": "uploads/u1/a.mp4"}));
+    let mut batched = p.emulator.client().await;
+    let subscribe = json!({"action": "subscribe", "prefix": "uploads/", "batch": true}).to_string();
+    assert_eq!(batched.ask(&subscribe).await, json!({"type": "subscribed", "prefix": "uploads/"}));
+    // ... the batched one both files in one statuses message, the newest job first
+    let snapshot = batched.next().await;
+    assert_eq!(snapshot["type"], "statuses", "{snapshot}");
+    let files: Vec<_> = snapshot["updates"].as_array().unwrap().iter().map(watching).collect();
+    assert_eq!(files, [("uploads/u2/y.mp4".into(), "PROGRESSING".into()), ("uploads/u1/old/x.mp4".into(), "COMPLETE".into())]);
+
+    // WHEN files under both folders change in one stream batch
+    p.jobs_change(&[(PROGRESSING, "1700000000003-prefx3", "uploads/u1/a.mp4"), (PROGRESSING, "1700000000004-prefx4", "uploads/u2/deep/b.mp4")]).await;
+    // THEN the dashboard gets a.mp4 once (it watches it twice over), and not b.mp4
+    assert_eq!(watching(&dashboard.next().await), ("uploads/u1/a.mp4".into(), "PROGRESSING".into()));
+    dashboard.expect_silence(Duration::from_millis(300)).await;
+    // AND the batched dashboard one message with both
+    let push = batched.next().await;
+    let mut files: Vec<_> = push["updates"].as_array().unwrap().iter().map(watching).collect();
+    files.sort();
+    assert_eq!(files, [("uploads/u1/a.mp4".into(), "PROGRESSING".into()), ("uploads/u2/deep/b.mp4".into(), "PROGRESSING".into())]);
+    batched.expect_silence(Duration::from_millis(1)).await;
+
+    // WHEN the dashboard unsubscribes from the folder
+    let unsubscribe = json!({"action": "unsubscribe", "prefix": "uploads/u1/"}).to_string();
+    assert_eq!(dashboard.ask(&unsubscribe).await, json!({"type": "unsubscribed", "prefix": "uploads/u1/"}));
+    p.jobs_change(&[(COMPLETE, "1700000000003-prefx3", "uploads/u1/a.mp4"), (PROGRESSING, "1700000000005-prefx5", "uploads/u1/c.mp4")]).await;
+    // THEN it still gets the file it watches, and nothing else under the folder
+    assert_eq!(watching(&dashboard.next().await), ("uploads/u1/a.mp4".into(), "COMPLETE".into()));
+    dashboard.expect_silence(Duration::from_millis(300)).await;
+}
+
+#[tokio::test]
+async fn a_prefix_needs_a_token_for_that_folder_or_one_above_it() {
+    let secret = b"upload-service-secret";
+    let ws = WsConfig { access: ReadAccess::new(Some(secret.to_vec())), ..WsConfig::default() };
+    let p = Pipeline::start(ws, PushConfig::default()).await;
+    let mut client = p.emulator.client().await;
+    let expires = mcpush_core::now_ms() / 1000 + 600;
+    let ask = |prefix: &str, token: Option<String>| json!({"action": "subscribe", "prefix": prefix, "token": token}).to_string();
+    let refused = |message: &str| json!({"type": "error", "message": message});
+    // no token; a file's token; a token for a sibling or a subfolder
+    assert_eq!(client.ask(&ask("uploads/u1/", None)).await, refused("a \"token\" is required"));
+    let file = token::issue(secret, "uploads/u1/a.mp4", expires);
+    assert_eq!(client.ask(&ask("uploads/u1/", Some(file))).await, refused("\"token\" does not cover this prefix"));
+    let folder = token::issue(secret, "uploads/u1/", expires);
+    assert_eq!(client.ask(&ask("uploads/u10/", Some(folder.clone()))).await, refused("\"token\" does not cover this prefix"));
+    assert_eq!(client.ask(&ask("uploads/", Some(folder.clone()))).await, refused("\"token\" does not cover this prefix"));
+    // the folder's token covers the folder and everything under it, files included
+    assert_eq!(client.ask(&ask("uploads/u1/", Some(folder.clone()))).await, json!({"type": "subscribed", "prefix": "uploads/u1/"}));
+    assert_eq!(client.ask(&ask("uploads/u1/deep/", Some(folder.clone()))).await, json!({"type": "subscribed", "prefix": "uploads/u1/deep/"}));
+    let request = json!({"action": "subscribe", "input_file": "uploads/u1/deep/b.mp4", "token": folder});
+    assert_eq!(client.ask(&request.to_string()).await, json!({"type": "subscribed", "input_file": "uploads/u1/deep/b.mp4"}));
+    let parent = token::issue(secret, "uploads/", expires);
+    assert_eq!(client.ask(&ask("uploads/u2/", Some(parent))).await, json!({"type": "subscribed", "prefix": "uploads/u2/"}));
+}

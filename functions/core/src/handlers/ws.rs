@@ -11,6 +11,7 @@ use crate::config::WsConfig;
 use futures::StreamExt;
 
 use crate::domain::protocol::{ClientMessage, MAX_MESSAGE_BYTES, ServerMessage, StatusUpdate, statuses_messages};
+use crate::domain::token::TokenError;
 use crate::domain::topic::{MAX_SNAPSHOT_FILES, Topic};
 use crate::domain::AllowedOrigins;
 use crate::domain::identity::{SUB_CLAIM, Subject};
@@ -127,7 +128,11 @@ async fn answer(
             let reader = signed_in(event);
             if let Err(e) = ctx.config.access.check_as(reader.as_ref(), &ctx.config.home_prefix, topic.as_str(), token.as_deref(), now_ms / 1000) {
                 WS_MESSAGE.count(metrics::SUBSCRIPTIONS_REFUSED, 1);
-                return vec![ServerMessage::Error { message: e.to_string() }.to_json()];
+                let message = match (&topic, e) {
+                    (Topic::Prefix(_), TokenError::Mismatch) => "\"token\" does not cover this prefix".to_owned(),
+                    (_, e) => e.to_string(),
+                };
+                return vec![ServerMessage::Error { message }.to_json()];
             }
             let expires = expires_at(event, ctx.config, now_ms);
             match ctx.subscriptions.subscribe(connection_id, topic.as_str(), expires, ctx.config.max_subscriptions, batch).await {
