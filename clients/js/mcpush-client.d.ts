@@ -39,13 +39,17 @@ export type FinalStatus = Status & { job_status: 'COMPLETE' | 'ERROR' | 'CANCELE
 /** Messages a client sends over the WebSocket. */
 export type ClientMessage =
   | { action: 'subscribe'; input_file: string; token?: string | null; batch?: boolean | null }
+  | { action: 'subscribe'; prefix: string; token?: string | null; batch?: boolean | null }
   | { action: 'unsubscribe'; input_file: string }
+  | { action: 'unsubscribe'; prefix: string }
   | { action: 'ping' };
 
 /** Messages the server sends over the WebSocket. */
 export type ServerMessage =
   | { type: 'subscribed'; input_file: string }
+  | { type: 'subscribed'; prefix: string }
   | { type: 'unsubscribed'; input_file: string }
+  | { type: 'unsubscribed'; prefix: string }
   | { type: 'pong' }
   | { type: 'error'; message: string }
   | ({ type: 'status' } & Status)
@@ -75,7 +79,7 @@ export interface ProgressClientOptions {
   pingIntervalMs?: number;
   /** Polls meanwhile when a subscription is not confirmed by then (default 3000). */
   subscribeTimeoutMs?: number;
-  /** While subscribed, asks the REST API at once and then this often (default 30000). */
+  /** While subscribed, asks the REST API at once and then this often; a prefix watch subscribes again for the folder's snapshot (default 30000). */
   recheckIntervalMs?: number;
   /** Subscribe with `"batch": true`: each push arrives as one `statuses` message. */
   batch?: boolean;
@@ -100,10 +104,29 @@ export interface Watch {
   done: Promise<FinalStatus>;
 }
 
+export interface PrefixWatchHooks {
+  /** `connecting` while the socket is down (a folder has no REST fallback), `websocket` once subscribed. */
+  onTransport?: (transport: Transport) => void;
+  /** A refusal (e.g. a missing or foreign token), with the server's message. */
+  onError?: (message: string) => void;
+  /** A read token for the folder or a folder above it. */
+  token?: string | null;
+}
+
+export interface PrefixWatch {
+  /** Stops watching the folder. */
+  stop(): void;
+}
+
 export declare class ProgressClient {
   constructor(options: ProgressClientOptions);
   /** Follows `inputFile` until its job is final; `onStatus` gets every newer state. */
   watch(inputFile: string, onStatus: (status: Status) => void, hooks?: WatchHooks): Watch;
+  /**
+   * Follows every file under the folder `prefix` (ending in `/`) until stopped: its files in progress or finished in the last
+   * ten minutes at once, then every newer state of each file (`status.input_file` names it).
+   */
+  watchPrefix(prefix: string, onStatus: (status: Status) => void, hooks?: PrefixWatchHooks): PrefixWatch;
   /** Stops every watch and closes the socket. */
   close(): void;
 }

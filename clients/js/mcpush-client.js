@@ -5,6 +5,7 @@
 //   const granted = await requestUpload('https://api.example.com', file);          // POST /media/uploads
 //   const watch = client.watch(granted.input_file, (status) => render(status), { token: granted.token });
 //   await upload(granted.upload, file, { onProgress: (f) => … });                  // straight to S3
+//   const board = client.watchPrefix('uploads/u1/', (status) => row(status), { token: folderToken });  // a dashboard
 //
 // With OIDC sign-in (OIDC_ISSUER / OIDC_AUDIENCE), send the user's access token to both:
 //   requestUpload(api, file, { fetchOptions: { headers: { Authorization: `Bearer ${jwt}` } } });
@@ -14,7 +15,9 @@
 // server answers with the current state at once, then pushes every change). When the socket cannot
 // open or drops, it reconnects with exponential backoff and full jitter, and meanwhile polls
 // `GET {restUrl}/media/status?input_file=F` so progress keeps moving. A watch ends by itself on
-// COMPLETE, ERROR or CANCELED.
+// COMPLETE, ERROR or CANCELED. A prefix watch follows every file under a folder until stopped: the
+// server sends the folder's recent files at once and then every change; the client subscribes
+// again every `recheckIntervalMs` (the snapshot again) and after every reconnect.
 
 /** Statuses after which a job never changes. */
 export const FINAL_STATUSES = Object.freeze(['COMPLETE', 'ERROR', 'CANCELED']);
@@ -43,7 +46,8 @@ export class ProgressClient {
    * @param {number} [options.maxBackoffMs=30000]  largest reconnect delay cap
    * @param {number} [options.pingIntervalMs=300000]  keeps the connection under API Gateway's 10-minute idle timeout
    * @param {number} [options.subscribeTimeoutMs=3000]  polls meanwhile when a subscription is not confirmed by then
-   * @param {number} [options.recheckIntervalMs=30000]  while subscribed, asks the REST API at once and then this often, so a lost push costs at most this long
+   * @param {number} [options.recheckIntervalMs=30000]  while subscribed, asks the REST API at once and then this often (a prefix
+   *   watch subscribes again, for the folder's snapshot), so a lost push costs at most this long
    * @param {boolean} [options.batch=false]  subscribe with `"batch": true`: each push then arrives as one `statuses` message
    *   carrying the updates of all this client's watched files (fewer messages for a dashboard watching many files)
    * @param {string | (() => string | Promise<string>)} [options.accessToken]  with OIDC sign-in: the user's access token (or a
@@ -54,6 +58,7 @@ export class ProgressClient {
     Object.assign(this, { websocketUrl, restUrl, pollIntervalMs, minBackoffMs, maxBackoffMs, pingIntervalMs, subscribeTimeoutMs, recheckIntervalMs, batch, accessToken });
     this.opening = false;
     this.watches = new Map();
+    this.prefixes = new Map();
     this.socket = null;
     this.attempt = 0;
     this.reconnectTimer = null;
@@ -85,15 +90,41 @@ export class ProgressClient {
     return { stop: () => this.#end(watch), done };
   }
 
+  /**
+   * Follows every file under the folder `prefix` (ending in `/`, at any depth) until stopped: first
+   * the folder's files in progress or finished in the last ten minutes, then every change. There
+   * is no REST fallback for a folder: while the socket is down the watch waits (`onTransport`
+   * says `connecting`) and the snapshot after the reconnect fills the gap.
+   * @param {string} prefix  e.g. `uploads/u1/`
+   * @param {(status: object) => void} onStatus  called with every newer state of each file, `input_file` naming the file
+   * @param {{onTransport?: (t: 'connecting'|'websocket') => void, onError?: (message: string) => void, token?: string}} [hooks]
+   *   `token`: a read token for the folder or one above it.
+   * @returns {{stop: () => void}}
+   */
+  watchPrefix(prefix, onStatus, hooks = {}) {
+    const watch = { prefix, onStatus, hooks, last: new Map(), subscribed: false, recheckTimer: null, transport: null };
+    this.prefixes.set(prefix, watch);
+    this.#setTransport(watch, 'connecting');
+    if (this.socket?.readyState === WebSocket.OPEN) this.#send(subscription(watch, this.batch));
+    else if (!this.socket && !this.reconnectTimer && !this.opening) this.#connect();
+    return { stop: () => this.#endPrefix(watch) };
+  }
+
   /** Stops every watch and closes the socket. */
   close() {
     for (const watch of [...this.watches.values()]) this.#end(watch);
+    for (const watch of [...this.prefixes.values()]) this.#endPrefix(watch);
     this.#closeSocket();
+  }
+
+  /** Nothing watched: no socket is needed. */
+  #idle() {
+    return this.watches.size === 0 && this.prefixes.size === 0;
   }
 
   #connect() {
     this.reconnectTimer = null;
-    if (this.watches.size === 0) return;
+    if (this.#idle()) return;
     this.opening = true;
     this.#socketUrl().then(
       (url) => { this.opening = false; this.#open(url); },
@@ -111,7 +142,7 @@ export class ProgressClient {
   }
 
   #open(url) {
-    if (this.watches.size === 0 || this.socket) return;
+    if (this.#idle() || this.socket) return;
     let socket;
     try {
       socket = new WebSocket(url);
@@ -121,7 +152,7 @@ export class ProgressClient {
     }
     this.socket = socket;
     socket.onopen = () => {
-      for (const watch of this.watches.values()) this.#send(subscription(watch, this.batch));
+      for (const watch of [...this.watches.values(), ...this.prefixes.values()]) this.#send(subscription(watch, this.batch));
       clearInterval(this.pingTimer);
       this.pingTimer = setInterval(() => this.#send({ action: 'ping' }), this.pingIntervalMs);
     };
@@ -142,7 +173,14 @@ export class ProgressClient {
       watch.hooks.onError?.(reason);
       this.#startPolling(watch);
     }
-    if (this.watches.size === 0 || this.reconnectTimer) return;
+    for (const watch of this.prefixes.values()) {
+      watch.subscribed = false;
+      clearInterval(watch.recheckTimer);
+      watch.recheckTimer = null;
+      watch.hooks.onError?.(reason);
+      this.#setTransport(watch, 'connecting');
+    }
+    if (this.#idle() || this.reconnectTimer) return;
     // Full jitter: a random delay up to an exponentially growing cap.
     const cap = Math.min(this.maxBackoffMs, this.minBackoffMs * 2 ** this.attempt);
     this.attempt += 1;
@@ -157,7 +195,14 @@ export class ProgressClient {
       return;
     }
     const watch = this.watches.get(message.input_file);
-    if (message.type === 'subscribed' && watch) {
+    const folder = message.prefix !== undefined ? this.prefixes.get(message.prefix) : undefined;
+    if (message.type === 'subscribed' && folder) {
+      this.attempt = 0;
+      folder.subscribed = true;
+      this.#setTransport(folder, 'websocket');
+      // Each re-subscribe brings the folder's snapshot again: what a lost push or a race missed.
+      folder.recheckTimer ??= setInterval(() => this.#send(subscription(folder, this.batch)), this.recheckIntervalMs);
+    } else if (message.type === 'subscribed' && watch) {
       this.attempt = 0;
       watch.subscribed = true;
       this.#stopPolling(watch);
@@ -166,16 +211,26 @@ export class ProgressClient {
       clearInterval(watch.recheckTimer);
       this.#fetchStatus(watch);
       watch.recheckTimer = setInterval(() => this.#fetchStatus(watch), this.recheckIntervalMs);
-    } else if (message.type === 'status' && watch) {
+    } else if (message.type === 'status') {
       const { type, ...status } = message;
-      this.#deliver(watch, status);
+      this.#route(status);
     } else if (message.type === 'statuses' && Array.isArray(message.updates)) {
-      for (const status of message.updates) {
-        const target = this.watches.get(status?.input_file);
-        if (target) this.#deliver(target, status);
-      }
+      for (const status of message.updates) this.#route(status);
     } else if (message.type === 'error') {
-      for (const w of this.watches.values()) w.hooks.onError?.(message.message);
+      for (const w of [...this.watches.values(), ...this.prefixes.values()]) w.hooks.onError?.(message.message);
+    }
+  }
+
+  /** A file's state to its watch and to every prefix watch above the file. */
+  #route(status) {
+    const file = status?.input_file;
+    if (typeof file !== 'string') return;
+    const watch = this.watches.get(file);
+    if (watch) this.#deliver(watch, status);
+    for (const folder of this.prefixes.values()) {
+      if (!file.startsWith(folder.prefix) || !isNewer(folder.last.get(file), status)) continue;
+      folder.last.set(file, status);
+      folder.onStatus(status);
     }
   }
 
@@ -232,7 +287,14 @@ export class ProgressClient {
     clearInterval(watch.recheckTimer);
     this.#stopPolling(watch);
     if (watch.subscribed) this.#send({ action: 'unsubscribe', input_file: watch.inputFile });
-    if (this.watches.size === 0) this.#closeSocket();
+    if (this.#idle()) this.#closeSocket();
+  }
+
+  #endPrefix(watch) {
+    if (!this.prefixes.delete(watch.prefix)) return;
+    clearInterval(watch.recheckTimer);
+    if (watch.subscribed) this.#send({ action: 'unsubscribe', prefix: watch.prefix });
+    if (this.#idle()) this.#closeSocket();
   }
 
   #closeSocket() {
@@ -255,9 +317,9 @@ export class ProgressClient {
   }
 }
 
-/** The subscribe message of a watch, with its token when it has one, batched when the client is. */
+/** The subscribe message of a watch (of a file or a prefix), with its token when it has one, batched when the client is. */
 function subscription(watch, batch) {
-  const message = { action: 'subscribe', input_file: watch.inputFile };
+  const message = watch.prefix !== undefined ? { action: 'subscribe', prefix: watch.prefix } : { action: 'subscribe', input_file: watch.inputFile };
   if (watch.hooks.token) message.token = watch.hooks.token;
   if (batch) message.batch = true;
   return message;

@@ -17,6 +17,13 @@ export async function uploadAndWatch(file: File, restUrl: string, websocketUrl: 
   return final.job_status === 'COMPLETE' ? `${status}: ${Object.values(final.playlists ?? {}).join(', ')}` : `${status}: ${final.error_message ?? ''}`;
 }
 
+/** A dashboard of every file under `folder`, newest state per file; stop it with the returned function. */
+export function dashboard(client: ProgressClient, folder: string, token: string | null, render: (rows: Map<string, Status>) => void): () => void {
+  const rows = new Map<string, Status>();
+  const w = client.watchPrefix(folder, (s: Status) => { rows.set(s.input_file, s); render(rows); }, { token, onError: (m) => console.warn(m) });
+  return () => w.stop();
+}
+
 /** A raw message from the WebSocket, narrowed by its `type`. */
 export function describe(message: ServerMessage): string {
   switch (message.type) {
@@ -26,6 +33,8 @@ export function describe(message: ServerMessage): string {
       return message.updates.map((u) => u.input_file).join(', ');
     case 'error':
       return message.message;
+    case 'subscribed':
+      return 'prefix' in message ? `watching ${message.prefix}` : `watching ${message.input_file}`;
     default:
       return message.type;
   }

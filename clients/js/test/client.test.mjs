@@ -112,3 +112,39 @@ test('isNewer orders states, a new job always wins, and keyPath keeps the slashe
   assert.ok(isNewer(status('COMPLETE', 100), { ...status('SUBMITTED', 0), job_id: '1700000000001-bbbbbb' }));
   assert.equal(keyPath('uploads/my clip#1.mp4'), 'uploads/my%20clip%231.mp4');
 });
+
+test('a prefix watch gets every file under the folder, newer states only, re-subscribes for the snapshot, and unsubscribes by prefix', async () => {
+  setup();
+  const client = new ProgressClient({ websocketUrl: 'ws://x/ws', restUrl: 'http://x', recheckIntervalMs: 20, minBackoffMs: 1, maxBackoffMs: 2 });
+  const seen = [];
+  const transports = [];
+  const board = client.watchPrefix('uploads/u1/', (s) => seen.push(`${s.input_file} ${s.job_status} ${s.progress_rate}`), { token: 'F', onTransport: (t) => transports.push(t) });
+  await tick(1);
+  const socket = FakeWebSocket.sockets[0];
+  socket.open();
+  assert.deepEqual(socket.sent, [{ action: 'subscribe', prefix: 'uploads/u1/', token: 'F' }]);
+  socket.receive({ type: 'subscribed', prefix: 'uploads/u1/' });
+  const file = (input_file, job_status, progress_rate) => ({ ...status(job_status, progress_rate), input_file });
+  socket.receive({ type: 'statuses', updates: [file('uploads/u1/a.mp4', 'COMPLETE', 100), file('uploads/u1/deep/b.mp4', 'PROGRESSING', 10)] });
+  socket.receive({ type: 'status', ...file('uploads/u1/deep/b.mp4', 'PROGRESSING', 5) }); // late: dropped
+  socket.receive({ type: 'status', ...file('uploads/u2/c.mp4', 'PROGRESSING', 50) }); // not under the folder
+  socket.receive({ type: 'status', ...file('uploads/u1/deep/b.mp4', 'COMPLETE', 100) });
+  socket.receive({ type: 'status', ...file('uploads/u1/a.mp4', 'COMPLETE', 100) }); // the snapshot again: nothing new
+  assert.deepEqual(seen, ['uploads/u1/a.mp4 COMPLETE 100', 'uploads/u1/deep/b.mp4 PROGRESSING 10', 'uploads/u1/deep/b.mp4 COMPLETE 100']);
+  await tick(50);
+  const resubscribes = socket.sent.filter((m) => m.action === 'subscribe').length;
+  assert.ok(resubscribes >= 2, `re-subscribed ${resubscribes - 1} times for the snapshot`);
+  // a dropped socket: the watch waits (no REST for a folder), then subscribes on the new socket
+  socket.drop();
+  await tick(10);
+  const again = FakeWebSocket.sockets.at(-1);
+  assert.notEqual(again, socket);
+  again.open();
+  assert.deepEqual(again.sent[0], { action: 'subscribe', prefix: 'uploads/u1/', token: 'F' });
+  again.receive({ type: 'subscribed', prefix: 'uploads/u1/' });
+  assert.deepEqual(transports, ['connecting', 'websocket', 'connecting', 'websocket']);
+  board.stop();
+  assert.deepEqual(again.sent.at(-1), { action: 'unsubscribe', prefix: 'uploads/u1/' });
+  assert.equal(again.readyState, 3, 'nothing watched: the socket closed');
+  client.close();
+});
