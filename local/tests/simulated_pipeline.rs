@@ -300,3 +300,58 @@ async fn jobs_whose_events_are_all_lost_still_end_final_through_the_reconciler()
     assert_eq!((&error["job_status"], &error["error_code"]), (&json!("ERROR"), &json!(1010)), "{failed:?}");
     assert!(error["error_message"].as_str().unwrap().contains("s3://uploads/lost/fail.mp4"));
 }
+
+/// The next text frame as JSON, checked against the protocol.
+async fn frame<S>(socket: &mut S) -> Value
+where
+    S: futures::Stream<Item = Result<Message, tokio_tungstenite::tungstenite::Error>> + Unpin,
+{
+    loop {
+        let frame = tokio::time::timeout(Duration::from_secs(20), socket.next()).await.expect("a frame within 20 s");
+        if let Some(Ok(Message::Text(text))) = frame {
+            let message: Value = serde_json::from_str(&text).unwrap();
+            common::protocol::assert_server_message(&message);
+            return message;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batched_prefix_watcher_follows_every_upload_under_its_folder_and_a_late_one_gets_the_snapshot() {
+    // GIVEN the local stack and a dashboard watching the folder shows/ with "batch": true
+    let stack = start(fast()).await;
+    let base = stack.base.clone();
+    let ws = format!("{}/ws", base.replace("http://", "ws://"));
+    let (mut dashboard, _) = tokio_tungstenite::connect_async(ws.as_str()).await.unwrap();
+    dashboard.send(Message::text(json!({"action": "subscribe", "prefix": "shows/", "batch": true}).to_string())).await.unwrap();
+    assert_eq!(frame(&mut dashboard).await, json!({"type": "subscribed", "prefix": "shows/"}));
+
+    // WHEN two files under it and one elsewhere are uploaded
+    put(&base, "uploads/shows/a.mp4", 500_000).await;
+    put(&base, "uploads/shows/season%202/b.mp4", 500_000).await;
+    put(&base, "uploads/other/c.mp4", 500_000).await;
+
+    // THEN the dashboard follows both files to COMPLETE in statuses messages, and never sees the other
+    let mut finished = std::collections::BTreeSet::new();
+    while finished.len() < 2 {
+        let message = frame(&mut dashboard).await;
+        assert_eq!(message["type"], "statuses", "{message}");
+        for update in message["updates"].as_array().unwrap() {
+            let file = update["input_file"].as_str().unwrap().to_owned();
+            assert!(file.starts_with("shows/"), "{file} is not under shows/");
+            if update["job_status"] == "COMPLETE" {
+                finished.insert(file);
+            }
+        }
+    }
+    assert_eq!(finished.into_iter().collect::<Vec<_>>(), ["shows/a.mp4", "shows/season 2/b.mp4"]);
+
+    // AND a plain watcher subscribing afterwards gets both finished files at once, one status each
+    let (mut late, _) = tokio_tungstenite::connect_async(ws.as_str()).await.unwrap();
+    late.send(Message::text(json!({"action": "subscribe", "prefix": "shows/"}).to_string())).await.unwrap();
+    assert_eq!(frame(&mut late).await, json!({"type": "subscribed", "prefix": "shows/"}));
+    let mut snapshot = vec![frame(&mut late).await, frame(&mut late).await];
+    snapshot.sort_by_key(|m| m["input_file"].as_str().unwrap_or_default().to_owned());
+    let seen: Vec<(&str, &str, &str)> = snapshot.iter().map(|m| (m["type"].as_str().unwrap(), m["input_file"].as_str().unwrap(), m["job_status"].as_str().unwrap())).collect();
+    assert_eq!(seen, [("status", "shows/a.mp4", "COMPLETE"), ("status", "shows/season 2/b.mp4", "COMPLETE")]);
+}
