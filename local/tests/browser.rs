@@ -104,6 +104,6 @@ async fn signed_in_client_in_headless_chromium() {
     let (passed, report) = node_test(&dir, &chromium, "signed-in.test.mjs", &[base.as_ref(), jwt.as_ref()]).await;
 
     // THEN it passed
-    assert!(passed && report.contains("ℹ pass 1") && report.contains("ℹ fail 0"), "signed-in browser test failed:\n{report}");
+    assert!(passed && report.contains("ℹ pass 2") && report.contains("ℹ fail 0"), "signed-in browser tests failed:\n{report}");
     let _ = std::fs::remove_dir_all(&s3_dir);
 }

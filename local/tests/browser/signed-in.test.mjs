@@ -58,3 +58,46 @@ test('a signed-in page uploads to its home folder and watches it over the WebSoc
   assert.equal(new URL(sockets[0]).searchParams.get('access_token'), jwt);
   await page.close();
 });
+
+test('a signed-in dashboard watches its whole home folder with watchPrefix and batch: true', async () => {
+  const page = await chromium.get().newPage();
+  const frames = [];
+  page.on('websocket', (ws) => ws.on('framereceived', (f) => frames.push(JSON.parse(String(f.payload)))));
+  await page.goto(base);
+
+  const outcome = await page.evaluate(async (jwt) => {
+    const { ProgressClient, requestUpload, upload } = await import('/mcpush-client.js');
+    const auth = { fetchOptions: { headers: { Authorization: `Bearer ${jwt}` } } };
+    const files = ['Board One.mp4', 'Board Two.mp4'].map((name) => new File([new Uint8Array(120_000)], name, { type: 'video/mp4' }));
+    const grants = await Promise.all(files.map((file) => requestUpload('', file, auth)));
+    const client = new ProgressClient({ websocketUrl: `ws://${location.host}/ws`, accessToken: jwt, batch: true, recheckIntervalMs: 600_000 });
+    const rows = new Map();
+    const transports = [];
+    let finish;
+    const finished = new Promise((resolve) => { finish = resolve; });
+    // No read token: the signed-in user's home folder is theirs to watch.
+    const board = client.watchPrefix('uploads/alice/', (s) => {
+      rows.set(s.input_file, s.job_status);
+      if (grants.every((g) => rows.get(g.input_file) === 'COMPLETE')) finish();
+    }, { onTransport: (t) => transports.push(t) });
+    await new Promise((resolve) => {
+      const wait = () => (transports.includes('websocket') ? resolve() : setTimeout(wait, 20));
+      wait();
+    });
+    await Promise.all(grants.map((g, i) => upload(g.upload, files[i])));
+    await finished;
+    board.stop();
+    client.close();
+    return { keys: grants.map((g) => g.input_file), rows: Object.fromEntries(rows), transports };
+  }, jwt);
+
+  for (const key of outcome.keys) assert.equal(outcome.rows[key], 'COMPLETE', JSON.stringify(outcome.rows));
+  assert.deepEqual(outcome.transports, ['connecting', 'websocket']);
+  // On the wire: the confirmation names the folder; the files' states came in statuses frames only,
+  // and the stop unsubscribed (confirmed) by prefix
+  assert.deepEqual(frames[0], { type: 'subscribed', prefix: 'uploads/alice/' });
+  assert.deepEqual(frames.filter((f) => f.type === 'status'), []);
+  const updates = frames.filter((f) => f.type === 'statuses').flatMap((f) => f.updates);
+  assert.ok(updates.every((u) => u.input_file.startsWith('uploads/alice/')), JSON.stringify(updates));
+  await page.close();
+});
