@@ -345,20 +345,20 @@ async fn a_prefix_watcher_sees_every_file_under_it_once_with_a_snapshot_of_recen
     dashboard.expect_silence(Duration::from_millis(300)).await;
 }
 
-#[tokio::test]
-async fn a_prefix_needs_a_token_for_that_folder_or_one_above_it() {
-    let secret = b"upload-service-secret";
-    let ws = WsConfig { access: ReadAccess::new(Some(secret.to_vec())), ..WsConfig::default() };
-    let p = Pipeline::start(ws, PushConfig::default()).await;
-    let mut client = p.emulator.client().await;
+const SECRET: &[u8] = b"upload-service-secret";
+
+/// The edge's rules for prefixes, whatever the store: a token for that folder or one above it, and
+/// files and prefixes under one cap (3 here).
+async fn a_prefix_needs_a_folder_token_and_shares_the_cap(emulator: &Emulator) {
+    let mut client = emulator.client().await;
     let expires = mcpush_core::now_ms() / 1000 + 600;
     let ask = |prefix: &str, token: Option<String>| json!({"action": "subscribe", "prefix": prefix, "token": token}).to_string();
     let refused = |message: &str| json!({"type": "error", "message": message});
     // no token; a file's token; a token for a sibling or a subfolder
     assert_eq!(client.ask(&ask("uploads/u1/", None)).await, refused("a \"token\" is required"));
-    let file = token::issue(secret, "uploads/u1/a.mp4", expires);
+    let file = token::issue(SECRET, "uploads/u1/a.mp4", expires);
     assert_eq!(client.ask(&ask("uploads/u1/", Some(file))).await, refused("\"token\" does not cover this prefix"));
-    let folder = token::issue(secret, "uploads/u1/", expires);
+    let folder = token::issue(SECRET, "uploads/u1/", expires);
     assert_eq!(client.ask(&ask("uploads/u10/", Some(folder.clone()))).await, refused("\"token\" does not cover this prefix"));
     assert_eq!(client.ask(&ask("uploads/", Some(folder.clone()))).await, refused("\"token\" does not cover this prefix"));
     // the folder's token covers the folder and everything under it, files included
@@ -366,6 +366,28 @@ async fn a_prefix_needs_a_token_for_that_folder_or_one_above_it() {
     assert_eq!(client.ask(&ask("uploads/u1/deep/", Some(folder.clone()))).await, json!({"type": "subscribed", "prefix": "uploads/u1/deep/"}));
     let request = json!({"action": "subscribe", "input_file": "uploads/u1/deep/b.mp4", "token": folder});
     assert_eq!(client.ask(&request.to_string()).await, json!({"type": "subscribed", "input_file": "uploads/u1/deep/b.mp4"}));
-    let parent = token::issue(secret, "uploads/", expires);
-    assert_eq!(client.ask(&ask("uploads/u2/", Some(parent))).await, json!({"type": "subscribed", "prefix": "uploads/u2/"}));
+    // that was the third topic: a fourth, prefix or not, is over the cap until one goes
+    let parent = token::issue(SECRET, "uploads/", expires);
+    let limit = refused("subscription limit reached: at most 3 files or prefixes per connection");
+    assert_eq!(client.ask(&ask("uploads/u2/", Some(parent.clone()))).await, limit);
+    assert_eq!(client.ask(&json!({"action": "unsubscribe", "prefix": "uploads/u1/deep/"}).to_string()).await, json!({"type": "unsubscribed", "prefix": "uploads/u1/deep/"}));
+    assert_eq!(client.ask(&ask("uploads/u2/", Some(parent.clone()))).await, json!({"type": "subscribed", "prefix": "uploads/u2/"}));
+    assert_eq!(client.ask(&ask("uploads/u3/", Some(parent))).await, limit);
+}
+
+fn tokens_and_a_cap_of_three() -> WsConfig {
+    WsConfig { access: ReadAccess::new(Some(SECRET.to_vec())), max_subscriptions: 3, ..WsConfig::default() }
+}
+
+#[tokio::test]
+async fn on_dynamodb_a_prefix_needs_a_folder_token_and_shares_the_cap() {
+    let p = Pipeline::start(tokens_and_a_cap_of_three(), PushConfig::default()).await;
+    a_prefix_needs_a_folder_token_and_shares_the_cap(&p.emulator).await;
+}
+
+#[tokio::test]
+async fn in_memory_a_prefix_needs_a_folder_token_and_shares_the_cap() {
+    use mcpush_core::adapters::memory::{MemoryJobStore, MemorySubscriptionStore};
+    let emulator = Emulator::start(Arc::new(MemoryJobStore::default()), Arc::new(MemorySubscriptionStore::default()), tokens_and_a_cap_of_three()).await;
+    a_prefix_needs_a_folder_token_and_shares_the_cap(&emulator).await;
 }
