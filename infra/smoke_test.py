@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Smoke test of a deployed stack: the REST fallback and the WebSocket protocol, and with
---upload a real job from upload to the pushed COMPLETE (or ERROR).
+--upload a real job from upload to the pushed COMPLETE (or ERROR), then the upload folder's
+prefix snapshot (on a busy stack the upload may not be among the folder's 100 newest files).
 
     infra/smoke_test.py --stack mediaconvert-push --origin https://app.example.com [--upload clip.mp4]
 
@@ -91,6 +92,17 @@ async def websocket_checks(url, origin, upload, bucket, prefix, secret):
         sys.exit("FAIL no final status within 30 minutes")
 
 
+async def prefix_snapshot_check(url, origin, prefix, key, final, secret):
+    """A dashboard subscribing to the upload folder afterwards gets the finished upload at once."""
+    async with websockets.connect(url, origin=origin) as ws:
+        subscribe = with_token({"action": "subscribe", "prefix": prefix, "batch": True}, token_for(secret, prefix))
+        await ws.send(json.dumps(subscribe))
+        check("ws subscribe prefix", json.loads(await asyncio.wait_for(ws.recv(), 15)), {"type": "subscribed", "prefix": prefix})
+        snapshot = json.loads(await asyncio.wait_for(ws.recv(), 15))
+        states = {u["input_file"]: u["job_status"] for u in snapshot.get("updates", [])}
+        check("ws prefix snapshot has the upload", (snapshot.get("type"), states.get(key)), ("statuses", final["job_status"]))
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--stack", default="mediaconvert-push")
@@ -120,6 +132,7 @@ def main():
         query = urllib.parse.urlencode({"input_file": key, **({"token": token} if token else {})})
         status, body = http("GET", f"{rest}/media/status?{query}", args.origin)
         check("rest agrees with the push", (status, json.loads(body)["job_status"]), (200, final["job_status"]))
+        asyncio.run(prefix_snapshot_check(ws, args.origin, args.prefix, key, final, secret))
     print("smoke test passed")
 
 

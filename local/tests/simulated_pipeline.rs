@@ -350,7 +350,7 @@ async fn a_batched_prefix_watcher_follows_every_upload_under_its_folder_and_a_la
     let (mut late, _) = tokio_tungstenite::connect_async(ws.as_str()).await.unwrap();
     late.send(Message::text(json!({"action": "subscribe", "prefix": "shows/"}).to_string())).await.unwrap();
     assert_eq!(frame(&mut late).await, json!({"type": "subscribed", "prefix": "shows/"}));
-    let mut snapshot = vec![frame(&mut late).await, frame(&mut late).await];
+    let mut snapshot = [frame(&mut late).await, frame(&mut late).await];
     snapshot.sort_by_key(|m| m["input_file"].as_str().unwrap_or_default().to_owned());
     let seen: Vec<(&str, &str, &str)> = snapshot.iter().map(|m| (m["type"].as_str().unwrap(), m["input_file"].as_str().unwrap(), m["job_status"].as_str().unwrap())).collect();
     assert_eq!(seen, [("status", "shows/a.mp4", "COMPLETE"), ("status", "shows/season 2/b.mp4", "COMPLETE")]);
