@@ -191,17 +191,8 @@ async fn address(ctx: &PushContext<'_>, changes: &Changes, now_secs: u64) -> (Ve
         let file = file.as_str();
         let changes = by_file.get(file).map(Vec::as_slice).unwrap_or_default();
         let watched = watched_folders(file);
-        let found = found.and_then(|(pointer, mut watchers)| {
-            for folder in &watched {
-                match folder_watchers.get(*folder) {
-                    Some(Ok(more)) => watchers.extend(more.iter().cloned()),
-                    Some(Err(e)) => return Err(StoreError::Unavailable(format!("watchers of {folder}: {e}"))),
-                    None => {}
-                }
-            }
-            Ok((pointer, watchers))
-        });
-        let (pointer, watchers) = match found {
+        let found = found.and_then(|(pointer, watchers)| Ok((pointer, connections(watchers, &watched, &folder_watchers)?)));
+        let (pointer, connections) = match found {
             Ok(found) => found,
             Err(e) => {
                 tracing::error!(input_file = %file, error = %e, "watcher lookup failed");
@@ -209,28 +200,15 @@ async fn address(ctx: &PushContext<'_>, changes: &Changes, now_secs: u64) -> (Ve
                 continue;
             }
         };
-        // Each connection once; batched if any of its subscriptions that match is.
-        let mut connections: BTreeMap<String, bool> = BTreeMap::new();
-        for watcher in watchers {
-            *connections.entry(watcher.connection_id).or_default() |= watcher.batch;
-        }
         for change in changes {
             let record = &change.record;
-            let job_order = record.job_order.unwrap_or(0);
             let candidate = JobPointer { input_file: file.to_owned(), job_id: record.job_id.clone(), job_order: record.job_order };
             if pointer.as_ref().is_some_and(|p| p.job_id != record.job_id && !candidate.supersedes(p)) {
                 tracing::debug!(job_id = %record.job_id, "older job of its file: not pushed");
                 continue;
             }
             if change.status_changed {
-                let listed_for = if record.job_status.is_final() { RECENT_AFTER_FINAL_SECS } else { RECENT_WHILE_RUNNING_SECS };
-                entries.extend(watched.iter().map(|folder| FolderEntry {
-                    folder: (*folder).to_owned(),
-                    input_file: file.to_owned(),
-                    job_id: record.job_id.clone(),
-                    job_order,
-                    expires_at: now_secs + listed_for,
-                }));
+                entries.extend(folder_entries(file, &watched, record, now_secs));
             }
             let update = StatusUpdate::new(file, record);
             let job = (record.job_id.clone(), record.event_at);
@@ -251,6 +229,39 @@ async fn address(ctx: &PushContext<'_>, changes: &Changes, now_secs: u64) -> (Ve
         deliveries.extend(batch_deliveries(connection_id, updates));
     }
     (deliveries, entries, failed_jobs)
+}
+
+/// The connections watching a file: its own watchers and those of its `folders`, each connection
+/// once, batched if any of its matching subscriptions is. A failed folder lookup fails the file.
+fn connections(
+    file_watchers: Vec<Watcher>,
+    folders: &[&str],
+    folder_watchers: &BTreeMap<String, Result<Vec<Watcher>, StoreError>>,
+) -> Result<BTreeMap<String, bool>, StoreError> {
+    let mut connections: BTreeMap<String, bool> = BTreeMap::new();
+    let mut add = |watcher: &Watcher| *connections.entry(watcher.connection_id.clone()).or_default() |= watcher.batch;
+    file_watchers.iter().for_each(&mut add);
+    for folder in folders {
+        match folder_watchers.get(*folder) {
+            Some(Ok(watchers)) => watchers.iter().for_each(&mut add),
+            Some(Err(e)) => return Err(StoreError::Unavailable(format!("watchers of {folder}: {e}"))),
+            None => {}
+        }
+    }
+    Ok(connections)
+}
+
+/// A job's entries in the folder index: one per watched folder of its file, listed for ten
+/// minutes once the job is final, else until the reconciler would have ended it.
+fn folder_entries<'a>(file: &'a str, folders: &'a [&str], record: &'a JobRecord, now_secs: u64) -> impl Iterator<Item = FolderEntry> + 'a {
+    let listed_for = if record.job_status.is_final() { RECENT_AFTER_FINAL_SECS } else { RECENT_WHILE_RUNNING_SECS };
+    folders.iter().map(move |folder| FolderEntry {
+        folder: (*folder).to_owned(),
+        input_file: file.to_owned(),
+        job_id: record.job_id.clone(),
+        job_order: record.job_order.unwrap_or(0),
+        expires_at: now_secs + listed_for,
+    })
 }
 
 /// Phase 3: lists the jobs under their folders; if that fails, the jobs are retried so no prefix
