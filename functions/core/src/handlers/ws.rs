@@ -94,17 +94,29 @@ pub async fn message(ctx: &WsContext<'_>, event: &ApiGatewayWebsocketProxyReques
         Ok(message) => answer(ctx, event, connection_id, message, now_ms).await,
         Err(e) => vec![ServerMessage::Error { message: e.to_string() }.to_json()],
     };
-    for reply in replies {
-        if let Err(e) = post_with_retry(ctx.pusher, &ctx.config.retry, WS_MESSAGE, connection_id, reply.as_bytes()).await {
-            tracing::warn!(connection_id, error = %e, "reply not delivered");
-            if matches!(e, PushError::Gone) {
-                let _ = ctx.subscriptions.remove_connection(connection_id).await;
-            }
-            break;
-        }
+    // The answer first; then the snapshot's messages (a prefix's can be 100 `status` messages),
+    // several in flight, so a slow API cannot run the function out of time.
+    let mut replies = replies.into_iter();
+    let post = |reply: String| async move { post_with_retry(ctx.pusher, &ctx.config.retry, WS_MESSAGE, connection_id, reply.as_bytes()).await };
+    let mut failures = match replies.next() {
+        Some(answer) => post(answer).await.err().into_iter().collect::<Vec<_>>(),
+        None => Vec::new(),
+    };
+    if failures.is_empty() {
+        let results: Vec<Result<(), PushError>> = futures::stream::iter(replies).map(post).buffered(SNAPSHOT_POSTS).collect().await;
+        failures.extend(results.into_iter().filter_map(Result::err));
+    }
+    for e in &failures {
+        tracing::warn!(connection_id, error = %e, "reply not delivered");
+    }
+    if failures.iter().any(|e| matches!(e, PushError::Gone)) {
+        let _ = ctx.subscriptions.remove_connection(connection_id).await;
     }
     response(200, None)
 }
+
+/// Snapshot messages ws-message has in flight.
+const SNAPSHOT_POSTS: usize = 16;
 
 /// The messages that answer `message`, in the order they are sent.
 async fn answer(
