@@ -146,6 +146,18 @@ async fn prefix_contract(store: &dyn SubscriptionStore) {
     assert_eq!(store.subscribe(dashboard, "uploads/u2/", LATER, 2, false).await.unwrap(), SubscribeOutcome::Added, "the slot is free again");
     assert_eq!(store.remove_connection(dashboard).await.unwrap(), 2);
     assert_eq!(store.recent_files("uploads/u2/", 0, 100).await.unwrap(), ["uploads/u2/d.mp4"], "disconnects leave the index alone");
+
+    // AND a busy folder is read across pages: 30 files with two jobs each, under 30 newer
+    // entries that have expired, still give the 20 files with the newest jobs
+    let mut busy = Vec::new();
+    for i in 0..30u64 {
+        busy.push(entry("busy/", &format!("busy/f{i:02}.mp4"), 2 * i, LATER));
+        busy.push(entry("busy/", &format!("busy/f{i:02}.mp4"), 2 * i + 1, LATER));
+        busy.push(entry("busy/", &format!("busy/gone{i:02}.mp4"), 1_000 + i, 1_000));
+    }
+    store.index_files(&busy).await.unwrap();
+    let expected: Vec<String> = (10..30).rev().map(|i| format!("busy/f{i:02}.mp4")).collect();
+    assert_eq!(store.recent_files("busy/", 2_000, 20).await.unwrap(), expected);
 }
 
 #[tokio::test]

@@ -263,7 +263,10 @@ impl SubscriptionStore for DynamoSubscriptionStore {
             // (FILE is one of DynamoDB's reserved words)
             .projection_expression("#file")
             .expression_attribute_names("#file", "File")
-            .scan_index_forward(false);
+            .scan_index_forward(false)
+            // Pages of a few times the files wanted (a file's older jobs and expired items take
+            // rows too), not 1 MB: a busy folder costs what the snapshot reads.
+            .limit(i32::try_from(limit.saturating_mul(2).clamp(25, 1000)).unwrap_or(1000));
         let mut pages = query.into_paginator().items().send();
         let mut files: Vec<String> = Vec::new();
         while files.len() < limit
