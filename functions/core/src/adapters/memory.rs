@@ -135,10 +135,10 @@ impl JobStore for MemoryJobStore {
 /// One connection: its own expiry and its files with theirs and their `batch` flag.
 type ConnectionEntry = (u64, std::collections::BTreeMap<String, (u64, bool)>);
 
-/// An in-memory [`SubscriptionStore`] with the DynamoDB adapter's semantics.
 /// A folder's listed jobs: `(job order, job id)` → `(input file, expires at)`.
 type FolderListing = std::collections::BTreeMap<(u64, String), (String, u64)>;
 
+/// An in-memory [`SubscriptionStore`] with the DynamoDB adapter's semantics.
 #[derive(Default)]
 pub struct MemorySubscriptionStore {
     connections: Mutex<HashMap<String, ConnectionEntry>>,

@@ -21,7 +21,7 @@ pub const MAX_SNAPSHOT_FILES: usize = 100;
 
 /// A subscription's topic. Serialized as the field that names it in `subscribed` /
 /// `unsubscribed`: `"input_file": …` or `"prefix": …`.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub enum Topic {
     #[serde(rename = "input_file")]
     File(String),
@@ -35,11 +35,6 @@ impl Topic {
         match self {
             Self::File(name) | Self::Prefix(name) => name,
         }
-    }
-
-    /// A stored topic's text back as a topic.
-    pub fn from_stored(text: String) -> Self {
-        if text.ends_with('/') { Self::Prefix(text) } else { Self::File(text) }
     }
 }
 
@@ -81,9 +76,7 @@ mod tests {
     }
 
     #[test]
-    fn a_topic_is_told_by_its_trailing_slash() {
-        assert_eq!(Topic::from_stored("uploads/u1/".into()), Topic::Prefix("uploads/u1/".into()));
-        assert_eq!(Topic::from_stored("uploads/u1/a.mp4".into()), Topic::File("uploads/u1/a.mp4".into()));
+    fn a_topic_is_named_by_its_field() {
         assert_eq!(serde_json::to_string(&Topic::Prefix("p/".into())).unwrap(), r#"{"prefix":"p/"}"#);
     }
 }

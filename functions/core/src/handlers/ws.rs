@@ -6,10 +6,9 @@
 
 use aws_lambda_events::apigw::{ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest};
 use aws_lambda_events::encodings::Body;
-
-use crate::config::WsConfig;
 use futures::StreamExt;
 
+use crate::config::WsConfig;
 use crate::domain::protocol::{ClientMessage, MAX_MESSAGE_BYTES, ServerMessage, StatusUpdate, statuses_messages};
 use crate::domain::token::TokenError;
 use crate::domain::topic::{MAX_SNAPSHOT_FILES, Topic};
