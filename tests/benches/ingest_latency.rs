@@ -12,7 +12,10 @@ use std::time::{Duration, Instant};
 use futures::{SinkExt, StreamExt};
 use mcpush_local::{Options, local};
 use mcpush_tests::{fixture, workspace};
-use plotters::prelude::*;
+use plotters::style::RGBColor;
+
+mod common;
+use common::{Curve, latency_cdf, percentile};
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 
@@ -48,13 +51,6 @@ fn main() {
     std::fs::write(out.join("ingest-latency.md"), &table).expect("write the table");
     plot(&runs, &out.join("ingest-latency.svg"));
     eprintln!("wrote tests/benches/ingest-latency.md and tests/benches/ingest-latency.svg");
-}
-
-fn percentile(sorted: &[f64], q: f64) -> f64 {
-    if sorted.is_empty() {
-        return 0.0;
-    }
-    sorted[((sorted.len() - 1) as f64 * q).round() as usize]
 }
 
 /// A STATUS_UPDATE of the `k`-th job of the file: each change is a newer job, so every one is
@@ -119,26 +115,11 @@ where
 
 /// The distribution of each window as a cumulative curve, on a log time axis.
 fn plot(runs: &[(u64, Vec<f64>)], path: &std::path::Path) {
-    let root = SVGBackend::new(path, (900, 480)).into_drawing_area();
-    root.fill(&WHITE).expect("plot");
-    let max = runs.iter().filter_map(|r| r.1.last().copied()).fold(1.0, f64::max) * 1.2;
-    let mut chart = ChartBuilder::on(&root)
-        .caption("ingest invoke → status frame, one subscriber: share of changes within x ms", ("sans-serif", 16))
-        .margin(10)
-        .x_label_area_size(36)
-        .y_label_area_size(50)
-        .build_cartesian_2d((0.1..max).log_scale(), 0.0..1.0)
-        .expect("plot");
-    chart.configure_mesh().x_desc("ms (log scale)").y_desc("share").draw().expect("plot");
     let colors = [RGBColor(44, 160, 44), RGBColor(214, 39, 40)];
-    for ((window, samples), color) in runs.iter().zip(colors) {
-        let n = samples.len().max(1) as f64;
-        chart
-            .draw_series(LineSeries::new(samples.iter().enumerate().map(|(i, ms)| (*ms, (i + 1) as f64 / n)), color.stroke_width(2)))
-            .expect("plot")
-            .label(format!("STREAM_BATCH_WINDOW_MS={window}"))
-            .legend(move |(x, y)| PathElement::new([(x, y), (x + 20, y)], color.stroke_width(2)));
-    }
-    chart.configure_series_labels().border_style(BLACK).background_style(WHITE).position(SeriesLabelPosition::UpperLeft).draw().expect("plot");
-    root.present().expect("plot");
+    let curves: Vec<Curve<'_>> = runs
+        .iter()
+        .zip(colors)
+        .map(|((window, samples), color)| Curve { label: format!("STREAM_BATCH_WINDOW_MS={window}"), samples, color })
+        .collect();
+    latency_cdf(path, (900, 480), "ingest invoke → status frame, one subscriber: share of changes within x ms", 0.1, &curves);
 }

@@ -19,7 +19,10 @@ use futures::{SinkExt, StreamExt};
 use mcpush_local::apigw_ws::{Rate, RequestLimits};
 use mcpush_local::{Options, local};
 use mcpush_tests::{fixture, workspace};
-use plotters::prelude::*;
+use plotters::style::RGBColor;
+
+mod common;
+use common::{Curve, latency_cdf, percentile};
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 
@@ -224,13 +227,6 @@ async fn run(scenario: &Scenario, jobs: usize) -> Run {
     run
 }
 
-fn percentile(sorted: &[f64], q: f64) -> f64 {
-    if sorted.is_empty() {
-        return 0.0;
-    }
-    sorted[((sorted.len() - 1) as f64 * q).round() as usize]
-}
-
 /// The client process: two watchers of each job's file and [`DASHBOARDS`] prefix watchers of
 /// [`FOLDER`], `batch`ed or not (256 handshakes at a time). Prints `ready` once all are subscribed;
 /// then, once every watcher has its job's COMPLETE and every dashboard every job's, one line per
@@ -343,17 +339,6 @@ fn table(runs: &[Run], jobs: usize) -> String {
 
 /// Each scenario's watcher and dashboard latencies as cumulative curves, on a log time axis.
 fn plot(runs: &[Run], path: &std::path::Path) {
-    let root = SVGBackend::new(path, (900, 500)).into_drawing_area();
-    root.fill(&WHITE).expect("plot");
-    let max = runs.iter().flat_map(|r| [r.watchers.last(), r.dashboards.last()]).flatten().copied().fold(1.0, f64::max) * 1.2;
-    let mut chart = ChartBuilder::on(&root)
-        .caption("many jobs: ingest invoke → frame, share of frames (updates for dashboards) within x ms", ("sans-serif", 16))
-        .margin(10)
-        .x_label_area_size(36)
-        .y_label_area_size(50)
-        .build_cartesian_2d((1.0..max).log_scale(), 0.0..1.0)
-        .expect("plot");
-    chart.configure_mesh().x_desc("ms (log scale)").y_desc("share").draw().expect("plot");
     let colors = [
         RGBColor(31, 119, 180),
         RGBColor(158, 202, 225),
@@ -365,17 +350,6 @@ fn plot(runs: &[Run], path: &std::path::Path) {
         RGBColor(188, 189, 220),
     ];
     let series = runs.iter().flat_map(|r| [(format!("{}: file watchers", r.name), &r.watchers), (format!("{}: dashboards", r.name), &r.dashboards)]);
-    for ((label, samples), color) in series.zip(colors) {
-        let n = samples.len().max(1) as f64;
-        // At most 2,000 points a curve.
-        let every = (samples.len() / 2000).max(1);
-        let points = samples.iter().enumerate().filter(|(i, _)| i % every == 0 || *i + 1 == samples.len()).map(|(i, ms)| (*ms, (i + 1) as f64 / n));
-        chart
-            .draw_series(LineSeries::new(points, color.stroke_width(2)))
-            .expect("plot")
-            .label(label)
-            .legend(move |(x, y)| PathElement::new([(x, y), (x + 20, y)], color.stroke_width(2)));
-    }
-    chart.configure_series_labels().border_style(BLACK).background_style(WHITE).position(SeriesLabelPosition::UpperLeft).draw().expect("plot");
-    root.present().expect("plot");
+    let curves: Vec<Curve<'_>> = series.zip(colors).map(|((label, samples), color)| Curve { label, samples, color }).collect();
+    latency_cdf(path, (900, 500), "many jobs: ingest invoke → frame, share of frames (updates for dashboards) within x ms", 1.0, &curves);
 }
