@@ -23,8 +23,8 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use aws_lambda_events::apigw::{
-    ApiGatewayCustomAuthorizerRequestTypeRequest, ApiGatewayCustomAuthorizerResponse, ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest,
-    ApiGatewayWebsocketProxyRequestContext,
+    ApiGatewayCustomAuthorizerRequestTypeRequest, ApiGatewayCustomAuthorizerResponse, ApiGatewayProxyResponse,
+    ApiGatewayWebsocketProxyRequest, ApiGatewayWebsocketProxyRequestContext,
 };
 use axum::Router;
 use axum::body::Bytes;
@@ -138,7 +138,10 @@ pub trait WsBackend: Send + Sync {
     /// The `$connect` route's Lambda REQUEST authorizer, when it has one: `Allow` opens the
     /// connection and its principal and context reach every route as `requestContext.authorizer`;
     /// `Deny` refuses the upgrade with 403, an error with 500.
-    async fn authorize(&self, _request: ApiGatewayCustomAuthorizerRequestTypeRequest) -> Option<Result<ApiGatewayCustomAuthorizerResponse, IdentityError>> {
+    async fn authorize(
+        &self,
+        _request: ApiGatewayCustomAuthorizerRequestTypeRequest,
+    ) -> Option<Result<ApiGatewayCustomAuthorizerResponse, IdentityError>> {
         None
     }
     async fn connect(&self, event: ApiGatewayWebsocketProxyRequest) -> ApiGatewayProxyResponse;
@@ -234,7 +237,8 @@ impl WebSocketApi {
 
     /// `GET /ws` (the WebSocket endpoint) and `/@connections/{id}` (the Management API).
     pub fn router(self: &Arc<Self>) -> Router {
-        self.websocket_router("/ws").merge(Router::new().route("/@connections/{id}", any(management)).with_state(self.clone()))
+        self.websocket_router("/ws")
+            .merge(Router::new().route("/@connections/{id}", any(management)).with_state(self.clone()))
     }
 
     /// The WebSocket endpoint alone, at `path` (API Gateway serves it at `/{stage}`).
@@ -281,7 +285,14 @@ impl WebSocketApi {
 
     /// The event API Gateway sends a route's integration, without the route's own parts (headers
     /// and query on `$connect`, body on messages, close code on `$disconnect`).
-    fn event(&self, route_key: &str, event_type: &str, connection_id: &str, connected_at: i64, authorizer: &AuthorizerFields) -> ApiGatewayWebsocketProxyRequest {
+    fn event(
+        &self,
+        route_key: &str,
+        event_type: &str,
+        connection_id: &str,
+        connected_at: i64,
+        authorizer: &AuthorizerFields,
+    ) -> ApiGatewayWebsocketProxyRequest {
         let now = mcpush_core::now_ms() as i64;
         let mut context = ApiGatewayWebsocketProxyRequestContext::default();
         context.route_key = Some(route_key.to_owned());
@@ -303,7 +314,14 @@ impl WebSocketApi {
         event
     }
 
-    fn disconnect_event(&self, connection_id: &str, connected_at: i64, authorizer: &AuthorizerFields, status_code: i64, reason: &str) -> ApiGatewayWebsocketProxyRequest {
+    fn disconnect_event(
+        &self,
+        connection_id: &str,
+        connected_at: i64,
+        authorizer: &AuthorizerFields,
+        status_code: i64,
+        reason: &str,
+    ) -> ApiGatewayWebsocketProxyRequest {
         let mut event = self.event("$disconnect", "DISCONNECT", connection_id, connected_at, authorizer);
         event.request_context.disconnect_status_code = Some(status_code);
         event.request_context.disconnect_reason = Some(reason.to_owned());
@@ -384,10 +402,14 @@ async fn upgrade(State(api): State<Arc<WebSocketApi>>, headers: HeaderMap, uri: 
     let connection_id = new_id();
     let connected_at = mcpush_core::now_ms() as i64;
     let params = query_params(uri.query().unwrap_or_default());
-    let query: HashMap<String, String> = params.iter().map(|(k, v)| (k.clone(), v.last().cloned().unwrap_or_default())).collect();
+    let query: HashMap<String, String> =
+        params.iter().map(|(k, v)| (k.clone(), v.last().cloned().unwrap_or_default())).collect();
     let authorizer = match api.authorize(&connection_id, connected_at, &headers, &query, &params).await {
         Ok(fields) => fields,
-        Err(status) => return (status, axum::Json(json!({"message": status.canonical_reason().unwrap_or_default()}))).into_response(),
+        Err(status) => {
+            return (status, axum::Json(json!({"message": status.canonical_reason().unwrap_or_default()})))
+                .into_response();
+        }
     };
     let mut event = api.event("$connect", "CONNECT", &connection_id, connected_at, &authorizer);
     event.headers = headers.clone();
@@ -410,7 +432,14 @@ async fn upgrade(State(api): State<Arc<WebSocketApi>>, headers: HeaderMap, uri: 
         .on_upgrade(move |socket| serve(api, socket, connection_id, connected_at, user_agent, authorizer))
 }
 
-async fn serve(api: Arc<WebSocketApi>, socket: WebSocket, connection_id: String, connected_at: i64, user_agent: String, authorizer: AuthorizerFields) {
+async fn serve(
+    api: Arc<WebSocketApi>,
+    socket: WebSocket,
+    connection_id: String,
+    connected_at: i64,
+    user_agent: String,
+    authorizer: AuthorizerFields,
+) {
     let (mut sink, mut stream) = socket.split();
     let (tx, mut rx) = mpsc::unbounded_channel();
     let last_active_at = Arc::new(AtomicU64::new(connected_at as u64));
@@ -419,7 +448,16 @@ async fn serve(api: Arc<WebSocketApi>, socket: WebSocket, connection_id: String,
     if let Ok(mut connections) = api.connections.lock() {
         connections.insert(
             connection_id.clone(),
-            Connection { tx: tx.clone(), queued: queued.clone(), shutdown: shutdown.clone(), connected_at, last_active_at: last_active_at.clone(), source_ip: "127.0.0.1".into(), user_agent, authorizer: authorizer.clone() },
+            Connection {
+                tx: tx.clone(),
+                queued: queued.clone(),
+                shutdown: shutdown.clone(),
+                connected_at,
+                last_active_at: last_active_at.clone(),
+                source_ip: "127.0.0.1".into(),
+                user_agent,
+                authorizer: authorizer.clone(),
+            },
         );
     }
     let mut writer = tokio::spawn(async move {
@@ -432,7 +470,8 @@ async fn serve(api: Arc<WebSocketApi>, socket: WebSocket, connection_id: String,
                     sent
                 }
                 Outgoing::Close(frame) => {
-                    let frame = frame.map(|(code, reason)| axum::extract::ws::CloseFrame { code, reason: reason.into() });
+                    let frame =
+                        frame.map(|(code, reason)| axum::extract::ws::CloseFrame { code, reason: reason.into() });
                     let _ = sink.send(Message::Close(frame)).await;
                     break;
                 }
@@ -517,7 +556,12 @@ fn management_error(status: StatusCode, kind: &'static str, message: &str) -> Re
     response
 }
 
-async fn management(State(api): State<Arc<WebSocketApi>>, Path(id): Path<String>, method: axum::http::Method, body: Bytes) -> Response {
+async fn management(
+    State(api): State<Arc<WebSocketApi>>,
+    Path(id): Path<String>,
+    method: axum::http::Method,
+    body: Bytes,
+) -> Response {
     // The throttle counts a call when it arrives; the answer, whatever it is, comes a round trip later.
     let _in_flight = (method == axum::http::Method::POST).then(|| InFlight::new(&api.counters));
     let throttles = api.throttles();
@@ -545,7 +589,11 @@ fn respond(api: &Arc<WebSocketApi>, id: &str, method: axum::http::Method, body: 
                 return if fastrand::bool() {
                     management_error(StatusCode::TOO_MANY_REQUESTS, "LimitExceededException", "Rate exceeded")
                 } else {
-                    management_error(StatusCode::INTERNAL_SERVER_ERROR, "InternalServerErrorException", "Internal server error")
+                    management_error(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        "InternalServerErrorException",
+                        "Internal server error",
+                    )
                 };
             }
             if body.len() > MAX_POST_BYTES {
@@ -570,7 +618,13 @@ fn respond(api: &Arc<WebSocketApi>, id: &str, method: axum::http::Method, body: 
                     api.counters.closed_for_limits.fetch_add(1, Ordering::Relaxed);
                     let _ = connection.tx.send(Outgoing::Close(Some((1008, "Reader too slow"))));
                     connection.shutdown.notify_one();
-                    let event = api.disconnect_event(id, connection.connected_at, &connection.authorizer, 1008, "Reader too slow");
+                    let event = api.disconnect_event(
+                        id,
+                        connection.connected_at,
+                        &connection.authorizer,
+                        1008,
+                        "Reader too slow",
+                    );
                     let api = api.clone();
                     tokio::spawn(async move { api.invoke(event).await });
                 }
@@ -606,7 +660,13 @@ fn respond(api: &Arc<WebSocketApi>, id: &str, method: axum::http::Method, body: 
             match removed {
                 Some(connection) => {
                     let _ = connection.tx.send(Outgoing::Close(None));
-                    let event = api.disconnect_event(id, connection.connected_at, &connection.authorizer, 1000, "Connection deleted");
+                    let event = api.disconnect_event(
+                        id,
+                        connection.connected_at,
+                        &connection.authorizer,
+                        1000,
+                        "Connection deleted",
+                    );
                     let api = api.clone();
                     tokio::spawn(async move { api.invoke(event).await });
                     StatusCode::NO_CONTENT.into_response()

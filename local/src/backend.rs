@@ -4,7 +4,8 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use aws_lambda_events::apigw::{
-    ApiGatewayCustomAuthorizerRequestTypeRequest, ApiGatewayCustomAuthorizerResponse, ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest,
+    ApiGatewayCustomAuthorizerRequestTypeRequest, ApiGatewayCustomAuthorizerResponse, ApiGatewayProxyResponse,
+    ApiGatewayWebsocketProxyRequest,
 };
 use aws_sdk_apigatewaymanagement::config::{BehaviorVersion, Credentials, Region, retry::RetryConfig};
 use mcpush_core::adapters::apigw_management::ManagementApiPusher;
@@ -32,7 +33,10 @@ pub struct HandlerBackend {
 
 #[async_trait]
 impl WsBackend for HandlerBackend {
-    async fn authorize(&self, request: ApiGatewayCustomAuthorizerRequestTypeRequest) -> Option<Result<ApiGatewayCustomAuthorizerResponse, IdentityError>> {
+    async fn authorize(
+        &self,
+        request: ApiGatewayCustomAuthorizerRequestTypeRequest,
+    ) -> Option<Result<ApiGatewayCustomAuthorizerResponse, IdentityError>> {
         let verifier = self.identity.as_ref()?;
         Some(ws_authorizer::authorize(verifier.as_ref(), &request).await)
     }

@@ -173,7 +173,9 @@ enum ClientMessage<'a> {
 #[serde(tag = "type", rename_all = "snake_case")]
 enum ServerMessage {
     Status(Status),
-    Error { message: String },
+    Error {
+        message: String,
+    },
     #[serde(other)]
     Other,
 }
@@ -188,7 +190,9 @@ pub enum Ending {
 /// The bar for a terminal (hidden when stderr is not one, so lines are printed instead).
 pub fn progress_bar(length: u64, template: &str) -> ProgressBar {
     let bar = ProgressBar::new(length);
-    bar.set_style(ProgressStyle::with_template(template).unwrap_or_else(|_| ProgressStyle::default_bar()).progress_chars("#>-"));
+    bar.set_style(
+        ProgressStyle::with_template(template).unwrap_or_else(|_| ProgressStyle::default_bar()).progress_chars("#>-"),
+    );
     bar
 }
 
@@ -243,7 +247,8 @@ impl Display<'_> {
             "ERROR" | "CANCELED" => {
                 self.bar.abandon();
                 let code = status.error_code.map(|c| format!(" (error {c})")).unwrap_or_default();
-                let message = status.error_message.as_deref().map(printable).unwrap_or_else(|| printable(&status.job_status));
+                let message =
+                    status.error_message.as_deref().map(printable).unwrap_or_else(|| printable(&status.job_status));
                 self.line(&format!("{message}{code}"));
                 Some(Ending::Failed(status))
             }
@@ -277,7 +282,13 @@ pub struct Watched<'a> {
 /// `watch`: follows `input_file` until its newest job ends, over the WebSocket API when it opens
 /// (re-checking `/media/status?input_file=` now and then, see [`Timing`]), else by polling it.
 /// The token goes with the subscribe and every REST call. Lines go to `out` when `bar` is hidden.
-pub async fn watch(endpoints: &Endpoints, watched: Watched<'_>, timing: Timing, out: &mut (dyn Write + Send), bar: ProgressBar) -> Result<Ending, CliError> {
+pub async fn watch(
+    endpoints: &Endpoints,
+    watched: Watched<'_>,
+    timing: Timing,
+    out: &mut (dyn Write + Send),
+    bar: ProgressBar,
+) -> Result<Ending, CliError> {
     let Watched { input_file, token } = watched;
     let tls = tls_config()?;
     let mut display = Display { out, bar, best: 0, last_line: String::new() };
@@ -315,7 +326,10 @@ pub async fn watch(endpoints: &Endpoints, watched: Watched<'_>, timing: Timing, 
                 };
                 let message: ServerMessage = serde_json::from_str(&text).map_err(|e| CliError::WebSocket {
                     url: ws_url.to_owned(),
-                    reason: format!("the server sent a message that is not this protocol's ({e}): {}", printable(&text)),
+                    reason: format!(
+                        "the server sent a message that is not this protocol's ({e}): {}",
+                        printable(&text)
+                    ),
                 })?;
                 match message {
                     ServerMessage::Status(status) => {
@@ -327,11 +341,18 @@ pub async fn watch(endpoints: &Endpoints, watched: Watched<'_>, timing: Timing, 
                     ServerMessage::Other => {}
                 }
             }
-            Err(CliError::WebSocket { url: ws_url.to_owned(), reason: "the WebSocket closed before the job ended".into() })
+            Err(CliError::WebSocket {
+                url: ws_url.to_owned(),
+                reason: "the WebSocket closed before the job ended".into(),
+            })
         }
         Err(e) => {
             let url = endpoints.status_url(input_file, token)?;
-            display.line(&format!("WebSocket unavailable ({}); polling {}", chain(&e), endpoints.rest.join("media/status").map(String::from).unwrap_or_default()));
+            display.line(&format!(
+                "WebSocket unavailable ({}); polling {}",
+                chain(&e),
+                endpoints.rest.join("media/status").map(String::from).unwrap_or_default()
+            ));
             let client = http_client(&tls)?;
             loop {
                 if let Some(status) = poll_status(&client, &url).await?
@@ -369,16 +390,17 @@ async fn poll_status(client: &reqwest::Client, url: &Url) -> Result<Option<Statu
     let body = response.bytes().await.map_err(|e| http_error(chain(&e)))?;
     let text = String::from_utf8_lossy(&body);
     match code {
-        StatusCode::OK => serde_json::from_slice::<Status>(&body)
-            .map(Some)
-            .map_err(|e| http_error(format!("answered 200 with a body that is not a job status ({e}): {}", printable(&text)))),
+        StatusCode::OK => serde_json::from_slice::<Status>(&body).map(Some).map_err(|e| {
+            http_error(format!("answered 200 with a body that is not a job status ({e}): {}", printable(&text)))
+        }),
         StatusCode::UNPROCESSABLE_ENTITY | StatusCode::TOO_MANY_REQUESTS => Ok(None),
         code if code.is_server_error() => {
             tracing::warn!(status = code.as_u16(), "status poll failed; trying again");
             Ok(None)
         }
         code => {
-            let message = serde_json::from_slice::<Failure>(&body).map(|f| f.message).unwrap_or_else(|_| text.into_owned());
+            let message =
+                serde_json::from_slice::<Failure>(&body).map(|f| f.message).unwrap_or_else(|_| text.into_owned());
             Err(http_error(format!("answered {code}: {}", printable(&message))))
         }
     }
@@ -388,7 +410,8 @@ async fn poll_status(client: &reqwest::Client, url: &Url) -> Result<Option<Statu
 pub fn read_events(paths: &[String]) -> Result<Vec<(String, Value)>, CliError> {
     let mut events = Vec::new();
     for path in paths {
-        let text = std::fs::read_to_string(path).map_err(|e| CliError::Input { path: path.clone(), reason: e.to_string() })?;
+        let text =
+            std::fs::read_to_string(path).map_err(|e| CliError::Input { path: path.clone(), reason: e.to_string() })?;
         match serde_json::from_str::<Value>(&text) {
             Ok(Value::Array(items)) => events.extend(items.into_iter().map(|v| (path.clone(), v))),
             Ok(value) => events.push((path.clone(), value)),
@@ -428,21 +451,22 @@ pub async fn replay(
     bar.set_length(events.len() as u64);
     let mut rejected = 0;
     for (source, event) in &events {
-        let payload = serde_json::to_vec(event).map_err(|e| CliError::Input { path: source.clone(), reason: e.to_string() })?;
-        let output = client
-            .invoke()
-            .function_name(function)
-            .payload(Blob::new(payload))
-            .send()
-            .await
-            .map_err(|e| CliError::Invoke { function: function.to_owned(), reason: printable(&aws_sdk_lambda::error::DisplayErrorContext(e).to_string()) })?;
+        let payload =
+            serde_json::to_vec(event).map_err(|e| CliError::Input { path: source.clone(), reason: e.to_string() })?;
+        let output = client.invoke().function_name(function).payload(Blob::new(payload)).send().await.map_err(|e| {
+            CliError::Invoke {
+                function: function.to_owned(),
+                reason: printable(&aws_sdk_lambda::error::DisplayErrorContext(e).to_string()),
+            }
+        })?;
         if output.function_error().is_some() {
             rejected += 1;
             let body = output.payload().map(|p| p.as_ref()).unwrap_or_default();
             let reason = serde_json::from_slice::<FunctionError>(body)
                 .map(|f| f.error_message)
                 .unwrap_or_else(|_| String::from_utf8_lossy(body).into_owned());
-            bar.suspend(|| writeln!(out, "{source}: rejected: {}", printable(&reason))).map_err(|e| CliError::Input { path: "output".into(), reason: e.to_string() })?;
+            bar.suspend(|| writeln!(out, "{source}: rejected: {}", printable(&reason)))
+                .map_err(|e| CliError::Input { path: "output".into(), reason: e.to_string() })?;
         }
         bar.inc(1);
     }
@@ -467,13 +491,30 @@ mod tests {
         let url = |s: &str| Url::parse(s).unwrap();
         let local = Endpoints::new(&url("http://127.0.0.1:3000"), None, None).unwrap();
         assert_eq!((local.rest.as_str(), local.ws.as_str()), ("http://127.0.0.1:3000/", "ws://127.0.0.1:3000/ws"));
-        assert_eq!(local.status_url("a b&c.mp4", None).unwrap().as_str(), "http://127.0.0.1:3000/media/status?input_file=a+b%26c.mp4");
-        assert_eq!(local.status_url("a.mp4", Some("9.ab")).unwrap().as_str(), "http://127.0.0.1:3000/media/status?input_file=a.mp4&token=9.ab");
+        assert_eq!(
+            local.status_url("a b&c.mp4", None).unwrap().as_str(),
+            "http://127.0.0.1:3000/media/status?input_file=a+b%26c.mp4"
+        );
+        assert_eq!(
+            local.status_url("a.mp4", Some("9.ab")).unwrap().as_str(),
+            "http://127.0.0.1:3000/media/status?input_file=a.mp4&token=9.ab"
+        );
 
-        let deployed = Endpoints::new(&url("https://api.example.com"), Some(url("https://api.example.com/prod")), Some(url("wss://ws.example.com/prod"))).unwrap();
-        assert_eq!(deployed.status_url("f.mp4", None).unwrap().as_str(), "https://api.example.com/prod/media/status?input_file=f.mp4");
+        let deployed = Endpoints::new(
+            &url("https://api.example.com"),
+            Some(url("https://api.example.com/prod")),
+            Some(url("wss://ws.example.com/prod")),
+        )
+        .unwrap();
+        assert_eq!(
+            deployed.status_url("f.mp4", None).unwrap().as_str(),
+            "https://api.example.com/prod/media/status?input_file=f.mp4"
+        );
         assert_eq!(deployed.ws.as_str(), "wss://ws.example.com/prod");
-        assert_eq!(Endpoints::new(&url("https://api.example.com"), None, None).unwrap().ws.as_str(), "wss://api.example.com/ws");
+        assert_eq!(
+            Endpoints::new(&url("https://api.example.com"), None, None).unwrap().ws.as_str(),
+            "wss://api.example.com/ws"
+        );
 
         assert!(Endpoints::new(&url("ftp://x"), None, None).is_err());
         assert!(Endpoints::new(&url("http://x"), None, Some(url("http://x/ws"))).is_err());

@@ -65,7 +65,8 @@ fn is_port(suffix: &str) -> bool {
 /// Routes that change state on a request alone (reads of S3 objects and preflights excepted).
 fn acts_alone(method: &Method, path: &str) -> bool {
     let s3_write = path.starts_with("/s3/") && !matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS);
-    s3_write || ["/2015-03-31/functions/", "/2017-08-29/", "/@connections/"].iter().any(|prefix| path.starts_with(prefix))
+    s3_write
+        || ["/2015-03-31/functions/", "/2017-08-29/", "/@connections/"].iter().any(|prefix| path.starts_with(prefix))
 }
 
 #[cfg(test)]
@@ -83,7 +84,17 @@ mod tests {
         for local in ["127.0.0.1", "127.0.0.1:3000", "localhost", "LOCALHOST:8080", "[::1]", "[::1]:3000"] {
             assert!(is_local_host(&host(local)), "{local}");
         }
-        for foreign in ["evil.example", "evil.example:3000", "127.0.0.1.evil.example", "localhost.", "[::2]:3000", "127.0.0.2:3000", "localhost:x", "[::1]x", ""] {
+        for foreign in [
+            "evil.example",
+            "evil.example:3000",
+            "127.0.0.1.evil.example",
+            "localhost.",
+            "[::2]:3000",
+            "127.0.0.2:3000",
+            "localhost:x",
+            "[::1]x",
+            "",
+        ] {
             assert!(!is_local_host(&host(foreign)), "{foreign}");
         }
         assert!(!is_local_host(&HeaderMap::new()));

@@ -6,8 +6,8 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 
 use aws_lambda_events::apigw::{
-    ApiGatewayRequestAuthorizer, ApiGatewayRequestAuthorizerJwtDescription, ApiGatewayV2httpRequest, ApiGatewayV2httpRequestContext,
-    ApiGatewayV2httpResponse,
+    ApiGatewayRequestAuthorizer, ApiGatewayRequestAuthorizerJwtDescription, ApiGatewayV2httpRequest,
+    ApiGatewayV2httpRequestContext, ApiGatewayV2httpResponse,
 };
 use aws_lambda_events::encodings::Body;
 use axum::extract::State;
@@ -39,7 +39,12 @@ fn decode(s: &str) -> String {
 }
 
 /// An HTTP request as API Gateway's HTTP API (payload v2) hands it to a Lambda function.
-pub fn http_api_event(method: &Method, uri: &Uri, headers: &HeaderMap, peer: Option<SocketAddr>) -> ApiGatewayV2httpRequest {
+pub fn http_api_event(
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    peer: Option<SocketAddr>,
+) -> ApiGatewayV2httpRequest {
     let now = mcpush_core::now_ms() as i64;
     let raw_query = uri.query().unwrap_or_default();
     let route_key = format!("{method} {}", uri.path());
@@ -57,7 +62,8 @@ pub fn http_api_event(method: &Method, uri: &Uri, headers: &HeaderMap, peer: Opt
     context.http.path = Some(uri.path().to_owned());
     context.http.protocol = Some("HTTP/1.1".into());
     context.http.source_ip = Some(peer.map(|p| p.ip().to_string()).unwrap_or_default());
-    context.http.user_agent = Some(headers.get("user-agent").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned());
+    context.http.user_agent =
+        Some(headers.get("user-agent").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned());
 
     let mut event = ApiGatewayV2httpRequest::default();
     event.version = Some("2.0".into());
@@ -98,7 +104,13 @@ async fn endpoints() -> Json<Value> {
 
 /// The REST routes: each request becomes the payload v2 event HTTP API sends (a body as text,
 /// or base64 when it is not UTF-8), handed to the route's function.
-async fn rest(State(stack): State<Stack>, method: Method, uri: Uri, headers: HeaderMap, body: axum::body::Bytes) -> Response {
+async fn rest(
+    State(stack): State<Stack>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
     // The stack listens on loopback only, so every caller is local.
     let mut event = http_api_event(&method, &uri, &headers, Some(SocketAddr::from(([127, 0, 0, 1], 0))));
     if !body.is_empty() {
@@ -132,9 +144,15 @@ async fn rest(State(stack): State<Stack>, method: Method, uri: Uri, headers: Hea
 /// token (with or without `Bearer `) verified against the issuer, its claims passed on in
 /// `requestContext.authorizer.jwt.claims`; otherwise 401 `{"message":"Unauthorized"}` (the
 /// reason goes to the log, as API Gateway's goes to its access log).
-async fn jwt_authorizer(verifier: &dyn IdentityVerifier, headers: &HeaderMap) -> Result<ApiGatewayRequestAuthorizer, Answer> {
+async fn jwt_authorizer(
+    verifier: &dyn IdentityVerifier,
+    headers: &HeaderMap,
+) -> Result<ApiGatewayRequestAuthorizer, Answer> {
     let unauthorized = || Answer { status: 401, body: Some(json!({"message": "Unauthorized"}).to_string()) };
-    let token = headers.get("authorization").and_then(|v| v.to_str().ok()).map(|v| v.strip_prefix("Bearer ").unwrap_or(v).trim());
+    let token = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.strip_prefix("Bearer ").unwrap_or(v).trim());
     let Some(token) = token.filter(|t| !t.is_empty()) else {
         tracing::info!("upload refused: no Authorization header");
         return Err(unauthorized());
@@ -160,10 +178,15 @@ async fn jwt_authorizer(verifier: &dyn IdentityVerifier, headers: &HeaderMap) ->
 }
 
 fn into_http(response: ApiGatewayV2httpResponse) -> Response {
-    let status = u16::try_from(response.status_code).ok().and_then(|s| StatusCode::from_u16(s).ok()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let status = u16::try_from(response.status_code)
+        .ok()
+        .and_then(|s| StatusCode::from_u16(s).ok())
+        .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let mut out = HeaderMap::new();
     for (name, value) in &response.headers {
-        if let (Ok(name), Ok(value)) = (HeaderName::from_bytes(name.as_str().as_bytes()), HeaderValue::from_bytes(value.as_bytes())) {
+        if let (Ok(name), Ok(value)) =
+            (HeaderName::from_bytes(name.as_str().as_bytes()), HeaderValue::from_bytes(value.as_bytes()))
+        {
             out.insert(name, value);
         }
     }

@@ -25,7 +25,8 @@ pub enum Function {
 }
 
 impl Function {
-    pub const ALL: [Function; 6] = [Self::CreateJob, Self::ProgressIngest, Self::JobIdApi, Self::StatusApi, Self::ProgressPush, Self::Reconcile];
+    pub const ALL: [Function; 6] =
+        [Self::CreateJob, Self::ProgressIngest, Self::JobIdApi, Self::StatusApi, Self::ProgressPush, Self::Reconcile];
 
     /// The function's name, as in the SAM template.
     pub fn name(self) -> &'static str {
@@ -70,11 +71,21 @@ pub fn router(stack: Stack) -> Router {
 
 async fn invoke(State(stack): State<Stack>, Path(function): Path<String>, body: Bytes) -> Response {
     let Some(function) = Function::from_name(&function) else {
-        return function_error("ResourceNotFoundException", &format!("Function not found: {function}"), StatusCode::NOT_FOUND);
+        return function_error(
+            "ResourceNotFoundException",
+            &format!("Function not found: {function}"),
+            StatusCode::NOT_FOUND,
+        );
     };
     let event: Value = match serde_json::from_slice(&body) {
         Ok(v) => v,
-        Err(e) => return function_error("InvalidRequestContentException", &format!("Could not parse request body into json: {e}"), StatusCode::BAD_REQUEST),
+        Err(e) => {
+            return function_error(
+                "InvalidRequestContentException",
+                &format!("Could not parse request body into json: {e}"),
+                StatusCode::BAD_REQUEST,
+            );
+        }
     };
     match function.invoke(&stack, event).await {
         Ok(value) => Json(value).into_response(),

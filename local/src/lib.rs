@@ -37,11 +37,13 @@ use std::sync::Arc;
 
 use aws_config::BehaviorVersion;
 use axum::Router;
-use mcpush_core::adapters::dynamodb::{DynamoJobStore, DynamoSubscriptionStore, ensure_subscriptions_table, ensure_tables};
+use mcpush_core::adapters::dynamodb::{
+    DynamoJobStore, DynamoSubscriptionStore, ensure_subscriptions_table, ensure_tables,
+};
 use mcpush_core::adapters::mediaconvert::{MediaConvertJobCreator, MediaConvertJobInspector};
 use mcpush_core::adapters::memory::{JobChange, MemoryJobStore, MemorySubscriptionStore};
-use mcpush_core::config::{self, TableNames};
 use mcpush_core::adapters::oidc::OidcVerifier;
+use mcpush_core::config::{self, TableNames};
 use mcpush_core::ports::{IdentityVerifier, JobStore, Pusher, SubscriptionStore};
 
 pub use invoke::Function;
@@ -83,11 +85,15 @@ pub async fn sdk_config_for(endpoint: Option<&str>) -> aws_config::SdkConfig {
     let Some(endpoint) = endpoint else { return loader.load().await };
     loader = loader.endpoint_url(endpoint);
     let loopback = reqwest::Url::parse(endpoint).ok().and_then(|u| {
-        u.host_str().map(|h| h == "localhost" || h.trim_matches(['[', ']']).parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback()))
+        u.host_str().map(|h| {
+            h == "localhost" || h.trim_matches(['[', ']']).parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+        })
     });
     if loopback == Some(true) {
         if std::env::var_os("AWS_ACCESS_KEY_ID").is_none() && std::env::var_os("AWS_PROFILE").is_none() {
-            loader = loader.credentials_provider(aws_sdk_dynamodb::config::Credentials::new("local", "local", None, None, "local"));
+            loader = loader.credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
+                "local", "local", None, None, "local",
+            ));
         }
         if std::env::var_os("AWS_REGION").is_none() && std::env::var_os("AWS_DEFAULT_REGION").is_none() {
             loader = loader.region(aws_config::Region::new("us-east-1"));
@@ -106,14 +112,26 @@ pub async fn local_dynamodb(base: &str, options: Options, endpoint: &str) -> Res
     ensure_tables(&client, &tables).await?;
     let subscriptions = DynamoSubscriptionStore::new(client.clone(), config::subscriptions_table_from_env());
     ensure_subscriptions_table(&client, subscriptions.table()).await?;
-    let poller = stream::StreamPoller::open(&client, aws_sdk_dynamodbstreams::Client::new(&sdk), &tables.status, options.batch_size as i32).await?;
+    let poller = stream::StreamPoller::open(
+        &client,
+        aws_sdk_dynamodbstreams::Client::new(&sdk),
+        &tables.status,
+        options.batch_size as i32,
+    )
+    .await?;
     let jobs = DynamoJobStore::new(client, tables).with_retention(options.retention);
     Ok(assemble(base, options, Arc::new(jobs), Arc::new(subscriptions), Feed::DynamoDbStreams(poller)))
 }
 
 /// Wires the handlers, the WebSocket emulator, the simulated S3 and MediaConvert, and the feed
 /// around the given stores.
-pub fn assemble(base: &str, options: Options, jobs: Arc<dyn JobStore>, subscriptions: Arc<dyn SubscriptionStore>, feed: Feed) -> Local {
+pub fn assemble(
+    base: &str,
+    options: Options,
+    jobs: Arc<dyn JobStore>,
+    subscriptions: Arc<dyn SubscriptionStore>,
+    feed: Feed,
+) -> Local {
     let pusher: Arc<dyn Pusher> = Arc::new(backend::local_pusher(base));
     let origins = Arc::new(options.origins);
     let region = options.simulator.region.clone();
@@ -140,7 +158,14 @@ pub fn assemble(base: &str, options: Options, jobs: Arc<dyn JobStore>, subscript
         upload_config: Arc::new(options.upload.clone()),
         identity: options.oidc.map(|oidc| Arc::new(OidcVerifier::new(oidc)) as Arc<dyn IdentityVerifier>),
     };
-    let handlers = backend::HandlerBackend { origins: origins.clone(), jobs, subscriptions, pusher, config: options.ws, identity: stack.identity.clone() };
+    let handlers = backend::HandlerBackend {
+        origins: origins.clone(),
+        jobs,
+        subscriptions,
+        pusher,
+        config: options.ws,
+        identity: stack.identity.clone(),
+    };
     let api = apigw_ws::WebSocketApi::new(Arc::new(handlers), &backend::ROUTES, "local", "127.0.0.1");
     api.set_fault_rate(options.ws_post_fault_rate);
     api.set_limits(options.apigw_limits);

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
-use mcpush_local::cli::{self, Endpoints, Ending, Timing, Watched};
+use mcpush_local::cli::{self, Ending, Endpoints, Timing, Watched};
 use mcpush_local::redrive::Redrive;
 use mcpush_local::{Function, Options, local, local_dynamodb};
 use reqwest::Url;
@@ -147,10 +147,20 @@ async fn watch(args: WatchArgs) -> Result<ExitCode, Box<dyn std::error::Error>> 
     let bar = cli::progress_bar(100, "{bar:40.cyan/blue} {pos:>3}% {msg}");
     let mut out = std::io::stderr();
     let watched = Watched { input_file: &args.input_file, token: args.token.as_deref() };
-    Ok(match cli::watch(&endpoints, watched, Timing { poll: Duration::from_millis(args.poll_ms), recheck: Duration::from_millis(args.recheck_ms) }, &mut out, bar).await? {
-        Ending::Complete(_) => ExitCode::SUCCESS,
-        Ending::Failed(_) => ExitCode::from(1),
-    })
+    Ok(
+        match cli::watch(
+            &endpoints,
+            watched,
+            Timing { poll: Duration::from_millis(args.poll_ms), recheck: Duration::from_millis(args.recheck_ms) },
+            &mut out,
+            bar,
+        )
+        .await?
+        {
+            Ending::Complete(_) => ExitCode::SUCCESS,
+            Ending::Failed(_) => ExitCode::from(1),
+        },
+    )
 }
 
 async fn replay(args: ReplayArgs) -> Result<ExitCode, Box<dyn std::error::Error>> {
@@ -163,16 +173,26 @@ async fn replay(args: ReplayArgs) -> Result<ExitCode, Box<dyn std::error::Error>
 async fn redrive(args: RedriveArgs) -> Result<ExitCode, Box<dyn std::error::Error>> {
     let lambda = cli::lambda_client(Some(&args.endpoint_url)).await;
     let sqs = aws_sdk_sqs::Client::new(&mcpush_local::sdk_config_for(args.sqs_endpoint_url.as_deref()).await);
-    let redrive = Redrive { sqs: &sqs, lambda: &lambda, queue_url: &args.queue_url, function_name: args.function_name.as_deref(), dry_run: args.dry_run };
+    let redrive = Redrive {
+        sqs: &sqs,
+        lambda: &lambda,
+        queue_url: &args.queue_url,
+        function_name: args.function_name.as_deref(),
+        dry_run: args.dry_run,
+    };
     let done = redrive.run(&mut std::io::stderr()).await?;
     Ok(if done.failed + done.skipped == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
 
 async fn token(args: TokenArgs) -> Result<ExitCode, Box<dyn std::error::Error>> {
     let scope = match (args.scope.input_file, args.scope.prefix) {
-        (_, Some(prefix)) if !prefix.ends_with('/') => return Err(format!("--prefix {prefix:?} must end with / (it is a folder)").into()),
+        (_, Some(prefix)) if !prefix.ends_with('/') => {
+            return Err(format!("--prefix {prefix:?} must end with / (it is a folder)").into());
+        }
         (_, Some(prefix)) => prefix,
-        (Some(file), None) if file.ends_with('/') => return Err(format!("{file:?} ends with /: use --prefix for a folder").into()),
+        (Some(file), None) if file.ends_with('/') => {
+            return Err(format!("{file:?} ends with /: use --prefix for a folder").into());
+        }
         (Some(file), None) => file,
         (None, None) => return Err("name a file or --prefix".into()),
     };

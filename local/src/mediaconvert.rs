@@ -20,7 +20,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use mcpush_core::domain::mediaconvert::{
-    DETAIL_TYPE, InputAudio, InputDetail, InputVideo, JobProgress, OutputDetail, OutputGroupDetail, PhaseProgress, VideoDetails,
+    DETAIL_TYPE, InputAudio, InputDetail, InputVideo, JobProgress, OutputDetail, OutputGroupDetail, PhaseProgress,
+    VideoDetails,
 };
 use mcpush_core::domain::{JobStateChange, MediaConvertEvent};
 use regex::Regex;
@@ -233,7 +234,14 @@ pub struct MediaConvertSim {
 impl MediaConvertSim {
     pub fn new(settings: SimSettings, s3: Arc<LocalS3>, bus: UnboundedSender<MediaConvertEvent>) -> Arc<Self> {
         let rng = settings.seed.map(fastrand::Rng::with_seed).unwrap_or_default();
-        Arc::new(Self { settings, s3, bus, jobs_by_token: Mutex::default(), jobs_by_id: Mutex::default(), rng: Mutex::new(rng) })
+        Arc::new(Self {
+            settings,
+            s3,
+            bus,
+            jobs_by_token: Mutex::default(),
+            jobs_by_id: Mutex::default(),
+            rng: Mutex::new(rng),
+        })
     }
 
     pub fn router(self: &Arc<Self>) -> Router {
@@ -250,7 +258,10 @@ impl MediaConvertSim {
         let object = |value: Value| value.as_object().cloned().unwrap_or_default();
         JobTemplate {
             name: settings.template.clone(),
-            arn: format!("arn:aws:mediaconvert:{}:{}:jobTemplates/{}", settings.region, settings.account, settings.template),
+            arn: format!(
+                "arn:aws:mediaconvert:{}:{}:jobTemplates/{}",
+                settings.region, settings.account, settings.template
+            ),
             kind: "CUSTOM".into(),
             settings: JobSettings {
                 output_groups: vec![OutputGroup {
@@ -265,7 +276,11 @@ impl MediaConvertSim {
                     }),
                     outputs: vec![Output {
                         name_modifier: Some("_720p".into()),
-                        video_description: Some(VideoDescription { width: Some(1280), height: Some(720), rest: Map::new() }),
+                        video_description: Some(VideoDescription {
+                            width: Some(1280),
+                            height: Some(720),
+                            rest: Map::new(),
+                        }),
                         rest: object(json!({"containerSettings": {"container": "M3U8"}})),
                     }],
                     rest: Map::new(),
@@ -304,15 +319,22 @@ impl MediaConvertSim {
         let (_, key) = split_s3_url(input).unwrap_or_default();
         let size = self.s3.size_of(input).await;
         let failure = match size {
-            None => Some(format!("Failed to open input file [{input}]: [Failed probe/open: [No such object in the upload bucket]]")),
-            Some(0) => Some(format!("Failed to open input file [{input}]: [Failed probe/open: [Failed to read data: the file is empty]]")),
-            Some(_) if self.settings.fail_pattern.is_match(key) => {
-                Some(format!("Failed to open input file [{input}]: [Failed probe/open: [Can't find a demuxer for the input]]"))
-            }
+            None => Some(format!(
+                "Failed to open input file [{input}]: [Failed probe/open: [No such object in the upload bucket]]"
+            )),
+            Some(0) => Some(format!(
+                "Failed to open input file [{input}]: [Failed probe/open: [Failed to read data: the file is empty]]"
+            )),
+            Some(_) if self.settings.fail_pattern.is_match(key) => Some(format!(
+                "Failed to open input file [{input}]: [Failed probe/open: [Can't find a demuxer for the input]]"
+            )),
             Some(_) => None,
         };
         if let Some(message) = failure {
-            events.push(event("ERROR", JobStateChange { error_code: Some(1010), error_message: Some(message), ..JobStateChange::default() }));
+            events.push(event(
+                "ERROR",
+                JobStateChange { error_code: Some(1010), error_message: Some(message), ..JobStateChange::default() },
+            ));
             return events;
         }
 
@@ -336,9 +358,18 @@ impl MediaConvertSim {
                 standard: Some("UNSPECIFIED".into()),
                 stream_id: Some(1),
             }],
-            audio: vec![InputAudio { channels: Some(2), codec: Some("AAC".into()), language: Some("UND".into()), sample_rate: Some(48000), stream_id: Some(2) }],
+            audio: vec![InputAudio {
+                channels: Some(2),
+                codec: Some("AAC".into()),
+                language: Some("UND".into()),
+                sample_rate: Some(48000),
+                stream_id: Some(2),
+            }],
         };
-        events.push(event("INPUT_INFORMATION", JobStateChange { input_details: Some(vec![probed]), ..JobStateChange::default() }));
+        events.push(event(
+            "INPUT_INFORMATION",
+            JobStateChange { input_details: Some(vec![probed]), ..JobStateChange::default() },
+        ));
         for (percent, phase_percent) in [(10, 5), (25, 25), (45, 50), (65, 75), (85, 100)] {
             events.push(event("STATUS_UPDATE", phase("TRANSCODING", percent, phase_percent)));
         }
@@ -352,7 +383,8 @@ impl MediaConvertSim {
             .unwrap_or_else(|| "s3://local-outputs/".to_owned());
         let base = key.rsplit('/').next().unwrap_or(key);
         let base = base.rsplit_once('.').map_or(base, |(stem, _)| stem);
-        let modifier = group.and_then(|g| g.outputs.first()).and_then(|o| o.name_modifier.as_deref()).unwrap_or("_720p");
+        let modifier =
+            group.and_then(|g| g.outputs.first()).and_then(|o| o.name_modifier.as_deref()).unwrap_or("_720p");
         let master = format!("{destination}{base}.m3u8");
         let variant = format!("{destination}{base}{modifier}.m3u8");
         if let Err(e) = self.write_playlists(&master, &variant, width, height, duration_ms).await {
@@ -361,10 +393,21 @@ impl MediaConvertSim {
         let output = OutputDetail {
             output_file_paths: Some(vec![variant]),
             duration_in_ms: Some(duration_ms),
-            video_details: Some(VideoDetails { width_in_px: Some(width), height_in_px: Some(height), average_bitrate: Some(2_000_000) }),
+            video_details: Some(VideoDetails {
+                width_in_px: Some(width),
+                height_in_px: Some(height),
+                average_bitrate: Some(2_000_000),
+            }),
         };
-        let group = OutputGroupDetail { kind: Some("HLS_GROUP".into()), output_details: Some(vec![output]), playlist_file_paths: Some(vec![master]) };
-        events.push(event("COMPLETE", JobStateChange { output_group_details: Some(vec![group]), ..JobStateChange::default() }));
+        let group = OutputGroupDetail {
+            kind: Some("HLS_GROUP".into()),
+            output_details: Some(vec![output]),
+            playlist_file_paths: Some(vec![master]),
+        };
+        events.push(event(
+            "COMPLETE",
+            JobStateChange { output_group_details: Some(vec![group]), ..JobStateChange::default() },
+        ));
         events
     }
 
@@ -399,7 +442,14 @@ impl MediaConvertSim {
         event
     }
 
-    async fn write_playlists(&self, master: &str, variant: &str, width: u32, height: u32, duration_ms: u64) -> std::io::Result<()> {
+    async fn write_playlists(
+        &self,
+        master: &str,
+        variant: &str,
+        width: u32,
+        height: u32,
+        duration_ms: u64,
+    ) -> std::io::Result<()> {
         let variant_name = variant.rsplit('/').next().unwrap_or(variant);
         let uri = percent_encoding::utf8_percent_encode(variant_name, &PLAYLIST_URI);
         self.s3
@@ -500,7 +550,10 @@ fn apply(job: &mut Job, detail: &JobStateChange) {
                                 .map(|o| OutputDetail {
                                     output_file_paths: None,
                                     duration_in_ms: o.duration_in_ms,
-                                    video_details: o.video_details.as_ref().map(|v| VideoDetails { average_bitrate: None, ..v.clone() }),
+                                    video_details: o
+                                        .video_details
+                                        .as_ref()
+                                        .map(|v| VideoDetails { average_bitrate: None, ..v.clone() }),
                                 })
                                 .collect()
                         }),
@@ -542,23 +595,40 @@ async fn get_job_template(State(sim): State<Arc<MediaConvertSim>>, Path(name): P
     if name == template.name || name == template.arn {
         Json(json!({"jobTemplate": template})).into_response()
     } else {
-        error(StatusCode::NOT_FOUND, "NotFoundException", format!("Job template {name:?} does not exist (the simulator knows {:?})", sim.settings.template))
+        error(
+            StatusCode::NOT_FOUND,
+            "NotFoundException",
+            format!("Job template {name:?} does not exist (the simulator knows {:?})", sim.settings.template),
+        )
     }
 }
 
 async fn create_job(State(sim): State<Arc<MediaConvertSim>>, body: axum::body::Bytes) -> Response {
-    let request: CreateJobRequest = match serde_path_to_error::deserialize(&mut serde_json::Deserializer::from_slice(&body)) {
-        Ok(v) => v,
-        Err(e) => return error(StatusCode::BAD_REQUEST, "BadRequestException", format!("request body is not a CreateJob request: {e}")),
-    };
+    let request: CreateJobRequest =
+        match serde_path_to_error::deserialize(&mut serde_json::Deserializer::from_slice(&body)) {
+            Ok(v) => v,
+            Err(e) => {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    "BadRequestException",
+                    format!("request body is not a CreateJob request: {e}"),
+                );
+            }
+        };
     let Some(role) = request.role.clone().filter(|r| !r.is_empty()) else {
         return error(StatusCode::BAD_REQUEST, "BadRequestException", "/role is required".into());
     };
     if let Some(name) = request.job_template.as_deref().filter(|name| *name != sim.settings.template) {
         return error(StatusCode::BAD_REQUEST, "BadRequestException", format!("job template {name:?} does not exist"));
     }
-    let Some(input) = request.settings.inputs.first().and_then(|i| i.file_input.clone()).filter(|i| split_s3_url(i).is_some()) else {
-        return error(StatusCode::BAD_REQUEST, "BadRequestException", "/settings/inputs/0/fileInput must be an s3:// URL".into());
+    let Some(input) =
+        request.settings.inputs.first().and_then(|i| i.file_input.clone()).filter(|i| split_s3_url(i).is_some())
+    else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "BadRequestException",
+            "/settings/inputs/0/fileInput must be an s3:// URL".into(),
+        );
     };
     let token = request.client_request_token.clone().unwrap_or_default();
     let (job, fresh) = {
@@ -567,12 +637,18 @@ async fn create_job(State(sim): State<Arc<MediaConvertSim>>, body: axum::body::B
             Some(job) => (job.clone(), false),
             None => {
                 let SimSettings { region, account, .. } = &sim.settings;
-                let id = format!("{}-{}", mcpush_core::now_ms(), (0..6).map(|_| fastrand::alphanumeric().to_ascii_lowercase()).collect::<String>());
+                let id = format!(
+                    "{}-{}",
+                    mcpush_core::now_ms(),
+                    (0..6).map(|_| fastrand::alphanumeric().to_ascii_lowercase()).collect::<String>()
+                );
                 let job = Job {
                     arn: format!("arn:aws:mediaconvert:{region}:{account}:jobs/{id}"),
                     id,
                     job_template: request.job_template,
-                    queue: request.queue.unwrap_or_else(|| format!("arn:aws:mediaconvert:{region}:{account}:queues/Default")),
+                    queue: request
+                        .queue
+                        .unwrap_or_else(|| format!("arn:aws:mediaconvert:{region}:{account}:queues/Default")),
                     role,
                     settings: request.settings,
                     status: "SUBMITTED".into(),
@@ -596,7 +672,8 @@ async fn create_job(State(sim): State<Arc<MediaConvertSim>>, body: axum::body::B
 }
 
 /// Characters escaped in a playlist's URI lines.
-const PLAYLIST_URI: percent_encoding::AsciiSet = percent_encoding::NON_ALPHANUMERIC.remove(b'.').remove(b'-').remove(b'_');
+const PLAYLIST_URI: percent_encoding::AsciiSet =
+    percent_encoding::NON_ALPHANUMERIC.remove(b'.').remove(b'-').remove(b'_');
 
 #[cfg(test)]
 mod tests {
@@ -647,7 +724,13 @@ mod tests {
             assert_eq!(delivered.iter().filter(|d| **d == n).count(), 2);
         }
         // Both copies of an event say when it happened, not when it was delivered.
-        let stamps = |n: u64| schedule.iter().filter(|s| s.event.detail.job_id == n.to_string()).map(|s| s.event.detail.timestamp).collect::<Vec<_>>();
+        let stamps = |n: u64| {
+            schedule
+                .iter()
+                .filter(|s| s.event.detail.job_id == n.to_string())
+                .map(|s| s.event.detail.timestamp)
+                .collect::<Vec<_>>()
+        };
         assert_eq!(stamps(3)[0], stamps(3)[1]);
     }
 

@@ -112,7 +112,11 @@ impl LocalMetrics {
     /// Adds one EMF document: each metric it declares, under its `Function` dimension.
     fn add(&self, document: &Value) {
         let function = document.get(mcpush_core::metrics::DIMENSION).and_then(Value::as_str).unwrap_or("-").to_owned();
-        let declared = document.pointer("/_aws/CloudWatchMetrics/0/Metrics").and_then(Value::as_array).cloned().unwrap_or_default();
+        let declared = document
+            .pointer("/_aws/CloudWatchMetrics/0/Metrics")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
         let Ok(mut counts) = self.counts.lock() else { return };
         for metric in declared {
             if let Some(name) = metric.get("Name").and_then(Value::as_str)
@@ -127,7 +131,12 @@ impl LocalMetrics {
     pub fn snapshot(&self) -> Counts {
         self.flush();
         let Ok(counts) = self.counts.lock() else { return Counts::new() };
-        counts.iter().map(|(function, stats)| (function.clone(), stats.iter().map(|(name, stat)| (name.clone(), stat.summarised())).collect())).collect()
+        counts
+            .iter()
+            .map(|(function, stats)| {
+                (function.clone(), stats.iter().map(|(name, stat)| (name.clone(), stat.summarised())).collect())
+            })
+            .collect()
     }
 }
 

@@ -6,7 +6,9 @@ use crate::apigw_ws::{ConnectionLimits, Rate, RequestLimits};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use mcpush_core::config::{self, ConfigError, CreateJobConfig, OidcConfig, PushConfig, ReconcileConfig, UploadConfig, WsConfig, parsed, var};
+use mcpush_core::config::{
+    self, ConfigError, CreateJobConfig, OidcConfig, PushConfig, ReconcileConfig, UploadConfig, WsConfig, parsed, var,
+};
 use mcpush_core::domain::{AllowedOrigins, DestinationTemplate};
 use regex::Regex;
 
@@ -78,7 +80,8 @@ impl Default for Options {
     fn default() -> Self {
         let simulator = SimSettings::default();
         Self {
-            origins: AllowedOrigins::parse(LOCAL_ALLOWED_ORIGINS).unwrap_or_else(|_| unreachable!("the built-in pattern compiles")),
+            origins: AllowedOrigins::parse(LOCAL_ALLOWED_ORIGINS)
+                .unwrap_or_else(|_| unreachable!("the built-in pattern compiles")),
             ws: WsConfig::default(),
             push: PushConfig::default(),
             batch_size: 100,
@@ -87,7 +90,8 @@ impl Default for Options {
                 job_template: simulator.template.clone(),
                 role_arn: "arn:aws:iam::000000000000:role/MediaConvertLocal".into(),
                 queue: None,
-                destination: DestinationTemplate::parse(DEFAULT_OUTPUT_DESTINATION).unwrap_or_else(|_| unreachable!("the built-in template parses")),
+                destination: DestinationTemplate::parse(DEFAULT_OUTPUT_DESTINATION)
+                    .unwrap_or_else(|_| unreachable!("the built-in template parses")),
                 skip_prefixes: Vec::new(),
                 marker: config::DEFAULT_JOB_MARKER.into(),
             },
@@ -112,13 +116,17 @@ impl Options {
         let defaults = Self::default();
         let access = mcpush_core::adapters::secrets::read_access_with(crate::sdk_config_for(None)).await?;
         let create_job = CreateJobConfig::from_env_or(&defaults.create_job)?;
-        let simulator = SimSettings { template: create_job.job_template.clone(), ..sim_settings_from_env(&defaults.simulator)? };
+        let simulator =
+            SimSettings { template: create_job.job_template.clone(), ..sim_settings_from_env(&defaults.simulator)? };
         Ok(Self {
             origins: config::allowed_origins_from_env_or(&defaults.origins)?,
             ws: WsConfig::from_env(access)?,
             push: PushConfig::from_env()?,
             batch_size: parsed("STREAM_BATCH_SIZE", defaults.batch_size)?,
-            batch_window: Duration::from_millis(parsed("STREAM_BATCH_WINDOW_MS", defaults.batch_window.as_millis() as u64)?),
+            batch_window: Duration::from_millis(parsed(
+                "STREAM_BATCH_WINDOW_MS",
+                defaults.batch_window.as_millis() as u64,
+            )?),
             create_job,
             simulator,
             s3_dir: var("LOCAL_S3_DIR").map(Into::into).unwrap_or(defaults.s3_dir),
@@ -127,11 +135,15 @@ impl Options {
             ws_post_fault_rate: share("WS_POST_FAULT_RATE", defaults.ws_post_fault_rate)?,
             apigw_limits: ConnectionLimits {
                 idle: Duration::from_secs(parsed("APIGW_IDLE_TIMEOUT_S", defaults.apigw_limits.idle.as_secs())?.max(1)),
-                max_age: Duration::from_secs(parsed("APIGW_MAX_CONNECTION_S", defaults.apigw_limits.max_age.as_secs())?.max(1)),
+                max_age: Duration::from_secs(
+                    parsed("APIGW_MAX_CONNECTION_S", defaults.apigw_limits.max_age.as_secs())?.max(1),
+                ),
             },
             apigw_requests: request_limits_from_env()?,
             reconcile: ReconcileConfig::from_env_or(&defaults.reconcile)?,
-            reconcile_every: Duration::from_millis(parsed("RECONCILE_INTERVAL_MS", defaults.reconcile_every.as_millis() as u64)?.max(1)),
+            reconcile_every: Duration::from_millis(
+                parsed("RECONCILE_INTERVAL_MS", defaults.reconcile_every.as_millis() as u64)?.max(1),
+            ),
             oidc: config::oidc_from_env()?,
         })
     }
@@ -142,7 +154,9 @@ impl Options {
 fn sim_settings_from_env(defaults: &SimSettings) -> Result<SimSettings, ConfigError> {
     let invalid = |name: &'static str, reason: String| ConfigError::Invalid { name, reason };
     let fail_pattern = match var("SIMULATOR_FAIL_PATTERN") {
-        Some(v) => Regex::new(&v).map_err(|e| invalid("SIMULATOR_FAIL_PATTERN", format!("{v:?} is not a regex: {e}")))?,
+        Some(v) => {
+            Regex::new(&v).map_err(|e| invalid("SIMULATOR_FAIL_PATTERN", format!("{v:?} is not a regex: {e}")))?
+        }
         None => defaults.fail_pattern.clone(),
     };
     Ok(SimSettings {
@@ -150,7 +164,9 @@ fn sim_settings_from_env(defaults: &SimSettings) -> Result<SimSettings, ConfigEr
         chaos: share("SIMULATOR_CHAOS", defaults.chaos)?,
         drop: share("SIMULATOR_DROP", defaults.drop)?,
         fail_pattern,
-        seed: var("SIMULATOR_SEED").map(|v| v.parse().map_err(|_| invalid("SIMULATOR_SEED", format!("{v:?} is not a number")))).transpose()?,
+        seed: var("SIMULATOR_SEED")
+            .map(|v| v.parse().map_err(|_| invalid("SIMULATOR_SEED", format!("{v:?} is not a number"))))
+            .transpose()?,
         template: defaults.template.clone(),
         region: var("AWS_REGION").or_else(|| var("AWS_DEFAULT_REGION")).unwrap_or_else(|| defaults.region.clone()),
         account: defaults.account.clone(),
@@ -164,14 +180,20 @@ fn request_limits_from_env() -> Result<RequestLimits, ConfigError> {
         if value.is_finite() && value >= 0.0 {
             Ok((value > 0.0).then_some(value))
         } else {
-            Err(ConfigError::Invalid { name, reason: format!("{value} is not a rate per second (0 or more; 0 or unset: unlimited)") })
+            Err(ConfigError::Invalid {
+                name,
+                reason: format!("{value} is not a rate per second (0 or more; 0 or unset: unlimited)"),
+            })
         }
     };
     let post_rate = match rate("APIGW_POST_RATE")? {
         Some(per_second) => {
             let burst: f64 = parsed("APIGW_POST_BURST", per_second)?;
             if !(burst >= 1.0 && burst.is_finite()) {
-                return Err(ConfigError::Invalid { name: "APIGW_POST_BURST", reason: format!("{burst} is not a bucket size of at least 1") });
+                return Err(ConfigError::Invalid {
+                    name: "APIGW_POST_BURST",
+                    reason: format!("{burst} is not a bucket size of at least 1"),
+                });
             }
             Some(Rate { per_second, burst })
         }
@@ -187,7 +209,10 @@ fn request_limits_from_env() -> Result<RequestLimits, ConfigError> {
 /// `20` (always 20 ms) or `10-40` (uniform between); unset: none.
 fn latency_range(value: Option<&str>) -> Result<(Duration, Duration), ConfigError> {
     let Some(value) = value else { return Ok((Duration::ZERO, Duration::ZERO)) };
-    let invalid = || ConfigError::Invalid { name: "APIGW_POST_LATENCY_MS", reason: format!("{value:?} is not milliseconds (`20`) or a range (`10-40`)") };
+    let invalid = || ConfigError::Invalid {
+        name: "APIGW_POST_LATENCY_MS",
+        reason: format!("{value:?} is not milliseconds (`20`) or a range (`10-40`)"),
+    };
     let ms = |part: &str| part.trim().parse::<u64>().map(Duration::from_millis).map_err(|_| invalid());
     match value.split_once('-') {
         Some((low, high)) => {

@@ -54,7 +54,10 @@ pub struct Redrive<'a> {
 impl Redrive<'_> {
     /// Reads the queue until it holds nothing this run has not seen, handling each message once.
     pub async fn run(&self, out: &mut (dyn Write + Send)) -> Result<Redriven, CliError> {
-        let sqs_error = |e: &dyn std::fmt::Display| CliError::Http { url: self.queue_url.to_owned(), reason: printable(&e.to_string()) };
+        let sqs_error = |e: &dyn std::fmt::Display| CliError::Http {
+            url: self.queue_url.to_owned(),
+            reason: printable(&e.to_string()),
+        };
         let mut seen = HashSet::new();
         let mut totals = Redriven::default();
         loop {
@@ -123,10 +126,21 @@ impl Redrive<'_> {
     /// A dry run leaves every message visible again at once, as if nothing had read it.
     async fn make_visible(&self, message: &aws_sdk_sqs::types::Message, out: &mut (dyn Write + Send)) {
         let Some(handle) = &message.receipt_handle else { return };
-        let reset = self.sqs.change_message_visibility().queue_url(self.queue_url).receipt_handle(handle).visibility_timeout(0).send().await;
+        let reset = self
+            .sqs
+            .change_message_visibility()
+            .queue_url(self.queue_url)
+            .receipt_handle(handle)
+            .visibility_timeout(0)
+            .send()
+            .await;
         if let Err(e) = reset {
             let id = message.message_id.as_deref().unwrap_or_default();
-            let _ = writeln!(out, "{id}: could not be made visible again: {}", printable(&aws_sdk_sqs::error::DisplayErrorContext(e).to_string()));
+            let _ = writeln!(
+                out,
+                "{id}: could not be made visible again: {}",
+                printable(&aws_sdk_sqs::error::DisplayErrorContext(e).to_string())
+            );
         }
     }
 
@@ -140,7 +154,12 @@ impl Redrive<'_> {
             return Outcome::Skipped("no --function-name, and the record names no function".into());
         };
         if let Some(context) = &record.request_context {
-            tracing::info!(function, condition = context.condition.as_deref(), invocations = context.approximate_invoke_count, "redriving");
+            tracing::info!(
+                function,
+                condition = context.condition.as_deref(),
+                invocations = context.approximate_invoke_count,
+                "redriving"
+            );
         }
         if self.dry_run {
             return Outcome::Redriven(function);
@@ -152,7 +171,8 @@ impl Redrive<'_> {
         match self.lambda.invoke().function_name(&function).payload(Blob::new(payload)).send().await {
             Ok(output) if output.function_error().is_none() => Outcome::Redriven(function),
             Ok(output) => {
-                let body = output.payload().map(|p| String::from_utf8_lossy(p.as_ref()).into_owned()).unwrap_or_default();
+                let body =
+                    output.payload().map(|p| String::from_utf8_lossy(p.as_ref()).into_owned()).unwrap_or_default();
                 Outcome::Failed(printable(&body))
             }
             Err(e) => Outcome::Failed(printable(&aws_sdk_lambda::error::DisplayErrorContext(e).to_string())),

@@ -14,16 +14,16 @@ use std::path::{Path as FsPath, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use aws_lambda_events::s3::{S3Event, S3EventRecord, S3UserIdentity};
+use axum::Router;
 use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::any;
-use axum::Router;
 use futures::StreamExt;
 use mcpush_core::domain::AllowedOrigins;
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
-use aws_lambda_events::s3::{S3Event, S3EventRecord, S3UserIdentity};
 use tokio::io::AsyncWriteExt;
 use tokio::sync::mpsc::UnboundedSender;
 
@@ -77,7 +77,8 @@ impl LocalS3 {
 
     /// Writes an object (used by the simulated MediaConvert for its outputs).
     pub async fn write(&self, url: &str, bytes: &[u8]) -> std::io::Result<()> {
-        let (bucket, key) = split_s3_url(url).ok_or_else(|| std::io::Error::other(format!("{url:?} is not an s3:// URL")))?;
+        let (bucket, key) =
+            split_s3_url(url).ok_or_else(|| std::io::Error::other(format!("{url:?} is not an s3:// URL")))?;
         let path = self.path(bucket, key).map_err(std::io::Error::other)?;
         if let Some(parent) = path.parent() {
             tokio::fs::create_dir_all(parent).await?;
@@ -96,7 +97,8 @@ impl LocalS3 {
         record.event_name = Some("ObjectCreated:Put".into());
         record.principal_id.principal_id = Some("AWS:LOCAL".into());
         record.request_parameters.source_ip_address = Some("127.0.0.1".into());
-        record.response_elements = HashMap::from([("x-amz-request-id".into(), sequencer.clone()), ("x-amz-id-2".into(), "local".into())]);
+        record.response_elements =
+            HashMap::from([("x-amz-request-id".into(), sequencer.clone()), ("x-amz-id-2".into(), "local".into())]);
         record.s3.schema_version = Some("1.0".into());
         record.s3.configuration_id = Some("create-job".into());
         record.s3.bucket.name = Some(bucket.to_owned());
@@ -121,7 +123,8 @@ pub const LOCAL_SECRET_KEY: &str = "local-secret-key";
 
 /// upload-api's signer for the local stack at `base`: POSTs go to `{base}/s3/{bucket}`.
 pub fn local_post_signer(base: &str, bucket: &str, region: &str) -> mcpush_core::adapters::s3_post::S3PostSigner {
-    let credentials = aws_credential_types::Credentials::new(LOCAL_ACCESS_KEY, LOCAL_SECRET_KEY, None, None, "local-s3");
+    let credentials =
+        aws_credential_types::Credentials::new(LOCAL_ACCESS_KEY, LOCAL_SECRET_KEY, None, None, "local-s3");
     let provider = aws_credential_types::provider::SharedCredentialsProvider::new(credentials);
     mcpush_core::adapters::s3_post::S3PostSigner::new(provider, region, &format!("{base}/s3/{bucket}"))
 }
@@ -132,7 +135,8 @@ pub fn split_s3_url(url: &str) -> Option<(&str, &str)> {
 }
 
 /// Characters S3 leaves unescaped in notification keys (besides letters and digits).
-const KEY_ESCAPES: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'*').remove(b'/').remove(b' ');
+const KEY_ESCAPES: &AsciiSet =
+    &NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'*').remove(b'/').remove(b' ');
 
 /// `Big Buck Bunny.mp4` → `Big+Buck+Bunny.mp4`, as S3 event notifications carry keys.
 pub fn encode_event_key(key: &str) -> String {
@@ -150,7 +154,12 @@ struct S3State {
 }
 
 /// The bucket's routes; each notification goes to `notify`. `open_puts`: see [`S3State`].
-pub fn router(s3: Arc<LocalS3>, origins: Arc<AllowedOrigins>, notify: UnboundedSender<S3Event>, open_puts: bool) -> Router {
+pub fn router(
+    s3: Arc<LocalS3>,
+    origins: Arc<AllowedOrigins>,
+    notify: UnboundedSender<S3Event>,
+    open_puts: bool,
+) -> Router {
     Router::new()
         .route("/s3/{bucket}/{*key}", any(object))
         .route("/s3/{bucket}", any(form_upload))
@@ -158,7 +167,13 @@ pub fn router(s3: Arc<LocalS3>, origins: Arc<AllowedOrigins>, notify: UnboundedS
         .with_state(S3State { s3, origins, notify, open_puts })
 }
 
-async fn object(State(state): State<S3State>, Path((bucket, key)): Path<(String, String)>, method: Method, headers: HeaderMap, body: Body) -> Response {
+async fn object(
+    State(state): State<S3State>,
+    Path((bucket, key)): Path<(String, String)>,
+    method: Method,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
     let cors = cors_headers(&state.origins, &headers);
     let mut response = match state.s3.path(&bucket, &key) {
         Err(e) => s3_error(StatusCode::BAD_REQUEST, "InvalidArgument", &e.to_string()),
@@ -180,14 +195,24 @@ async fn object(State(state): State<S3State>, Path((bucket, key)): Path<(String,
 
 /// `POST /s3/{bucket}`: a browser upload with a presigned policy (multipart form, the file last),
 /// checked as S3 checks it ([`crate::s3_post`]); 204 and the notification on success.
-async fn form_upload(State(state): State<S3State>, Path(bucket): Path<String>, method: Method, headers: HeaderMap, request: axum::extract::Request) -> Response {
+async fn form_upload(
+    State(state): State<S3State>,
+    Path(bucket): Path<String>,
+    method: Method,
+    headers: HeaderMap,
+    request: axum::extract::Request,
+) -> Response {
     use axum::extract::FromRequest;
     let cors = cors_headers(&state.origins, &headers);
     let mut response = match method {
         Method::OPTIONS => StatusCode::OK.into_response(),
         Method::POST => match axum::extract::Multipart::from_request(request, &()).await {
             Ok(form) => post_form(&state, &bucket, form).await,
-            Err(e) => s3_error(StatusCode::BAD_REQUEST, "MalformedPOSTRequest", &format!("The body of your POST request is not well-formed multipart/form-data: {e}")),
+            Err(e) => s3_error(
+                StatusCode::BAD_REQUEST,
+                "MalformedPOSTRequest",
+                &format!("The body of your POST request is not well-formed multipart/form-data: {e}"),
+            ),
         },
         _ => s3_error(StatusCode::METHOD_NOT_ALLOWED, "MethodNotAllowed", "only POST and OPTIONS on a bucket"),
     };
@@ -196,12 +221,20 @@ async fn form_upload(State(state): State<S3State>, Path(bucket): Path<String>, m
 }
 
 async fn post_form(state: &S3State, bucket: &str, mut form: axum::extract::Multipart) -> Response {
-    let refused = |r: crate::s3_post::Refusal| s3_error(StatusCode::from_u16(r.status).unwrap_or(StatusCode::BAD_REQUEST), r.code, &r.message);
+    let refused = |r: crate::s3_post::Refusal| {
+        s3_error(StatusCode::from_u16(r.status).unwrap_or(StatusCode::BAD_REQUEST), r.code, &r.message)
+    };
     let mut fields = std::collections::BTreeMap::new();
     loop {
         let field = match form.next_field().await {
             Ok(Some(field)) => field,
-            Ok(None) => return s3_error(StatusCode::BAD_REQUEST, "InvalidArgument", "POST requires exactly one file upload per request."),
+            Ok(None) => {
+                return s3_error(
+                    StatusCode::BAD_REQUEST,
+                    "InvalidArgument",
+                    "POST requires exactly one file upload per request.",
+                );
+            }
             Err(e) => return s3_error(StatusCode::BAD_REQUEST, "MalformedPOSTRequest", &e.to_string()),
         };
         let name = field.name().unwrap_or_default().to_ascii_lowercase();
@@ -224,10 +257,18 @@ async fn post_form(state: &S3State, bucket: &str, mut form: axum::extract::Multi
         return match store(&path, field, range.max).await {
             Ok(Stored::Whole { size, .. }) if size < range.min => {
                 let _ = tokio::fs::remove_file(&path).await;
-                s3_error(StatusCode::BAD_REQUEST, "EntityTooSmall", "Your proposed upload is smaller than the minimum allowed size")
+                s3_error(
+                    StatusCode::BAD_REQUEST,
+                    "EntityTooSmall",
+                    "Your proposed upload is smaller than the minimum allowed size",
+                )
             }
             Ok(Stored::Whole { size, etag }) => created(state, bucket, &key, size, &etag, StatusCode::NO_CONTENT),
-            Ok(Stored::TooLarge) => s3_error(StatusCode::BAD_REQUEST, "EntityTooLarge", "Your proposed upload exceeds the maximum allowed size"),
+            Ok(Stored::TooLarge) => s3_error(
+                StatusCode::BAD_REQUEST,
+                "EntityTooLarge",
+                "Your proposed upload exceeds the maximum allowed size",
+            ),
             Err(e) => s3_error(StatusCode::INTERNAL_SERVER_ERROR, "InternalError", &e.to_string()),
         };
     }
@@ -236,7 +277,9 @@ async fn post_form(state: &S3State, bucket: &str, mut form: axum::extract::Multi
 async fn put(state: &S3State, bucket: &str, key: &str, path: &FsPath, body: Body) -> Response {
     match store(path, body.into_data_stream(), u64::MAX).await {
         Ok(Stored::Whole { size, etag }) => created(state, bucket, key, size, &etag, StatusCode::OK),
-        Ok(Stored::TooLarge) => s3_error(StatusCode::BAD_REQUEST, "EntityTooLarge", "Your proposed upload exceeds the maximum allowed size"),
+        Ok(Stored::TooLarge) => {
+            s3_error(StatusCode::BAD_REQUEST, "EntityTooLarge", "Your proposed upload exceeds the maximum allowed size")
+        }
         Err(e) => {
             tracing::warn!(bucket, key, error = %e, "upload failed");
             s3_error(StatusCode::INTERNAL_SERVER_ERROR, "InternalError", &e.to_string())
@@ -246,7 +289,10 @@ async fn put(state: &S3State, bucket: &str, key: &str, path: &FsPath, body: Body
 
 /// What [`store`] did with a body.
 enum Stored {
-    Whole { size: u64, etag: String },
+    Whole {
+        size: u64,
+        etag: String,
+    },
     /// The body went over the limit; nothing was kept.
     TooLarge,
 }
@@ -329,7 +375,10 @@ async fn get(path: &FsPath, head: bool) -> Response {
 }
 
 fn s3_error(status: StatusCode, code: &str, message: &str) -> Response {
-    let body = format!("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>{code}</Code><Message>{}</Message></Error>", xml_escape(message));
+    let body = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>{code}</Code><Message>{}</Message></Error>",
+        xml_escape(message)
+    );
     (status, [(header::CONTENT_TYPE, "application/xml")], body).into_response()
 }
 
@@ -359,7 +408,10 @@ mod tests {
     #[test]
     fn object_names_stay_inside_their_bucket() {
         let s3 = LocalS3::new("/data", "us-east-1");
-        assert_eq!(s3.path("uploads", "a/Big Buck Bunny.mp4").unwrap(), PathBuf::from("/data/uploads/a/Big Buck Bunny.mp4"));
+        assert_eq!(
+            s3.path("uploads", "a/Big Buck Bunny.mp4").unwrap(),
+            PathBuf::from("/data/uploads/a/Big Buck Bunny.mp4")
+        );
         for key in ["../etc/passwd", "a/../../b", "", "/abs", "a//b", "./a"] {
             assert!(matches!(s3.path("uploads", key), Err(ObjectNameError::Key(_))), "{key:?}");
         }

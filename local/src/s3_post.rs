@@ -35,22 +35,39 @@ pub struct SizeRange {
 pub fn check(fields: &BTreeMap<String, String>, bucket: &str, now: SystemTime) -> Result<SizeRange, Refusal> {
     let field = |name: &str| fields.get(name).map(String::as_str);
     let policy = field("policy").ok_or_else(|| denied("Bucket POST must contain a field named 'policy'."))?;
-    let signature = field("x-amz-signature").ok_or_else(|| denied("Bucket POST must contain a field named 'x-amz-signature'."))?;
+    let signature =
+        field("x-amz-signature").ok_or_else(|| denied("Bucket POST must contain a field named 'x-amz-signature'."))?;
     if field("x-amz-algorithm") != Some("AWS4-HMAC-SHA256") {
-        return Err(Refusal { status: 400, code: "InvalidArgument", message: "x-amz-algorithm must be AWS4-HMAC-SHA256".into() });
+        return Err(Refusal {
+            status: 400,
+            code: "InvalidArgument",
+            message: "x-amz-algorithm must be AWS4-HMAC-SHA256".into(),
+        });
     }
     let credential = field("x-amz-credential").unwrap_or_default();
     let parts: Vec<&str> = credential.split('/').collect();
     let [access_key, _date, region, "s3", "aws4_request"] = parts[..] else {
-        return Err(Refusal { status: 400, code: "InvalidArgument", message: format!("x-amz-credential {credential:?} is malformed") });
+        return Err(Refusal {
+            status: 400,
+            code: "InvalidArgument",
+            message: format!("x-amz-credential {credential:?} is malformed"),
+        });
     };
     if access_key != LOCAL_ACCESS_KEY {
-        return Err(Refusal { status: 403, code: "InvalidAccessKeyId", message: "The AWS Access Key Id you provided does not exist in our records.".into() });
+        return Err(Refusal {
+            status: 403,
+            code: "InvalidAccessKeyId",
+            message: "The AWS Access Key Id you provided does not exist in our records.".into(),
+        });
     }
     let signed_at = field("x-amz-date")
         .and_then(|d| chrono::NaiveDateTime::parse_from_str(d, "%Y%m%dT%H%M%SZ").ok())
         .map(|d| SystemTime::UNIX_EPOCH + Duration::from_secs(d.and_utc().timestamp().max(0) as u64))
-        .ok_or_else(|| Refusal { status: 400, code: "InvalidArgument", message: "x-amz-date is not YYYYMMDDTHHMMSSZ".into() })?;
+        .ok_or_else(|| Refusal {
+            status: 400,
+            code: "InvalidArgument",
+            message: "x-amz-date is not YYYYMMDDTHHMMSSZ".into(),
+        })?;
     let key = aws_sigv4::sign::v4::generate_signing_key(LOCAL_SECRET_KEY, signed_at, region, "s3");
     if aws_sigv4::sign::v4::calculate_signature(key, policy.as_bytes()) != signature {
         return Err(Refusal {
@@ -64,11 +81,19 @@ pub fn check(fields: &BTreeMap<String, String>, bucket: &str, now: SystemTime) -
         .decode(policy)
         .ok()
         .and_then(|bytes| serde_json::from_slice(&bytes).ok())
-        .ok_or_else(|| Refusal { status: 400, code: "InvalidPolicyDocument", message: "Invalid Policy: Invalid JSON.".into() })?;
+        .ok_or_else(|| Refusal {
+            status: 400,
+            code: "InvalidPolicyDocument",
+            message: "Invalid Policy: Invalid JSON.".into(),
+        })?;
     let expiration = document["expiration"]
         .as_str()
         .and_then(|e| chrono::DateTime::parse_from_rfc3339(e).ok())
-        .ok_or_else(|| Refusal { status: 400, code: "InvalidPolicyDocument", message: "Invalid Policy: Invalid 'expiration' value.".into() })?;
+        .ok_or_else(|| Refusal {
+            status: 400,
+            code: "InvalidPolicyDocument",
+            message: "Invalid Policy: Invalid 'expiration' value.".into(),
+        })?;
     if chrono::DateTime::<chrono::Utc>::from(now) > expiration {
         return Err(denied("Invalid according to Policy: Policy expired."));
     }
@@ -88,7 +113,9 @@ pub fn check(fields: &BTreeMap<String, String>, bucket: &str, now: SystemTime) -
                 }
             }
             Value::Array(items) => match items.as_slice() {
-                [Value::String(op), Value::String(name), Value::String(expected)] if op == "eq" || op == "starts-with" => {
+                [Value::String(op), Value::String(name), Value::String(expected)]
+                    if op == "eq" || op == "starts-with" =>
+                {
                     let name = name.trim_start_matches('$').to_ascii_lowercase();
                     let actual = value_of(&name).unwrap_or_default();
                     let ok = if op == "eq" { actual == expected } else { actual.starts_with(expected.as_str()) };
@@ -100,9 +127,21 @@ pub fn check(fields: &BTreeMap<String, String>, bucket: &str, now: SystemTime) -
                 [Value::String(op), min, max] if op == "content-length-range" => {
                     range = SizeRange { min: min.as_u64().ok_or_else(failed)?, max: max.as_u64().ok_or_else(failed)? };
                 }
-                _ => return Err(Refusal { status: 400, code: "InvalidPolicyDocument", message: format!("Invalid Policy: Invalid condition {condition}") }),
+                _ => {
+                    return Err(Refusal {
+                        status: 400,
+                        code: "InvalidPolicyDocument",
+                        message: format!("Invalid Policy: Invalid condition {condition}"),
+                    });
+                }
             },
-            _ => return Err(Refusal { status: 400, code: "InvalidPolicyDocument", message: format!("Invalid Policy: Invalid condition {condition}") }),
+            _ => {
+                return Err(Refusal {
+                    status: 400,
+                    code: "InvalidPolicyDocument",
+                    message: format!("Invalid Policy: Invalid condition {condition}"),
+                });
+            }
         }
     }
     if let Some(extra) = fields.keys().find(|name| !name.starts_with("x-ignore-") && !covered.contains(name)) {
@@ -118,8 +157,19 @@ mod tests {
     use mcpush_core::domain::upload::PostPolicy;
 
     fn signed(expires_at: u64, now: SystemTime) -> BTreeMap<String, String> {
-        let policy = PostPolicy { bucket: "uploads".into(), key: "uploads/id/a.mp4".into(), content_type: "video/mp4".into(), max_bytes: 10, expires_at };
-        let keys = SigningKeys { access_key: LOCAL_ACCESS_KEY, secret_key: LOCAL_SECRET_KEY, session_token: None, region: "us-east-1" };
+        let policy = PostPolicy {
+            bucket: "uploads".into(),
+            key: "uploads/id/a.mp4".into(),
+            content_type: "video/mp4".into(),
+            max_bytes: 10,
+            expires_at,
+        };
+        let keys = SigningKeys {
+            access_key: LOCAL_ACCESS_KEY,
+            secret_key: LOCAL_SECRET_KEY,
+            session_token: None,
+            region: "us-east-1",
+        };
         sign_post(&policy, &keys, now).into_iter().map(|(k, v)| (k.to_ascii_lowercase(), v)).collect()
     }
 
@@ -135,15 +185,64 @@ mod tests {
         };
         let later = now + Duration::from_secs(601);
         assert_eq!(refused(&|_| {}, "uploads", later), "AccessDenied", "expired");
-        assert_eq!(refused(&|f| { f.insert("key".into(), "uploads/other.mp4".into()); }, "uploads", now), "AccessDenied");
-        assert_eq!(refused(&|f| { f.insert("content-type".into(), "text/html".into()); }, "uploads", now), "AccessDenied");
+        assert_eq!(
+            refused(
+                &|f| {
+                    f.insert("key".into(), "uploads/other.mp4".into());
+                },
+                "uploads",
+                now
+            ),
+            "AccessDenied"
+        );
+        assert_eq!(
+            refused(
+                &|f| {
+                    f.insert("content-type".into(), "text/html".into());
+                },
+                "uploads",
+                now
+            ),
+            "AccessDenied"
+        );
         assert_eq!(refused(&|_| {}, "other-bucket", now), "AccessDenied");
-        assert_eq!(refused(&|f| { f.insert("acl".into(), "public-read".into()); }, "uploads", now), "AccessDenied");
-        assert_eq!(refused(&|f| { f.insert("x-amz-signature".into(), "00".into()); }, "uploads", now), "SignatureDoesNotMatch");
-        assert_eq!(refused(&|f| { f.remove("policy"); }, "uploads", now), "AccessDenied");
+        assert_eq!(
+            refused(
+                &|f| {
+                    f.insert("acl".into(), "public-read".into());
+                },
+                "uploads",
+                now
+            ),
+            "AccessDenied"
+        );
+        assert_eq!(
+            refused(
+                &|f| {
+                    f.insert("x-amz-signature".into(), "00".into());
+                },
+                "uploads",
+                now
+            ),
+            "SignatureDoesNotMatch"
+        );
+        assert_eq!(
+            refused(
+                &|f| {
+                    f.remove("policy");
+                },
+                "uploads",
+                now
+            ),
+            "AccessDenied"
+        );
         let tampered = |f: &mut BTreeMap<String, String>| {
-            let policy = String::from_utf8(base64::engine::general_purpose::STANDARD.decode(&f["policy"]).unwrap()).unwrap();
-            f.insert("policy".into(), base64::engine::general_purpose::STANDARD.encode(policy.replace("10]", "99999]")));
+            let policy =
+                String::from_utf8(base64::engine::general_purpose::STANDARD.decode(&f["policy"]).unwrap()).unwrap();
+            f.insert(
+                "policy".into(),
+                base64::engine::general_purpose::STANDARD.encode(policy.replace("10]", "99999]")),
+            );
         };
         assert_eq!(refused(&tampered, "uploads", now), "SignatureDoesNotMatch");
     }

@@ -13,7 +13,9 @@ use mcpush_core::handlers::http::RestContext;
 use mcpush_core::handlers::progress_push::{self, PushContext};
 use mcpush_core::handlers::reconcile::{self, ReconcileContext, ReconcileStats};
 use mcpush_core::handlers::{create_job, job_id_api, progress_ingest, status_api, upload_api};
-use mcpush_core::ports::{IdentityVerifier, JobCreator, JobInspector, JobStore, Pusher, SubscriptionStore, UploadSigner};
+use mcpush_core::ports::{
+    IdentityVerifier, JobCreator, JobInspector, JobStore, Pusher, SubscriptionStore, UploadSigner,
+};
 use serde_json::Value;
 
 #[derive(Clone)]
@@ -37,11 +39,24 @@ pub struct Stack {
 }
 
 impl Stack {
-    pub async fn create_job(&self, event: &Value) -> Result<Vec<create_job::RecordOutcome>, create_job::CreateJobError> {
-        create_job::handle(&self.create_job_config, self.creator.as_ref(), self.jobs.as_ref(), event, mcpush_core::now_ms()).await
+    pub async fn create_job(
+        &self,
+        event: &Value,
+    ) -> Result<Vec<create_job::RecordOutcome>, create_job::CreateJobError> {
+        create_job::handle(
+            &self.create_job_config,
+            self.creator.as_ref(),
+            self.jobs.as_ref(),
+            event,
+            mcpush_core::now_ms(),
+        )
+        .await
     }
 
-    pub async fn progress_ingest(&self, event: &Value) -> Result<progress_ingest::IngestOutcome, progress_ingest::IngestError> {
+    pub async fn progress_ingest(
+        &self,
+        event: &Value,
+    ) -> Result<progress_ingest::IngestOutcome, progress_ingest::IngestError> {
         progress_ingest::handle(self.jobs.as_ref(), event, mcpush_core::now_ms()).await
     }
 
@@ -81,7 +96,11 @@ impl Stack {
     }
 
     pub async fn reconcile(&self) -> Result<ReconcileStats, reconcile::ReconcileError> {
-        let ctx = ReconcileContext { jobs: self.jobs.as_ref(), mediaconvert: self.inspector.as_ref(), config: &self.reconcile_config };
+        let ctx = ReconcileContext {
+            jobs: self.jobs.as_ref(),
+            mediaconvert: self.inspector.as_ref(),
+            config: &self.reconcile_config,
+        };
         reconcile::handle(&ctx, mcpush_core::now_ms()).await
     }
 }

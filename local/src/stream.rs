@@ -15,8 +15,8 @@ use aws_sdk_dynamodbstreams::types::{Record, ShardIteratorType};
 use chrono::{DateTime, Utc};
 use mcpush_core::adapters::memory::JobChange;
 use mcpush_core::domain::JobRecord;
-use serde_json::Value;
 use serde_dynamo::Item;
+use serde_json::Value;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StreamError {
@@ -86,7 +86,8 @@ impl StreamPoller {
         let mut batch = Vec::new();
         for iterator in self.iterators.values_mut() {
             let Some(current) = iterator.clone() else { continue };
-            let output = self.client.get_records().shard_iterator(current).limit(self.batch_size).send().await.map_err(api)?;
+            let output =
+                self.client.get_records().shard_iterator(current).limit(self.batch_size).send().await.map_err(api)?;
             *iterator = output.next_shard_iterator;
             batch.extend(output.records.unwrap_or_default().iter().map(|r| lambda_record(r, &self.stream_arn)));
         }
@@ -185,7 +186,11 @@ impl EmbeddedStream {
         };
         let image = |r: Option<&JobRecord>| r.and_then(|r| serde_dynamo::to_item::<_, Item>(r).ok());
         let (new_image, old_image) = (image(new), image(old));
-        let size = [&new_image, &old_image].iter().filter_map(|i| i.as_ref()).map(|i| serde_json::to_string(i).map_or(0, |s| s.len())).sum::<usize>();
+        let size = [&new_image, &old_image]
+            .iter()
+            .filter_map(|i| i.as_ref())
+            .map(|i| serde_json::to_string(i).map_or(0, |s| s.len()))
+            .sum::<usize>();
         let job_id = new.or(old).map(|r| r.job_id.clone()).unwrap_or_default();
         StreamRecord {
             event_id: format!("{n:032x}"),
@@ -207,7 +212,9 @@ impl EmbeddedStream {
 /// A DynamoDB Streams API record as Lambda's DynamoDB event carries it.
 pub fn lambda_record(record: &Record, stream_arn: &str) -> EventRecord {
     let change = record.dynamodb.as_ref();
-    let item = |map: Option<&HashMap<String, aws_sdk_dynamodbstreams::types::AttributeValue>>| map.map(|m| Item::from(m.clone()));
+    let item = |map: Option<&HashMap<String, aws_sdk_dynamodbstreams::types::AttributeValue>>| {
+        map.map(|m| Item::from(m.clone()))
+    };
     StreamRecord {
         event_id: record.event_id.clone().unwrap_or_default(),
         event_name: record.event_name.as_ref().map(|n| n.as_str().to_owned()).unwrap_or_default(),
@@ -221,7 +228,10 @@ pub fn lambda_record(record: &Record, stream_arn: &str) -> EventRecord {
             .and_then(|c| c.approximate_creation_date_time)
             .and_then(|t| DateTime::from_timestamp(t.secs(), t.subsec_nanos()))
             .unwrap_or_default(),
-        user_identity: record.user_identity.as_ref().map(|i| (i.r#type.clone().unwrap_or_default(), i.principal_id.clone().unwrap_or_default())),
+        user_identity: record
+            .user_identity
+            .as_ref()
+            .map(|i| (i.r#type.clone().unwrap_or_default(), i.principal_id.clone().unwrap_or_default())),
         stream_arn: stream_arn.to_owned(),
     }
     .build()
@@ -246,8 +256,10 @@ where
             return;
         }
         let response = handler(lambda_event(&records)).await;
-        let failed: Vec<&str> = response.batch_item_failures.iter().filter_map(|f| f.item_identifier.as_deref()).collect();
-        let Some(first) = records.iter().position(|r| r.change.sequence_number.as_deref().is_some_and(|s| failed.contains(&s)))
+        let failed: Vec<&str> =
+            response.batch_item_failures.iter().filter_map(|f| f.item_identifier.as_deref()).collect();
+        let Some(first) =
+            records.iter().position(|r| r.change.sequence_number.as_deref().is_some_and(|s| failed.contains(&s)))
         else {
             return;
         };
@@ -354,7 +366,10 @@ mod tests {
         let new: JobRecord = serde_dynamo::from_item(modify.change.new_image.clone()).unwrap();
         assert_eq!((old.progress_rate, new.progress_rate), (0, 40));
         assert!(insert.change.sequence_number < modify.change.sequence_number);
-        assert_eq!(insert.event_source_arn.as_deref(), Some("arn:aws:dynamodb:local:000000000000:table/MediaConvertJobIdToStatus/stream/local"));
+        assert_eq!(
+            insert.event_source_arn.as_deref(),
+            Some("arn:aws:dynamodb:local:000000000000:table/MediaConvertJobIdToStatus/stream/local")
+        );
 
         // Serialized as Lambda delivers it, it reads back the same.
         let event = lambda_event(&[insert, modify]);

@@ -33,7 +33,9 @@ where
                 tracing::warn!(function, error = %e, attempt, "invocation failed; retrying");
                 tokio::time::sleep(Duration::from_millis(100 << attempt)).await;
             }
-            Err(e) => tracing::error!(function, error = %e, attempt, "invocation failed after Lambda's retries; on AWS the event goes to the failure queue"),
+            Err(e) => {
+                tracing::error!(function, error = %e, attempt, "invocation failed after Lambda's retries; on AWS the event goes to the failure queue")
+            }
         }
     }
 }

@@ -27,7 +27,9 @@ const DEMO_CSS: &str = include_str!("../web/demo.css");
 const CLIENT_JS: &str = include_str!("../../clients/js/mcpush-client.js");
 
 pub fn router(config: WebConfig) -> Router {
-    let page = |kind: &'static str, body: &'static str| get(move || async move { ([(header::CONTENT_TYPE, kind), (header::CACHE_CONTROL, "no-cache")], body) });
+    let page = |kind: &'static str, body: &'static str| {
+        get(move || async move { ([(header::CONTENT_TYPE, kind), (header::CACHE_CONTROL, "no-cache")], body) })
+    };
     Router::new()
         .route("/", page("text/html; charset=utf-8", INDEX))
         .route("/demo.js", page("text/javascript; charset=utf-8", DEMO_JS))

@@ -37,7 +37,10 @@ async fn node_test(dir: &Path, chromium: &str, script: &str, args: &[&std::ffi::
         .current_dir(dir)
         .kill_on_drop(true)
         .output();
-    let output = tokio::time::timeout(Duration::from_secs(240), run).await.expect("browser tests finish within 4 minutes").expect("node runs");
+    let output = tokio::time::timeout(Duration::from_secs(240), run)
+        .await
+        .expect("browser tests finish within 4 minutes")
+        .expect("node runs");
     let report = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
     println!("{report}");
     (output.status.success(), report)
@@ -64,17 +67,32 @@ async fn demo_page_in_headless_chromium() {
     tokio::spawn(axum::serve(listener, stack.router.clone()).into_future());
 
     // WHEN the browser tests run against it
-    let screenshot = std::env::var("SCREENSHOT").map(PathBuf::from).unwrap_or_else(|_| PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("demo.png"));
+    let screenshot = std::env::var("SCREENSHOT")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("demo.png"));
     let (passed, report) = node_test(&dir, &chromium, "demo.test.mjs", &[base.as_ref(), screenshot.as_ref()]).await;
 
     // THEN every scenario passed, the page was photographed, and the upload landed in the folder
     assert!(passed, "browser tests failed:\n{report}");
     assert!(report.contains("ℹ pass 4") && report.contains("ℹ fail 0"), "expected 4 passing browser tests:\n{report}");
-    assert!(std::fs::metadata(&screenshot).map(|m| m.len() > 10_000).unwrap_or(false), "no screenshot at {}", screenshot.display());
+    assert!(
+        std::fs::metadata(&screenshot).map(|m| m.len() > 10_000).unwrap_or(false),
+        "no screenshot at {}",
+        screenshot.display()
+    );
     // (under the key the upload API chose: uploads/{random id}/{sanitised name})
-    let ids: Vec<String> = std::fs::read_dir(s3_dir.join("uploads/uploads")).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
-    let id = ids.iter().find(|id| s3_dir.join(format!("uploads/uploads/{id}/Big_Buck_Bunny.mp4")).exists()).expect("the upload is in the bucket");
-    assert_eq!(std::fs::metadata(s3_dir.join(format!("uploads/uploads/{id}/Big_Buck_Bunny.mp4"))).unwrap().len(), 250_000);
+    let ids: Vec<String> = std::fs::read_dir(s3_dir.join("uploads/uploads"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    let id = ids
+        .iter()
+        .find(|id| s3_dir.join(format!("uploads/uploads/{id}/Big_Buck_Bunny.mp4")).exists())
+        .expect("the upload is in the bucket");
+    assert_eq!(
+        std::fs::metadata(s3_dir.join(format!("uploads/uploads/{id}/Big_Buck_Bunny.mp4"))).unwrap().len(),
+        250_000
+    );
     assert!(s3_dir.join(format!("outputs/uploads/{id}/Big_Buck_Bunny.mp4_hls/Big_Buck_Bunny.m3u8")).exists());
     let _ = std::fs::remove_dir_all(&s3_dir);
 }
@@ -104,6 +122,9 @@ async fn signed_in_client_in_headless_chromium() {
     let (passed, report) = node_test(&dir, &chromium, "signed-in.test.mjs", &[base.as_ref(), jwt.as_ref()]).await;
 
     // THEN it passed
-    assert!(passed && report.contains("ℹ pass 2") && report.contains("ℹ fail 0"), "signed-in browser tests failed:\n{report}");
+    assert!(
+        passed && report.contains("ℹ pass 2") && report.contains("ℹ fail 0"),
+        "signed-in browser tests failed:\n{report}"
+    );
     let _ = std::fs::remove_dir_all(&s3_dir);
 }

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use indicatif::ProgressBar;
-use mcpush_local::cli::{self, Endpoints, Ending, Timing, Watched};
+use mcpush_local::cli::{self, Ending, Endpoints, Timing, Watched};
 use mcpush_local::{Local, Options, http_api, local};
 use reqwest::Url;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -68,7 +68,8 @@ async fn replay_invokes_with_json_and_json_lines_and_counts_rejections() {
     assert_eq!(rejected, 1, "{printed}");
     assert!(printed.contains(":2: rejected: detail.status is missing"), "{printed}");
     assert!(printed.ends_with("2 replayed, 1 rejected\n"), "{printed}");
-    let (status, body) = common::http("GET", &format!("{base}/media/job_id?input_file=Big%20Buck%20Bunny.mp4"), None).await.unwrap();
+    let (status, body) =
+        common::http("GET", &format!("{base}/media/job_id?input_file=Big%20Buck%20Bunny.mp4"), None).await.unwrap();
     assert_eq!((status, body.as_str()), (200, r#"{"success": true, "job_id": "1700000000000-bbbhls"}"#));
 }
 
@@ -76,7 +77,15 @@ async fn replay_invokes_with_json_and_json_lines_and_counts_rejections() {
 async fn replay_names_a_function_the_api_does_not_know() {
     let (base, _stack) = start().await;
     let client = cli::lambda_client(Some(&base)).await;
-    let err = cli::replay(&client, "no-such-function", &[fixture("hls-6-complete.json")], &mut Vec::new(), ProgressBar::hidden()).await.unwrap_err();
+    let err = cli::replay(
+        &client,
+        "no-such-function",
+        &[fixture("hls-6-complete.json")],
+        &mut Vec::new(),
+        ProgressBar::hidden(),
+    )
+    .await
+    .unwrap_err();
     let message = err.to_string();
     assert!(message.contains("no-such-function") && message.contains("Function not found"), "{message}");
 }
@@ -88,7 +97,15 @@ async fn watch_follows_the_job_over_the_websocket_to_complete() {
         let base = base.clone();
         async move {
             let mut out = Vec::new();
-            let ending = cli::watch(&endpoints(&base), Watched { input_file: "Big Buck Bunny.mp4", token: None }, Timing { poll: Duration::from_millis(50), ..Timing::default() }, &mut out, ProgressBar::hidden()).await.unwrap();
+            let ending = cli::watch(
+                &endpoints(&base),
+                Watched { input_file: "Big Buck Bunny.mp4", token: None },
+                Timing { poll: Duration::from_millis(50), ..Timing::default() },
+                &mut out,
+                ProgressBar::hidden(),
+            )
+            .await
+            .unwrap();
             (ending, String::from_utf8(out).unwrap())
         }
     });
@@ -110,7 +127,15 @@ async fn watch_reaches_the_final_state_by_re_checking_when_every_push_is_lost() 
         async move {
             let mut out = Vec::new();
             let timing = Timing { poll: Duration::from_millis(50), recheck: Duration::from_millis(200) };
-            let ending = cli::watch(&endpoints(&base), Watched { input_file: "Big Buck Bunny.mp4", token: None }, timing, &mut out, ProgressBar::hidden()).await.unwrap();
+            let ending = cli::watch(
+                &endpoints(&base),
+                Watched { input_file: "Big Buck Bunny.mp4", token: None },
+                timing,
+                &mut out,
+                ProgressBar::hidden(),
+            )
+            .await
+            .unwrap();
             (ending, String::from_utf8(out).unwrap())
         }
     });
@@ -127,7 +152,11 @@ async fn watch_reaches_the_final_state_by_re_checking_when_every_push_is_lost() 
     let (ending, printed) = tokio::time::timeout(Duration::from_secs(10), watching).await.unwrap().unwrap();
     assert!(matches!(ending, Ending::Complete(_)), "{printed}");
     assert!(printed.contains("100% COMPLETE"), "{printed}");
-    assert_eq!(stack.api.counters.delivered.load(std::sync::atomic::Ordering::Relaxed), 1, "only `subscribed` was delivered");
+    assert_eq!(
+        stack.api.counters.delivered.load(std::sync::atomic::Ordering::Relaxed),
+        1,
+        "only `subscribed` was delivered"
+    );
 }
 
 #[tokio::test]
@@ -137,7 +166,15 @@ async fn watch_falls_back_to_rest_polling_and_reports_an_error() {
     let rest_only = serve(http_api::router(stack.stack.clone())).await;
     replay(&base, &[fixture("error.json")]).await;
     let mut out = Vec::new();
-    let ending = cli::watch(&endpoints(&rest_only), Watched { input_file: "broken.mp4", token: None }, Timing { poll: Duration::from_millis(50), ..Timing::default() }, &mut out, ProgressBar::hidden()).await.unwrap();
+    let ending = cli::watch(
+        &endpoints(&rest_only),
+        Watched { input_file: "broken.mp4", token: None },
+        Timing { poll: Duration::from_millis(50), ..Timing::default() },
+        &mut out,
+        ProgressBar::hidden(),
+    )
+    .await
+    .unwrap();
     let printed = String::from_utf8(out).unwrap();
     assert!(matches!(ending, Ending::Failed(_)), "{printed}");
     assert!(printed.contains("polling"), "{printed}");
@@ -147,7 +184,12 @@ async fn watch_falls_back_to_rest_polling_and_reports_an_error() {
 /// The binary, as a user runs it.
 fn binary() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_mcpush-local"));
-    command.env_remove("SSL_CERT_DIR").env("RUST_LOG", "warn").stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    command
+        .env_remove("SSL_CERT_DIR")
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
     command
 }
 
@@ -167,7 +209,8 @@ async fn finish(mut child: std::process::Child, within: Duration) -> Output {
 /// A TLS endpoint in front of the stack, as API Gateway's would be: REST at `https://HOST/` and
 /// the WebSocket API at `wss://HOST/prod`. Returns its port and the certificate's PEM file.
 async fn tls_front(stack: &Local, name: &str) -> (u16, std::path::PathBuf) {
-    let rcgen::CertifiedKey { cert, signing_key } = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned(), "localhost".to_owned()]).unwrap();
+    let rcgen::CertifiedKey { cert, signing_key } =
+        rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned(), "localhost".to_owned()]).unwrap();
     let pem = std::env::temp_dir().join(format!("mcpush-{name}-{}.pem", std::process::id()));
     std::fs::write(&pem, cert.pem()).unwrap();
     let key = rustls::pki_types::PrivateKeyDer::try_from(signing_key.serialize_der()).unwrap();
@@ -221,7 +264,8 @@ async fn the_binary_watches_over_tls_trusting_ssl_cert_file() {
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
     replay(&base, &hls_files()).await;
-    let (over_wss, over_https) = (finish(over_wss, Duration::from_secs(20)).await, finish(over_https, Duration::from_secs(20)).await);
+    let (over_wss, over_https) =
+        (finish(over_wss, Duration::from_secs(20)).await, finish(over_https, Duration::from_secs(20)).await);
 
     // THEN both followed the job to COMPLETE and exited 0: one pushed over wss://, one polling https://
     for (output, polled) in [(&over_wss, false), (&over_https, true)] {
@@ -244,7 +288,14 @@ async fn the_binary_refuses_a_certificate_it_does_not_trust() {
 
     // WHEN `watch` runs against it
     let child = binary()
-        .args(["watch", "f.mp4", "--url", &format!("https://127.0.0.1:{port}"), "--ws-url", &format!("wss://127.0.0.1:{port}/prod")])
+        .args([
+            "watch",
+            "f.mp4",
+            "--url",
+            &format!("https://127.0.0.1:{port}"),
+            "--ws-url",
+            &format!("wss://127.0.0.1:{port}/prod"),
+        ])
         .env("SSL_CERT_FILE", &other_pem)
         .spawn()
         .unwrap();
@@ -288,7 +339,8 @@ fn plain(status: &str, body: &[u8]) -> Vec<Vec<u8>> {
 
 /// `body` as a chunked response whose chunks are cut at `cuts` (byte offsets).
 fn chunked(body: &[u8], cuts: &[usize]) -> Vec<Vec<u8>> {
-    let mut parts = vec![b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n".to_vec()];
+    let mut parts =
+        vec![b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n".to_vec()];
     let mut start = 0;
     for &end in cuts.iter().chain(std::iter::once(&body.len())) {
         let mut chunk = format!("{:x}\r\n", end - start).into_bytes();
@@ -309,11 +361,26 @@ async fn the_binary_survives_hostile_servers_with_clear_errors() {
     let body = status.as_bytes();
     let inside_a_character = status.find('動').unwrap() + 1;
     let cases: Vec<(&str, Vec<Vec<u8>>, i32, &str)> = vec![
-        ("escapes in a chunked status", chunked(body, &[inside_a_character, inside_a_character + 2, inside_a_character + 3]), 1, "\\u{1b}[2J"),
+        (
+            "escapes in a chunked status",
+            chunked(body, &[inside_a_character, inside_a_character + 2, inside_a_character + 3]),
+            1,
+            "\\u{1b}[2J",
+        ),
         ("not HTTP at all", vec![b"\x1b[31mSSH-2.0-OpenSSH\r\n\x00\xff\xfe garbage".to_vec()], 2, "error: http://"),
         ("200 with a body that is no status", plain("200 OK", b"\x1b[2J\xff\xfe{oops"), 2, "not a job status"),
-        ("a chunk cut short", vec![b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n64\r\n{\"job_status\"".to_vec()], 2, "error: http://"),
-        ("403 with escapes", plain("403 Forbidden", br#"{"message": "\u001b[1mno entry\u001b[0m"}"#), 2, "answered 403 Forbidden: \\u{1b}[1mno entry"),
+        (
+            "a chunk cut short",
+            vec![b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n64\r\n{\"job_status\"".to_vec()],
+            2,
+            "error: http://",
+        ),
+        (
+            "403 with escapes",
+            plain("403 Forbidden", br#"{"message": "\u001b[1mno entry\u001b[0m"}"#),
+            2,
+            "answered 403 Forbidden: \\u{1b}[1mno entry",
+        ),
     ];
     for (name, response, code, expected) in cases {
         let base = hostile(response).await;
@@ -324,7 +391,10 @@ async fn the_binary_survives_hostile_servers_with_clear_errors() {
         let _ = writeln!(report, "--- {name}: {:?}\n{printed}", output.status.code());
         assert_eq!(output.status.code(), Some(code), "{name}: {printed}");
         assert!(printed.contains(expected), "{name}: {expected:?} not in {printed}");
-        assert!(!output.stderr.contains(&0x1b) && !output.stderr.contains(&0x07), "{name}: raw control characters printed: {printed:?}");
+        assert!(
+            !output.stderr.contains(&0x1b) && !output.stderr.contains(&0x07),
+            "{name}: raw control characters printed: {printed:?}"
+        );
         assert!(!printed.contains("panicked"), "{name}: {printed}");
     }
 }
@@ -353,12 +423,28 @@ async fn watch_sends_its_token_with_the_subscribe_and_every_rest_call() {
     let polling = tokio::spawn({
         let (base, token) = (base.clone(), token.clone());
         async move {
-            let no_socket = Endpoints::new(&Url::parse(&base).unwrap(), None, Some(Url::parse("ws://127.0.0.1:9/ws").unwrap())).unwrap();
+            let no_socket =
+                Endpoints::new(&Url::parse(&base).unwrap(), None, Some(Url::parse("ws://127.0.0.1:9/ws").unwrap()))
+                    .unwrap();
             let watched = Watched { input_file: "Big Buck Bunny.mp4", token: Some(&token) };
-            cli::watch(&no_socket, watched, Timing { poll: Duration::from_millis(50), ..Timing::default() }, &mut Vec::new(), ProgressBar::hidden()).await
+            cli::watch(
+                &no_socket,
+                watched,
+                Timing { poll: Duration::from_millis(50), ..Timing::default() },
+                &mut Vec::new(),
+                ProgressBar::hidden(),
+            )
+            .await
         }
     });
-    let refused = cli::watch(&endpoints(&base), Watched { input_file: "Big Buck Bunny.mp4", token: None }, Timing::default(), &mut Vec::new(), ProgressBar::hidden()).await;
+    let refused = cli::watch(
+        &endpoints(&base),
+        Watched { input_file: "Big Buck Bunny.mp4", token: None },
+        Timing::default(),
+        &mut Vec::new(),
+        ProgressBar::hidden(),
+    )
+    .await;
     tokio::time::sleep(Duration::from_millis(200)).await;
     replay(&base, &hls_files()).await;
 
@@ -371,7 +457,8 @@ async fn watch_sends_its_token_with_the_subscribe_and_every_rest_call() {
     let message = refused.unwrap_err().to_string();
     assert!(message.contains(r#"a "token" is required"#), "{message}");
     // AND over REST alone, a missing token is a 403 naming why
-    let (status, body) = common::http("GET", &format!("{base}/media/status?input_file=Big%20Buck%20Bunny.mp4"), None).await.unwrap();
+    let (status, body) =
+        common::http("GET", &format!("{base}/media/status?input_file=Big%20Buck%20Bunny.mp4"), None).await.unwrap();
     assert_eq!((status, body.as_str()), (403, r#"{"success": false, "message": "a \"token\" is required"}"#));
 }
 
@@ -394,7 +481,10 @@ fn the_token_subcommand_issues_file_and_folder_tokens_from_the_secret() {
     let (code, token, _) = run(&["token", "--prefix", "users/u1/", "--ttl-seconds", "60"], Some("k"));
     assert_eq!(code, Some(0));
     assert_eq!(mcpush_core::domain::token::verify(b"k", "users/u1/x/b.mp4", Some(token.trim()), now), Ok(()));
-    assert!(mcpush_core::domain::token::verify(b"k", "users/u1/x/b.mp4", Some(token.trim()), now + 120).is_err(), "expired after 60 s");
+    assert!(
+        mcpush_core::domain::token::verify(b"k", "users/u1/x/b.mp4", Some(token.trim()), now + 120).is_err(),
+        "expired after 60 s"
+    );
     let (code, _, err) = run(&["token", "--prefix", "users/u1"], Some("k"));
     assert_eq!(code, Some(2));
     assert!(err.contains("must end with /"), "{err}");

@@ -28,7 +28,11 @@ fn tool(name: &str) -> PathBuf {
 
 #[test]
 fn the_openapi_document_is_valid() {
-    let output = std::process::Command::new(tool("openapi-spec-validator")).arg("docs/openapi.yaml").current_dir(workspace()).output().expect("the validator runs");
+    let output = std::process::Command::new(tool("openapi-spec-validator"))
+        .arg("docs/openapi.yaml")
+        .current_dir(workspace())
+        .output()
+        .expect("the validator runs");
     let report = String::from_utf8_lossy(&output.stdout).into_owned() + &String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success() && report.contains("OK"), "{report}");
 }
@@ -51,11 +55,26 @@ async fn schemathesis_finds_no_difference_between_the_document_and_the_local_sta
     // with a fixed seed so CI is repeatable (`SCHEMATHESIS_SEED=N` explores others)
     let seed = std::env::var("SCHEMATHESIS_SEED").unwrap_or_else(|_| "20261126".into());
     let run = tokio::process::Command::new(tool("st"))
-        .args(["run", "docs/openapi.yaml", "--url", &base, "--checks", "all", "--exclude-checks", "unsupported_method", "--no-color", "--seed", &seed])
+        .args([
+            "run",
+            "docs/openapi.yaml",
+            "--url",
+            &base,
+            "--checks",
+            "all",
+            "--exclude-checks",
+            "unsupported_method",
+            "--no-color",
+            "--seed",
+            &seed,
+        ])
         .current_dir(workspace())
         .kill_on_drop(true)
         .output();
-    let output = tokio::time::timeout(Duration::from_secs(300), run).await.expect("schemathesis finishes within 5 minutes").expect("st runs");
+    let output = tokio::time::timeout(Duration::from_secs(300), run)
+        .await
+        .expect("schemathesis finishes within 5 minutes")
+        .expect("st runs");
 
     // THEN it passes
     let report = String::from_utf8_lossy(&output.stdout).into_owned() + &String::from_utf8_lossy(&output.stderr);
@@ -66,14 +85,21 @@ async fn schemathesis_finds_no_difference_between_the_document_and_the_local_sta
 #[tokio::test]
 async fn the_asyncapi_document_passes_the_asyncapi_parser() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
-    assert!(dir.join("node_modules/@asyncapi/parser").exists(), "{}/node_modules/@asyncapi/parser is missing: run scripts/test, which installs it", dir.display());
+    assert!(
+        dir.join("node_modules/@asyncapi/parser").exists(),
+        "{}/node_modules/@asyncapi/parser is missing: run scripts/test, which installs it",
+        dir.display()
+    );
     let run = tokio::process::Command::new("node")
         .args(["--test-reporter=spec", "asyncapi.test.mjs"])
         .arg(workspace().join("docs/asyncapi.yaml"))
         .current_dir(&dir)
         .kill_on_drop(true)
         .output();
-    let output = tokio::time::timeout(Duration::from_secs(120), run).await.expect("the parser finishes within 2 minutes").expect("node runs");
+    let output = tokio::time::timeout(Duration::from_secs(120), run)
+        .await
+        .expect("the parser finishes within 2 minutes")
+        .expect("node runs");
     let report = String::from_utf8_lossy(&output.stdout).into_owned() + &String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success() && report.contains("ℹ pass 1"), "{report}");
 }
@@ -81,9 +107,20 @@ async fn the_asyncapi_document_passes_the_asyncapi_parser() {
 /// `npm`/`tsc` in `clients/js`, answering whether it passed and what it printed.
 fn in_client_package(program: &str, args: &[&str]) -> (bool, String) {
     let dir = workspace().join("clients/js");
-    assert!(dir.join("node_modules/typescript").exists(), "{}/node_modules/typescript is missing: run scripts/test, which installs it", dir.display());
-    let output = std::process::Command::new(program).args(args).current_dir(&dir).output().unwrap_or_else(|e| panic!("{program} runs: {e}"));
-    (output.status.success(), String::from_utf8_lossy(&output.stdout).into_owned() + &String::from_utf8_lossy(&output.stderr))
+    assert!(
+        dir.join("node_modules/typescript").exists(),
+        "{}/node_modules/typescript is missing: run scripts/test, which installs it",
+        dir.display()
+    );
+    let output = std::process::Command::new(program)
+        .args(args)
+        .current_dir(&dir)
+        .output()
+        .unwrap_or_else(|e| panic!("{program} runs: {e}"));
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned() + &String::from_utf8_lossy(&output.stderr),
+    )
 }
 
 #[test]
@@ -102,8 +139,10 @@ fn the_client_packages_logic_tests_pass() {
 fn npm_pack_ships_only_what_a_user_needs() {
     let (passed, report) = in_client_package("npm", &["pack", "--dry-run", "--json", "--loglevel=error"]);
     assert!(passed, "{report}");
-    let packed: serde_json::Value = serde_json::from_str(&report).unwrap_or_else(|e| panic!("npm pack --json: {e}\n{report}"));
-    let mut files: Vec<&str> = packed[0]["files"].as_array().unwrap().iter().filter_map(|f| f["path"].as_str()).collect();
+    let packed: serde_json::Value =
+        serde_json::from_str(&report).unwrap_or_else(|e| panic!("npm pack --json: {e}\n{report}"));
+    let mut files: Vec<&str> =
+        packed[0]["files"].as_array().unwrap().iter().filter_map(|f| f["path"].as_str()).collect();
     files.sort_unstable();
     assert_eq!(files, ["README.md", "mcpush-client.d.ts", "mcpush-client.js", "package.json"]);
     assert_eq!(packed[0]["name"], "@mcpush/client");

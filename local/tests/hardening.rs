@@ -17,7 +17,13 @@ struct Case {
     expected: u16,
 }
 
-fn case(name: &'static str, method: Method, path: &'static str, headers: &[(&'static str, &str)], expected: u16) -> Case {
+fn case(
+    name: &'static str,
+    method: Method,
+    path: &'static str,
+    headers: &[(&'static str, &str)],
+    expected: u16,
+) -> Case {
     let headers = headers.iter().map(|(n, v)| (*n, HeaderValue::from_bytes(v.as_bytes()).unwrap())).collect();
     Case { name, method, path, headers, body: None, expected }
 }
@@ -30,10 +36,16 @@ async fn foreign_hosts_and_origins_are_refused_and_tools_without_origin_still_wo
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     let base = format!("http://127.0.0.1:{port}");
-    let s3_dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("hardening-{}", std::process::id()));
-    let stack = local(&base, Options { batch_window: Duration::from_millis(10), s3_dir: s3_dir.clone(), ..Options::default() });
+    let s3_dir =
+        std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("hardening-{}", std::process::id()));
+    let stack =
+        local(&base, Options { batch_window: Duration::from_millis(10), s3_dir: s3_dir.clone(), ..Options::default() });
     tokio::spawn(axum::serve(listener, stack.router).into_future());
-    let forged = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/fixtures/eventbridge/hls-6-complete.json")).unwrap();
+    let forged = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../tests/fixtures/eventbridge/hls-6-complete.json"
+    ))
+    .unwrap();
     let own = format!("http://127.0.0.1:{port}");
     let (local_host, ipv6_host) = (format!("localhost:{port}"), format!("[::1]:{port}"));
     let latin1 = HeaderValue::from_bytes(b"http://\xe9vil.example").unwrap();
@@ -52,17 +64,47 @@ async fn foreign_hosts_and_origins_are_refused_and_tools_without_origin_still_wo
         // cross-site: a foreign Origin on the routes that act alone, whatever the content type
         case("text/plain invoke", Method::POST, INVOKE, &[("origin", evil), ("content-type", "text/plain")], 403),
         case("json invoke", Method::POST, INVOKE, &[("origin", evil), ("content-type", "application/json")], 403),
-        case("form invoke", Method::POST, INVOKE, &[("origin", evil), ("content-type", "application/x-www-form-urlencoded")], 403),
+        case(
+            "form invoke",
+            Method::POST,
+            INVOKE,
+            &[("origin", evil), ("content-type", "application/x-www-form-urlencoded")],
+            403,
+        ),
         case("opaque origin invoke", Method::POST, INVOKE, &[("origin", "null")], 403),
         case("S3 PUT", Method::PUT, "/s3/uploads/a.mp4", &[("origin", evil), ("content-type", "text/plain")], 403),
-        case("S3 POST", Method::POST, "/s3/uploads", &[("origin", evil), ("content-type", "multipart/form-data; boundary=x")], 403),
+        case(
+            "S3 POST",
+            Method::POST,
+            "/s3/uploads",
+            &[("origin", evil), ("content-type", "multipart/form-data; boundary=x")],
+            403,
+        ),
         case("S3 DELETE", Method::DELETE, "/s3/uploads/a.mp4", &[("origin", evil)], 403),
-        case("MediaConvert CreateJob", Method::POST, "/2017-08-29/jobs", &[("origin", evil), ("content-type", "text/plain")], 403),
+        case(
+            "MediaConvert CreateJob",
+            Method::POST,
+            "/2017-08-29/jobs",
+            &[("origin", evil), ("content-type", "text/plain")],
+            403,
+        ),
         case("MediaConvert GetJob", Method::GET, "/2017-08-29/jobs/1-x", &[("origin", evil)], 403),
-        case("management post", Method::POST, "/@connections/abc", &[("origin", evil), ("content-type", "text/plain")], 403),
+        case(
+            "management post",
+            Method::POST,
+            "/@connections/abc",
+            &[("origin", evil), ("content-type", "text/plain")],
+            403,
+        ),
         case("management delete", Method::DELETE, "/@connections/abc", &[("origin", evil)], 403),
         case("an allowed and a foreign Origin", Method::POST, INVOKE, &[("origin", &own), ("origin", evil)], 403),
-        case("a comma-joined list with a foreign one", Method::POST, INVOKE, &[("origin", &format!("{own}, {evil}"))], 403),
+        case(
+            "a comma-joined list with a foreign one",
+            Method::POST,
+            INVOKE,
+            &[("origin", &format!("{own}, {evil}"))],
+            403,
+        ),
         case("a foreign port", Method::POST, INVOKE, &[("origin", "http://127.0.0.1.evil.example")], 403),
         // REST keeps the seed's answer to a foreign Origin
         case("REST foreign origin", Method::GET, "/media/status?input_file=a.mp4", &[("origin", evil)], 422),
@@ -82,7 +124,14 @@ async fn foreign_hosts_and_origins_are_refused_and_tools_without_origin_still_wo
     for case in cases.iter_mut().filter(|c| c.method == Method::POST && c.path == INVOKE) {
         case.body = Some(forged.clone());
     }
-    cases.push(Case { name: "the stack's own page", method: Method::GET, path: "/media/job_id?input_file=a.mp4", headers: vec![("origin", HeaderValue::from_str(&own).unwrap())], body: None, expected: 422 });
+    cases.push(Case {
+        name: "the stack's own page",
+        method: Method::GET,
+        path: "/media/job_id?input_file=a.mp4",
+        headers: vec![("origin", HeaderValue::from_str(&own).unwrap())],
+        body: None,
+        expected: 422,
+    });
 
     // WHEN each request is sent
     let client = reqwest::Client::new();
@@ -109,7 +158,8 @@ async fn foreign_hosts_and_origins_are_refused_and_tools_without_origin_still_wo
     assert_eq!((status, body.as_str()), (422, r#"{"success": false, "message": "Not found item."}"#));
 
     // AND a tool without an Origin invokes as before, even with text/plain
-    let response = client.post(format!("{base}{INVOKE}")).header("content-type", "text/plain").body(forged).send().await.unwrap();
+    let response =
+        client.post(format!("{base}{INVOKE}")).header("content-type", "text/plain").body(forged).send().await.unwrap();
     assert_eq!(response.status().as_u16(), 200);
     let (status, _) = http_get(&client, &format!("{base}/media/job_id?input_file=Big%20Buck%20Bunny.mp4")).await;
     assert_eq!(status, 200);

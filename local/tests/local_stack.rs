@@ -37,19 +37,30 @@ fn event() -> Value {
 #[tokio::test]
 async fn an_event_invoked_into_progress_ingest_is_served_by_the_rest_api() {
     let app = stack();
-    let invoke = Request::post("/2015-03-31/functions/progress-ingest/invocations").body(Body::from(event().to_string())).unwrap();
+    let invoke = Request::post("/2015-03-31/functions/progress-ingest/invocations")
+        .body(Body::from(event().to_string()))
+        .unwrap();
     let (status, _, body) = send(&app, invoke).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(serde_json::from_str::<Value>(&body).unwrap()["progress_rate"], 42);
 
-    let get = Request::get("/media/job_id?input_file=my+clip.mp4").header("origin", "http://localhost:3000").body(Body::empty()).unwrap();
+    let get = Request::get("/media/job_id?input_file=my+clip.mp4")
+        .header("origin", "http://localhost:3000")
+        .body(Body::empty())
+        .unwrap();
     let (status, headers, body) = send(&app, get).await;
     assert_eq!((status, body.as_str()), (StatusCode::OK, r#"{"success": true, "job_id": "1795557600000-local1"}"#));
     assert_eq!(headers.get("access-control-allow-origin").unwrap(), "http://localhost:3000");
 
     let get = Request::get("/media/status?input_file=my%20clip.mp4").body(Body::empty()).unwrap();
     let (status, _, body) = send(&app, get).await;
-    assert_eq!((status, body.as_str()), (StatusCode::OK, r#"{"success": true, "job_id": "1795557600000-local1", "job_status": "PROGRESSING", "progress_rate": 42, "current_phase": "TRANSCODING"}"#));
+    assert_eq!(
+        (status, body.as_str()),
+        (
+            StatusCode::OK,
+            r#"{"success": true, "job_id": "1795557600000-local1", "job_status": "PROGRESSING", "progress_rate": 42, "current_phase": "TRANSCODING"}"#
+        )
+    );
 }
 
 #[tokio::test]
@@ -63,7 +74,8 @@ async fn rest_errors_match_the_seed() {
         let (got_status, _, got_body) = send(&app, Request::get(uri).body(Body::empty()).unwrap()).await;
         assert_eq!((got_status.as_u16(), got_body.as_str()), (status, body), "{uri}");
     }
-    let foreign = Request::get("/media/status?job_id=x").header("origin", "https://evil.example").body(Body::empty()).unwrap();
+    let foreign =
+        Request::get("/media/status?job_id=x").header("origin", "https://evil.example").body(Body::empty()).unwrap();
     let (status, _, body) = send(&app, foreign).await;
     assert_eq!((status.as_u16(), body.as_str()), (422, r#"{"success": false, "message": "ORIGIN is invalid."}"#));
     let (status, _, _) = send(&app, Request::delete("/media/status?job_id=x").body(Body::empty()).unwrap()).await;
@@ -75,7 +87,8 @@ async fn invoke_reports_handler_errors_and_unknown_functions_as_lambda_does() {
     let app = stack();
     let mut bad = event();
     bad["detail"].as_object_mut().unwrap().remove("status");
-    let invoke = Request::post("/2015-03-31/functions/progress-ingest/invocations").body(Body::from(bad.to_string())).unwrap();
+    let invoke =
+        Request::post("/2015-03-31/functions/progress-ingest/invocations").body(Body::from(bad.to_string())).unwrap();
     let (status, headers, body) = send(&app, invoke).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(headers.get("x-amz-function-error").unwrap(), "Unhandled");
@@ -98,12 +111,15 @@ async fn an_invoked_event_reaches_a_websocket_subscriber_through_the_change_feed
     let stack = local(&base, options());
     let app = stack.router.clone();
     tokio::spawn(async move { axum::serve(listener, stack.router).await });
-    let (mut socket, _) = tokio_tungstenite::connect_async(format!("{}/ws", base.replace("http://", "ws://"))).await.unwrap();
+    let (mut socket, _) =
+        tokio_tungstenite::connect_async(format!("{}/ws", base.replace("http://", "ws://"))).await.unwrap();
     let subscribe = json!({"action": "subscribe", "input_file": "my clip.mp4"}).to_string();
     socket.send(Message::Text(subscribe.into())).await.unwrap();
     let mut next = async || -> Value {
         loop {
-            let frame = tokio::time::timeout(std::time::Duration::from_secs(5), socket.next()).await.expect("a message within 5 s");
+            let frame = tokio::time::timeout(std::time::Duration::from_secs(5), socket.next())
+                .await
+                .expect("a message within 5 s");
             if let Some(Ok(Message::Text(text))) = frame {
                 let message: Value = serde_json::from_str(&text).unwrap();
                 common::protocol::assert_server_message(&message);
@@ -114,7 +130,9 @@ async fn an_invoked_event_reaches_a_websocket_subscriber_through_the_change_feed
     assert_eq!(next().await, json!({"type": "subscribed", "input_file": "my clip.mp4"}));
 
     // WHEN MediaConvert's STATUS_UPDATE is invoked into progress-ingest
-    let invoke = Request::post("/2015-03-31/functions/progress-ingest/invocations").body(Body::from(event().to_string())).unwrap();
+    let invoke = Request::post("/2015-03-31/functions/progress-ingest/invocations")
+        .body(Body::from(event().to_string()))
+        .unwrap();
     assert_eq!(send(&app, invoke).await.0, StatusCode::OK);
 
     // THEN the change is pushed to the subscriber
@@ -137,7 +155,10 @@ async fn ws_post_fault_rate_fails_posts_before_anything_else() {
     }
 
     // THEN every answer is a retryable fault, never Gone
-    assert!(statuses.iter().all(|s| *s == StatusCode::TOO_MANY_REQUESTS || *s == StatusCode::INTERNAL_SERVER_ERROR), "{statuses:?}");
+    assert!(
+        statuses.iter().all(|s| *s == StatusCode::TOO_MANY_REQUESTS || *s == StatusCode::INTERNAL_SERVER_ERROR),
+        "{statuses:?}"
+    );
     let (default_status, _, _) = send(&stack(), post()).await;
     assert_eq!(default_status, StatusCode::GONE);
 }
@@ -155,7 +176,8 @@ async fn s3_objects_are_read_back_whole_and_head_sends_no_body() {
     let response = app.clone().oneshot(get).await.unwrap();
     assert_eq!(response.headers()["content-length"], "3000000");
     assert_eq!(to_bytes(response.into_body(), 4_000_000).await.unwrap().as_ref(), bytes.as_slice());
-    let (status, headers, body) = send(&app, Request::head("/s3/uploads/big/clip.bin").body(Body::empty()).unwrap()).await;
+    let (status, headers, body) =
+        send(&app, Request::head("/s3/uploads/big/clip.bin").body(Body::empty()).unwrap()).await;
     assert_eq!((status, headers["content-length"].to_str().unwrap(), body.as_str()), (StatusCode::OK, "3000000", ""));
     let _ = std::fs::remove_dir_all(dir);
 }

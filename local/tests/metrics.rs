@@ -17,11 +17,20 @@ async fn a_job_shows_in_every_functions_metrics() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let s3_dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("metrics-{}", std::process::id()));
-    let options = Options { batch_window: Duration::from_millis(10), s3_dir, simulator: SimSettings { step: Duration::from_millis(30), ..SimSettings::default() }, ..Options::default() };
+    let options = Options {
+        batch_window: Duration::from_millis(10),
+        s3_dir,
+        simulator: SimSettings { step: Duration::from_millis(30), ..SimSettings::default() },
+        ..Options::default()
+    };
     let stack = local(&base, options);
     tokio::spawn(axum::serve(listener, stack.router).into_future());
-    let (mut socket, _) = tokio_tungstenite::connect_async(format!("{}/ws", base.replace("http://", "ws://"))).await.unwrap();
-    socket.send(Message::Text(json!({"action": "subscribe", "input_file": "metered.mp4"}).to_string().into())).await.unwrap();
+    let (mut socket, _) =
+        tokio_tungstenite::connect_async(format!("{}/ws", base.replace("http://", "ws://"))).await.unwrap();
+    socket
+        .send(Message::Text(json!({"action": "subscribe", "input_file": "metered.mp4"}).to_string().into()))
+        .await
+        .unwrap();
     socket.send(Message::Text(json!({"action": "subscribe", "input_file": ""}).to_string().into())).await.unwrap();
 
     // WHEN a file is uploaded and its job runs to COMPLETE
@@ -30,7 +39,11 @@ async fn a_job_shows_in_every_functions_metrics() {
     let deadline = Instant::now() + Duration::from_secs(20);
     let mut statuses = 0;
     loop {
-        let frame = tokio::time::timeout(deadline.saturating_duration_since(Instant::now()), socket.next()).await.expect("COMPLETE in time").unwrap().unwrap();
+        let frame = tokio::time::timeout(deadline.saturating_duration_since(Instant::now()), socket.next())
+            .await
+            .expect("COMPLETE in time")
+            .unwrap()
+            .unwrap();
         let message: Value = serde_json::from_str(frame.to_text().unwrap()).unwrap();
         if message["type"] == "status" {
             statuses += 1;
@@ -49,7 +62,11 @@ async fn a_job_shows_in_every_functions_metrics() {
     assert!(sum("progress-ingest", "IngestApplied") >= 3.0, "{metrics:#}");
     assert_eq!(sum("progress-push", "PushDelivered"), f64::from(statuses), "{metrics:#}");
     assert_eq!(sum("ws-message", "SubscriptionsAdded"), 1.0, "{metrics:#}");
-    assert_eq!(sum("ws-message", "SubscriptionsRefused"), 0.0, "an empty input_file is a protocol error, not a refusal: {metrics:#}");
+    assert_eq!(
+        sum("ws-message", "SubscriptionsRefused"),
+        0.0,
+        "an empty input_file is a protocol error, not a refusal: {metrics:#}"
+    );
     // AND the end-to-end lag is measured from MediaConvert's event to the post, once per change
     // (all but the first, SUBMITTED by create-job: no event brought it)
     let lag = &metrics["progress-push"]["EndToEndLagMs"];

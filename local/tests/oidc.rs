@@ -42,7 +42,10 @@ async fn the_verifier_accepts_only_tokens_the_issuer_signed_for_this_audience() 
     let url = issuer.url.clone();
 
     // THEN a good token verifies, with its claims as API Gateway passes them
-    let verified = verifier.verify(&token(&url, &key, "alice", |c| drop(c.insert("aud".into(), json!(["other", AUDIENCE]))))).await.unwrap();
+    let verified = verifier
+        .verify(&token(&url, &key, "alice", |c| drop(c.insert("aud".into(), json!(["other", AUDIENCE])))))
+        .await
+        .unwrap();
     assert_eq!(verified.subject.as_str(), "alice");
     assert_eq!(verified.claims["aud"], format!("[other {AUDIENCE}]"));
     assert_eq!(verified.claims["iss"], url);
@@ -60,26 +63,52 @@ async fn the_verifier_accepts_only_tokens_the_issuer_signed_for_this_audience() 
         let mut h = Header::new(Algorithm::HS256);
         h.kid = Some("k1".into());
         let public = serde_json::to_vec(&key.jwk).unwrap();
-        jsonwebtoken::encode(&h, &json!({"iss": url, "aud": AUDIENCE, "sub": "alice", "exp": now() + 600}), &EncodingKey::from_secret(&public)).unwrap()
+        jsonwebtoken::encode(
+            &h,
+            &json!({"iss": url, "aud": AUDIENCE, "sub": "alice", "exp": now() + 600}),
+            &EncodingKey::from_secret(&public),
+        )
+        .unwrap()
     };
     let tampered = {
         let good = token(&url, &key, "alice", |_| {});
         let parts: Vec<&str> = good.split('.').collect();
-        let evil = b64(json!({"iss": url, "aud": AUDIENCE, "sub": "mallory", "exp": now() + 600}).to_string().as_bytes());
+        let evil =
+            b64(json!({"iss": url, "aud": AUDIENCE, "sub": "mallory", "exp": now() + 600}).to_string().as_bytes());
         format!("{}.{evil}.{}", parts[0], parts[2])
     };
     let cases: Vec<(&str, String, IdentityError)> = vec![
-        ("expired", token(&url, &key, "alice", |c| drop(c.insert("exp".into(), json!(now() - 3600)))), IdentityError::Expired),
-        ("not yet valid", token(&url, &key, "alice", |c| drop(c.insert("nbf".into(), json!(now() + 3600)))), IdentityError::NotYetValid),
-        ("wrong audience", token(&url, &key, "alice", |c| drop(c.insert("aud".into(), json!("someone-else")))), IdentityError::Audience),
+        (
+            "expired",
+            token(&url, &key, "alice", |c| drop(c.insert("exp".into(), json!(now() - 3600)))),
+            IdentityError::Expired,
+        ),
+        (
+            "not yet valid",
+            token(&url, &key, "alice", |c| drop(c.insert("nbf".into(), json!(now() + 3600)))),
+            IdentityError::NotYetValid,
+        ),
+        (
+            "wrong audience",
+            token(&url, &key, "alice", |c| drop(c.insert("aud".into(), json!("someone-else")))),
+            IdentityError::Audience,
+        ),
         ("no audience", token(&url, &key, "alice", |c| drop(c.remove("aud"))), IdentityError::Audience),
-        ("wrong issuer", token(&url, &key, "alice", |c| drop(c.insert("iss".into(), json!("https://evil.example")))), IdentityError::Issuer("https://evil.example".into())),
+        (
+            "wrong issuer",
+            token(&url, &key, "alice", |c| drop(c.insert("iss".into(), json!("https://evil.example")))),
+            IdentityError::Issuer("https://evil.example".into()),
+        ),
         ("unknown kid", token(&url, &key.renamed("k9"), "alice", |_| {}), IdentityError::UnknownKey("k9".into())),
         ("another key, same kid", token(&url, &stranger, "alice", |_| {}), IdentityError::Signature),
         ("alg none", format!("{}.{payload}.", header("none", "k1")), IdentityError::Algorithm("none".into())),
         ("HMAC with the public key", hmac_with_public_key, IdentityError::Algorithm("HS256".into())),
         ("changed payload", tampered, IdentityError::Signature),
-        ("a sub that is no folder", token(&url, &key, "../bob", |_| {}), IdentityError::UnusableSubject("../bob".into())),
+        (
+            "a sub that is no folder",
+            token(&url, &key, "../bob", |_| {}),
+            IdentityError::UnusableSubject("../bob".into()),
+        ),
         ("no sub", token(&url, &key, "x", |c| drop(c.remove("sub"))), IdentityError::Malformed("no sub claim".into())),
         ("not a JWT", "abc".into(), IdentityError::Malformed("a JWT has three dot-separated parts".into())),
     ];
@@ -117,8 +146,17 @@ async fn rotated_keys_are_fetched_and_random_kids_do_not_hammer_the_issuer() {
 async fn start_stack(issuer: &Issuer) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
-    let s3_dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("oidc-{}-{}", std::process::id(), fastrand::u32(..)));
-    let mut options = Options { batch_window: Duration::from_millis(10), s3_dir, simulator: SimSettings { step: Duration::from_millis(30), ..SimSettings::default() }, ..Options::default() };
+    let s3_dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!(
+        "oidc-{}-{}",
+        std::process::id(),
+        fastrand::u32(..)
+    ));
+    let mut options = Options {
+        batch_window: Duration::from_millis(10),
+        s3_dir,
+        simulator: SimSettings { step: Duration::from_millis(30), ..SimSettings::default() },
+        ..Options::default()
+    };
     options.ws.access = ReadAccess::new(Some(SECRET.to_vec()));
     options.oidc = Some(issuer.config());
     let stack = local(&base, options);
@@ -210,7 +248,8 @@ async fn a_signed_in_connection_watches_its_own_uploads_without_read_tokens() {
 
     // THEN a connection with a bad access token is refused before it opens
     let expired = token(&issuer.url, &key, "alice", |c| drop(c.insert("exp".into(), json!(now() - 3600))));
-    let wrong_issuer = token(&issuer.url, &key, "alice", |c| drop(c.insert("iss".into(), json!("https://evil.example"))));
+    let wrong_issuer =
+        token(&issuer.url, &key, "alice", |c| drop(c.insert("iss".into(), json!("https://evil.example"))));
     for bad in [expired.as_str(), wrong_issuer.as_str(), "not-a-jwt"] {
         assert_eq!(connect(&base, Some(bad)).await.err(), Some(403), "{bad}");
     }
@@ -226,7 +265,11 @@ async fn a_signed_in_connection_watches_its_own_uploads_without_read_tokens() {
     assert_eq!((kind.as_str(), message.as_str()), ("error", "a \"token\" is required"));
     assert_eq!(subscribe(&mut socket, "uploads/alice2/1/clip.mp4", None).await.0, "error");
     let bobs = mcpush_core::domain::token::issue(SECRET, "uploads/bob/1/clip.mp4", now() + 60);
-    assert_eq!(subscribe(&mut socket, "uploads/bob/1/clip.mp4", Some(&bobs)).await.0, "subscribed", "a read token still works");
+    assert_eq!(
+        subscribe(&mut socket, "uploads/bob/1/clip.mp4", Some(&bobs)).await.0,
+        "subscribed",
+        "a read token still works"
+    );
 
     // AND an anonymous connection needs read tokens even for alice's files
     let mut anonymous = connect(&base, None).await.unwrap();
@@ -239,7 +282,8 @@ async fn a_signed_in_connection_watches_its_own_uploads_without_read_tokens() {
         form = form.text(name.clone(), value.as_str().unwrap().to_owned());
     }
     form = form.part("file", reqwest::multipart::Part::bytes(vec![b'x'; 1000]).file_name("clip.mp4"));
-    let response = reqwest::Client::new().post(granted["upload"]["url"].as_str().unwrap()).multipart(form).send().await.unwrap();
+    let response =
+        reqwest::Client::new().post(granted["upload"]["url"].as_str().unwrap()).multipart(form).send().await.unwrap();
     assert_eq!(response.status().as_u16(), 204);
 
     // THEN her signed-in connection sees the job through to COMPLETE
@@ -274,7 +318,8 @@ async fn the_connect_authorizer_answers_in_api_gateways_policy_format() {
     let answer = |response| serde_json::to_value(response).unwrap();
 
     // THEN a good token is allowed, bound to its sub
-    let signed_in = answer(authorize(&verifier, &request(json!({"access_token": issuer.token(&key, "alice")}))).await.unwrap());
+    let signed_in =
+        answer(authorize(&verifier, &request(json!({"access_token": issuer.token(&key, "alice")}))).await.unwrap());
     assert_eq!(signed_in["principalId"], "alice");
     assert_eq!(signed_in["context"], json!({"sub": "alice"}));
     assert_eq!(
@@ -283,7 +328,10 @@ async fn the_connect_authorizer_answers_in_api_gateways_policy_format() {
     );
     // AND no token is an anonymous pass, a bad one a Deny naming why
     let anonymous = answer(authorize(&verifier, &request(json!({}))).await.unwrap());
-    assert_eq!((anonymous["principalId"].clone(), anonymous["policyDocument"]["Statement"][0]["Effect"].clone()), (json!("anonymous"), json!("Allow")));
+    assert_eq!(
+        (anonymous["principalId"].clone(), anonymous["policyDocument"]["Statement"][0]["Effect"].clone()),
+        (json!("anonymous"), json!("Allow"))
+    );
     let expired = token(&issuer.url, &key, "alice", |c| drop(c.insert("exp".into(), json!(now() - 3600))));
     let refused = answer(authorize(&verifier, &request(json!({"access_token": expired}))).await.unwrap());
     assert_eq!(refused["policyDocument"]["Statement"][0]["Effect"], "Deny");
@@ -291,6 +339,7 @@ async fn the_connect_authorizer_answers_in_api_gateways_policy_format() {
 
     // AND an issuer that cannot be reached is an error (API Gateway answers 500), not a pass
     let gone = OidcVerifier::new(OidcConfig::new("http://127.0.0.1:9/", AUDIENCE).unwrap());
-    let outcome = authorize(&gone, &request(json!({"access_token": token("http://127.0.0.1:9/", &key, "alice", |_| {})}))).await;
+    let outcome =
+        authorize(&gone, &request(json!({"access_token": token("http://127.0.0.1:9/", &key, "alice", |_| {})}))).await;
     assert!(matches!(outcome, Err(IdentityError::KeysUnavailable(_))), "{outcome:?}");
 }

@@ -24,7 +24,8 @@ impl Drop for Running {
 async fn cargo_run_release_serves_the_whole_pipeline() {
     // GIVEN `cargo run --release` at the root, on a free port, with a fresh S3 folder
     let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
-    let s3_dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("release-s3-{}", std::process::id()));
+    let s3_dir =
+        std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("release-s3-{}", std::process::id()));
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut child = Command::new(cargo)
         .args(["run", "--release", "--locked", "--quiet", "--", "--port", "0"])
@@ -56,7 +57,13 @@ async fn cargo_run_release_serves_the_whole_pipeline() {
         printed.push(line);
     }
     let printed = printed.join("\n");
-    for expected in ["/media/status?job_id=J", "/ws", "/@connections/{connectionId}", "/2015-03-31/functions/progress-ingest/invocations", "Ctrl-C stops it."] {
+    for expected in [
+        "/media/status?job_id=J",
+        "/ws",
+        "/@connections/{connectionId}",
+        "/2015-03-31/functions/progress-ingest/invocations",
+        "Ctrl-C stops it.",
+    ] {
         assert!(printed.contains(expected), "{expected:?} not printed:\n{printed}");
     }
 
@@ -72,9 +79,13 @@ async fn cargo_run_release_serves_the_whole_pipeline() {
     // AND a WebSocket client subscribes to a file, which is then uploaded
     let ws_url = format!("{}/ws", base.replace("http://", "ws://"));
     let (mut socket, _) = tokio_tungstenite::connect_async(&ws_url).await.expect("WebSocket opens");
-    socket.send(Message::text(json!({"action": "subscribe", "input_file": "clips/release test.mp4"}).to_string())).await.unwrap();
+    socket
+        .send(Message::text(json!({"action": "subscribe", "input_file": "clips/release test.mp4"}).to_string()))
+        .await
+        .unwrap();
     let video = "v".repeat(500_000);
-    let (status, _) = common::http("PUT", &format!("{base}/s3/uploads/clips/release%20test.mp4"), Some(&video)).await.unwrap();
+    let (status, _) =
+        common::http("PUT", &format!("{base}/s3/uploads/clips/release%20test.mp4"), Some(&video)).await.unwrap();
     assert_eq!(status, 200);
 
     // THEN the job's states arrive pushed, in order, up to COMPLETE
@@ -101,7 +112,12 @@ async fn cargo_run_release_serves_the_whole_pipeline() {
     let job_id = done["job_id"].as_str().unwrap();
     let (status, body) = get(format!("{base}/media/status?job_id={job_id}")).await;
     assert_eq!(status, 200);
-    assert!(body.starts_with(r#"{"success": true, "job_status": "COMPLETE", "progress_rate": 100, "duration_ms": 2000, "width_px": 1280"#), "{body}");
+    assert!(
+        body.starts_with(
+            r#"{"success": true, "job_status": "COMPLETE", "progress_rate": 100, "duration_ms": 2000, "width_px": 1280"#
+        ),
+        "{body}"
+    );
     let (status, body) = get(format!("{base}/media/job_id?input_file=clips/release%20test.mp4")).await;
     assert_eq!((status, body), (200, format!(r#"{{"success": true, "job_id": "{job_id}"}}"#)));
 

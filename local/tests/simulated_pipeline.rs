@@ -32,7 +32,8 @@ async fn start(simulator: SimSettings) -> Running {
     let s3_dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("sim-s3-{}-{n}", std::process::id()));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
-    let options = Options { batch_window: Duration::from_millis(10), simulator, s3_dir: s3_dir.clone(), ..Options::default() };
+    let options =
+        Options { batch_window: Duration::from_millis(10), simulator, s3_dir: s3_dir.clone(), ..Options::default() };
     let stack = local(&base, options);
     tokio::spawn(axum::serve(listener, stack.router).into_future());
     Running { base, s3_dir }
@@ -44,7 +45,8 @@ fn fast() -> SimSettings {
 
 /// Subscribes to `input_file` and collects its `status` messages until a final one.
 async fn follow(base: &str, input_file: &str, upload: impl std::future::Future<Output = ()>) -> Vec<Value> {
-    let (mut socket, _) = tokio_tungstenite::connect_async(format!("{}/ws", base.replace("http://", "ws://"))).await.unwrap();
+    let (mut socket, _) =
+        tokio_tungstenite::connect_async(format!("{}/ws", base.replace("http://", "ws://"))).await.unwrap();
     socket.send(Message::text(json!({"action": "subscribe", "input_file": input_file}).to_string())).await.unwrap();
     let subscribed = socket.next().await.unwrap().unwrap();
     let subscribed: Value = serde_json::from_str(subscribed.to_text().unwrap()).unwrap();
@@ -53,8 +55,13 @@ async fn follow(base: &str, input_file: &str, upload: impl std::future::Future<O
     upload.await;
     let mut statuses: Vec<Value> = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(20);
-    while !statuses.last().is_some_and(|m| ["COMPLETE", "ERROR"].contains(&m["job_status"].as_str().unwrap_or_default())) {
-        let frame = tokio::time::timeout(deadline.saturating_duration_since(Instant::now()), socket.next()).await.expect("a final status within 20 s");
+    while !statuses
+        .last()
+        .is_some_and(|m| ["COMPLETE", "ERROR"].contains(&m["job_status"].as_str().unwrap_or_default()))
+    {
+        let frame = tokio::time::timeout(deadline.saturating_duration_since(Instant::now()), socket.next())
+            .await
+            .expect("a final status within 20 s");
         if let Some(Ok(Message::Text(text))) = frame {
             let message: Value = serde_json::from_str(&text).unwrap();
             common::protocol::assert_server_message(&message);
@@ -81,7 +88,13 @@ async fn an_upload_runs_through_create_job_and_mediaconvert_to_complete() {
     // THEN it went SUBMITTED → PROGRESSING through the phases in order → COMPLETE, never backwards
     let seen: Vec<(String, u64, Option<String>)> = statuses
         .iter()
-        .map(|m| (m["job_status"].as_str().unwrap().to_owned(), m["progress_rate"].as_u64().unwrap(), m["current_phase"].as_str().map(str::to_owned)))
+        .map(|m| {
+            (
+                m["job_status"].as_str().unwrap().to_owned(),
+                m["progress_rate"].as_u64().unwrap(),
+                m["current_phase"].as_str().map(str::to_owned),
+            )
+        })
         .collect();
     assert_eq!(seen.first().map(|s| s.0.as_str()), Some("SUBMITTED"), "{seen:?}");
     assert!(seen.windows(2).all(|w| w[0].1 <= w[1].1), "{seen:?}");
@@ -100,7 +113,8 @@ async fn an_upload_runs_through_create_job_and_mediaconvert_to_complete() {
 
     // AND the upload and the simulated outputs are in the S3 folder, readable over HTTP
     assert_eq!(std::fs::metadata(stack.s3_dir.join("uploads/shows/clip one.mp4")).unwrap().len(), 750_000);
-    let (status, master) = http("GET", &format!("{base}/s3/outputs/shows/clip%20one.mp4_hls/clip%20one.m3u8"), None).await.unwrap();
+    let (status, master) =
+        http("GET", &format!("{base}/s3/outputs/shows/clip%20one.mp4_hls/clip%20one.m3u8"), None).await.unwrap();
     assert_eq!(status, 200);
     assert!(master.starts_with("#EXTM3U") && master.contains("RESOLUTION=1280x720\nclip%20one_720p.m3u8"), "{master}");
 
@@ -113,7 +127,9 @@ async fn an_upload_runs_through_create_job_and_mediaconvert_to_complete() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn late_duplicated_and_out_of_order_events_end_in_mediaconverts_final_state() {
     // GIVEN a simulator that delays and duplicates most events
-    let stack = start(SimSettings { step: Duration::from_millis(20), chaos: 0.8, seed: Some(11), ..SimSettings::default() }).await;
+    let stack =
+        start(SimSettings { step: Duration::from_millis(20), chaos: 0.8, seed: Some(11), ..SimSettings::default() })
+            .await;
     let base = stack.base.clone();
 
     // WHEN three files are uploaded at once, and one that cannot be probed
@@ -129,7 +145,10 @@ async fn late_duplicated_and_out_of_order_events_end_in_mediaconverts_final_stat
     // THEN every pushed sequence only moves forward and ends where MediaConvert ended
     for watch in watches {
         let statuses = watch.await.unwrap();
-        assert!(statuses.windows(2).all(|w| w[0]["progress_rate"].as_u64() <= w[1]["progress_rate"].as_u64()), "{statuses:?}");
+        assert!(
+            statuses.windows(2).all(|w| w[0]["progress_rate"].as_u64() <= w[1]["progress_rate"].as_u64()),
+            "{statuses:?}"
+        );
         let done = statuses.last().unwrap();
         assert_eq!((&done["job_status"], &done["duration_ms"]), (&json!("COMPLETE"), &json!(2000)), "{statuses:?}");
     }
@@ -165,21 +184,37 @@ async fn the_simulator_answers_the_sdk_as_mediaconvert_does() {
     let settings = aws_sdk_mediaconvert::types::JobSettings::builder()
         .inputs(aws_sdk_mediaconvert::types::Input::builder().file_input("s3://uploads/never-uploaded.mp4").build())
         .build();
-    let create = || client.create_job().role("arn:aws:iam::000000000000:role/x").client_request_token("token-1").settings(settings.clone()).send();
+    let create = || {
+        client
+            .create_job()
+            .role("arn:aws:iam::000000000000:role/x")
+            .client_request_token("token-1")
+            .settings(settings.clone())
+            .send()
+    };
     let first = create().await.unwrap().job.unwrap();
     let again = create().await.unwrap().job.unwrap();
     assert_eq!(first.id, again.id, "the same client request token answers the same job");
-    assert!(first.id.as_deref().is_some_and(|id| mcpush_core::domain::job_order_from_id(id).is_some()), "{:?}", first.id);
+    assert!(
+        first.id.as_deref().is_some_and(|id| mcpush_core::domain::job_order_from_id(id).is_some()),
+        "{:?}",
+        first.id
+    );
 }
 
 #[tokio::test]
 async fn create_job_is_invocable_with_an_s3_event() {
     // GIVEN the stack, and S3's notification for an object it does not hold
     let stack = start(fast()).await;
-    let event = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/fixtures/s3/object-created.json")).unwrap();
+    let event =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/fixtures/s3/object-created.json"))
+            .unwrap();
 
     // WHEN it is invoked into create-job
-    let (status, body) = http("POST", &format!("{}/2015-03-31/functions/create-job/invocations", stack.base), Some(&event)).await.unwrap();
+    let (status, body) =
+        http("POST", &format!("{}/2015-03-31/functions/create-job/invocations", stack.base), Some(&event))
+            .await
+            .unwrap();
 
     // THEN a job is created and stored as SUBMITTED, and its probe fails: there is no such object
     assert_eq!(status, 200, "{body}");
@@ -188,7 +223,10 @@ async fn create_job_is_invocable_with_an_s3_event() {
     assert_eq!(outcomes[0]["input_file"], "uploads/Big Buck Bunny.mp4");
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let (_, body) = http("GET", &format!("{}/media/status?input_file=uploads/Big%20Buck%20Bunny.mp4", stack.base), None).await.unwrap();
+        let (_, body) =
+            http("GET", &format!("{}/media/status?input_file=uploads/Big%20Buck%20Bunny.mp4", stack.base), None)
+                .await
+                .unwrap();
         if body.contains("ERROR") {
             assert!(body.contains("No such object"), "{body}");
             break;
@@ -217,7 +255,8 @@ async fn get_job_answers_the_true_state_in_the_real_apis_shape() {
         async move {
             let deadline = Instant::now() + Duration::from_secs(10);
             loop {
-                let (status, body) = http("GET", &format!("{base}/media/job_id?input_file={file}"), None).await.unwrap();
+                let (status, body) =
+                    http("GET", &format!("{base}/media/job_id?input_file={file}"), None).await.unwrap();
                 if status == 200 {
                     return serde_json::from_str::<Value>(&body).unwrap()["job_id"].as_str().unwrap().to_owned();
                 }
@@ -295,7 +334,10 @@ async fn jobs_whose_events_are_all_lost_still_end_final_through_the_reconciler()
     );
     assert_eq!(done["output_path"], "lost/done.mp4_hls/");
     assert_eq!(done["playlists"], json!({".m3u8": "done.m3u8"}));
-    assert!(complete.windows(2).all(|w| w[0]["progress_rate"].as_u64() <= w[1]["progress_rate"].as_u64()), "{complete:?}");
+    assert!(
+        complete.windows(2).all(|w| w[0]["progress_rate"].as_u64() <= w[1]["progress_rate"].as_u64()),
+        "{complete:?}"
+    );
     let error = failed.last().unwrap();
     assert_eq!((&error["job_status"], &error["error_code"]), (&json!("ERROR"), &json!(1010)), "{failed:?}");
     assert!(error["error_message"].as_str().unwrap().contains("s3://uploads/lost/fail.mp4"));
@@ -323,7 +365,10 @@ async fn a_batched_prefix_watcher_follows_every_upload_under_its_folder_and_a_la
     let base = stack.base.clone();
     let ws = format!("{}/ws", base.replace("http://", "ws://"));
     let (mut dashboard, _) = tokio_tungstenite::connect_async(ws.as_str()).await.unwrap();
-    dashboard.send(Message::text(json!({"action": "subscribe", "prefix": "shows/", "batch": true}).to_string())).await.unwrap();
+    dashboard
+        .send(Message::text(json!({"action": "subscribe", "prefix": "shows/", "batch": true}).to_string()))
+        .await
+        .unwrap();
     assert_eq!(frame(&mut dashboard).await, json!({"type": "subscribed", "prefix": "shows/"}));
 
     // WHEN two files under it and one elsewhere are uploaded
@@ -352,6 +397,9 @@ async fn a_batched_prefix_watcher_follows_every_upload_under_its_folder_and_a_la
     assert_eq!(frame(&mut late).await, json!({"type": "subscribed", "prefix": "shows/"}));
     let mut snapshot = [frame(&mut late).await, frame(&mut late).await];
     snapshot.sort_by_key(|m| m["input_file"].as_str().unwrap_or_default().to_owned());
-    let seen: Vec<(&str, &str, &str)> = snapshot.iter().map(|m| (m["type"].as_str().unwrap(), m["input_file"].as_str().unwrap(), m["job_status"].as_str().unwrap())).collect();
+    let seen: Vec<(&str, &str, &str)> = snapshot
+        .iter()
+        .map(|m| (m["type"].as_str().unwrap(), m["input_file"].as_str().unwrap(), m["job_status"].as_str().unwrap()))
+        .collect();
     assert_eq!(seen, [("status", "shows/a.mp4", "COMPLETE"), ("status", "shows/season 2/b.mp4", "COMPLETE")]);
 }

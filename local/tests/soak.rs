@@ -31,7 +31,10 @@ struct Watch {
 /// A plain protocol client: subscribes, then listens until a final status.
 async fn watch(ws_url: String, input_file: String, ready: tokio::sync::mpsc::Sender<()>) -> Watch {
     let (mut socket, _) = tokio_tungstenite::connect_async(ws_url).await.expect("connect");
-    socket.send(Message::text(json!({"action": "subscribe", "input_file": input_file}).to_string())).await.expect("subscribe");
+    socket
+        .send(Message::text(json!({"action": "subscribe", "input_file": input_file}).to_string()))
+        .await
+        .expect("subscribe");
     let mut statuses: Vec<Value> = Vec::new();
     // A `subscribed` reply lost to the posts' faults does not undo the subscription: wait a
     // little for it, then go on listening either way.
@@ -50,7 +53,8 @@ async fn watch(ws_url: String, input_file: String, ready: tokio::sync::mpsc::Sen
         }
     };
     let _ = ready.send(()).await;
-    let is_final = |m: &Value| ["COMPLETE", "ERROR", "CANCELED"].contains(&m["job_status"].as_str().unwrap_or_default());
+    let is_final =
+        |m: &Value| ["COMPLETE", "ERROR", "CANCELED"].contains(&m["job_status"].as_str().unwrap_or_default());
     while !statuses.last().is_some_and(is_final) {
         match tokio::time::timeout(Duration::from_secs(60), socket.next()).await {
             Ok(Some(Ok(Message::Text(text)))) => {
@@ -85,9 +89,21 @@ async fn every_watcher_ends_on_mediaconverts_final_state_whatever_is_lost() {
     let s3_dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("soak-s3-{}", std::process::id()));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
-    let simulator = SimSettings { step: Duration::from_millis(100), chaos: 0.5, drop: 0.3, seed: Some(20261126), ..SimSettings::default() };
+    let simulator = SimSettings {
+        step: Duration::from_millis(100),
+        chaos: 0.5,
+        drop: 0.3,
+        seed: Some(20261126),
+        ..SimSettings::default()
+    };
     let defaults = Options::default();
-    let options = Options { simulator, ws_post_fault_rate: 0.2, s3_dir: s3_dir.clone(), reconcile_every: Duration::from_secs(3600), ..defaults.clone() };
+    let options = Options {
+        simulator,
+        ws_post_fault_rate: 0.2,
+        s3_dir: s3_dir.clone(),
+        reconcile_every: Duration::from_secs(3600),
+        ..defaults.clone()
+    };
     let stack = local(&base, options);
     tokio::spawn(axum::serve(listener, stack.router).into_future());
     let reconciled = {
@@ -98,14 +114,17 @@ async fn every_watcher_ends_on_mediaconverts_final_state_whatever_is_lost() {
                 tokio::time::sleep(every).await;
                 let (status, body) = http("POST", &url, Some("{}")).await.expect("invoke reconcile");
                 assert_eq!(status, 200, "{body}");
-                let finalized = serde_json::from_str::<Value>(&body).expect("stats")["finalized"].as_u64().expect("finalized");
+                let finalized =
+                    serde_json::from_str::<Value>(&body).expect("stats")["finalized"].as_u64().expect("finalized");
                 RECONCILED.fetch_add(finalized, std::sync::atomic::Ordering::Relaxed);
             }
         })
     };
 
     // AND three plain watchers per file, subscribed before the uploads
-    let files: Vec<String> = (0..UPLOADS).map(|i| if i % 5 == 4 { format!("soak/fail-{i}.mp4") } else { format!("soak/clip-{i}.mp4") }).collect();
+    let files: Vec<String> = (0..UPLOADS)
+        .map(|i| if i % 5 == 4 { format!("soak/fail-{i}.mp4") } else { format!("soak/clip-{i}.mp4") })
+        .collect();
     let (ready, mut readiness) = tokio::sync::mpsc::channel(UPLOADS * WATCHERS);
     let ws_url = format!("{}/ws", base.replace("http://", "ws://"));
     let watches: Vec<(String, tokio::task::JoinHandle<Watch>)> = files
@@ -141,7 +160,9 @@ async fn every_watcher_ends_on_mediaconverts_final_state_whatever_is_lost() {
         let seen: Vec<(u8, u64)> = watch
             .statuses
             .iter()
-            .map(|m| (rank(m["job_status"].as_str().unwrap_or_default()), m["progress_rate"].as_u64().unwrap_or_default()))
+            .map(|m| {
+                (rank(m["job_status"].as_str().unwrap_or_default()), m["progress_rate"].as_u64().unwrap_or_default())
+            })
             .collect();
         assert!(seen.windows(2).all(|w| w[0] <= w[1]), "{file} moved backwards: {seen:?}");
         let entry = last_final.entry(file.clone()).or_insert(watch.final_at);
@@ -165,14 +186,23 @@ async fn every_watcher_ends_on_mediaconverts_final_state_whatever_is_lost() {
         let truth = job.status.as_ref().map(|s| s.as_str().to_owned()).unwrap_or_default();
         assert_eq!(last["job_status"].as_str(), Some(truth.as_str()), "{file}: {last}");
         if file.contains("fail") {
-            assert_eq!((truth.as_str(), last["error_code"].as_i64()), ("ERROR", job.error_code.map(i64::from)), "{file}");
+            assert_eq!(
+                (truth.as_str(), last["error_code"].as_i64()),
+                ("ERROR", job.error_code.map(i64::from)),
+                "{file}"
+            );
             assert_eq!(last["error_message"].as_str(), job.error_message.as_deref(), "{file}");
         } else {
             let output = job.output_group_details.unwrap()[0].output_details.clone().unwrap()[0].clone();
             let video = output.video_details.unwrap();
             assert_eq!(
                 (truth.as_str(), last["duration_ms"].as_i64(), last["width_px"].as_i64(), last["height_px"].as_i64()),
-                ("COMPLETE", output.duration_in_ms.map(i64::from), video.width_in_px.map(i64::from), video.height_in_px.map(i64::from)),
+                (
+                    "COMPLETE",
+                    output.duration_in_ms.map(i64::from),
+                    video.width_in_px.map(i64::from),
+                    video.height_in_px.map(i64::from)
+                ),
                 "{file}"
             );
             assert_eq!(last["output_path"], format!("{file}_hls/"), "{file}");

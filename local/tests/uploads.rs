@@ -16,8 +16,17 @@ const SECRET: &[u8] = b"upload-secret";
 async fn start(grant_ttl: Duration) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
-    let s3_dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("uploads-{}-{}", std::process::id(), fastrand::u32(..)));
-    let mut options = Options { batch_window: Duration::from_millis(10), s3_dir, simulator: SimSettings { step: Duration::from_millis(30), ..SimSettings::default() }, ..Options::default() };
+    let s3_dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!(
+        "uploads-{}-{}",
+        std::process::id(),
+        fastrand::u32(..)
+    ));
+    let mut options = Options {
+        batch_window: Duration::from_millis(10),
+        s3_dir,
+        simulator: SimSettings { step: Duration::from_millis(30), ..SimSettings::default() },
+        ..Options::default()
+    };
     options.ws.access = ReadAccess::new(Some(SECRET.to_vec()));
     options.upload.rules.max_bytes = 2_000_000;
     options.upload.rules.grant_ttl = grant_ttl;
@@ -27,7 +36,13 @@ async fn start(grant_ttl: Duration) -> String {
 }
 
 async fn grant(base: &str, body: Value) -> (u16, Value) {
-    let response = reqwest::Client::new().post(format!("{base}/media/uploads")).header("content-type", "application/json").body(body.to_string()).send().await.unwrap();
+    let response = reqwest::Client::new()
+        .post(format!("{base}/media/uploads"))
+        .header("content-type", "application/json")
+        .body(body.to_string())
+        .send()
+        .await
+        .unwrap();
     (response.status().as_u16(), serde_json::from_str(&response.text().await.unwrap()).unwrap())
 }
 
@@ -40,7 +55,8 @@ async fn post_file(granted: &Value, bytes: usize, edit: impl Fn(&mut serde_json:
         form = form.text(name, value.as_str().unwrap().to_owned());
     }
     form = form.part("file", reqwest::multipart::Part::bytes(vec![b'x'; bytes]).file_name("clip.mp4"));
-    let response = reqwest::Client::new().post(granted["upload"]["url"].as_str().unwrap()).multipart(form).send().await.unwrap();
+    let response =
+        reqwest::Client::new().post(granted["upload"]["url"].as_str().unwrap()).multipart(form).send().await.unwrap();
     (response.status().as_u16(), response.text().await.unwrap())
 }
 
@@ -60,7 +76,8 @@ async fn an_upload_through_the_upload_api_runs_to_complete() {
     let base = start(Duration::from_secs(900)).await;
 
     // WHEN a browser asks for an upload and POSTs the file as granted
-    let (code, granted) = grant(&base, json!({"file_name": "My Clip.mp4", "content_type": "video/mp4", "size": 500_000})).await;
+    let (code, granted) =
+        grant(&base, json!({"file_name": "My Clip.mp4", "content_type": "video/mp4", "size": 500_000})).await;
     assert_eq!(code, 200, "{granted}");
     let key = granted["input_file"].as_str().unwrap().to_owned();
     assert!(key.starts_with("uploads/") && key.ends_with("/My_Clip.mp4") && key.len() > 50, "{key}");
@@ -94,10 +111,42 @@ async fn s3_refuses_whatever_the_grant_does_not_allow_and_no_job_starts() {
     type Edit = Box<dyn Fn(&mut serde_json::Map<String, Value>)>;
     let cases: Vec<(&str, usize, Edit, u16, &str)> = vec![
         ("larger than granted", 1001, Box::new(|_| {}), 400, "EntityTooLarge"),
-        ("another content type", 10, Box::new(|f| { f.insert("Content-Type".into(), json!("text/html")); }), 403, "AccessDenied"),
-        ("another key", 10, Box::new(|f| { f.insert("key".into(), json!("uploads/someone-else.mp4")); }), 403, "AccessDenied"),
-        ("an extra field", 10, Box::new(|f| { f.insert("acl".into(), json!("public-read")); }), 403, "AccessDenied"),
-        ("a forged signature", 10, Box::new(|f| { f.insert("x-amz-signature".into(), json!("0".repeat(64))); }), 403, "SignatureDoesNotMatch"),
+        (
+            "another content type",
+            10,
+            Box::new(|f| {
+                f.insert("Content-Type".into(), json!("text/html"));
+            }),
+            403,
+            "AccessDenied",
+        ),
+        (
+            "another key",
+            10,
+            Box::new(|f| {
+                f.insert("key".into(), json!("uploads/someone-else.mp4"));
+            }),
+            403,
+            "AccessDenied",
+        ),
+        (
+            "an extra field",
+            10,
+            Box::new(|f| {
+                f.insert("acl".into(), json!("public-read"));
+            }),
+            403,
+            "AccessDenied",
+        ),
+        (
+            "a forged signature",
+            10,
+            Box::new(|f| {
+                f.insert("x-amz-signature".into(), json!("0".repeat(64)));
+            }),
+            403,
+            "SignatureDoesNotMatch",
+        ),
     ];
     let mut refused = Vec::new();
     for (name, bytes, edit, expected, code) in cases {
@@ -129,7 +178,11 @@ async fn the_upload_api_names_what_is_wrong_in_the_seeds_style() {
     let cases = [
         (json!("not an object"), 400, "body is not an upload request"),
         (json!({"file_name": "a.mp4", "content_type": "video/mp4"}), 400, "missing field `size`"),
-        (json!({"file_name": "a.mp4", "content_type": "video/mp4", "size": 3_000_000}), 413, "larger than the 2000000 bytes"),
+        (
+            json!({"file_name": "a.mp4", "content_type": "video/mp4", "size": 3_000_000}),
+            413,
+            "larger than the 2000000 bytes",
+        ),
         (json!({"file_name": "a.txt", "content_type": "text/plain", "size": 1}), 415, "text/plain"),
         (json!({"file_name": "a.mp4", "content_type": "video/mp4", "size": 0}), 422, "at least 1 byte"),
         (json!({"file_name": "///", "content_type": "video/mp4", "size": 1}), 422, "no usable characters"),

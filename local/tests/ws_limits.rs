@@ -108,7 +108,10 @@ async fn idle_and_old_connections_are_closed_with_1001_and_disconnected() {
     // GIVEN API Gateway's limits shortened: 1 s idle, 3 s at most
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
-    let options = Options { apigw_limits: ConnectionLimits { idle: Duration::from_secs(1), max_age: Duration::from_secs(3) }, ..Options::default() };
+    let options = Options {
+        apigw_limits: ConnectionLimits { idle: Duration::from_secs(1), max_age: Duration::from_secs(3) },
+        ..Options::default()
+    };
     let stack = local(&base, options);
     let subscriptions = stack.stack.subscriptions.clone();
     tokio::spawn(axum::serve(listener, stack.router).into_future());
@@ -148,5 +151,8 @@ async fn idle_and_old_connections_are_closed_with_1001_and_disconnected() {
     // AND the chatty one lives on until its maximum age, then is closed with 1001 too
     assert_eq!(talker.await.unwrap(), Some(1001));
     let old_after = started.elapsed();
-    assert!(idle_after < Duration::from_millis(2500) && old_after >= Duration::from_millis(2900), "idle {idle_after:?}, max age {old_after:?}");
+    assert!(
+        idle_after < Duration::from_millis(2500) && old_after >= Duration::from_millis(2900),
+        "idle {idle_after:?}, max age {old_after:?}"
+    );
 }

@@ -14,7 +14,9 @@ use std::time::{Duration, Instant};
 use axum::Router;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
-use mcpush_tests::runtime_api::{FUNCTIONS, Function, Outcome, RuntimeApi, authorizer_event, http_event, peak_rss, ws_event};
+use mcpush_tests::runtime_api::{
+    FUNCTIONS, Function, Outcome, RuntimeApi, authorizer_event, http_event, peak_rss, ws_event,
+};
 use mcpush_tests::{fixture, workspace};
 use plotters::prelude::*;
 use serde_json::{Value, json};
@@ -103,7 +105,10 @@ fn build() -> PathBuf {
 /// The size of `bootstrap` alone in a zip archive (deflate, level 9), as Lambda receives it.
 fn zipped(bytes: &[u8]) -> u64 {
     let mut archive = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
-    let options = zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Deflated).compression_level(Some(9)).unix_permissions(0o755);
+    let options = zip::write::SimpleFileOptions::default()
+        .compression_method(zip::CompressionMethod::Deflated)
+        .compression_level(Some(9))
+        .unix_permissions(0o755);
     archive.start_file("bootstrap", options).expect("zip entry");
     archive.write_all(bytes).expect("zip");
     archive.finish().expect("zip").into_inner().len() as u64
@@ -150,12 +155,17 @@ async fn peers() -> Vec<(String, String)> {
 /// `COLD_START_CERT_DIR=1` keeps this machine's default instead.
 fn trust_store() -> Option<(&'static str, &'static str)> {
     const BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
-    (std::env::var_os("COLD_START_CERT_DIR").is_none() && Path::new(BUNDLE).exists()).then_some(("SSL_CERT_FILE", BUNDLE))
+    (std::env::var_os("COLD_START_CERT_DIR").is_none() && Path::new(BUNDLE).exists())
+        .then_some(("SSL_CERT_FILE", BUNDLE))
 }
 
 /// DynamoDB answers by operation (empty results), everything else 200 `{}`.
 async fn canned_aws(headers: HeaderMap) -> impl IntoResponse {
-    let operation = headers.get("x-amz-target").and_then(|t| t.to_str().ok()).and_then(|t| t.rsplit('.').next()).unwrap_or_default();
+    let operation = headers
+        .get("x-amz-target")
+        .and_then(|t| t.to_str().ok())
+        .and_then(|t| t.rsplit('.').next())
+        .unwrap_or_default();
     let body = match operation {
         "Query" | "Scan" => r#"{"Count":0,"Items":[],"ScannedCount":0}"#,
         "BatchWriteItem" => r#"{"UnprocessedItems":{}}"#,
@@ -177,10 +187,20 @@ fn event(name: &str) -> Value {
         "progress-push" => fixture("dynamodb/modify.json"),
         "job-id-api" => http_event("GET", "/media/job_id", file, None),
         "status-api" => http_event("GET", "/media/status", file, None),
-        "upload-api" => http_event("POST", "/media/uploads", json!({}), Some(json!({"file_name": "clip.mp4", "content_type": "video/mp4", "size": 1000}))),
+        "upload-api" => http_event(
+            "POST",
+            "/media/uploads",
+            json!({}),
+            Some(json!({"file_name": "clip.mp4", "content_type": "video/mp4", "size": 1000})),
+        ),
         "ws-connect" => ws_event("$connect", "Yx1=", None, origin),
         "ws-disconnect" => ws_event("$disconnect", "Yx1=", None, origin),
-        "ws-message" => ws_event("subscribe", "Yx1=", Some(json!({"action": "subscribe", "input_file": "Big Buck Bunny.mp4"})), origin),
+        "ws-message" => ws_event(
+            "subscribe",
+            "Yx1=",
+            Some(json!({"action": "subscribe", "input_file": "Big Buck Bunny.mp4"})),
+            origin,
+        ),
         "ws-authorizer" => authorizer_event("Yx1=", json!({})),
         "reconcile" => json!({"source": "aws.events", "detail-type": "Scheduled Event", "detail": {}}),
         other => panic!("no event for {other}"),
@@ -195,7 +215,10 @@ async fn start(name: &'static str, path: &Path, env: &[(String, String)]) -> Sta
     let answer = api.enqueue(event(name));
     let spawned = Instant::now();
     let function = Function::spawn(path, name, &env, api.clone(), &address).await;
-    let outcome = tokio::time::timeout(ANSWER, answer).await.unwrap_or_else(|_| panic!("{name} did not answer: {}", function.logs())).expect("an answer");
+    let outcome = tokio::time::timeout(ANSWER, answer)
+        .await
+        .unwrap_or_else(|_| panic!("{name} did not answer: {}", function.logs()))
+        .expect("an answer");
     let first_response = spawned.elapsed();
     if let Outcome::Error(error) = &outcome {
         panic!("{name} failed its first event: {error}\n{}", function.logs());
@@ -238,7 +261,8 @@ fn table(binaries: &[Binary], runs: usize) -> String {
          | binary | init ms | × | init CPU ms | first response ms | × | peak RSS MB | stripped MB | × | zip MB | × | zip × {SDK_FLOOR} |\n\
          |---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
         if cfg!(target_arch = "aarch64") { "arm64" } else { "x86_64" },
-        std::env::var("COLD_START_MACHINE").unwrap_or_else(|_| format!("{} CPUs", std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1))),
+        std::env::var("COLD_START_MACHINE")
+            .unwrap_or_else(|_| format!("{} CPUs", std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1))),
         trust_store().map_or("the system's default (bundle and hashed folder)", |_| "SSL_CERT_FILE, the bundle alone")
     );
     for binary in binaries {
@@ -302,12 +326,29 @@ fn plot(binaries: &[Binary], path: &Path) {
             .x_label_style(("sans-serif", 12))
             .draw()
             .expect("plot");
-        chart.draw_series(Histogram::vertical(&chart).style(color.filled()).margin(14).data(rows.iter().enumerate().map(|(i, r)| (i, r.1[k])))).expect("plot");
-        chart.draw_series(LineSeries::new([(SegmentValue::Exact(0), budget), (SegmentValue::Last, budget)], BLACK.stroke_width(1))).expect("plot");
+        chart
+            .draw_series(
+                Histogram::vertical(&chart)
+                    .style(color.filled())
+                    .margin(14)
+                    .data(rows.iter().enumerate().map(|(i, r)| (i, r.1[k]))),
+            )
+            .expect("plot");
+        chart
+            .draw_series(LineSeries::new(
+                [(SegmentValue::Exact(0), budget), (SegmentValue::Last, budget)],
+                BLACK.stroke_width(1),
+            ))
+            .expect("plot");
         if k == 2 {
             // The SDK's floor (hello-dynamodb's zip), which no function calling DynamoDB gets under.
             let floor = rows.iter().find(|r| r.0 == SDK_FLOOR).map_or(1.0, |r| r.1[2]);
-            chart.draw_series(LineSeries::new([(SegmentValue::Exact(0), floor), (SegmentValue::Last, floor)], RGBColor(120, 120, 120).stroke_width(1))).expect("plot");
+            chart
+                .draw_series(LineSeries::new(
+                    [(SegmentValue::Exact(0), floor), (SegmentValue::Last, floor)],
+                    RGBColor(120, 120, 120).stroke_width(1),
+                ))
+                .expect("plot");
         }
     }
     root.present().expect("plot");

@@ -36,6 +36,10 @@ async fn server(n: usize) {
         }
         times.sort();
         let median = times[REPEATS / 2];
-        println!("{n:>7}  {concurrency:>11}  {:>9.1}  {:>14.0}", median.as_secs_f64() * 1e3, n as f64 / median.as_secs_f64());
+        println!(
+            "{n:>7}  {concurrency:>11}  {:>9.1}  {:>14.0}",
+            median.as_secs_f64() * 1e3,
+            n as f64 / median.as_secs_f64()
+        );
     }
 }

@@ -29,7 +29,11 @@ fn main() {
     for window in WINDOWS_MS {
         let mut samples = runtime.block_on(measure(Duration::from_millis(window), changes));
         samples.sort_by(f64::total_cmp);
-        eprintln!("window {window:>3} ms: p50 {:.2} ms, p99 {:.2} ms", percentile(&samples, 0.5), percentile(&samples, 0.99));
+        eprintln!(
+            "window {window:>3} ms: p50 {:.2} ms, p99 {:.2} ms",
+            percentile(&samples, 0.5),
+            percentile(&samples, 0.99)
+        );
         runs.push((window, samples));
     }
     let mut table = format!(
@@ -74,8 +78,12 @@ async fn measure(window: Duration, changes: usize) -> Vec<f64> {
     let stack = local(&base, Options { batch_window: window, s3_dir, ..Options::default() });
     tokio::spawn(axum::serve(listener, stack.router).into_future());
 
-    let (mut socket, _) = tokio_tungstenite::connect_async(format!("{}/ws", base.replace("http://", "ws://"))).await.expect("connect");
-    socket.send(Message::Text(json!({"action": "subscribe", "input_file": FILE}).to_string().into())).await.expect("subscribe");
+    let (mut socket, _) =
+        tokio_tungstenite::connect_async(format!("{}/ws", base.replace("http://", "ws://"))).await.expect("connect");
+    socket
+        .send(Message::Text(json!({"action": "subscribe", "input_file": FILE}).to_string().into()))
+        .await
+        .expect("subscribe");
     let _subscribed = next_json(&mut socket).await;
     let http = reqwest::Client::new();
     let invoke = format!("{base}/2015-03-31/functions/progress-ingest/invocations");
@@ -87,7 +95,8 @@ async fn measure(window: Duration, changes: usize) -> Vec<f64> {
         let answer = http.post(&invoke).body(body).send().await.expect("invoke");
         assert!(answer.status().is_success(), "progress-ingest answered {}", answer.status());
         loop {
-            let frame = tokio::time::timeout(Duration::from_secs(10), next_json(&mut socket)).await.expect("the frame arrives");
+            let frame =
+                tokio::time::timeout(Duration::from_secs(10), next_json(&mut socket)).await.expect("the frame arrives");
             if frame["job_id"] == job_id.as_str() {
                 break;
             }
@@ -121,5 +130,11 @@ fn plot(runs: &[(u64, Vec<f64>)], path: &std::path::Path) {
         .zip(colors)
         .map(|((window, samples), color)| Curve { label: format!("STREAM_BATCH_WINDOW_MS={window}"), samples, color })
         .collect();
-    latency_cdf(path, (900, 480), "ingest invoke → status frame, one subscriber: share of changes within x ms", 0.1, &curves);
+    latency_cdf(
+        path,
+        (900, 480),
+        "ingest invoke → status frame, one subscriber: share of changes within x ms",
+        0.1,
+        &curves,
+    );
 }

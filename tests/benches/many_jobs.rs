@@ -51,10 +51,25 @@ fn main() {
         connect_rate: None,
     };
     let scenarios = [
-        Scenario { name: "local defaults (no API limits), events at once", limits: RequestLimits::default(), events_per_second: None, batch: true },
+        Scenario {
+            name: "local defaults (no API limits), events at once",
+            limits: RequestLimits::default(),
+            events_per_second: None,
+            batch: true,
+        },
         Scenario { name: "API Gateway's limits, events at once", limits: aws, events_per_second: None, batch: true },
-        Scenario { name: "API Gateway's limits, 1,000 events/s", limits: aws, events_per_second: Some(1000.0), batch: true },
-        Scenario { name: "baseline: the same, dashboards without batch", limits: aws, events_per_second: Some(1000.0), batch: false },
+        Scenario {
+            name: "API Gateway's limits, 1,000 events/s",
+            limits: aws,
+            events_per_second: Some(1000.0),
+            batch: true,
+        },
+        Scenario {
+            name: "baseline: the same, dashboards without batch",
+            limits: aws,
+            events_per_second: Some(1000.0),
+            batch: false,
+        },
     ];
     let runs: Vec<Run> = scenarios.iter().map(|scenario| runtime.block_on(run(scenario, jobs))).collect();
     let table = table(&runs, jobs);
@@ -145,7 +160,12 @@ async fn run(scenario: &Scenario, jobs: usize) -> Run {
     tokio::spawn(axum::serve(listener, stack.router).into_future());
 
     let mut child = std::process::Command::new(std::env::current_exe().expect("exe"))
-        .args(["--clients", &format!("{}/ws", base.replace("http://", "ws://")), &jobs.to_string(), if batch { "batch" } else { "plain" }])
+        .args([
+            "--clients",
+            &format!("{}/ws", base.replace("http://", "ws://")),
+            &jobs.to_string(),
+            if batch { "batch" } else { "plain" },
+        ])
         .stdout(std::process::Stdio::piped())
         .spawn()
         .expect("spawn the client process");
@@ -156,34 +176,37 @@ async fn run(scenario: &Scenario, jobs: usize) -> Run {
     let http = reqwest::Client::new();
     let metrics = |http: reqwest::Client, base: String| async move {
         tokio::time::sleep(mcpush_local::metrics::FLUSH_INTERVAL * 2).await;
-        let body = http.get(format!("{base}/_local/metrics")).send().await.expect("metrics").text().await.expect("body");
+        let body =
+            http.get(format!("{base}/_local/metrics")).send().await.expect("metrics").text().await.expect("body");
         let metrics: Value = serde_json::from_str(&body).expect("json");
         metrics["progress-push"]["PostsPerInvocation"]["count"].as_u64().unwrap_or(0)
     };
     let invocations_before = metrics(http.clone(), base.clone()).await;
-    let (posts_before, throttled_before) = (stack.api.counters.posts.load(Ordering::Relaxed), stack.api.counters.throttled.load(Ordering::Relaxed));
+    let (posts_before, throttled_before) =
+        (stack.api.counters.posts.load(Ordering::Relaxed), stack.api.counters.throttled.load(Ordering::Relaxed));
 
     // Every job's events, step by step across all jobs: all jobs are in flight at once.
     let invoke = format!("{base}/2015-03-31/functions/progress-ingest/invocations");
     let started = tokio::time::Instant::now();
     let sent: Vec<Vec<u64>> = {
-        let times: Vec<(usize, usize, u64)> = futures::stream::iter((0..STEPS).flat_map(|s| (0..jobs).map(move |k| (k, s))).enumerate())
-            .map(|(i, (k, s))| {
-                let (http, invoke) = (http.clone(), invoke.clone());
-                async move {
-                    if let Some(rate) = events_per_second {
-                        tokio::time::sleep_until(started + Duration::from_secs_f64(i as f64 / rate)).await;
+        let times: Vec<(usize, usize, u64)> =
+            futures::stream::iter((0..STEPS).flat_map(|s| (0..jobs).map(move |k| (k, s))).enumerate())
+                .map(|(i, (k, s))| {
+                    let (http, invoke) = (http.clone(), invoke.clone());
+                    async move {
+                        if let Some(rate) = events_per_second {
+                            tokio::time::sleep_until(started + Duration::from_secs_f64(i as f64 / rate)).await;
+                        }
+                        let body = serde_json::to_vec(&event(k, s)).expect("json");
+                        let at = now_us();
+                        let answer = http.post(&invoke).body(body).send().await.expect("invoke");
+                        assert!(answer.status().is_success(), "progress-ingest answered {}", answer.status());
+                        (k, s, at)
                     }
-                    let body = serde_json::to_vec(&event(k, s)).expect("json");
-                    let at = now_us();
-                    let answer = http.post(&invoke).body(body).send().await.expect("invoke");
-                    assert!(answer.status().is_success(), "progress-ingest answered {}", answer.status());
-                    (k, s, at)
-                }
-            })
-            .buffer_unordered(INVOKES_IN_FLIGHT)
-            .collect()
-            .await;
+                })
+                .buffer_unordered(INVOKES_IN_FLIGHT)
+                .collect()
+                .await;
         let mut sent = vec![vec![0; STEPS]; jobs];
         for (k, s, at) in times {
             sent[k][s] = at;
@@ -221,8 +244,15 @@ async fn run(scenario: &Scenario, jobs: usize) -> Run {
     };
     eprintln!(
         "{name}: {:.0} events/s sent, {} invocations, {} posts ({} throttled), dashboard frames {:?}, watchers p50 {:.1} p99 {:.1} ms, dashboards p50 {:.1} p99 {:.1} ms",
-        run.sent_per_second, run.invocations, run.posts, run.throttled, run.dashboard_frames,
-        percentile(&run.watchers, 0.5), percentile(&run.watchers, 0.99), percentile(&run.dashboards, 0.5), percentile(&run.dashboards, 0.99)
+        run.sent_per_second,
+        run.invocations,
+        run.posts,
+        run.throttled,
+        run.dashboard_frames,
+        percentile(&run.watchers, 0.5),
+        percentile(&run.watchers, 0.99),
+        percentile(&run.dashboards, 0.5),
+        percentile(&run.dashboards, 0.99)
     );
     run
 }
@@ -275,7 +305,9 @@ async fn clients(url: String, jobs: usize, batch: bool) {
                     other => panic!("unexpected {other:?}: {text}"),
                 };
                 for update in updates {
-                    let (Some(k), Some(s)) = (update["job_id"].as_str().and_then(job_index), step(&update)) else { continue };
+                    let (Some(k), Some(s)) = (update["job_id"].as_str().and_then(job_index), step(&update)) else {
+                        continue;
+                    };
                     lines.push(format!("{} {k} {s} {at}", if dashboard { 'd' } else { 'w' }));
                     if s == STEPS - 1 {
                         complete.insert(k);
@@ -320,7 +352,11 @@ fn table(runs: &[Run], jobs: usize) -> String {
         std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
     );
     for r in runs {
-        let frames = if r.dashboard_frames.0 == r.dashboard_frames.1 { r.dashboard_frames.0.to_string() } else { format!("{}–{}", r.dashboard_frames.0, r.dashboard_frames.1) };
+        let frames = if r.dashboard_frames.0 == r.dashboard_frames.1 {
+            r.dashboard_frames.0.to_string()
+        } else {
+            format!("{}–{}", r.dashboard_frames.0, r.dashboard_frames.1)
+        };
         out += &format!(
             "| {} | {:.0} | {} | {} | {} | {frames} | {:.1} / {:.1} | {:.1} / {:.1} |\n",
             r.name,
@@ -349,7 +385,16 @@ fn plot(runs: &[Run], path: &std::path::Path) {
         RGBColor(117, 107, 177),
         RGBColor(188, 189, 220),
     ];
-    let series = runs.iter().flat_map(|r| [(format!("{}: file watchers", r.name), &r.watchers), (format!("{}: dashboards", r.name), &r.dashboards)]);
-    let curves: Vec<Curve<'_>> = series.zip(colors).map(|((label, samples), color)| Curve { label, samples, color }).collect();
-    latency_cdf(path, (900, 500), "many jobs: ingest invoke → frame, share of frames (updates for dashboards) within x ms", 1.0, &curves);
+    let series = runs.iter().flat_map(|r| {
+        [(format!("{}: file watchers", r.name), &r.watchers), (format!("{}: dashboards", r.name), &r.dashboards)]
+    });
+    let curves: Vec<Curve<'_>> =
+        series.zip(colors).map(|((label, samples), color)| Curve { label, samples, color }).collect();
+    latency_cdf(
+        path,
+        (900, 500),
+        "many jobs: ingest invoke → frame, share of frames (updates for dashboards) within x ms",
+        1.0,
+        &curves,
+    );
 }

@@ -31,11 +31,23 @@ struct Scenario {
 }
 
 fn scenarios() -> Vec<Scenario> {
-    let aws = RequestLimits { post_latency: (LATENCY, LATENCY), post_rate: Some(Rate { per_second: RATE, burst: BURST }), connect_rate: None };
+    let aws = RequestLimits {
+        post_latency: (LATENCY, LATENCY),
+        post_rate: Some(Rate { per_second: RATE, burst: BURST }),
+        connect_rate: None,
+    };
     let retry = RetryPolicy::default();
     vec![
-        Scenario { name: "ceiling: no limits, fixed 64", limits: RequestLimits::default(), config: PushConfig::fixed(64, retry) },
-        Scenario { name: "ceiling: no limits, adaptive", limits: RequestLimits::default(), config: PushConfig::default() },
+        Scenario {
+            name: "ceiling: no limits, fixed 64",
+            limits: RequestLimits::default(),
+            config: PushConfig::fixed(64, retry),
+        },
+        Scenario {
+            name: "ceiling: no limits, adaptive",
+            limits: RequestLimits::default(),
+            config: PushConfig::default(),
+        },
         Scenario { name: "AWS limits, fixed 64", limits: aws, config: PushConfig::fixed(64, retry) },
         Scenario { name: "AWS limits, adaptive", limits: aws, config: PushConfig::default() },
     ]
@@ -80,11 +92,13 @@ fn floor(n: usize) -> Duration {
     Duration::from_secs_f64((n as f64 - BURST).max(0.0) / RATE) + LATENCY
 }
 
-
 /// This process's resident set, in bytes.
 fn rss() -> u64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let kb = status.lines().find_map(|l| l.strip_prefix("VmRSS:")).and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok());
+    let kb = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok());
     kb.unwrap_or_default() * 1024
 }
 
@@ -111,7 +125,12 @@ async fn server(n: usize) -> (Vec<Row>, f64) {
         times.sort();
         throttled.sort_unstable();
         let row = Row { n, scenario: scenario.name, median: times[REPEATS / 2], throttled: throttled[REPEATS / 2] };
-        eprintln!("{n:>6}  {:<30} {:>8.1} ms  {} throttled", row.scenario, row.median.as_secs_f64() * 1e3, row.throttled);
+        eprintln!(
+            "{n:>6}  {:<30} {:>8.1} ms  {} throttled",
+            row.scenario,
+            row.median.as_secs_f64() * 1e3,
+            row.throttled
+        );
         rows.push(row);
     }
     (rows, per_connection)
@@ -131,16 +150,29 @@ fn table(rows: &[Row]) -> String {
         out += &format!("| {n} | floor of the AWS limits | {:.1} | | | |\n", floor(n).as_secs_f64() * 1e3);
         for row in rows.iter().filter(|r| r.n == n) {
             let secs = row.median.as_secs_f64();
-            out += &format!("| {n} | {} | {:.1} | {:.0} | {} | {:.2} |\n", row.scenario, secs * 1e3, n as f64 / secs, row.throttled, secs / budget.as_secs_f64());
+            out += &format!(
+                "| {n} | {} | {:.1} | {:.0} | {} | {:.2} |\n",
+                row.scenario,
+                secs * 1e3,
+                n as f64 / secs,
+                row.throttled,
+                secs / budget.as_secs_f64()
+            );
         }
-        out += &format!("| {n} | budget: 1.25 × max(floor, ceiling) | {:.1} | | | 1.00 |\n", budget.as_secs_f64() * 1e3);
+        out +=
+            &format!("| {n} | budget: 1.25 × max(floor, ceiling) | {:.1} | | | 1.00 |\n", budget.as_secs_f64() * 1e3);
     }
     out
 }
 
 /// 1.25 × the larger of the floor and the machine's ceiling (the faster no-limits scenario).
 fn budget(rows: &[Row], n: usize) -> Duration {
-    let ceiling = rows.iter().filter(|r| r.n == n && r.scenario.starts_with("ceiling")).map(|r| r.median).min().unwrap_or_default();
+    let ceiling = rows
+        .iter()
+        .filter(|r| r.n == n && r.scenario.starts_with("ceiling"))
+        .map(|r| r.median)
+        .min()
+        .unwrap_or_default();
     floor(n).max(ceiling).mul_f64(1.25)
 }
 
@@ -150,14 +182,23 @@ fn plot(rows: &[Row], path: &std::path::Path) {
     sizes.dedup();
     let root = SVGBackend::new(path, (1100, 380 * sizes.len() as u32)).into_drawing_area();
     root.fill(&WHITE).expect("plot");
-    let colors = [RGBColor(150, 150, 150), RGBColor(31, 119, 180), RGBColor(100, 160, 220), RGBColor(214, 39, 40), RGBColor(44, 160, 44)];
+    let colors = [
+        RGBColor(150, 150, 150),
+        RGBColor(31, 119, 180),
+        RGBColor(100, 160, 220),
+        RGBColor(214, 39, 40),
+        RGBColor(44, 160, 44),
+    ];
     for (area, n) in root.split_evenly((sizes.len(), 1)).iter().zip(sizes) {
         let mut bars: Vec<(String, f64)> = vec![("floor of the AWS limits".into(), floor(n).as_secs_f64() * 1e3)];
         bars.extend(rows.iter().filter(|r| r.n == n).map(|r| (r.scenario.to_owned(), r.median.as_secs_f64() * 1e3)));
         let budget = budget(rows, n).as_secs_f64() * 1e3;
         let top = bars.iter().map(|b| b.1).fold(budget, f64::max) * 1.15;
         let mut chart = ChartBuilder::on(area)
-            .caption(format!("{n} subscribers: time to the last frame, ms (line: budget 1.25 × max(floor, ceiling))"), ("sans-serif", 16))
+            .caption(
+                format!("{n} subscribers: time to the last frame, ms (line: budget 1.25 × max(floor, ceiling))"),
+                ("sans-serif", 16),
+            )
             .margin(8)
             .x_label_area_size(24)
             .y_label_area_size(50)
@@ -177,9 +218,16 @@ fn plot(rows: &[Row], path: &std::path::Path) {
             .expect("plot");
         for (i, bar) in bars.iter().enumerate() {
             let color = colors[i % colors.len()];
-            chart.draw_series(Histogram::vertical(&chart).style(color.filled()).margin(18).data([(i, bar.1)])).expect("plot");
+            chart
+                .draw_series(Histogram::vertical(&chart).style(color.filled()).margin(18).data([(i, bar.1)]))
+                .expect("plot");
         }
-        chart.draw_series(LineSeries::new([(SegmentValue::Exact(0), budget), (SegmentValue::Last, budget)], BLACK.stroke_width(1))).expect("plot");
+        chart
+            .draw_series(LineSeries::new(
+                [(SegmentValue::Exact(0), budget), (SegmentValue::Last, budget)],
+                BLACK.stroke_width(1),
+            ))
+            .expect("plot");
     }
     root.present().expect("plot");
 }

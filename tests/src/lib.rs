@@ -40,11 +40,19 @@ pub fn fixture(name: &str) -> serde_json::Value {
 
 /// A status table stream record: job `job_id` of `input_file` moving from `old` (`None`: an
 /// INSERT) to `new`, each `(JobStatus, ProgressRate)`; its job order is the id's leading number.
-pub fn status_record(job_id: &str, input_file: &str, old: Option<(&str, u32)>, new: (&str, u32), sequence: u64) -> serde_json::Value {
+pub fn status_record(
+    job_id: &str,
+    input_file: &str,
+    old: Option<(&str, u32)>,
+    new: (&str, u32),
+    sequence: u64,
+) -> serde_json::Value {
     use serde_json::json;
     let order = job_id.split('-').next().unwrap_or("0");
-    let image = |(status, progress): (&str, u32)| json!({"JobId": {"S": job_id}, "InputFile": {"S": input_file},
-        "JobStatus": {"S": status}, "ProgressRate": {"N": progress.to_string()}, "JobOrder": {"N": order}});
+    let image = |(status, progress): (&str, u32)| {
+        json!({"JobId": {"S": job_id}, "InputFile": {"S": input_file},
+        "JobStatus": {"S": status}, "ProgressRate": {"N": progress.to_string()}, "JobOrder": {"N": order}})
+    };
     let mut change = json!({"ApproximateCreationDateTime": 1795557600, "Keys": {"JobId": {"S": job_id}}, "NewImage": image(new),
         "SequenceNumber": sequence.to_string(), "SizeBytes": 120, "StreamViewType": "NEW_AND_OLD_IMAGES"});
     if let Some(old) = old {
@@ -89,7 +97,10 @@ pub fn moto() -> &'static Moto {
         let stdout = child.stdout.take().expect("moto stdout");
         let mut line = String::new();
         BufReader::new(stdout).read_line(&mut line).expect("read moto port");
-        let port: u16 = line.trim().parse().unwrap_or_else(|_| panic!("moto did not print a port: {line:?} (is moto[server] installed?)"));
+        let port: u16 = line
+            .trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("moto did not print a port: {line:?} (is moto[server] installed?)"));
         Moto { endpoint: format!("http://127.0.0.1:{port}"), _child: child }
     })
 }

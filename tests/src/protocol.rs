@@ -27,13 +27,22 @@ fn protocol() -> &'static Protocol {
 
 /// Panics unless `message` is a `ServerMessage` of `docs/asyncapi.yaml`.
 pub fn assert_server_message(message: &Value) {
-    let errors: Vec<String> = protocol().server.iter_errors(message).map(|e| format!("{e} at {}", e.instance_path())).collect();
-    assert!(errors.is_empty(), "the server sent a message docs/asyncapi.yaml does not describe: {message}\n{}", errors.join("\n"));
+    let errors: Vec<String> =
+        protocol().server.iter_errors(message).map(|e| format!("{e} at {}", e.instance_path())).collect();
+    assert!(
+        errors.is_empty(),
+        "the server sent a message docs/asyncapi.yaml does not describe: {message}\n{}",
+        errors.join("\n")
+    );
 }
 
 /// Panics unless `message` is a `ClientMessage` of `docs/asyncapi.yaml`.
 pub fn assert_client_message(message: &Value) {
-    let errors: Vec<String> = protocol().client.iter_errors(message).map(|e| format!("{e} at {}", e.instance_path())).collect();
-    assert!(errors.is_empty(), "a message the server accepted is not one docs/asyncapi.yaml describes: {message}\n{}", errors.join("\n"));
+    let errors: Vec<String> =
+        protocol().client.iter_errors(message).map(|e| format!("{e} at {}", e.instance_path())).collect();
+    assert!(
+        errors.is_empty(),
+        "a message the server accepted is not one docs/asyncapi.yaml describes: {message}\n{}",
+        errors.join("\n")
+    );
 }
-

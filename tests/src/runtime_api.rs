@@ -48,7 +48,9 @@ pub fn binaries() -> PathBuf {
             }
             let status = command.status().expect("cargo runs");
             assert!(status.success(), "cargo build of the function binaries failed");
-            let target = std::env::var("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|_| crate::workspace().join("target"));
+            let target = std::env::var("CARGO_TARGET_DIR")
+                .map(PathBuf::from)
+                .unwrap_or_else(|_| crate::workspace().join("target"));
             target.join("debug")
         })
         .clone()
@@ -183,9 +185,16 @@ async fn next(State(api): State<RuntimeApi>) -> Response {
             let mut headers = HeaderMap::new();
             let deadline = mcpush_core::now_ms() + 30_000;
             headers.insert("lambda-runtime-aws-request-id", HeaderValue::from_str(&id).expect("id"));
-            headers.insert("lambda-runtime-deadline-ms", HeaderValue::from_str(&deadline.to_string()).expect("deadline"));
-            headers.insert("lambda-runtime-invoked-function-arn", HeaderValue::from_static("arn:aws:lambda:us-east-1:000000000000:function:test"));
-            headers.insert("lambda-runtime-trace-id", HeaderValue::from_static("Root=1-5759e988-bd862e3fe1be46a994272793;Sampled=0"));
+            headers
+                .insert("lambda-runtime-deadline-ms", HeaderValue::from_str(&deadline.to_string()).expect("deadline"));
+            headers.insert(
+                "lambda-runtime-invoked-function-arn",
+                HeaderValue::from_static("arn:aws:lambda:us-east-1:000000000000:function:test"),
+            );
+            headers.insert(
+                "lambda-runtime-trace-id",
+                HeaderValue::from_static("Root=1-5759e988-bd862e3fe1be46a994272793;Sampled=0"),
+            );
             headers.insert("content-type", HeaderValue::from_static("application/json"));
             return (StatusCode::OK, headers, event.to_string()).into_response();
         }
@@ -238,7 +247,13 @@ impl Function {
     }
 
     /// Starts `binary` as the function `name` under `api`, which serves at `address`.
-    pub async fn spawn(binary: &std::path::Path, name: &str, env: &[(&str, &str)], api: RuntimeApi, address: &str) -> Self {
+    pub async fn spawn(
+        binary: &std::path::Path,
+        name: &str,
+        env: &[(&str, &str)],
+        api: RuntimeApi,
+        address: &str,
+    ) -> Self {
         let mut child = tokio::process::Command::new(binary)
             .env_clear()
             .env("AWS_LAMBDA_RUNTIME_API", address)
@@ -320,7 +335,10 @@ pub fn ws_event(route: &str, connection_id: &str, body: Option<Value>, origin: &
 
 /// An HTTP API (payload 2.0) event.
 pub fn http_event(method: &str, path: &str, query: Value, body: Option<Value>) -> Value {
-    let raw_query = query.as_object().map(|q| q.iter().map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default())).collect::<Vec<_>>().join("&")).unwrap_or_default();
+    let raw_query = query
+        .as_object()
+        .map(|q| q.iter().map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default())).collect::<Vec<_>>().join("&"))
+        .unwrap_or_default();
     json!({
         "version": "2.0", "routeKey": format!("{method} {path}"), "rawPath": path, "rawQueryString": raw_query,
         "headers": {"origin": "https://app.example.com", "content-type": "application/json"},

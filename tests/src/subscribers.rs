@@ -17,7 +17,13 @@ pub const MAX_ROUNDS: usize = 64;
 
 /// One change record of the benchmark job: it moves from `progress - 1` to `progress`.
 pub fn change(progress: u32) -> Value {
-    crate::stream_event(vec![crate::status_record("1795557600000-benchm", FILE, Some(("PROGRESSING", progress - 1)), ("PROGRESSING", progress), progress.into())])
+    crate::stream_event(vec![crate::status_record(
+        "1795557600000-benchm",
+        FILE,
+        Some(("PROGRESSING", progress - 1)),
+        ("PROGRESSING", progress),
+        progress.into(),
+    )])
 }
 
 /// The client process: `n` connections to `url` subscribe to [`FILE`] (256 handshakes at a
@@ -29,7 +35,8 @@ pub async fn clients(url: String, n: usize) {
     let (done_tx, mut done_rx) = tokio::sync::mpsc::unbounded_channel::<usize>();
     let permits = Arc::new(tokio::sync::Semaphore::new(256));
     for _ in 0..n {
-        let (url, received, ready, done_tx, permits) = (url.clone(), received.clone(), ready.clone(), done_tx.clone(), permits.clone());
+        let (url, received, ready, done_tx, permits) =
+            (url.clone(), received.clone(), ready.clone(), done_tx.clone(), permits.clone());
         tokio::spawn(async move {
             let permit = permits.acquire_owned().await.expect("semaphore");
             let (mut socket, _) = tokio_tungstenite::connect_async(url.as_str()).await.expect("connect");
@@ -105,7 +112,9 @@ impl Fleet {
         use std::io::BufRead;
         let jobs = Arc::new(mcpush_core::adapters::memory::MemoryJobStore::default());
         let subscriptions = Arc::new(mcpush_core::adapters::memory::MemorySubscriptionStore::default());
-        let emulator = crate::ws::Emulator::start(jobs.clone(), subscriptions.clone(), mcpush_core::config::WsConfig::default()).await;
+        let emulator =
+            crate::ws::Emulator::start(jobs.clone(), subscriptions.clone(), mcpush_core::config::WsConfig::default())
+                .await;
         let mut child = std::process::Command::new(std::env::current_exe().expect("exe"))
             .args(["--clients", &emulator.ws_url(), &n.to_string()])
             .stdin(std::process::Stdio::piped())
@@ -124,11 +133,19 @@ impl Fleet {
 
     /// Pushes the next change with `config`: the time until every client had it, and what
     /// progress-push counted.
-    pub async fn push(&mut self, config: &mcpush_core::config::PushConfig) -> (std::time::Duration, mcpush_core::handlers::progress_push::PushStats) {
+    pub async fn push(
+        &mut self,
+        config: &mcpush_core::config::PushConfig,
+    ) -> (std::time::Duration, mcpush_core::handlers::progress_push::PushStats) {
         use mcpush_core::handlers::progress_push::{self, PushContext};
         self.progress += 1;
         let progress = self.progress;
-        let ctx = PushContext { jobs: self.jobs.as_ref(), subscriptions: self.subscriptions.as_ref(), pusher: self.emulator.pusher.as_ref(), config };
+        let ctx = PushContext {
+            jobs: self.jobs.as_ref(),
+            subscriptions: self.subscriptions.as_ref(),
+            pusher: self.emulator.pusher.as_ref(),
+            config,
+        };
         let event = change(progress);
         let start = std::time::Instant::now();
         let (_, stats) = progress_push::handle(&ctx, &event, mcpush_core::now_ms() / 1000).await;

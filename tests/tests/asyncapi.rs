@@ -22,7 +22,11 @@ fn every_example_in_the_document_is_a_message_of_its_kind() {
     let mut seen = 0;
     for (name, message) in document["components"]["messages"].as_object().unwrap() {
         for example in message["examples"].as_array().into_iter().flatten() {
-            if client.contains(&name.as_str()) { assert_client_message(&example["payload"]) } else { assert_server_message(&example["payload"]) }
+            if client.contains(&name.as_str()) {
+                assert_client_message(&example["payload"])
+            } else {
+                assert_server_message(&example["payload"])
+            }
             seen += 1;
         }
     }
@@ -39,7 +43,12 @@ fn the_messages_the_server_builds_are_described() {
         playlists: Some([(".m3u8".to_owned(), "a.m3u8".to_owned())].into()),
         ..JobRecord::submitted("1700000000000-abcdef")
     };
-    let error = JobRecord { job_status: JobStatus::Error, error_code: Some(1010), error_message: Some("x".repeat(10_000)), ..JobRecord::submitted("1700000000001-abcdef") };
+    let error = JobRecord {
+        job_status: JobStatus::Error,
+        error_code: Some(1010),
+        error_message: Some("x".repeat(10_000)),
+        ..JobRecord::submitted("1700000000001-abcdef")
+    };
     for message in [
         ServerMessage::Subscribed { topic: Topic::File("a.mp4".into()) },
         ServerMessage::Unsubscribed { topic: Topic::File("a.mp4".into()) },
@@ -52,7 +61,10 @@ fn the_messages_the_server_builds_are_described() {
     ] {
         assert_server_message(&serde_json::from_str(&message.to_json()).unwrap());
     }
-    let updates: Vec<String> = [("a.mp4", &complete), ("b.mp4", &error)].iter().map(|(f, r)| serde_json::to_string(&StatusUpdate::new(f, r)).unwrap()).collect();
+    let updates: Vec<String> = [("a.mp4", &complete), ("b.mp4", &error)]
+        .iter()
+        .map(|(f, r)| serde_json::to_string(&StatusUpdate::new(f, r)).unwrap())
+        .collect();
     for (message, _) in statuses_messages(&updates, MAX_MESSAGE_BYTES) {
         assert_server_message(&serde_json::from_str(&message).unwrap());
     }
@@ -61,9 +73,18 @@ fn the_messages_the_server_builds_are_described() {
 #[test]
 fn messages_that_break_the_protocol_are_refused() {
     // a status without its progress, with an unknown status, with progress over 100
-    assert!(refused(assert_server_message, json!({"type": "status", "input_file": "a", "job_id": "j", "job_status": "COMPLETE"})));
-    assert!(refused(assert_server_message, json!({"type": "status", "input_file": "a", "job_id": "j", "job_status": "DONE", "progress_rate": 1})));
-    assert!(refused(assert_server_message, json!({"type": "status", "input_file": "a", "job_id": "j", "job_status": "PROGRESSING", "progress_rate": 101})));
+    assert!(refused(
+        assert_server_message,
+        json!({"type": "status", "input_file": "a", "job_id": "j", "job_status": "COMPLETE"})
+    ));
+    assert!(refused(
+        assert_server_message,
+        json!({"type": "status", "input_file": "a", "job_id": "j", "job_status": "DONE", "progress_rate": 1})
+    ));
+    assert!(refused(
+        assert_server_message,
+        json!({"type": "status", "input_file": "a", "job_id": "j", "job_status": "PROGRESSING", "progress_rate": 101})
+    ));
     // an unknown type, an empty batch, a confirmation with an extra field
     assert!(refused(assert_server_message, json!({"type": "hello"})));
     assert!(refused(assert_server_message, json!({"type": "statuses", "updates": []})));
@@ -88,12 +109,27 @@ fn declared(what: &str) -> Vec<String> {
     let text = std::fs::read_to_string(workspace().join("clients/js/mcpush-client.d.ts")).unwrap();
     if let Some(rest) = text.split(&format!("export interface {what} {{")).nth(1) {
         let body = rest.split("\n}").next().unwrap_or_default();
-        let mut fields: Vec<String> = body.lines().map(str::trim).filter(|l| !l.starts_with("/*") && !l.starts_with('*') && !l.is_empty()).filter_map(|l| l.split(['?', ':']).next()).map(str::to_owned).collect();
+        let mut fields: Vec<String> = body
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.starts_with("/*") && !l.starts_with('*') && !l.is_empty())
+            .filter_map(|l| l.split(['?', ':']).next())
+            .map(str::to_owned)
+            .collect();
         fields.sort();
         return fields;
     }
-    let line = text.lines().find(|l| l.starts_with(&format!("export type {what} ="))).unwrap_or_else(|| panic!("no {what} in mcpush-client.d.ts"));
-    let mut members: Vec<String> = line.split('=').nth(1).unwrap_or_default().split('|').map(|m| m.trim().trim_end_matches(';').trim_matches('\'').to_owned()).collect();
+    let line = text
+        .lines()
+        .find(|l| l.starts_with(&format!("export type {what} =")))
+        .unwrap_or_else(|| panic!("no {what} in mcpush-client.d.ts"));
+    let mut members: Vec<String> = line
+        .split('=')
+        .nth(1)
+        .unwrap_or_default()
+        .split('|')
+        .map(|m| m.trim().trim_end_matches(';').trim_matches('\'').to_owned())
+        .collect();
     members.sort();
     members
 }
@@ -105,9 +141,18 @@ fn the_client_packages_types_name_what_the_protocol_names() {
     let state = &document["components"]["schemas"]["JobState"];
     let mut fields: Vec<String> = state["properties"].as_object().unwrap().keys().cloned().collect();
     fields.sort();
-    assert_eq!(declared("Status"), fields, "Status in clients/js/mcpush-client.d.ts and JobState in docs/asyncapi.yaml");
+    assert_eq!(
+        declared("Status"),
+        fields,
+        "Status in clients/js/mcpush-client.d.ts and JobState in docs/asyncapi.yaml"
+    );
     let enum_of = |name: &str| {
-        let mut values: Vec<String> = state["properties"][name]["enum"].as_array().unwrap().iter().filter_map(|v| v.as_str().map(str::to_owned)).collect();
+        let mut values: Vec<String> = state["properties"][name]["enum"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|v| v.as_str().map(str::to_owned))
+            .collect();
         values.sort();
         values
     };

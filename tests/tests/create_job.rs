@@ -47,8 +47,11 @@ async fn create(State(peer): State<Peer>, Json(body): Json<Value>) -> (StatusCod
         created.len() - 1
     });
     let id = format!("{}-job{index:03}", 1764021600000u64 + index as u64);
-    (StatusCode::CREATED, Json(json!({"job": {"id": id, "arn": format!("arn:aws:mediaconvert:ap-northeast-1:111122223333:jobs/{id}"),
-        "role": body["role"], "settings": {}, "status": "SUBMITTED", "userMetadata": body["userMetadata"]}})))
+    (
+        StatusCode::CREATED,
+        Json(json!({"job": {"id": id, "arn": format!("arn:aws:mediaconvert:ap-northeast-1:111122223333:jobs/{id}"),
+        "role": body["role"], "settings": {}, "status": "SUBMITTED", "userMetadata": body["userMetadata"]}})),
+    )
 }
 
 async fn start(peer: Peer) -> String {
@@ -88,15 +91,22 @@ async fn upload_starts_a_job_and_stores_it_as_submitted() {
     let peer = Peer::default();
     let (creator, store) = (creator(&peer).await, fresh_store("create").await);
 
-    let outcomes = create_job::handle(&config(), &creator, &store, &fixture("s3/object-created.json"), 1).await.unwrap();
+    let outcomes =
+        create_job::handle(&config(), &creator, &store, &fixture("s3/object-created.json"), 1).await.unwrap();
 
     let job_id = "1764021600000-job000".to_owned();
-    assert_eq!(outcomes, [RecordOutcome::Created { input_file: "uploads/Big Buck Bunny.mp4".into(), job_id: job_id.clone() }]);
+    assert_eq!(
+        outcomes,
+        [RecordOutcome::Created { input_file: "uploads/Big Buck Bunny.mp4".into(), job_id: job_id.clone() }]
+    );
     let sent = peer.created.lock().unwrap()[0].clone();
     assert_eq!(sent["jobTemplate"], "hls-720p");
     assert_eq!(sent["role"], "arn:aws:iam::111122223333:role/MediaConvertRole");
     assert_eq!(sent["queue"], "arn:aws:mediaconvert:ap-northeast-1:111122223333:queues/Default");
-    assert_eq!(sent["userMetadata"], json!({"input_file": "uploads/Big Buck Bunny.mp4", "notifier": "mediaconvert-push"}));
+    assert_eq!(
+        sent["userMetadata"],
+        json!({"input_file": "uploads/Big Buck Bunny.mp4", "notifier": "mediaconvert-push"})
+    );
     assert_eq!(sent["settings"]["inputs"][0]["fileInput"], "s3://upload-bucket/uploads/Big Buck Bunny.mp4");
     assert_eq!(
         sent["settings"]["outputGroups"][0]["outputGroupSettings"]["hlsGroupSettings"]["destination"],
@@ -130,7 +140,9 @@ async fn a_mixed_batch_creates_skips_and_rejects_record_by_record() {
         .map(|o| match o {
             RecordOutcome::Created { input_file, .. } => format!("created {input_file}"),
             RecordOutcome::Skipped { key, reason } => format!("skipped {key}: {reason}"),
-            RecordOutcome::Rejected { index, reason } => format!("rejected #{index}: {}", reason.split(':').next().unwrap_or_default()),
+            RecordOutcome::Rejected { index, reason } => {
+                format!("rejected #{index}: {}", reason.split(':').next().unwrap_or_default())
+            }
         })
         .collect();
     assert_eq!(
@@ -152,7 +164,8 @@ async fn a_failed_create_job_is_an_error_for_s3_to_retry_and_stores_nothing() {
     for status in [StatusCode::INTERNAL_SERVER_ERROR, StatusCode::BAD_REQUEST] {
         let peer = Peer { fail_with: Some(status), ..Peer::default() };
         let (creator, store) = (creator(&peer).await, fresh_store("create").await);
-        let err = create_job::handle(&config(), &creator, &store, &fixture("s3/object-created.json"), 1).await.unwrap_err();
+        let err =
+            create_job::handle(&config(), &creator, &store, &fixture("s3/object-created.json"), 1).await.unwrap_err();
         assert!(matches!(err, CreateJobError::Create { .. }), "{status}: {err}");
         assert!(err.to_string().starts_with("CreateJob failed for \"uploads/Big Buck Bunny.mp4\""), "{err}");
         assert_eq!(store.latest_job_id("uploads/Big Buck Bunny.mp4").await.unwrap(), None);

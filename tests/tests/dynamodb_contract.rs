@@ -12,11 +12,25 @@ use mcpush_tests::fresh_store;
 const JOB: &str = "1700000000000-racing";
 
 fn update(transition: Transition, progress: Option<u8>) -> JobUpdate {
-    JobUpdate { job_id: JOB.into(), input_file: Some("race.mp4".into()), transition, progress, job_order: 1700000000000, phase: None, event_at: None }
+    JobUpdate {
+        job_id: JOB.into(),
+        input_file: Some("race.mp4".into()),
+        transition,
+        progress,
+        job_order: 1700000000000,
+        phase: None,
+        event_at: None,
+    }
 }
 
 fn complete() -> JobUpdate {
-    let details = CompleteDetails { duration_ms: Some(1000), width_px: Some(640), height_px: Some(360), output_path: "o/".into(), ..Default::default() };
+    let details = CompleteDetails {
+        duration_ms: Some(1000),
+        width_px: Some(640),
+        height_px: Some(360),
+        output_path: "o/".into(),
+        ..Default::default()
+    };
     update(Transition::Complete(details), Some(100))
 }
 
@@ -39,7 +53,11 @@ async fn contract_merges_like_the_domain(store: &dyn JobStore) {
     }
     assert_eq!(store.job(JOB).await.unwrap(), expected);
 
-    let older = JobPointer { input_file: "race.mp4".into(), job_id: "1600000000000-older1".into(), job_order: Some(1600000000000) };
+    let older = JobPointer {
+        input_file: "race.mp4".into(),
+        job_id: "1600000000000-older1".into(),
+        job_order: Some(1600000000000),
+    };
     let newer = JobPointer { input_file: "race.mp4".into(), job_id: JOB.into(), job_order: Some(1700000000000) };
     assert!(store.point_to(&older).await.unwrap());
     assert!(store.point_to(&newer).await.unwrap());
@@ -185,7 +203,11 @@ async fn concurrent_writers_on_one_job_converge_and_readers_never_see_it_go_back
 async fn concurrent_pointer_writers_settle_on_the_newest_job() {
     let store = Arc::new(fresh_store("race").await);
     let jobs: Vec<JobPointer> = (0..12u64)
-        .map(|i| JobPointer { input_file: "popular.mp4".into(), job_id: format!("{}-job{i:03}", 1700000000000 + i), job_order: Some(1700000000000 + i) })
+        .map(|i| JobPointer {
+            input_file: "popular.mp4".into(),
+            job_id: format!("{}-job{i:03}", 1700000000000 + i),
+            job_order: Some(1700000000000 + i),
+        })
         .collect();
     let tasks: Vec<_> = jobs
         .iter()
@@ -207,13 +229,32 @@ async fn the_consistent_snapshot_is_the_files_newest_job_in_both_stores() {
     let dynamodb = fresh_store("snapshot").await;
     for store in [&memory as &dyn JobStore, &dynamodb] {
         // GIVEN a file with an older and a newer job, recorded newest first
-        for (job_id, order) in [("1700000000002-newer", 1_700_000_000_002), ("1700000000001-older", 1_700_000_000_001)] {
-            let update = JobUpdate { job_id: job_id.into(), input_file: Some("snap.mp4".into()), transition: Transition::Progressing, progress: Some(10), job_order: order, phase: None, event_at: None };
+        for (job_id, order) in [("1700000000002-newer", 1_700_000_000_002), ("1700000000001-older", 1_700_000_000_001)]
+        {
+            let update = JobUpdate {
+                job_id: job_id.into(),
+                input_file: Some("snap.mp4".into()),
+                transition: Transition::Progressing,
+                progress: Some(10),
+                job_order: order,
+                phase: None,
+                event_at: None,
+            };
             let applied = store.apply(&update).await.unwrap();
-            store.point_to(&JobPointer { input_file: "snap.mp4".into(), job_id: job_id.into(), job_order: applied.record.job_order }).await.unwrap();
+            store
+                .point_to(&JobPointer {
+                    input_file: "snap.mp4".into(),
+                    job_id: job_id.into(),
+                    job_order: applied.record.job_order,
+                })
+                .await
+                .unwrap();
         }
         // THEN the snapshot is the newer job, and a file nobody uploaded has none
-        assert_eq!(store.newest_job_consistent("snap.mp4").await.unwrap().map(|r| r.job_id).as_deref(), Some("1700000000002-newer"));
+        assert_eq!(
+            store.newest_job_consistent("snap.mp4").await.unwrap().map(|r| r.job_id).as_deref(),
+            Some("1700000000002-newer")
+        );
         assert_eq!(store.newest_job_consistent("nothing.mp4").await.unwrap(), None);
     }
 }

@@ -67,7 +67,9 @@ async fn events_carry_what_api_gateway_sends_and_routes_follow_the_action() {
     let (recorder, _api, base) = start().await;
     let url = base.replace("http://", "ws://") + "/ws?client=demo";
     let mut client = Client::connect_raw(&url, Some("http://localhost:3000")).await.unwrap();
-    for body in [r#"{"action":"subscribe","input_file":"a.mp4"}"#, r#"{"action":"ping"}"#, r#"{"action":"nope"}"#, "not json"] {
+    for body in
+        [r#"{"action":"subscribe","input_file":"a.mp4"}"#, r#"{"action":"ping"}"#, r#"{"action":"nope"}"#, "not json"]
+    {
         client.send(body).await;
     }
     client.close().await;
@@ -145,7 +147,10 @@ async fn a_burst_of_connects_above_the_connect_rate_gets_429_at_the_handshake() 
     // GIVEN a connect bucket of 5 refilled at 1/s (slow, so that a loaded machine's slow
     // handshakes cannot earn a sixth token during the burst)
     let (recorder, api, base) = start().await;
-    api.set_request_limits(RequestLimits { connect_rate: Some(Rate { per_second: 1.0, burst: 5.0 }), ..RequestLimits::default() });
+    api.set_request_limits(RequestLimits {
+        connect_rate: Some(Rate { per_second: 1.0, burst: 5.0 }),
+        ..RequestLimits::default()
+    });
     let url = base.replace("http://", "ws://") + "/ws";
 
     // WHEN 8 clients connect at once
@@ -180,7 +185,11 @@ async fn posts_take_the_latency_and_above_the_post_rate_answer_429_too_many_requ
     wait_for(&recorder, 1).await;
     let id = api.connection_ids().pop().unwrap();
     let latency = Duration::from_millis(30);
-    api.set_request_limits(RequestLimits { post_latency: (latency, latency), post_rate: Some(Rate { per_second: 0.1, burst: 3.0 }), connect_rate: None });
+    api.set_request_limits(RequestLimits {
+        post_latency: (latency, latency),
+        post_rate: Some(Rate { per_second: 0.1, burst: 3.0 }),
+        connect_rate: None,
+    });
 
     // WHEN five posts go one after the other
     let mut outcomes = Vec::new();
@@ -191,9 +200,17 @@ async fn posts_take_the_latency_and_above_the_post_rate_answer_429_too_many_requ
     }
 
     // THEN each took at least the latency, the burst of 3 went through and the rest were throttled
-    assert!(outcomes.iter().all(|(_, took)| *took >= latency), "{:?}", outcomes.iter().map(|o| o.1).collect::<Vec<_>>());
+    assert!(
+        outcomes.iter().all(|(_, took)| *took >= latency),
+        "{:?}",
+        outcomes.iter().map(|o| o.1).collect::<Vec<_>>()
+    );
     assert!(outcomes[..3].iter().all(|(r, _)| r.is_ok()));
-    assert!(outcomes[3..].iter().all(|(r, _)| matches!(r, Err(PushError::Throttled(_)))), "{:?}", outcomes.iter().map(|o| &o.0).collect::<Vec<_>>());
+    assert!(
+        outcomes[3..].iter().all(|(r, _)| matches!(r, Err(PushError::Throttled(_)))),
+        "{:?}",
+        outcomes.iter().map(|o| &o.0).collect::<Vec<_>>()
+    );
     assert_eq!(api.counters.throttled.load(std::sync::atomic::Ordering::Relaxed), 2);
     for i in 0..3 {
         assert_eq!(client.next().await, serde_json::json!({"n": i}));

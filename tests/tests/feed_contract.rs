@@ -24,7 +24,13 @@ fn writes() -> Vec<JobUpdate> {
         phase,
         event_at: None,
     };
-    let details = CompleteDetails { duration_ms: Some(1000), width_px: Some(1280), height_px: Some(720), output_path: "o/".into(), ..Default::default() };
+    let details = CompleteDetails {
+        duration_ms: Some(1000),
+        width_px: Some(1280),
+        height_px: Some(720),
+        output_path: "o/".into(),
+        ..Default::default()
+    };
     vec![
         update(Transition::Submitted, Some(0), None),
         update(Transition::Progressing, Some(40), Some(Phase::Transcoding)),
@@ -77,14 +83,20 @@ async fn the_embedded_feed_and_a_dynamodb_stream_carry_the_same_records() {
     while let Ok(change) = feed.try_recv() {
         embedded.push(serde_json::to_value(stream.record(&change)).unwrap());
     }
-    let mut poller = StreamPoller::open(dynamodb.client(), dynamodb_streams_client(), &dynamodb.tables().status, 100).await.unwrap();
-    let streamed: Vec<Value> = poller.next_batch().await.unwrap().iter().map(|r| serde_json::to_value(r).unwrap()).collect();
+    let mut poller =
+        StreamPoller::open(dynamodb.client(), dynamodb_streams_client(), &dynamodb.tables().status, 100).await.unwrap();
+    let streamed: Vec<Value> =
+        poller.next_batch().await.unwrap().iter().map(|r| serde_json::to_value(r).unwrap()).collect();
 
     // THEN they hold the same three records (INSERT, MODIFY, MODIFY), images included
     assert_eq!(embedded.len(), 3);
     assert_eq!(embedded.iter().map(essence).collect::<Vec<_>>(), streamed.iter().map(essence).collect::<Vec<_>>());
-    assert_eq!(embedded[2]["dynamodb"]["NewImage"]["ExpiresAt"], json!({"N": (1_700_000_000u64 + 7 * 86_400).to_string()}));
+    assert_eq!(
+        embedded[2]["dynamodb"]["NewImage"]["ExpiresAt"],
+        json!({"N": (1_700_000_000u64 + 7 * 86_400).to_string()})
+    );
     for record in embedded.iter().chain(&streamed) {
-        serde_json::from_value::<aws_lambda_events::dynamodb::EventRecord>(record.clone()).expect("a Lambda stream record");
+        serde_json::from_value::<aws_lambda_events::dynamodb::EventRecord>(record.clone())
+            .expect("a Lambda stream record");
     }
 }

@@ -1,9 +1,9 @@
 //! Recorded EventBridge events replayed through `progress-ingest` into DynamoDB (moto), read
 //! back through the store exactly as the REST and push paths read them.
 
+use mcpush_core::domain::StatusView;
 use mcpush_core::domain::{JobRecord, JobStatus};
 use mcpush_core::handlers::progress_ingest::{self, IngestError};
-use mcpush_core::domain::StatusView;
 use mcpush_core::ports::JobStore;
 use mcpush_tests::{fixture, fresh_store};
 use serde_json::json;
@@ -65,7 +65,11 @@ async fn hls_job_reversed_and_duplicated_ends_in_the_same_state() {
 #[tokio::test]
 async fn complete_outputs_of_every_group_type_are_mapped() {
     let store = fresh_store("replay").await;
-    replay(&store, &["cmaf-complete.json", "file-group-complete.json", "audio-only-complete.json", "captions-complete.json"]).await;
+    replay(
+        &store,
+        &["cmaf-complete.json", "file-group-complete.json", "audio-only-complete.json", "captions-complete.json"],
+    )
+    .await;
 
     let view = |r: JobRecord| serde_json::to_value(StatusView::from(&r)).unwrap();
     assert_eq!(
@@ -102,7 +106,11 @@ async fn error_and_canceled_are_final() {
     let mut late = fixture("eventbridge/hls-5-status-update-70.json");
     late["detail"]["jobId"] = json!("1700001000000-cancel");
     let outcome = progress_ingest::handle(&store, &late, 1).await.unwrap();
-    assert_eq!((outcome.job_status, outcome.progress_rate), (JobStatus::Canceled, 70), "progress still grows, status stays");
+    assert_eq!(
+        (outcome.job_status, outcome.progress_rate),
+        (JobStatus::Canceled, 70),
+        "progress still grows, status stays"
+    );
 }
 
 #[tokio::test]
@@ -110,8 +118,14 @@ async fn malformed_events_are_rejected_by_name_and_store_nothing() {
     let store = fresh_store("replay").await;
     let cases = [
         ("malformed-no-status.json", "detail.status is missing"),
-        ("malformed-wrong-detail-type.json", "unexpected detail-type \"MediaConvert Queue State Change\": expected \"MediaConvert Job State Change\""),
-        ("malformed-job-id-number.json", "malformed MediaConvert event: detail.jobId: invalid type: integer `1700001300000`, expected a string"),
+        (
+            "malformed-wrong-detail-type.json",
+            "unexpected detail-type \"MediaConvert Queue State Change\": expected \"MediaConvert Job State Change\"",
+        ),
+        (
+            "malformed-job-id-number.json",
+            "malformed MediaConvert event: detail.jobId: invalid type: integer `1700001300000`, expected a string",
+        ),
     ];
     for (file, message) in cases {
         let err = progress_ingest::handle(&store, &fixture(&format!("eventbridge/{file}")), 1).await.unwrap_err();

@@ -52,7 +52,12 @@ async fn ingest_push_rest_and_websocket_routes_run_as_lambda_runs_them() {
     let store = fresh_store("bin").await;
     let subscriptions = fresh_subscriptions("bin").await;
     let jobs: Arc<dyn JobStore> = Arc::new(DynamoJobStore::new(dynamodb_client(), store.tables().clone()));
-    let emulator = Emulator::start(jobs, Arc::new(DynamoSubscriptionStore::new(dynamodb_client(), subscriptions.table().to_owned())), WsConfig::default()).await;
+    let emulator = Emulator::start(
+        jobs,
+        Arc::new(DynamoSubscriptionStore::new(dynamodb_client(), subscriptions.table().to_owned())),
+        WsConfig::default(),
+    )
+    .await;
     let mut browser = emulator.client().await;
     // (the emulator registers a connection just after its handshake)
     let registered = async {
@@ -63,21 +68,33 @@ async fn ingest_push_rest_and_websocket_routes_run_as_lambda_runs_them() {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
     };
-    let connection_id = tokio::time::timeout(Duration::from_secs(5), registered).await.expect("the emulator registers the connection");
+    let connection_id =
+        tokio::time::timeout(Duration::from_secs(5), registered).await.expect("the emulator registers the connection");
     let mut env = tables_env(&store, &subscriptions);
     env.push(("MANAGEMENT_API_ENDPOINT".into(), emulator.base.clone()));
 
     // WHEN ws-connect's binary gets $connect events
     let connect = start("ws-connect", &env).await;
-    let allowed = response(connect.api.invoke(ws_event("$connect", "Yx1=", None, "https://app.example.com"), ANSWER).await);
-    let foreign = response(connect.api.invoke(ws_event("$connect", "Yx2=", None, "https://evil.example"), ANSWER).await);
+    let allowed =
+        response(connect.api.invoke(ws_event("$connect", "Yx1=", None, "https://app.example.com"), ANSWER).await);
+    let foreign =
+        response(connect.api.invoke(ws_event("$connect", "Yx2=", None, "https://evil.example"), ANSWER).await);
     // THEN it accepts the allowed origin and refuses the other
-    assert_eq!((allowed["statusCode"].as_i64(), foreign["statusCode"].as_i64()), (Some(200), Some(403)), "{allowed} {foreign}");
+    assert_eq!(
+        (allowed["statusCode"].as_i64(), foreign["statusCode"].as_i64()),
+        (Some(200), Some(403)),
+        "{allowed} {foreign}"
+    );
 
     // WHEN ws-message's binary gets the browser's subscribe
     let message = start("ws-message", &env).await;
     let subscribe = json!({"action": "subscribe", "input_file": "Big Buck Bunny.mp4"});
-    let answer = response(message.api.invoke(ws_event("subscribe", &connection_id, Some(subscribe), "https://app.example.com"), ANSWER).await);
+    let answer = response(
+        message
+            .api
+            .invoke(ws_event("subscribe", &connection_id, Some(subscribe), "https://app.example.com"), ANSWER)
+            .await,
+    );
     // THEN it answers 200 and the browser hears `subscribed` through the Management API
     assert_eq!(answer["statusCode"], 200);
     assert_eq!(browser.next().await, json!({"type": "subscribed", "input_file": "Big Buck Bunny.mp4"}));
@@ -101,10 +118,19 @@ async fn ingest_push_rest_and_websocket_routes_run_as_lambda_runs_them() {
     // THEN no record failed and the browser got the COMPLETE status
     assert_eq!(answer["batchItemFailures"], json!([]));
     let pushed = browser.next().await;
-    assert_eq!((pushed["type"].as_str(), pushed["job_status"].as_str()), (Some("status"), Some("COMPLETE")), "{pushed}");
+    assert_eq!(
+        (pushed["type"].as_str(), pushed["job_status"].as_str()),
+        (Some("status"), Some("COMPLETE")),
+        "{pushed}"
+    );
     // AND the binary wrote its metrics as EMF lines on stdout
     let emf = push.stdout().await;
-    assert!(emf.lines().any(|l| l.contains("\"PushDelivered\":1") && l.contains("\"_aws\"") && l.contains("\"Function\":\"progress-push\"")), "{emf}");
+    assert!(
+        emf.lines().any(|l| l.contains("\"PushDelivered\":1")
+            && l.contains("\"_aws\"")
+            && l.contains("\"Function\":\"progress-push\"")),
+        "{emf}"
+    );
 
     // WHEN the REST functions' binaries are asked about the file
     let query = json!({"input_file": "Big Buck Bunny.mp4"});
@@ -121,7 +147,9 @@ async fn ingest_push_rest_and_websocket_routes_run_as_lambda_runs_them() {
 
     // WHEN ws-disconnect's binary gets the browser's $disconnect
     let disconnect = start("ws-disconnect", &env).await;
-    let answer = response(disconnect.api.invoke(ws_event("$disconnect", &connection_id, None, "https://app.example.com"), ANSWER).await);
+    let answer = response(
+        disconnect.api.invoke(ws_event("$disconnect", &connection_id, None, "https://app.example.com"), ANSWER).await,
+    );
     // THEN its subscriptions are gone
     assert_eq!(answer["statusCode"], 200);
     assert!(subscriptions_of(&subscriptions, "Big Buck Bunny.mp4").await.is_empty());
@@ -161,38 +189,58 @@ async fn create_job_reconcile_upload_api_and_the_authorizer_run_as_lambda_runs_t
 
     // WHEN reconcile's binary runs on its schedule
     let reconcile = start("reconcile", &env).await;
-    let stats = response(reconcile.api.invoke(json!({"source": "aws.events", "detail-type": "Scheduled Event", "detail": {}}), ANSWER).await);
+    let stats = response(
+        reconcile
+            .api
+            .invoke(json!({"source": "aws.events", "detail-type": "Scheduled Event", "detail": {}}), ANSWER)
+            .await,
+    );
     // THEN it asked MediaConvert about the quiet job
     assert_eq!(stats["checked"], 1, "{stats}");
     assert_eq!(stats["failed"], 0, "{stats}");
 
     // WHEN upload-api's binary is asked for an upload
     let mut upload_env = env.clone();
-    upload_env.extend([("UPLOAD_BUCKET".to_owned(), "uploads".to_owned()), ("SUBSCRIBE_SECRET".to_owned(), "s3cret".to_owned())]);
+    upload_env.extend([
+        ("UPLOAD_BUCKET".to_owned(), "uploads".to_owned()),
+        ("SUBSCRIBE_SECRET".to_owned(), "s3cret".to_owned()),
+    ]);
     let upload = start("upload-api", &upload_env).await;
     let body = json!({"file_name": "clip.mp4", "content_type": "video/mp4", "size": 1000});
-    let granted = response(upload.api.invoke(http_event("POST", "/media/uploads", json!({}), Some(body)), ANSWER).await);
+    let granted =
+        response(upload.api.invoke(http_event("POST", "/media/uploads", json!({}), Some(body)), ANSWER).await);
     // THEN it grants a presigned POST for a key of its own, with a read token
     assert_eq!(granted["statusCode"], 200, "{granted}");
     let granted: Value = serde_json::from_str(granted["body"].as_str().unwrap()).unwrap();
-    assert!(granted["input_file"].as_str().unwrap().starts_with("uploads/") && granted["token"].is_string(), "{granted}");
+    assert!(
+        granted["input_file"].as_str().unwrap().starts_with("uploads/") && granted["token"].is_string(),
+        "{granted}"
+    );
     assert_eq!(granted["upload"]["fields"]["x-amz-algorithm"], "AWS4-HMAC-SHA256");
 
     // WHEN ws-authorizer's binary gets $connect requests without and with a bad access token
-    let oidc = [("OIDC_ISSUER".to_owned(), "http://127.0.0.1:9".to_owned()), ("OIDC_AUDIENCE".to_owned(), "web".to_owned())];
+    let oidc =
+        [("OIDC_ISSUER".to_owned(), "http://127.0.0.1:9".to_owned()), ("OIDC_AUDIENCE".to_owned(), "web".to_owned())];
     let authorizer = start("ws-authorizer", &oidc).await;
     let request = |query: Value| authorizer_event("Yx3=", query);
     let anonymous = response(authorizer.api.invoke(request(json!({})), ANSWER).await);
     let forged = response(authorizer.api.invoke(request(json!({"access_token": "a.b.c"})), ANSWER).await);
     // THEN the first is an anonymous pass and the second is denied
-    assert_eq!((anonymous["principalId"].as_str(), anonymous["policyDocument"]["Statement"][0]["Effect"].as_str()), (Some("anonymous"), Some("Allow")));
+    assert_eq!(
+        (anonymous["principalId"].as_str(), anonymous["policyDocument"]["Statement"][0]["Effect"].as_str()),
+        (Some("anonymous"), Some("Allow"))
+    );
     assert_eq!(forged["policyDocument"]["Statement"][0]["Effect"], "Deny", "{forged}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bad_setting_fails_each_init_with_the_variables_name() {
     let moto_endpoint = moto().endpoint.clone();
-    let base = [("AWS_ENDPOINT_URL_DYNAMODB", moto_endpoint.as_str()), ("ALLOWED_ORIGINS", ORIGINS), ("MANAGEMENT_API_ENDPOINT", "http://127.0.0.1:9")];
+    let base = [
+        ("AWS_ENDPOINT_URL_DYNAMODB", moto_endpoint.as_str()),
+        ("ALLOWED_ORIGINS", ORIGINS),
+        ("MANAGEMENT_API_ENDPOINT", "http://127.0.0.1:9"),
+    ];
     // (function, variables set or overridden, what the error must name)
     type Case<'a> = (&'a str, Vec<(&'a str, &'a str)>, &'a str);
     let cases: [Case; 10] = [

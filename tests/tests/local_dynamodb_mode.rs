@@ -26,7 +26,10 @@ async fn events_invoked_into_the_stack_reach_subscribers_through_the_dynamodb_st
     // WHEN the HLS job's events are invoked into progress-ingest
     for file in mcpush_tests::HLS_JOB_EVENTS {
         let event = fixture(&format!("eventbridge/{file}")).to_string();
-        let request = Request::post("/2015-03-31/functions/progress-ingest/invocations").header("host", "127.0.0.1").body(Body::from(event)).unwrap();
+        let request = Request::post("/2015-03-31/functions/progress-ingest/invocations")
+            .header("host", "127.0.0.1")
+            .body(Body::from(event))
+            .unwrap();
         assert!(app.clone().oneshot(request).await.unwrap().status().is_success());
     }
 

@@ -49,7 +49,12 @@ impl Setup {
     }
 
     async fn push_with(&self, file: &str, config: PushConfig) -> (DynamoDbEventResponse, PushStats) {
-        let ctx = PushContext { jobs: self.jobs.as_ref(), subscriptions: self.subscriptions.as_ref(), pusher: self.emulator.pusher.as_ref(), config: &config };
+        let ctx = PushContext {
+            jobs: self.jobs.as_ref(),
+            subscriptions: self.subscriptions.as_ref(),
+            pusher: self.emulator.pusher.as_ref(),
+            config: &config,
+        };
         progress_push::handle(&ctx, &fixture(&format!("dynamodb/{file}")), mcpush_core::now_ms() / 1000).await
     }
 
@@ -71,7 +76,8 @@ fn complete() -> Value {
 #[tokio::test]
 async fn insert_reaches_every_subscriber_of_the_file_and_nobody_else() {
     let s = setup().await;
-    let (mut a, mut b, mut other) = (s.subscriber(BBB).await, s.subscriber(BBB).await, s.subscriber("sintel.mov").await);
+    let (mut a, mut b, mut other) =
+        (s.subscriber(BBB).await, s.subscriber(BBB).await, s.subscriber("sintel.mov").await);
 
     let (response, stats) = s.push("insert.json").await;
 
@@ -97,7 +103,12 @@ async fn a_batched_connection_gets_one_statuses_message_per_push_and_others_see_
     let mut event = fixture("dynamodb/modify-complete.json");
     let sintel = fixture("dynamodb/malformed-in-batch.json")["Records"][0].clone();
     event["Records"].as_array_mut().unwrap().push(sintel);
-    let ctx = PushContext { jobs: s.jobs.as_ref(), subscriptions: s.subscriptions.as_ref(), pusher: s.emulator.pusher.as_ref(), config: &PushConfig::default() };
+    let ctx = PushContext {
+        jobs: s.jobs.as_ref(),
+        subscriptions: s.subscriptions.as_ref(),
+        pusher: s.emulator.pusher.as_ref(),
+        config: &PushConfig::default(),
+    };
     let (response, stats) = progress_push::handle(&ctx, &event, mcpush_core::now_ms() / 1000).await;
 
     // THEN the batched connection got one message carrying both updates, each once
@@ -108,7 +119,10 @@ async fn a_batched_connection_gets_one_statuses_message_per_push_and_others_see_
     let mut bbb = complete();
     bbb.as_object_mut().unwrap().remove("type");
     assert_eq!(updates[0], bbb);
-    assert_eq!((updates[1]["input_file"].as_str(), updates[1]["job_status"].as_str()), (Some("sintel.mov"), Some("PROGRESSING")));
+    assert_eq!(
+        (updates[1]["input_file"].as_str(), updates[1]["job_status"].as_str()),
+        (Some("sintel.mov"), Some("PROGRESSING"))
+    );
     assert_eq!(updates.len(), 2);
     batched.expect_silence(QUIET).await;
     // AND the plain connection its usual status message
@@ -196,7 +210,11 @@ async fn throttling_and_server_errors_are_retried_until_delivered() {
     let s = setup().await;
     let mut clients = s.subscribers(BBB, 20).await;
     s.emulator.api.set_fault_rate(0.2);
-    let config = PushConfig { concurrency: 8, retry: RetryPolicy { max_attempts: 10, backoff_base_ms: 1 }, ..PushConfig::default() };
+    let config = PushConfig {
+        concurrency: 8,
+        retry: RetryPolicy { max_attempts: 10, backoff_base_ms: 1 },
+        ..PushConfig::default()
+    };
     let (response, stats) = s.push_with("modify-complete.json", config).await;
     assert!(response.batch_item_failures.is_empty());
     assert_eq!((stats.delivered, stats.failed), (20, 0));
@@ -217,7 +235,9 @@ async fn with_a_slow_api_the_push_raises_its_posts_in_flight_and_a_fixed_window_
     s.emulator.api.set_request_limits(RequestLimits { post_latency: (latency, latency), ..RequestLimits::default() });
     let retry = RetryPolicy { max_attempts: 2, backoff_base_ms: 1 };
     let mut peaks = Vec::new();
-    for config in [PushConfig::fixed(16, retry), PushConfig { concurrency: 16, max_concurrency: 1000, rate_limit: None, retry }] {
+    for config in
+        [PushConfig::fixed(16, retry), PushConfig { concurrency: 16, max_concurrency: 1000, rate_limit: None, retry }]
+    {
         // WHEN one change is pushed with a fixed window of 16, then starting from 16 and free to grow
         s.emulator.api.counters.max_posts_in_flight.store(0, Relaxed);
         let (_, stats) = s.push_with("modify-complete.json", config).await;
@@ -247,7 +267,12 @@ async fn under_api_gateways_throttle_the_push_backs_off_and_loses_nothing() {
     });
 
     // WHEN progress-push pushes one change, from 64 posts in flight
-    let config = PushConfig { concurrency: 64, max_concurrency: 1000, rate_limit: None, retry: RetryPolicy { max_attempts: 30, backoff_base_ms: 10 } };
+    let config = PushConfig {
+        concurrency: 64,
+        max_concurrency: 1000,
+        rate_limit: None,
+        retry: RetryPolicy { max_attempts: 30, backoff_base_ms: 10 },
+    };
     let (response, stats) = s.push_with("modify-complete.json", config).await;
 
     // THEN it was throttled, yet every subscriber got the final state exactly once
@@ -282,9 +307,14 @@ async fn a_job_still_failing_after_retries_is_reported_for_lambda_to_retry() {
     let s = setup().await;
     let (mut a, mut other) = (s.subscriber(BBB).await, s.subscriber("sintel.mov").await);
     s.emulator.api.set_fault_rate(1.0);
-    let config = PushConfig { concurrency: 4, retry: RetryPolicy { max_attempts: 3, backoff_base_ms: 1 }, ..PushConfig::default() };
+    let config = PushConfig {
+        concurrency: 4,
+        retry: RetryPolicy { max_attempts: 3, backoff_base_ms: 1 },
+        ..PushConfig::default()
+    };
     let (response, stats) = s.push_with("malformed-in-batch.json", config).await;
-    let mut failed: Vec<String> = response.batch_item_failures.iter().filter_map(|f| f.item_identifier.clone()).collect();
+    let mut failed: Vec<String> =
+        response.batch_item_failures.iter().filter_map(|f| f.item_identifier.clone()).collect();
     failed.sort();
     let batch = fixture("dynamodb/malformed-in-batch.json");
     let sequence = |i: usize| batch["Records"][i]["dynamodb"]["SequenceNumber"].as_str().unwrap().to_owned();
@@ -296,7 +326,13 @@ async fn a_job_still_failing_after_retries_is_reported_for_lambda_to_retry() {
 
 /// Stores job `job_id` of `input_file` in `transition`'s state and returns the stream record that
 /// brings it in (an INSERT).
-async fn stored(jobs: &MemoryJobStore, job_id: &str, input_file: &str, transition: mcpush_core::domain::Transition, sequence: u64) -> Value {
+async fn stored(
+    jobs: &MemoryJobStore,
+    job_id: &str,
+    input_file: &str,
+    transition: mcpush_core::domain::Transition,
+    sequence: u64,
+) -> Value {
     use mcpush_core::domain::{JobUpdate, job_order_from_id};
     let status = transition.status();
     let progress = if status.is_final() { 100 } else { 10 };
@@ -320,7 +356,12 @@ async fn a_prefix_snapshot_holds_the_100_newest_files_and_finished_ones_for_ten_
     let s = setup().await;
     let now = mcpush_core::now_ms() / 1000;
     let config = PushConfig::default();
-    let ctx = PushContext { jobs: s.jobs.as_ref(), subscriptions: s.subscriptions.as_ref(), pusher: s.emulator.pusher.as_ref(), config: &config };
+    let ctx = PushContext {
+        jobs: s.jobs.as_ref(),
+        subscriptions: s.subscriptions.as_ref(),
+        pusher: s.emulator.pusher.as_ref(),
+        config: &config,
+    };
     let push = |event: Value, now_secs: u64| {
         let ctx = &ctx;
         async move { progress_push::handle(ctx, &event, now_secs).await }
@@ -328,14 +369,37 @@ async fn a_prefix_snapshot_holds_the_100_newest_files_and_finished_ones_for_ten_
     // GIVEN 105 running jobs in three subfolders of dash/, pushed now
     let mut records = Vec::new();
     for i in 0..105u64 {
-        records.push(stored(&s.jobs, &format!("{}-pf{i:04}", 1_700_000_000_000 + i), &format!("dash/{}/f{i}.mp4", i % 3), Transition::Progressing, i).await);
+        records.push(
+            stored(
+                &s.jobs,
+                &format!("{}-pf{i:04}", 1_700_000_000_000 + i),
+                &format!("dash/{}/f{i}.mp4", i % 3),
+                Transition::Progressing,
+                i,
+            )
+            .await,
+        );
     }
     let (response, _) = push(mcpush_tests::stream_event(records), now).await;
     assert!(response.batch_item_failures.is_empty());
     // AND two newer jobs that finished: one 601 s ago, one 599 s ago
-    let old = stored(&s.jobs, "1800000000000-finold", "dash/finished-long-ago.mp4", Transition::Complete(CompleteDetails::default()), 200).await;
+    let old = stored(
+        &s.jobs,
+        "1800000000000-finold",
+        "dash/finished-long-ago.mp4",
+        Transition::Complete(CompleteDetails::default()),
+        200,
+    )
+    .await;
     push(mcpush_tests::stream_event(vec![old]), now - 601).await;
-    let recent = stored(&s.jobs, "1800000000001-finnew", "dash/finished-lately.mp4", Transition::Complete(CompleteDetails::default()), 201).await;
+    let recent = stored(
+        &s.jobs,
+        "1800000000001-finnew",
+        "dash/finished-lately.mp4",
+        Transition::Complete(CompleteDetails::default()),
+        201,
+    )
+    .await;
     push(mcpush_tests::stream_event(vec![recent]), now - 599).await;
 
     // WHEN a batched dashboard subscribes to dash/
@@ -346,7 +410,8 @@ async fn a_prefix_snapshot_holds_the_100_newest_files_and_finished_ones_for_ten_
     // THEN one statuses message holds 100 files, newest job first: the recently finished one, then
     // the running ones from the newest down; the one that finished over ten minutes ago is not there
     let snapshot = dashboard.next().await;
-    let files: Vec<&str> = snapshot["updates"].as_array().unwrap().iter().map(|u| u["input_file"].as_str().unwrap()).collect();
+    let files: Vec<&str> =
+        snapshot["updates"].as_array().unwrap().iter().map(|u| u["input_file"].as_str().unwrap()).collect();
     let mut expected = vec!["dash/finished-lately.mp4".to_owned()];
     expected.extend((6..105).rev().map(|i| format!("dash/{}/f{i}.mp4", i % 3)));
     assert_eq!(files, expected);
@@ -355,7 +420,10 @@ async fn a_prefix_snapshot_holds_the_100_newest_files_and_finished_ones_for_ten_
     // AND a plain subscriber of a subfolder gets one status per file under it (posted several at
     // a time, so in no set order)
     let mut plain = s.emulator.client().await;
-    assert_eq!(plain.ask(&json!({"action": "subscribe", "prefix": "dash/1/"}).to_string()).await, json!({"type": "subscribed", "prefix": "dash/1/"}));
+    assert_eq!(
+        plain.ask(&json!({"action": "subscribe", "prefix": "dash/1/"}).to_string()).await,
+        json!({"type": "subscribed", "prefix": "dash/1/"})
+    );
     let mut seen = Vec::new();
     while let Some(message) = plain.next_within(QUIET).await {
         assert_eq!(message["type"], "status", "{message}");

@@ -28,7 +28,9 @@ type Answers = Arc<Mutex<HashMap<String, Value>>>;
 async fn get_job(State(answers): State<Answers>, Path(id): Path<String>) -> Response {
     let (status, kind, message) = match answers.lock().unwrap().get(&id) {
         Some(answer) => return Json(answer.clone()).into_response(),
-        None if id.starts_with("throttled") => (StatusCode::TOO_MANY_REQUESTS, "TooManyRequestsException", "Too many requests"),
+        None if id.starts_with("throttled") => {
+            (StatusCode::TOO_MANY_REQUESTS, "TooManyRequestsException", "Too many requests")
+        }
         None => (StatusCode::NOT_FOUND, "NotFoundException", "The job does not exist."),
     };
     let mut response = (status, Json(json!({"message": message}))).into_response();
@@ -76,7 +78,8 @@ async fn get_job_answers_map_to_what_the_same_jobs_events_give() {
     for (get_job, event) in PAIRS {
         // GIVEN GetJob's answer for a job, served in the REST API's shape, and that job's event
         let inspector = mediaconvert(answers(&[get_job])).await;
-        let answer: MediaConvertJob = serde_json::from_value(fixture(&format!("mediaconvert/{get_job}"))["job"].clone()).unwrap();
+        let answer: MediaConvertJob =
+            serde_json::from_value(fixture(&format!("mediaconvert/{get_job}"))["job"].clone()).unwrap();
         let event = parse_event(&fixture(&format!("eventbridge/{event}"))).unwrap();
 
         // WHEN the adapter reads it through aws-sdk-mediaconvert and the reconciler maps it
@@ -94,16 +97,26 @@ async fn get_job_answers_map_to_what_the_same_jobs_events_give() {
 
 #[test]
 fn each_group_type_gives_the_event_s_folder_and_playlists() {
-    let update = |name: &str| match reconcile("x", Some(&serde_json::from_value(fixture(&format!("mediaconvert/{name}"))["job"].clone()).unwrap()), 0) {
+    let update = |name: &str| match reconcile(
+        "x",
+        Some(&serde_json::from_value(fixture(&format!("mediaconvert/{name}"))["job"].clone()).unwrap()),
+        0,
+    ) {
         Ok(Verdict::Apply(JobUpdate { transition: Transition::Complete(details), .. })) => details,
         other => panic!("{name}: {other:?}"),
     };
     let hls = update("get-job-hls-complete.json");
-    assert_eq!((hls.output_path.as_str(), hls.duration_ms, hls.width_px, hls.height_px), ("Big Buck Bunny.mp4_test/", Some(596458), Some(1280), Some(720)));
+    assert_eq!(
+        (hls.output_path.as_str(), hls.duration_ms, hls.width_px, hls.height_px),
+        ("Big Buck Bunny.mp4_test/", Some(596458), Some(1280), Some(720))
+    );
     assert_eq!(hls.playlists, [(".m3u8".to_owned(), "Big Buck Bunny.m3u8".to_owned())].into());
     let cmaf = update("get-job-cmaf-complete.json");
     assert_eq!(cmaf.output_path, "cmaf/trailers/sintel/");
-    assert_eq!(cmaf.playlists, [(".mpd".to_owned(), "sintel.mpd".to_owned()), (".m3u8".to_owned(), "sintel.m3u8".to_owned())].into());
+    assert_eq!(
+        cmaf.playlists,
+        [(".mpd".to_owned(), "sintel.mpd".to_owned()), (".m3u8".to_owned(), "sintel.m3u8".to_owned())].into()
+    );
     let files = update("get-job-file-group-complete.json");
     assert_eq!((files.output_path.as_str(), files.playlists.len(), files.duration_ms), ("file/clips/", 0, Some(5000)));
 }
@@ -139,7 +152,12 @@ async fn a_run_applies_mediaconverts_truth_to_quiet_unfinished_jobs_only() {
     record_update(&store, &submitted).await.unwrap();
     record_update(&store, &progressing(throttled, 10)).await.unwrap();
     let done = "1700000100000-cmafxx";
-    record_update(&store, &parse_event(&fixture("eventbridge/cmaf-complete.json")).unwrap().detail.to_update(0).unwrap()).await.unwrap();
+    record_update(
+        &store,
+        &parse_event(&fixture("eventbridge/cmaf-complete.json")).unwrap().detail.to_update(0).unwrap(),
+    )
+    .await
+    .unwrap();
     let answers = answers(&["get-job-hls-complete.json", "get-job-error.json"]);
     {
         let mut answers = answers.lock().unwrap();
@@ -177,7 +195,10 @@ async fn a_run_applies_mediaconverts_truth_to_quiet_unfinished_jobs_only() {
         async move { store.job(id).await.unwrap().unwrap() }
     };
     let complete = stored(lost_complete).await;
-    assert_eq!((complete.job_status, complete.progress_rate, complete.output_path.as_deref()), (JobStatus::Complete, 100, Some("Big Buck Bunny.mp4_test/")));
+    assert_eq!(
+        (complete.job_status, complete.progress_rate, complete.output_path.as_deref()),
+        (JobStatus::Complete, 100, Some("Big Buck Bunny.mp4_test/"))
+    );
     assert_eq!((complete.unfinished, complete.confirmed_at), (None, None), "a final job leaves the index");
     let error = stored(lost_error).await;
     assert_eq!((error.job_status, error.error_code), (JobStatus::Error, Some(1010)));
@@ -187,7 +208,11 @@ async fn a_run_applies_mediaconverts_truth_to_quiet_unfinished_jobs_only() {
     let stuck = stored(stuck).await;
     assert!(stuck.error_message.as_deref().unwrap().contains("48 hours"), "{stuck:?}");
     let queued_now = stored(queued).await;
-    assert_eq!((queued_now.job_status, queued_now.confirmed_at), (JobStatus::Submitted, Some(cutoff)), "SUBMITTED changes nothing but is confirmed");
+    assert_eq!(
+        (queued_now.job_status, queued_now.confirmed_at),
+        (JobStatus::Submitted, Some(cutoff)),
+        "SUBMITTED changes nothing but is confirmed"
+    );
     assert_eq!(stored(throttled).await.job_status, JobStatus::Progressing);
     assert_eq!(stored(fresh).await.progress_rate, 40);
 

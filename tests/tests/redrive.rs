@@ -40,7 +40,10 @@ async fn messages_left(sqs: &aws_sdk_sqs::Client, queue_url: &str) -> (i64, i64)
         .attributes
         .unwrap_or_default();
     let count = |name| attributes.get(&name).and_then(|v| v.parse().ok()).unwrap_or(-1);
-    (count(QueueAttributeName::ApproximateNumberOfMessages), count(QueueAttributeName::ApproximateNumberOfMessagesNotVisible))
+    (
+        count(QueueAttributeName::ApproximateNumberOfMessages),
+        count(QueueAttributeName::ApproximateNumberOfMessagesNotVisible),
+    )
 }
 
 #[tokio::test]
@@ -52,12 +55,30 @@ async fn redrive_invokes_each_record_again_and_deletes_only_what_succeeded() {
     let stack = local(&base, Options { batch_window: Duration::from_millis(10), ..Options::default() });
     tokio::spawn(axum::serve(listener, stack.router.clone()).into_future());
     let sqs = sqs_client();
-    let queue_url = sqs.create_queue().queue_name(format!("ingest-failures-{}", std::process::id())).send().await.unwrap().queue_url.unwrap();
-    for body in [record("hls-1-progressing.json"), record("hls-6-complete.json"), record("malformed-no-status.json"), "not a record".to_owned()] {
+    let queue_url = sqs
+        .create_queue()
+        .queue_name(format!("ingest-failures-{}", std::process::id()))
+        .send()
+        .await
+        .unwrap()
+        .queue_url
+        .unwrap();
+    for body in [
+        record("hls-1-progressing.json"),
+        record("hls-6-complete.json"),
+        record("malformed-no-status.json"),
+        "not a record".to_owned(),
+    ] {
         sqs.send_message().queue_url(&queue_url).message_body(body).send().await.unwrap();
     }
     let lambda = cli::lambda_client(Some(&base)).await;
-    let redrive = |dry_run| Redrive { sqs: &sqs, lambda: &lambda, queue_url: &queue_url, function_name: Some("progress-ingest"), dry_run };
+    let redrive = |dry_run| Redrive {
+        sqs: &sqs,
+        lambda: &lambda,
+        queue_url: &queue_url,
+        function_name: Some("progress-ingest"),
+        dry_run,
+    };
 
     // WHEN a dry run lists them
     let mut out = Vec::new();

@@ -62,7 +62,8 @@ async fn job_id_api_answers_every_seed_event_as_the_seed_does() {
         ("seed-not.json", 400, r#"{"success": false, "message": "Not found parameter."}"#),
     ];
     for (file, status, expected) in cases {
-        let response = job_id_api::handle(&RestContext::open(&store, &origins()), fixture(&format!("http/{file}")), 0).await;
+        let response =
+            job_id_api::handle(&RestContext::open(&store, &origins()), fixture(&format!("http/{file}")), 0).await;
         assert_eq!((response.status_code, body(&response)), (status, Some(expected)), "{file}");
         assert_eq!(header(&response, "content-type"), Some("application/json; charset=UTF-8"), "{file}");
     }
@@ -79,7 +80,8 @@ async fn status_api_answers_every_seed_event_as_the_seed_does() {
         ("seed-not.json", 400, r#"{"success": false, "message": "Not found parameter."}"#),
     ];
     for (file, status, expected) in cases {
-        let response = status_api::handle(&RestContext::open(&store, &origins()), fixture(&format!("http/{file}")), 0).await;
+        let response =
+            status_api::handle(&RestContext::open(&store, &origins()), fixture(&format!("http/{file}")), 0).await;
         assert_eq!((response.status_code, body(&response)), (status, Some(expected)), "{file}");
     }
 }
@@ -87,10 +89,13 @@ async fn status_api_answers_every_seed_event_as_the_seed_does() {
 #[tokio::test]
 async fn status_api_gives_the_seed_lines_for_its_three_jobs() {
     let store = seeded().await;
-    for (job_id, expected) in
-        [("c123456789012-smb6o7", SEED_COMPLETE), ("p123456789012-smb6o7", SEED_PROGRESSING), ("e123456789012-smb6o7", SEED_ERROR)]
-    {
-        let response = status_api::handle(&RestContext::open(&store, &origins()), get(json!({"job_id": job_id})), 0).await;
+    for (job_id, expected) in [
+        ("c123456789012-smb6o7", SEED_COMPLETE),
+        ("p123456789012-smb6o7", SEED_PROGRESSING),
+        ("e123456789012-smb6o7", SEED_ERROR),
+    ] {
+        let response =
+            status_api::handle(&RestContext::open(&store, &origins()), get(json!({"job_id": job_id})), 0).await;
         assert_eq!((response.status_code, body(&response)), (200, Some(expected)), "{job_id}");
     }
 }
@@ -112,11 +117,13 @@ async fn options_answers_200_with_cors_headers_and_no_body() {
 #[tokio::test]
 async fn allowed_origin_is_echoed_never_a_wildcard() {
     let store = seeded().await;
-    let response = job_id_api::handle(&RestContext::open(&store, &origins()), fixture("http/seed-job-id-ok.json"), 0).await;
+    let response =
+        job_id_api::handle(&RestContext::open(&store, &origins()), fixture("http/seed-job-id-ok.json"), 0).await;
     assert_eq!(header(&response, "access-control-allow-origin"), Some("https://test.nightonly.com"));
     assert_eq!(header(&response, "vary"), Some("Origin"));
 
-    let response = job_id_api::handle(&RestContext::open(&store, &origins()), fixture("http/seed-job-id-diff.json"), 0).await;
+    let response =
+        job_id_api::handle(&RestContext::open(&store, &origins()), fixture("http/seed-job-id-diff.json"), 0).await;
     assert_eq!(header(&response, "access-control-allow-origin"), None);
 }
 
@@ -126,31 +133,63 @@ async fn foreign_origin_other_methods_and_unknown_items_get_the_seed_errors() {
     let mut foreign = fixture("http/seed-job-id-ok.json");
     foreign["headers"]["origin"] = json!("https://test.nightonly.com.evil.example");
     let response = job_id_api::handle(&RestContext::open(&store, &origins()), foreign, 0).await;
-    assert_eq!((response.status_code, body(&response)), (422, Some(r#"{"success": false, "message": "ORIGIN is invalid."}"#)));
+    assert_eq!(
+        (response.status_code, body(&response)),
+        (422, Some(r#"{"success": false, "message": "ORIGIN is invalid."}"#))
+    );
     assert_eq!(header(&response, "access-control-allow-origin"), None);
 
     let mut post = fixture("http/seed-status-ok.json");
     post["requestContext"]["http"]["method"] = json!("POST");
     let response = status_api::handle(&RestContext::open(&store, &origins()), post, 0).await;
-    assert_eq!((response.status_code, body(&response)), (404, Some(r#"{"success": false, "message": "No route matches."}"#)));
+    assert_eq!(
+        (response.status_code, body(&response)),
+        (404, Some(r#"{"success": false, "message": "No route matches."}"#))
+    );
 
-    let response = job_id_api::handle(&RestContext::open(&store, &origins()), get(json!({"input_file": "never uploaded.mp4"})), 0).await;
-    assert_eq!((response.status_code, body(&response)), (422, Some(r#"{"success": false, "message": "Not found item."}"#)));
-    let response = status_api::handle(&RestContext::open(&store, &origins()), get(json!({"job_id": "1700000000000-nosuch"})), 0).await;
-    assert_eq!((response.status_code, body(&response)), (422, Some(r#"{"success": false, "message": "Not found item."}"#)));
+    let response =
+        job_id_api::handle(&RestContext::open(&store, &origins()), get(json!({"input_file": "never uploaded.mp4"})), 0)
+            .await;
+    assert_eq!(
+        (response.status_code, body(&response)),
+        (422, Some(r#"{"success": false, "message": "Not found item."}"#))
+    );
+    let response =
+        status_api::handle(&RestContext::open(&store, &origins()), get(json!({"job_id": "1700000000000-nosuch"})), 0)
+            .await;
+    assert_eq!(
+        (response.status_code, body(&response)),
+        (422, Some(r#"{"success": false, "message": "Not found item."}"#))
+    );
 }
 
 #[tokio::test]
 async fn status_by_input_file_answers_for_the_newest_job() {
     let store = seeded().await;
     // The extension names the job it answers for; the rest of the body is the seed's.
-    let named = |job_id: &str, seed: &str| seed.replacen(r#"{"success": true, "#, &format!(r#"{{"success": true, "job_id": "{job_id}", "#), 1);
-    let response = status_api::handle(&RestContext::open(&store, &origins()), get(json!({"input_file": "Big Buck Bunny.mp4"})), 0).await;
-    assert_eq!((response.status_code, body(&response)), (200, Some(named("c123456789012-smb6o7", SEED_COMPLETE).as_str())));
-    let response = status_api::handle(&RestContext::open(&store, &origins()), get(json!({"input_file": "seed error.mp4"})), 0).await;
-    assert_eq!((response.status_code, body(&response)), (200, Some(named("e123456789012-smb6o7", SEED_ERROR).as_str())));
-    let response = status_api::handle(&RestContext::open(&store, &origins()), get(json!({"input_file": "unknown.mp4"})), 0).await;
-    assert_eq!((response.status_code, body(&response)), (422, Some(r#"{"success": false, "message": "Not found item."}"#)));
+    let named = |job_id: &str, seed: &str| {
+        seed.replacen(r#"{"success": true, "#, &format!(r#"{{"success": true, "job_id": "{job_id}", "#), 1)
+    };
+    let response =
+        status_api::handle(&RestContext::open(&store, &origins()), get(json!({"input_file": "Big Buck Bunny.mp4"})), 0)
+            .await;
+    assert_eq!(
+        (response.status_code, body(&response)),
+        (200, Some(named("c123456789012-smb6o7", SEED_COMPLETE).as_str()))
+    );
+    let response =
+        status_api::handle(&RestContext::open(&store, &origins()), get(json!({"input_file": "seed error.mp4"})), 0)
+            .await;
+    assert_eq!(
+        (response.status_code, body(&response)),
+        (200, Some(named("e123456789012-smb6o7", SEED_ERROR).as_str()))
+    );
+    let response =
+        status_api::handle(&RestContext::open(&store, &origins()), get(json!({"input_file": "unknown.mp4"})), 0).await;
+    assert_eq!(
+        (response.status_code, body(&response)),
+        (422, Some(r#"{"success": false, "message": "Not found item."}"#))
+    );
 }
 
 #[tokio::test]
@@ -186,9 +225,19 @@ async fn with_a_secret_every_read_needs_a_token_that_covers_the_file() {
     let forbidden = |message: &str| format!(r#"{{"success": false, "message": "{}"}}"#, message.replace('"', "\\\""));
     let cases: Vec<(&str, Option<String>, i64, String)> = vec![
         ("missing", None, 403, forbidden(r#"a "token" is required"#)),
-        ("foreign", Some(token("seed error.mp4", now + 60)), 403, forbidden(r#""token" does not cover this input_file"#)),
+        (
+            "foreign",
+            Some(token("seed error.mp4", now + 60)),
+            403,
+            forbidden(r#""token" does not cover this input_file"#),
+        ),
         ("expired", Some(token(file, now - 1)), 403, forbidden(r#""token" has expired"#)),
-        ("forged", Some(format!("{}.{}", now + 60, "00".repeat(32))), 403, forbidden(r#""token" does not cover this input_file"#)),
+        (
+            "forged",
+            Some(format!("{}.{}", now + 60, "00".repeat(32))),
+            403,
+            forbidden(r#""token" does not cover this input_file"#),
+        ),
         ("malformed", Some("yes".into()), 403, forbidden(r#""token" is malformed"#)),
     ];
     for (name, token, status, expected) in cases {
@@ -213,7 +262,10 @@ async fn with_a_secret_every_read_needs_a_token_that_covers_the_file() {
     // AND a token for the file, or for nothing but a folder above it, gives the normal answers
     for good in [token(file, now + 60)] {
         let response = job_id_api::handle(&ctx, get(json!({"input_file": file, "token": good})), now).await;
-        assert_eq!((response.status_code, body(&response)), (200, Some(format!(r#"{{"success": true, "job_id": "{job_id}"}}"#).as_str())));
+        assert_eq!(
+            (response.status_code, body(&response)),
+            (200, Some(format!(r#"{{"success": true, "job_id": "{job_id}"}}"#).as_str()))
+        );
         let response = status_api::handle(&ctx, get(json!({"job_id": job_id, "token": good})), now).await;
         assert_eq!((response.status_code, body(&response)), (200, Some(SEED_COMPLETE)));
     }
@@ -222,11 +274,15 @@ async fn with_a_secret_every_read_needs_a_token_that_covers_the_file() {
     nested["detail"]["userMetadata"] = json!({"input_file": "users/u1/deep/clip.mp4"});
     progress_ingest::handle(&store, &nested, 1).await.unwrap();
     let folder = token("users/u1/", now + 60);
-    let response = status_api::handle(&ctx, get(json!({"input_file": "users/u1/deep/clip.mp4", "token": folder})), now).await;
+    let response =
+        status_api::handle(&ctx, get(json!({"input_file": "users/u1/deep/clip.mp4", "token": folder})), now).await;
     assert_eq!(response.status_code, 200, "{:?}", body(&response));
     let response = status_api::handle(&ctx, get(json!({"job_id": "c123456789012-smb6o7", "token": folder})), now).await;
     assert_eq!(response.status_code, 403, "a folder token covers nothing outside it");
     // AND the seed's parameter errors come first, unchanged
     let response = status_api::handle(&ctx, get(json!({"job_id": ""})), now).await;
-    assert_eq!((response.status_code, body(&response)), (422, Some(r#"{"success": false, "message": "Not exist parameter job_id."}"#)));
+    assert_eq!(
+        (response.status_code, body(&response)),
+        (422, Some(r#"{"success": false, "message": "Not exist parameter job_id."}"#))
+    );
 }

@@ -14,7 +14,10 @@ async fn contract(store: &dyn SubscriptionStore) {
     // WHEN both subscribe to one file and one of them to another
     assert_eq!(store.subscribe("L0SM9cOFvHcCIhw=", "a.mp4", LATER, 2, false).await.unwrap(), SubscribeOutcome::Added);
     assert_eq!(store.subscribe("BFHPhfCWIAMCKlQ=", "a.mp4", LATER, 2, false).await.unwrap(), SubscribeOutcome::Added);
-    assert_eq!(store.subscribe("L0SM9cOFvHcCIhw=", "動画 #2.mov", LATER, 2, false).await.unwrap(), SubscribeOutcome::Added);
+    assert_eq!(
+        store.subscribe("L0SM9cOFvHcCIhw=", "動画 #2.mov", LATER, 2, false).await.unwrap(),
+        SubscribeOutcome::Added
+    );
     // THEN both lookups answer, and the cap holds
     let mut subscribers = store.subscribers("a.mp4", 0).await.unwrap();
     subscribers.sort();
@@ -22,8 +25,14 @@ async fn contract(store: &dyn SubscriptionStore) {
     let mut files = store.subscriptions("L0SM9cOFvHcCIhw=").await.unwrap();
     files.sort();
     assert_eq!(files, ["a.mp4", "動画 #2.mov"]);
-    assert_eq!(store.subscribe("L0SM9cOFvHcCIhw=", "a.mp4", LATER, 2, false).await.unwrap(), SubscribeOutcome::AlreadySubscribed);
-    assert_eq!(store.subscribe("L0SM9cOFvHcCIhw=", "c.mp4", LATER, 2, false).await.unwrap(), SubscribeOutcome::LimitReached);
+    assert_eq!(
+        store.subscribe("L0SM9cOFvHcCIhw=", "a.mp4", LATER, 2, false).await.unwrap(),
+        SubscribeOutcome::AlreadySubscribed
+    );
+    assert_eq!(
+        store.subscribe("L0SM9cOFvHcCIhw=", "c.mp4", LATER, 2, false).await.unwrap(),
+        SubscribeOutcome::LimitReached
+    );
     // expired entries are not subscribers, even before TTL deletes them
     assert_eq!(store.subscribe("BFHPhfCWIAMCKlQ=", "old.mp4", 1_000, 2, false).await.unwrap(), SubscribeOutcome::Added);
     assert!(store.subscribers("old.mp4", 2_000).await.unwrap().is_empty());
@@ -49,8 +58,14 @@ async fn batch_contract(store: &dyn SubscriptionStore) {
     watchers.sort();
     assert_eq!(watchers, [watcher("BFHPhfCWIAMCKlQ=", false), watcher("L0SM9cOFvHcCIhw=", true)]);
     // WHEN each subscribes again with the other mode (at its limit)
-    assert_eq!(store.subscribe("L0SM9cOFvHcCIhw=", "a.mp4", LATER, 1, false).await.unwrap(), SubscribeOutcome::AlreadySubscribed);
-    assert_eq!(store.subscribe("BFHPhfCWIAMCKlQ=", "a.mp4", LATER, 1, true).await.unwrap(), SubscribeOutcome::AlreadySubscribed);
+    assert_eq!(
+        store.subscribe("L0SM9cOFvHcCIhw=", "a.mp4", LATER, 1, false).await.unwrap(),
+        SubscribeOutcome::AlreadySubscribed
+    );
+    assert_eq!(
+        store.subscribe("BFHPhfCWIAMCKlQ=", "a.mp4", LATER, 1, true).await.unwrap(),
+        SubscribeOutcome::AlreadySubscribed
+    );
     // THEN the modes flipped, and nothing else changed
     let mut watchers = store.watchers("a.mp4", 0).await.unwrap();
     watchers.sort();
@@ -100,8 +115,14 @@ async fn prefix_contract(store: &dyn SubscriptionStore) {
     assert_eq!(store.subscribe(dashboard, "uploads/u1/a.mp4", LATER, 2, false).await.unwrap(), SubscribeOutcome::Added);
     assert_eq!(store.subscribe(viewer, "uploads/u1/a.mp4", LATER, 2, false).await.unwrap(), SubscribeOutcome::Added);
     // THEN a third topic, file or prefix, is refused; the folder's and the file's watchers differ
-    assert_eq!(store.subscribe(dashboard, "uploads/u2/", LATER, 2, false).await.unwrap(), SubscribeOutcome::LimitReached);
-    assert_eq!(store.watchers("uploads/u1/", 0).await.unwrap(), [Watcher { connection_id: dashboard.into(), batch: true }]);
+    assert_eq!(
+        store.subscribe(dashboard, "uploads/u2/", LATER, 2, false).await.unwrap(),
+        SubscribeOutcome::LimitReached
+    );
+    assert_eq!(
+        store.watchers("uploads/u1/", 0).await.unwrap(),
+        [Watcher { connection_id: dashboard.into(), batch: true }]
+    );
     assert_eq!(store.subscribers("uploads/u1/a.mp4", 0).await.unwrap().len(), 2);
     assert!(store.watchers("uploads/", 0).await.unwrap().is_empty(), "a parent folder is another topic");
 
@@ -126,15 +147,27 @@ async fn prefix_contract(store: &dyn SubscriptionStore) {
         .unwrap();
     // THEN the folder lists each live file once, newest job first, and honours the limit (the
     // clock only moves forwards: the memory store drops what TTL would have deleted)
-    assert_eq!(store.recent_files("uploads/u1/", 500, 100).await.unwrap(), ["uploads/u1/c.mp4", "uploads/u1/a.mp4", "uploads/u1/deep/b.mp4"]);
-    assert_eq!(store.recent_files("uploads/u1/", 2_000, 100).await.unwrap(), ["uploads/u1/a.mp4", "uploads/u1/deep/b.mp4"]);
+    assert_eq!(
+        store.recent_files("uploads/u1/", 500, 100).await.unwrap(),
+        ["uploads/u1/c.mp4", "uploads/u1/a.mp4", "uploads/u1/deep/b.mp4"]
+    );
+    assert_eq!(
+        store.recent_files("uploads/u1/", 2_000, 100).await.unwrap(),
+        ["uploads/u1/a.mp4", "uploads/u1/deep/b.mp4"]
+    );
     assert_eq!(store.recent_files("uploads/u1/", 2_000, 1).await.unwrap(), ["uploads/u1/a.mp4"]);
     assert!(store.recent_files("uploads/", 0, 100).await.unwrap().is_empty());
     // AND writing an entry again replaces its expiry: once the newer job's entry expires, a.mp4
     // is listed where its older job's entry puts it
     store.index_files(&[entry("uploads/u1/", "uploads/u1/a.mp4", 1_700_000_000_003, 3_000)]).await.unwrap();
-    assert_eq!(store.recent_files("uploads/u1/", 2_999, 100).await.unwrap(), ["uploads/u1/a.mp4", "uploads/u1/deep/b.mp4"]);
-    assert_eq!(store.recent_files("uploads/u1/", 3_000, 100).await.unwrap(), ["uploads/u1/deep/b.mp4", "uploads/u1/a.mp4"]);
+    assert_eq!(
+        store.recent_files("uploads/u1/", 2_999, 100).await.unwrap(),
+        ["uploads/u1/a.mp4", "uploads/u1/deep/b.mp4"]
+    );
+    assert_eq!(
+        store.recent_files("uploads/u1/", 3_000, 100).await.unwrap(),
+        ["uploads/u1/deep/b.mp4", "uploads/u1/a.mp4"]
+    );
 
     // AND the index is no connection's subscription; unsubscribing by prefix leaves the file
     let mut topics = store.subscriptions(dashboard).await.unwrap();
@@ -143,9 +176,17 @@ async fn prefix_contract(store: &dyn SubscriptionStore) {
     assert!(store.unsubscribe(dashboard, "uploads/u1/").await.unwrap());
     assert!(store.watchers("uploads/u1/", 0).await.unwrap().is_empty());
     assert_eq!(store.subscriptions(dashboard).await.unwrap(), ["uploads/u1/a.mp4"]);
-    assert_eq!(store.subscribe(dashboard, "uploads/u2/", LATER, 2, false).await.unwrap(), SubscribeOutcome::Added, "the slot is free again");
+    assert_eq!(
+        store.subscribe(dashboard, "uploads/u2/", LATER, 2, false).await.unwrap(),
+        SubscribeOutcome::Added,
+        "the slot is free again"
+    );
     assert_eq!(store.remove_connection(dashboard).await.unwrap(), 2);
-    assert_eq!(store.recent_files("uploads/u2/", 0, 100).await.unwrap(), ["uploads/u2/d.mp4"], "disconnects leave the index alone");
+    assert_eq!(
+        store.recent_files("uploads/u2/", 0, 100).await.unwrap(),
+        ["uploads/u2/d.mp4"],
+        "disconnects leave the index alone"
+    );
 
     // AND a busy folder is read across pages: 30 files with two jobs each, under 30 newer
     // entries that have expired, still give the 20 files with the newest jobs

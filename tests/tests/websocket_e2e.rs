@@ -34,7 +34,9 @@ impl Pipeline {
         let jobs = Arc::new(fresh_store("e2e").await);
         let subscriptions = Arc::new(fresh_subscriptions("e2e").await);
         let emulator = Emulator::start(jobs.clone(), subscriptions.clone(), ws).await;
-        let mut poller = StreamPoller::open(&dynamodb_client(), dynamodb_streams_client(), &jobs.tables().status, 100).await.unwrap();
+        let mut poller = StreamPoller::open(&dynamodb_client(), dynamodb_streams_client(), &jobs.tables().status, 100)
+            .await
+            .unwrap();
         poller.max_retries = 20;
         Self { jobs, subscriptions, emulator, poller, push }
     }
@@ -53,7 +55,9 @@ impl Pipeline {
         };
         let ctx = &ctx;
         self.poller
-            .drain(|event: Value| async move { progress_push::handle(ctx, &event, mcpush_core::now_ms() / 1000).await.0 })
+            .drain(
+                |event: Value| async move { progress_push::handle(ctx, &event, mcpush_core::now_ms() / 1000).await.0 },
+            )
             .await
             .unwrap()
     }
@@ -134,7 +138,11 @@ async fn a_client_that_vanished_without_disconnect_loses_its_subscriptions_on_th
 
 #[tokio::test]
 async fn with_a_fifth_of_posts_failing_every_subscriber_still_gets_the_terminal_message() {
-    let push = PushConfig { concurrency: 16, retry: RetryPolicy { max_attempts: 2, backoff_base_ms: 1 }, ..PushConfig::default() };
+    let push = PushConfig {
+        concurrency: 16,
+        retry: RetryPolicy { max_attempts: 2, backoff_base_ms: 1 },
+        ..PushConfig::default()
+    };
     let mut p = Pipeline::start(WsConfig::default(), push).await;
     let mut clients = Vec::new();
     for _ in 0..10 {
@@ -189,7 +197,10 @@ async fn every_bad_message_gets_its_error_and_the_connection_stays_open() {
         client.subscribe("c.mp4").await,
         json!({"type": "error", "message": "subscription limit reached: at most 2 files or prefixes per connection"})
     );
-    assert_eq!(client.ask(r#"{"action":"unsubscribe","input_file":"a.mp4"}"#).await, json!({"type": "unsubscribed", "input_file": "a.mp4"}));
+    assert_eq!(
+        client.ask(r#"{"action":"unsubscribe","input_file":"a.mp4"}"#).await,
+        json!({"type": "unsubscribed", "input_file": "a.mp4"})
+    );
     assert_eq!(client.subscribe("c.mp4").await["type"], "subscribed");
     assert_eq!(client.ask(r#"{"action":"ping"}"#).await, json!({"type": "pong"}));
 }
@@ -200,7 +211,10 @@ async fn unsubscribe_and_disconnect_stop_the_pushes() {
     let mut leaving = p.subscriber().await;
     let mut closing = p.subscriber().await;
     let closing_id = p.emulator.api.connection_ids().into_iter().last().unwrap();
-    assert_eq!(leaving.ask(&json!({"action": "unsubscribe", "input_file": BBB}).to_string()).await["type"], "unsubscribed");
+    assert_eq!(
+        leaving.ask(&json!({"action": "unsubscribe", "input_file": BBB}).to_string()).await["type"],
+        "unsubscribed"
+    );
     closing.send(r#"{"action":"ping"}"#).await;
     closing.next().await;
     closing.close().await;
@@ -228,7 +242,10 @@ async fn with_a_subscribe_secret_only_a_valid_token_subscribes() {
     let expires = mcpush_core::now_ms() / 1000 + 600;
     let wrong = token::issue(b"upload-service-secret", "other.mp4", expires);
     let request = json!({"action": "subscribe", "input_file": BBB, "token": wrong});
-    assert_eq!(client.ask(&request.to_string()).await, json!({"type": "error", "message": "\"token\" does not cover this input_file"}));
+    assert_eq!(
+        client.ask(&request.to_string()).await,
+        json!({"type": "error", "message": "\"token\" does not cover this input_file"})
+    );
     let good = token::issue(b"upload-service-secret", BBB, expires);
     let request = json!({"action": "subscribe", "input_file": BBB, "token": good});
     assert_eq!(client.ask(&request.to_string()).await, json!({"type": "subscribed", "input_file": BBB}));
@@ -253,7 +270,12 @@ async fn an_error_with_a_200_kb_message_still_reaches_its_subscriber() {
     let message = client.next().await;
     assert_eq!((message["job_status"].as_str(), message["error_code"].as_i64()), (Some("ERROR"), Some(1010)));
     let pushed = message["error_message"].as_str().unwrap();
-    assert!(pushed.starts_with("Unable to open input file: xxx") && pushed.ends_with(mcpush_core::domain::protocol::CUT_MARKER), "{}", &pushed[..60]);
+    assert!(
+        pushed.starts_with("Unable to open input file: xxx")
+            && pushed.ends_with(mcpush_core::domain::protocol::CUT_MARKER),
+        "{}",
+        &pushed[..60]
+    );
     let stored = p.jobs.job("1700000900000-errorx").await.unwrap().unwrap();
     assert_eq!(stored.error_message.as_deref(), Some(whole.as_str()));
 }
@@ -296,7 +318,10 @@ impl Pipeline {
 }
 
 fn watching(message: &Value) -> (String, String) {
-    (message["input_file"].as_str().unwrap_or_default().to_owned(), message["job_status"].as_str().unwrap_or_default().to_owned())
+    (
+        message["input_file"].as_str().unwrap_or_default().to_owned(),
+        message["job_status"].as_str().unwrap_or_default().to_owned(),
+    )
 }
 
 #[tokio::test]
@@ -305,7 +330,11 @@ async fn a_prefix_watcher_sees_every_file_under_it_once_with_a_snapshot_of_recen
     const COMPLETE: &str = "hls-6-complete.json";
     let mut p = Pipeline::start(WsConfig::default(), PushConfig::default()).await;
     // GIVEN a finished job under uploads/u1/ and a running one under uploads/u2/, before anyone watches
-    p.jobs_change(&[(PROGRESSING, "1700000000001-prefx1", "uploads/u1/old/x.mp4"), (PROGRESSING, "1700000000002-prefx2", "uploads/u2/y.mp4")]).await;
+    p.jobs_change(&[
+        (PROGRESSING, "1700000000001-prefx1", "uploads/u1/old/x.mp4"),
+        (PROGRESSING, "1700000000002-prefx2", "uploads/u2/y.mp4"),
+    ])
+    .await;
     p.jobs_change(&[(COMPLETE, "1700000000001-prefx1", "uploads/u1/old/x.mp4")]).await;
 
     // WHEN a dashboard watches uploads/u1/ and one of its files, and a batched one all of uploads/
@@ -314,7 +343,10 @@ async fn a_prefix_watcher_sees_every_file_under_it_once_with_a_snapshot_of_recen
     assert_eq!(dashboard.ask(&subscribe).await, json!({"type": "subscribed", "prefix": "uploads/u1/"}));
     // THEN each gets the snapshot of its folder at once: the dashboard the finished x.mp4 ...
     assert_eq!(watching(&dashboard.next().await), ("uploads/u1/old/x.mp4".into(), "COMPLETE".into()));
-    assert_eq!(dashboard.subscribe("uploads/u1/a.mp4").await, json!({"type": "subscribed", "input_file": "uploads/u1/a.mp4"}));
+    assert_eq!(
+        dashboard.subscribe("uploads/u1/a.mp4").await,
+        json!({"type": "subscribed", "input_file": "uploads/u1/a.mp4"})
+    );
     let mut batched = p.emulator.client().await;
     let subscribe = json!({"action": "subscribe", "prefix": "uploads/", "batch": true}).to_string();
     assert_eq!(batched.ask(&subscribe).await, json!({"type": "subscribed", "prefix": "uploads/"}));
@@ -322,10 +354,17 @@ async fn a_prefix_watcher_sees_every_file_under_it_once_with_a_snapshot_of_recen
     let snapshot = batched.next().await;
     assert_eq!(snapshot["type"], "statuses", "{snapshot}");
     let files: Vec<_> = snapshot["updates"].as_array().unwrap().iter().map(watching).collect();
-    assert_eq!(files, [("uploads/u2/y.mp4".into(), "PROGRESSING".into()), ("uploads/u1/old/x.mp4".into(), "COMPLETE".into())]);
+    assert_eq!(
+        files,
+        [("uploads/u2/y.mp4".into(), "PROGRESSING".into()), ("uploads/u1/old/x.mp4".into(), "COMPLETE".into())]
+    );
 
     // WHEN files under both folders change in one stream batch
-    p.jobs_change(&[(PROGRESSING, "1700000000003-prefx3", "uploads/u1/a.mp4"), (PROGRESSING, "1700000000004-prefx4", "uploads/u2/deep/b.mp4")]).await;
+    p.jobs_change(&[
+        (PROGRESSING, "1700000000003-prefx3", "uploads/u1/a.mp4"),
+        (PROGRESSING, "1700000000004-prefx4", "uploads/u2/deep/b.mp4"),
+    ])
+    .await;
     // THEN the dashboard gets a.mp4 once (it watches it twice over), and not b.mp4
     assert_eq!(watching(&dashboard.next().await), ("uploads/u1/a.mp4".into(), "PROGRESSING".into()));
     dashboard.expect_silence(Duration::from_millis(300)).await;
@@ -333,13 +372,20 @@ async fn a_prefix_watcher_sees_every_file_under_it_once_with_a_snapshot_of_recen
     let push = batched.next().await;
     let mut files: Vec<_> = push["updates"].as_array().unwrap().iter().map(watching).collect();
     files.sort();
-    assert_eq!(files, [("uploads/u1/a.mp4".into(), "PROGRESSING".into()), ("uploads/u2/deep/b.mp4".into(), "PROGRESSING".into())]);
+    assert_eq!(
+        files,
+        [("uploads/u1/a.mp4".into(), "PROGRESSING".into()), ("uploads/u2/deep/b.mp4".into(), "PROGRESSING".into())]
+    );
     batched.expect_silence(Duration::from_millis(1)).await;
 
     // WHEN the dashboard unsubscribes from the folder
     let unsubscribe = json!({"action": "unsubscribe", "prefix": "uploads/u1/"}).to_string();
     assert_eq!(dashboard.ask(&unsubscribe).await, json!({"type": "unsubscribed", "prefix": "uploads/u1/"}));
-    p.jobs_change(&[(COMPLETE, "1700000000003-prefx3", "uploads/u1/a.mp4"), (PROGRESSING, "1700000000005-prefx5", "uploads/u1/c.mp4")]).await;
+    p.jobs_change(&[
+        (COMPLETE, "1700000000003-prefx3", "uploads/u1/a.mp4"),
+        (PROGRESSING, "1700000000005-prefx5", "uploads/u1/c.mp4"),
+    ])
+    .await;
     // THEN it still gets the file it watches, and nothing else under the folder
     assert_eq!(watching(&dashboard.next().await), ("uploads/u1/a.mp4".into(), "COMPLETE".into()));
     dashboard.expect_silence(Duration::from_millis(300)).await;
@@ -352,26 +398,49 @@ const SECRET: &[u8] = b"upload-service-secret";
 async fn a_prefix_needs_a_folder_token_and_shares_the_cap(emulator: &Emulator) {
     let mut client = emulator.client().await;
     let expires = mcpush_core::now_ms() / 1000 + 600;
-    let ask = |prefix: &str, token: Option<String>| json!({"action": "subscribe", "prefix": prefix, "token": token}).to_string();
+    let ask = |prefix: &str, token: Option<String>| {
+        json!({"action": "subscribe", "prefix": prefix, "token": token}).to_string()
+    };
     let refused = |message: &str| json!({"type": "error", "message": message});
     // no token; a file's token; a token for a sibling or a subfolder
     assert_eq!(client.ask(&ask("uploads/u1/", None)).await, refused("a \"token\" is required"));
     let file = token::issue(SECRET, "uploads/u1/a.mp4", expires);
     assert_eq!(client.ask(&ask("uploads/u1/", Some(file))).await, refused("\"token\" does not cover this prefix"));
     let folder = token::issue(SECRET, "uploads/u1/", expires);
-    assert_eq!(client.ask(&ask("uploads/u10/", Some(folder.clone()))).await, refused("\"token\" does not cover this prefix"));
-    assert_eq!(client.ask(&ask("uploads/", Some(folder.clone()))).await, refused("\"token\" does not cover this prefix"));
+    assert_eq!(
+        client.ask(&ask("uploads/u10/", Some(folder.clone()))).await,
+        refused("\"token\" does not cover this prefix")
+    );
+    assert_eq!(
+        client.ask(&ask("uploads/", Some(folder.clone()))).await,
+        refused("\"token\" does not cover this prefix")
+    );
     // the folder's token covers the folder and everything under it, files included
-    assert_eq!(client.ask(&ask("uploads/u1/", Some(folder.clone()))).await, json!({"type": "subscribed", "prefix": "uploads/u1/"}));
-    assert_eq!(client.ask(&ask("uploads/u1/deep/", Some(folder.clone()))).await, json!({"type": "subscribed", "prefix": "uploads/u1/deep/"}));
+    assert_eq!(
+        client.ask(&ask("uploads/u1/", Some(folder.clone()))).await,
+        json!({"type": "subscribed", "prefix": "uploads/u1/"})
+    );
+    assert_eq!(
+        client.ask(&ask("uploads/u1/deep/", Some(folder.clone()))).await,
+        json!({"type": "subscribed", "prefix": "uploads/u1/deep/"})
+    );
     let request = json!({"action": "subscribe", "input_file": "uploads/u1/deep/b.mp4", "token": folder});
-    assert_eq!(client.ask(&request.to_string()).await, json!({"type": "subscribed", "input_file": "uploads/u1/deep/b.mp4"}));
+    assert_eq!(
+        client.ask(&request.to_string()).await,
+        json!({"type": "subscribed", "input_file": "uploads/u1/deep/b.mp4"})
+    );
     // that was the third topic: a fourth, prefix or not, is over the cap until one goes
     let parent = token::issue(SECRET, "uploads/", expires);
     let limit = refused("subscription limit reached: at most 3 files or prefixes per connection");
     assert_eq!(client.ask(&ask("uploads/u2/", Some(parent.clone()))).await, limit);
-    assert_eq!(client.ask(&json!({"action": "unsubscribe", "prefix": "uploads/u1/deep/"}).to_string()).await, json!({"type": "unsubscribed", "prefix": "uploads/u1/deep/"}));
-    assert_eq!(client.ask(&ask("uploads/u2/", Some(parent.clone()))).await, json!({"type": "subscribed", "prefix": "uploads/u2/"}));
+    assert_eq!(
+        client.ask(&json!({"action": "unsubscribe", "prefix": "uploads/u1/deep/"}).to_string()).await,
+        json!({"type": "unsubscribed", "prefix": "uploads/u1/deep/"})
+    );
+    assert_eq!(
+        client.ask(&ask("uploads/u2/", Some(parent.clone()))).await,
+        json!({"type": "subscribed", "prefix": "uploads/u2/"})
+    );
     assert_eq!(client.ask(&ask("uploads/u3/", Some(parent))).await, limit);
 }
 
@@ -388,6 +457,11 @@ async fn on_dynamodb_a_prefix_needs_a_folder_token_and_shares_the_cap() {
 #[tokio::test]
 async fn in_memory_a_prefix_needs_a_folder_token_and_shares_the_cap() {
     use mcpush_core::adapters::memory::{MemoryJobStore, MemorySubscriptionStore};
-    let emulator = Emulator::start(Arc::new(MemoryJobStore::default()), Arc::new(MemorySubscriptionStore::default()), tokens_and_a_cap_of_three()).await;
+    let emulator = Emulator::start(
+        Arc::new(MemoryJobStore::default()),
+        Arc::new(MemorySubscriptionStore::default()),
+        tokens_and_a_cap_of_three(),
+    )
+    .await;
     a_prefix_needs_a_folder_token_and_shares_the_cap(&emulator).await;
 }

@@ -79,7 +79,10 @@ pub fn status_retention_from_env() -> Result<Option<Duration>, ConfigError> {
 /// `STATUS_RETENTION_DAYS` with another default (`None`: forever), as the local stack has.
 pub fn status_retention_from_env_or(default_days: Option<u64>) -> Result<Option<Duration>, ConfigError> {
     let days = match var("STATUS_RETENTION_DAYS") {
-        Some(v) => v.parse::<u64>().map_err(|_| ConfigError::Invalid { name: "STATUS_RETENTION_DAYS", reason: format!("{v:?} is not a whole number of days") })?,
+        Some(v) => v.parse::<u64>().map_err(|_| ConfigError::Invalid {
+            name: "STATUS_RETENTION_DAYS",
+            reason: format!("{v:?} is not a whole number of days"),
+        })?,
         None => default_days.unwrap_or(0),
     };
     Ok((days > 0).then(|| Duration::from_secs(days * 86_400)))
@@ -162,7 +165,8 @@ impl CreateJobConfig {
             None => default.map(str::to_owned).ok_or(ConfigError::Missing(name)),
         };
         let destination = match var("OUTPUT_DESTINATION") {
-            Some(d) => DestinationTemplate::parse(&d).map_err(|reason| ConfigError::Invalid { name: "OUTPUT_DESTINATION", reason })?,
+            Some(d) => DestinationTemplate::parse(&d)
+                .map_err(|reason| ConfigError::Invalid { name: "OUTPUT_DESTINATION", reason })?,
             None => defaults.map(|d| d.destination.clone()).ok_or(ConfigError::Missing("OUTPUT_DESTINATION"))?,
         };
         Ok(Self {
@@ -186,7 +190,10 @@ impl CreateJobConfig {
 pub fn management_endpoint_from_env() -> Result<String, ConfigError> {
     let endpoint = required("MANAGEMENT_API_ENDPOINT")?;
     if !(endpoint.starts_with("https://") || endpoint.starts_with("http://")) {
-        return Err(ConfigError::Invalid { name: "MANAGEMENT_API_ENDPOINT", reason: format!("{endpoint:?} is not an http(s) URL") });
+        return Err(ConfigError::Invalid {
+            name: "MANAGEMENT_API_ENDPOINT",
+            reason: format!("{endpoint:?} is not an http(s) URL"),
+        });
     }
     Ok(endpoint.trim_end_matches('/').to_owned())
 }
@@ -246,7 +253,10 @@ impl RetryPolicy {
 
     pub fn from_env() -> Result<Self, ConfigError> {
         let d = Self::default();
-        let policy = Self { max_attempts: parsed("PUSH_MAX_ATTEMPTS", d.max_attempts)?, backoff_base_ms: parsed("PUSH_BACKOFF_MS", d.backoff_base_ms)? };
+        let policy = Self {
+            max_attempts: parsed("PUSH_MAX_ATTEMPTS", d.max_attempts)?,
+            backoff_base_ms: parsed("PUSH_BACKOFF_MS", d.backoff_base_ms)?,
+        };
         if policy.max_attempts == 0 {
             return Err(ConfigError::Invalid { name: "PUSH_MAX_ATTEMPTS", reason: "must be at least 1".into() });
         }
@@ -310,7 +320,10 @@ impl PushConfig {
             return Err(ConfigError::Invalid { name: "PUSH_CONCURRENCY", reason: "must be at least 1".into() });
         }
         if config.max_concurrency < config.concurrency {
-            return Err(ConfigError::Invalid { name: "PUSH_MAX_CONCURRENCY", reason: format!("must be at least PUSH_CONCURRENCY ({concurrency})") });
+            return Err(ConfigError::Invalid {
+                name: "PUSH_MAX_CONCURRENCY",
+                reason: format!("must be at least PUSH_CONCURRENCY ({concurrency})"),
+            });
         }
         Ok(config)
     }
@@ -402,9 +415,13 @@ pub fn oidc_from_env() -> Result<Option<OidcConfig>, ConfigError> {
 
 impl OidcConfig {
     pub fn new(issuer: &str, audience: &str) -> Result<Self, ConfigError> {
-        let loopback = ["http://127.0.0.1:", "http://127.0.0.1/", "http://localhost:", "http://localhost/", "http://[::1]:"];
+        let loopback =
+            ["http://127.0.0.1:", "http://127.0.0.1/", "http://localhost:", "http://localhost/", "http://[::1]:"];
         if !(issuer.starts_with("https://") || loopback.iter().any(|p| issuer.starts_with(p))) {
-            return Err(ConfigError::Invalid { name: "OIDC_ISSUER", reason: format!("{issuer:?} must be an https:// URL") });
+            return Err(ConfigError::Invalid {
+                name: "OIDC_ISSUER",
+                reason: format!("{issuer:?} must be an https:// URL"),
+            });
         }
         Ok(Self { issuer: issuer.to_owned(), audience: audience.to_owned() })
     }
@@ -429,7 +446,10 @@ pub const DEFAULT_TOKEN_TTL: Duration = Duration::from_secs(86_400);
 pub fn upload_prefix_from_env() -> Result<String, ConfigError> {
     let prefix = var("UPLOAD_PREFIX").unwrap_or(crate::domain::upload::UploadRules::default().prefix);
     if prefix.starts_with('/') || !(prefix.is_empty() || prefix.ends_with('/')) {
-        return Err(ConfigError::Invalid { name: "UPLOAD_PREFIX", reason: format!("{prefix:?} must be empty or a folder ending in /") });
+        return Err(ConfigError::Invalid {
+            name: "UPLOAD_PREFIX",
+            reason: format!("{prefix:?} must be empty or a folder ending in /"),
+        });
     }
     Ok(prefix)
 }
@@ -449,7 +469,11 @@ pub struct UploadConfig {
 impl UploadConfig {
     /// The defaults, for uploads to `bucket`.
     pub fn for_bucket(bucket: &str) -> Self {
-        Self { bucket: bucket.to_owned(), rules: crate::domain::upload::UploadRules::default(), token_ttl: DEFAULT_TOKEN_TTL }
+        Self {
+            bucket: bucket.to_owned(),
+            rules: crate::domain::upload::UploadRules::default(),
+            token_ttl: DEFAULT_TOKEN_TTL,
+        }
     }
 
     pub fn from_env() -> Result<Self, ConfigError> {
@@ -468,8 +492,13 @@ impl UploadConfig {
             Some(list) => list.split_whitespace().map(str::to_ascii_lowercase).collect(),
             None => defaults.allowed_types,
         };
-        if let Some(bad) = allowed_types.iter().find(|t| t.split_once('/').is_none_or(|(a, b)| a.is_empty() || b.is_empty())) {
-            return Err(ConfigError::Invalid { name: "ALLOWED_CONTENT_TYPES", reason: format!("{bad:?} is not type/subtype or type/*") });
+        if let Some(bad) =
+            allowed_types.iter().find(|t| t.split_once('/').is_none_or(|(a, b)| a.is_empty() || b.is_empty()))
+        {
+            return Err(ConfigError::Invalid {
+                name: "ALLOWED_CONTENT_TYPES",
+                reason: format!("{bad:?} is not type/subtype or type/*"),
+            });
         }
         Ok(Self {
             bucket,

@@ -12,16 +12,13 @@ pub mod config;
 pub mod domain;
 pub mod handlers;
 pub mod metrics;
+pub mod ports;
 pub mod pyjson;
 pub mod runtime;
-pub mod ports;
 pub mod service;
 pub mod telemetry;
 
 /// Milliseconds since the Unix epoch, from the system clock.
 pub fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }

@@ -113,7 +113,11 @@ pub fn flush(out: impl std::io::Write) {
 
 fn describe() {
     use metrics::Unit;
-    metrics::describe_histogram!(END_TO_END_LAG_MS, Unit::Milliseconds, "MediaConvert event to the last post of its change");
+    metrics::describe_histogram!(
+        END_TO_END_LAG_MS,
+        Unit::Milliseconds,
+        "MediaConvert event to the last post of its change"
+    );
     metrics::describe_histogram!(POSTS_PER_INVOCATION, Unit::Count, "posts made by one progress-push invocation");
     for counter in [
         INGEST_APPLIED,

@@ -118,13 +118,20 @@ pub struct UploadSignerError(pub String);
 /// Signs S3 POST policies (upload-api).
 #[async_trait]
 pub trait UploadSigner: Send + Sync {
-    async fn presign(&self, policy: &crate::domain::upload::PostPolicy, now: std::time::SystemTime) -> Result<PresignedPost, UploadSignerError>;
+    async fn presign(
+        &self,
+        policy: &crate::domain::upload::PostPolicy,
+        now: std::time::SystemTime,
+    ) -> Result<PresignedPost, UploadSignerError>;
 }
 
 /// Verifies OIDC access tokens (JWTs) against the issuer's keys (`adapters::oidc`).
 #[async_trait]
 pub trait IdentityVerifier: Send + Sync {
-    async fn verify(&self, jwt: &str) -> Result<crate::domain::identity::Verified, crate::domain::identity::IdentityError>;
+    async fn verify(
+        &self,
+        jwt: &str,
+    ) -> Result<crate::domain::identity::Verified, crate::domain::identity::IdentityError>;
 }
 
 /// What a subscribe did.
@@ -167,8 +174,14 @@ pub trait SubscriptionStore: Send + Sync {
     /// Subscribes a connection to a topic, up to `max_per_connection` topics per connection, with
     /// its updates one by one or `batch`ed; subscribing again keeps the subscription and takes
     /// the new `batch`.
-    async fn subscribe(&self, connection_id: &str, topic: &str, expires_at: u64, max_per_connection: usize, batch: bool)
-    -> Result<SubscribeOutcome, StoreError>;
+    async fn subscribe(
+        &self,
+        connection_id: &str,
+        topic: &str,
+        expires_at: u64,
+        max_per_connection: usize,
+        batch: bool,
+    ) -> Result<SubscribeOutcome, StoreError>;
 
     /// Returns whether the subscription existed.
     async fn unsubscribe(&self, connection_id: &str, topic: &str) -> Result<bool, StoreError>;

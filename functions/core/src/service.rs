@@ -36,7 +36,13 @@ pub async fn record_update(store: &dyn JobStore, update: &JobUpdate) -> Result<R
 /// exponential backoff and full jitter up to `policy.max_attempts` tries; any other outcome is
 /// final at once. progress-push's pushes and ws-message's replies both post this way.
 /// Each retry counts as `PushRetried` on `meter`.
-pub async fn post_with_retry(pusher: &dyn Pusher, policy: &RetryPolicy, meter: Meter, connection: &str, payload: &[u8]) -> Result<(), PushError> {
+pub async fn post_with_retry(
+    pusher: &dyn Pusher,
+    policy: &RetryPolicy,
+    meter: Meter,
+    connection: &str,
+    payload: &[u8],
+) -> Result<(), PushError> {
     let mut attempt = 1;
     loop {
         match pusher.post(connection, payload).await {

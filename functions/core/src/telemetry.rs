@@ -32,9 +32,15 @@ pub fn init_with(config: &LogConfig) {
         Err(error) => (Targets::new().with_default(tracing::Level::INFO), Some(error)),
     };
     let installed = if config.json {
-        tracing_subscriber::registry().with(tracing_subscriber::fmt::layer().json().with_current_span(false).with_writer(std::io::stderr)).with(filter).try_init()
+        tracing_subscriber::registry()
+            .with(tracing_subscriber::fmt::layer().json().with_current_span(false).with_writer(std::io::stderr))
+            .with(filter)
+            .try_init()
     } else {
-        tracing_subscriber::registry().with(tracing_subscriber::fmt::layer().compact().with_writer(std::io::stderr)).with(filter).try_init()
+        tracing_subscriber::registry()
+            .with(tracing_subscriber::fmt::layer().compact().with_writer(std::io::stderr))
+            .with(filter)
+            .try_init()
     };
     if let (Ok(()), Some(error)) = (installed, refused) {
         tracing::warn!(filter = %config.filter, %error, "RUST_LOG is not a list of `level` or `target=level` directives; logging at info");

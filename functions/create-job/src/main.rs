@@ -4,8 +4,8 @@
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 use mcpush_core::adapters::{dynamodb::DynamoJobStore, mediaconvert::MediaConvertJobCreator, sdk_config};
 use mcpush_core::config::{self, CreateJobConfig, TableNames};
-use mcpush_core::{handlers::create_job, now_ms, telemetry};
 use mcpush_core::runtime::init;
+use mcpush_core::{handlers::create_job, now_ms, telemetry};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
@@ -13,11 +13,16 @@ async fn main() -> Result<(), Error> {
     let config = init(CreateJobConfig::from_env()).await?;
     let sdk = sdk_config().await;
     let retention = init(config::status_retention_from_env()).await?;
-    let store = DynamoJobStore::new(aws_sdk_dynamodb::Client::new(&sdk), TableNames::from_env()).with_retention(retention);
+    let store =
+        DynamoJobStore::new(aws_sdk_dynamodb::Client::new(&sdk), TableNames::from_env()).with_retention(retention);
     let creator = MediaConvertJobCreator::new(aws_sdk_mediaconvert::Client::new(&sdk), config.clone());
     lambda_runtime::run(service_fn(|event: LambdaEvent<serde_json::Value>| {
         let (config, creator, store) = (&config, &creator, &store);
-        async move { Ok::<_, Error>(telemetry::metered(create_job::handle(config, creator, store, &event.payload, now_ms())).await?) }
+        async move {
+            Ok::<_, Error>(
+                telemetry::metered(create_job::handle(config, creator, store, &event.payload, now_ms())).await?,
+            )
+        }
     }))
     .await
 }

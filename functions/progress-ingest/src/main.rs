@@ -4,8 +4,8 @@
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 use mcpush_core::adapters::{dynamodb::DynamoJobStore, sdk_config};
 use mcpush_core::config::{self, TableNames};
-use mcpush_core::{handlers::progress_ingest, now_ms, telemetry};
 use mcpush_core::runtime::init;
+use mcpush_core::{handlers::progress_ingest, now_ms, telemetry};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {

@@ -7,8 +7,8 @@ use mcpush_core::adapters::s3_post::S3PostSigner;
 use mcpush_core::adapters::{sdk_config, secrets};
 use mcpush_core::config::{self, UploadConfig};
 use mcpush_core::handlers::upload_api::{self, UploadContext};
-use mcpush_core::telemetry;
 use mcpush_core::runtime::init;
+use mcpush_core::telemetry;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
@@ -21,7 +21,15 @@ async fn main() -> Result<(), Error> {
     let signer = S3PostSigner::new(credentials, &region, &S3PostSigner::bucket_url(&upload.bucket, &region));
     // With OIDC, HTTP API's JWT authorizer verifies the token before this function runs.
     let sign_in = init(config::oidc_from_env()).await?.is_some();
-    let ctx = UploadContext { origins: &origins, access: &access, signer: &signer, rules: &upload.rules, bucket: &upload.bucket, token_ttl: upload.token_ttl, sign_in };
+    let ctx = UploadContext {
+        origins: &origins,
+        access: &access,
+        signer: &signer,
+        rules: &upload.rules,
+        bucket: &upload.bucket,
+        token_ttl: upload.token_ttl,
+        sign_in,
+    };
     lambda_runtime::run(service_fn(|event: LambdaEvent<serde_json::Value>| {
         let ctx = &ctx;
         async move { Ok::<_, Error>(upload_api::handle(ctx, event.payload, std::time::SystemTime::now()).await) }

@@ -9,8 +9,8 @@ use mcpush_core::adapters::dynamodb::{DynamoJobStore, DynamoSubscriptionStore};
 use mcpush_core::adapters::{sdk_config, secrets};
 use mcpush_core::config::{self, TableNames, WsConfig};
 use mcpush_core::handlers::ws::{self, WsContext};
-use mcpush_core::{now_ms, telemetry};
 use mcpush_core::runtime::init;
+use mcpush_core::{now_ms, telemetry};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {

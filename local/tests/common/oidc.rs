@@ -50,7 +50,10 @@ impl Issuer {
         let discovery = json!({"issuer": url, "jwks_uri": format!("{url}/jwks.json")});
         let (served, reads) = (keys.clone(), jwks_reads.clone());
         let router = axum::Router::new()
-            .route("/.well-known/openid-configuration", axum::routing::get(move || async move { axum::Json(discovery) }))
+            .route(
+                "/.well-known/openid-configuration",
+                axum::routing::get(move || async move { axum::Json(discovery) }),
+            )
             .route(
                 "/jwks.json",
                 axum::routing::get(move || async move {
@@ -78,7 +81,10 @@ pub fn now() -> u64 {
 
 /// A token signed by `key` with the usual claims, then `edit`ed.
 pub fn token(issuer: &str, key: &Key, sub: &str, edit: impl FnOnce(&mut serde_json::Map<String, Value>)) -> String {
-    let mut claims = json!({"iss": issuer, "aud": AUDIENCE, "sub": sub, "iat": now(), "exp": now() + 600}).as_object().unwrap().clone();
+    let mut claims = json!({"iss": issuer, "aud": AUDIENCE, "sub": sub, "iat": now(), "exp": now() + 600})
+        .as_object()
+        .unwrap()
+        .clone();
     edit(&mut claims);
     let mut header = Header::new(Algorithm::RS256);
     header.kid = Some(key.kid.clone());

@@ -37,13 +37,23 @@ pub fn latency_cdf(path: &std::path::Path, size: (u32, u32), caption: &str, min_
         let (samples, color) = (curve.samples, curve.color);
         let n = samples.len().max(1) as f64;
         let every = (samples.len() / 2000).max(1);
-        let points = samples.iter().enumerate().filter(|(i, _)| i % every == 0 || *i + 1 == samples.len()).map(|(i, ms)| (*ms, (i + 1) as f64 / n));
+        let points = samples
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| i % every == 0 || *i + 1 == samples.len())
+            .map(|(i, ms)| (*ms, (i + 1) as f64 / n));
         chart
             .draw_series(LineSeries::new(points, color.stroke_width(2)))
             .expect("plot")
             .label(curve.label.clone())
             .legend(move |(x, y)| PathElement::new([(x, y), (x + 20, y)], color.stroke_width(2)));
     }
-    chart.configure_series_labels().border_style(BLACK).background_style(WHITE).position(SeriesLabelPosition::UpperLeft).draw().expect("plot");
+    chart
+        .configure_series_labels()
+        .border_style(BLACK)
+        .background_style(WHITE)
+        .position(SeriesLabelPosition::UpperLeft)
+        .draw()
+        .expect("plot");
     root.present().expect("plot");
 }

@@ -15,7 +15,8 @@ async fn main() -> Result<(), Error> {
     lambda_runtime::run(service_fn(|_: LambdaEvent<Value>| {
         let (client, table) = (client.clone(), table.clone());
         async move {
-            let item = client.get_item().table_name(table).key("input_file", AttributeValue::S("hello".into())).send().await?;
+            let item =
+                client.get_item().table_name(table).key("input_file", AttributeValue::S("hello".into())).send().await?;
             Ok::<_, Error>(json!({"found": item.item.is_some()}))
         }
     }))

@@ -35,7 +35,8 @@ impl ManagementApiPusher {
 #[async_trait]
 impl Pusher for ManagementApiPusher {
     async fn post(&self, connection_id: &str, payload: &[u8]) -> Result<(), PushError> {
-        let result = self.client.post_to_connection().connection_id(connection_id).data(Blob::new(payload)).send().await;
+        let result =
+            self.client.post_to_connection().connection_id(connection_id).data(Blob::new(payload)).send().await;
         match result {
             Ok(_) => Ok(()),
             Err(SdkError::ServiceError(e)) => {

@@ -42,10 +42,15 @@ impl MediaConvertJobCreator {
                     .await
                     .map_err(translate)?
                     .job_template
-                    .ok_or_else(|| JobCreatorError::Rejected(format!("job template {:?} not returned", self.config.job_template)))?;
+                    .ok_or_else(|| {
+                        JobCreatorError::Rejected(format!("job template {:?} not returned", self.config.job_template))
+                    })?;
                 let groups = template.settings.and_then(|s| s.output_groups).unwrap_or_default();
                 if groups.is_empty() {
-                    return Err(JobCreatorError::Rejected(format!("job template {:?} has no output groups", self.config.job_template)));
+                    return Err(JobCreatorError::Rejected(format!(
+                        "job template {:?} has no output groups",
+                        self.config.job_template
+                    )));
                 }
                 Ok(groups)
             })
@@ -83,7 +88,10 @@ where
 {
     let client_fault = match &e {
         SdkError::ServiceError(service) => {
-            matches!(service.err().code(), Some("BadRequestException" | "NotFoundException" | "ForbiddenException" | "ConflictException"))
+            matches!(
+                service.err().code(),
+                Some("BadRequestException" | "NotFoundException" | "ForbiddenException" | "ConflictException")
+            )
         }
         _ => false,
     };

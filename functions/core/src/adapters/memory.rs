@@ -48,7 +48,11 @@ impl MemoryJobStore {
     /// deletion a [`JobChange::Expired`] on the feed. Returns how many were deleted.
     pub fn expire(&self, now_secs: u64) -> Result<usize, StoreError> {
         let mut jobs = self.jobs.lock().map_err(poisoned)?;
-        let expired: Vec<String> = jobs.iter().filter(|(_, r)| r.expires_at.is_some_and(|t| t <= now_secs)).map(|(id, _)| id.clone()).collect();
+        let expired: Vec<String> = jobs
+            .iter()
+            .filter(|(_, r)| r.expires_at.is_some_and(|t| t <= now_secs))
+            .map(|(id, _)| id.clone())
+            .collect();
         for job_id in &expired {
             if let Some(old) = jobs.remove(job_id) {
                 self.emit(JobChange::Expired(old));
@@ -85,7 +89,10 @@ impl JobStore for MemoryJobStore {
                 Ok(Applied { record: next, changed: true })
             }
             Some(_) => Err(StoreError::Corrupt(format!("merge of {} produced a backward move", update.job_id))),
-            None => Ok(Applied { record: current.cloned().ok_or_else(|| StoreError::Corrupt("merge lost the job".into()))?, changed: false }),
+            None => Ok(Applied {
+                record: current.cloned().ok_or_else(|| StoreError::Corrupt("merge lost the job".into()))?,
+                changed: false,
+            }),
         }
     }
 
@@ -152,8 +159,14 @@ impl SubscriptionStore for MemorySubscriptionStore {
         Ok(())
     }
 
-    async fn subscribe(&self, connection_id: &str, topic: &str, expires_at: u64, max_per_connection: usize, batch: bool)
-    -> Result<SubscribeOutcome, StoreError> {
+    async fn subscribe(
+        &self,
+        connection_id: &str,
+        topic: &str,
+        expires_at: u64,
+        max_per_connection: usize,
+        batch: bool,
+    ) -> Result<SubscribeOutcome, StoreError> {
         let mut connections = self.connections.lock().map_err(poisoned)?;
         let files = &mut connections.entry(connection_id.to_owned()).or_default().1;
         Ok(if let Some(existing) = files.get_mut(topic) {
@@ -197,7 +210,10 @@ impl SubscriptionStore for MemorySubscriptionStore {
     async fn index_files(&self, entries: &[FolderEntry]) -> Result<(), StoreError> {
         let mut folders = self.folders.lock().map_err(poisoned)?;
         for e in entries {
-            folders.entry(e.folder.clone()).or_default().insert((e.job_order, e.job_id.clone()), (e.input_file.clone(), e.expires_at));
+            folders
+                .entry(e.folder.clone())
+                .or_default()
+                .insert((e.job_order, e.job_id.clone()), (e.input_file.clone(), e.expires_at));
         }
         Ok(())
     }
@@ -226,7 +242,15 @@ mod tests {
     use crate::domain::{JobStatus, Transition};
 
     fn update(transition: Transition, progress: Option<u8>) -> JobUpdate {
-        JobUpdate { job_id: "1700000000000-feed01".into(), input_file: Some("f.mp4".into()), transition, progress, job_order: 1700000000000, phase: None, event_at: None }
+        JobUpdate {
+            job_id: "1700000000000-feed01".into(),
+            input_file: Some("f.mp4".into()),
+            transition,
+            progress,
+            job_order: 1700000000000,
+            phase: None,
+            event_at: None,
+        }
     }
 
     #[tokio::test]
@@ -237,7 +261,9 @@ mod tests {
         store.apply(&update(Transition::Progressing, Some(30))).await.unwrap();
 
         let JobChange::Inserted(inserted) = feed.recv().await.unwrap() else { panic!("first change is not an insert") };
-        let JobChange::Modified { old, new } = feed.recv().await.unwrap() else { panic!("second change is not a modify") };
+        let JobChange::Modified { old, new } = feed.recv().await.unwrap() else {
+            panic!("second change is not a modify")
+        };
         assert!(feed.try_recv().is_err(), "a write that changes nothing emits nothing");
         assert_eq!(*old, inserted);
         assert_eq!((old.job_status, old.progress_rate), (JobStatus::Submitted, 0));

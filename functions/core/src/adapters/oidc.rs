@@ -94,7 +94,10 @@ impl OidcVerifier {
                 let url = format!("{}/.well-known/openid-configuration", self.config.issuer.trim_end_matches('/'));
                 let discovery: Discovery = self.get_json(&url).await?;
                 if discovery.issuer != self.config.issuer {
-                    return Err(IdentityError::KeysUnavailable(format!("{url} names issuer {:?}, not OIDC_ISSUER", discovery.issuer)));
+                    return Err(IdentityError::KeysUnavailable(format!(
+                        "{url} names issuer {:?}, not OIDC_ISSUER",
+                        discovery.issuer
+                    )));
                 }
                 cache.jwks_uri = Some(discovery.jwks_uri.clone());
                 discovery.jwks_uri
@@ -144,7 +147,9 @@ impl OidcVerifier {
 fn header_alg(jwt: &str) -> Result<String, IdentityError> {
     let malformed = |what: &str| IdentityError::Malformed(what.to_owned());
     let header = jwt.split('.').next().ok_or_else(|| malformed("not a JWT"))?;
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(header.trim_end_matches('=')).map_err(|_| malformed("header is not base64url"))?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(header.trim_end_matches('='))
+        .map_err(|_| malformed("header is not base64url"))?;
     let header: Value = serde_json::from_slice(&bytes).map_err(|_| malformed("header is not JSON"))?;
     header.get("alg").and_then(Value::as_str).map(str::to_owned).ok_or_else(|| malformed("header names no alg"))
 }
@@ -168,7 +173,8 @@ impl IdentityVerifier for OidcVerifier {
         {
             return Err(IdentityError::Algorithm(alg_name));
         }
-        let key = DecodingKey::from_jwk(&jwk).map_err(|e| IdentityError::KeysUnavailable(format!("key {kid:?}: {e}")))?;
+        let key =
+            DecodingKey::from_jwk(&jwk).map_err(|e| IdentityError::KeysUnavailable(format!("key {kid:?}: {e}")))?;
         let mut validation = Validation::new(header.alg);
         validation.set_issuer(&[&self.config.issuer]);
         validation.set_required_spec_claims(&["exp", "iss", "sub"]);

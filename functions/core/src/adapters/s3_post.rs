@@ -63,9 +63,10 @@ pub fn sign_post(policy: &PostPolicy, keys: &SigningKeys<'_>, now: SystemTime) -
     let date = at.format("%Y%m%d").to_string();
     let amz_date = at.format("%Y%m%dT%H%M%SZ").to_string();
     let credential = format!("{}/{date}/{}/s3/aws4_request", keys.access_key, keys.region);
-    let expiration = chrono::DateTime::<chrono::Utc>::from(SystemTime::UNIX_EPOCH + Duration::from_secs(policy.expires_at))
-        .format("%Y-%m-%dT%H:%M:%S.000Z")
-        .to_string();
+    let expiration =
+        chrono::DateTime::<chrono::Utc>::from(SystemTime::UNIX_EPOCH + Duration::from_secs(policy.expires_at))
+            .format("%Y-%m-%dT%H:%M:%S.000Z")
+            .to_string();
     let mut conditions = vec![
         json!({"bucket": policy.bucket}),
         json!({"key": policy.key}),

@@ -14,7 +14,9 @@ pub async fn read_access(sdk: &aws_config::SdkConfig) -> Result<ReadAccess, Conf
 
 /// As [`read_access`], building the SDK settings only when Secrets Manager is asked
 /// (`SUBSCRIBE_SECRET_ARN`), so the local stack never looks for AWS credentials otherwise.
-pub async fn read_access_with(sdk: impl std::future::Future<Output = aws_config::SdkConfig>) -> Result<ReadAccess, ConfigError> {
+pub async fn read_access_with(
+    sdk: impl std::future::Future<Output = aws_config::SdkConfig>,
+) -> Result<ReadAccess, ConfigError> {
     let invalid = |reason: String| ConfigError::Invalid { name: "SUBSCRIBE_SECRET_ARN", reason };
     match token_secret_source()? {
         SecretSource::Off => Ok(ReadAccess::new(None)),

@@ -39,7 +39,14 @@ impl InFlightLimit {
     /// window, which still shrinks on throttles).
     pub fn new(initial: usize, max: usize) -> Self {
         let max = max.max(MIN_IN_FLIGHT) as f64;
-        Self { window: (initial.max(MIN_IN_FLIGHT) as f64).min(max), max, threshold: f64::INFINITY, fastest: None, smoothed: None, hold_until: Duration::ZERO }
+        Self {
+            window: (initial.max(MIN_IN_FLIGHT) as f64).min(max),
+            max,
+            threshold: f64::INFINITY,
+            fastest: None,
+            smoothed: None,
+            hold_until: Duration::ZERO,
+        }
     }
 
     /// Posts that may be in flight now.
@@ -108,7 +115,12 @@ mod tests {
         // GIVEN a window starting at 64, capped at 1,000
         let mut limit = InFlightLimit::new(64, 1000);
         // WHEN three round trips succeed at a steady 20 ms
-        let windows: Vec<usize> = (0..5).map(|_| { round_trip(&mut limit, RTT); limit.limit() }).collect();
+        let windows: Vec<usize> = (0..5)
+            .map(|_| {
+                round_trip(&mut limit, RTT);
+                limit.limit()
+            })
+            .collect();
         // THEN it doubles, and stops at the cap
         assert_eq!(windows, [128, 256, 512, 1000, 1000]);
     }

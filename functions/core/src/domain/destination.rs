@@ -42,9 +42,7 @@ impl DestinationTemplate {
             // outputs/{key}/ → anything under outputs/…/ ; {key}_output/ → …_output/…
             Some((before, after)) => {
                 let after = after.replace("{bucket}", bucket);
-                key.strip_prefix(before).is_some_and(|tail| {
-                    tail.match_indices(after.as_str()).any(|(i, _)| i > 0)
-                })
+                key.strip_prefix(before).is_some_and(|tail| tail.match_indices(after.as_str()).any(|(i, _)| i > 0))
             }
             None => key.starts_with(path),
         }

@@ -161,13 +161,19 @@ pub fn reconcile(job_id: &str, answer: Option<&MediaConvertJob>, now_ms: u64) ->
         })
     };
     let Some(job) = answer else {
-        return Ok(error(format!("MediaConvert does not know job {job_id} (GetJob: NotFoundException); its final state was never recorded")));
+        return Ok(error(format!(
+            "MediaConvert does not know job {job_id} (GetJob: NotFoundException); its final state was never recorded"
+        )));
     };
     match job.status.as_deref() {
         None | Some("SUBMITTED") => Ok(Verdict::NotStarted),
-        Some("PROGRESSING") if job.started_ms(job_id).is_some_and(|start| now_ms.saturating_sub(start) > MAX_JOB_RUN_MS) => Ok(error(format!(
-            "job {job_id} is still PROGRESSING more than 48 hours after it started: past MediaConvert's own limit, it will not finish"
-        ))),
+        Some("PROGRESSING")
+            if job.started_ms(job_id).is_some_and(|start| now_ms.saturating_sub(start) > MAX_JOB_RUN_MS) =>
+        {
+            Ok(error(format!(
+                "job {job_id} is still PROGRESSING more than 48 hours after it started: past MediaConvert's own limit, it will not finish"
+            )))
+        }
         Some(_) => job.as_event_detail().to_update(now_ms).map(Verdict::Apply),
     }
 }
@@ -233,9 +239,15 @@ fn with_paths(group: &OutputGroup, detail: OutputGroupDetail, input: &str) -> Ou
     let settings = group.output_group_settings.clone().unwrap_or_default();
     let (kind, destination) = match settings.kind.as_deref() {
         Some("HLS_GROUP_SETTINGS") => ("HLS_GROUP", settings.hls_group_settings.and_then(|s| s.destination)),
-        Some("CMAF_GROUP_SETTINGS") => ("CMAF_GROUP", settings.cmaf_group_settings.as_ref().and_then(|s| s.destination.clone())),
-        Some("DASH_ISO_GROUP_SETTINGS") => ("DASH_ISO_GROUP", settings.dash_iso_group_settings.and_then(|s| s.destination)),
-        Some("MS_SMOOTH_GROUP_SETTINGS") => ("MS_SMOOTH_GROUP", settings.ms_smooth_group_settings.and_then(|s| s.destination)),
+        Some("CMAF_GROUP_SETTINGS") => {
+            ("CMAF_GROUP", settings.cmaf_group_settings.as_ref().and_then(|s| s.destination.clone()))
+        }
+        Some("DASH_ISO_GROUP_SETTINGS") => {
+            ("DASH_ISO_GROUP", settings.dash_iso_group_settings.and_then(|s| s.destination))
+        }
+        Some("MS_SMOOTH_GROUP_SETTINGS") => {
+            ("MS_SMOOTH_GROUP", settings.ms_smooth_group_settings.and_then(|s| s.destination))
+        }
         Some("FILE_GROUP_SETTINGS") => ("FILE_GROUP", settings.file_group_settings.and_then(|s| s.destination)),
         _ => return detail,
     };
@@ -321,16 +333,26 @@ mod tests {
 
     #[test]
     fn submitted_changes_nothing_and_an_unknown_job_ends_in_error() {
-        assert_eq!(reconcile("1-a", Some(&job(json!({"id": "1-a", "status": "SUBMITTED"}))), 0), Ok(Verdict::NotStarted));
+        assert_eq!(
+            reconcile("1-a", Some(&job(json!({"id": "1-a", "status": "SUBMITTED"}))), 0),
+            Ok(Verdict::NotStarted)
+        );
         let Ok(Verdict::Apply(update)) = reconcile("1700000000000-gone00", None, 5) else { panic!("an update") };
-        assert_eq!((update.transition.status(), update.progress, update.job_order), (crate::domain::JobStatus::Error, Some(100), 1700000000000));
+        assert_eq!(
+            (update.transition.status(), update.progress, update.job_order),
+            (crate::domain::JobStatus::Error, Some(100), 1700000000000)
+        );
     }
 
     #[test]
     fn progressing_past_48_hours_ends_in_error_but_not_before() {
-        let running = job(json!({"id": "j", "status": "PROGRESSING", "timing": {"startTime": 1000}, "jobPercentComplete": 40}));
+        let running =
+            job(json!({"id": "j", "status": "PROGRESSING", "timing": {"startTime": 1000}, "jobPercentComplete": 40}));
         let at = |hours: u64| reconcile("j", Some(&running), 1_000_000 + hours * 3600 * 1000);
-        assert!(matches!(at(47), Ok(Verdict::Apply(JobUpdate { transition: Transition::Progressing, progress: Some(40), .. }))));
+        assert!(matches!(
+            at(47),
+            Ok(Verdict::Apply(JobUpdate { transition: Transition::Progressing, progress: Some(40), .. }))
+        ));
         assert!(matches!(at(49), Ok(Verdict::Apply(JobUpdate { transition: Transition::Error { .. }, .. }))));
     }
 

@@ -58,7 +58,11 @@ impl Subject {
         let usable = (1..=128).contains(&sub.len())
             && sub.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-@|+=:".contains(&b))
             && sub.bytes().any(|b| b.is_ascii_alphanumeric());
-        if usable { Ok(Self(sub.to_owned())) } else { Err(IdentityError::UnusableSubject(sub.chars().take(140).collect())) }
+        if usable {
+            Ok(Self(sub.to_owned()))
+        } else {
+            Err(IdentityError::UnusableSubject(sub.chars().take(140).collect()))
+        }
     }
 
     pub fn as_str(&self) -> &str {
@@ -72,7 +76,10 @@ impl Subject {
 
     /// Is `target` (a file or a folder) in the user's home folder?
     pub fn owns(&self, upload_prefix: &str, target: &str) -> bool {
-        target.strip_prefix(upload_prefix).and_then(|rest| rest.strip_prefix(self.0.as_str())).is_some_and(|rest| rest.starts_with('/'))
+        target
+            .strip_prefix(upload_prefix)
+            .and_then(|rest| rest.strip_prefix(self.0.as_str()))
+            .is_some_and(|rest| rest.starts_with('/'))
     }
 }
 
@@ -87,7 +94,10 @@ pub struct Verified {
 impl Verified {
     /// Reads a verified payload's claims; `sub` must name a folder.
     pub fn from_claims(claims: &serde_json::Map<String, Value>) -> Result<Self, IdentityError> {
-        let sub = claims.get(SUB_CLAIM).and_then(Value::as_str).ok_or_else(|| IdentityError::Malformed("no sub claim".into()))?;
+        let sub = claims
+            .get(SUB_CLAIM)
+            .and_then(Value::as_str)
+            .ok_or_else(|| IdentityError::Malformed("no sub claim".into()))?;
         let subject = Subject::parse(sub)?;
         let claims = claims.iter().map(|(name, value)| (name.clone(), claim_string(value))).collect();
         Ok(Self { subject, claims })
@@ -129,7 +139,9 @@ mod tests {
         for mine in ["uploads/alice/x/clip.mp4", "uploads/alice/", "uploads/alice/a/b/c.mov"] {
             assert!(alice.owns("uploads/", mine), "{mine}");
         }
-        for theirs in ["uploads/alice2/x.mp4", "uploads/alice", "uploads/bob/alice/x.mp4", "alice/x.mp4", "other/alice/x.mp4"] {
+        for theirs in
+            ["uploads/alice2/x.mp4", "uploads/alice", "uploads/bob/alice/x.mp4", "alice/x.mp4", "other/alice/x.mp4"]
+        {
             assert!(!alice.owns("uploads/", theirs), "{theirs}");
         }
         assert!(alice.owns("", "alice/x.mp4"), "an empty UPLOAD_PREFIX puts homes at the root");

@@ -102,7 +102,10 @@ pub enum Transition {
     /// Any non-final MediaConvert event: PROGRESSING, STATUS_UPDATE, INPUT_INFORMATION, …
     Progressing,
     Complete(CompleteDetails),
-    Error { code: Option<i64>, message: Option<String> },
+    Error {
+        code: Option<i64>,
+        message: Option<String>,
+    },
     Canceled,
 }
 
@@ -372,7 +375,8 @@ mod tests {
     #[test]
     fn given_error_when_complete_arrives_then_first_final_status_wins() {
         let failed = apply_all(&[update(Transition::Error { code: Some(1010), message: None }, Some(100))]);
-        let after = JobRecord::merge(failed.as_ref(), &update(Transition::Complete(CompleteDetails::default()), Some(100)));
+        let after =
+            JobRecord::merge(failed.as_ref(), &update(Transition::Complete(CompleteDetails::default()), Some(100)));
         assert_eq!(after, None);
     }
 
@@ -390,7 +394,8 @@ mod tests {
 
     #[test]
     fn given_canceled_when_older_progress_arrives_then_progress_still_grows() {
-        let state = apply_all(&[update(Transition::Canceled, None), update(Transition::Progressing, Some(60))]).unwrap();
+        let state =
+            apply_all(&[update(Transition::Canceled, None), update(Transition::Progressing, Some(60))]).unwrap();
         assert_eq!((state.job_status, state.progress_rate), (JobStatus::Canceled, 60));
     }
 
@@ -403,7 +408,9 @@ mod tests {
         let transcoding = JobRecord::merge(Some(&probing), &at(Phase::Transcoding)).unwrap();
         assert!(transcoding.may_replace(&probing) && !probing.may_replace(&transcoding));
         assert_eq!(Phase::Transcoding.up_to(), &[Phase::Probing, Phase::Transcoding]);
-        let done = JobRecord::merge(Some(&transcoding), &update(Transition::Complete(CompleteDetails::default()), Some(100))).unwrap();
+        let done =
+            JobRecord::merge(Some(&transcoding), &update(Transition::Complete(CompleteDetails::default()), Some(100)))
+                .unwrap();
         assert_eq!(done.current_phase, None, "a final status clears the phase");
         assert!(done.may_replace(&transcoding));
         assert_eq!(JobRecord::merge(Some(&done), &at(Phase::Uploading)), None);
@@ -412,7 +419,9 @@ mod tests {
     #[test]
     fn may_replace_refuses_every_backward_move() {
         let progressing = apply_all(&[update(Transition::Progressing, Some(50))]).unwrap();
-        let complete = JobRecord::merge(Some(&progressing), &update(Transition::Complete(CompleteDetails::default()), Some(100))).unwrap();
+        let complete =
+            JobRecord::merge(Some(&progressing), &update(Transition::Complete(CompleteDetails::default()), Some(100)))
+                .unwrap();
         assert!(complete.may_replace(&progressing));
         assert!(!progressing.may_replace(&complete));
         let mut lower = progressing.clone();

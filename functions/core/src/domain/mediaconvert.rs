@@ -146,7 +146,8 @@ pub struct VideoDetails {
 
 /// Parses a raw EventBridge event, naming the field that is wrong when it does not fit.
 pub fn parse_event(raw: &serde_json::Value) -> Result<MediaConvertEvent, EventError> {
-    let event: MediaConvertEvent = serde_path_to_error::deserialize(raw).map_err(|e| EventError::Malformed(e.to_string()))?;
+    let event: MediaConvertEvent =
+        serde_path_to_error::deserialize(raw).map_err(|e| EventError::Malformed(e.to_string()))?;
     if event.detail_type != DETAIL_TYPE {
         return Err(EventError::DetailType(event.detail_type));
     }
@@ -156,11 +157,7 @@ pub fn parse_event(raw: &serde_json::Value) -> Result<MediaConvertEvent, EventEr
 impl JobStateChange {
     /// The input file create-job recorded in `userMetadata.input_file`, if any.
     pub fn input_file(&self) -> Option<&str> {
-        self.user_metadata
-            .as_ref()?
-            .get(INPUT_FILE_KEY)?
-            .as_str()
-            .filter(|s| !s.is_empty())
+        self.user_metadata.as_ref()?.get(INPUT_FILE_KEY)?.as_str().filter(|s| !s.is_empty())
     }
 
     /// What this event means for the job. `now_ms` orders a job whose id has no time prefix.
@@ -169,17 +166,10 @@ impl JobStateChange {
             return Err(EventError::EmptyJobId);
         }
         let status = self.status.as_deref().ok_or(EventError::MissingStatus)?;
-        let reported = self
-            .job_progress
-            .as_ref()
-            .and_then(|p| p.job_percent_complete)
-            .map(|p| p.min(100) as u8);
+        let reported = self.job_progress.as_ref().and_then(|p| p.job_percent_complete).map(|p| p.min(100) as u8);
         let (transition, progress) = match status {
             "COMPLETE" => (Transition::Complete(self.complete_details()), Some(100)),
-            "ERROR" => (
-                Transition::Error { code: self.error_code, message: self.error_message.clone() },
-                Some(100),
-            ),
+            "ERROR" => (Transition::Error { code: self.error_code, message: self.error_message.clone() }, Some(100)),
             "CANCELED" => (Transition::Canceled, reported),
             _ => (Transition::Progressing, reported),
         };

@@ -16,10 +16,11 @@ pub mod token;
 pub mod topic;
 pub mod upload;
 
+pub use destination::DestinationTemplate;
 pub use job::{
-    CompleteDetails, JobPointer, JobRecord, JobStatus, JobUpdate, Phase, Transition, UNFINISHED_INDEX, job_order_from_id,
+    CompleteDetails, JobPointer, JobRecord, JobStatus, JobUpdate, Phase, Transition, UNFINISHED_INDEX,
+    job_order_from_id,
 };
 pub use mediaconvert::{EventError, JobStateChange, MediaConvertEvent};
 pub use origin::{AllowedOrigins, OriginPatternError};
 pub use status::StatusView;
-pub use destination::DestinationTemplate;

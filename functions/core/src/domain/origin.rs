@@ -45,7 +45,9 @@ impl AllowedOrigins {
     /// A value may be a comma-separated list (how HTTP APIs join repeated headers); every origin
     /// in every value must be allowed. No value at all is allowed, as [`AllowedOrigins::allows`].
     pub fn allows_all<'a>(&self, values: impl IntoIterator<Item = Option<&'a str>>) -> bool {
-        values.into_iter().all(|value| value.is_some_and(|v| v.split(',').all(|origin| self.allows(Some(origin.trim())))))
+        values
+            .into_iter()
+            .all(|value| value.is_some_and(|v| v.split(',').all(|origin| self.allows(Some(origin.trim())))))
     }
 }
 

@@ -22,8 +22,14 @@ pub const CUT_MARKER: &str = " [...cut; GET /media/status has the whole message]
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ClientMessage {
     /// `batch`: the connection takes this topic's updates in `statuses` messages, one per push.
-    Subscribe { topic: Topic, token: Option<String>, batch: bool },
-    Unsubscribe { topic: Topic },
+    Subscribe {
+        topic: Topic,
+        token: Option<String>,
+        batch: bool,
+    },
+    Unsubscribe {
+        topic: Topic,
+    },
     Ping,
 }
 
@@ -178,10 +184,14 @@ pub enum ServerMessage {
         topic: Topic,
     },
     Pong,
-    Error { message: String },
+    Error {
+        message: String,
+    },
     Status(StatusUpdate),
     /// A batched connection's updates of one push.
-    Statuses { updates: Vec<StatusUpdate> },
+    Statuses {
+        updates: Vec<StatusUpdate>,
+    },
 }
 
 impl ServerMessage {
@@ -250,7 +260,12 @@ mod tests {
     fn a_status_message_always_fits_and_says_when_it_was_cut() {
         // GIVEN an ERROR whose message is 200 KB of multi-byte characters
         let whole = "失".repeat(70_000);
-        let record = JobRecord { job_status: JobStatus::Error, progress_rate: 100, error_message: Some(whole.clone()), ..JobRecord::submitted("1-x") };
+        let record = JobRecord {
+            job_status: JobStatus::Error,
+            progress_rate: 100,
+            error_message: Some(whole.clone()),
+            ..JobRecord::submitted("1-x")
+        };
 
         // WHEN it becomes a status message
         let json = ServerMessage::status("f.mp4", &record).to_json();
@@ -319,7 +334,11 @@ mod tests {
     fn a_prefix_names_a_folder() {
         assert_eq!(
             ClientMessage::parse(r#"{"action":"subscribe","prefix":"uploads/u1/","batch":true,"token":"t"}"#),
-            Ok(ClientMessage::Subscribe { topic: Topic::Prefix("uploads/u1/".into()), token: Some("t".into()), batch: true })
+            Ok(ClientMessage::Subscribe {
+                topic: Topic::Prefix("uploads/u1/".into()),
+                token: Some("t".into()),
+                batch: true
+            })
         );
         assert_eq!(
             ClientMessage::parse(r#"{"action":"unsubscribe","prefix":"uploads/u1/","input_file":null}"#),
@@ -348,7 +367,11 @@ mod tests {
         // GIVEN 100 updates of about 4.2 KB each (420 KB in all), each an ERROR with a cut message
         let updates: Vec<String> = (0..100)
             .map(|i| {
-                let record = JobRecord { job_status: JobStatus::Error, error_message: Some("x".repeat(10_000)), ..JobRecord::submitted(&format!("1700000000000-{i:06}")) };
+                let record = JobRecord {
+                    job_status: JobStatus::Error,
+                    error_message: Some("x".repeat(10_000)),
+                    ..JobRecord::submitted(&format!("1700000000000-{i:06}"))
+                };
                 serde_json::to_string(&StatusUpdate::new(&format!("file-{i}.mp4"), &record)).unwrap()
             })
             .collect();
@@ -375,7 +398,10 @@ mod tests {
         assert_eq!(carried, expected);
         // AND no updates, no message; one update, one message
         assert!(statuses_messages(&[], MAX_MESSAGE_BYTES).is_empty());
-        assert_eq!(statuses_messages(&updates[..1], MAX_MESSAGE_BYTES), [(format!(r#"{{"type":"statuses","updates":[{}]}}"#, updates[0]), 1)]);
+        assert_eq!(
+            statuses_messages(&updates[..1], MAX_MESSAGE_BYTES),
+            [(format!(r#"{{"type":"statuses","updates":[{}]}}"#, updates[0]), 1)]
+        );
     }
 
     #[test]

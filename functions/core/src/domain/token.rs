@@ -32,7 +32,8 @@ pub enum TokenError {
 
 fn mac(secret: &[u8], scope: &str, expires: u64) -> HmacSha256 {
     // HMAC accepts keys of any length, so this cannot fail.
-    let mut mac = <HmacSha256 as Mac>::new_from_slice(secret).unwrap_or_else(|_| unreachable!("HMAC takes any key length"));
+    let mut mac =
+        <HmacSha256 as Mac>::new_from_slice(secret).unwrap_or_else(|_| unreachable!("HMAC takes any key length"));
     mac.update(scope.as_bytes());
     mac.update(b"\n");
     mac.update(expires.to_string().as_bytes());
@@ -102,7 +103,14 @@ impl ReadAccess {
 
     /// As [`ReadAccess::check`], for a reader who may be signed in: a signed-in `reader` needs no
     /// token for what lies in their home folder under `home_prefix` (`UPLOAD_PREFIX`).
-    pub fn check_as(&self, reader: Option<&Subject>, home_prefix: &str, target: &str, token: Option<&str>, now_secs: u64) -> Result<(), TokenError> {
+    pub fn check_as(
+        &self,
+        reader: Option<&Subject>,
+        home_prefix: &str,
+        target: &str,
+        token: Option<&str>,
+        now_secs: u64,
+    ) -> Result<(), TokenError> {
         if reader.is_some_and(|reader| reader.owns(home_prefix, target)) {
             return Ok(());
         }
@@ -154,7 +162,11 @@ mod tests {
             assert_eq!(verify(b"k", foreign, Some(&token), 0), Err(TokenError::Mismatch), "{foreign}");
         }
         let file = issue(b"k", "users/u1/a.mp4", 100);
-        assert_eq!(verify(b"k", "users/u1/a.mp4/", Some(&file), 0), Err(TokenError::Mismatch), "a file token is no folder token");
+        assert_eq!(
+            verify(b"k", "users/u1/a.mp4/", Some(&file), 0),
+            Err(TokenError::Mismatch),
+            "a file token is no folder token"
+        );
         assert_eq!(scopes_covering("a/b/c.mp4").collect::<Vec<_>>(), ["a/b/c.mp4", "a/b/", "a/"]);
     }
 

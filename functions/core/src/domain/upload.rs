@@ -94,14 +94,32 @@ pub struct PostPolicy {
 impl UploadRules {
     /// Parses and checks a request body; `id` is the random part of the key, which lies in the
     /// signed-in `owner`'s home folder (`UPLOAD_PREFIX{sub}/`) when there is one.
-    pub fn grant(&self, body: &[u8], bucket: &str, id: &str, owner: Option<&Subject>, now_secs: u64) -> Result<PostPolicy, UploadRefusal> {
+    pub fn grant(
+        &self,
+        body: &[u8],
+        bucket: &str,
+        id: &str,
+        owner: Option<&Subject>,
+        now_secs: u64,
+    ) -> Result<PostPolicy, UploadRefusal> {
         let request: UploadRequest = serde_path_to_error::deserialize(&mut serde_json::Deserializer::from_slice(body))
-            .map_err(|e| UploadRefusal::Malformed(format!("body is not an upload request ({{\"file_name\", \"content_type\", \"size\"}}): {e}")))?;
+            .map_err(|e| {
+                UploadRefusal::Malformed(format!(
+                    "body is not an upload request ({{\"file_name\", \"content_type\", \"size\"}}): {e}"
+                ))
+            })?;
         let content_type = request.content_type.trim().to_ascii_lowercase();
         let Some((kind, subtype)) = content_type.split_once('/').filter(|(k, s)| token(k) && token(s)) else {
-            return Err(UploadRefusal::Invalid(format!("content_type {:?} is not a media type such as video/mp4", request.content_type)));
+            return Err(UploadRefusal::Invalid(format!(
+                "content_type {:?} is not a media type such as video/mp4",
+                request.content_type
+            )));
         };
-        if !self.allowed_types.iter().any(|allowed| allowed == &content_type || allowed.strip_suffix("/*") == Some(kind)) {
+        if !self
+            .allowed_types
+            .iter()
+            .any(|allowed| allowed == &content_type || allowed.strip_suffix("/*") == Some(kind))
+        {
             return Err(UploadRefusal::Unsupported(format!("{kind}/{subtype}")));
         }
         if request.size == 0 {
@@ -110,7 +128,9 @@ impl UploadRules {
         if request.size > self.max_bytes {
             return Err(UploadRefusal::TooLarge { size: request.size, max: self.max_bytes });
         }
-        let name = sanitise(&request.file_name).ok_or_else(|| UploadRefusal::Invalid(format!("file_name {:?} has no usable characters", request.file_name)))?;
+        let name = sanitise(&request.file_name).ok_or_else(|| {
+            UploadRefusal::Invalid(format!("file_name {:?} has no usable characters", request.file_name))
+        })?;
         Ok(PostPolicy {
             bucket: bucket.to_owned(),
             key: format!("{}{id}/{name}", owner.map_or_else(|| self.prefix.clone(), |owner| owner.home(&self.prefix))),
@@ -153,7 +173,16 @@ mod tests {
     #[test]
     fn a_good_request_gets_a_server_chosen_key_and_its_limits() {
         let policy = grant(r#"{"file_name": "../My Clip (1).MP4", "content_type": "Video/MP4", "size": 999}"#).unwrap();
-        assert_eq!(policy, PostPolicy { bucket: "b".into(), key: "uploads/ID/My_Clip_1_.MP4".into(), content_type: "video/mp4".into(), max_bytes: 999, expires_at: 1000 });
+        assert_eq!(
+            policy,
+            PostPolicy {
+                bucket: "b".into(),
+                key: "uploads/ID/My_Clip_1_.MP4".into(),
+                content_type: "video/mp4".into(),
+                max_bytes: 999,
+                expires_at: 1000
+            }
+        );
     }
 
     #[test]
@@ -172,8 +201,14 @@ mod tests {
         assert_eq!(status(r#"{"file_name": "a.mp4", "content_type": "video/mp4"}"#), 400);
         assert_eq!(status(r#"{"file_name": "a.mp4", "content_type": "video/mp4", "size": -1}"#), 400);
         assert_eq!(status(r#"{"file_name": "a.mp4", "content_type": "video/mp4", "size": 1.5}"#), 400);
-        assert!(grant(r#"{"file_name": "a.mp4", "content_type": "video/mp4", "size": 1.0}"#).is_ok(), "1.0 is JSON Schema's integer 1");
-        assert_eq!(status(r#"{"file_name": "a.mp4", "content_type": "video/mp4", "size": 1328421786072605968578316861440}"#), 413);
+        assert!(
+            grant(r#"{"file_name": "a.mp4", "content_type": "video/mp4", "size": 1.0}"#).is_ok(),
+            "1.0 is JSON Schema's integer 1"
+        );
+        assert_eq!(
+            status(r#"{"file_name": "a.mp4", "content_type": "video/mp4", "size": 1328421786072605968578316861440}"#),
+            413
+        );
         assert_eq!(status(r#"{"file_name": "a.mp4", "content_type": "video/mp4", "size": 1, "key": "x"}"#), 400);
         assert_eq!(status(r#"{"file_name": "a.mp4", "content_type": "video/mp4", "size": 1001}"#), 413);
         assert_eq!(status(r#"{"file_name": "a.exe", "content_type": "application/x-msdownload", "size": 1}"#), 415);

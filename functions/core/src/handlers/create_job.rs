@@ -81,7 +81,10 @@ async fn handle_record(
         return Ok(RecordOutcome::Rejected { index, reason: "s3.bucket.name is missing".into() });
     };
     let Some(key) = decode_event_key(raw_key).filter(|k| !k.is_empty()) else {
-        return Ok(RecordOutcome::Rejected { index, reason: format!("s3.object.key {raw_key:?} is missing or not UTF-8 once decoded") });
+        return Ok(RecordOutcome::Rejected {
+            index,
+            reason: format!("s3.object.key {raw_key:?} is missing or not UTF-8 once decoded"),
+        });
     };
     if key.ends_with('/') {
         return skip("folder marker");
@@ -99,10 +102,8 @@ async fn handle_record(
         destination: config.destination.render(bucket, &key),
         client_request_token: request_token(bucket, &key, record),
     };
-    let job_id = creator
-        .create_job(&job)
-        .await
-        .map_err(|source| CreateJobError::Create { input_file: key.clone(), source })?;
+    let job_id =
+        creator.create_job(&job).await.map_err(|source| CreateJobError::Create { input_file: key.clone(), source })?;
 
     let update = JobUpdate {
         job_id: job_id.clone(),
@@ -113,9 +114,11 @@ async fn handle_record(
         phase: None,
         event_at: None,
     };
-    record_update(store, &update)
-        .await
-        .map_err(|source| CreateJobError::Store { input_file: key.clone(), job_id: job_id.clone(), source })?;
+    record_update(store, &update).await.map_err(|source| CreateJobError::Store {
+        input_file: key.clone(),
+        job_id: job_id.clone(),
+        source,
+    })?;
     Ok(RecordOutcome::Created { input_file: key, job_id })
 }
 

@@ -71,7 +71,11 @@ pub fn parse(mut raw: serde_json::Value) -> Result<ApiGatewayV2httpRequest, Answ
 
 /// The checks every route shares, in the seed's order: OPTIONS, method (`allowed`), origin.
 /// `Err` is the response to send at once.
-pub fn check(request: ApiGatewayV2httpRequest, origins: &AllowedOrigins, allowed: &Method) -> Result<ApiRequest, Answer> {
+pub fn check(
+    request: ApiGatewayV2httpRequest,
+    origins: &AllowedOrigins,
+    allowed: &Method,
+) -> Result<ApiRequest, Answer> {
     let method = &request.request_context.http.method;
     if method == Method::OPTIONS {
         return Err(Answer { status: 200, body: None });
@@ -113,7 +117,12 @@ pub fn respond(answer: Answer, origin: Option<&str>, origins: &AllowedOrigins) -
 }
 
 /// [`respond`] for a route whose method is `method`.
-pub fn respond_to(answer: Answer, origin: Option<&str>, origins: &AllowedOrigins, method: &Method) -> ApiGatewayV2httpResponse {
+pub fn respond_to(
+    answer: Answer,
+    origin: Option<&str>,
+    origins: &AllowedOrigins,
+    method: &Method,
+) -> ApiGatewayV2httpResponse {
     let mut headers = HeaderMap::new();
     if let Some(origin) = origin.filter(|o| !o.is_empty() && origins.allows(Some(o)))
         && let Ok(value) = HeaderValue::from_str(origin)
@@ -153,7 +162,12 @@ where
 }
 
 /// [`serve`] for a route answering `method`.
-pub async fn serve_method<F, Fut>(raw: serde_json::Value, origins: &AllowedOrigins, method: Method, route: F) -> ApiGatewayV2httpResponse
+pub async fn serve_method<F, Fut>(
+    raw: serde_json::Value,
+    origins: &AllowedOrigins,
+    method: Method,
+    route: F,
+) -> ApiGatewayV2httpResponse
 where
     F: FnOnce(ApiRequest) -> Fut,
     Fut: std::future::Future<Output = Answer>,
@@ -175,7 +189,8 @@ impl ApiRequest {
     pub fn body_bytes(&self) -> Result<Vec<u8>, Answer> {
         let body = self.request.body.as_deref().unwrap_or_default();
         if self.request.is_base64_encoded {
-            base64::Engine::decode(&base64::engine::general_purpose::STANDARD, body).map_err(|e| Answer::error(400, &format!("body is not valid base64: {e}")))
+            base64::Engine::decode(&base64::engine::general_purpose::STANDARD, body)
+                .map_err(|e| Answer::error(400, &format!("body is not valid base64: {e}")))
         } else {
             Ok(body.as_bytes().to_vec())
         }

@@ -4,8 +4,8 @@
 use serde::Serialize;
 
 use crate::domain::mediaconvert::parse_event;
-use crate::metrics::{self, INGEST};
 use crate::domain::{EventError, JobStatus};
+use crate::metrics::{self, INGEST};
 use crate::ports::{JobStore, StoreError};
 use crate::service::record_update;
 
@@ -31,7 +31,11 @@ pub struct IngestOutcome {
     pub pointer_moved: bool,
 }
 
-pub async fn handle(store: &dyn JobStore, event: &serde_json::Value, now_ms: u64) -> Result<IngestOutcome, IngestError> {
+pub async fn handle(
+    store: &dyn JobStore,
+    event: &serde_json::Value,
+    now_ms: u64,
+) -> Result<IngestOutcome, IngestError> {
     let result = ingest(store, event, now_ms).await;
     match &result {
         Ok(outcome) if outcome.changed => INGEST.count(metrics::INGEST_APPLIED, 1),

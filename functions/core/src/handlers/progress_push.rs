@@ -30,12 +30,12 @@ use serde_json::Value;
 
 use super::batch::RecordBatch;
 use crate::config::PushConfig;
-use crate::domain::protocol::{MAX_MESSAGE_BYTES, ServerMessage, StatusUpdate, statuses_messages};
 use crate::domain::congestion::{InFlightLimit, Pacer};
+use crate::domain::protocol::{MAX_MESSAGE_BYTES, ServerMessage, StatusUpdate, statuses_messages};
 use crate::domain::topic::{RECENT_AFTER_FINAL_SECS, RECENT_WHILE_RUNNING_SECS, watched_folders};
 use crate::domain::{JobPointer, JobRecord, StatusView};
-use crate::ports::{FolderEntry, JobStore, PushError, Pusher, StoreError, SubscriptionStore, Watcher};
 use crate::metrics::{self, PUSH};
+use crate::ports::{FolderEntry, JobStore, PushError, Pusher, StoreError, SubscriptionStore, Watcher};
 
 pub struct PushContext<'a> {
     pub jobs: &'a dyn JobStore,
@@ -91,8 +91,14 @@ pub async fn handle(ctx: &PushContext<'_>, event: &Value, now_secs: u64) -> (Dyn
     PUSH.count(metrics::PUSH_FAILED, stats.failed);
     PUSH.sample(metrics::POSTS_PER_INVOCATION, (stats.delivered + stats.gone + stats.failed) as f64);
     tracing::info!(
-        records = stats.records, malformed = stats.malformed, unchanged = stats.unchanged, jobs = stats.jobs,
-        delivered = stats.delivered, gone = stats.gone, failed = stats.failed, "pushed"
+        records = stats.records,
+        malformed = stats.malformed,
+        unchanged = stats.unchanged,
+        jobs = stats.jobs,
+        delivered = stats.delivered,
+        gone = stats.gone,
+        failed = stats.failed,
+        "pushed"
     );
     (report(&changes, &failed_jobs), stats)
 }
@@ -132,9 +138,11 @@ fn collect_changes(event: &Value, stats: &mut PushStats) -> Changes {
     for (index, record) in batch.typed::<EventRecord>() {
         match record.and_then(changed_state) {
             Ok(Some((record, sequence_number, status_changed))) => {
-                let change = changes
-                    .entry(record.job_id.clone())
-                    .or_insert_with(|| Change { record: record.clone(), sequence_numbers: Vec::new(), status_changed: false });
+                let change = changes.entry(record.job_id.clone()).or_insert_with(|| Change {
+                    record: record.clone(),
+                    sequence_numbers: Vec::new(),
+                    status_changed: false,
+                });
                 change.record = record;
                 change.sequence_numbers.extend(sequence_number);
                 change.status_changed |= status_changed;
@@ -154,7 +162,11 @@ fn collect_changes(event: &Value, stats: &mut PushStats) -> Changes {
 /// files (all concurrently); a message for every connection watching each file's newest job,
 /// directly or through a prefix, once per connection; the folder entries of jobs whose status
 /// changed. Jobs whose lookups failed are returned to be retried.
-async fn address(ctx: &PushContext<'_>, changes: &Changes, now_secs: u64) -> (Vec<Delivery>, Vec<FolderEntry>, BTreeSet<String>) {
+async fn address(
+    ctx: &PushContext<'_>,
+    changes: &Changes,
+    now_secs: u64,
+) -> (Vec<Delivery>, Vec<FolderEntry>, BTreeSet<String>) {
     let mut by_file: BTreeMap<&str, Vec<&Change>> = BTreeMap::new();
     for change in changes.values() {
         if let Some(file) = &change.record.input_file {
@@ -167,7 +179,8 @@ async fn address(ctx: &PushContext<'_>, changes: &Changes, now_secs: u64) -> (Ve
     let concurrency = ctx.config.concurrency.max(1);
     let file_lookups = futures::stream::iter(files)
         .map(|file| async move {
-            let found = async { Ok((ctx.jobs.pointer(&file).await?, ctx.subscriptions.watchers(&file, now_secs).await?)) };
+            let found =
+                async { Ok((ctx.jobs.pointer(&file).await?, ctx.subscriptions.watchers(&file, now_secs).await?)) };
             let found = found.await;
             (file, found)
         })
@@ -191,7 +204,8 @@ async fn address(ctx: &PushContext<'_>, changes: &Changes, now_secs: u64) -> (Ve
         let file = file.as_str();
         let changes = by_file.get(file).map(Vec::as_slice).unwrap_or_default();
         let watched = watched_folders(file);
-        let found = found.and_then(|(pointer, watchers)| Ok((pointer, connections(watchers, &watched, &folder_watchers)?)));
+        let found =
+            found.and_then(|(pointer, watchers)| Ok((pointer, connections(watchers, &watched, &folder_watchers)?)));
         let (pointer, connections) = match found {
             Ok(found) => found,
             Err(e) => {
@@ -202,7 +216,8 @@ async fn address(ctx: &PushContext<'_>, changes: &Changes, now_secs: u64) -> (Ve
         };
         for change in changes {
             let record = &change.record;
-            let candidate = JobPointer { input_file: file.to_owned(), job_id: record.job_id.clone(), job_order: record.job_order };
+            let candidate =
+                JobPointer { input_file: file.to_owned(), job_id: record.job_id.clone(), job_order: record.job_order };
             if pointer.as_ref().is_some_and(|p| p.job_id != record.job_id && !candidate.supersedes(p)) {
                 tracing::debug!(job_id = %record.job_id, "older job of its file: not pushed");
                 continue;
@@ -216,11 +231,17 @@ async fn address(ctx: &PushContext<'_>, changes: &Changes, now_secs: u64) -> (Ve
             let (mut message, mut element): (Option<Arc<str>>, Option<String>) = (None, None);
             for (connection_id, &batch) in &connections {
                 if batch {
-                    let element = element.get_or_insert_with(|| serde_json::to_string(&update).unwrap_or_default()).clone();
+                    let element =
+                        element.get_or_insert_with(|| serde_json::to_string(&update).unwrap_or_default()).clone();
                     batched.entry(connection_id.clone()).or_default().push((job.clone(), element));
                 } else {
-                    let message = message.get_or_insert_with(|| ServerMessage::Status(update.clone()).to_json().into()).clone();
-                    deliveries.push(Delivery { jobs: vec![job.clone()], connection_id: connection_id.clone(), message });
+                    let message =
+                        message.get_or_insert_with(|| ServerMessage::Status(update.clone()).to_json().into()).clone();
+                    deliveries.push(Delivery {
+                        jobs: vec![job.clone()],
+                        connection_id: connection_id.clone(),
+                        message,
+                    });
                 }
             }
         }
@@ -253,7 +274,12 @@ fn connections(
 
 /// A job's entries in the folder index: one per watched folder of its file, listed for ten
 /// minutes once the job is final, else until the reconciler would have ended it.
-fn folder_entries<'a>(file: &'a str, folders: &'a [&str], record: &'a JobRecord, now_secs: u64) -> impl Iterator<Item = FolderEntry> + 'a {
+fn folder_entries<'a>(
+    file: &'a str,
+    folders: &'a [&str],
+    record: &'a JobRecord,
+    now_secs: u64,
+) -> impl Iterator<Item = FolderEntry> + 'a {
     let listed_for = if record.job_status.is_final() { RECENT_AFTER_FINAL_SECS } else { RECENT_WHILE_RUNNING_SECS };
     folders.iter().map(move |folder| FolderEntry {
         folder: (*folder).to_owned(),
@@ -285,7 +311,11 @@ fn batch_deliveries(connection_id: String, updates: Vec<(PushedJob, String)>) ->
         .into_iter()
         .map(|(message, count)| {
             // Each message holds the next `count` updates, in order.
-            Delivery { jobs: jobs.by_ref().take(count).collect(), connection_id: connection_id.clone(), message: message.into() }
+            Delivery {
+                jobs: jobs.by_ref().take(count).collect(),
+                connection_id: connection_id.clone(),
+                message: message.into(),
+            }
         })
         .collect()
 }

@@ -14,8 +14,8 @@ use serde::Serialize;
 
 use crate::config::ReconcileConfig;
 use crate::domain::get_job::{Verdict, reconcile};
-use crate::ports::{JobInspector, JobStore, StoreError};
 use crate::metrics::{self, RECONCILE};
+use crate::ports::{JobInspector, JobStore, StoreError};
 use crate::service::record_update;
 
 pub struct ReconcileContext<'a> {
@@ -58,7 +58,9 @@ pub async fn handle(ctx: &ReconcileContext<'_>, now_ms: u64) -> Result<Reconcile
     let before = now_ms.saturating_sub(ctx.config.after.as_millis() as u64);
     let due = ctx.jobs.unconfirmed(before, ctx.config.max_jobs).await?;
     let mut stats = ReconcileStats { checked: due.len(), ..ReconcileStats::default() };
-    let mut outcomes = futures::stream::iter(due).map(|(job_id, _)| check(ctx, job_id, now_ms)).buffer_unordered(ctx.config.concurrency);
+    let mut outcomes = futures::stream::iter(due)
+        .map(|(job_id, _)| check(ctx, job_id, now_ms))
+        .buffer_unordered(ctx.config.concurrency);
     while let Some(outcome) = outcomes.next().await {
         match outcome {
             Outcome::Updated { finalized, abandoned } => {
@@ -77,8 +79,13 @@ pub async fn handle(ctx: &ReconcileContext<'_>, now_ms: u64) -> Result<Reconcile
         tracing::debug!("reconciled: no quiet unfinished job");
     } else {
         tracing::info!(
-            checked = stats.checked, updated = stats.updated, finalized = stats.finalized, confirmed = stats.confirmed,
-            abandoned = stats.abandoned, failed = stats.failed, "reconciled"
+            checked = stats.checked,
+            updated = stats.updated,
+            finalized = stats.finalized,
+            confirmed = stats.confirmed,
+            abandoned = stats.abandoned,
+            failed = stats.failed,
+            "reconciled"
         );
     }
     Ok(stats)
@@ -100,7 +107,9 @@ async fn check(ctx: &ReconcileContext<'_>, job_id: String, now_ms: u64) -> Outco
             return Outcome::Failed;
         }
     };
-    let abandoned = answer.is_none() || (answer.as_ref().is_some_and(|a| a.status.as_deref() == Some("PROGRESSING")) && update.transition.status().is_final());
+    let abandoned = answer.is_none()
+        || (answer.as_ref().is_some_and(|a| a.status.as_deref() == Some("PROGRESSING"))
+            && update.transition.status().is_final());
     match record_update(ctx.jobs, &update).await {
         Ok(recorded) if recorded.applied.changed => {
             let record = &recorded.applied.record;

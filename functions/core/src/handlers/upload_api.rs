@@ -14,8 +14,8 @@ use aws_lambda_events::http::Method;
 use serde::Serialize;
 
 use super::http::{self, Answer, ApiRequest};
-use crate::domain::identity::{IdentityError, SUB_CLAIM, Subject};
 use crate::domain::AllowedOrigins;
+use crate::domain::identity::{IdentityError, SUB_CLAIM, Subject};
 use crate::domain::token::ReadAccess;
 use crate::domain::upload::UploadRules;
 use crate::ports::{PresignedPost, UploadSigner};
@@ -61,7 +61,8 @@ fn random_id() -> Result<String, getrandom::Error> {
 
 /// The signed-in user, from the claims the JWT authorizer verified.
 fn owner(request: &ApiRequest) -> Result<Subject, IdentityError> {
-    let claims = request.request.request_context.authorizer.as_ref().and_then(|a| a.jwt.as_ref()).map(|jwt| &jwt.claims);
+    let claims =
+        request.request.request_context.authorizer.as_ref().and_then(|a| a.jwt.as_ref()).map(|jwt| &jwt.claims);
     let sub = claims.and_then(|claims| claims.get(SUB_CLAIM)).ok_or(IdentityError::Missing)?;
     Subject::parse(sub)
 }

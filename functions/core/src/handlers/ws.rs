@@ -9,13 +9,13 @@ use aws_lambda_events::encodings::Body;
 use futures::StreamExt;
 
 use crate::config::WsConfig;
+use crate::domain::AllowedOrigins;
+use crate::domain::identity::{SUB_CLAIM, Subject};
 use crate::domain::protocol::{ClientMessage, MAX_MESSAGE_BYTES, ServerMessage, StatusUpdate, statuses_messages};
 use crate::domain::token::TokenError;
 use crate::domain::topic::{MAX_SNAPSHOT_FILES, Topic};
-use crate::domain::AllowedOrigins;
-use crate::domain::identity::{SUB_CLAIM, Subject};
-use crate::ports::{JobStore, PushError, Pusher, StoreError, SubscribeOutcome, SubscriptionStore};
 use crate::metrics::{self, WS_MESSAGE};
+use crate::ports::{JobStore, PushError, Pusher, StoreError, SubscribeOutcome, SubscriptionStore};
 use crate::service::post_with_retry;
 
 /// What `ws-message` needs.
@@ -66,7 +66,10 @@ pub async fn connect(
 
 /// `$disconnect`: forgets the connection and its subscriptions (best effort on AWS; TTL and 410
 /// handling clean up whatever it misses).
-pub async fn disconnect(subscriptions: &dyn SubscriptionStore, event: &ApiGatewayWebsocketProxyRequest) -> ApiGatewayProxyResponse {
+pub async fn disconnect(
+    subscriptions: &dyn SubscriptionStore,
+    event: &ApiGatewayWebsocketProxyRequest,
+) -> ApiGatewayProxyResponse {
     let Some(connection_id) = event.request_context.connection_id.as_deref() else {
         return response(400, Some("requestContext.connectionId is missing."));
     };
@@ -84,7 +87,11 @@ pub async fn disconnect(subscriptions: &dyn SubscriptionStore, event: &ApiGatewa
 
 /// `subscribe`, `unsubscribe`, `ping` and `$default`. Always answers 200: protocol errors are
 /// reported to the client as `error` messages and the connection stays open.
-pub async fn message(ctx: &WsContext<'_>, event: &ApiGatewayWebsocketProxyRequest, now_ms: u64) -> ApiGatewayProxyResponse {
+pub async fn message(
+    ctx: &WsContext<'_>,
+    event: &ApiGatewayWebsocketProxyRequest,
+    now_ms: u64,
+) -> ApiGatewayProxyResponse {
     let Some(connection_id) = event.request_context.connection_id.as_deref() else {
         return response(400, Some("requestContext.connectionId is missing."));
     };
@@ -96,13 +103,16 @@ pub async fn message(ctx: &WsContext<'_>, event: &ApiGatewayWebsocketProxyReques
     // The answer first; then the snapshot's messages (a prefix's can be 100 `status` messages),
     // several in flight, so a slow API cannot run the function out of time.
     let mut replies = replies.into_iter();
-    let post = |reply: String| async move { post_with_retry(ctx.pusher, &ctx.config.retry, WS_MESSAGE, connection_id, reply.as_bytes()).await };
+    let post = |reply: String| async move {
+        post_with_retry(ctx.pusher, &ctx.config.retry, WS_MESSAGE, connection_id, reply.as_bytes()).await
+    };
     let mut failures = match replies.next() {
         Some(answer) => post(answer).await.err().into_iter().collect::<Vec<_>>(),
         None => Vec::new(),
     };
     if failures.is_empty() {
-        let results: Vec<Result<(), PushError>> = futures::stream::iter(replies).map(post).buffered(SNAPSHOT_POSTS).collect().await;
+        let results: Vec<Result<(), PushError>> =
+            futures::stream::iter(replies).map(post).buffered(SNAPSHOT_POSTS).collect().await;
         failures.extend(results.into_iter().filter_map(Result::err));
     }
     for e in &failures {
@@ -131,13 +141,21 @@ async fn answer(
     };
     match message {
         ClientMessage::Ping => vec![ServerMessage::Pong.to_json()],
-        ClientMessage::Unsubscribe { topic } => match ctx.subscriptions.unsubscribe(connection_id, topic.as_str()).await {
-            Ok(_) => vec![ServerMessage::Unsubscribed { topic }.to_json()],
-            Err(e) => internal(e),
-        },
+        ClientMessage::Unsubscribe { topic } => {
+            match ctx.subscriptions.unsubscribe(connection_id, topic.as_str()).await {
+                Ok(_) => vec![ServerMessage::Unsubscribed { topic }.to_json()],
+                Err(e) => internal(e),
+            }
+        }
         ClientMessage::Subscribe { topic, token, batch } => {
             let reader = signed_in(event);
-            if let Err(e) = ctx.config.access.check_as(reader.as_ref(), &ctx.config.home_prefix, topic.as_str(), token.as_deref(), now_ms / 1000) {
+            if let Err(e) = ctx.config.access.check_as(
+                reader.as_ref(),
+                &ctx.config.home_prefix,
+                topic.as_str(),
+                token.as_deref(),
+                now_ms / 1000,
+            ) {
                 WS_MESSAGE.count(metrics::SUBSCRIPTIONS_REFUSED, 1);
                 let message = match (&topic, e) {
                     (Topic::Prefix(_), TokenError::Mismatch) => "\"token\" does not cover this prefix".to_owned(),
@@ -146,17 +164,26 @@ async fn answer(
                 return vec![ServerMessage::Error { message }.to_json()];
             }
             let expires = expires_at(event, ctx.config, now_ms);
-            match ctx.subscriptions.subscribe(connection_id, topic.as_str(), expires, ctx.config.max_subscriptions, batch).await {
+            match ctx
+                .subscriptions
+                .subscribe(connection_id, topic.as_str(), expires, ctx.config.max_subscriptions, batch)
+                .await
+            {
                 Ok(SubscribeOutcome::LimitReached) => {
                     WS_MESSAGE.count(metrics::SUBSCRIPTIONS_REFUSED, 1);
-                    let message = format!("subscription limit reached: at most {} files or prefixes per connection", ctx.config.max_subscriptions);
+                    let message = format!(
+                        "subscription limit reached: at most {} files or prefixes per connection",
+                        ctx.config.max_subscriptions
+                    );
                     vec![ServerMessage::Error { message }.to_json()]
                 }
                 Ok(_) => {
                     WS_MESSAGE.count(metrics::SUBSCRIPTIONS_ADDED, 1);
                     let snapshot = match &topic {
                         Topic::File(file) => snapshot(ctx.jobs, file).await.map(|s| s.into_iter().collect()),
-                        Topic::Prefix(folder) => prefix_snapshot(ctx.jobs, ctx.subscriptions, folder, now_ms / 1000).await,
+                        Topic::Prefix(folder) => {
+                            prefix_snapshot(ctx.jobs, ctx.subscriptions, folder, now_ms / 1000).await
+                        }
                     };
                     let mut replies = vec![ServerMessage::Subscribed { topic }.to_json()];
                     match snapshot {
@@ -185,7 +212,13 @@ fn snapshot_messages(updates: Vec<StatusUpdate>, batch: bool) -> Vec<String> {
 /// The user the connection was opened as: the `sub` the `$connect` authorizer put in its context,
 /// which API Gateway passes to every route of the connection.
 fn signed_in(event: &ApiGatewayWebsocketProxyRequest) -> Option<Subject> {
-    event.request_context.authorizer.fields.get(SUB_CLAIM).and_then(serde_json::Value::as_str).and_then(|sub| Subject::parse(sub).ok())
+    event
+        .request_context
+        .authorizer
+        .fields
+        .get(SUB_CLAIM)
+        .and_then(serde_json::Value::as_str)
+        .and_then(|sub| Subject::parse(sub).ok())
 }
 
 /// The current state of a file's newest job (read strongly consistent).
@@ -197,11 +230,18 @@ pub async fn snapshot(jobs: &dyn JobStore, input_file: &str) -> Result<Option<St
 /// last ten minutes: at most [`MAX_SNAPSHOT_FILES`], the file with the newest job first, each its
 /// newest job read strongly consistent. The files come from the folder index progress-push keeps
 /// ([`SubscriptionStore::recent_files`]), never from a Scan.
-pub async fn prefix_snapshot(jobs: &dyn JobStore, subscriptions: &dyn SubscriptionStore, folder: &str, now_secs: u64)
--> Result<Vec<StatusUpdate>, StoreError> {
+pub async fn prefix_snapshot(
+    jobs: &dyn JobStore,
+    subscriptions: &dyn SubscriptionStore,
+    folder: &str,
+    now_secs: u64,
+) -> Result<Vec<StatusUpdate>, StoreError> {
     let files = subscriptions.recent_files(folder, now_secs, MAX_SNAPSHOT_FILES).await?;
-    let found: Vec<Result<Option<StatusUpdate>, StoreError>> =
-        futures::stream::iter(files).map(|file| async move { snapshot(jobs, &file).await }).buffered(SNAPSHOT_READS).collect().await;
+    let found: Vec<Result<Option<StatusUpdate>, StoreError>> = futures::stream::iter(files)
+        .map(|file| async move { snapshot(jobs, &file).await })
+        .buffered(SNAPSHOT_READS)
+        .collect()
+        .await;
     Ok(found.into_iter().collect::<Result<Vec<_>, _>>()?.into_iter().flatten().collect())
 }
 

@@ -9,7 +9,9 @@
 //! API Gateway answers 403 and no connection opens). An issuer whose keys cannot be read is an
 //! error (API Gateway answers 500), never an anonymous pass.
 
-use aws_lambda_events::apigw::{ApiGatewayCustomAuthorizerPolicy, ApiGatewayCustomAuthorizerRequestTypeRequest, ApiGatewayCustomAuthorizerResponse};
+use aws_lambda_events::apigw::{
+    ApiGatewayCustomAuthorizerPolicy, ApiGatewayCustomAuthorizerRequestTypeRequest, ApiGatewayCustomAuthorizerResponse,
+};
 use aws_lambda_events::iam::{IamPolicyEffect, IamPolicyStatement};
 use serde_json::{Value, json};
 
@@ -21,7 +23,12 @@ pub const ACCESS_TOKEN_PARAM: &str = "access_token";
 /// The principal of a connection opened without an access token.
 pub const ANONYMOUS: &str = "anonymous";
 
-fn policy(effect: IamPolicyEffect, principal: &str, method_arn: &str, context: Value) -> ApiGatewayCustomAuthorizerResponse {
+fn policy(
+    effect: IamPolicyEffect,
+    principal: &str,
+    method_arn: &str,
+    context: Value,
+) -> ApiGatewayCustomAuthorizerResponse {
     let mut statement = IamPolicyStatement::default();
     statement.action = vec!["execute-api:Invoke".into()];
     statement.effect = effect;
@@ -38,7 +45,10 @@ fn policy(effect: IamPolicyEffect, principal: &str, method_arn: &str, context: V
 
 /// Allows anonymous connections and connections with a valid `access_token` (bound to its
 /// `sub`); denies any other token. `Err` only when the issuer's keys cannot be read.
-pub async fn authorize(verifier: &dyn IdentityVerifier, request: &ApiGatewayCustomAuthorizerRequestTypeRequest) -> Result<ApiGatewayCustomAuthorizerResponse, IdentityError> {
+pub async fn authorize(
+    verifier: &dyn IdentityVerifier,
+    request: &ApiGatewayCustomAuthorizerRequestTypeRequest,
+) -> Result<ApiGatewayCustomAuthorizerResponse, IdentityError> {
     let method_arn = request.method_arn.as_deref().unwrap_or("*");
     let Some(jwt) = request.query_string_parameters.first(ACCESS_TOKEN_PARAM) else {
         return Ok(policy(IamPolicyEffect::Allow, ANONYMOUS, method_arn, json!({})));
@@ -46,7 +56,12 @@ pub async fn authorize(verifier: &dyn IdentityVerifier, request: &ApiGatewayCust
     match verifier.verify(jwt).await {
         Ok(verified) => {
             tracing::info!(sub = verified.subject.as_str(), "connection signed in");
-            Ok(policy(IamPolicyEffect::Allow, verified.subject.as_str(), method_arn, json!({ SUB_CLAIM: verified.subject.as_str() })))
+            Ok(policy(
+                IamPolicyEffect::Allow,
+                verified.subject.as_str(),
+                method_arn,
+                json!({ SUB_CLAIM: verified.subject.as_str() }),
+            ))
         }
         Err(e) if e.is_client_error() => {
             tracing::info!(reason = %e, "connection refused: access_token invalid");
@@ -61,5 +76,6 @@ pub async fn authorize(verifier: &dyn IdentityVerifier, request: &ApiGatewayCust
 
 /// Did the authorizer let the connection in?
 pub fn allowed(response: &ApiGatewayCustomAuthorizerResponse) -> bool {
-    !response.policy_document.statement.is_empty() && response.policy_document.statement.iter().all(|s| s.effect == IamPolicyEffect::Allow)
+    !response.policy_document.statement.is_empty()
+        && response.policy_document.statement.iter().all(|s| s.effect == IamPolicyEffect::Allow)
 }

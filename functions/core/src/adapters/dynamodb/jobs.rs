@@ -50,7 +50,12 @@ impl DynamoJobStore {
         &self.tables
     }
 
-    async fn put_if(&self, table: &str, item: std::collections::HashMap<String, AttributeValue>, condition: Condition) -> Result<bool, StoreError> {
+    async fn put_if(
+        &self,
+        table: &str,
+        item: std::collections::HashMap<String, AttributeValue>,
+        condition: Condition,
+    ) -> Result<bool, StoreError> {
         let request = self
             .client
             .put_item()
@@ -86,7 +91,12 @@ impl Condition {
     }
 
     /// `#name` is unset, or equal to `value`; with no value, `#name` must stay unset.
-    fn same_or_unset<T: serde::Serialize>(&mut self, name: &str, placeholder: &str, value: Option<&T>) -> Result<String, StoreError> {
+    fn same_or_unset<T: serde::Serialize>(
+        &mut self,
+        name: &str,
+        placeholder: &str,
+        value: Option<&T>,
+    ) -> Result<String, StoreError> {
         Ok(match value {
             Some(v) => {
                 let p = self.value(placeholder, v)?;
@@ -243,7 +253,11 @@ impl JobStore for DynamoJobStore {
             .await;
         match result {
             Ok(_) => Ok(()),
-            Err(aws_sdk_dynamodb::error::SdkError::ServiceError(e)) if matches!(e.err(), UpdateItemError::ConditionalCheckFailedException(_)) => Ok(()),
+            Err(aws_sdk_dynamodb::error::SdkError::ServiceError(e))
+                if matches!(e.err(), UpdateItemError::ConditionalCheckFailedException(_)) =>
+            {
+                Ok(())
+            }
             Err(e) => Err(unavailable(e)),
         }
     }
@@ -266,7 +280,13 @@ impl DynamoJobStore {
     }
 
     /// The item of `table` whose string key `key_name` is `key`.
-    async fn get<T: serde::de::DeserializeOwned>(&self, table: &str, key_name: &str, key: &str, consistent: bool) -> Result<Option<T>, StoreError> {
+    async fn get<T: serde::de::DeserializeOwned>(
+        &self,
+        table: &str,
+        key_name: &str,
+        key: &str,
+        consistent: bool,
+    ) -> Result<Option<T>, StoreError> {
         let output = self
             .client
             .get_item()
@@ -285,13 +305,15 @@ impl DynamoJobStore {
 /// stream and the reconciler's sparse index [`UNFINISHED_INDEX`] (keys only).
 pub async fn ensure_tables(client: &Client, tables: &TableNames) -> Result<(), StoreError> {
     use aws_sdk_dynamodb::types::{
-        AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection, ProjectionType, ScalarAttributeType,
-        StreamSpecification, StreamViewType, TimeToLiveSpecification,
+        AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection, ProjectionType,
+        ScalarAttributeType, StreamSpecification, StreamViewType, TimeToLiveSpecification,
     };
     let attribute = |name: &str, kind: ScalarAttributeType| {
         AttributeDefinition::builder().attribute_name(name).attribute_type(kind).build().map_err(unavailable)
     };
-    let key = |name: &str, kind: KeyType| KeySchemaElement::builder().attribute_name(name).key_type(kind).build().map_err(unavailable);
+    let key = |name: &str, kind: KeyType| {
+        KeySchemaElement::builder().attribute_name(name).key_type(kind).build().map_err(unavailable)
+    };
     let existing = client.list_tables().send().await.map_err(unavailable)?.table_names.unwrap_or_default();
     if !existing.contains(&tables.job_id) {
         client
@@ -333,7 +355,8 @@ pub async fn ensure_tables(client: &Client, tables: &TableNames) -> Result<(), S
         .await
         .map_err(unavailable)?;
     // Status items carry ExpiresAt (see `with_retention`), as the SAM template's table does.
-    let ttl = TimeToLiveSpecification::builder().enabled(true).attribute_name("ExpiresAt").build().map_err(unavailable)?;
+    let ttl =
+        TimeToLiveSpecification::builder().enabled(true).attribute_name("ExpiresAt").build().map_err(unavailable)?;
     client
         .update_time_to_live()
         .table_name(&tables.status)

@@ -36,7 +36,9 @@ pub(crate) fn av<T: Serialize + ?Sized>(value: &T) -> Result<AttributeValue, Sto
 pub(crate) async fn put_if(request: PutItemFluentBuilder) -> Result<bool, StoreError> {
     match request.send().await {
         Ok(_) => Ok(true),
-        Err(SdkError::ServiceError(e)) if matches!(e.err(), PutItemError::ConditionalCheckFailedException(_)) => Ok(false),
+        Err(SdkError::ServiceError(e)) if matches!(e.err(), PutItemError::ConditionalCheckFailedException(_)) => {
+            Ok(false)
+        }
         Err(e) => Err(unavailable(e)),
     }
 }

@@ -91,10 +91,7 @@ impl DynamoSubscriptionStore {
     }
 
     fn key(connection_id: &str, topic: &str) -> Result<HashMap<String, AttributeValue>, StoreError> {
-        Ok(HashMap::from([
-            ("ConnectionId".to_owned(), av(connection_id)?),
-            ("Topic".to_owned(), av(topic)?),
-        ]))
+        Ok(HashMap::from([("ConnectionId".to_owned(), av(connection_id)?), ("Topic".to_owned(), av(topic)?)]))
     }
 
     /// Every key under a connection (its own item and its subscriptions).
@@ -112,7 +109,9 @@ impl DynamoSubscriptionStore {
 }
 
 /// Every page of a query, as keys.
-async fn query_keys(query: aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder) -> Result<Vec<Key>, StoreError> {
+async fn query_keys(
+    query: aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder,
+) -> Result<Vec<Key>, StoreError> {
     let items = query.into_paginator().items().send().collect::<Result<Vec<_>, _>>().await.map_err(unavailable)?;
     from_items(items).map_err(corrupt)
 }
@@ -120,7 +119,13 @@ async fn query_keys(query: aws_sdk_dynamodb::operation::query::builders::QueryFl
 #[async_trait]
 impl SubscriptionStore for DynamoSubscriptionStore {
     async fn add_connection(&self, connection_id: &str, expires_at: u64) -> Result<(), StoreError> {
-        let entry = Entry { connection_id: connection_id.into(), topic: CONNECTION_TOPIC.into(), input_file: None, expires_at, batch: None };
+        let entry = Entry {
+            connection_id: connection_id.into(),
+            topic: CONNECTION_TOPIC.into(),
+            input_file: None,
+            expires_at,
+            batch: None,
+        };
         self.client
             .put_item()
             .table_name(&self.table)
@@ -131,8 +136,14 @@ impl SubscriptionStore for DynamoSubscriptionStore {
         Ok(())
     }
 
-    async fn subscribe(&self, connection_id: &str, topic: &str, expires_at: u64, max_per_connection: usize, batch: bool)
-    -> Result<SubscribeOutcome, StoreError> {
+    async fn subscribe(
+        &self,
+        connection_id: &str,
+        topic: &str,
+        expires_at: u64,
+        max_per_connection: usize,
+        batch: bool,
+    ) -> Result<SubscribeOutcome, StoreError> {
         let count = self
             .client
             .query()
@@ -181,7 +192,11 @@ impl SubscriptionStore for DynamoSubscriptionStore {
             .send()
             .await
             .map_err(unavailable)?;
-        Ok(if old.attributes.is_some_and(|a| !a.is_empty()) { SubscribeOutcome::AlreadySubscribed } else { SubscribeOutcome::Added })
+        Ok(if old.attributes.is_some_and(|a| !a.is_empty()) {
+            SubscribeOutcome::AlreadySubscribed
+        } else {
+            SubscribeOutcome::Added
+        })
     }
 
     async fn unsubscribe(&self, connection_id: &str, topic: &str) -> Result<bool, StoreError> {
@@ -212,7 +227,10 @@ impl SubscriptionStore for DynamoSubscriptionStore {
             .expression_attribute_names("#batch", "Batch");
         let items = query.into_paginator().items().send().collect::<Result<Vec<_>, _>>().await.map_err(unavailable)?;
         let items: Vec<WatcherItem> = from_items(items).map_err(corrupt)?;
-        Ok(items.into_iter().map(|i| Watcher { connection_id: i.connection_id, batch: i.batch.unwrap_or(false) }).collect())
+        Ok(items
+            .into_iter()
+            .map(|i| Watcher { connection_id: i.connection_id, batch: i.batch.unwrap_or(false) })
+            .collect())
     }
 
     async fn subscriptions(&self, connection_id: &str) -> Result<Vec<String>, StoreError> {
@@ -225,7 +243,10 @@ impl SubscriptionStore for DynamoSubscriptionStore {
         let deletes = keys
             .iter()
             .map(|k| {
-                let delete = DeleteRequest::builder().set_key(Some(Self::key(&k.connection_id, &k.topic)?)).build().map_err(unavailable)?;
+                let delete = DeleteRequest::builder()
+                    .set_key(Some(Self::key(&k.connection_id, &k.topic)?))
+                    .build()
+                    .map_err(unavailable)?;
                 Ok(WriteRequest::builder().delete_request(delete).build())
             })
             .collect::<Result<Vec<_>, StoreError>>()?;
@@ -244,7 +265,10 @@ impl SubscriptionStore for DynamoSubscriptionStore {
                     job_id: e.job_id.clone(),
                     expires_at: e.expires_at,
                 };
-                let put = PutRequest::builder().set_item(Some(to_item(&item).map_err(corrupt)?)).build().map_err(unavailable)?;
+                let put = PutRequest::builder()
+                    .set_item(Some(to_item(&item).map_err(corrupt)?))
+                    .build()
+                    .map_err(unavailable)?;
                 Ok(WriteRequest::builder().put_request(put).build())
             })
             .collect::<Result<Vec<_>, StoreError>>()?;
@@ -319,13 +343,20 @@ pub async fn ensure_subscriptions_table(client: &Client, table: &str) -> Result<
     if existing.iter().any(|t| t == table) {
         return Ok(());
     }
-    let attr = |name: &str| AttributeDefinition::builder().attribute_name(name).attribute_type(ScalarAttributeType::S).build();
+    let attr =
+        |name: &str| AttributeDefinition::builder().attribute_name(name).attribute_type(ScalarAttributeType::S).build();
     let key = |name: &str, kind| KeySchemaElement::builder().attribute_name(name).key_type(kind).build();
     let index = GlobalSecondaryIndex::builder()
         .index_name(INPUT_FILE_INDEX)
         .key_schema(key("InputFile", KeyType::Hash).map_err(unavailable)?)
         .key_schema(key("ConnectionId", KeyType::Range).map_err(unavailable)?)
-        .projection(Projection::builder().projection_type(ProjectionType::Include).non_key_attributes("ExpiresAt").non_key_attributes("Batch").build())
+        .projection(
+            Projection::builder()
+                .projection_type(ProjectionType::Include)
+                .non_key_attributes("ExpiresAt")
+                .non_key_attributes("Batch")
+                .build(),
+        )
         .build()
         .map_err(unavailable)?;
     client
@@ -344,7 +375,13 @@ pub async fn ensure_subscriptions_table(client: &Client, table: &str) -> Result<
     client
         .update_time_to_live()
         .table_name(table)
-        .time_to_live_specification(TimeToLiveSpecification::builder().enabled(true).attribute_name("ExpiresAt").build().map_err(unavailable)?)
+        .time_to_live_specification(
+            TimeToLiveSpecification::builder()
+                .enabled(true)
+                .attribute_name("ExpiresAt")
+                .build()
+                .map_err(unavailable)?,
+        )
         .send()
         .await
         .map_err(unavailable)?;
