@@ -50,12 +50,7 @@ impl WsBackend for HandlerBackend {
     }
 
     async fn message(&self, event: ApiGatewayWebsocketProxyRequest) -> ApiGatewayProxyResponse {
-        let ctx = WsContext {
-            jobs: self.jobs.as_ref(),
-            subscriptions: self.subscriptions.as_ref(),
-            pusher: self.pusher.as_ref(),
-            config: &self.config,
-        };
+        let ctx = WsContext::new(self.jobs.as_ref(), self.subscriptions.as_ref(), self.pusher.as_ref(), &self.config);
         ws::message(&ctx, &event, mcpush_core::now_ms()).await
     }
 }

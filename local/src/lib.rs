@@ -43,7 +43,7 @@ use mcpush_core::adapters::dynamodb::{
 use mcpush_core::adapters::mediaconvert::{MediaConvertJobCreator, MediaConvertJobInspector};
 use mcpush_core::adapters::memory::{JobChange, MemoryJobStore, MemorySubscriptionStore};
 use mcpush_core::adapters::oidc::OidcVerifier;
-use mcpush_core::config::{self, TableNames};
+use mcpush_core::config::TableNames;
 use mcpush_core::ports::{IdentityVerifier, JobStore, Pusher, SubscriptionStore};
 
 pub use invoke::Function;
@@ -108,9 +108,9 @@ pub async fn sdk_config_for(endpoint: Option<&str>) -> aws_config::SdkConfig {
 pub async fn local_dynamodb(base: &str, options: Options, endpoint: &str) -> Result<Local, Box<dyn std::error::Error>> {
     let sdk = sdk_config_for(Some(endpoint)).await;
     let client = aws_sdk_dynamodb::Client::new(&sdk);
-    let tables = TableNames::from_env();
+    let tables = options.tables.clone();
     ensure_tables(&client, &tables).await?;
-    let subscriptions = DynamoSubscriptionStore::new(client.clone(), config::subscriptions_table_from_env());
+    let subscriptions = DynamoSubscriptionStore::new(client.clone(), options.subscriptions_table.clone());
     ensure_subscriptions_table(&client, subscriptions.table()).await?;
     let poller = stream::StreamPoller::open(
         &client,

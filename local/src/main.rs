@@ -199,10 +199,12 @@ async fn token(args: TokenArgs) -> Result<ExitCode, Box<dyn std::error::Error>> 
     if !mcpush_core::domain::token::valid_scope(&scope) {
         return Err(format!("{scope:?} is not a file or folder a token can cover").into());
     }
-    let access = mcpush_core::adapters::secrets::read_access_with(mcpush_local::sdk_config_for(None)).await?;
+    let env = mcpush_core::config::Env::process();
+    let secret = env.token_secret()?;
+    let access = mcpush_core::adapters::secrets::read_access_with(&secret, mcpush_local::sdk_config_for(None)).await?;
     let ttl = match args.ttl_seconds {
         Some(seconds) => seconds,
-        None => mcpush_core::config::token_ttl_from_env()?.as_secs(),
+        None => env.token_ttl()?.as_secs(),
     };
     let expires = mcpush_core::now_ms() / 1000 + ttl;
     let token = access.issue(&scope, expires).ok_or("no secret: set SUBSCRIBE_SECRET or SUBSCRIBE_SECRET_ARN")?;

@@ -81,7 +81,7 @@ impl LocalMetrics {
         static GLOBAL: OnceLock<Arc<LocalMetrics>> = OnceLock::new();
         GLOBAL
             .get_or_init(|| {
-                mcpush_core::metrics::collector(&mcpush_core::config::metrics_namespace_from_env());
+                mcpush_core::metrics::collector(&mcpush_core::config::Env::process().metrics_namespace());
                 let metrics = Arc::new(LocalMetrics::default());
                 let flushing = Arc::downgrade(&metrics);
                 tokio::spawn(async move {

@@ -2,16 +2,16 @@
 //! the local stack's defaults, and the local-only ones (`STREAM_*`, `LOCAL_S3_DIR`,
 //! `UPLOAD_BUCKET`, `SIMULATOR_*`), read here and nowhere else.
 
-use crate::apigw_ws::{ConnectionLimits, Rate, RequestLimits};
 use std::path::PathBuf;
 use std::time::Duration;
 
 use mcpush_core::config::{
-    self, ConfigError, CreateJobConfig, OidcConfig, PushConfig, ReconcileConfig, UploadConfig, WsConfig, parsed, var,
+    ConfigError, CreateJobConfig, Env, OidcConfig, PushConfig, ReconcileConfig, TableNames, UploadConfig, WsConfig,
 };
-use mcpush_core::domain::{AllowedOrigins, DestinationTemplate};
+use mcpush_core::domain::AllowedOrigins;
 use regex::Regex;
 
+use crate::apigw_ws::{ConnectionLimits, Rate, RequestLimits};
 use crate::mediaconvert::SimSettings;
 
 /// Origins the local stack allows by default: any local port.
@@ -23,9 +23,27 @@ pub const DEFAULT_OUTPUT_DESTINATION: &str = "s3://outputs/{key}_hls/";
 /// Folder of the simulated buckets (`LOCAL_S3_DIR`).
 pub const DEFAULT_S3_DIR: &str = ".local/s3";
 
+/// The functions' variables whose local default differs from Lambda's (where Lambda has none, or
+/// the local stack wants another): any local origin, the simulator's template and a throwaway
+/// role, the simulated buckets, status items kept forever (so replayed fixtures of old jobs
+/// stay), and a reconciler that looks after 3 s instead of 5 min.
+pub fn local_defaults(env: Env) -> Env {
+    env.or("ALLOWED_ORIGINS", LOCAL_ALLOWED_ORIGINS)
+        .or("MEDIACONVERT_JOB_TEMPLATE", SimSettings::default().template)
+        .or("MEDIACONVERT_ROLE_ARN", "arn:aws:iam::000000000000:role/MediaConvertLocal")
+        .or("OUTPUT_DESTINATION", DEFAULT_OUTPUT_DESTINATION)
+        .or("UPLOAD_BUCKET", DEFAULT_UPLOAD_BUCKET)
+        .or("STATUS_RETENTION_DAYS", "0")
+        .or("RECONCILE_AFTER_SECONDS", "3")
+}
+
 /// The local stack's settings, from the same environment variables as the Lambda functions.
 #[derive(Clone, Debug)]
 pub struct Options {
+    /// `JOB_STATUS_TABLE`, `JOB_ID_TABLE` (DynamoDB mode).
+    pub tables: TableNames,
+    /// `SUBSCRIPTIONS_TABLE` (DynamoDB mode).
+    pub subscriptions_table: String,
     pub origins: AllowedOrigins,
     pub ws: WsConfig,
     pub push: PushConfig,
@@ -78,34 +96,7 @@ impl Default for Options {
     /// The local stack's defaults: any local origin, the functions' defaults, batches of up to
     /// 100 records that wait for nothing.
     fn default() -> Self {
-        let simulator = SimSettings::default();
-        Self {
-            origins: AllowedOrigins::parse(LOCAL_ALLOWED_ORIGINS)
-                .unwrap_or_else(|_| unreachable!("the built-in pattern compiles")),
-            ws: WsConfig::default(),
-            push: PushConfig::default(),
-            batch_size: 100,
-            batch_window: Duration::ZERO,
-            create_job: CreateJobConfig {
-                job_template: simulator.template.clone(),
-                role_arn: "arn:aws:iam::000000000000:role/MediaConvertLocal".into(),
-                queue: None,
-                destination: DestinationTemplate::parse(DEFAULT_OUTPUT_DESTINATION)
-                    .unwrap_or_else(|_| unreachable!("the built-in template parses")),
-                skip_prefixes: Vec::new(),
-                marker: config::DEFAULT_JOB_MARKER.into(),
-            },
-            simulator,
-            s3_dir: DEFAULT_S3_DIR.into(),
-            upload: UploadConfig::for_bucket(DEFAULT_UPLOAD_BUCKET),
-            retention: None,
-            ws_post_fault_rate: 0.0,
-            apigw_limits: ConnectionLimits::default(),
-            apigw_requests: RequestLimits::default(),
-            reconcile: ReconcileConfig { after: Duration::from_secs(3), ..ReconcileConfig::default() },
-            reconcile_every: Duration::from_millis(2000),
-            oidc: None,
-        }
+        Self::read(&Env::empty()).unwrap_or_else(|e| unreachable!("the built-in defaults are valid: {e}"))
     }
 }
 
@@ -113,70 +104,77 @@ impl Options {
     /// The settings from the environment; the token secret from `SUBSCRIBE_SECRET`, or from
     /// Secrets Manager with `SUBSCRIBE_SECRET_ARN` (the SDK's own credentials and region).
     pub async fn from_env() -> Result<Self, ConfigError> {
-        let defaults = Self::default();
-        let access = mcpush_core::adapters::secrets::read_access_with(crate::sdk_config_for(None)).await?;
-        let create_job = CreateJobConfig::from_env_or(&defaults.create_job)?;
-        let simulator =
-            SimSettings { template: create_job.job_template.clone(), ..sim_settings_from_env(&defaults.simulator)? };
+        let env = Env::process();
+        let options = Self::read(&env)?;
+        let secret = env.token_secret()?;
+        let access = mcpush_core::adapters::secrets::read_access_with(&secret, crate::sdk_config_for(None)).await?;
+        Ok(Self { ws: options.ws.clone().with_access(access), ..options })
+    }
+
+    /// The settings `env` gives over the [`local_defaults`], tokens off.
+    pub fn read(env: &Env) -> Result<Self, ConfigError> {
+        let env = &local_defaults(env.clone());
+        let create_job = CreateJobConfig::read(env)?;
+        let simulator = SimSettings { template: create_job.job_template.clone(), ..sim_settings(env)? };
+        let secs = |name: &'static str, default: u64| {
+            Ok::<_, ConfigError>(Duration::from_secs(env.parsed(name, default)?.max(1)))
+        };
         Ok(Self {
-            origins: config::allowed_origins_from_env_or(&defaults.origins)?,
-            ws: WsConfig::from_env(access)?,
-            push: PushConfig::from_env()?,
-            batch_size: parsed("STREAM_BATCH_SIZE", defaults.batch_size)?,
-            batch_window: Duration::from_millis(parsed(
-                "STREAM_BATCH_WINDOW_MS",
-                defaults.batch_window.as_millis() as u64,
-            )?),
+            tables: TableNames::read(env),
+            subscriptions_table: env.subscriptions_table(),
+            origins: env.origins()?,
+            ws: WsConfig::read(env)?,
+            push: PushConfig::read(env)?,
+            batch_size: env.parsed("STREAM_BATCH_SIZE", 100)?,
+            batch_window: Duration::from_millis(env.parsed("STREAM_BATCH_WINDOW_MS", 0)?),
             create_job,
             simulator,
-            s3_dir: var("LOCAL_S3_DIR").map(Into::into).unwrap_or(defaults.s3_dir),
-            upload: UploadConfig::from_env_or(&defaults.upload.bucket)?,
-            retention: config::status_retention_from_env_or(None)?,
-            ws_post_fault_rate: share("WS_POST_FAULT_RATE", defaults.ws_post_fault_rate)?,
+            s3_dir: env.var("LOCAL_S3_DIR").unwrap_or_else(|| DEFAULT_S3_DIR.into()).into(),
+            upload: UploadConfig::read(env)?,
+            retention: env.retention()?,
+            ws_post_fault_rate: share(env, "WS_POST_FAULT_RATE", 0.0)?,
             apigw_limits: ConnectionLimits {
-                idle: Duration::from_secs(parsed("APIGW_IDLE_TIMEOUT_S", defaults.apigw_limits.idle.as_secs())?.max(1)),
-                max_age: Duration::from_secs(
-                    parsed("APIGW_MAX_CONNECTION_S", defaults.apigw_limits.max_age.as_secs())?.max(1),
-                ),
+                idle: secs("APIGW_IDLE_TIMEOUT_S", ConnectionLimits::default().idle.as_secs())?,
+                max_age: secs("APIGW_MAX_CONNECTION_S", ConnectionLimits::default().max_age.as_secs())?,
             },
-            apigw_requests: request_limits_from_env()?,
-            reconcile: ReconcileConfig::from_env_or(&defaults.reconcile)?,
-            reconcile_every: Duration::from_millis(
-                parsed("RECONCILE_INTERVAL_MS", defaults.reconcile_every.as_millis() as u64)?.max(1),
-            ),
-            oidc: config::oidc_from_env()?,
+            apigw_requests: request_limits(env)?,
+            reconcile: ReconcileConfig::read(env)?,
+            reconcile_every: Duration::from_millis(env.parsed("RECONCILE_INTERVAL_MS", 2000u64)?.max(1)),
+            oidc: env.oidc()?,
         })
     }
 }
 
 /// `SIMULATOR_STEP_MS`, `SIMULATOR_CHAOS`, `SIMULATOR_FAIL_PATTERN`, `SIMULATOR_SEED` and the
 /// region (`AWS_REGION`, else `AWS_DEFAULT_REGION`).
-fn sim_settings_from_env(defaults: &SimSettings) -> Result<SimSettings, ConfigError> {
+fn sim_settings(env: &Env) -> Result<SimSettings, ConfigError> {
+    let defaults = SimSettings::default();
     let invalid = |name: &'static str, reason: String| ConfigError::Invalid { name, reason };
-    let fail_pattern = match var("SIMULATOR_FAIL_PATTERN") {
+    let fail_pattern = match env.var("SIMULATOR_FAIL_PATTERN") {
         Some(v) => {
             Regex::new(&v).map_err(|e| invalid("SIMULATOR_FAIL_PATTERN", format!("{v:?} is not a regex: {e}")))?
         }
         None => defaults.fail_pattern.clone(),
     };
     Ok(SimSettings {
-        step: Duration::from_millis(parsed("SIMULATOR_STEP_MS", defaults.step.as_millis() as u64)?),
-        chaos: share("SIMULATOR_CHAOS", defaults.chaos)?,
-        drop: share("SIMULATOR_DROP", defaults.drop)?,
+        step: Duration::from_millis(env.parsed("SIMULATOR_STEP_MS", defaults.step.as_millis() as u64)?),
+        chaos: share(env, "SIMULATOR_CHAOS", defaults.chaos)?,
+        drop: share(env, "SIMULATOR_DROP", defaults.drop)?,
         fail_pattern,
-        seed: var("SIMULATOR_SEED")
+        seed: env
+            .var("SIMULATOR_SEED")
             .map(|v| v.parse().map_err(|_| invalid("SIMULATOR_SEED", format!("{v:?} is not a number"))))
             .transpose()?,
-        template: defaults.template.clone(),
-        region: var("AWS_REGION").or_else(|| var("AWS_DEFAULT_REGION")).unwrap_or_else(|| defaults.region.clone()),
-        account: defaults.account.clone(),
+        template: defaults.template,
+        region: env.var("AWS_REGION").or_else(|| env.var("AWS_DEFAULT_REGION")).unwrap_or(defaults.region),
+        account: defaults.account,
     })
 }
 
 /// `APIGW_POST_LATENCY_MS`, `APIGW_POST_RATE`, `APIGW_POST_BURST`, `APIGW_CONNECT_RATE`.
-fn request_limits_from_env() -> Result<RequestLimits, ConfigError> {
+fn request_limits(env: &Env) -> Result<RequestLimits, ConfigError> {
     let rate = |name: &'static str| -> Result<Option<f64>, ConfigError> {
-        let value: f64 = parsed(name, 0.0)?;
+        let value: f64 = env.parsed(name, 0.0)?;
         if value.is_finite() && value >= 0.0 {
             Ok((value > 0.0).then_some(value))
         } else {
@@ -188,7 +186,7 @@ fn request_limits_from_env() -> Result<RequestLimits, ConfigError> {
     };
     let post_rate = match rate("APIGW_POST_RATE")? {
         Some(per_second) => {
-            let burst: f64 = parsed("APIGW_POST_BURST", per_second)?;
+            let burst: f64 = env.parsed("APIGW_POST_BURST", per_second)?;
             if !(burst >= 1.0 && burst.is_finite()) {
                 return Err(ConfigError::Invalid {
                     name: "APIGW_POST_BURST",
@@ -200,7 +198,7 @@ fn request_limits_from_env() -> Result<RequestLimits, ConfigError> {
         None => None,
     };
     Ok(RequestLimits {
-        post_latency: latency_range(var("APIGW_POST_LATENCY_MS").as_deref())?,
+        post_latency: latency_range(env.var("APIGW_POST_LATENCY_MS").as_deref())?,
         post_rate,
         connect_rate: rate("APIGW_CONNECT_RATE")?.map(|per_second| Rate { per_second, burst: per_second.max(1.0) }),
     })
@@ -224,8 +222,8 @@ fn latency_range(value: Option<&str>) -> Result<(Duration, Duration), ConfigErro
 }
 
 /// A share from 0 to 1.
-fn share(name: &'static str, default: f64) -> Result<f64, ConfigError> {
-    let value: f64 = parsed(name, default)?;
+fn share(env: &Env, name: &'static str, default: f64) -> Result<f64, ConfigError> {
+    let value: f64 = env.parsed(name, default)?;
     if (0.0..=1.0).contains(&value) {
         Ok(value)
     } else {

@@ -61,7 +61,7 @@ impl Stack {
     }
 
     fn rest(&self) -> RestContext<'_> {
-        RestContext { jobs: self.jobs.as_ref(), origins: &self.origins, access: &self.access }
+        RestContext::new(self.jobs.as_ref(), &self.origins, &self.access)
     }
 
     pub async fn job_id_api(&self, event: Value) -> ApiGatewayV2httpResponse {
@@ -73,34 +73,25 @@ impl Stack {
     }
 
     pub async fn progress_push(&self, event: &Value) -> DynamoDbEventResponse {
-        let ctx = PushContext {
-            jobs: self.jobs.as_ref(),
-            subscriptions: self.subscriptions.as_ref(),
-            pusher: self.pusher.as_ref(),
-            config: &self.push_config,
-        };
+        let ctx =
+            PushContext::new(self.jobs.as_ref(), self.subscriptions.as_ref(), self.pusher.as_ref(), &self.push_config);
         progress_push::handle(&ctx, event, mcpush_core::now_ms() / 1000).await.0
     }
 
     pub async fn upload_api(&self, event: Value) -> ApiGatewayV2httpResponse {
-        let ctx = upload_api::UploadContext {
-            origins: &self.origins,
-            access: &self.access,
-            signer: self.upload_signer.as_ref(),
-            rules: &self.upload_config.rules,
-            bucket: &self.upload_config.bucket,
-            token_ttl: self.upload_config.token_ttl,
-            sign_in: self.identity.is_some(),
-        };
+        let signer = self.upload_signer.as_ref();
+        let ctx = upload_api::UploadContext::new(
+            &self.origins,
+            &self.access,
+            signer,
+            &self.upload_config,
+            self.identity.is_some(),
+        );
         upload_api::handle(&ctx, event, std::time::SystemTime::now()).await
     }
 
     pub async fn reconcile(&self) -> Result<ReconcileStats, reconcile::ReconcileError> {
-        let ctx = ReconcileContext {
-            jobs: self.jobs.as_ref(),
-            mediaconvert: self.inspector.as_ref(),
-            config: &self.reconcile_config,
-        };
+        let ctx = ReconcileContext::new(self.jobs.as_ref(), self.inspector.as_ref(), &self.reconcile_config);
         reconcile::handle(&ctx, mcpush_core::now_ms()).await
     }
 }

@@ -184,7 +184,7 @@ impl EmbeddedStream {
             JobChange::Modified { old, new } => ("MODIFY", Some(old.as_ref()), Some(new.as_ref()), false),
             JobChange::Expired(old) => ("REMOVE", Some(old), None, true),
         };
-        let image = |r: Option<&JobRecord>| r.and_then(|r| serde_dynamo::to_item::<_, Item>(r).ok());
+        let image = |r: Option<&JobRecord>| r.and_then(mcpush_core::adapters::dynamodb::stream::encode);
         let (new_image, old_image) = (image(new), image(old));
         let size = [&new_image, &old_image]
             .iter()

@@ -140,12 +140,8 @@ impl Fleet {
         use mcpush_core::handlers::progress_push::{self, PushContext};
         self.progress += 1;
         let progress = self.progress;
-        let ctx = PushContext {
-            jobs: self.jobs.as_ref(),
-            subscriptions: self.subscriptions.as_ref(),
-            pusher: self.emulator.pusher.as_ref(),
-            config,
-        };
+        let ctx =
+            PushContext::new(self.jobs.as_ref(), self.subscriptions.as_ref(), self.emulator.pusher.as_ref(), config);
         let event = change(progress);
         let start = std::time::Instant::now();
         let (_, stats) = progress_push::handle(&ctx, &event, mcpush_core::now_ms() / 1000).await;

@@ -49,12 +49,8 @@ impl Setup {
     }
 
     async fn push_with(&self, file: &str, config: PushConfig) -> (DynamoDbEventResponse, PushStats) {
-        let ctx = PushContext {
-            jobs: self.jobs.as_ref(),
-            subscriptions: self.subscriptions.as_ref(),
-            pusher: self.emulator.pusher.as_ref(),
-            config: &config,
-        };
+        let ctx =
+            PushContext::new(self.jobs.as_ref(), self.subscriptions.as_ref(), self.emulator.pusher.as_ref(), &config);
         progress_push::handle(&ctx, &fixture(&format!("dynamodb/{file}")), mcpush_core::now_ms() / 1000).await
     }
 
@@ -103,12 +99,8 @@ async fn a_batched_connection_gets_one_statuses_message_per_push_and_others_see_
     let mut event = fixture("dynamodb/modify-complete.json");
     let sintel = fixture("dynamodb/malformed-in-batch.json")["Records"][0].clone();
     event["Records"].as_array_mut().unwrap().push(sintel);
-    let ctx = PushContext {
-        jobs: s.jobs.as_ref(),
-        subscriptions: s.subscriptions.as_ref(),
-        pusher: s.emulator.pusher.as_ref(),
-        config: &PushConfig::default(),
-    };
+    let config = PushConfig::default();
+    let ctx = PushContext::new(s.jobs.as_ref(), s.subscriptions.as_ref(), s.emulator.pusher.as_ref(), &config);
     let (response, stats) = progress_push::handle(&ctx, &event, mcpush_core::now_ms() / 1000).await;
 
     // THEN the batched connection got one message carrying both updates, each once
@@ -356,12 +348,7 @@ async fn a_prefix_snapshot_holds_the_100_newest_files_and_finished_ones_for_ten_
     let s = setup().await;
     let now = mcpush_core::now_ms() / 1000;
     let config = PushConfig::default();
-    let ctx = PushContext {
-        jobs: s.jobs.as_ref(),
-        subscriptions: s.subscriptions.as_ref(),
-        pusher: s.emulator.pusher.as_ref(),
-        config: &config,
-    };
+    let ctx = PushContext::new(s.jobs.as_ref(), s.subscriptions.as_ref(), s.emulator.pusher.as_ref(), &config);
     let push = |event: Value, now_secs: u64| {
         let ctx = &ctx;
         async move { progress_push::handle(ctx, &event, now_secs).await }

@@ -181,7 +181,7 @@ async fn a_run_applies_mediaconverts_truth_to_quiet_unfinished_jobs_only() {
     // WHEN the reconciler runs with the cutoff as "now" minus RECONCILE_AFTER_SECONDS
     let inspector = mediaconvert(answers).await;
     let config = ReconcileConfig { after: Duration::ZERO, ..ReconcileConfig::default() };
-    let ctx = ReconcileContext { jobs: &store, mediaconvert: &inspector, config: &config };
+    let ctx = ReconcileContext::new(&store, &inspector, &config);
     let stats = handle(&ctx, cutoff).await.unwrap();
 
     // THEN the quiet ones were checked (not the fresh one, not the final one)
@@ -221,6 +221,6 @@ async fn a_run_applies_mediaconverts_truth_to_quiet_unfinished_jobs_only() {
     assert_eq!((again.checked, again.failed), (1, 1), "{again:?}");
     let later = mcpush_core::now_ms() + 1;
     let bounded = ReconcileConfig { after: Duration::ZERO, max_jobs: 2, concurrency: 1 };
-    let ctx = ReconcileContext { jobs: &store, mediaconvert: &inspector, config: &bounded };
+    let ctx = ReconcileContext::new(&store, &inspector, &bounded);
     assert_eq!(handle(&ctx, later).await.unwrap().checked, 2);
 }

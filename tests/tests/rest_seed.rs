@@ -217,7 +217,7 @@ async fn with_a_secret_every_read_needs_a_token_that_covers_the_file() {
     let secret = b"read-secret".to_vec();
     let access = mcpush_core::domain::token::ReadAccess::new(Some(secret.clone()));
     let origins = origins();
-    let ctx = RestContext { jobs: &store, origins: &origins, access: &access };
+    let ctx = RestContext::new(&store, &origins, &access);
     let now = 1_800_000_000;
     let token = |scope: &str, expires: u64| mcpush_core::domain::token::issue(&secret, scope, expires);
     let file = "Big Buck Bunny.mp4";

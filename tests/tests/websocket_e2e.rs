@@ -47,12 +47,12 @@ impl Pipeline {
 
     /// Runs the event source mapping until the stream is drained.
     async fn flow(&mut self) -> usize {
-        let ctx = PushContext {
-            jobs: self.jobs.as_ref(),
-            subscriptions: self.subscriptions.as_ref(),
-            pusher: self.emulator.pusher.as_ref(),
-            config: &self.push,
-        };
+        let ctx = PushContext::new(
+            self.jobs.as_ref(),
+            self.subscriptions.as_ref(),
+            self.emulator.pusher.as_ref(),
+            &self.push,
+        );
         let ctx = &ctx;
         self.poller
             .drain(

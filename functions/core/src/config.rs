@@ -1,18 +1,27 @@
-//! Configuration from environment variables, read once at init. Missing or invalid values fail
-//! the cold start with a message naming the variable, instead of failing requests later.
+//! Configuration from environment variables, read once at init. Each function has one settings
+//! struct (`…Settings::read`), read in one place by its main; the local stack reads the same
+//! structs over its own defaults ([`Env::or`]). Missing or invalid values fail the cold start with
+//! a message naming the variable, instead of failing requests later.
 
-use std::env;
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use crate::domain::token::ReadAccess;
+use crate::domain::upload::UploadRules;
 use crate::domain::{AllowedOrigins, DestinationTemplate, OriginPatternError};
 
 /// Default status table: the seed's name, so its data stays readable.
 pub const DEFAULT_STATUS_TABLE: &str = "MediaConvertJobIdToStatus";
 /// Default `InputFile → JobId` table: the seed's name.
 pub const DEFAULT_JOB_ID_TABLE: &str = "MediaConvertInputFileToJobId";
+/// Default subscriptions table name.
+pub const DEFAULT_SUBSCRIPTIONS_TABLE: &str = "MediaConvertPushSubscriptions";
 /// Default `userMetadata` marker create-job puts on its jobs.
 pub const DEFAULT_JOB_MARKER: &str = "mediaconvert-push";
+/// Default of `STATUS_RETENTION_DAYS`.
+pub const DEFAULT_STATUS_RETENTION_DAYS: u64 = 90;
+/// `TOKEN_TTL_SECONDS`' default: a day.
+pub const DEFAULT_TOKEN_TTL: Duration = Duration::from_secs(86_400);
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -24,23 +33,146 @@ pub enum ConfigError {
     Origins(#[from] OriginPatternError),
 }
 
-/// A variable's value, trimmed; unset and blank are the same.
-pub fn var(name: &'static str) -> Option<String> {
-    env::var(name).ok().map(|v| v.trim().to_owned()).filter(|v| !v.is_empty())
+fn invalid(name: &'static str, reason: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid { name, reason: reason.into() }
 }
 
-fn required(name: &'static str) -> Result<String, ConfigError> {
-    var(name).ok_or(ConfigError::Missing(name))
+/// Where settings come from: values set on it, then the process environment (unless
+/// [`Env::empty`]), then defaults layered below by [`Env::or`] (the local stack's).
+#[derive(Clone, Debug, Default)]
+pub struct Env {
+    process: bool,
+    values: BTreeMap<&'static str, String>,
+    defaults: BTreeMap<&'static str, String>,
 }
 
-/// A variable parsed with `FromStr`, `default` when unset; the error names the variable.
-pub fn parsed<T: std::str::FromStr>(name: &'static str, default: T) -> Result<T, ConfigError>
-where
-    T::Err: std::fmt::Display,
-{
-    match var(name) {
-        None => Ok(default),
-        Some(v) => v.parse().map_err(|e: T::Err| ConfigError::Invalid { name, reason: format!("{v:?}: {e}") }),
+impl Env {
+    /// The process environment.
+    pub fn process() -> Self {
+        Self { process: true, ..Self::default() }
+    }
+
+    /// Nothing but what is set on it (tests, the local stack's built-in defaults).
+    pub fn empty() -> Self {
+        Self::default()
+    }
+
+    /// `name` = `value`, whatever the environment says.
+    pub fn set(mut self, name: &'static str, value: impl Into<String>) -> Self {
+        self.values.insert(name, value.into());
+        self
+    }
+
+    /// `value` when the environment does not set `name`.
+    pub fn or(mut self, name: &'static str, value: impl Into<String>) -> Self {
+        self.defaults.insert(name, value.into());
+        self
+    }
+
+    /// A variable's value, trimmed; unset and blank are the same.
+    pub fn var(&self, name: &'static str) -> Option<String> {
+        let clean = |v: &str| Some(v.trim().to_owned()).filter(|v| !v.is_empty());
+        (self.values.get(name).and_then(|v| clean(v)))
+            .or_else(|| self.process.then(|| std::env::var(name).ok().and_then(|v| clean(&v))).flatten())
+            .or_else(|| self.defaults.get(name).and_then(|v| clean(v)))
+    }
+
+    fn required(&self, name: &'static str) -> Result<String, ConfigError> {
+        self.var(name).ok_or(ConfigError::Missing(name))
+    }
+
+    /// A variable parsed with `FromStr`, `default` when unset; the error names the variable.
+    pub fn parsed<T: std::str::FromStr>(&self, name: &'static str, default: T) -> Result<T, ConfigError>
+    where
+        T::Err: std::fmt::Display,
+    {
+        match self.var(name) {
+            None => Ok(default),
+            Some(v) => v.parse().map_err(|e: T::Err| invalid(name, format!("{v:?}: {e}"))),
+        }
+    }
+
+    /// A whole number at least 1.
+    fn positive(&self, name: &'static str, default: usize) -> Result<usize, ConfigError> {
+        match self.parsed(name, default)? {
+            0 => Err(invalid(name, "must be at least 1")),
+            value => Ok(value),
+        }
+    }
+
+    /// `ALLOWED_ORIGINS`: required on Lambda, as in the seed (an empty list would refuse every
+    /// browser, which is never what a deployment wants).
+    pub fn origins(&self) -> Result<AllowedOrigins, ConfigError> {
+        Ok(AllowedOrigins::parse(&self.required("ALLOWED_ORIGINS")?)?)
+    }
+
+    /// `SUBSCRIPTIONS_TABLE` (default `MediaConvertPushSubscriptions`).
+    pub fn subscriptions_table(&self) -> String {
+        self.var("SUBSCRIPTIONS_TABLE").unwrap_or_else(|| DEFAULT_SUBSCRIPTIONS_TABLE.to_owned())
+    }
+
+    /// `STATUS_RETENTION_DAYS` (default 90; `0` keeps status items forever): how long after its
+    /// creation a job's status item expires through the table's TTL.
+    pub fn retention(&self) -> Result<Option<Duration>, ConfigError> {
+        let days = match self.var("STATUS_RETENTION_DAYS") {
+            Some(v) => v
+                .parse::<u64>()
+                .map_err(|_| invalid("STATUS_RETENTION_DAYS", format!("{v:?} is not a whole number of days")))?,
+            None => DEFAULT_STATUS_RETENTION_DAYS,
+        };
+        Ok((days > 0).then(|| Duration::from_secs(days * 86_400)))
+    }
+
+    /// `MANAGEMENT_API_ENDPOINT` (required by ws-message and progress-push): where
+    /// `POST /@connections/{id}` goes, e.g. `https://abc123.execute-api.eu-west-1.amazonaws.com/prod`.
+    fn management_endpoint(&self) -> Result<String, ConfigError> {
+        let endpoint = self.required("MANAGEMENT_API_ENDPOINT")?;
+        if !(endpoint.starts_with("https://") || endpoint.starts_with("http://")) {
+            return Err(invalid("MANAGEMENT_API_ENDPOINT", format!("{endpoint:?} is not an http(s) URL")));
+        }
+        Ok(endpoint.trim_end_matches('/').to_owned())
+    }
+
+    /// `UPLOAD_PREFIX` (default `uploads/`): empty or a folder ending in `/`.
+    fn upload_prefix(&self) -> Result<String, ConfigError> {
+        let prefix = self.var("UPLOAD_PREFIX").unwrap_or(UploadRules::default().prefix);
+        if prefix.starts_with('/') || !(prefix.is_empty() || prefix.ends_with('/')) {
+            return Err(invalid("UPLOAD_PREFIX", format!("{prefix:?} must be empty or a folder ending in /")));
+        }
+        Ok(prefix)
+    }
+
+    /// `TOKEN_TTL_SECONDS` (default 86400): how long a read token handed out with an upload (or
+    /// by the `token` subcommand) stays valid: long enough to watch a long job across reconnects.
+    pub fn token_ttl(&self) -> Result<Duration, ConfigError> {
+        Ok(Duration::from_secs(self.parsed("TOKEN_TTL_SECONDS", DEFAULT_TOKEN_TTL.as_secs())?))
+    }
+
+    /// `SUBSCRIBE_SECRET` or `SUBSCRIBE_SECRET_ARN` (not both).
+    pub fn token_secret(&self) -> Result<SecretSource, ConfigError> {
+        match (self.var("SUBSCRIBE_SECRET"), self.var("SUBSCRIBE_SECRET_ARN")) {
+            (Some(_), Some(_)) => Err(invalid("SUBSCRIBE_SECRET_ARN", "SUBSCRIBE_SECRET is set too; set one of them")),
+            (Some(secret), None) => Ok(SecretSource::Value(secret.into_bytes())),
+            (None, Some(arn)) => Ok(SecretSource::SecretsManager(arn)),
+            (None, None) => Ok(SecretSource::Off),
+        }
+    }
+
+    /// `OIDC_ISSUER` and `OIDC_AUDIENCE`: `None` when neither is set; one without the other, or
+    /// an issuer that is not `https://` (plain `http://` only on loopback, for tests), is an error.
+    pub fn oidc(&self) -> Result<Option<OidcConfig>, ConfigError> {
+        match (self.var("OIDC_ISSUER"), self.var("OIDC_AUDIENCE")) {
+            (None, None) => Ok(None),
+            (Some(_), None) => Err(ConfigError::Missing("OIDC_AUDIENCE")),
+            (None, Some(_)) => Err(ConfigError::Missing("OIDC_ISSUER")),
+            (Some(issuer), Some(audience)) => Ok(Some(OidcConfig::new(&issuer, &audience)?)),
+        }
+    }
+
+    /// `METRICS_NAMESPACE` (default `MediaConvertPush`): the CloudWatch namespace of every metric
+    /// (the template sets one per stack).
+    pub fn metrics_namespace(&self) -> String {
+        self.var("METRICS_NAMESPACE").unwrap_or_else(|| crate::metrics::DEFAULT_NAMESPACE.to_owned())
     }
 }
 
@@ -58,60 +190,18 @@ impl Default for TableNames {
 }
 
 impl TableNames {
-    pub fn from_env() -> Self {
+    pub fn read(env: &Env) -> Self {
         let defaults = Self::default();
         Self {
-            status: var("JOB_STATUS_TABLE").unwrap_or(defaults.status),
-            job_id: var("JOB_ID_TABLE").unwrap_or(defaults.job_id),
+            status: env.var("JOB_STATUS_TABLE").unwrap_or(defaults.status),
+            job_id: env.var("JOB_ID_TABLE").unwrap_or(defaults.job_id),
         }
     }
 }
 
-/// Default of `STATUS_RETENTION_DAYS`.
-pub const DEFAULT_STATUS_RETENTION_DAYS: u64 = 90;
-
-/// `STATUS_RETENTION_DAYS` (default 90; `0` keeps status items forever): how long after its
-/// creation a job's status item expires through the table's TTL.
-pub fn status_retention_from_env() -> Result<Option<Duration>, ConfigError> {
-    status_retention_from_env_or(Some(DEFAULT_STATUS_RETENTION_DAYS))
-}
-
-/// `STATUS_RETENTION_DAYS` with another default (`None`: forever), as the local stack has.
-pub fn status_retention_from_env_or(default_days: Option<u64>) -> Result<Option<Duration>, ConfigError> {
-    let days = match var("STATUS_RETENTION_DAYS") {
-        Some(v) => v.parse::<u64>().map_err(|_| ConfigError::Invalid {
-            name: "STATUS_RETENTION_DAYS",
-            reason: format!("{v:?} is not a whole number of days"),
-        })?,
-        None => default_days.unwrap_or(0),
-    };
-    Ok((days > 0).then(|| Duration::from_secs(days * 86_400)))
-}
-
-/// `ALLOWED_ORIGINS`: required on Lambda, as in the seed (an empty list would refuse every
-/// browser, which is never what a deployment wants).
-pub fn allowed_origins_from_env() -> Result<AllowedOrigins, ConfigError> {
-    Ok(AllowedOrigins::parse(&required("ALLOWED_ORIGINS")?)?)
-}
-
-/// `ALLOWED_ORIGINS`, or `default` (a pattern list) when unset.
-pub fn allowed_origins_from_env_or(default: &AllowedOrigins) -> Result<AllowedOrigins, ConfigError> {
-    match var("ALLOWED_ORIGINS") {
-        Some(list) => Ok(AllowedOrigins::parse(&list)?),
-        None => Ok(default.clone()),
-    }
-}
-
-/// Default subscriptions table name.
-pub const DEFAULT_SUBSCRIPTIONS_TABLE: &str = "MediaConvertPushSubscriptions";
-
-/// `SUBSCRIPTIONS_TABLE` (default `MediaConvertPushSubscriptions`).
-pub fn subscriptions_table_from_env() -> String {
-    var("SUBSCRIPTIONS_TABLE").unwrap_or_else(|| DEFAULT_SUBSCRIPTIONS_TABLE.to_owned())
-}
-
 /// How the functions log: JSON on Lambda (or with `AWS_LAMBDA_LOG_FORMAT=JSON`), compact text
-/// elsewhere; the filter is `RUST_LOG`, else `AWS_LAMBDA_LOG_LEVEL`, else `info`.
+/// elsewhere; the filter is `AWS_LAMBDA_LOG_LEVEL` (Lambda's advanced logging controls win, as in
+/// the Rust runtime), else `RUST_LOG`, else `info`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LogConfig {
     pub json: bool,
@@ -119,17 +209,58 @@ pub struct LogConfig {
 }
 
 impl LogConfig {
-    pub fn from_env() -> Self {
-        let on_lambda = var("AWS_LAMBDA_FUNCTION_NAME").is_some();
-        let json_format = var("AWS_LAMBDA_LOG_FORMAT").is_some_and(|f| f.eq_ignore_ascii_case("json"));
-        let filter = var("RUST_LOG")
-            .or_else(|| var("AWS_LAMBDA_LOG_LEVEL").map(|l| l.to_lowercase()))
+    pub fn read(env: &Env) -> Self {
+        let on_lambda = env.var("AWS_LAMBDA_FUNCTION_NAME").is_some();
+        let json_format = env.var("AWS_LAMBDA_LOG_FORMAT").is_some_and(|f| f.eq_ignore_ascii_case("json"));
+        let filter = (env.var("AWS_LAMBDA_LOG_LEVEL").map(|l| l.to_lowercase()))
+            .or_else(|| env.var("RUST_LOG"))
             .unwrap_or_else(|| "info".to_owned());
         Self { json: on_lambda || json_format, filter }
     }
 }
 
-/// create-job's settings.
+/// Where the token secret comes from.
+#[derive(Clone, PartialEq, Eq)]
+pub enum SecretSource {
+    /// Neither variable: tokens are off.
+    Off,
+    /// `SUBSCRIBE_SECRET`: the secret itself (local stack, tests).
+    Value(Vec<u8>),
+    /// `SUBSCRIBE_SECRET_ARN`: a Secrets Manager secret, read once at init (AWS).
+    SecretsManager(String),
+}
+
+impl std::fmt::Debug for SecretSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Off => f.write_str("Off"),
+            Self::Value(_) => f.write_str("Value([redacted])"),
+            Self::SecretsManager(arn) => f.debug_tuple("SecretsManager").field(arn).finish(),
+        }
+    }
+}
+
+/// Optional sign-in: `OIDC_ISSUER` (the issuer URL, exactly as tokens' `iss` names it) and
+/// `OIDC_AUDIENCE` (the `aud` / `client_id` tokens must carry), both or neither, as HTTP API's JWT
+/// authorizers require an audience.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OidcConfig {
+    pub issuer: String,
+    pub audience: String,
+}
+
+impl OidcConfig {
+    pub fn new(issuer: &str, audience: &str) -> Result<Self, ConfigError> {
+        let loopback =
+            ["http://127.0.0.1:", "http://127.0.0.1/", "http://localhost:", "http://localhost/", "http://[::1]:"];
+        if !(issuer.starts_with("https://") || loopback.iter().any(|p| issuer.starts_with(p))) {
+            return Err(invalid("OIDC_ISSUER", format!("{issuer:?} must be an https:// URL")));
+        }
+        Ok(Self { issuer: issuer.to_owned(), audience: audience.to_owned() })
+    }
+}
+
+/// create-job's job settings.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CreateJobConfig {
     /// `MEDIACONVERT_JOB_TEMPLATE` (required): name or ARN of the job template.
@@ -149,83 +280,19 @@ pub struct CreateJobConfig {
 }
 
 impl CreateJobConfig {
-    /// Lambda's: the template, the role and the destination are required.
-    pub fn from_env() -> Result<Self, ConfigError> {
-        Self::from_env_with(None)
-    }
-
-    /// With `defaults` for whatever is unset (the local stack's simulator settings).
-    pub fn from_env_or(defaults: &CreateJobConfig) -> Result<Self, ConfigError> {
-        Self::from_env_with(Some(defaults))
-    }
-
-    fn from_env_with(defaults: Option<&CreateJobConfig>) -> Result<Self, ConfigError> {
-        let or_default = |name: &'static str, default: Option<&str>| match var(name) {
-            Some(v) => Ok(v),
-            None => default.map(str::to_owned).ok_or(ConfigError::Missing(name)),
-        };
-        let destination = match var("OUTPUT_DESTINATION") {
-            Some(d) => DestinationTemplate::parse(&d)
-                .map_err(|reason| ConfigError::Invalid { name: "OUTPUT_DESTINATION", reason })?,
-            None => defaults.map(|d| d.destination.clone()).ok_or(ConfigError::Missing("OUTPUT_DESTINATION"))?,
-        };
+    pub fn read(env: &Env) -> Result<Self, ConfigError> {
+        let destination = env.required("OUTPUT_DESTINATION")?;
         Ok(Self {
-            job_template: or_default("MEDIACONVERT_JOB_TEMPLATE", defaults.map(|d| d.job_template.as_str()))?,
-            role_arn: or_default("MEDIACONVERT_ROLE_ARN", defaults.map(|d| d.role_arn.as_str()))?,
-            queue: var("MEDIACONVERT_QUEUE_ARN").or_else(|| defaults.and_then(|d| d.queue.clone())),
-            destination,
-            skip_prefixes: var("SKIP_KEY_PREFIXES")
-                .map(|v| v.split_whitespace().map(str::to_owned).collect())
-                .or_else(|| defaults.map(|d| d.skip_prefixes.clone()))
-                .unwrap_or_default(),
-            marker: var("JOB_MARKER")
-                .or_else(|| defaults.map(|d| d.marker.clone()))
-                .unwrap_or_else(|| DEFAULT_JOB_MARKER.to_owned()),
+            job_template: env.required("MEDIACONVERT_JOB_TEMPLATE")?,
+            role_arn: env.required("MEDIACONVERT_ROLE_ARN")?,
+            queue: env.var("MEDIACONVERT_QUEUE_ARN"),
+            destination: DestinationTemplate::parse(&destination).map_err(|r| invalid("OUTPUT_DESTINATION", r))?,
+            skip_prefixes: (env.var("SKIP_KEY_PREFIXES").unwrap_or_default())
+                .split_whitespace()
+                .map(str::to_owned)
+                .collect(),
+            marker: env.var("JOB_MARKER").unwrap_or_else(|| DEFAULT_JOB_MARKER.to_owned()),
         })
-    }
-}
-
-/// `MANAGEMENT_API_ENDPOINT` (required by ws-message and progress-push): where
-/// `POST /@connections/{id}` goes, e.g. `https://abc123.execute-api.eu-west-1.amazonaws.com/prod`.
-pub fn management_endpoint_from_env() -> Result<String, ConfigError> {
-    let endpoint = required("MANAGEMENT_API_ENDPOINT")?;
-    if !(endpoint.starts_with("https://") || endpoint.starts_with("http://")) {
-        return Err(ConfigError::Invalid {
-            name: "MANAGEMENT_API_ENDPOINT",
-            reason: format!("{endpoint:?} is not an http(s) URL"),
-        });
-    }
-    Ok(endpoint.trim_end_matches('/').to_owned())
-}
-
-/// The WebSocket functions' settings.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct WsConfig {
-    /// `MAX_SUBSCRIPTIONS_PER_CONNECTION` (default 10).
-    pub max_subscriptions: usize,
-    /// `CONNECTION_TTL_SECONDS` (default 7200, API Gateway's connection limit): subscriptions
-    /// expire this long after their connection opened.
-    pub connection_ttl_secs: u64,
-    /// Whether `subscribe` needs a token (see `domain::token`): from `SUBSCRIBE_SECRET` or
-    /// `SUBSCRIBE_SECRET_ARN`, resolved by the caller ([`token_secret_source`]).
-    pub access: ReadAccess,
-    /// How replies (`subscribed`, the snapshot, `pong`, errors) are retried on 429 / 5xx: as
-    /// progress-push retries its posts (`PUSH_MAX_ATTEMPTS`, `PUSH_BACKOFF_MS`).
-    pub retry: RetryPolicy,
-    /// `UPLOAD_PREFIX` (default `uploads/`): a connection signed in as `sub` may subscribe to
-    /// `UPLOAD_PREFIX{sub}/…` without a token.
-    pub home_prefix: String,
-}
-
-impl Default for WsConfig {
-    fn default() -> Self {
-        Self {
-            max_subscriptions: 10,
-            connection_ttl_secs: 7200,
-            access: ReadAccess::default(),
-            retry: RetryPolicy::default(),
-            home_prefix: crate::domain::upload::UploadRules::default().prefix,
-        }
     }
 }
 
@@ -251,34 +318,66 @@ impl RetryPolicy {
         Duration::from_millis(fastrand::u64(0..=ceiling))
     }
 
-    pub fn from_env() -> Result<Self, ConfigError> {
+    pub fn read(env: &Env) -> Result<Self, ConfigError> {
         let d = Self::default();
-        let policy = Self {
-            max_attempts: parsed("PUSH_MAX_ATTEMPTS", d.max_attempts)?,
-            backoff_base_ms: parsed("PUSH_BACKOFF_MS", d.backoff_base_ms)?,
-        };
-        if policy.max_attempts == 0 {
-            return Err(ConfigError::Invalid { name: "PUSH_MAX_ATTEMPTS", reason: "must be at least 1".into() });
-        }
-        Ok(policy)
-    }
-}
-
-impl WsConfig {
-    /// The variables, with the token rule the caller resolved from [`token_secret_source`].
-    pub fn from_env(access: ReadAccess) -> Result<Self, ConfigError> {
-        let defaults = Self::default();
         Ok(Self {
-            max_subscriptions: parsed("MAX_SUBSCRIPTIONS_PER_CONNECTION", defaults.max_subscriptions)?,
-            connection_ttl_secs: parsed("CONNECTION_TTL_SECONDS", defaults.connection_ttl_secs)?,
-            access,
-            retry: RetryPolicy::from_env()?,
-            home_prefix: upload_prefix_from_env()?,
+            max_attempts: env.positive("PUSH_MAX_ATTEMPTS", d.max_attempts as usize)? as u32,
+            backoff_base_ms: env.parsed("PUSH_BACKOFF_MS", d.backoff_base_ms)?,
         })
     }
 }
 
-/// progress-push's settings.
+/// The WebSocket functions' settings.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WsConfig {
+    /// `MAX_SUBSCRIPTIONS_PER_CONNECTION` (default 10).
+    pub max_subscriptions: usize,
+    /// `CONNECTION_TTL_SECONDS` (default 7200, API Gateway's connection limit): subscriptions
+    /// expire this long after their connection opened.
+    pub connection_ttl_secs: u64,
+    /// Whether `subscribe` needs a token (see `domain::token`): from `SUBSCRIBE_SECRET` or
+    /// `SUBSCRIBE_SECRET_ARN`, resolved at init ([`WsConfig::with_access`]).
+    pub access: ReadAccess,
+    /// How replies (`subscribed`, the snapshot, `pong`, errors) are retried on 429 / 5xx: as
+    /// progress-push retries its posts (`PUSH_MAX_ATTEMPTS`, `PUSH_BACKOFF_MS`).
+    pub retry: RetryPolicy,
+    /// `UPLOAD_PREFIX` (default `uploads/`): a connection signed in as `sub` may subscribe to
+    /// `UPLOAD_PREFIX{sub}/…` without a token.
+    pub home_prefix: String,
+}
+
+impl Default for WsConfig {
+    fn default() -> Self {
+        Self {
+            max_subscriptions: 10,
+            connection_ttl_secs: 7200,
+            access: ReadAccess::default(),
+            retry: RetryPolicy::default(),
+            home_prefix: UploadRules::default().prefix,
+        }
+    }
+}
+
+impl WsConfig {
+    /// The variables; tokens off until [`WsConfig::with_access`].
+    pub fn read(env: &Env) -> Result<Self, ConfigError> {
+        let defaults = Self::default();
+        Ok(Self {
+            max_subscriptions: env.parsed("MAX_SUBSCRIPTIONS_PER_CONNECTION", defaults.max_subscriptions)?,
+            connection_ttl_secs: env.parsed("CONNECTION_TTL_SECONDS", defaults.connection_ttl_secs)?,
+            access: defaults.access,
+            retry: RetryPolicy::read(env)?,
+            home_prefix: env.upload_prefix()?,
+        })
+    }
+
+    /// The token rule resolved from [`SecretSource`].
+    pub fn with_access(self, access: ReadAccess) -> Self {
+        Self { access, ..self }
+    }
+}
+
+/// progress-push's delivery settings.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PushConfig {
     /// `PUSH_CONCURRENCY` (default 64): posts in flight when a push starts; the window then
@@ -307,29 +406,24 @@ impl PushConfig {
         Self { concurrency, max_concurrency: concurrency, rate_limit: None, retry }
     }
 
-    pub fn from_env() -> Result<Self, ConfigError> {
+    pub fn read(env: &Env) -> Result<Self, ConfigError> {
         let defaults = Self::default();
-        let concurrency = parsed("PUSH_CONCURRENCY", defaults.concurrency)?;
-        let config = Self {
+        let concurrency = env.positive("PUSH_CONCURRENCY", defaults.concurrency)?;
+        let max_concurrency = env.parsed("PUSH_MAX_CONCURRENCY", defaults.max_concurrency.max(concurrency))?;
+        if max_concurrency < concurrency {
+            let reason = format!("must be at least PUSH_CONCURRENCY ({concurrency})");
+            return Err(invalid("PUSH_MAX_CONCURRENCY", reason));
+        }
+        Ok(Self {
             concurrency,
-            max_concurrency: parsed("PUSH_MAX_CONCURRENCY", defaults.max_concurrency.max(concurrency))?,
-            rate_limit: Some(parsed("PUSH_RATE_LIMIT", 0u32)?).filter(|&rate| rate > 0),
-            retry: RetryPolicy::from_env()?,
-        };
-        if config.concurrency == 0 {
-            return Err(ConfigError::Invalid { name: "PUSH_CONCURRENCY", reason: "must be at least 1".into() });
-        }
-        if config.max_concurrency < config.concurrency {
-            return Err(ConfigError::Invalid {
-                name: "PUSH_MAX_CONCURRENCY",
-                reason: format!("must be at least PUSH_CONCURRENCY ({concurrency})"),
-            });
-        }
-        Ok(config)
+            max_concurrency,
+            rate_limit: Some(env.parsed("PUSH_RATE_LIMIT", 0u32)?).filter(|&rate| rate > 0),
+            retry: RetryPolicy::read(env)?,
+        })
     }
 }
 
-/// The reconciler's settings.
+/// The reconciler's run settings.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ReconcileConfig {
     /// `RECONCILE_AFTER_SECONDS` (default 300): an unfinished job whose state has not changed (or
@@ -349,166 +443,256 @@ impl Default for ReconcileConfig {
 }
 
 impl ReconcileConfig {
-    pub fn from_env() -> Result<Self, ConfigError> {
-        Self::from_env_or(&Self::default())
-    }
-
-    /// As [`ReconcileConfig::from_env`], with other defaults (the local stack's).
-    pub fn from_env_or(defaults: &Self) -> Result<Self, ConfigError> {
-        let config = Self {
-            after: Duration::from_secs(parsed("RECONCILE_AFTER_SECONDS", defaults.after.as_secs())?),
-            max_jobs: parsed("RECONCILE_MAX_JOBS", defaults.max_jobs)?,
-            concurrency: parsed("RECONCILE_CONCURRENCY", defaults.concurrency)?,
-        };
-        for (name, value) in [("RECONCILE_MAX_JOBS", config.max_jobs), ("RECONCILE_CONCURRENCY", config.concurrency)] {
-            if value == 0 {
-                return Err(ConfigError::Invalid { name, reason: "must be at least 1".into() });
-            }
-        }
-        Ok(config)
+    pub fn read(env: &Env) -> Result<Self, ConfigError> {
+        let defaults = Self::default();
+        Ok(Self {
+            after: Duration::from_secs(env.parsed("RECONCILE_AFTER_SECONDS", defaults.after.as_secs())?),
+            max_jobs: env.positive("RECONCILE_MAX_JOBS", defaults.max_jobs)?,
+            concurrency: env.positive("RECONCILE_CONCURRENCY", defaults.concurrency)?,
+        })
     }
 }
 
-/// Where the token secret comes from.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum SecretSource {
-    /// Neither variable: tokens are off.
-    Off,
-    /// `SUBSCRIBE_SECRET`: the secret itself (local stack, tests).
-    Value(Vec<u8>),
-    /// `SUBSCRIBE_SECRET_ARN`: a Secrets Manager secret, read once at init (AWS).
-    SecretsManager(String),
-}
-
-/// `SUBSCRIBE_SECRET` or `SUBSCRIBE_SECRET_ARN` (not both).
-pub fn token_secret_source() -> Result<SecretSource, ConfigError> {
-    match (var("SUBSCRIBE_SECRET"), var("SUBSCRIBE_SECRET_ARN")) {
-        (Some(_), Some(_)) => Err(ConfigError::Invalid {
-            name: "SUBSCRIBE_SECRET_ARN",
-            reason: "SUBSCRIBE_SECRET is set too; set one of them".into(),
-        }),
-        (Some(secret), None) => Ok(SecretSource::Value(secret.into_bytes())),
-        (None, Some(arn)) => Ok(SecretSource::SecretsManager(arn)),
-        (None, None) => Ok(SecretSource::Off),
-    }
-}
-
-/// Optional sign-in: `OIDC_ISSUER` (the issuer URL, exactly as tokens' `iss` names it) and
-/// `OIDC_AUDIENCE` (the `aud` / `client_id` tokens must carry), both or neither, as HTTP API's JWT
-/// authorizers require an audience.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct OidcConfig {
-    pub issuer: String,
-    pub audience: String,
-}
-
-/// `OIDC_ISSUER` and `OIDC_AUDIENCE`: `None` when neither is set; one without the other, or an
-/// issuer that is not `https://` (plain `http://` only on loopback, for tests), is an error.
-pub fn oidc_from_env() -> Result<Option<OidcConfig>, ConfigError> {
-    match (var("OIDC_ISSUER"), var("OIDC_AUDIENCE")) {
-        (None, None) => Ok(None),
-        (Some(_), None) => Err(ConfigError::Missing("OIDC_AUDIENCE")),
-        (None, Some(_)) => Err(ConfigError::Missing("OIDC_ISSUER")),
-        (Some(issuer), Some(audience)) => Ok(Some(OidcConfig::new(&issuer, &audience)?)),
-    }
-}
-
-impl OidcConfig {
-    pub fn new(issuer: &str, audience: &str) -> Result<Self, ConfigError> {
-        let loopback =
-            ["http://127.0.0.1:", "http://127.0.0.1/", "http://localhost:", "http://localhost/", "http://[::1]:"];
-        if !(issuer.starts_with("https://") || loopback.iter().any(|p| issuer.starts_with(p))) {
-            return Err(ConfigError::Invalid {
-                name: "OIDC_ISSUER",
-                reason: format!("{issuer:?} must be an https:// URL"),
-            });
-        }
-        Ok(Self { issuer: issuer.to_owned(), audience: audience.to_owned() })
-    }
-}
-
-/// `METRICS_NAMESPACE` (default `MediaConvertPush`): the CloudWatch namespace of every metric
-/// (the template sets one per stack).
-pub fn metrics_namespace_from_env() -> String {
-    var("METRICS_NAMESPACE").unwrap_or_else(|| crate::metrics::DEFAULT_NAMESPACE.to_owned())
-}
-
-/// `TOKEN_TTL_SECONDS` (default 86400): how long a read token handed out with an upload (or by the
-/// `token` subcommand) stays valid: long enough to watch a long job across reconnects.
-pub fn token_ttl_from_env() -> Result<Duration, ConfigError> {
-    Ok(Duration::from_secs(parsed("TOKEN_TTL_SECONDS", DEFAULT_TOKEN_TTL.as_secs())?))
-}
-
-/// `TOKEN_TTL_SECONDS`' default: a day.
-pub const DEFAULT_TOKEN_TTL: Duration = Duration::from_secs(86_400);
-
-/// `UPLOAD_PREFIX` (default `uploads/`): empty or a folder ending in `/`.
-pub fn upload_prefix_from_env() -> Result<String, ConfigError> {
-    let prefix = var("UPLOAD_PREFIX").unwrap_or(crate::domain::upload::UploadRules::default().prefix);
-    if prefix.starts_with('/') || !(prefix.is_empty() || prefix.ends_with('/')) {
-        return Err(ConfigError::Invalid {
-            name: "UPLOAD_PREFIX",
-            reason: format!("{prefix:?} must be empty or a folder ending in /"),
-        });
-    }
-    Ok(prefix)
-}
-
-/// upload-api's settings.
+/// upload-api's upload settings.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct UploadConfig {
     /// `UPLOAD_BUCKET` (required on AWS): where browsers POST their files.
     pub bucket: String,
     /// `UPLOAD_PREFIX` (default `uploads/`), `MAX_UPLOAD_BYTES` (default 5 GiB),
     /// `ALLOWED_CONTENT_TYPES` (default `video/* audio/*`), `UPLOAD_GRANT_SECONDS` (default 900).
-    pub rules: crate::domain::upload::UploadRules,
+    pub rules: UploadRules,
     /// `TOKEN_TTL_SECONDS` (default 86400).
     pub token_ttl: Duration,
 }
 
 impl UploadConfig {
-    /// The defaults, for uploads to `bucket`.
-    pub fn for_bucket(bucket: &str) -> Self {
-        Self {
-            bucket: bucket.to_owned(),
-            rules: crate::domain::upload::UploadRules::default(),
-            token_ttl: DEFAULT_TOKEN_TTL,
-        }
-    }
-
-    pub fn from_env() -> Result<Self, ConfigError> {
-        Self::with_bucket(required("UPLOAD_BUCKET")?)
-    }
-
-    /// As [`UploadConfig::from_env`] with a default bucket (the local stack's).
-    pub fn from_env_or(default_bucket: &str) -> Result<Self, ConfigError> {
-        Self::with_bucket(var("UPLOAD_BUCKET").unwrap_or_else(|| default_bucket.to_owned()))
-    }
-
-    fn with_bucket(bucket: String) -> Result<Self, ConfigError> {
-        let defaults = crate::domain::upload::UploadRules::default();
-        let prefix = upload_prefix_from_env()?;
-        let allowed_types: Vec<String> = match var("ALLOWED_CONTENT_TYPES") {
+    pub fn read(env: &Env) -> Result<Self, ConfigError> {
+        let defaults = UploadRules::default();
+        let allowed_types: Vec<String> = match env.var("ALLOWED_CONTENT_TYPES") {
             Some(list) => list.split_whitespace().map(str::to_ascii_lowercase).collect(),
             None => defaults.allowed_types,
         };
         if let Some(bad) =
             allowed_types.iter().find(|t| t.split_once('/').is_none_or(|(a, b)| a.is_empty() || b.is_empty()))
         {
-            return Err(ConfigError::Invalid {
-                name: "ALLOWED_CONTENT_TYPES",
-                reason: format!("{bad:?} is not type/subtype or type/*"),
-            });
+            return Err(invalid("ALLOWED_CONTENT_TYPES", format!("{bad:?} is not type/subtype or type/*")));
         }
         Ok(Self {
-            bucket,
-            rules: crate::domain::upload::UploadRules {
-                prefix,
-                max_bytes: parsed("MAX_UPLOAD_BYTES", defaults.max_bytes)?,
+            bucket: env.required("UPLOAD_BUCKET")?,
+            rules: UploadRules {
+                prefix: env.upload_prefix()?,
+                max_bytes: env.parsed("MAX_UPLOAD_BYTES", defaults.max_bytes)?,
                 allowed_types,
-                grant_ttl: Duration::from_secs(parsed("UPLOAD_GRANT_SECONDS", defaults.grant_ttl.as_secs())?),
+                grant_ttl: Duration::from_secs(env.parsed("UPLOAD_GRANT_SECONDS", defaults.grant_ttl.as_secs())?),
             },
-            token_ttl: token_ttl_from_env()?,
+            token_ttl: env.token_ttl()?,
         })
+    }
+}
+
+/// status-api's and job-id-api's settings.
+#[derive(Clone, Debug)]
+pub struct RestSettings {
+    pub tables: TableNames,
+    pub origins: AllowedOrigins,
+    pub tokens: SecretSource,
+}
+
+impl RestSettings {
+    pub fn read(env: &Env) -> Result<Self, ConfigError> {
+        Ok(Self { tables: TableNames::read(env), origins: env.origins()?, tokens: env.token_secret()? })
+    }
+}
+
+/// progress-ingest's settings.
+#[derive(Clone, Debug)]
+pub struct IngestSettings {
+    pub tables: TableNames,
+    pub retention: Option<Duration>,
+}
+
+impl IngestSettings {
+    pub fn read(env: &Env) -> Result<Self, ConfigError> {
+        Ok(Self { tables: TableNames::read(env), retention: env.retention()? })
+    }
+}
+
+/// create-job's settings.
+#[derive(Clone, Debug)]
+pub struct CreateJobSettings {
+    pub tables: TableNames,
+    pub retention: Option<Duration>,
+    pub job: CreateJobConfig,
+}
+
+impl CreateJobSettings {
+    pub fn read(env: &Env) -> Result<Self, ConfigError> {
+        Ok(Self { tables: TableNames::read(env), retention: env.retention()?, job: CreateJobConfig::read(env)? })
+    }
+}
+
+/// progress-push's settings.
+#[derive(Clone, Debug)]
+pub struct PushSettings {
+    pub tables: TableNames,
+    pub subscriptions_table: String,
+    pub endpoint: String,
+    pub push: PushConfig,
+}
+
+impl PushSettings {
+    pub fn read(env: &Env) -> Result<Self, ConfigError> {
+        Ok(Self {
+            tables: TableNames::read(env),
+            subscriptions_table: env.subscriptions_table(),
+            endpoint: env.management_endpoint()?,
+            push: PushConfig::read(env)?,
+        })
+    }
+}
+
+/// ws-connect's settings.
+#[derive(Clone, Debug)]
+pub struct WsConnectSettings {
+    pub origins: AllowedOrigins,
+    pub subscriptions_table: String,
+    pub ws: WsConfig,
+}
+
+impl WsConnectSettings {
+    pub fn read(env: &Env) -> Result<Self, ConfigError> {
+        Ok(Self { origins: env.origins()?, subscriptions_table: env.subscriptions_table(), ws: WsConfig::read(env)? })
+    }
+}
+
+/// ws-disconnect's settings.
+#[derive(Clone, Debug)]
+pub struct WsDisconnectSettings {
+    pub subscriptions_table: String,
+}
+
+impl WsDisconnectSettings {
+    pub fn read(env: &Env) -> Self {
+        Self { subscriptions_table: env.subscriptions_table() }
+    }
+}
+
+/// ws-message's settings.
+#[derive(Clone, Debug)]
+pub struct WsMessageSettings {
+    pub tables: TableNames,
+    pub subscriptions_table: String,
+    pub endpoint: String,
+    pub ws: WsConfig,
+    pub tokens: SecretSource,
+}
+
+impl WsMessageSettings {
+    pub fn read(env: &Env) -> Result<Self, ConfigError> {
+        Ok(Self {
+            tables: TableNames::read(env),
+            subscriptions_table: env.subscriptions_table(),
+            endpoint: env.management_endpoint()?,
+            ws: WsConfig::read(env)?,
+            tokens: env.token_secret()?,
+        })
+    }
+}
+
+/// reconcile's settings.
+#[derive(Clone, Debug)]
+pub struct ReconcileSettings {
+    pub tables: TableNames,
+    pub retention: Option<Duration>,
+    pub reconcile: ReconcileConfig,
+}
+
+impl ReconcileSettings {
+    pub fn read(env: &Env) -> Result<Self, ConfigError> {
+        Ok(Self { tables: TableNames::read(env), retention: env.retention()?, reconcile: ReconcileConfig::read(env)? })
+    }
+}
+
+/// upload-api's settings.
+#[derive(Clone, Debug)]
+pub struct UploadSettings {
+    pub origins: AllowedOrigins,
+    pub upload: UploadConfig,
+    pub tokens: SecretSource,
+    /// Sign-in required (`OIDC_ISSUER`, `OIDC_AUDIENCE`): HTTP API's JWT authorizer checked the
+    /// token before the function runs.
+    pub sign_in: bool,
+}
+
+impl UploadSettings {
+    pub fn read(env: &Env) -> Result<Self, ConfigError> {
+        Ok(Self {
+            origins: env.origins()?,
+            upload: UploadConfig::read(env)?,
+            tokens: env.token_secret()?,
+            sign_in: env.oidc()?.is_some(),
+        })
+    }
+}
+
+/// ws-authorizer's settings: `OIDC_ISSUER` and `OIDC_AUDIENCE`, required.
+#[derive(Clone, Debug)]
+pub struct AuthorizerSettings {
+    pub oidc: OidcConfig,
+}
+
+impl AuthorizerSettings {
+    pub fn read(env: &Env) -> Result<Self, ConfigError> {
+        Ok(Self { oidc: env.oidc()?.ok_or(ConfigError::Missing("OIDC_ISSUER"))? })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_set_win_over_defaults_and_blank_is_unset() {
+        let env = Env::empty().or("JOB_MARKER", "local").set("JOB_ID_TABLE", " ").set("JOB_STATUS_TABLE", " S ");
+        assert_eq!(env.var("JOB_MARKER").as_deref(), Some("local"));
+        assert_eq!(TableNames::read(&env), TableNames { status: "S".into(), job_id: DEFAULT_JOB_ID_TABLE.into() });
+        assert_eq!(env.clone().set("JOB_MARKER", "x").var("JOB_MARKER").as_deref(), Some("x"));
+    }
+
+    #[test]
+    fn every_refusal_names_its_variable() {
+        let cases = [
+            ("PUSH_CONCURRENCY", "0"),
+            ("PUSH_MAX_ATTEMPTS", "0"),
+            ("RECONCILE_MAX_JOBS", "0"),
+            ("STATUS_RETENTION_DAYS", "soon"),
+            ("UPLOAD_PREFIX", "/abs/"),
+            ("MANAGEMENT_API_ENDPOINT", "ftp://x"),
+        ];
+        let base = Env::empty().set("MANAGEMENT_API_ENDPOINT", "https://api/prod");
+        for (name, value) in cases {
+            let env = base.clone().set(name, value);
+            let errors = [
+                PushSettings::read(&env).err().map(|e| e.to_string()),
+                ReconcileSettings::read(&env).err().map(|e| e.to_string()),
+                WsConfig::read(&env).err().map(|e| e.to_string()),
+            ];
+            assert!(errors.iter().flatten().any(|e| e.contains(name)), "{name}={value}: {errors:?}");
+        }
+        let low = base.set("PUSH_CONCURRENCY", "8").set("PUSH_MAX_CONCURRENCY", "4");
+        assert!(PushConfig::read(&low).unwrap_err().to_string().contains("PUSH_MAX_CONCURRENCY"));
+    }
+
+    #[test]
+    fn the_lambda_log_level_wins_over_rust_log() {
+        let env = Env::empty().set("RUST_LOG", "debug").set("AWS_LAMBDA_LOG_LEVEL", "WARN");
+        assert_eq!(LogConfig::read(&env).filter, "warn");
+        assert_eq!(LogConfig::read(&Env::empty().set("RUST_LOG", "debug")).filter, "debug");
+    }
+
+    #[test]
+    fn a_secret_never_shows_in_debug() {
+        let source = Env::empty().set("SUBSCRIBE_SECRET", "hunter2-hunter2").token_secret().unwrap();
+        assert!(!format!("{source:?}").contains("hunter2"));
     }
 }

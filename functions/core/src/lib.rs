@@ -5,7 +5,7 @@
 //! - [`service`]: use cases over the ports shared by several handlers;
 //! - [`handlers`]: one module per Lambda function, typed event in, typed response out;
 //! - [`adapters`]: DynamoDB, MediaConvert, API Gateway and in-memory implementations of the ports;
-//! - [`config`]: every environment variable, read once at init (`from_env()`, failing fast).
+//! - [`config`]: every environment variable, read once at init (one `…Settings::read` per function, failing fast).
 
 pub mod adapters;
 pub mod config;

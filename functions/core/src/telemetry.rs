@@ -10,8 +10,9 @@ use crate::config::LogConfig;
 /// Installs the global subscriber and the metrics recorder ([`crate::metrics`], namespace
 /// `METRICS_NAMESPACE`) from the environment once; later calls do nothing.
 pub fn init() {
-    init_with(&LogConfig::from_env());
-    crate::metrics::collector(&crate::config::metrics_namespace_from_env());
+    let env = crate::config::Env::process();
+    init_with(&LogConfig::read(&env));
+    crate::metrics::collector(&env.metrics_namespace());
 }
 
 /// One Lambda invocation: runs it, then writes the metrics it recorded to stdout as Embedded

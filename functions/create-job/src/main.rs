@@ -3,26 +3,20 @@
 
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 use mcpush_core::adapters::{dynamodb::DynamoJobStore, mediaconvert::MediaConvertJobCreator, sdk_config};
-use mcpush_core::config::{self, CreateJobConfig, TableNames};
-use mcpush_core::runtime::init;
-use mcpush_core::{handlers::create_job, now_ms, telemetry};
+use mcpush_core::config::{CreateJobSettings, Env};
+use mcpush_core::{handlers::create_job, now_ms, runtime::init, telemetry};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     telemetry::init();
-    let config = init(CreateJobConfig::from_env()).await?;
+    let settings = init(CreateJobSettings::read(&Env::process())).await?;
     let sdk = sdk_config().await;
-    let retention = init(config::status_retention_from_env()).await?;
     let store =
-        DynamoJobStore::new(aws_sdk_dynamodb::Client::new(&sdk), TableNames::from_env()).with_retention(retention);
-    let creator = MediaConvertJobCreator::new(aws_sdk_mediaconvert::Client::new(&sdk), config.clone());
-    lambda_runtime::run(service_fn(|event: LambdaEvent<serde_json::Value>| {
-        let (config, creator, store) = (&config, &creator, &store);
-        async move {
-            Ok::<_, Error>(
-                telemetry::metered(create_job::handle(config, creator, store, &event.payload, now_ms())).await?,
-            )
-        }
+        DynamoJobStore::new(aws_sdk_dynamodb::Client::new(&sdk), settings.tables).with_retention(settings.retention);
+    let creator = MediaConvertJobCreator::new(aws_sdk_mediaconvert::Client::new(&sdk), settings.job.clone());
+    let (config, creator, store) = (&settings.job, &creator, &store);
+    lambda_runtime::run(service_fn(|event: LambdaEvent<serde_json::Value>| async move {
+        Ok::<_, Error>(telemetry::metered(create_job::handle(config, creator, store, &event.payload, now_ms())).await?)
     }))
     .await
 }

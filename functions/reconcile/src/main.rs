@@ -4,24 +4,21 @@
 
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 use mcpush_core::adapters::{dynamodb::DynamoJobStore, mediaconvert::MediaConvertJobInspector, sdk_config};
-use mcpush_core::config::{self, ReconcileConfig, TableNames};
+use mcpush_core::config::{Env, ReconcileSettings};
 use mcpush_core::handlers::reconcile::{self, ReconcileContext};
-use mcpush_core::runtime::init;
-use mcpush_core::{now_ms, telemetry};
+use mcpush_core::{now_ms, runtime::init, telemetry};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     telemetry::init();
-    let config = init(ReconcileConfig::from_env()).await?;
-    let retention = init(config::status_retention_from_env()).await?;
+    let settings = init(ReconcileSettings::read(&Env::process())).await?;
     let sdk = sdk_config().await;
     let jobs =
-        DynamoJobStore::new(aws_sdk_dynamodb::Client::new(&sdk), TableNames::from_env()).with_retention(retention);
+        DynamoJobStore::new(aws_sdk_dynamodb::Client::new(&sdk), settings.tables).with_retention(settings.retention);
     let mediaconvert = MediaConvertJobInspector::new(aws_sdk_mediaconvert::Client::new(&sdk));
-    let ctx = ReconcileContext { jobs: &jobs, mediaconvert: &mediaconvert, config: &config };
-    lambda_runtime::run(service_fn(|_: LambdaEvent<serde_json::Value>| {
-        let ctx = &ctx;
-        async move { Ok::<_, Error>(telemetry::metered(reconcile::handle(ctx, now_ms())).await?) }
+    let ctx = &ReconcileContext::new(&jobs, &mediaconvert, &settings.reconcile);
+    lambda_runtime::run(service_fn(|_: LambdaEvent<serde_json::Value>| async move {
+        Ok::<_, Error>(telemetry::metered(reconcile::handle(ctx, now_ms())).await?)
     }))
     .await
 }

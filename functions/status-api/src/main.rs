@@ -3,22 +3,20 @@
 
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 use mcpush_core::adapters::{dynamodb::DynamoJobStore, sdk_config, secrets};
-use mcpush_core::config::{self, TableNames};
+use mcpush_core::config::{Env, RestSettings};
 use mcpush_core::handlers::{http::RestContext, status_api};
-use mcpush_core::runtime::init;
-use mcpush_core::{now_ms, telemetry};
+use mcpush_core::{now_ms, runtime::init, telemetry};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     telemetry::init();
-    let origins = init(config::allowed_origins_from_env()).await?;
+    let settings = init(RestSettings::read(&Env::process())).await?;
     let sdk = sdk_config().await;
-    let access = init(secrets::read_access(&sdk).await).await?;
-    let store = DynamoJobStore::new(aws_sdk_dynamodb::Client::new(&sdk), TableNames::from_env());
-    let ctx = RestContext { jobs: &store, origins: &origins, access: &access };
-    lambda_runtime::run(service_fn(|event: LambdaEvent<serde_json::Value>| {
-        let ctx = &ctx;
-        async move { Ok::<_, Error>(status_api::handle(ctx, event.payload, now_ms() / 1000).await) }
+    let access = init(secrets::read_access(&settings.tokens, &sdk).await).await?;
+    let store = DynamoJobStore::new(aws_sdk_dynamodb::Client::new(&sdk), settings.tables);
+    let ctx = &RestContext::new(&store, &settings.origins, &access);
+    lambda_runtime::run(service_fn(|event: LambdaEvent<serde_json::Value>| async move {
+        Ok::<_, Error>(status_api::handle(ctx, event.payload, now_ms() / 1000).await)
     }))
     .await
 }

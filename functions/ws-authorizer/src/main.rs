@@ -5,20 +5,16 @@
 use aws_lambda_events::apigw::ApiGatewayCustomAuthorizerRequestTypeRequest;
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 use mcpush_core::adapters::oidc::OidcVerifier;
-use mcpush_core::config::{self, ConfigError};
-use mcpush_core::handlers::ws_authorizer;
-use mcpush_core::runtime::init;
-use mcpush_core::telemetry;
+use mcpush_core::config::{AuthorizerSettings, Env};
+use mcpush_core::{handlers::ws_authorizer, runtime::init, telemetry};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     telemetry::init();
-    let verifier = OidcVerifier::new(
-        init(config::oidc_from_env().and_then(|oidc| oidc.ok_or(ConfigError::Missing("OIDC_ISSUER")))).await?,
-    );
-    lambda_runtime::run(service_fn(|event: LambdaEvent<ApiGatewayCustomAuthorizerRequestTypeRequest>| {
-        let verifier = &verifier;
-        async move { ws_authorizer::authorize(verifier, &event.payload).await.map_err(Error::from) }
+    let settings = init(AuthorizerSettings::read(&Env::process())).await?;
+    let verifier = &OidcVerifier::new(settings.oidc);
+    lambda_runtime::run(service_fn(|event: LambdaEvent<ApiGatewayCustomAuthorizerRequestTypeRequest>| async move {
+        ws_authorizer::authorize(verifier, &event.payload).await.map_err(Error::from)
     }))
     .await
 }

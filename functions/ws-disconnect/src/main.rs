@@ -4,16 +4,17 @@
 use aws_lambda_events::apigw::ApiGatewayWebsocketProxyRequest;
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 use mcpush_core::adapters::{dynamodb::DynamoSubscriptionStore, sdk_config};
-use mcpush_core::{config, handlers::ws, telemetry};
+use mcpush_core::config::{Env, WsDisconnectSettings};
+use mcpush_core::{handlers::ws, telemetry};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     telemetry::init();
+    let settings = WsDisconnectSettings::read(&Env::process());
     let client = aws_sdk_dynamodb::Client::new(&sdk_config().await);
-    let subscriptions = DynamoSubscriptionStore::new(client, config::subscriptions_table_from_env());
-    lambda_runtime::run(service_fn(|event: LambdaEvent<ApiGatewayWebsocketProxyRequest>| {
-        let subscriptions = &subscriptions;
-        async move { Ok::<_, Error>(ws::disconnect(subscriptions, &event.payload).await) }
+    let subscriptions = &DynamoSubscriptionStore::new(client, settings.subscriptions_table);
+    lambda_runtime::run(service_fn(|event: LambdaEvent<ApiGatewayWebsocketProxyRequest>| async move {
+        Ok::<_, Error>(ws::disconnect(subscriptions, &event.payload).await)
     }))
     .await
 }

@@ -3,7 +3,6 @@
 
 #[cfg(feature = "management-api")]
 pub mod apigw_management;
-#[cfg(feature = "dynamodb")]
 pub mod dynamodb;
 #[cfg(feature = "mediaconvert")]
 pub mod mediaconvert;

@@ -28,6 +28,15 @@ impl S3PostSigner {
         Self { credentials, region: region.to_owned(), url: url.to_owned() }
     }
 
+    /// Lambda's: the function's region and role credentials, the bucket's virtual-hosted URL.
+    #[cfg(feature = "aws")]
+    pub fn for_bucket(sdk: &aws_config::SdkConfig, bucket: &str) -> Result<Self, crate::config::ConfigError> {
+        use crate::config::ConfigError::Missing;
+        let region = sdk.region().map(ToString::to_string).ok_or(Missing("AWS_REGION"))?;
+        let credentials = sdk.credentials_provider().ok_or(Missing("AWS_ACCESS_KEY_ID"))?;
+        Ok(Self::new(credentials, &region, &Self::bucket_url(bucket, &region)))
+    }
+
     /// The virtual-hosted URL of a bucket.
     pub fn bucket_url(bucket: &str, region: &str) -> String {
         format!("https://{bucket}.s3.{region}.amazonaws.com/")

@@ -3,28 +3,29 @@
 
 use aws_sdk_secretsmanager::error::DisplayErrorContext;
 
-use crate::config::{ConfigError, SecretSource, token_secret_source};
+use crate::config::{ConfigError, SecretSource};
 use crate::domain::token::ReadAccess;
 
 /// The token rule the environment asks for; a secret that cannot be read fails the init,
 /// naming the variable.
-pub async fn read_access(sdk: &aws_config::SdkConfig) -> Result<ReadAccess, ConfigError> {
-    read_access_with(async { sdk.clone() }).await
+pub async fn read_access(source: &SecretSource, sdk: &aws_config::SdkConfig) -> Result<ReadAccess, ConfigError> {
+    read_access_with(source, async { sdk.clone() }).await
 }
 
 /// As [`read_access`], building the SDK settings only when Secrets Manager is asked
 /// (`SUBSCRIBE_SECRET_ARN`), so the local stack never looks for AWS credentials otherwise.
 pub async fn read_access_with(
+    source: &SecretSource,
     sdk: impl std::future::Future<Output = aws_config::SdkConfig>,
 ) -> Result<ReadAccess, ConfigError> {
     let invalid = |reason: String| ConfigError::Invalid { name: "SUBSCRIBE_SECRET_ARN", reason };
-    match token_secret_source()? {
+    match source {
         SecretSource::Off => Ok(ReadAccess::new(None)),
-        SecretSource::Value(secret) => Ok(ReadAccess::new(Some(secret))),
+        SecretSource::Value(secret) => Ok(ReadAccess::new(Some(secret.clone()))),
         SecretSource::SecretsManager(arn) => {
             let answer = aws_sdk_secretsmanager::Client::new(&sdk.await)
                 .get_secret_value()
-                .secret_id(&arn)
+                .secret_id(arn)
                 .send()
                 .await
                 .map_err(|e| invalid(format!("{arn}: {}", DisplayErrorContext(e))))?;

@@ -13,15 +13,19 @@ use crate::pyjson;
 
 /// What the REST routes read with: the job store, the allowed origins and the token rule.
 pub struct RestContext<'a> {
-    pub jobs: &'a dyn JobStore,
-    pub origins: &'a AllowedOrigins,
-    pub access: &'a ReadAccess,
+    pub(crate) jobs: &'a dyn JobStore,
+    pub(crate) origins: &'a AllowedOrigins,
+    pub(crate) access: &'a ReadAccess,
 }
 
 impl<'a> RestContext<'a> {
+    pub fn new(jobs: &'a dyn JobStore, origins: &'a AllowedOrigins, access: &'a ReadAccess) -> Self {
+        Self { jobs, origins, access }
+    }
+
     /// Without tokens, as the seed.
     pub fn open(jobs: &'a dyn JobStore, origins: &'a AllowedOrigins) -> Self {
-        Self { jobs, origins, access: &crate::domain::token::OPEN }
+        Self::new(jobs, origins, &crate::domain::token::OPEN)
     }
 }
 

@@ -29,6 +29,7 @@ use futures::stream::FuturesUnordered;
 use serde_json::Value;
 
 use super::batch::RecordBatch;
+use crate::adapters::dynamodb::stream::{self, ImageError, JobImages};
 use crate::config::PushConfig;
 use crate::domain::congestion::{InFlightLimit, Pacer};
 use crate::domain::protocol::{MAX_MESSAGE_BYTES, ServerMessage, StatusUpdate, statuses_messages};
@@ -37,11 +38,23 @@ use crate::domain::{JobPointer, JobRecord, StatusView};
 use crate::metrics::{self, PUSH};
 use crate::ports::{FolderEntry, JobStore, PushError, Pusher, StoreError, SubscriptionStore, Watcher};
 
+/// What progress-push works with; built by [`PushContext::new`] wherever the function runs.
 pub struct PushContext<'a> {
-    pub jobs: &'a dyn JobStore,
-    pub subscriptions: &'a dyn SubscriptionStore,
-    pub pusher: &'a dyn Pusher,
-    pub config: &'a PushConfig,
+    jobs: &'a dyn JobStore,
+    subscriptions: &'a dyn SubscriptionStore,
+    pusher: &'a dyn Pusher,
+    config: &'a PushConfig,
+}
+
+impl<'a> PushContext<'a> {
+    pub fn new(
+        jobs: &'a dyn JobStore,
+        subscriptions: &'a dyn SubscriptionStore,
+        pusher: &'a dyn Pusher,
+        config: &'a PushConfig,
+    ) -> Self {
+        Self { jobs, subscriptions, pusher, config }
+    }
 }
 
 /// Counts for logs and benchmarks.
@@ -110,18 +123,13 @@ fn view(record: &JobRecord) -> (Option<&str>, StatusView) {
 
 /// A record's new state, or `None` when it changes nothing a subscriber sees (REMOVE, TTL, or
 /// the same view in both images).
-fn changed_state(record: EventRecord) -> Result<Option<(JobRecord, Option<String>, bool)>, String> {
-    if record.event_name == "REMOVE" {
-        return Ok(None);
-    }
-    let new: JobRecord = serde_dynamo::from_item(record.change.new_image).map_err(|e| format!("NewImage: {e}"))?;
-    let old: Option<JobRecord> =
-        if record.change.old_image.is_empty() { None } else { serde_dynamo::from_item(record.change.old_image).ok() };
+fn changed_state(record: EventRecord) -> Result<Option<(JobRecord, Option<String>, bool)>, ImageError> {
+    let Some(JobImages { old, new, sequence_number }) = stream::decode(record)? else { return Ok(None) };
     if old.as_ref().is_some_and(|old| view(old) == view(&new)) {
         return Ok(None);
     }
     let status_changed = old.is_none_or(|old| old.job_status != new.job_status);
-    Ok(Some((new, record.change.sequence_number, status_changed)))
+    Ok(Some((new, sequence_number, status_changed)))
 }
 
 /// Phase 1: each job's newest state, in stream order; malformed records are logged and skipped.
@@ -136,7 +144,7 @@ fn collect_changes(event: &Value, stats: &mut PushStats) -> Changes {
     stats.records = batch.len();
     let mut changes = Changes::new();
     for (index, record) in batch.typed::<EventRecord>() {
-        match record.and_then(changed_state) {
+        match record.and_then(|r| changed_state(r).map_err(|e| e.to_string())) {
             Ok(Some((record, sequence_number, status_changed))) => {
                 let change = changes.entry(record.job_id.clone()).or_insert_with(|| Change {
                     record: record.clone(),

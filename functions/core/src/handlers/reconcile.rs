@@ -19,9 +19,15 @@ use crate::ports::{JobInspector, JobStore, StoreError};
 use crate::service::record_update;
 
 pub struct ReconcileContext<'a> {
-    pub jobs: &'a dyn JobStore,
-    pub mediaconvert: &'a dyn JobInspector,
-    pub config: &'a ReconcileConfig,
+    jobs: &'a dyn JobStore,
+    mediaconvert: &'a dyn JobInspector,
+    config: &'a ReconcileConfig,
+}
+
+impl<'a> ReconcileContext<'a> {
+    pub fn new(jobs: &'a dyn JobStore, mediaconvert: &'a dyn JobInspector, config: &'a ReconcileConfig) -> Self {
+        Self { jobs, mediaconvert, config }
+    }
 }
 
 /// What one run did: the function's result, and its log line.

@@ -14,6 +14,7 @@ use aws_lambda_events::http::Method;
 use serde::Serialize;
 
 use super::http::{self, Answer, ApiRequest};
+use crate::config::UploadConfig;
 use crate::domain::AllowedOrigins;
 use crate::domain::identity::{IdentityError, SUB_CLAIM, Subject};
 use crate::domain::token::ReadAccess;
@@ -21,18 +22,31 @@ use crate::domain::upload::UploadRules;
 use crate::ports::{PresignedPost, UploadSigner};
 
 pub struct UploadContext<'a> {
-    pub origins: &'a AllowedOrigins,
-    pub access: &'a ReadAccess,
-    pub signer: &'a dyn UploadSigner,
-    pub rules: &'a UploadRules,
+    origins: &'a AllowedOrigins,
+    access: &'a ReadAccess,
+    signer: &'a dyn UploadSigner,
+    rules: &'a UploadRules,
     /// The bucket uploads go to (`UPLOAD_BUCKET`).
-    pub bucket: &'a str,
+    bucket: &'a str,
     /// Validity of the read token handed out with the upload (`TOKEN_TTL_SECONDS`).
-    pub token_ttl: Duration,
+    token_ttl: Duration,
     /// Sign-in required (`OIDC_ISSUER` / `OIDC_AUDIENCE` set): the JWT authorizer in front (API
     /// Gateway's, or the local stack's) has verified the token and passed its claims in
     /// `requestContext.authorizer.jwt.claims`; uploads go to the user's home folder.
-    pub sign_in: bool,
+    sign_in: bool,
+}
+
+impl<'a> UploadContext<'a> {
+    pub fn new(
+        origins: &'a AllowedOrigins,
+        access: &'a ReadAccess,
+        signer: &'a dyn UploadSigner,
+        upload: &'a UploadConfig,
+        sign_in: bool,
+    ) -> Self {
+        let (rules, bucket, token_ttl) = (&upload.rules, upload.bucket.as_str(), upload.token_ttl);
+        Self { origins, access, signer, rules, bucket, token_ttl, sign_in }
+    }
 }
 
 #[derive(Serialize)]

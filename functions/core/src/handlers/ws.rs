@@ -20,10 +20,21 @@ use crate::service::post_with_retry;
 
 /// What `ws-message` needs.
 pub struct WsContext<'a> {
-    pub jobs: &'a dyn JobStore,
-    pub subscriptions: &'a dyn SubscriptionStore,
-    pub pusher: &'a dyn Pusher,
-    pub config: &'a WsConfig,
+    jobs: &'a dyn JobStore,
+    subscriptions: &'a dyn SubscriptionStore,
+    pusher: &'a dyn Pusher,
+    config: &'a WsConfig,
+}
+
+impl<'a> WsContext<'a> {
+    pub fn new(
+        jobs: &'a dyn JobStore,
+        subscriptions: &'a dyn SubscriptionStore,
+        pusher: &'a dyn Pusher,
+        config: &'a WsConfig,
+    ) -> Self {
+        Self { jobs, subscriptions, pusher, config }
+    }
 }
 
 fn response(status: i64, body: Option<&str>) -> ApiGatewayProxyResponse {

@@ -1,44 +1,19 @@
 //! The DynamoDB adapters (aws-sdk-dynamodb + serde_dynamo): the job store ([`jobs`]) and the
 //! subscription store ([`subscriptions`]), with the SDK's errors translated into
-//! [`StoreError`] once, here.
+//! [`StoreError`](crate::ports::StoreError) once ([`client`]); and the status table's stream
+//! images ([`stream`]), which need no SDK.
 
+#[cfg(feature = "dynamodb")]
+mod client;
+#[cfg(feature = "dynamodb")]
 pub mod jobs;
+pub mod stream;
+#[cfg(feature = "dynamodb")]
 pub mod subscriptions;
 
-use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
-use aws_sdk_dynamodb::operation::put_item::PutItemError;
-use aws_sdk_dynamodb::operation::put_item::builders::PutItemFluentBuilder;
-use aws_sdk_dynamodb::types::AttributeValue;
-use serde::Serialize;
-
-use crate::ports::StoreError;
-
+#[cfg(feature = "dynamodb")]
+pub(crate) use client::{av, corrupt, put_if, unavailable};
+#[cfg(feature = "dynamodb")]
 pub use jobs::{DynamoJobStore, ensure_tables};
+#[cfg(feature = "dynamodb")]
 pub use subscriptions::{DynamoSubscriptionStore, INPUT_FILE_INDEX, ensure_subscriptions_table};
-
-/// Any SDK failure: the table cannot be reached or refused the request.
-pub(crate) fn unavailable<E: std::error::Error + Send + Sync + 'static>(e: E) -> StoreError {
-    StoreError::Unavailable(DisplayErrorContext(e).to_string())
-}
-
-/// An item that does not (de)serialize as the domain type.
-pub(crate) fn corrupt(e: serde_dynamo::Error) -> StoreError {
-    StoreError::Corrupt(e.to_string())
-}
-
-/// A value as an attribute.
-pub(crate) fn av<T: Serialize + ?Sized>(value: &T) -> Result<AttributeValue, StoreError> {
-    serde_dynamo::to_attribute_value(value).map_err(corrupt)
-}
-
-/// Sends a conditional `PutItem`: `Ok(false)` when its condition failed (someone else's write
-/// won, which the callers expect), `Err` for anything else.
-pub(crate) async fn put_if(request: PutItemFluentBuilder) -> Result<bool, StoreError> {
-    match request.send().await {
-        Ok(_) => Ok(true),
-        Err(SdkError::ServiceError(e)) if matches!(e.err(), PutItemError::ConditionalCheckFailedException(_)) => {
-            Ok(false)
-        }
-        Err(e) => Err(unavailable(e)),
-    }
-}
