@@ -1,10 +1,8 @@
-//! Lambda function `progress-push`: the status table's DynamoDB stream → subscribed WebSocket
-//! connections. The handler lives in `mcpush_core::handlers::progress_push`; this file only wires
-//! configuration and clients.
+//! Lambda function `progress-push`: the status table's stream → subscribed WebSocket connections.
+//! The handler lives in `mcpush_core::handlers`; this file only wires configuration and clients.
 
 use lambda_runtime::{Error, LambdaEvent, service_fn};
-use mcpush_core::adapters::dynamodb::{DynamoJobStore, DynamoSubscriptionStore};
-use mcpush_core::adapters::{apigw_management::ManagementApiPusher, sdk_config};
+use mcpush_core::adapters::{apigw_management::ManagementApiPusher, dynamodb, sdk_config};
 use mcpush_core::config::{Env, PushSettings};
 use mcpush_core::handlers::progress_push::{self, PushContext};
 use mcpush_core::{now_ms, runtime::init, telemetry};
@@ -14,9 +12,7 @@ async fn main() -> Result<(), Error> {
     telemetry::init();
     let settings = init(PushSettings::read(&Env::process())).await?;
     let sdk = sdk_config().await;
-    let client = aws_sdk_dynamodb::Client::new(&sdk);
-    let jobs = DynamoJobStore::new(client.clone(), settings.tables);
-    let subscriptions = DynamoSubscriptionStore::new(client, settings.subscriptions_table);
+    let (jobs, subscriptions) = dynamodb::stores(&sdk, settings.tables, settings.subscriptions_table);
     let pusher = ManagementApiPusher::from_sdk_config(&sdk, &settings.endpoint);
     let ctx = &PushContext::new(&jobs, &subscriptions, &pusher, &settings.push);
     lambda_runtime::run(service_fn(|event: LambdaEvent<serde_json::Value>| async move {
