@@ -286,3 +286,63 @@ async fn with_a_secret_every_read_needs_a_token_that_covers_the_file() {
         (422, Some(r#"{"success": false, "message": "Not exist parameter job_id."}"#))
     );
 }
+
+/// The keys of a JSON object.
+fn keys(body: &Value) -> std::collections::BTreeSet<String> {
+    body.as_object().map(|o| o.keys().cloned().collect()).unwrap_or_default()
+}
+
+#[test]
+fn the_job_id_body_has_exactly_the_seeds_fields_whatever_the_status_view_grows() {
+    use mcpush_core::domain::{JobRecord, JobStatus, Phase, SeedStatus, StatusView};
+    // GIVEN the seed's three published bodies
+    let published: Vec<Value> =
+        [SEED_COMPLETE, SEED_PROGRESSING, SEED_ERROR].iter().map(|b| serde_json::from_str(b).unwrap()).collect();
+    let seed_fields: std::collections::BTreeSet<String> = published.iter().flat_map(keys).collect();
+
+    // THEN the seed's body type, every field filled, has exactly those fields
+    let full = SeedStatus {
+        success: true,
+        job_status: JobStatus::Complete,
+        progress_rate: 100,
+        duration_ms: Some(1),
+        width_px: Some(1),
+        height_px: Some(1),
+        output_path: Some("o/".into()),
+        playlists: Some(Default::default()),
+        error_code: Some(1),
+        error_message: Some("e".into()),
+    };
+    assert_eq!(keys(&serde_json::to_value(&full).unwrap()), seed_fields);
+
+    // AND from a record with every field set, in each status, the seed's body keeps to the fields
+    // the seed wrote for that status while the status view carries more
+    for (status, published) in [
+        (JobStatus::Complete, &published[0]),
+        (JobStatus::Progressing, &published[1]),
+        (JobStatus::Error, &published[2]),
+    ] {
+        let record = JobRecord {
+            job_id: "j".into(),
+            input_file: Some("f.mp4".into()),
+            job_status: status,
+            progress_rate: 50,
+            duration_ms: Some(1),
+            width_px: Some(1),
+            height_px: Some(1),
+            output_path: Some("o/".into()),
+            playlists: Some(Default::default()),
+            error_code: Some(1),
+            error_message: Some("e".into()),
+            current_phase: Some(Phase::Transcoding),
+            event_at: Some(1),
+            ..JobRecord::submitted("j")
+        };
+        let view = StatusView::from(&record);
+        let seed = serde_json::to_value(SeedStatus::from(view.clone())).unwrap();
+        assert_eq!(keys(&seed), keys(published), "{status:?}");
+        if status == JobStatus::Progressing {
+            assert!(keys(&serde_json::to_value(&view).unwrap()).contains("current_phase"), "the view is wider");
+        }
+    }
+}

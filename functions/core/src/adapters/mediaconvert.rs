@@ -183,9 +183,9 @@ fn domain_job(job: &sdk::Job) -> MediaConvertJob {
                                 video_details: o.video_details().map(|v| VideoDetails {
                                     width_in_px: v.width_in_px().map(|w| w.max(0) as u32),
                                     height_in_px: v.height_in_px().map(|h| h.max(0) as u32),
-                                    average_bitrate: None,
+                                    ..VideoDetails::default()
                                 }),
-                                output_file_paths: None,
+                                ..OutputDetail::default()
                             })
                             .collect(),
                     ),

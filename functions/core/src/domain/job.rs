@@ -10,9 +10,10 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 /// `JobStatus` as stored in the status table and shown by the REST and WebSocket APIs.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum JobStatus {
+    #[default]
     Submitted,
     Progressing,
     Complete,
@@ -141,7 +142,7 @@ pub struct JobUpdate {
 
 /// One item of the status table (`MediaConvertJobIdToStatus` by default).
 #[serde_with::skip_serializing_none]
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct JobRecord {
     pub job_id: String,
@@ -186,25 +187,7 @@ pub const UNFINISHED_INDEX: &str = "UnfinishedByConfirmedAt";
 impl JobRecord {
     /// A job just created: SUBMITTED, 0 %, nothing else known.
     pub fn submitted(job_id: &str) -> Self {
-        JobRecord {
-            job_id: job_id.to_owned(),
-            input_file: None,
-            job_status: JobStatus::Submitted,
-            progress_rate: 0,
-            duration_ms: None,
-            width_px: None,
-            height_px: None,
-            output_path: None,
-            playlists: None,
-            error_code: None,
-            error_message: None,
-            job_order: None,
-            current_phase: None,
-            expires_at: None,
-            unfinished: None,
-            confirmed_at: None,
-            event_at: None,
-        }
+        JobRecord { job_id: job_id.to_owned(), job_status: JobStatus::Submitted, ..JobRecord::default() }
     }
 
     /// What a store writes with a changed record at `now_ms`: an unfinished job is in the

@@ -23,4 +23,4 @@ pub use job::{
 };
 pub use mediaconvert::{EventError, JobStateChange, MediaConvertEvent};
 pub use origin::{AllowedOrigins, OriginPatternError};
-pub use status::StatusView;
+pub use status::{SeedStatus, StatusView};

@@ -44,10 +44,36 @@ impl From<&JobRecord> for StatusView {
     }
 }
 
-impl StatusView {
-    /// The seed's `?job_id=` body: no phase.
-    pub fn without_phase(mut self) -> Self {
-        self.current_phase = None;
-        self
+/// The seed's `GET /media/status?job_id=` body, exactly the fields its `success_response`
+/// writes, in its order: a field added to [`StatusView`] cannot reach the seed's clients.
+#[serde_with::skip_serializing_none]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct SeedStatus {
+    pub success: bool,
+    pub job_status: JobStatus,
+    pub progress_rate: u8,
+    pub duration_ms: Option<u64>,
+    pub width_px: Option<u32>,
+    pub height_px: Option<u32>,
+    pub output_path: Option<String>,
+    pub playlists: Option<BTreeMap<String, String>>,
+    pub error_code: Option<i64>,
+    pub error_message: Option<String>,
+}
+
+impl From<StatusView> for SeedStatus {
+    fn from(view: StatusView) -> Self {
+        Self {
+            success: true,
+            job_status: view.job_status,
+            progress_rate: view.progress_rate,
+            duration_ms: view.duration_ms,
+            width_px: view.width_px,
+            height_px: view.height_px,
+            output_path: view.output_path,
+            playlists: view.playlists,
+            error_code: view.error_code,
+            error_message: view.error_message,
+        }
     }
 }

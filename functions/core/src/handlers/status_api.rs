@@ -8,13 +8,14 @@ use aws_lambda_events::apigw::ApiGatewayV2httpResponse;
 use serde::Serialize;
 
 use super::http::{self, Answer, RestContext};
-use crate::domain::StatusView;
+use crate::domain::{SeedStatus, StatusView};
 
+/// The `?input_file=` body: the seed's fields, the job's id, and the whole [`StatusView`].
 #[serde_with::skip_serializing_none]
 #[derive(Serialize)]
 struct StatusBody {
     success: bool,
-    /// Only for `?input_file=`: which job the answer is about.
+    /// Which job the answer is about.
     job_id: Option<String>,
     #[serde(flatten)]
     view: StatusView,
@@ -53,9 +54,10 @@ pub async fn handle(ctx: &RestContext<'_>, event: serde_json::Value, now_secs: u
                     return http::forbidden(&e);
                 }
                 let view = StatusView::from(&record);
-                let view = if by_file.is_some() { view } else { view.without_phase() };
-                let job_id = by_file.is_some().then_some(record.job_id);
-                Answer::ok(&StatusBody { success: true, job_id, view })
+                match by_file {
+                    Some(_) => Answer::ok(&StatusBody { success: true, job_id: Some(record.job_id), view }),
+                    None => Answer::ok(&SeedStatus::from(view)),
+                }
             }
             Ok(None) => Answer::error(422, "Not found item."),
             Err(e) => internal(&e),
