@@ -26,16 +26,10 @@ use crate::stack::Stack;
 /// A query string's parameters, decoded as API Gateway decodes them (`+` is a space), in order.
 pub fn query_params(raw_query: &str) -> HashMap<String, Vec<String>> {
     let mut params: HashMap<String, Vec<String>> = HashMap::new();
-    for pair in raw_query.split('&').filter(|p| !p.is_empty()) {
-        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        params.entry(decode(k)).or_default().push(decode(v));
+    for (key, value) in form_urlencoded::parse(raw_query.as_bytes()) {
+        params.entry(key.into_owned()).or_default().push(value.into_owned());
     }
     params
-}
-
-fn decode(s: &str) -> String {
-    let spaced = s.replace('+', " ");
-    mcpush_core::domain::s3_key::decode_event_key(&spaced).unwrap_or(spaced)
 }
 
 /// An HTTP request as API Gateway's HTTP API (payload v2) hands it to a Lambda function.

@@ -9,6 +9,7 @@ use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
+use mcpush_core::handlers::{create_job, progress_ingest, reconcile};
 use serde_json::{Value, json};
 
 use crate::stack::Stack;
@@ -49,20 +50,30 @@ impl Function {
         format!("/2015-03-31/functions/{}/invocations", self.name())
     }
 
-    /// Runs the function's handler on `event`: its result, or its error's message.
-    pub async fn invoke(self, stack: &Stack, event: Value) -> Result<Value, String> {
-        fn result<T: serde::Serialize, E: std::fmt::Display>(r: Result<T, E>) -> Result<Value, String> {
-            r.map_err(|e| e.to_string()).and_then(|v| serde_json::to_value(v).map_err(|e| e.to_string()))
-        }
-        match self {
-            Self::CreateJob => result(stack.create_job(&event).await),
-            Self::ProgressIngest => result(stack.progress_ingest(&event).await),
-            Self::JobIdApi => result::<_, String>(Ok(stack.job_id_api(event).await)),
-            Self::StatusApi => result::<_, String>(Ok(stack.status_api(event).await)),
-            Self::ProgressPush => result::<_, String>(Ok(stack.progress_push(&event).await)),
-            Self::Reconcile => result(stack.reconcile().await),
-        }
+    /// Runs the function's handler on `event`: its result, or its error.
+    pub async fn invoke(self, stack: &Stack, event: Value) -> Result<Value, InvokeError> {
+        Ok(match self {
+            Self::CreateJob => serde_json::to_value(stack.create_job(&event).await?)?,
+            Self::ProgressIngest => serde_json::to_value(stack.progress_ingest(&event).await?)?,
+            Self::JobIdApi => serde_json::to_value(stack.job_id_api(event).await)?,
+            Self::StatusApi => serde_json::to_value(stack.status_api(event).await)?,
+            Self::ProgressPush => serde_json::to_value(stack.progress_push(&event).await)?,
+            Self::Reconcile => serde_json::to_value(stack.reconcile().await?)?,
+        })
     }
+}
+
+/// A function's failure, as Lambda reports it (`x-amz-function-error`).
+#[derive(Debug, thiserror::Error)]
+pub enum InvokeError {
+    #[error(transparent)]
+    CreateJob(#[from] create_job::CreateJobError),
+    #[error(transparent)]
+    Ingest(#[from] progress_ingest::IngestError),
+    #[error(transparent)]
+    Reconcile(#[from] reconcile::ReconcileError),
+    #[error("the result is not JSON: {0}")]
+    Result(#[from] serde_json::Error),
 }
 
 pub fn router(stack: Stack) -> Router {
@@ -89,8 +100,9 @@ async fn invoke(State(stack): State<Stack>, Path(function): Path<String>, body: 
     };
     match function.invoke(&stack, event).await {
         Ok(value) => Json(value).into_response(),
-        Err(message) => {
-            let mut response = Json(json!({"errorMessage": message, "errorType": "HandlerError"})).into_response();
+        Err(error) => {
+            let body = json!({"errorMessage": error.to_string(), "errorType": "HandlerError"});
+            let mut response = Json(body).into_response();
             response.headers_mut().insert("x-amz-function-error", HeaderValue::from_static("Unhandled"));
             response
         }

@@ -94,8 +94,23 @@ pub trait JobCreator: Send + Sync {
 
 /// MediaConvert could not answer GetJob (throttled, unreachable, access denied, …).
 #[derive(Debug, thiserror::Error)]
-#[error("MediaConvert GetJob failed: {0}")]
-pub struct InspectError(pub String);
+#[error("MediaConvert GetJob failed: {}", chain(.0.as_ref()))]
+pub struct InspectError(#[source] pub BoxError);
+
+/// An adapter's underlying error (the SDK's), kept whole for logs and `source()`.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// An error and its causes on one line, as the SDK's `DisplayErrorContext` prints them.
+fn chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut line = error.to_string();
+    let mut cause = error.source();
+    while let Some(e) = cause {
+        line.push_str(": ");
+        line.push_str(&e.to_string());
+        cause = e.source();
+    }
+    line
+}
 
 /// MediaConvert's GetJob.
 #[async_trait]
@@ -112,8 +127,8 @@ pub struct PresignedPost {
 }
 
 #[derive(Debug, thiserror::Error)]
-#[error("cannot sign the upload: {0}")]
-pub struct UploadSignerError(pub String);
+#[error("cannot sign the upload: {}", chain(.0.as_ref()))]
+pub struct UploadSignerError(#[source] pub BoxError);
 
 /// Signs S3 POST policies (upload-api).
 #[async_trait]

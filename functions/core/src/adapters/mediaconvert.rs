@@ -145,7 +145,7 @@ impl JobInspector for MediaConvertJobInspector {
         match self.client.get_job().id(job_id).send().await {
             Ok(output) => Ok(output.job.as_ref().map(domain_job)),
             Err(SdkError::ServiceError(e)) if e.err().is_not_found_exception() => Ok(None),
-            Err(e) => Err(InspectError(DisplayErrorContext(e).to_string())),
+            Err(e) => Err(InspectError(Box::new(e))),
         }
     }
 }

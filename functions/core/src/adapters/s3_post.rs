@@ -46,7 +46,7 @@ impl S3PostSigner {
 #[async_trait]
 impl UploadSigner for S3PostSigner {
     async fn presign(&self, policy: &PostPolicy, now: SystemTime) -> Result<PresignedPost, UploadSignerError> {
-        let credentials = self.credentials.provide_credentials().await.map_err(|e| UploadSignerError(e.to_string()))?;
+        let credentials = self.credentials.provide_credentials().await.map_err(|e| UploadSignerError(Box::new(e)))?;
         let keys = SigningKeys {
             access_key: credentials.access_key_id(),
             secret_key: credentials.secret_access_key(),
