@@ -1,41 +1,20 @@
-//! The local stack: the very handlers the Lambda functions run, wired as on AWS.
+//! The local stack: the very handlers the Lambda functions run, wired as on AWS. Three rooms:
 //!
-//! - [`options`]: settings, from the functions' variables with local defaults;
-//! - [`stack`]: the functions over one set of stores and clients;
-//! - [`http_api`]: `GET /media/job_id`, `GET /media/status` as HTTP API payload v2 events;
-//! - [`invoke`]: the Lambda Invoke API, one table of functions;
-//! - [`apigw_ws`] + [`backend`]: the WebSocket API (`/ws`) and its Management API
-//!   (`/@connections/{id}`);
-//! - [`stream`]: the status table's stream (embedded change feed or DynamoDB Streams) delivered
-//!   to `progress-push` in batches, as Lambda's event source mapping would;
-//! - [`s3`] and [`mediaconvert`]: a simulated upload bucket whose notifications go to
-//!   `create-job`, and a simulated MediaConvert whose events go to `progress-ingest`
-//!   ([`triggers`]);
-//! - [`web`]: the demo page and its client module;
-//! - [`guard`]: 421 to a foreign `Host`, 403 to a foreign `Origin` on the routes that act alone;
-//! - [`metrics`]: the functions' CloudWatch metrics in the log and at `GET /_local/metrics`;
-//! - [`cli`] and [`redrive`]: the terminal tools (`watch`, `replay`, `redrive`, `token`).
+//! - [`aws`]: the emulated AWS services (API Gateway WebSocket and HTTP APIs, Lambda Invoke, S3,
+//!   MediaConvert, the DynamoDB stream);
+//! - [`run`]: the wiring that runs the handlers as AWS would (settings, the stack of functions,
+//!   triggers, WebSocket backend, metrics, the Host/Origin guard, the demo page);
+//! - [`tools`]: the terminal tools (`watch`, `replay`, `redrive`, `token`).
+//!
+//! This module assembles them: [`local`] (embedded store) and [`local_dynamodb`] (a DynamoDB API).
 
-pub mod apigw_ws;
-pub mod backend;
-pub mod cli;
-pub mod guard;
-pub mod http_api;
-pub mod invoke;
-pub mod mediaconvert;
-pub mod metrics;
-pub mod options;
-pub mod redrive;
-pub mod s3;
-pub mod s3_post;
-pub mod stack;
-pub mod stream;
-pub mod triggers;
-pub mod web;
+pub mod aws;
+pub mod run;
+pub mod sdk;
+pub mod tools;
 
 use std::sync::Arc;
 
-use aws_config::BehaviorVersion;
 use axum::Router;
 use mcpush_core::adapters::dynamodb::{
     DynamoJobStore, DynamoSubscriptionStore, ensure_subscriptions_table, ensure_tables,
@@ -46,15 +25,16 @@ use mcpush_core::adapters::oidc::OidcVerifier;
 use mcpush_core::config::TableNames;
 use mcpush_core::ports::{IdentityVerifier, JobStore, Pusher, SubscriptionStore};
 
-pub use invoke::Function;
-pub use options::Options;
-pub use stack::Stack;
+pub use aws::invoke::Function;
+pub use run::options::Options;
+pub use run::stack::Stack;
+pub use sdk::sdk_config_for;
 
 /// A running local stack: its router (serve it on the listener whose address is `base`), the
 /// WebSocket emulator and the functions.
 pub struct Local {
     pub router: Router,
-    pub api: Arc<apigw_ws::WebSocketApi>,
+    pub api: Arc<aws::apigw_ws::WebSocketApi>,
     pub stack: Stack,
 }
 
@@ -63,7 +43,7 @@ pub enum Feed {
     /// The embedded store's change feed.
     Embedded(tokio::sync::mpsc::UnboundedReceiver<JobChange>),
     /// A real table's DynamoDB stream (moto or an AWS account), polled like Lambda does.
-    DynamoDbStreams(stream::StreamPoller),
+    DynamoDbStreams(aws::stream::StreamPoller),
 }
 
 /// Builds the whole pipeline for a server at `base` (e.g. `http://127.0.0.1:3000`) with an
@@ -72,34 +52,9 @@ pub fn local(base: &str, options: Options) -> Local {
     let (jobs, feed) = MemoryJobStore::with_change_feed();
     let jobs = Arc::new(jobs.with_retention(options.retention));
     if options.retention.is_some() {
-        tokio::spawn(triggers::sweep_expired(Arc::downgrade(&jobs), triggers::TTL_SWEEP_INTERVAL));
+        tokio::spawn(run::triggers::sweep_expired(Arc::downgrade(&jobs), run::triggers::TTL_SWEEP_INTERVAL));
     }
     assemble(base, options, jobs, Arc::new(MemorySubscriptionStore::default()), Feed::Embedded(feed))
-}
-
-/// SDK settings for `endpoint` (`None`: the SDK's own): the environment's credentials and region,
-/// or, for a loopback endpoint (the local stack, moto) whose environment has none, throwaway
-/// credentials and `us-east-1`. The DynamoDB mode and the terminal tools all use this rule.
-pub async fn sdk_config_for(endpoint: Option<&str>) -> aws_config::SdkConfig {
-    let mut loader = aws_config::defaults(BehaviorVersion::latest());
-    let Some(endpoint) = endpoint else { return loader.load().await };
-    loader = loader.endpoint_url(endpoint);
-    let loopback = reqwest::Url::parse(endpoint).ok().and_then(|u| {
-        u.host_str().map(|h| {
-            h == "localhost" || h.trim_matches(['[', ']']).parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
-        })
-    });
-    if loopback == Some(true) {
-        if std::env::var_os("AWS_ACCESS_KEY_ID").is_none() && std::env::var_os("AWS_PROFILE").is_none() {
-            loader = loader.credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
-                "local", "local", None, None, "local",
-            ));
-        }
-        if std::env::var_os("AWS_REGION").is_none() && std::env::var_os("AWS_DEFAULT_REGION").is_none() {
-            loader = loader.region(aws_config::Region::new("us-east-1"));
-        }
-    }
-    loader.load().await
 }
 
 /// The pipeline on a DynamoDB API at `endpoint`: creates missing tables (status table with its
@@ -112,7 +67,7 @@ pub async fn local_dynamodb(base: &str, options: Options, endpoint: &str) -> Res
     ensure_tables(&client, &tables).await?;
     let subscriptions = DynamoSubscriptionStore::new(client.clone(), options.subscriptions_table.clone());
     ensure_subscriptions_table(&client, subscriptions.table()).await?;
-    let poller = stream::StreamPoller::open(
+    let poller = aws::stream::StreamPoller::open(
         &client,
         aws_sdk_dynamodbstreams::Client::new(&sdk),
         &tables.status,
@@ -132,7 +87,7 @@ pub fn assemble(
     subscriptions: Arc<dyn SubscriptionStore>,
     feed: Feed,
 ) -> Local {
-    let pusher: Arc<dyn Pusher> = Arc::new(backend::local_pusher(base));
+    let pusher: Arc<dyn Pusher> = Arc::new(run::backend::local_pusher(base));
     let origins = Arc::new(options.origins);
     let region = options.simulator.region.clone();
     let mediaconvert = aws_sdk_mediaconvert::Config::builder()
@@ -154,11 +109,11 @@ pub fn assemble(
         push_config: Arc::new(options.push),
         create_job_config: Arc::new(options.create_job),
         reconcile_config: Arc::new(options.reconcile),
-        upload_signer: Arc::new(s3::local_post_signer(base, &options.upload.bucket, &region)),
+        upload_signer: Arc::new(aws::s3::local_post_signer(base, &options.upload.bucket, &region)),
         upload_config: Arc::new(options.upload.clone()),
         identity: options.oidc.map(|oidc| Arc::new(OidcVerifier::new(oidc)) as Arc<dyn IdentityVerifier>),
     };
-    let handlers = backend::HandlerBackend {
+    let handlers = run::backend::HandlerBackend {
         origins: origins.clone(),
         jobs,
         subscriptions,
@@ -166,22 +121,22 @@ pub fn assemble(
         config: options.ws,
         identity: stack.identity.clone(),
     };
-    let api = apigw_ws::WebSocketApi::new(Arc::new(handlers), &backend::ROUTES, "local", "127.0.0.1");
+    let api = aws::apigw_ws::WebSocketApi::new(Arc::new(handlers), &run::backend::ROUTES, "local", "127.0.0.1");
     api.set_fault_rate(options.ws_post_fault_rate);
     api.set_limits(options.apigw_limits);
     api.set_request_limits(options.apigw_requests);
 
-    let s3 = Arc::new(s3::LocalS3::new(options.s3_dir, &region));
+    let s3 = Arc::new(aws::s3::LocalS3::new(options.s3_dir, &region));
     let (notify, notifications) = tokio::sync::mpsc::unbounded_channel();
     let (bus, events) = tokio::sync::mpsc::unbounded_channel();
-    let simulator = mediaconvert::MediaConvertSim::new(options.simulator, s3.clone(), bus);
-    tokio::spawn(triggers::deliver_s3_notifications(stack.clone(), notifications));
-    tokio::spawn(triggers::deliver_eventbridge_events(stack.clone(), events));
-    tokio::spawn(triggers::schedule_reconcile(stack.clone(), options.reconcile_every));
+    let simulator = aws::mediaconvert::MediaConvertSim::new(options.simulator, s3.clone(), bus);
+    tokio::spawn(run::triggers::deliver_s3_notifications(stack.clone(), notifications));
+    tokio::spawn(run::triggers::deliver_eventbridge_events(stack.clone(), events));
+    tokio::spawn(run::triggers::schedule_reconcile(stack.clone(), options.reconcile_every));
     let outputs_bucket = stack.create_job_config.destination.render(&options.upload.bucket, "k");
-    let web = web::WebConfig {
-        outputs_url: format!("/s3/{}/", s3::split_s3_url(&outputs_bucket).map_or("outputs", |(b, _)| b)),
-        recheck_interval_ms: web::DEMO_RECHECK_INTERVAL_MS,
+    let web = run::web::WebConfig {
+        outputs_url: format!("/s3/{}/", aws::s3::split_s3_url(&outputs_bucket).map_or("outputs", |(b, _)| b)),
+        recheck_interval_ms: run::web::DEMO_RECHECK_INTERVAL_MS,
     };
 
     let pushing = stack.clone();
@@ -191,20 +146,20 @@ pub fn assemble(
     };
     match feed {
         Feed::Embedded(feed) => {
-            let records = stream::EmbeddedStream::new(&TableNames::default().status);
-            tokio::spawn(stream::run_feed(feed, records, options.batch_size, options.batch_window, handler));
+            let records = aws::stream::EmbeddedStream::new(&TableNames::default().status);
+            tokio::spawn(aws::stream::run_feed(feed, records, options.batch_size, options.batch_window, handler));
         }
         Feed::DynamoDbStreams(poller) => {
-            tokio::spawn(stream::run_poller(poller, options.batch_window, handler));
+            tokio::spawn(aws::stream::run_poller(poller, options.batch_window, handler));
         }
     }
-    let router = http_api::router(stack.clone())
-        .merge(invoke::router(stack.clone()))
+    let router = aws::http_api::router(stack.clone())
+        .merge(aws::invoke::router(stack.clone()))
         .merge(api.router())
-        .merge(s3::router(s3, origins.clone(), notify, !stack.access.required()))
+        .merge(aws::s3::router(s3, origins.clone(), notify, !stack.access.required()))
         .merge(simulator.router())
-        .merge(web::router(web))
-        .merge(metrics::router(metrics::LocalMetrics::global()));
-    let router = guard::guarded(router, origins);
+        .merge(run::web::router(web))
+        .merge(run::metrics::router(run::metrics::LocalMetrics::global()));
+    let router = run::guard::guarded(router, origins);
     Local { router, api, stack }
 }

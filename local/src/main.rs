@@ -5,8 +5,10 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
-use mcpush_local::cli::{self, Ending, Endpoints, Timing, Watched};
-use mcpush_local::redrive::Redrive;
+use mcpush_local::tools::common::progress_bar;
+use mcpush_local::tools::redrive::Redrive;
+use mcpush_local::tools::watch::{self, Ending, Endpoints, Timing, Watched};
+use mcpush_local::tools::{replay, token};
 use mcpush_local::{Function, Options, local, local_dynamodb};
 use reqwest::Url;
 
@@ -131,8 +133,8 @@ async fn main() -> ExitCode {
     let result = match cli.command {
         None => serve(cli.serve).await,
         Some(Command::Serve(args)) => serve(args).await,
-        Some(Command::Watch(args)) => watch(*args).await,
-        Some(Command::Replay(args)) => replay(args).await,
+        Some(Command::Watch(args)) => watch_file(*args).await,
+        Some(Command::Replay(args)) => replay_events(args).await,
         Some(Command::Redrive(args)) => redrive(args).await,
         Some(Command::Token(args)) => token(args).await,
     };
@@ -142,13 +144,13 @@ async fn main() -> ExitCode {
     })
 }
 
-async fn watch(args: WatchArgs) -> Result<ExitCode, Box<dyn std::error::Error>> {
+async fn watch_file(args: WatchArgs) -> Result<ExitCode, Box<dyn std::error::Error>> {
     let endpoints = Endpoints::new(&args.url, args.rest_url, args.ws_url)?;
-    let bar = cli::progress_bar(100, "{bar:40.cyan/blue} {pos:>3}% {msg}");
+    let bar = progress_bar(100, "{bar:40.cyan/blue} {pos:>3}% {msg}");
     let mut out = std::io::stderr();
     let watched = Watched { input_file: &args.input_file, token: args.token.as_deref() };
     Ok(
-        match cli::watch(
+        match watch::watch(
             &endpoints,
             watched,
             Timing { poll: Duration::from_millis(args.poll_ms), recheck: Duration::from_millis(args.recheck_ms) },
@@ -163,15 +165,15 @@ async fn watch(args: WatchArgs) -> Result<ExitCode, Box<dyn std::error::Error>> 
     )
 }
 
-async fn replay(args: ReplayArgs) -> Result<ExitCode, Box<dyn std::error::Error>> {
-    let client = cli::lambda_client(Some(&args.endpoint_url)).await;
-    let bar = cli::progress_bar(0, "{bar:40.cyan/blue} {pos}/{len} events");
-    let rejected = cli::replay(&client, &args.function_name, &args.files, &mut std::io::stderr(), bar).await?;
+async fn replay_events(args: ReplayArgs) -> Result<ExitCode, Box<dyn std::error::Error>> {
+    let client = replay::lambda_client(Some(&args.endpoint_url)).await;
+    let bar = progress_bar(0, "{bar:40.cyan/blue} {pos}/{len} events");
+    let rejected = replay::replay(&client, &args.function_name, &args.files, &mut std::io::stderr(), bar).await?;
     Ok(if rejected == 0 { ExitCode::SUCCESS } else { ExitCode::from(2) })
 }
 
 async fn redrive(args: RedriveArgs) -> Result<ExitCode, Box<dyn std::error::Error>> {
-    let lambda = cli::lambda_client(Some(&args.endpoint_url)).await;
+    let lambda = replay::lambda_client(Some(&args.endpoint_url)).await;
     let sqs = aws_sdk_sqs::Client::new(&mcpush_local::sdk_config_for(args.sqs_endpoint_url.as_deref()).await);
     let redrive = Redrive {
         sqs: &sqs,
@@ -185,29 +187,8 @@ async fn redrive(args: RedriveArgs) -> Result<ExitCode, Box<dyn std::error::Erro
 }
 
 async fn token(args: TokenArgs) -> Result<ExitCode, Box<dyn std::error::Error>> {
-    let scope = match (args.scope.input_file, args.scope.prefix) {
-        (_, Some(prefix)) if !prefix.ends_with('/') => {
-            return Err(format!("--prefix {prefix:?} must end with / (it is a folder)").into());
-        }
-        (_, Some(prefix)) => prefix,
-        (Some(file), None) if file.ends_with('/') => {
-            return Err(format!("{file:?} ends with /: use --prefix for a folder").into());
-        }
-        (Some(file), None) => file,
-        (None, None) => return Err("name a file or --prefix".into()),
-    };
-    if !mcpush_core::domain::token::valid_scope(&scope) {
-        return Err(format!("{scope:?} is not a file or folder a token can cover").into());
-    }
-    let env = mcpush_core::config::Env::process();
-    let secret = env.token_secret()?;
-    let access = mcpush_core::adapters::secrets::read_access_with(&secret, mcpush_local::sdk_config_for(None)).await?;
-    let ttl = match args.ttl_seconds {
-        Some(seconds) => seconds,
-        None => env.token_ttl()?.as_secs(),
-    };
-    let expires = mcpush_core::now_ms() / 1000 + ttl;
-    let token = access.issue(&scope, expires).ok_or("no secret: set SUBSCRIBE_SECRET or SUBSCRIBE_SECRET_ARN")?;
+    let scope = token::scope(args.scope.input_file, args.scope.prefix)?;
+    let (token, expires) = token::issue(&mcpush_core::config::Env::process(), &scope, args.ttl_seconds).await?;
     eprintln!("token for {scope:?}, valid until {expires} (epoch seconds)");
     println!("{token}");
     Ok(ExitCode::SUCCESS)

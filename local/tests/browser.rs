@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use common::oidc::{Issuer, Key};
 
-use mcpush_local::mediaconvert::SimSettings;
+use mcpush_local::aws::mediaconvert::SimSettings;
 use mcpush_local::{Options, local};
 
 /// The browser tests' folder and Chromium, both installed by `scripts/test`.

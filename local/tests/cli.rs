@@ -10,8 +10,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use indicatif::ProgressBar;
-use mcpush_local::cli::{self, Ending, Endpoints, Timing, Watched};
-use mcpush_local::{Local, Options, http_api, local};
+use mcpush_local::aws::http_api;
+use mcpush_local::tools::replay;
+use mcpush_local::tools::watch::{self, Ending, Endpoints, Timing, Watched};
+use mcpush_local::{Local, Options, local};
 use reqwest::Url;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -37,9 +39,9 @@ async fn start() -> (String, Local) {
 }
 
 async fn replay(base: &str, files: &[String]) -> (usize, String) {
-    let client = cli::lambda_client(Some(base)).await;
+    let client = replay::lambda_client(Some(base)).await;
     let mut out = Vec::new();
-    let rejected = cli::replay(&client, "progress-ingest", files, &mut out, ProgressBar::hidden()).await.unwrap();
+    let rejected = replay::replay(&client, "progress-ingest", files, &mut out, ProgressBar::hidden()).await.unwrap();
     (rejected, String::from_utf8(out).unwrap())
 }
 
@@ -76,8 +78,8 @@ async fn replay_invokes_with_json_and_json_lines_and_counts_rejections() {
 #[tokio::test]
 async fn replay_names_a_function_the_api_does_not_know() {
     let (base, _stack) = start().await;
-    let client = cli::lambda_client(Some(&base)).await;
-    let err = cli::replay(
+    let client = replay::lambda_client(Some(&base)).await;
+    let err = replay::replay(
         &client,
         "no-such-function",
         &[fixture("hls-6-complete.json")],
@@ -97,7 +99,7 @@ async fn watch_follows_the_job_over_the_websocket_to_complete() {
         let base = base.clone();
         async move {
             let mut out = Vec::new();
-            let ending = cli::watch(
+            let ending = watch::watch(
                 &endpoints(&base),
                 Watched { input_file: "Big Buck Bunny.mp4", token: None },
                 Timing { poll: Duration::from_millis(50), ..Timing::default() },
@@ -127,7 +129,7 @@ async fn watch_reaches_the_final_state_by_re_checking_when_every_push_is_lost() 
         async move {
             let mut out = Vec::new();
             let timing = Timing { poll: Duration::from_millis(50), recheck: Duration::from_millis(200) };
-            let ending = cli::watch(
+            let ending = watch::watch(
                 &endpoints(&base),
                 Watched { input_file: "Big Buck Bunny.mp4", token: None },
                 timing,
@@ -166,7 +168,7 @@ async fn watch_falls_back_to_rest_polling_and_reports_an_error() {
     let rest_only = serve(http_api::router(stack.stack.clone())).await;
     replay(&base, &[fixture("error.json")]).await;
     let mut out = Vec::new();
-    let ending = cli::watch(
+    let ending = watch::watch(
         &endpoints(&rest_only),
         Watched { input_file: "broken.mp4", token: None },
         Timing { poll: Duration::from_millis(50), ..Timing::default() },
@@ -417,7 +419,7 @@ async fn watch_sends_its_token_with_the_subscribe_and_every_rest_call() {
         async move {
             let timing = Timing { poll: Duration::from_millis(50), recheck: Duration::from_millis(100) };
             let watched = Watched { input_file: "Big Buck Bunny.mp4", token: Some(&token) };
-            cli::watch(&endpoints(&base), watched, timing, &mut Vec::new(), ProgressBar::hidden()).await
+            watch::watch(&endpoints(&base), watched, timing, &mut Vec::new(), ProgressBar::hidden()).await
         }
     });
     let polling = tokio::spawn({
@@ -427,7 +429,7 @@ async fn watch_sends_its_token_with_the_subscribe_and_every_rest_call() {
                 Endpoints::new(&Url::parse(&base).unwrap(), None, Some(Url::parse("ws://127.0.0.1:9/ws").unwrap()))
                     .unwrap();
             let watched = Watched { input_file: "Big Buck Bunny.mp4", token: Some(&token) };
-            cli::watch(
+            watch::watch(
                 &no_socket,
                 watched,
                 Timing { poll: Duration::from_millis(50), ..Timing::default() },
@@ -437,7 +439,7 @@ async fn watch_sends_its_token_with_the_subscribe_and_every_rest_call() {
             .await
         }
     });
-    let refused = cli::watch(
+    let refused = watch::watch(
         &endpoints(&base),
         Watched { input_file: "Big Buck Bunny.mp4", token: None },
         Timing::default(),

@@ -6,7 +6,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use futures::{SinkExt, StreamExt};
-use mcpush_local::mediaconvert::SimSettings;
+use mcpush_local::aws::mediaconvert::SimSettings;
 use mcpush_local::{Options, local};
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;

@@ -21,7 +21,7 @@ use mcpush_core::config::OidcConfig;
 use mcpush_core::domain::identity::IdentityError;
 use mcpush_core::domain::token::ReadAccess;
 use mcpush_core::ports::IdentityVerifier;
-use mcpush_local::mediaconvert::SimSettings;
+use mcpush_local::aws::mediaconvert::SimSettings;
 use mcpush_local::{Options, local};
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;

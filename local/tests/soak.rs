@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use aws_sdk_mediaconvert::config::{BehaviorVersion, Credentials, Region};
 use futures::{SinkExt, StreamExt};
-use mcpush_local::mediaconvert::SimSettings;
+use mcpush_local::aws::mediaconvert::SimSettings;
 use mcpush_local::{Options, local};
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;

@@ -7,7 +7,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use mcpush_core::domain::token::ReadAccess;
-use mcpush_local::mediaconvert::SimSettings;
+use mcpush_local::aws::mediaconvert::SimSettings;
 use mcpush_local::{Options, local};
 use serde_json::{Value, json};
 

@@ -8,7 +8,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use futures::{SinkExt, StreamExt};
-use mcpush_local::apigw_ws::{MAX_QUEUED_BYTES, WebSocketApi};
+use mcpush_local::aws::apigw_ws::{MAX_QUEUED_BYTES, WebSocketApi};
 use mcpush_local::{Options, local};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::frame::Frame;
@@ -104,7 +104,7 @@ async fn a_reader_that_takes_nothing_is_closed_before_1_mib_waits_for_it() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idle_and_old_connections_are_closed_with_1001_and_disconnected() {
-    use mcpush_local::apigw_ws::ConnectionLimits;
+    use mcpush_local::aws::apigw_ws::ConnectionLimits;
     // GIVEN API Gateway's limits shortened: 1 s idle, 3 s at most
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());

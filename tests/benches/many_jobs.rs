@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use futures::{SinkExt, StreamExt};
-use mcpush_local::apigw_ws::{Rate, RequestLimits};
+use mcpush_local::aws::apigw_ws::{Rate, RequestLimits};
 use mcpush_local::{Options, local};
 use mcpush_tests::{fixture, workspace};
 use plotters::style::RGBColor;
@@ -175,7 +175,7 @@ async fn run(scenario: &Scenario, jobs: usize) -> Run {
 
     let http = reqwest::Client::new();
     let metrics = |http: reqwest::Client, base: String| async move {
-        tokio::time::sleep(mcpush_local::metrics::FLUSH_INTERVAL * 2).await;
+        tokio::time::sleep(mcpush_local::run::metrics::FLUSH_INTERVAL * 2).await;
         let body =
             http.get(format!("{base}/_local/metrics")).send().await.expect("metrics").text().await.expect("body");
         let metrics: Value = serde_json::from_str(&body).expect("json");

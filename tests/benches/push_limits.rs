@@ -13,7 +13,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use mcpush_core::config::{PushConfig, RetryPolicy};
-use mcpush_local::apigw_ws::{Rate, RequestLimits};
+use mcpush_local::aws::apigw_ws::{Rate, RequestLimits};
 use mcpush_tests::subscribers::{self, Fleet};
 use mcpush_tests::workspace;
 use plotters::prelude::*;

@@ -8,8 +8,8 @@ use futures::{SinkExt, StreamExt};
 use mcpush_core::config::WsConfig;
 use mcpush_core::domain::AllowedOrigins;
 use mcpush_core::ports::{JobStore, SubscriptionStore};
-use mcpush_local::apigw_ws::WebSocketApi;
-use mcpush_local::backend::{HandlerBackend, ROUTES, local_pusher};
+use mcpush_local::aws::apigw_ws::WebSocketApi;
+use mcpush_local::run::backend::{HandlerBackend, ROUTES, local_pusher};
 use serde_json::Value;
 
 pub use crate::protocol::{assert_client_message, assert_server_message};

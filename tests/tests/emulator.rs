@@ -7,8 +7,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use aws_lambda_events::apigw::{ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest};
 use mcpush_core::ports::{PushError, Pusher};
-use mcpush_local::apigw_ws::{MAX_POST_BYTES, WebSocketApi, WsBackend};
-use mcpush_local::backend::{ROUTES, local_pusher};
+use mcpush_local::aws::apigw_ws::{MAX_POST_BYTES, WebSocketApi, WsBackend};
+use mcpush_local::run::backend::{ROUTES, local_pusher};
 use mcpush_tests::ws::Client;
 
 #[derive(Default)]
@@ -143,7 +143,7 @@ async fn the_fault_switch_answers_429_or_500_and_the_pusher_calls_them_retryable
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_burst_of_connects_above_the_connect_rate_gets_429_at_the_handshake() {
-    use mcpush_local::apigw_ws::{Rate, RequestLimits};
+    use mcpush_local::aws::apigw_ws::{Rate, RequestLimits};
     // GIVEN a connect bucket of 5 refilled at 1/s (slow, so that a loaded machine's slow
     // handshakes cannot earn a sixth token during the burst)
     let (recorder, api, base) = start().await;
@@ -176,7 +176,7 @@ async fn a_burst_of_connects_above_the_connect_rate_gets_429_at_the_handshake() 
 
 #[tokio::test]
 async fn posts_take_the_latency_and_above_the_post_rate_answer_429_too_many_requests() {
-    use mcpush_local::apigw_ws::{Rate, RequestLimits};
+    use mcpush_local::aws::apigw_ws::{Rate, RequestLimits};
     // GIVEN a connection, then APIGW_POST_LATENCY_MS = 30 and a post bucket of 3 refilled at one
     // per 10 s (so the five posts cannot earn a token back, however slow the machine)
     let (recorder, api, base) = start().await;

@@ -8,7 +8,7 @@ use std::time::Duration;
 use mcpush_core::adapters::memory::MemoryJobStore;
 use mcpush_core::domain::{CompleteDetails, JobUpdate, Phase, Transition};
 use mcpush_core::ports::JobStore;
-use mcpush_local::stream::{EmbeddedStream, StreamPoller};
+use mcpush_local::aws::stream::{EmbeddedStream, StreamPoller};
 use mcpush_tests::{dynamodb_streams_client, fresh_store};
 use serde_json::{Value, json};
 

@@ -11,7 +11,7 @@ use mcpush_core::adapters::dynamodb::{DynamoJobStore, DynamoSubscriptionStore};
 use mcpush_core::adapters::memory::JobChange;
 use mcpush_core::config::WsConfig;
 use mcpush_core::ports::JobStore;
-use mcpush_local::stream::{EmbeddedStream, lambda_event};
+use mcpush_local::aws::stream::{EmbeddedStream, lambda_event};
 use mcpush_tests::runtime_api::{Function, Outcome, authorizer_event, http_event, ws_event};
 use mcpush_tests::ws::{Emulator, ORIGINS};
 use mcpush_tests::{HLS_JOB_EVENTS, dynamodb_client, fixture, fresh_store, fresh_subscriptions, moto};

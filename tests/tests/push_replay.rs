@@ -218,7 +218,7 @@ async fn throttling_and_server_errors_are_retried_until_delivered() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_a_slow_api_the_push_raises_its_posts_in_flight_and_a_fixed_window_does_not() {
-    use mcpush_local::apigw_ws::RequestLimits;
+    use mcpush_local::aws::apigw_ws::RequestLimits;
     use std::sync::atomic::Ordering::Relaxed;
     // GIVEN 200 subscribers and an API that takes 50 ms a post
     let s = setup().await;
@@ -247,7 +247,7 @@ async fn with_a_slow_api_the_push_raises_its_posts_in_flight_and_a_fixed_window_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn under_api_gateways_throttle_the_push_backs_off_and_loses_nothing() {
-    use mcpush_local::apigw_ws::{Rate, RequestLimits};
+    use mcpush_local::aws::apigw_ws::{Rate, RequestLimits};
     use std::sync::atomic::Ordering::Relaxed;
     // GIVEN 150 subscribers and an API that takes 10 ms a post and allows 100 posts/s, burst 20
     let s = setup().await;

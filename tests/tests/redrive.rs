@@ -5,8 +5,9 @@ use std::time::Duration;
 
 use aws_sdk_sqs::types::QueueAttributeName;
 use mcpush_core::domain::JobStatus;
-use mcpush_local::redrive::{Redrive, Redriven};
-use mcpush_local::{Options, cli, local};
+use mcpush_local::tools::redrive::{Redrive, Redriven};
+use mcpush_local::tools::replay;
+use mcpush_local::{Options, local};
 use mcpush_tests::{fixture, sqs_client};
 use serde_json::json;
 
@@ -71,7 +72,7 @@ async fn redrive_invokes_each_record_again_and_deletes_only_what_succeeded() {
     ] {
         sqs.send_message().queue_url(&queue_url).message_body(body).send().await.unwrap();
     }
-    let lambda = cli::lambda_client(Some(&base)).await;
+    let lambda = replay::lambda_client(Some(&base)).await;
     let redrive = |dry_run| Redrive {
         sqs: &sqs,
         lambda: &lambda,

@@ -12,7 +12,7 @@ use mcpush_core::domain::token::{self, ReadAccess};
 use mcpush_core::handlers::progress_ingest;
 use mcpush_core::handlers::progress_push::{self, PushContext};
 use mcpush_core::ports::{JobStore, SubscriptionStore};
-use mcpush_local::stream::StreamPoller;
+use mcpush_local::aws::stream::StreamPoller;
 use mcpush_tests::ws::{Client, Emulator};
 use mcpush_tests::{dynamodb_client, dynamodb_streams_client, fixture, fresh_store, fresh_subscriptions};
 use serde_json::{Value, json};

@@ -1,7 +1,7 @@
 //! The simulated S3's check of a browser POST upload, as S3 makes it: the `x-amz-*` signature
 //! over the base64 policy (SigV4, the local credentials), the policy's expiry, every condition,
 //! and no form field the policy does not cover. The size condition is enforced while the file
-//! streams in ([`crate::s3`]).
+//! streams in ([`crate::aws::s3`]).
 
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime};
 use base64::Engine;
 use serde_json::Value;
 
-use crate::s3::{LOCAL_ACCESS_KEY, LOCAL_SECRET_KEY};
+use crate::aws::s3::{LOCAL_ACCESS_KEY, LOCAL_SECRET_KEY};
 
 /// S3's refusal: HTTP status, error code and message.
 #[derive(Debug, PartialEq, Eq)]

@@ -10,7 +10,7 @@ use aws_sdk_lambda::primitives::Blob;
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::cli::{CliError, printable};
+use crate::tools::common::{CliError, printable};
 
 /// What Lambda sends to an on-failure destination.
 #[derive(Debug, Deserialize)]

@@ -1,5 +1,5 @@
 //! What invokes the functions besides callers: S3 notifications (create-job), EventBridge
-//! (progress-ingest), the status table's stream (progress-push, see [`crate::stream`]), the
+//! (progress-ingest), the status table's stream (progress-push, see [`crate::aws::stream`]), the
 //! reconciler's schedule and the embedded store's TTL sweep. Each typed event is serialized as Lambda delivers it.
 
 use std::sync::Weak;
@@ -10,7 +10,7 @@ use mcpush_core::adapters::memory::MemoryJobStore;
 use mcpush_core::domain::MediaConvertEvent;
 use tokio::sync::mpsc::UnboundedReceiver;
 
-use crate::stack::Stack;
+use crate::run::stack::Stack;
 
 /// How often the embedded store deletes expired items (DynamoDB does it within a few days).
 pub const TTL_SWEEP_INTERVAL: Duration = Duration::from_secs(60);

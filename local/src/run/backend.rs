@@ -16,7 +16,7 @@ use mcpush_core::handlers::ws::{self, WsContext};
 use mcpush_core::handlers::ws_authorizer;
 use mcpush_core::ports::{IdentityVerifier, JobStore, Pusher, SubscriptionStore};
 
-use crate::apigw_ws::WsBackend;
+use crate::aws::apigw_ws::WsBackend;
 
 /// Routes of the WebSocket API besides `$connect`, `$disconnect` and `$default`.
 pub const ROUTES: [&str; 3] = ["subscribe", "unsubscribe", "ping"];

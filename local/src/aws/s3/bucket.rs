@@ -194,7 +194,7 @@ async fn object(
 }
 
 /// `POST /s3/{bucket}`: a browser upload with a presigned policy (multipart form, the file last),
-/// checked as S3 checks it ([`crate::s3_post`]); 204 and the notification on success.
+/// checked as S3 checks it ([`crate::aws::s3::post`]); 204 and the notification on success.
 async fn form_upload(
     State(state): State<S3State>,
     Path(bucket): Path<String>,
@@ -221,7 +221,7 @@ async fn form_upload(
 }
 
 async fn post_form(state: &S3State, bucket: &str, mut form: axum::extract::Multipart) -> Response {
-    let refused = |r: crate::s3_post::Refusal| {
+    let refused = |r: crate::aws::s3::post::Refusal| {
         s3_error(StatusCode::from_u16(r.status).unwrap_or(StatusCode::BAD_REQUEST), r.code, &r.message)
     };
     let mut fields = std::collections::BTreeMap::new();
@@ -245,7 +245,7 @@ async fn post_form(state: &S3State, bucket: &str, mut form: axum::extract::Multi
             };
             continue;
         }
-        let range = match crate::s3_post::check(&fields, bucket, std::time::SystemTime::now()) {
+        let range = match crate::aws::s3::post::check(&fields, bucket, std::time::SystemTime::now()) {
             Ok(range) => range,
             Err(refusal) => return refused(refusal),
         };

@@ -12,7 +12,7 @@ use axum::{Json, Router};
 use mcpush_core::handlers::{create_job, progress_ingest, reconcile};
 use serde_json::{Value, json};
 
-use crate::stack::Stack;
+use crate::run::stack::Stack;
 
 /// The functions the Invoke API answers to: one table, their names and their handlers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

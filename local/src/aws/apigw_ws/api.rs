@@ -40,7 +40,7 @@ use tokio::sync::mpsc;
 
 use mcpush_core::domain::identity::IdentityError;
 
-use crate::http_api::query_params;
+use crate::aws::http_api::query_params;
 
 /// What an authorizer's answer puts in `requestContext.authorizer`: `principalId` and the context.
 type AuthorizerFields = HashMap<String, Value>;

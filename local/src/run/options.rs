@@ -11,8 +11,8 @@ use mcpush_core::config::{
 use mcpush_core::domain::AllowedOrigins;
 use regex::Regex;
 
-use crate::apigw_ws::{ConnectionLimits, Rate, RequestLimits};
-use crate::mediaconvert::SimSettings;
+use crate::aws::apigw_ws::{ConnectionLimits, Rate, RequestLimits};
+use crate::aws::mediaconvert::SimSettings;
 
 /// Origins the local stack allows by default: any local port.
 pub const LOCAL_ALLOWED_ORIGINS: &str = r"http://127\.0\.0\.1(:\d+)? http://localhost(:\d+)?";
@@ -107,7 +107,8 @@ impl Options {
         let env = Env::process();
         let options = Self::read(&env)?;
         let secret = env.token_secret()?;
-        let access = mcpush_core::adapters::secrets::read_access_with(&secret, crate::sdk_config_for(None)).await?;
+        let access =
+            mcpush_core::adapters::secrets::read_access_with(&secret, crate::sdk::sdk_config_for(None)).await?;
         Ok(Self { ws: options.ws.clone().with_access(access), ..options })
     }
 

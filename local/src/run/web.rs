@@ -21,10 +21,10 @@ pub struct WebConfig {
 /// The demo page's re-check period: short, as a local job lasts seconds.
 pub const DEMO_RECHECK_INTERVAL_MS: u64 = 3000;
 
-const INDEX: &str = include_str!("../web/index.html");
-const DEMO_JS: &str = include_str!("../web/demo.js");
-const DEMO_CSS: &str = include_str!("../web/demo.css");
-const CLIENT_JS: &str = include_str!("../../clients/js/mcpush-client.js");
+const INDEX: &str = include_str!("../../web/index.html");
+const DEMO_JS: &str = include_str!("../../web/demo.js");
+const DEMO_CSS: &str = include_str!("../../web/demo.css");
+const CLIENT_JS: &str = include_str!("../../../clients/js/mcpush-client.js");
 
 pub fn router(config: WebConfig) -> Router {
     let page = |kind: &'static str, body: &'static str| {

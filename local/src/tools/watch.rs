@@ -1,98 +1,19 @@
-//! The terminal tools of the local stack binary; both work against a deployed stack too.
-//! - `watch`: a live progress bar over the WebSocket API (`ws://` or `wss://`, any stage path),
-//!   REST polling of `/media/status` (`http://` or `https://`) when the socket cannot open;
-//!   ends with COMPLETE, or ERROR / CANCELED ([`Ending`]);
-//! - `replay`: EventBridge events (JSON files, or JSON Lines with one event per line) sent to a
-//!   function through the Lambda Invoke API with aws-sdk-lambda (SigV4), as AWS invokes it.
-//!
-//! TLS is rustls with the system's roots, or the bundle `SSL_CERT_FILE` names
-//! (rustls-native-certs). Whatever a server sends, the tools end with an error naming it, never a
-//! panic, and print server strings with control characters escaped ([`printable`]).
+//! `watch`: a live progress bar over the WebSocket API (`ws://` or `wss://`, any stage path),
+//! REST polling of `/media/status` (`http://` or `https://`) when the socket cannot open; ends
+//! with COMPLETE, or ERROR / CANCELED ([`Ending`]).
 
 use std::collections::BTreeMap;
 use std::io::Write;
-use std::sync::Arc;
 use std::time::Duration;
 
-use aws_sdk_lambda::primitives::Blob;
 use futures::{SinkExt, StreamExt};
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::ProgressBar;
 use reqwest::{StatusCode, Url};
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 use tokio_tungstenite::Connector;
 use tokio_tungstenite::tungstenite::Message;
 
-#[derive(Debug, thiserror::Error)]
-pub enum CliError {
-    #[error("{0}")]
-    Usage(String),
-    #[error("{path}: {reason}")]
-    Input { path: String, reason: String },
-    #[error("{url}: {reason}")]
-    Http { url: String, reason: String },
-    #[error("{url}: {reason}")]
-    WebSocket { url: String, reason: String },
-    #[error("the server refused: {0}")]
-    Refused(String),
-    #[error("Lambda Invoke {function}: {reason}")]
-    Invoke { function: String, reason: String },
-    #[error("TLS setup: {0}")]
-    Tls(String),
-}
-
-/// Longest server text printed; the rest is cut.
-const MAX_PRINTED_CHARS: usize = 500;
-
-/// A server's text made safe for a terminal: control characters (escape sequences included)
-/// escaped, at most [`MAX_PRINTED_CHARS`] characters.
-pub fn printable(text: &str) -> String {
-    let mut out = String::new();
-    for (i, c) in text.chars().enumerate() {
-        if i == MAX_PRINTED_CHARS {
-            out.push('…');
-            break;
-        }
-        if c.is_control() {
-            out.extend(c.escape_default());
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
-
-/// An error and its causes on one line: reqwest's and tungstenite's errors keep the useful part
-/// (refused connection, unknown issuer, …) in their sources.
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.contains(&cause_text) {
-            text = format!("{text}: {cause_text}");
-        }
-        source = cause.source();
-    }
-    printable(&text)
-}
-
-/// rustls with the system's roots, or `SSL_CERT_FILE` / `SSL_CERT_DIR` when set.
-pub fn tls_config() -> Result<Arc<rustls::ClientConfig>, CliError> {
-    let found = rustls_native_certs::load_native_certs();
-    let mut roots = rustls::RootCertStore::empty();
-    let (added, _ignored) = roots.add_parsable_certificates(found.certs);
-    if added == 0 {
-        tracing::warn!(errors = ?found.errors, "no trusted root certificates found: https:// and wss:// will fail");
-    }
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| CliError::Tls(e.to_string()))?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    Ok(Arc::new(config))
-}
+use crate::tools::common::{CliError, chain, http_client, printable, tls_config};
 
 /// Where `watch` looks.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -185,15 +106,6 @@ enum ServerMessage {
 pub enum Ending {
     Complete(Status),
     Failed(Status),
-}
-
-/// The bar for a terminal (hidden when stderr is not one, so lines are printed instead).
-pub fn progress_bar(length: u64, template: &str) -> ProgressBar {
-    let bar = ProgressBar::new(length);
-    bar.set_style(
-        ProgressStyle::with_template(template).unwrap_or_else(|_| ProgressStyle::default_bar()).progress_chars("#>-"),
-    );
-    bar
 }
 
 /// Shows statuses: on the bar, and as lines on `out` when the bar is hidden.
@@ -366,16 +278,6 @@ pub async fn watch(
     }
 }
 
-/// reqwest over the same TLS settings.
-pub fn http_client(tls: &Arc<rustls::ClientConfig>) -> Result<reqwest::Client, CliError> {
-    reqwest::Client::builder()
-        .tls_backend_preconfigured((**tls).clone())
-        .connect_timeout(Duration::from_secs(10))
-        .timeout(Duration::from_secs(30))
-        .build()
-        .map_err(|e| CliError::Tls(chain(&e)))
-}
-
 #[derive(Deserialize)]
 struct Failure {
     message: String,
@@ -406,85 +308,9 @@ async fn poll_status(client: &reqwest::Client, url: &Url) -> Result<Option<Statu
     }
 }
 
-/// Reads events from files: a JSON document per file (an array is several events), or JSON Lines.
-pub fn read_events(paths: &[String]) -> Result<Vec<(String, Value)>, CliError> {
-    let mut events = Vec::new();
-    for path in paths {
-        let text =
-            std::fs::read_to_string(path).map_err(|e| CliError::Input { path: path.clone(), reason: e.to_string() })?;
-        match serde_json::from_str::<Value>(&text) {
-            Ok(Value::Array(items)) => events.extend(items.into_iter().map(|v| (path.clone(), v))),
-            Ok(value) => events.push((path.clone(), value)),
-            Err(_) => {
-                for (n, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
-                    let value = serde_json::from_str(line)
-                        .map_err(|e| CliError::Input { path: format!("{path}:{}", n + 1), reason: e.to_string() })?;
-                    events.push((format!("{path}:{}", n + 1), value));
-                }
-            }
-        }
-    }
-    Ok(events)
-}
-
-/// A Lambda client for `endpoint` (see [`crate::sdk_config_for`]).
-pub async fn lambda_client(endpoint: Option<&str>) -> aws_sdk_lambda::Client {
-    aws_sdk_lambda::Client::new(&crate::sdk_config_for(endpoint).await)
-}
-
-#[derive(Deserialize)]
-struct FunctionError {
-    #[serde(rename = "errorMessage")]
-    error_message: String,
-}
-
-/// `replay`: invokes `function` once per event, in order (`RequestResponse`). Returns how many
-/// the function rejected; each rejection is printed with where the event came from.
-pub async fn replay(
-    client: &aws_sdk_lambda::Client,
-    function: &str,
-    paths: &[String],
-    out: &mut (dyn Write + Send),
-    bar: ProgressBar,
-) -> Result<usize, CliError> {
-    let events = read_events(paths)?;
-    bar.set_length(events.len() as u64);
-    let mut rejected = 0;
-    for (source, event) in &events {
-        let payload =
-            serde_json::to_vec(event).map_err(|e| CliError::Input { path: source.clone(), reason: e.to_string() })?;
-        let output = client.invoke().function_name(function).payload(Blob::new(payload)).send().await.map_err(|e| {
-            CliError::Invoke {
-                function: function.to_owned(),
-                reason: printable(&aws_sdk_lambda::error::DisplayErrorContext(e).to_string()),
-            }
-        })?;
-        if output.function_error().is_some() {
-            rejected += 1;
-            let body = output.payload().map(|p| p.as_ref()).unwrap_or_default();
-            let reason = serde_json::from_slice::<FunctionError>(body)
-                .map(|f| f.error_message)
-                .unwrap_or_else(|_| String::from_utf8_lossy(body).into_owned());
-            bar.suspend(|| writeln!(out, "{source}: rejected: {}", printable(&reason)))
-                .map_err(|e| CliError::Input { path: "output".into(), reason: e.to_string() })?;
-        }
-        bar.inc(1);
-    }
-    bar.finish_and_clear();
-    let _ = writeln!(out, "{} replayed, {rejected} rejected", events.len() - rejected);
-    Ok(rejected)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn server_text_is_printed_with_controls_escaped_and_cut() {
-        assert_eq!(printable("ok \u{1b}[2J\u{7}\r\n動画"), "ok \\u{1b}[2J\\u{7}\\r\\n動画");
-        let long = "a".repeat(2 * MAX_PRINTED_CHARS);
-        assert_eq!(printable(&long).chars().count(), MAX_PRINTED_CHARS + 1);
-    }
 
     #[test]
     fn endpoints_default_from_one_url_and_keep_stage_paths() {

@@ -20,8 +20,8 @@ use serde_json::{Value, json};
 use mcpush_core::handlers::http::{Answer, origin, respond_to};
 use mcpush_core::ports::IdentityVerifier;
 
-use crate::invoke::Function;
-use crate::stack::Stack;
+use crate::aws::invoke::Function;
+use crate::run::stack::Stack;
 
 /// A query string's parameters, decoded as API Gateway decodes them (`+` is a space), in order.
 pub fn query_params(raw_query: &str) -> HashMap<String, Vec<String>> {

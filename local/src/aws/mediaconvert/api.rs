@@ -29,7 +29,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use tokio::sync::mpsc::UnboundedSender;
 
-use crate::s3::{LocalS3, split_s3_url};
+use crate::aws::s3::{LocalS3, split_s3_url};
 
 /// How the simulated jobs behave.
 #[derive(Clone, Debug)]

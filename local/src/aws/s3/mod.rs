@@ -1,0 +1,3 @@
+pub mod bucket;
+pub mod post;
+pub use bucket::*;

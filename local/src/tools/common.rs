@@ -1,0 +1,111 @@
+//! What the terminal tools share: their error type, TLS (rustls with the system's roots, or the
+//! bundle `SSL_CERT_FILE` names, by rustls-native-certs), the HTTP client and progress bar, and
+//! [`printable`]: whatever a server sends, the tools end with an error naming it, never a panic,
+//! and print server strings with control characters escaped.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use indicatif::{ProgressBar, ProgressStyle};
+
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    #[error("{0}")]
+    Usage(String),
+    #[error("{path}: {reason}")]
+    Input { path: String, reason: String },
+    #[error("{url}: {reason}")]
+    Http { url: String, reason: String },
+    #[error("{url}: {reason}")]
+    WebSocket { url: String, reason: String },
+    #[error("the server refused: {0}")]
+    Refused(String),
+    #[error("Lambda Invoke {function}: {reason}")]
+    Invoke { function: String, reason: String },
+    #[error("TLS setup: {0}")]
+    Tls(String),
+}
+
+/// Longest server text printed; the rest is cut.
+const MAX_PRINTED_CHARS: usize = 500;
+
+/// A server's text made safe for a terminal: control characters (escape sequences included)
+/// escaped, at most [`MAX_PRINTED_CHARS`] characters.
+pub fn printable(text: &str) -> String {
+    let mut out = String::new();
+    for (i, c) in text.chars().enumerate() {
+        if i == MAX_PRINTED_CHARS {
+            out.push('…');
+            break;
+        }
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// An error and its causes on one line: reqwest's and tungstenite's errors keep the useful part
+/// (refused connection, unknown issuer, …) in their sources.
+pub fn chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text = format!("{text}: {cause_text}");
+        }
+        source = cause.source();
+    }
+    printable(&text)
+}
+
+/// rustls with the system's roots, or `SSL_CERT_FILE` / `SSL_CERT_DIR` when set.
+pub fn tls_config() -> Result<Arc<rustls::ClientConfig>, CliError> {
+    let found = rustls_native_certs::load_native_certs();
+    let mut roots = rustls::RootCertStore::empty();
+    let (added, _ignored) = roots.add_parsable_certificates(found.certs);
+    if added == 0 {
+        tracing::warn!(errors = ?found.errors, "no trusted root certificates found: https:// and wss:// will fail");
+    }
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| CliError::Tls(e.to_string()))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(Arc::new(config))
+}
+
+/// The bar for a terminal (hidden when stderr is not one, so lines are printed instead).
+pub fn progress_bar(length: u64, template: &str) -> ProgressBar {
+    let bar = ProgressBar::new(length);
+    bar.set_style(
+        ProgressStyle::with_template(template).unwrap_or_else(|_| ProgressStyle::default_bar()).progress_chars("#>-"),
+    );
+    bar
+}
+
+/// reqwest over the same TLS settings.
+pub fn http_client(tls: &Arc<rustls::ClientConfig>) -> Result<reqwest::Client, CliError> {
+    reqwest::Client::builder()
+        .tls_backend_preconfigured((**tls).clone())
+        .connect_timeout(Duration::from_secs(10))
+        .timeout(Duration::from_secs(30))
+        .build()
+        .map_err(|e| CliError::Tls(chain(&e)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn server_text_is_printed_with_controls_escaped_and_cut() {
+        assert_eq!(printable("ok \u{1b}[2J\u{7}\r\n動画"), "ok \\u{1b}[2J\\u{7}\\r\\n動画");
+        let long = "a".repeat(2 * MAX_PRINTED_CHARS);
+        assert_eq!(printable(&long).chars().count(), MAX_PRINTED_CHARS + 1);
+    }
+}
