@@ -116,19 +116,6 @@ impl LocalS3 {
     }
 }
 
-/// The access key and secret the simulated S3 accepts on presigned POSTs (upload-api signs
-/// with them locally; on AWS it signs with its role's credentials).
-pub const LOCAL_ACCESS_KEY: &str = "LOCALACCESSKEY";
-pub const LOCAL_SECRET_KEY: &str = "local-secret-key";
-
-/// upload-api's signer for the local stack at `base`: POSTs go to `{base}/s3/{bucket}`.
-pub fn local_post_signer(base: &str, bucket: &str, region: &str) -> mcpush_core::adapters::s3_post::S3PostSigner {
-    let credentials =
-        aws_credential_types::Credentials::new(LOCAL_ACCESS_KEY, LOCAL_SECRET_KEY, None, None, "local-s3");
-    let provider = aws_credential_types::provider::SharedCredentialsProvider::new(credentials);
-    mcpush_core::adapters::s3_post::S3PostSigner::new(provider, region, &format!("{base}/s3/{bucket}"))
-}
-
 /// `s3://bucket/key` → (`bucket`, `key`).
 pub fn split_s3_url(url: &str) -> Option<(&str, &str)> {
     url.strip_prefix("s3://")?.split_once('/').filter(|(b, k)| !b.is_empty() && !k.is_empty())

@@ -1,7 +1,7 @@
 //! The simulated S3's check of a browser POST upload, as S3 makes it: the `x-amz-*` signature
 //! over the base64 policy (SigV4, the local credentials), the policy's expiry, every condition,
 //! and no form field the policy does not cover. The size condition is enforced while the file
-//! streams in ([`crate::aws::s3`]).
+//! streams in ([`crate::aws::s3::bucket`]).
 
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
@@ -9,7 +9,19 @@ use std::time::{Duration, SystemTime};
 use base64::Engine;
 use serde_json::Value;
 
-use crate::aws::s3::{LOCAL_ACCESS_KEY, LOCAL_SECRET_KEY};
+/// The access key and secret the simulated S3 accepts on presigned POSTs (upload-api signs
+/// with them locally; on AWS it signs with its role's credentials).
+pub const LOCAL_ACCESS_KEY: &str = "LOCALACCESSKEY";
+pub const LOCAL_SECRET_KEY: &str = "local-secret-key";
+
+/// upload-api's signer for the local stack at `base`: POSTs go to `{base}/s3/{bucket}`.
+pub fn local_post_signer(base: &str, bucket: &str, region: &str) -> mcpush_core::adapters::s3_post::S3PostSigner {
+    let credentials =
+        aws_credential_types::Credentials::new(LOCAL_ACCESS_KEY, LOCAL_SECRET_KEY, None, None, "local-s3");
+    let provider = aws_credential_types::provider::SharedCredentialsProvider::new(credentials);
+    mcpush_core::adapters::s3_post::S3PostSigner::new(provider, region, &format!("{base}/s3/{bucket}"))
+}
+
 
 /// S3's refusal: HTTP status, error code and message.
 #[derive(Debug, PartialEq, Eq)]
