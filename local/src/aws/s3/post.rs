@@ -1,7 +1,7 @@
 //! The simulated S3's check of a browser POST upload, as S3 makes it: the `x-amz-*` signature
 //! over the base64 policy (SigV4, the local credentials), the policy's expiry, every condition,
 //! and no form field the policy does not cover. The size condition is enforced while the file
-//! streams in ([`crate::aws::s3::bucket`]).
+//! streams in (the bucket's POST route).
 
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
