@@ -22,7 +22,6 @@ pub fn local_post_signer(base: &str, bucket: &str, region: &str) -> mcpush_core:
     mcpush_core::adapters::s3_post::S3PostSigner::new(provider, region, &format!("{base}/s3/{bucket}"))
 }
 
-
 /// S3's refusal: HTTP status, error code and message.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Refusal {
