@@ -46,7 +46,8 @@ export class ProgressClient {
    * @param {number} [options.maxBackoffMs=30000]  largest reconnect delay cap
    * @param {number} [options.pingIntervalMs=300000]  keeps the connection under API Gateway's 10-minute idle timeout
    * @param {number} [options.subscribeTimeoutMs=3000]  polls meanwhile when a subscription is not confirmed by then
-   * @param {number} [options.recheckIntervalMs=30000]  while subscribed, asks the REST API at once and then this often (a prefix
+   * @param {number} [options.recheckIntervalMs=30000]  while subscribed, asks the REST API at once and then this often, or
+   *   before the file has a known state, subscribes again for its snapshot (a prefix
    *   watch subscribes again, for the folder's snapshot), so a lost push costs at most this long
    * @param {boolean} [options.batch=false]  subscribe with `"batch": true`: each push then arrives as one `statuses` message
    *   carrying the updates of all this client's watched files (fewer messages for a dashboard watching many files)
@@ -208,9 +209,15 @@ export class ProgressClient {
       this.#stopPolling(watch);
       this.#setTransport(watch, 'websocket');
       // A push can be lost on the way: ask once now (after every (re)connect) and now and then.
+      // Before any state is known the file may have no job yet, and `subscribed` is followed by
+      // the file's state if it has one: then the re-check subscribes again (the snapshot again)
+      // instead of asking /media/status for a job that does not exist.
       clearInterval(watch.recheckTimer);
-      this.#fetchStatus(watch);
-      watch.recheckTimer = setInterval(() => this.#fetchStatus(watch), this.recheckIntervalMs);
+      if (watch.last) this.#fetchStatus(watch);
+      watch.recheckTimer = setInterval(
+        () => (watch.last ? this.#fetchStatus(watch) : this.#send(subscription(watch, this.batch))),
+        this.recheckIntervalMs,
+      );
     } else if (message.type === 'status') {
       const { type, ...status } = message;
       this.#route(status);

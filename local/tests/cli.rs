@@ -118,6 +118,9 @@ async fn watch_follows_the_job_over_the_websocket_to_complete() {
     assert!(printed.contains("100% COMPLETE"), "{printed}");
     assert!(printed.contains("596458 ms, 1280x720, Big Buck Bunny.mp4_test/Big Buck Bunny.m3u8"), "{printed}");
     assert!(!printed.contains("polling"), "{printed}");
+    // Its output is no terminal, and it said what it waited for before the job existed, once.
+    assert!(printed.starts_with("no job for Big Buck Bunny.mp4 yet: waiting for one to start\n"), "{printed}");
+    assert_eq!(printed.matches("waiting for one").count(), 1, "{printed}");
 }
 
 #[tokio::test]

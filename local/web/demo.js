@@ -43,6 +43,11 @@ function card(name) {
       node.dataset.status = text;
       $('.status').textContent = text;
     },
+    failed(text) {
+      // A failed job's progress means nothing: the bar keeps where it stopped, marked as failed.
+      $('.bar').setAttribute('aria-valuetext', text);
+      $('.percent').textContent = text;
+    },
     phase(text) { $('.phase').textContent = text ? `· ${text.toLowerCase()}` : ''; },
     transport(t) {
       node.dataset.transport = t;
@@ -80,13 +85,16 @@ async function start(file) {
   } catch (e) {
     view.transport('refused');
     view.status('ERROR');
+    view.failed('refused');
     view.error(e.message);
     return;
   }
   view.node.dataset.inputFile = granted.input_file;
   // Subscribed before the upload, so no state of the new job is missed.
   client.watch(granted.input_file, (status) => {
-    view.progress(status.progress_rate);
+    const ended = ['ERROR', 'CANCELED'].includes(status.job_status);
+    if (ended) view.failed(status.job_status === 'ERROR' ? 'failed' : 'canceled');
+    else view.progress(status.progress_rate);
     view.status(status.job_status);
     view.phase(status.job_status === 'PROGRESSING' ? status.current_phase : '');
     if (status.job_status === 'COMPLETE') view.complete(status);
@@ -98,6 +106,7 @@ async function start(file) {
     });
   } catch (e) {
     view.status('ERROR');
+    view.failed('upload failed');
     view.error(e.message);
     return;
   }

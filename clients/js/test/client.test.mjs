@@ -66,6 +66,29 @@ test('subscribes with the token (and batch), delivers newer states only, and end
   client.close();
 });
 
+test('subscribed to a file with no job yet, it asks /media/status for nothing: it re-subscribes for the snapshot until a state is known', async () => {
+  const urls = setup({ 'a.mp4': [200, { success: true, ...status('PROGRESSING', 60) }] });
+  const client = new ProgressClient({ websocketUrl: 'ws://x/ws', restUrl: 'http://x', recheckIntervalMs: 10 });
+  const seen = [];
+  client.watch('a.mp4', (s) => seen.push(s.progress_rate), { token: 'T' });
+  await tick(1);
+  const socket = FakeWebSocket.sockets[0];
+  socket.open();
+  socket.receive({ type: 'subscribed', input_file: 'a.mp4' });
+  await tick(35);
+  assert.deepEqual(urls, [], 'no status request before the job is known');
+  const subscribes = socket.sent.filter((m) => m.action === 'subscribe');
+  assert.ok(subscribes.length >= 3, `subscribed again for the snapshot: ${subscribes.length}`);
+  assert.deepEqual(subscribes.at(-1), { action: 'subscribe', input_file: 'a.mp4', token: 'T' });
+  // Once the job is known, a re-check asks the REST API (a push may be lost on the way).
+  socket.receive({ type: 'status', ...status('PROGRESSING', 40) });
+  await tick(25);
+  assert.ok(urls.length >= 1, 'the known job is re-checked over REST');
+  assert.equal(urls[0], 'http://x/media/status?input_file=a.mp4&token=T');
+  assert.deepEqual(seen.slice(0, 2), [40, 60]);
+  client.close();
+});
+
 test('while the socket is down it polls the REST API with the token, then reconnects and subscribes again', async () => {
   const urls = setup({ 'a.mp4': [200, { success: true, ...status('PROGRESSING', 50) }] });
   const client = new ProgressClient({ websocketUrl: 'ws://x/ws', restUrl: 'http://x', pollIntervalMs: 10, minBackoffMs: 1, maxBackoffMs: 5, recheckIntervalMs: 60_000 });

@@ -1,4 +1,4 @@
-//! The demo page at `/` and the browser client module it uses (`/mcpush-client.js`), embedded in
+//! The demo page at `/` (with its icon) and the browser client module it uses (`/mcpush-client.js`), embedded in
 //! the binary so `cargo run` serves them from anywhere. `config.json` tells the page where the
 //! simulated buckets are.
 
@@ -24,6 +24,7 @@ pub const DEMO_RECHECK_INTERVAL_MS: u64 = 3000;
 const INDEX: &str = include_str!("../../web/index.html");
 const DEMO_JS: &str = include_str!("../../web/demo.js");
 const DEMO_CSS: &str = include_str!("../../web/demo.css");
+const FAVICON: &str = include_str!("../../web/favicon.svg");
 const CLIENT_JS: &str = include_str!("../../../clients/js/mcpush-client.js");
 
 pub fn router(config: WebConfig) -> Router {
@@ -34,6 +35,8 @@ pub fn router(config: WebConfig) -> Router {
         .route("/", page("text/html; charset=utf-8", INDEX))
         .route("/demo.js", page("text/javascript; charset=utf-8", DEMO_JS))
         .route("/demo.css", page("text/css; charset=utf-8", DEMO_CSS))
+        .route("/favicon.svg", page("image/svg+xml", FAVICON))
+        .route("/favicon.ico", page("image/svg+xml", FAVICON))
         .route("/mcpush-client.js", page("text/javascript; charset=utf-8", CLIENT_JS))
         .route("/config.json", get(move || async move { axum::Json(config.clone()).into_response() }))
 }

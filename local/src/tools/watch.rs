@@ -114,6 +114,8 @@ struct Display<'a> {
     bar: ProgressBar,
     best: u8,
     last_line: String,
+    /// Has a status been shown, or the wait for a job announced?
+    spoken: bool,
 }
 
 impl Display<'_> {
@@ -125,6 +127,15 @@ impl Display<'_> {
         });
     }
 
+    /// Says once, before any status, that the file has no job yet (on a terminal or not).
+    fn no_job_yet(&mut self, input_file: &str) {
+        if !self.spoken {
+            self.spoken = true;
+            self.bar.set_message("waiting for a job");
+            self.line(&format!("no job for {} yet: waiting for one to start", printable(input_file)));
+        }
+    }
+
     /// Shows `status`; returns the ending when it is final. A PROGRESSING status below the best
     /// progress seen (a poll crossing a push) is not shown.
     fn show(&mut self, status: Status) -> Option<Ending> {
@@ -132,6 +143,7 @@ impl Display<'_> {
             return None;
         }
         self.best = self.best.max(status.progress_rate);
+        self.spoken = true;
         let phase = status.current_phase.as_deref().map(|p| format!(" ({})", printable(p))).unwrap_or_default();
         let state = format!("{}{phase}", printable(&status.job_status));
         self.bar.set_position(u64::from(status.progress_rate.min(100)));
@@ -203,7 +215,7 @@ pub async fn watch(
 ) -> Result<Ending, CliError> {
     let Watched { input_file, token } = watched;
     let tls = tls_config()?;
-    let mut display = Display { out, bar, best: 0, last_line: String::new() };
+    let mut display = Display { out, bar, best: 0, last_line: String::new(), spoken: false };
     let connector = Connector::Rustls(tls.clone());
     let ws_url = endpoints.ws.as_str();
     match tokio_tungstenite::connect_async_tls_with_config(ws_url, None, false, Some(connector)).await {
@@ -218,12 +230,13 @@ pub async fn watch(
                     frame = socket.next() => frame,
                     _ = recheck.tick() => {
                         match poll_status(&client, &status_url).await {
-                            Ok(Some(status)) => {
+                            Ok(Poll::Status(status)) => {
                                 if let Some(ending) = display.show(status) {
                                     return Ok(ending);
                                 }
                             }
-                            Ok(None) => {}
+                            Ok(Poll::NoJobYet) => display.no_job_yet(input_file),
+                            Ok(Poll::Again) => {}
                             Err(e) => tracing::warn!(error = %e, "re-check failed; still listening"),
                         }
                         continue;
@@ -267,10 +280,14 @@ pub async fn watch(
             ));
             let client = http_client(&tls)?;
             loop {
-                if let Some(status) = poll_status(&client, &url).await?
-                    && let Some(ending) = display.show(status)
-                {
-                    return Ok(ending);
+                match poll_status(&client, &url).await? {
+                    Poll::Status(status) => {
+                        if let Some(ending) = display.show(status) {
+                            return Ok(ending);
+                        }
+                    }
+                    Poll::NoJobYet => display.no_job_yet(input_file),
+                    Poll::Again => {}
                 }
                 tokio::time::sleep(timing.poll).await;
             }
@@ -283,22 +300,31 @@ struct Failure {
     message: String,
 }
 
-/// One `GET /media/status`: the status, or `None` while there is nothing to show yet (422: no job
-/// for the file yet; 429 / 5xx: try again).
-async fn poll_status(client: &reqwest::Client, url: &Url) -> Result<Option<Status>, CliError> {
+/// What one poll found.
+enum Poll {
+    Status(Status),
+    /// 422: the file has no job yet.
+    NoJobYet,
+    /// 429 / 5xx: try again.
+    Again,
+}
+
+/// One `GET /media/status`.
+async fn poll_status(client: &reqwest::Client, url: &Url) -> Result<Poll, CliError> {
     let http_error = |reason: String| CliError::Http { url: url.to_string(), reason };
     let response = client.get(url.clone()).send().await.map_err(|e| http_error(chain(&e)))?;
     let code = response.status();
     let body = response.bytes().await.map_err(|e| http_error(chain(&e)))?;
     let text = String::from_utf8_lossy(&body);
     match code {
-        StatusCode::OK => serde_json::from_slice::<Status>(&body).map(Some).map_err(|e| {
+        StatusCode::OK => serde_json::from_slice::<Status>(&body).map(Poll::Status).map_err(|e| {
             http_error(format!("answered 200 with a body that is not a job status ({e}): {}", printable(&text)))
         }),
-        StatusCode::UNPROCESSABLE_ENTITY | StatusCode::TOO_MANY_REQUESTS => Ok(None),
+        StatusCode::UNPROCESSABLE_ENTITY => Ok(Poll::NoJobYet),
+        StatusCode::TOO_MANY_REQUESTS => Ok(Poll::Again),
         code if code.is_server_error() => {
             tracing::warn!(status = code.as_u16(), "status poll failed; trying again");
-            Ok(None)
+            Ok(Poll::Again)
         }
         code => {
             let message =

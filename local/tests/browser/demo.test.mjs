@@ -1,6 +1,7 @@
 // The demo page in headless Chromium: node demo.test.mjs BASE_URL SCREENSHOT_PATH
 //
-// 1. A video uploaded on the page reaches 100 % with its COMPLETE details, pushed over the WebSocket.
+// 1. A video uploaded on the page reaches 100 % with its COMPLETE details, pushed over the WebSocket,
+//    with no console error and no failing request on the way; an ERROR shows as failed, not 100 %.
 // 2. With the WebSocket blocked, the same flow completes by REST polling.
 // 3. With the socket open but its final status frame dropped, the page still ends COMPLETE
 //    (the client re-checks /media/status while subscribed).
@@ -55,11 +56,22 @@ test('an uploaded video reaches 100 % with its COMPLETE details, pushed over the
   const page = await chromium.get().newPage({ viewport: { width: 900, height: 900 } });
   const frames = [];
   page.on('websocket', (ws) => ws.on('framereceived', (f) => frames.push(String(f.payload))));
+  // The normal flow logs no error and makes no failing request (a favicon is served; the client
+  // does not ask /media/status for a job that does not exist yet).
+  const problems = [];
+  page.on('console', (m) => m.type() === 'error' && problems.push(`console: ${m.text()}`));
+  page.on('pageerror', (e) => problems.push(`page: ${e.message}`));
+  page.on('response', (r) => r.status() >= 400 && problems.push(`${r.status()} ${r.url()}`));
+  page.on('requestfailed', (r) => problems.push(`failed: ${r.url()}`));
   await recordBar(page);
   await page.goto(base);
 
   const card = await uploadOn(page, video('Big Buck Bunny.mp4'));
   await waitForStatus(card, 'COMPLETE');
+  assert.deepEqual(problems, [], 'the normal flow made no failing request and logged no error');
+  const icon = await page.request.get(new URL('/favicon.ico', base).href);
+  assert.equal(icon.status(), 200);
+  assert.match(icon.headers()['content-type'], /^image\//);
   assert.equal(await card.getAttribute('data-transport'), 'websocket');
   assert.equal(await card.locator('.bar').getAttribute('aria-valuenow'), '100');
   assert.equal(await card.locator('.percent').textContent(), '100 %');
@@ -90,7 +102,10 @@ test('an uploaded video reaches 100 % with its COMPLETE details, pushed over the
   const named = await uploadOn(page, video('will-fail.mov'));
   await waitForStatus(named, 'ERROR');
   assert.match(await named.locator('.error').textContent(), /Failed to open input file \[s3:\/\/uploads\/uploads\/[0-9a-f]{32}\/will-fail\.mov\].*\(error 1010\)/);
-  assert.equal(await named.locator('.bar').getAttribute('aria-valuenow'), '100');
+  // An error shows as an error, not as a full bar at 100 %.
+  assert.equal(await named.locator('.percent').textContent(), 'failed');
+  assert.equal(await named.locator('.bar').getAttribute('aria-valuetext'), 'failed');
+  assert.notEqual(await named.locator('.bar').getAttribute('aria-valuenow'), '100');
 
   // A job in flight shows its phase.
   const running = await uploadOn(page, video('Sintel.mp4', 2_000_000));

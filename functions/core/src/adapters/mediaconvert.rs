@@ -168,11 +168,8 @@ fn domain_job(job: &sdk::Job) -> MediaConvertJob {
         error_message: owned(job.error_message()),
         user_metadata: job.user_metadata().cloned(),
         settings: job.settings().map(|s| get_job::JobSettings {
-            inputs: (s.inputs().iter())
-                .map(|i| get_job::Input { file_input: owned(i.file_input()), ..Default::default() })
-                .collect(),
+            inputs: s.inputs().iter().map(|i| get_job::Input { file_input: owned(i.file_input()) }).collect(),
             output_groups: s.output_groups().iter().map(domain_group).collect(),
-            ..Default::default()
         }),
         output_group_details: Some(
             job.output_group_details()
@@ -202,7 +199,7 @@ fn domain_job(job: &sdk::Job) -> MediaConvertJob {
 
 fn domain_group(group: &OutputGroup) -> get_job::OutputGroup {
     let owned = |s: Option<&str>| s.map(str::to_owned);
-    let destination = |d: Option<&str>| Some(get_job::GroupDestination { destination: owned(d), ..Default::default() });
+    let destination = |d: Option<&str>| Some(get_job::GroupDestination { destination: owned(d) });
     get_job::OutputGroup {
         name: owned(group.name()),
         output_group_settings: group.output_group_settings().map(|s| get_job::OutputGroupSettings {
@@ -212,12 +209,10 @@ fn domain_group(group: &OutputGroup) -> get_job::OutputGroup {
                 destination: owned(g.destination()),
                 write_hls_manifest: g.write_hls_manifest().map(|w| w.as_str().to_owned()),
                 write_dash_manifest: g.write_dash_manifest().map(|w| w.as_str().to_owned()),
-                ..Default::default()
             }),
             dash_iso_group_settings: s.dash_iso_group_settings().and_then(|g| destination(g.destination())),
             ms_smooth_group_settings: s.ms_smooth_group_settings().and_then(|g| destination(g.destination())),
             file_group_settings: s.file_group_settings().and_then(|g| destination(g.destination())),
-            ..Default::default()
         }),
         outputs: group
             .outputs()
@@ -225,13 +220,14 @@ fn domain_group(group: &OutputGroup) -> get_job::OutputGroup {
             .map(|o| get_job::Output {
                 name_modifier: owned(o.name_modifier()),
                 extension: owned(o.extension()),
-                container_settings: o.container_settings().map(|c| get_job::ContainerSettings {
-                    container: c.container().map(|t| t.as_str().to_owned()),
-                    ..Default::default()
+                video_description: o.video_description().map(|v| get_job::VideoDescription {
+                    width: v.width().map(|w| w.max(0) as u32),
+                    height: v.height().map(|h| h.max(0) as u32),
                 }),
-                ..Default::default()
+                container_settings: o
+                    .container_settings()
+                    .map(|c| get_job::ContainerSettings { container: c.container().map(|t| t.as_str().to_owned()) }),
             })
             .collect(),
-        ..Default::default()
     }
 }

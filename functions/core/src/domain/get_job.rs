@@ -24,7 +24,6 @@
 use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
 
 use super::job::{JobUpdate, Transition, job_order_from_id};
 use super::mediaconvert::{EventError, INPUT_FILE_KEY, JobProgress, JobStateChange, OutputDetail, OutputGroupDetail};
@@ -64,8 +63,7 @@ pub struct Timing {
     pub finish_time: Option<i64>,
 }
 
-/// `job.settings`: the parts the reconciler (and the simulated MediaConvert) read; every other
-/// field is kept in `rest`, so the simulator echoes a job's settings whole, as MediaConvert does.
+/// `job.settings`: the parts the reconciler (and the simulated MediaConvert) read.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct JobSettings {
@@ -73,8 +71,6 @@ pub struct JobSettings {
     pub inputs: Vec<Input>,
     #[serde(default)]
     pub output_groups: Vec<OutputGroup>,
-    #[serde(flatten)]
-    pub rest: Map<String, Value>,
 }
 
 #[serde_with::skip_serializing_none]
@@ -82,8 +78,6 @@ pub struct JobSettings {
 #[serde(rename_all = "camelCase")]
 pub struct Input {
     pub file_input: Option<String>,
-    #[serde(flatten)]
-    pub rest: Map<String, Value>,
 }
 
 #[serde_with::skip_serializing_none]
@@ -94,8 +88,6 @@ pub struct OutputGroup {
     pub output_group_settings: Option<OutputGroupSettings>,
     #[serde(default)]
     pub outputs: Vec<Output>,
-    #[serde(flatten)]
-    pub rest: Map<String, Value>,
 }
 
 #[serde_with::skip_serializing_none]
@@ -111,8 +103,6 @@ pub struct OutputGroupSettings {
     pub dash_iso_group_settings: Option<GroupDestination>,
     pub ms_smooth_group_settings: Option<GroupDestination>,
     pub file_group_settings: Option<GroupDestination>,
-    #[serde(flatten)]
-    pub rest: Map<String, Value>,
 }
 
 #[serde_with::skip_serializing_none]
@@ -120,8 +110,6 @@ pub struct OutputGroupSettings {
 #[serde(rename_all = "camelCase")]
 pub struct GroupDestination {
     pub destination: Option<String>,
-    #[serde(flatten)]
-    pub rest: Map<String, Value>,
 }
 
 #[serde_with::skip_serializing_none]
@@ -132,8 +120,6 @@ pub struct CmafGroupSettings {
     /// `ENABLED` (MediaConvert's default) or `DISABLED`.
     pub write_hls_manifest: Option<String>,
     pub write_dash_manifest: Option<String>,
-    #[serde(flatten)]
-    pub rest: Map<String, Value>,
 }
 
 #[serde_with::skip_serializing_none]
@@ -144,8 +130,6 @@ pub struct Output {
     pub extension: Option<String>,
     pub video_description: Option<VideoDescription>,
     pub container_settings: Option<ContainerSettings>,
-    #[serde(flatten)]
-    pub rest: Map<String, Value>,
 }
 
 #[serde_with::skip_serializing_none]
@@ -154,8 +138,6 @@ pub struct Output {
 pub struct VideoDescription {
     pub width: Option<u32>,
     pub height: Option<u32>,
-    #[serde(flatten)]
-    pub rest: Map<String, Value>,
 }
 
 #[serde_with::skip_serializing_none]
@@ -163,8 +145,6 @@ pub struct VideoDescription {
 #[serde(rename_all = "camelCase")]
 pub struct ContainerSettings {
     pub container: Option<String>,
-    #[serde(flatten)]
-    pub rest: Map<String, Value>,
 }
 
 /// What the reconciler learnt about one job.

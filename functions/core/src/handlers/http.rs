@@ -20,7 +20,7 @@ pub struct RestContext<'a> {
 
 impl<'a> RestContext<'a> {
     pub fn new(jobs: &'a dyn JobStore, origins: &'a AllowedOrigins, access: &'a ReadAccess) -> Self {
-        Self { jobs, origins, access }
+        RestContext { jobs, origins, access }
     }
 
     /// Without tokens, as the seed.

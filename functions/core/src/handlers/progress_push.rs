@@ -53,7 +53,7 @@ impl<'a> PushContext<'a> {
         pusher: &'a dyn Pusher,
         config: &'a PushConfig,
     ) -> Self {
-        Self { jobs, subscriptions, pusher, config }
+        PushContext { jobs, subscriptions, pusher, config }
     }
 }
 

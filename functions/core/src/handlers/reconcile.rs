@@ -26,7 +26,7 @@ pub struct ReconcileContext<'a> {
 
 impl<'a> ReconcileContext<'a> {
     pub fn new(jobs: &'a dyn JobStore, mediaconvert: &'a dyn JobInspector, config: &'a ReconcileConfig) -> Self {
-        Self { jobs, mediaconvert, config }
+        ReconcileContext { jobs, mediaconvert, config }
     }
 }
 

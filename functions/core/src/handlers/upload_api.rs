@@ -45,7 +45,7 @@ impl<'a> UploadContext<'a> {
         sign_in: bool,
     ) -> Self {
         let (rules, bucket, token_ttl) = (&upload.rules, upload.bucket.as_str(), upload.token_ttl);
-        Self { origins, access, signer, rules, bucket, token_ttl, sign_in }
+        UploadContext { origins, access, signer, rules, bucket, token_ttl, sign_in }
     }
 }
 

@@ -33,7 +33,7 @@ impl<'a> WsContext<'a> {
         pusher: &'a dyn Pusher,
         config: &'a WsConfig,
     ) -> Self {
-        Self { jobs, subscriptions, pusher, config }
+        WsContext { jobs, subscriptions, pusher, config }
     }
 }
 

@@ -69,8 +69,11 @@ async fn create_job(State(sim): State<Arc<MediaConvertSim>>, body: axum::body::B
     if let Some(name) = request.job_template.as_deref().filter(|name| *name != sim.template_name()) {
         return error(StatusCode::BAD_REQUEST, "BadRequestException", format!("job template {name:?} does not exist"));
     }
-    let Some(input) =
-        request.settings.inputs.first().and_then(|i| i.file_input.clone()).filter(|i| split_s3_url(i).is_some())
+    let settings = match request.parsed_settings() {
+        Ok(settings) => settings,
+        Err(e) => return error(StatusCode::BAD_REQUEST, "BadRequestException", format!("/settings: {e}")),
+    };
+    let Some(input) = settings.inputs.first().and_then(|i| i.file_input.clone()).filter(|i| split_s3_url(i).is_some())
     else {
         return error(
             StatusCode::BAD_REQUEST,

@@ -1,12 +1,14 @@
 //! The REST API's shapes: a CreateJob request, a job as CreateJob and GetJob answer it, a job
-//! template. The job settings are the domain's (`mcpush_core::domain::get_job`), the same the
-//! reconciler reads.
+//! template. A job's settings are kept as sent and echoed whole, as MediaConvert does; the
+//! simulator reads them through the domain's GetJob types (`mcpush_core::domain::get_job`), the
+//! same the reconciler reads.
 
 use std::collections::HashMap;
 
-use mcpush_core::domain::get_job::{JobSettings, OutputGroup};
+use mcpush_core::domain::get_job::JobSettings;
 use mcpush_core::domain::mediaconvert::OutputGroupDetail;
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 /// The body of `CreateJob`.
 #[serde_with::skip_serializing_none]
@@ -20,7 +22,7 @@ pub struct CreateJobRequest {
     #[serde(default)]
     pub user_metadata: HashMap<String, String>,
     #[serde(default)]
-    pub settings: JobSettings,
+    pub settings: Value,
 }
 
 /// A job, as `CreateJob` and `GetJob` answer it. The state fields follow what has happened so far
@@ -36,7 +38,7 @@ pub struct Job {
     pub job_template: Option<String>,
     pub queue: String,
     pub role: String,
-    pub settings: JobSettings,
+    pub settings: Value,
     pub status: String,
     pub user_metadata: HashMap<String, String>,
     /// Epoch seconds.
@@ -48,18 +50,27 @@ pub struct Job {
     pub output_group_details: Option<Vec<OutputGroupDetail>>,
 }
 
+impl CreateJobRequest {
+    /// The settings as the simulator reads them; an error when they do not have the API's shape.
+    pub fn parsed_settings(&self) -> Result<JobSettings, serde_json::Error> {
+        if self.settings.is_null() { Ok(JobSettings::default()) } else { JobSettings::deserialize(&self.settings) }
+    }
+}
+
 impl Job {
-    pub fn input(&self) -> &str {
-        self.settings.inputs.first().and_then(|i| i.file_input.as_deref()).unwrap_or_default()
+    /// The settings as the simulator reads them (checked when the job was created).
+    pub fn parsed_settings(&self) -> JobSettings {
+        JobSettings::deserialize(&self.settings).unwrap_or_default()
     }
 
-    pub fn first_hls_group(&self) -> Option<&OutputGroup> {
-        self.settings.output_groups.first()
+    pub fn input(&self) -> String {
+        self.parsed_settings().inputs.into_iter().next().and_then(|i| i.file_input).unwrap_or_default()
     }
 
     /// Width and height of the job's first output that names them; 1280x720 otherwise.
     pub fn output_resolution(&self) -> (u32, u32) {
-        let outputs = self.settings.output_groups.iter().flat_map(|g| &g.outputs);
+        let settings = self.parsed_settings();
+        let outputs = settings.output_groups.iter().flat_map(|g| &g.outputs);
         outputs
             .filter_map(|o| o.video_description.as_ref())
             .find_map(|v| Some((v.width?, v.height?)))
@@ -75,5 +86,5 @@ pub struct JobTemplate {
     pub arn: String,
     #[serde(rename = "type")]
     pub kind: String,
-    pub settings: JobSettings,
+    pub settings: Value,
 }

@@ -5,9 +5,6 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use mcpush_core::domain::get_job::{
-    ContainerSettings, GroupDestination, JobSettings, Output, OutputGroup, OutputGroupSettings, VideoDescription,
-};
 use mcpush_core::domain::mediaconvert::{
     DETAIL_TYPE, InputAudio, InputDetail, InputVideo, JobProgress, OutputDetail, OutputGroupDetail, PhaseProgress,
     VideoDetails,
@@ -92,7 +89,6 @@ impl MediaConvertSim {
     /// The job template: one HLS output group with a 1280x720 output.
     pub fn template(&self) -> JobTemplate {
         let Self { settings, .. } = self;
-        let object = |value: Value| value.as_object().cloned().unwrap_or_default();
         JobTemplate {
             name: settings.template.clone(),
             arn: format!(
@@ -100,40 +96,24 @@ impl MediaConvertSim {
                 settings.region, settings.account, settings.template
             ),
             kind: "CUSTOM".into(),
-            settings: JobSettings {
-                output_groups: vec![OutputGroup {
-                    name: Some("Apple HLS".into()),
-                    output_group_settings: Some(OutputGroupSettings {
-                        kind: Some("HLS_GROUP_SETTINGS".into()),
-                        hls_group_settings: Some(GroupDestination {
-                            destination: Some("s3://template-destination/".into()),
-                            rest: object(json!({"segmentLength": 6, "minSegmentLength": 0})),
-                        }),
-                        ..OutputGroupSettings::default()
-                    }),
-                    outputs: vec![Output {
-                        name_modifier: Some("_720p".into()),
-                        video_description: Some(VideoDescription {
-                            width: Some(1280),
-                            height: Some(720),
-                            ..VideoDescription::default()
-                        }),
-                        container_settings: Some(ContainerSettings {
-                            container: Some("M3U8".into()),
-                            ..ContainerSettings::default()
-                        }),
-                        ..Output::default()
-                    }],
-                    ..OutputGroup::default()
+            settings: json!({"outputGroups": [{
+                "name": "Apple HLS",
+                "outputGroupSettings": {
+                    "type": "HLS_GROUP_SETTINGS",
+                    "hlsGroupSettings": {"destination": "s3://template-destination/", "segmentLength": 6, "minSegmentLength": 0},
+                },
+                "outputs": [{
+                    "nameModifier": "_720p",
+                    "videoDescription": {"width": 1280, "height": 720},
+                    "containerSettings": {"container": "M3U8"},
                 }],
-                ..JobSettings::default()
-            },
+            }]}),
         }
     }
 
     /// The events a job goes through, in MediaConvert's order, before any chaos.
     pub async fn timeline(&self, job: &Job) -> Vec<MediaConvertEvent> {
-        let input = job.input();
+        let input = &job.input();
         let event = |status: &str, detail: JobStateChange| self.event(job, status, detail);
         let mut events = vec![event("PROGRESSING", JobStateChange::default())];
         let phase = |phase: &str, percent: u64, phase_percent: u64| {
@@ -216,7 +196,8 @@ impl MediaConvertSim {
         }
         events.push(event("STATUS_UPDATE", phase("UPLOADING", 95, 50)));
 
-        let group = job.first_hls_group();
+        let settings = job.parsed_settings();
+        let group = settings.output_groups.first();
         let destination = group
             .and_then(|g| g.output_group_settings.as_ref())
             .and_then(|s| s.hls_group_settings.as_ref())
