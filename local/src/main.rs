@@ -89,7 +89,7 @@ struct WatchArgs {
     #[arg(long, default_value_t = 30000)]
     recheck_ms: u64,
     /// Read token for the file, when the stack requires one (see the `token` subcommand).
-    #[arg(long, env = "MCPUSH_TOKEN")]
+    #[arg(long, env = "MCPUSH_TOKEN", hide_env_values = true)]
     token: Option<String>,
 }
 

@@ -360,6 +360,8 @@ fn chunked(body: &[u8], cuts: &[usize]) -> Vec<Vec<u8>> {
 
 #[tokio::test]
 async fn the_binary_survives_hostile_servers_with_clear_errors() {
+    // A read token on the command line: no line printed may carry its signature.
+    const TOKEN: &str = "4102444800.5eec2e7c0f5eec2e7c0f5eec2e7c0f5eec2e7c0f5eec2e7c0f5eec2e7c0f5eec2e7c";
     // A status whose message carries terminal escape sequences, chunked inside UTF-8 characters.
     let status = "{\"success\": true, \"job_status\": \"ERROR\", \"progress_rate\": 100, \"error_code\": 1010, \
                   \"error_message\": \"動画 \\u001b[2J\\u001b]0;pwned\\u0007 failed\"}";
@@ -389,7 +391,8 @@ async fn the_binary_survives_hostile_servers_with_clear_errors() {
     ];
     for (name, response, code, expected) in cases {
         let base = hostile(response).await;
-        let child = binary().args(["watch", "f.mp4", "--url", &base, "--poll-ms", "50"]).spawn().unwrap();
+        let child =
+            binary().args(["watch", "f.mp4", "--url", &base, "--poll-ms", "50", "--token", TOKEN]).spawn().unwrap();
         let output = finish(child, Duration::from_secs(15)).await;
         let printed = String::from_utf8_lossy(&output.stderr);
         let mut report = std::io::stderr();
@@ -401,6 +404,7 @@ async fn the_binary_survives_hostile_servers_with_clear_errors() {
             "{name}: raw control characters printed: {printed:?}"
         );
         assert!(!printed.contains("panicked"), "{name}: {printed}");
+        assert!(!printed.contains(&TOKEN[11..]), "{name}: the token's signature printed: {printed}");
     }
 }
 
@@ -469,9 +473,14 @@ async fn watch_sends_its_token_with_the_subscribe_and_every_rest_call() {
 
 #[test]
 fn the_token_subcommand_issues_file_and_folder_tokens_from_the_secret() {
+    const KEY: &str = "a-secret-of-the-tests";
     let run = |args: &[&str], secret: Option<&str>| {
         let mut command = binary();
-        command.args(args).env_remove("SUBSCRIBE_SECRET_ARN").env_remove("TOKEN_TTL_SECONDS");
+        command
+            .args(args)
+            .env_remove("SUBSCRIBE_SECRET_ARN")
+            .env_remove("TOKEN_TTL_SECONDS")
+            .env_remove("MAX_TOKEN_TTL_SECONDS");
         match secret {
             Some(secret) => command.env("SUBSCRIBE_SECRET", secret),
             None => command.env_remove("SUBSCRIBE_SECRET"),
@@ -480,19 +489,31 @@ fn the_token_subcommand_issues_file_and_folder_tokens_from_the_secret() {
         (output.status.code(), String::from_utf8(output.stdout).unwrap(), String::from_utf8(output.stderr).unwrap())
     };
     let now = mcpush_core::now_ms() / 1000;
-    let (code, token, _) = run(&["token", "clips/a.mp4"], Some("k"));
+    let (code, token, _) = run(&["token", "clips/a.mp4"], Some(KEY));
     assert_eq!(code, Some(0));
-    assert_eq!(mcpush_core::domain::token::verify(b"k", "clips/a.mp4", Some(token.trim()), now + 86_000), Ok(()));
-    let (code, token, _) = run(&["token", "--prefix", "users/u1/", "--ttl-seconds", "60"], Some("k"));
+    assert_eq!(
+        mcpush_core::domain::token::verify(KEY.as_bytes(), "clips/a.mp4", Some(token.trim()), now + 86_000),
+        Ok(())
+    );
+    let (code, token, _) = run(&["token", "--prefix", "users/u1/", "--ttl-seconds", "60"], Some(KEY));
     assert_eq!(code, Some(0));
-    assert_eq!(mcpush_core::domain::token::verify(b"k", "users/u1/x/b.mp4", Some(token.trim()), now), Ok(()));
+    assert_eq!(mcpush_core::domain::token::verify(KEY.as_bytes(), "users/u1/x/b.mp4", Some(token.trim()), now), Ok(()));
     assert!(
-        mcpush_core::domain::token::verify(b"k", "users/u1/x/b.mp4", Some(token.trim()), now + 120).is_err(),
+        mcpush_core::domain::token::verify(KEY.as_bytes(), "users/u1/x/b.mp4", Some(token.trim()), now + 120).is_err(),
         "expired after 60 s"
     );
-    let (code, _, err) = run(&["token", "--prefix", "users/u1"], Some("k"));
+    let (code, _, err) = run(&["token", "--prefix", "users/u1"], Some(KEY));
     assert_eq!(code, Some(2));
     assert!(err.contains("must end with /"), "{err}");
+    // A lifetime that would wrap, or outlive MAX_TOKEN_TTL_SECONDS, is a clear error.
+    for ttl in ["18446744073709551615", "604801", "0"] {
+        let (code, out, err) = run(&["token", "a.mp4", "--ttl-seconds", ttl], Some(KEY));
+        assert_eq!((code, out.as_str()), (Some(2), ""), "{ttl}: {err}");
+        assert!(err.contains("MAX_TOKEN_TTL_SECONDS"), "{ttl}: {err}");
+    }
+    let (code, _, err) = run(&["token", "a.mp4"], Some("short"));
+    assert_eq!(code, Some(2));
+    assert!(err.contains("at least 16"), "{err}");
     let (code, _, err) = run(&["token", "a.mp4"], None);
     assert_eq!(code, Some(2));
     assert!(err.contains("SUBSCRIBE_SECRET"), "{err}");

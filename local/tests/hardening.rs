@@ -1,6 +1,7 @@
-//! The local stack against web pages, over real HTTP: DNS rebinding (a foreign `Host`) and
-//! cross-site requests (a foreign, unreadable or mixed `Origin`, "simple" `text/plain` POSTs that
-//! need no preflight) get nowhere near the functions; CLIs and SDKs (no `Origin`) still work.
+//! The local stack against web pages, over real HTTP: DNS rebinding (a foreign `Host`), a `Host`
+//! or `Origin` sent twice, and cross-site requests (a foreign, unreadable or mixed `Origin`,
+//! "simple" `text/plain` POSTs that need no preflight) get nowhere near the functions; CLIs and
+//! SDKs (no `Origin`) still work.
 
 use std::time::Duration;
 
@@ -97,7 +98,16 @@ async fn foreign_hosts_and_origins_are_refused_and_tools_without_origin_still_wo
             403,
         ),
         case("management delete", Method::DELETE, "/@connections/abc", &[("origin", evil)], 403),
-        case("an allowed and a foreign Origin", Method::POST, INVOKE, &[("origin", &own), ("origin", evil)], 403),
+        // a header sent twice is refused on every route, whichever value comes first
+        case("an allowed and a foreign Origin", Method::POST, INVOKE, &[("origin", &own), ("origin", evil)], 400),
+        case(
+            "two Origins on REST, the allowed one first",
+            Method::GET,
+            "/media/job_id?input_file=a.mp4",
+            &[("origin", &own), ("origin", evil)],
+            400,
+        ),
+        case("two Hosts, loopback first", Method::GET, "/", &[("host", &local_host), ("host", "evil.example")], 400),
         case(
             "a comma-joined list with a foreign one",
             Method::POST,

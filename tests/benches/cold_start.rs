@@ -139,7 +139,7 @@ async fn peers() -> Vec<(String, String)> {
         ("MEDIACONVERT_ROLE_ARN", "arn:aws:iam::000000000000:role/MediaConvert"),
         ("OUTPUT_DESTINATION", "s3://{bucket}/{key}_hls/"),
         ("UPLOAD_BUCKET", "uploads"),
-        ("SUBSCRIBE_SECRET", "bench-secret"),
+        ("SUBSCRIBE_SECRET", "bench-secret-of-16+-bytes"),
         ("OIDC_ISSUER", "http://127.0.0.1:9"),
         ("OIDC_AUDIENCE", "web"),
     ]

@@ -127,6 +127,30 @@ async fn management_api_answers_the_sdk_like_api_gateway() {
 }
 
 #[tokio::test]
+async fn posts_of_invalid_utf8_never_make_a_healthy_reader_look_slow() {
+    // GIVEN a connection whose client reads everything
+    let (recorder, api, base) = start().await;
+    let pusher = local_pusher(&base);
+    let mut client = Client::connect_raw(&(base.replace("http://", "ws://") + "/ws"), None).await.unwrap();
+    wait_for(&recorder, 1).await;
+    let id = api.connection_ids().pop().unwrap();
+
+    // WHEN posts carry invalid UTF-8 (each byte becomes a 3-byte replacement character)
+    let mut body = br#"{"type":"status","junk":""#.to_vec();
+    body.extend([0xff; 200]);
+    body.extend(br#""}"#);
+    for _ in 0..5 {
+        pusher.post(&id, &body).await.unwrap();
+        assert_eq!(client.next().await["junk"].as_str().map(|j| j.chars().count()), Some(200));
+    }
+
+    // THEN the connection is still open and counted as keeping up
+    pusher.post(&id, br#"{"type":"pong"}"#).await.unwrap();
+    assert_eq!(client.next().await, serde_json::json!({"type": "pong"}));
+    assert_eq!(api.counters.closed_for_limits.load(std::sync::atomic::Ordering::Relaxed), 0);
+}
+
+#[tokio::test]
 async fn the_fault_switch_answers_429_or_500_and_the_pusher_calls_them_retryable() {
     let (recorder, api, base) = start().await;
     let pusher = local_pusher(&base);

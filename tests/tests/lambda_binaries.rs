@@ -203,7 +203,7 @@ async fn create_job_reconcile_upload_api_and_the_authorizer_run_as_lambda_runs_t
     let mut upload_env = env.clone();
     upload_env.extend([
         ("UPLOAD_BUCKET".to_owned(), "uploads".to_owned()),
-        ("SUBSCRIBE_SECRET".to_owned(), "s3cret".to_owned()),
+        ("SUBSCRIBE_SECRET".to_owned(), "s3cret-of-the-tests".to_owned()),
     ]);
     let upload = start("upload-api", &upload_env).await;
     let body = json!({"file_name": "clip.mp4", "content_type": "video/mp4", "size": 1000});

@@ -252,6 +252,8 @@ async fn with_a_secret_every_read_needs_a_token_that_covers_the_file() {
             job_id_api::handle(&ctx, with(json!({"input_file": file})), now).await,
             status_api::handle(&ctx, with(json!({"input_file": file})), now).await,
             status_api::handle(&ctx, with(json!({"job_id": job_id})), now).await,
+            // a job that does not exist answers as one the token does not cover: no oracle
+            status_api::handle(&ctx, with(json!({"job_id": "c999999999999-nosuch"})), now).await,
         ];
         // THEN each is refused with 403, naming why
         for response in answers {

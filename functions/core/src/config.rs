@@ -22,6 +22,10 @@ pub const DEFAULT_JOB_MARKER: &str = "mediaconvert-push";
 pub const DEFAULT_STATUS_RETENTION_DAYS: u64 = 90;
 /// `TOKEN_TTL_SECONDS`' default: a day.
 pub const DEFAULT_TOKEN_TTL: Duration = Duration::from_secs(86_400);
+/// `MAX_TOKEN_TTL_SECONDS`' default: 7 days, as long as S3 lets a presigned request live.
+pub const DEFAULT_MAX_TOKEN_TTL: Duration = Duration::from_secs(7 * 86_400);
+/// The shortest token secret accepted, in bytes (the template generates 64 characters).
+pub const MIN_SECRET_BYTES: usize = 16;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -142,16 +146,40 @@ impl Env {
         Ok(prefix)
     }
 
+    /// `MAX_TOKEN_TTL_SECONDS` (default 7 days): the longest any token, upload grant or
+    /// `--ttl-seconds` may live, so no lifetime is unbounded and no expiry overflows.
+    pub fn max_token_ttl(&self) -> Result<Duration, ConfigError> {
+        let max = self.parsed("MAX_TOKEN_TTL_SECONDS", DEFAULT_MAX_TOKEN_TTL.as_secs())?;
+        // Ten years: far beyond any use, far below where epoch seconds could overflow.
+        if !(1..=10 * 365 * 86_400).contains(&max) {
+            return Err(invalid("MAX_TOKEN_TTL_SECONDS", format!("{max} is not from 1 to 315360000 seconds")));
+        }
+        Ok(Duration::from_secs(max))
+    }
+
+    /// A lifetime in seconds from 1 to `MAX_TOKEN_TTL_SECONDS`.
+    pub fn lifetime(&self, name: &'static str, default: Duration) -> Result<Duration, ConfigError> {
+        let max = self.max_token_ttl()?.as_secs();
+        match self.parsed(name, default.as_secs())? {
+            secs if (1..=max).contains(&secs) => Ok(Duration::from_secs(secs)),
+            secs => Err(invalid(name, format!("{secs} is not from 1 to MAX_TOKEN_TTL_SECONDS ({max}) seconds"))),
+        }
+    }
+
     /// `TOKEN_TTL_SECONDS` (default 86400): how long a read token handed out with an upload (or
     /// by the `token` subcommand) stays valid: long enough to watch a long job across reconnects.
     pub fn token_ttl(&self) -> Result<Duration, ConfigError> {
-        Ok(Duration::from_secs(self.parsed("TOKEN_TTL_SECONDS", DEFAULT_TOKEN_TTL.as_secs())?))
+        self.lifetime("TOKEN_TTL_SECONDS", DEFAULT_TOKEN_TTL)
     }
 
     /// `SUBSCRIBE_SECRET` or `SUBSCRIBE_SECRET_ARN` (not both).
     pub fn token_secret(&self) -> Result<SecretSource, ConfigError> {
         match (self.var("SUBSCRIBE_SECRET"), self.var("SUBSCRIBE_SECRET_ARN")) {
             (Some(_), Some(_)) => Err(invalid("SUBSCRIBE_SECRET_ARN", "SUBSCRIBE_SECRET is set too; set one of them")),
+            (Some(secret), None) if secret.len() < MIN_SECRET_BYTES => Err(invalid(
+                "SUBSCRIBE_SECRET",
+                format!("is {} bytes; a secret needs at least {MIN_SECRET_BYTES}", secret.len()),
+            )),
             (Some(secret), None) => Ok(SecretSource::Value(secret.into_bytes())),
             (None, Some(arn)) => Ok(SecretSource::SecretsManager(arn)),
             (None, None) => Ok(SecretSource::Off),
@@ -483,7 +511,7 @@ impl UploadConfig {
                 prefix: env.upload_prefix()?,
                 max_bytes: env.parsed("MAX_UPLOAD_BYTES", defaults.max_bytes)?,
                 allowed_types,
-                grant_ttl: Duration::from_secs(env.parsed("UPLOAD_GRANT_SECONDS", defaults.grant_ttl.as_secs())?),
+                grant_ttl: env.lifetime("UPLOAD_GRANT_SECONDS", defaults.grant_ttl)?,
             },
             token_ttl: env.token_ttl()?,
         })
@@ -691,8 +719,26 @@ mod tests {
     }
 
     #[test]
+    fn lifetimes_are_bounded_and_secrets_long_enough() {
+        let huge = "18446744073709551615";
+        for name in ["TOKEN_TTL_SECONDS", "UPLOAD_GRANT_SECONDS"] {
+            for value in [huge, "604801", "0"] {
+                let env = Env::empty().set("UPLOAD_BUCKET", "b").set(name, value);
+                let error = UploadConfig::read(&env).unwrap_err().to_string();
+                assert!(error.contains(name) && error.contains("MAX_TOKEN_TTL_SECONDS"), "{name}={value}: {error}");
+            }
+        }
+        let longer = Env::empty().set("MAX_TOKEN_TTL_SECONDS", "1209600").set("TOKEN_TTL_SECONDS", "1209600");
+        assert_eq!(longer.token_ttl().unwrap(), Duration::from_secs(1_209_600));
+        assert!(Env::empty().set("MAX_TOKEN_TTL_SECONDS", huge).token_ttl().is_err());
+        let short = Env::empty().set("SUBSCRIBE_SECRET", "fifteen-bytes!!").token_secret().unwrap_err().to_string();
+        assert!(short.contains("SUBSCRIBE_SECRET") && short.contains("at least 16"), "{short}");
+        assert!(Env::empty().set("SUBSCRIBE_SECRET", "sixteen-bytes!!!").token_secret().is_ok());
+    }
+
+    #[test]
     fn a_secret_never_shows_in_debug() {
-        let source = Env::empty().set("SUBSCRIBE_SECRET", "hunter2-hunter2").token_secret().unwrap();
+        let source = Env::empty().set("SUBSCRIBE_SECRET", "hunter2-hunter2-hunter2").token_secret().unwrap();
         assert!(!format!("{source:?}").contains("hunter2"));
     }
 }

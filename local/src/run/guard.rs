@@ -2,6 +2,8 @@
 //!
 //! - DNS rebinding: every route answers 421 unless `Host` is `127.0.0.1`, `[::1]` or `localhost`
 //!   (any port), so a page whose name resolves to 127.0.0.1 cannot read or drive the stack.
+//! - Ambiguous requests: a `Host` or an `Origin` sent twice answers 400 on every route, so no
+//!   check can pass on the first value while something else reads the second.
 //! - Cross-site requests: the routes that act on a request alone — the Invoke API, simulated S3
 //!   writes, the simulated MediaConvert and the Management API (`/@connections`) — answer 403 to
 //!   a request whose `Origin` is not allowed (`ALLOWED_ORIGINS`), whatever its content type, so a
@@ -27,6 +29,13 @@ pub fn guarded(router: Router, origins: Arc<AllowedOrigins>) -> Router {
 }
 
 async fn guard(State(origins): State<Arc<AllowedOrigins>>, request: Request, next: Next) -> Response {
+    if let Some(name) = repeated_header(request.headers()) {
+        // Which of two values would a handler read? Neither: a proxy or a client that sends two
+        // is refused before any check could read only the first.
+        tracing::warn!(header = name, path = request.uri().path(), "refused: header sent more than once");
+        let message = format!("{name} must be sent once");
+        return (StatusCode::BAD_REQUEST, axum::Json(json!({"message": message}))).into_response();
+    }
     if !is_local_host(request.headers()) {
         let host = request.headers().get(header::HOST).map(|h| String::from_utf8_lossy(h.as_bytes()).into_owned());
         tracing::warn!(host, path = request.uri().path(), "refused: not a loopback Host");
@@ -39,6 +48,14 @@ async fn guard(State(origins): State<Arc<AllowedOrigins>>, request: Request, nex
         return (StatusCode::FORBIDDEN, axum::Json(json!({"message": message}))).into_response();
     }
     next.run(request).await
+}
+
+/// `Host` or `Origin` when the request carries it more than once.
+pub fn repeated_header(headers: &HeaderMap) -> Option<&'static str> {
+    [(header::HOST, "Host"), (header::ORIGIN, "Origin")]
+        .into_iter()
+        .find(|(name, _)| headers.get_all(name).iter().nth(1).is_some())
+        .map(|(_, shown)| shown)
 }
 
 /// `Host` names the loopback interface: `127.0.0.1`, `[::1]` or `localhost`, with any port.
@@ -98,5 +115,18 @@ mod tests {
             assert!(!is_local_host(&host(foreign)), "{foreign}");
         }
         assert!(!is_local_host(&HeaderMap::new()));
+    }
+
+    #[test]
+    fn a_host_or_origin_sent_twice_is_named() {
+        let mut headers = host("127.0.0.1:3000");
+        assert_eq!(repeated_header(&headers), None);
+        headers.insert(header::ORIGIN, "http://127.0.0.1:3000".parse().unwrap());
+        assert_eq!(repeated_header(&headers), None);
+        headers.append(header::ORIGIN, "https://evil.example".parse().unwrap());
+        assert_eq!(repeated_header(&headers), Some("Origin"));
+        let mut hosts = host("127.0.0.1");
+        hosts.append(header::HOST, "evil.example".parse().unwrap());
+        assert_eq!(repeated_header(&hosts), Some("Host"));
     }
 }

@@ -98,9 +98,34 @@ pub fn http_client(tls: &Arc<rustls::ClientConfig>) -> Result<reqwest::Client, C
         .map_err(|e| CliError::Tls(chain(&e)))
 }
 
+/// `url` as the tools print it: a read token or an access token in its query becomes
+/// `[redacted]`, so no error line or log hands a bearer credential to whoever reads it.
+pub fn redacted(url: &reqwest::Url) -> String {
+    let mut shown = url.clone();
+    if url.query_pairs().any(|(k, _)| k == "token" || k == "access_token") {
+        let pairs: Vec<(String, String)> = url
+            .query_pairs()
+            .map(|(k, v)| {
+                let secret = k == "token" || k == "access_token";
+                (k.into_owned(), if secret { "[redacted]".to_owned() } else { v.into_owned() })
+            })
+            .collect();
+        shown.query_pairs_mut().clear().extend_pairs(pairs);
+    }
+    shown.to_string()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn printed_urls_carry_no_token() {
+        let url = reqwest::Url::parse("https://api.example/media/status?input_file=a+b.mp4&token=99.abcdef").unwrap();
+        assert_eq!(redacted(&url), "https://api.example/media/status?input_file=a+b.mp4&token=%5Bredacted%5D");
+        let plain = reqwest::Url::parse("http://x/media/status?input_file=a").unwrap();
+        assert_eq!(redacted(&plain), "http://x/media/status?input_file=a");
+    }
 
     #[test]
     fn server_text_is_printed_with_controls_escaped_and_cut() {

@@ -17,6 +17,8 @@ pub enum TokenCommandError {
     InvalidScope(String),
     #[error("no secret: set SUBSCRIBE_SECRET or SUBSCRIBE_SECRET_ARN")]
     NoSecret,
+    #[error("--ttl-seconds {ttl} is not from 1 to MAX_TOKEN_TTL_SECONDS ({max})")]
+    Lifetime { ttl: u64, max: u64 },
     #[error(transparent)]
     Config(#[from] ConfigError),
 }
@@ -38,11 +40,14 @@ pub fn scope(input_file: Option<String>, prefix: Option<String>) -> Result<Strin
 pub async fn issue(env: &Env, scope: &str, ttl_seconds: Option<u64>) -> Result<(String, u64), TokenCommandError> {
     let secret = env.token_secret()?;
     let access = mcpush_core::adapters::secrets::read_access_with(&secret, crate::sdk::sdk_config_for(None)).await?;
+    let max = env.max_token_ttl()?.as_secs();
     let ttl = match ttl_seconds {
-        Some(seconds) => seconds,
+        Some(ttl) if (1..=max).contains(&ttl) => ttl,
+        Some(ttl) => return Err(TokenCommandError::Lifetime { ttl, max }),
         None => env.token_ttl()?.as_secs(),
     };
-    let expires = mcpush_core::now_ms() / 1000 + ttl;
+    // Both are bounded (epoch seconds now, at most ten years more), so this cannot wrap.
+    let expires = (mcpush_core::now_ms() / 1000).saturating_add(ttl);
     let token = access.issue(scope, expires).ok_or(TokenCommandError::NoSecret)?;
     Ok((token, expires))
 }

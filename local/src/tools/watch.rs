@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use tokio_tungstenite::Connector;
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::tools::common::{CliError, chain, http_client, printable, tls_config};
+use crate::tools::common::{CliError, chain, http_client, printable, redacted, tls_config};
 
 /// Where `watch` looks.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -311,10 +311,10 @@ enum Poll {
 
 /// One `GET /media/status`.
 async fn poll_status(client: &reqwest::Client, url: &Url) -> Result<Poll, CliError> {
-    let http_error = |reason: String| CliError::Http { url: url.to_string(), reason };
-    let response = client.get(url.clone()).send().await.map_err(|e| http_error(chain(&e)))?;
+    let http_error = |reason: String| CliError::Http { url: redacted(url), reason };
+    let response = client.get(url.clone()).send().await.map_err(|e| http_error(chain(&e.without_url())))?;
     let code = response.status();
-    let body = response.bytes().await.map_err(|e| http_error(chain(&e)))?;
+    let body = response.bytes().await.map_err(|e| http_error(chain(&e.without_url())))?;
     let text = String::from_utf8_lossy(&body);
     match code {
         StatusCode::OK => serde_json::from_slice::<Status>(&body).map(Poll::Status).map_err(|e| {

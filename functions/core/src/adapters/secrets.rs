@@ -34,8 +34,9 @@ pub async fn read_access_with(
                 (None, Some(bytes)) => bytes.as_ref().to_vec(),
                 (None, None) => Vec::new(),
             };
-            if secret.is_empty() {
-                return Err(invalid(format!("{arn} has no value")));
+            if secret.len() < crate::config::MIN_SECRET_BYTES {
+                let min = crate::config::MIN_SECRET_BYTES;
+                return Err(invalid(format!("{arn} holds {} bytes; a secret needs at least {min}", secret.len())));
             }
             Ok(ReadAccess::new(Some(secret)))
         }

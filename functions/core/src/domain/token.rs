@@ -57,15 +57,28 @@ fn scopes_covering(target: &str) -> impl Iterator<Item = &str> {
     std::iter::once(target).chain(super::topic::folders_above(target))
 }
 
-/// Checks, in constant time per candidate, that `token` covers `target` (a file or a folder).
-pub fn verify(secret: &[u8], target: &str, token: Option<&str>, now_secs: u64) -> Result<(), TokenError> {
+/// A token's expiry and signature, when it is spelled as [`issue`] writes it and not expired.
+fn parse(token: Option<&str>, now_secs: u64) -> Result<(u64, Vec<u8>), TokenError> {
     let token = token.filter(|t| !t.is_empty()).ok_or(TokenError::Missing)?;
     let (expires, signature) = token.split_once('.').ok_or(TokenError::Malformed)?;
+    // One spelling only, the one `issue` writes: decimal digits without a sign or a leading
+    // zero, and 64 lowercase hex digits.
+    let digits = !expires.is_empty() && expires.bytes().all(|b| b.is_ascii_digit());
+    let lower_hex = signature.len() == 64 && signature.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+    if !digits || (expires.len() > 1 && expires.starts_with('0')) || !lower_hex {
+        return Err(TokenError::Malformed);
+    }
     let expires: u64 = expires.parse().map_err(|_| TokenError::Malformed)?;
     let signature = hex::decode(signature).map_err(|_| TokenError::Malformed)?;
     if expires < now_secs {
         return Err(TokenError::Expired);
     }
+    Ok((expires, signature))
+}
+
+/// Checks, in constant time per candidate, that `token` covers `target` (a file or a folder).
+pub fn verify(secret: &[u8], target: &str, token: Option<&str>, now_secs: u64) -> Result<(), TokenError> {
+    let (expires, signature) = parse(token, now_secs)?;
     if scopes_covering(target).any(|scope| mac(secret, scope, expires).verify_slice(&signature).is_ok()) {
         Ok(())
     } else {
@@ -75,9 +88,16 @@ pub fn verify(secret: &[u8], target: &str, token: Option<&str>, now_secs: u64) -
 
 /// Who may read what: with a secret, a token that covers the file; without one, anyone (the
 /// seed's behaviour).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Default, PartialEq, Eq)]
 pub struct ReadAccess {
     secret: Option<Vec<u8>>,
+}
+
+impl std::fmt::Debug for ReadAccess {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let secret = if self.secret.is_some() { "[redacted]" } else { "none" };
+        f.debug_struct("ReadAccess").field("secret", &format_args!("{secret}")).finish()
+    }
 }
 
 /// No tokens: everyone reads.
@@ -126,6 +146,16 @@ impl ReadAccess {
         }
     }
 
+    /// The answer to a read of a job that does not exist: with tokens on, the same refusal a
+    /// token that does not cover it gets (so a token cannot tell which jobs exist); without
+    /// tokens, none (the seed's 422 follows).
+    pub fn refuse_unknown(&self, token: Option<&str>, now_secs: u64) -> Result<(), TokenError> {
+        match &self.secret {
+            None => Ok(()),
+            Some(_) => Err(parse(token, now_secs).err().unwrap_or(TokenError::Mismatch)),
+        }
+    }
+
     /// A token for `scope`, when tokens are on.
     pub fn issue(&self, scope: &str, expires: u64) -> Option<String> {
         self.secret.as_ref().map(|secret| issue(secret, scope, expires))
@@ -150,6 +180,37 @@ mod tests {
         assert_eq!(issue(b"k", "a.mp4", 100), "100.a9485534cf56085423056b030db5b1f8e7b5b5b68679d1498d16f6a226a03453");
         let forged = format!("3000.{}", token.split_once('.').unwrap().1);
         assert_eq!(verify(b"s3cret", "a.mp4", Some(&forged), 0), Err(TokenError::Mismatch));
+    }
+
+    #[test]
+    fn an_unknown_job_is_refused_as_a_job_the_token_does_not_cover() {
+        let access = ReadAccess::new(Some(b"k".to_vec()));
+        let other = issue(b"k", "b.mp4", 100);
+        let known = access.check_job(Some("a.mp4"), Some(&other), 0).unwrap_err();
+        assert_eq!(access.refuse_unknown(Some(&other), 0), Err(known));
+        assert_eq!(access.refuse_unknown(None, 0), Err(TokenError::Missing));
+        assert_eq!(access.refuse_unknown(Some("nope"), 0), Err(TokenError::Malformed));
+        assert_eq!(access.refuse_unknown(Some(&other), 101), Err(TokenError::Expired));
+        assert_eq!(OPEN.refuse_unknown(None, 0), Ok(()));
+    }
+
+    #[test]
+    fn a_token_has_one_spelling_and_the_secret_never_shows() {
+        let token = issue(b"k", "a.mp4", 100);
+        let (expires, signature) = token.split_once('.').unwrap();
+        assert_eq!(verify(b"k", "a.mp4", Some(&token), 0), Ok(()));
+        for variant in [
+            format!("+{expires}.{signature}"),
+            format!("0{expires}.{signature}"),
+            format!("{expires}.{}", signature.to_uppercase()),
+            format!("{expires}.{signature}00"),
+            format!(" {expires}.{signature}"),
+        ] {
+            assert_eq!(verify(b"k", "a.mp4", Some(&variant), 0), Err(TokenError::Malformed), "{variant}");
+        }
+        let access = ReadAccess::new(Some(b"hunter2-hunter2-hunter2".to_vec()));
+        assert!(!format!("{access:?}").contains("hunter2"), "{access:?}");
+        assert!(!format!("{:?}", ReadAccess::new(Some(vec![0x68; 20]))).contains("104"));
     }
 
     #[test]

@@ -59,7 +59,10 @@ pub async fn handle(ctx: &RestContext<'_>, event: serde_json::Value, now_secs: u
                     None => Answer::ok(&SeedStatus::from(view)),
                 }
             }
-            Ok(None) => Answer::error(422, "Not found item."),
+            Ok(None) => match ctx.access.refuse_unknown(token, now_secs) {
+                Err(e) if by_file.is_none() => http::forbidden(&e),
+                _ => Answer::error(422, "Not found item."),
+            },
             Err(e) => internal(&e),
         }
     })

@@ -260,9 +260,19 @@ impl WebSocketApi {
 }
 
 /// 12 random bytes in base64: the shape of API Gateway's connection and request ids.
+/// 11 random bytes in base64: the shape of API Gateway's request and message ids.
 pub(super) fn new_id() -> String {
-    let bytes: [u8; 12] = std::array::from_fn(|_| fastrand::u8(..));
-    base64::engine::general_purpose::STANDARD.encode(&bytes[..11])
+    let bytes: [u8; 11] = std::array::from_fn(|_| fastrand::u8(..));
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+/// A connection id, shaped as [`new_id`]'s but from the operating system's secure generator:
+/// an id is a capability (whoever knows it may post to the connection), as API Gateway's are
+/// unguessable.
+pub(super) fn new_connection_id() -> Result<String, getrandom::Error> {
+    let mut bytes = [0u8; 11];
+    getrandom::fill(&mut bytes)?;
+    Ok(base64::engine::general_purpose::STANDARD.encode(bytes))
 }
 
 /// API Gateway's `requestTime`: `11/Nov/2024:11:35:24 +0000`.
@@ -281,9 +291,12 @@ mod tests {
     use super::*;
 
     #[test]
-    pub(super) fn ids_and_times_look_like_api_gateways() {
+    fn ids_and_times_look_like_api_gateways() {
         let id = new_id();
         assert_eq!(id.len(), 16);
+        let connection = new_connection_id().unwrap();
+        assert_eq!((connection.len(), connection.ends_with('=')), (16, true));
+        assert_ne!(connection, new_connection_id().unwrap());
         assert!(id.ends_with('='));
         assert_eq!(iso8601(1_731_324_924_553), "2024-11-11T11:35:24.553Z");
         assert_eq!(request_time(1_731_324_924_553), "11/Nov/2024:11:35:24 +0000");

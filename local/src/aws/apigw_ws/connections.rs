@@ -13,7 +13,7 @@ use futures::{SinkExt, StreamExt};
 use serde_json::json;
 use tokio::sync::mpsc;
 
-use super::api::{AuthorizerFields, Connection, Outgoing, WebSocketApi, new_id};
+use super::api::{AuthorizerFields, Connection, Outgoing, WebSocketApi, new_connection_id, new_id};
 use super::limits::{IDLE_READ_BUFFER_BYTES, MAX_FRAME_BYTES, MAX_POST_BYTES};
 use crate::aws::http_api::query_params;
 
@@ -27,7 +27,14 @@ pub(super) async fn upgrade(
         api.counters.connects_throttled.fetch_add(1, Ordering::Relaxed);
         return (StatusCode::TOO_MANY_REQUESTS, axum::Json(json!({"message": "Too Many Requests"}))).into_response();
     }
-    let connection_id = new_id();
+    let connection_id = match new_connection_id() {
+        Ok(id) => id,
+        Err(e) => {
+            tracing::error!(error = %e, "no secure random connection id; upgrade refused");
+            return (StatusCode::INTERNAL_SERVER_ERROR, axum::Json(json!({"message": "Internal server error"})))
+                .into_response();
+        }
+    };
     let connected_at = mcpush_core::now_ms() as i64;
     let params = query_params(uri.query().unwrap_or_default());
     let query: HashMap<String, String> =

@@ -61,15 +61,19 @@ fn respond(api: &Arc<WebSocketApi>, id: &str, method: axum::http::Method, body: 
             if body.len() > MAX_POST_BYTES {
                 return management_error(StatusCode::PAYLOAD_TOO_LARGE, "PayloadTooLargeException", "Message too long");
             }
+            // Counted as the socket will take it off the queue: the text after the lossy
+            // conversion, which may be longer than the bytes posted.
+            let text = String::from_utf8_lossy(&body).into_owned();
+            let size = text.len();
             let sent = api.connections.lock().ok().and_then(|c| {
                 c.get(id).map(|conn| {
-                    let waiting = conn.queued.fetch_add(body.len(), Ordering::Relaxed) + body.len();
+                    let waiting = conn.queued.fetch_add(size, Ordering::Relaxed) + size;
                     if waiting > MAX_QUEUED_BYTES {
-                        conn.queued.fetch_sub(body.len(), Ordering::Relaxed);
+                        conn.queued.fetch_sub(size, Ordering::Relaxed);
                         return None;
                     }
                     api.counters.max_queued_bytes.fetch_max(waiting as u64, Ordering::Relaxed);
-                    Some(conn.tx.send(Outgoing::Text(String::from_utf8_lossy(&body).into_owned())).is_ok())
+                    Some(conn.tx.send(Outgoing::Text(text)).is_ok())
                 })
             });
             if sent == Some(None) {
