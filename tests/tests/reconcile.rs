@@ -187,7 +187,7 @@ async fn a_run_applies_mediaconverts_truth_to_quiet_unfinished_jobs_only() {
     // THEN the quiet ones were checked (not the fresh one, not the final one)
     assert_eq!(
         stats,
-        ReconcileStats { checked: 6, updated: 4, finalized: 4, confirmed: 1, abandoned: 2, failed: 1 },
+        ReconcileStats { checked: 6, updated: 4, finalized: 4, confirmed: 1, abandoned: 2, failed: 1, parked: 0 },
         "{stats:?}"
     );
     let stored = |id: &'static str| {
@@ -216,11 +216,71 @@ async fn a_run_applies_mediaconverts_truth_to_quiet_unfinished_jobs_only() {
     assert_eq!(stored(throttled).await.job_status, JobStatus::Progressing);
     assert_eq!(stored(fresh).await.progress_rate, 40);
 
-    // AND the next run at the same time only retries the job that failed; work per run is bounded
-    let again = handle(&ctx, cutoff).await.unwrap();
-    assert_eq!((again.checked, again.failed), (1, 1), "{again:?}");
+    // AND the job that failed went to the back of the queue with its failure counted, as the
+    // confirmed one did: a run at the same time finds neither, a later one checks both; work per
+    // run is bounded
+    assert_eq!(stored(throttled).await.reconcile_failures, Some(1));
+    assert_eq!(handle(&ctx, cutoff).await.unwrap().checked, 0);
+    let again = handle(&ctx, cutoff + 1).await.unwrap();
+    assert_eq!(
+        (again.checked, again.confirmed, again.failed),
+        (2, 1, 1),
+        "the queued job and the failed one: {again:?}"
+    );
     let later = mcpush_core::now_ms() + 1;
-    let bounded = ReconcileConfig { after: Duration::ZERO, max_jobs: 2, concurrency: 1 };
+    let bounded = ReconcileConfig { after: Duration::ZERO, max_jobs: 2, concurrency: 1, ..ReconcileConfig::default() };
     let ctx = ReconcileContext::new(&store, &inspector, &bounded);
     assert_eq!(handle(&ctx, later).await.unwrap().checked, 2);
+}
+
+/// GIVEN two jobs whose reconciliation always fails (GetJob throttled; an id GetJob cannot take)
+/// queued before a job whose final event was lost, and runs of two jobs each
+/// WHEN the reconciler runs again and again
+/// THEN each bad job goes to the back after a failure and is parked at its second, while the
+/// good job is reconciled in the second run; then nothing is left to check.
+async fn poison_is_parked_and_never_holds_the_others_back(store: &dyn JobStore) {
+    let throttled = "throttled-1700000000000";
+    let unaskable = format!("1700000000001-{}", "x".repeat(300));
+    let lost_complete = "1700000000000-bbbhls";
+    for job in [throttled, unaskable.as_str(), lost_complete] {
+        record_update(store, &progressing(job, 25)).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(3)).await;
+    }
+    let inspector = mediaconvert(answers(&["get-job-hls-complete.json"])).await;
+    let config = ReconcileConfig { after: Duration::ZERO, max_jobs: 2, concurrency: 1, max_failures: 2 };
+    let ctx = ReconcileContext::new(store, &inspector, &config);
+    let t = mcpush_core::now_ms() + 1_000;
+
+    let first = handle(&ctx, t).await.unwrap();
+    assert_eq!((first.checked, first.failed, first.parked, first.updated), (2, 2, 0, 0), "{first:?}");
+    let second = handle(&ctx, t + 1_000).await.unwrap();
+    assert_eq!((second.checked, second.updated, second.failed, second.parked), (2, 1, 1, 1), "{second:?}");
+    assert_eq!(store.job(lost_complete).await.unwrap().unwrap().job_status, JobStatus::Complete);
+    let third = handle(&ctx, t + 2_000).await.unwrap();
+    assert_eq!((third.checked, third.parked), (1, 1), "{third:?}");
+    assert_eq!(handle(&ctx, t + 3_000).await.unwrap().checked, 0, "parked jobs are not checked again");
+
+    for job in [throttled, unaskable.as_str()] {
+        let parked = store.job(job).await.unwrap().unwrap();
+        assert_eq!(
+            (parked.job_status, parked.unfinished, parked.confirmed_at, parked.reconcile_failures),
+            (JobStatus::Progressing, None, None, Some(2)),
+            "{job}"
+        );
+        assert!(parked.parked_at.is_some(), "{job}");
+    }
+    // AND an event of a parked job brings it back, its failures forgotten
+    record_update(store, &progressing(throttled, 30)).await.unwrap();
+    let back = store.job(throttled).await.unwrap().unwrap();
+    assert_eq!((back.unfinished, back.reconcile_failures, back.parked_at), (Some(1), None, None));
+}
+
+#[tokio::test]
+async fn a_job_that_keeps_failing_is_parked_on_dynamodb() {
+    poison_is_parked_and_never_holds_the_others_back(&fresh_store("parked").await).await;
+}
+
+#[tokio::test]
+async fn a_job_that_keeps_failing_is_parked_in_the_embedded_store() {
+    poison_is_parked_and_never_holds_the_others_back(&mcpush_core::adapters::memory::MemoryJobStore::default()).await;
 }

@@ -462,11 +462,15 @@ pub struct ReconcileConfig {
     pub max_jobs: usize,
     /// `RECONCILE_CONCURRENCY` (default 4): GetJob calls in flight at once.
     pub concurrency: usize,
+    /// `RECONCILE_MAX_FAILURES` (default 5): a job whose reconciliation fails this many runs in a
+    /// row is parked (out of the index, `ReconcileParked` counted and alarmed), so one bad job
+    /// never holds the others back.
+    pub max_failures: u32,
 }
 
 impl Default for ReconcileConfig {
     fn default() -> Self {
-        Self { after: Duration::from_secs(300), max_jobs: 100, concurrency: 4 }
+        Self { after: Duration::from_secs(300), max_jobs: 100, concurrency: 4, max_failures: 5 }
     }
 }
 
@@ -477,6 +481,8 @@ impl ReconcileConfig {
             after: Duration::from_secs(env.parsed("RECONCILE_AFTER_SECONDS", defaults.after.as_secs())?),
             max_jobs: env.positive("RECONCILE_MAX_JOBS", defaults.max_jobs)?,
             concurrency: env.positive("RECONCILE_CONCURRENCY", defaults.concurrency)?,
+            max_failures: env.positive("RECONCILE_MAX_FAILURES", defaults.max_failures as usize)?.min(u32::MAX as usize)
+                as u32,
         })
     }
 }

@@ -48,6 +48,8 @@ pub const RECONCILE_CHECKED: &str = "ReconcileChecked";
 pub const JOBS_RECONCILED: &str = "JobsReconciled";
 /// reconcile: GetJob or the store failed; the job waits for the next run.
 pub const RECONCILE_FAILED: &str = "ReconcileFailed";
+/// Jobs the reconciler parked after `RECONCILE_MAX_FAILURES` failed runs in a row (alarmed).
+pub const RECONCILE_PARKED: &str = "ReconcileParked";
 /// create-job: MediaConvert jobs created.
 pub const JOBS_CREATED: &str = "JobsCreated";
 
@@ -132,6 +134,7 @@ fn describe() {
         RECONCILE_CHECKED,
         JOBS_RECONCILED,
         RECONCILE_FAILED,
+        RECONCILE_PARKED,
         JOBS_CREATED,
     ] {
         metrics::describe_counter!(counter, Unit::Count, "");

@@ -14,6 +14,10 @@ pub enum StoreError {
     Corrupt(String),
     #[error("gave up after {0} attempts: the item kept changing under concurrent writers")]
     Contention(u32),
+    /// The store refused the item itself (a key or an item over DynamoDB's limits): retrying
+    /// cannot help.
+    #[error("the store refused the item: {0}")]
+    Refused(String),
 }
 
 /// The result of applying an update: the state now stored and whether this call changed it.
@@ -52,6 +56,13 @@ pub trait JobStore: Send + Sync {
     /// (moves it to the back of [`JobStore::unconfirmed`]); a job that became final meanwhile
     /// is left alone.
     async fn confirm(&self, job_id: &str, now_ms: u64) -> Result<(), StoreError>;
+
+    /// Records that reconciling an unfinished job failed at `now_ms`: it moves to the back of
+    /// [`JobStore::unconfirmed`], so it never holds the front, and at its `max_failures`th
+    /// failure in a row it is parked: out of the index, `ReconcileFailures` and `ParkedAt` kept
+    /// on the item for a person to look at. `true` when this call parked it; a job that became
+    /// final meanwhile is left alone.
+    async fn record_failure(&self, job_id: &str, now_ms: u64, max_failures: u32) -> Result<bool, StoreError>;
 
     /// The newest job of a file, both reads strongly consistent: a subscribe's snapshot is never
     /// older than a write that finished before it. Stores that are always consistent keep this.

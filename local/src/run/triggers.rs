@@ -65,8 +65,12 @@ pub async fn schedule_reconcile(stack: Stack, every: Duration) {
     ticks.tick().await;
     loop {
         ticks.tick().await;
-        if let Err(e) = stack.reconcile().await {
-            tracing::warn!(error = %e, "reconcile failed; the next run tries again");
+        // Each run on a task of its own: whatever one run meets, the schedule goes on.
+        let run = stack.clone();
+        match tokio::spawn(async move { run.reconcile().await }).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "reconcile failed; the next run tries again"),
+            Err(e) => tracing::error!(error = %e, "a reconcile run panicked; the next run goes on"),
         }
     }
 }

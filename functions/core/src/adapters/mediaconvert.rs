@@ -142,6 +142,9 @@ impl MediaConvertJobInspector {
 #[async_trait]
 impl JobInspector for MediaConvertJobInspector {
     async fn get_job(&self, job_id: &str) -> Result<Option<MediaConvertJob>, InspectError> {
+        // The SDK builds the request URI from the id and panics on one it cannot hold: only a
+        // job id of MediaConvert's shape goes out.
+        crate::domain::ids::check_job_id(job_id).map_err(|e| InspectError(Box::new(e)))?;
         match self.client.get_job().id(job_id).send().await {
             Ok(output) => Ok(output.job.as_ref().map(domain_job)),
             Err(SdkError::ServiceError(e)) if e.err().is_not_found_exception() => Ok(None),

@@ -69,6 +69,27 @@ impl MemoryJobStore {
     }
 }
 
+/// DynamoDB's limits, enforced as DynamoDB answers them, so the embedded store keeps nothing the
+/// real table would refuse.
+const MAX_PARTITION_KEY_BYTES: usize = 2048;
+const MAX_ITEM_BYTES: usize = 400 * 1024;
+
+fn within_limits(key: &str, item: &impl serde::Serialize) -> Result<(), StoreError> {
+    if key.len() > MAX_PARTITION_KEY_BYTES {
+        return Err(StoreError::Refused(format!(
+            "ValidationException: One or more parameter values were invalid: Size of hashkey has exceeded the \
+             maximum size limit of {MAX_PARTITION_KEY_BYTES} bytes"
+        )));
+    }
+    // The item's JSON is a little larger than DynamoDB's count (names plus values): close enough
+    // to refuse what DynamoDB would.
+    let size = serde_json::to_vec(item).map_or(0, |json| json.len());
+    if size > MAX_ITEM_BYTES {
+        return Err(StoreError::Refused("ValidationException: Item size has exceeded the maximum allowed size".into()));
+    }
+    Ok(())
+}
+
 fn poisoned<T>(_: T) -> StoreError {
     StoreError::Unavailable("memory store lock poisoned".into())
 }
@@ -81,6 +102,7 @@ impl JobStore for MemoryJobStore {
         let stamped = |next: JobRecord| next.expiring(self.retention).confirmed(crate::now_ms());
         match JobRecord::merge(current, update).map(stamped) {
             Some(next) if current.is_none_or(|stored| next.may_replace(stored)) => {
+                within_limits(&next.job_id, &next)?;
                 self.emit(match current {
                     Some(old) => JobChange::Modified { old: Box::new(old.clone()), new: Box::new(next.clone()) },
                     None => JobChange::Inserted(next.clone()),
@@ -101,6 +123,7 @@ impl JobStore for MemoryJobStore {
     }
 
     async fn point_to(&self, pointer: &JobPointer) -> Result<bool, StoreError> {
+        within_limits(&pointer.input_file, pointer)?;
         let mut pointers = self.pointers.lock().map_err(poisoned)?;
         if pointers.get(&pointer.input_file).is_none_or(|stored| pointer.supersedes(stored)) {
             pointers.insert(pointer.input_file.clone(), pointer.clone());
@@ -132,10 +155,26 @@ impl JobStore for MemoryJobStore {
         let mut jobs = self.jobs.lock().map_err(poisoned)?;
         if let Some(stored) = jobs.get_mut(job_id).filter(|r| r.unfinished.is_some()) {
             let old = stored.clone();
-            stored.confirmed_at = Some(now_ms);
+            (stored.confirmed_at, stored.reconcile_failures) = (Some(now_ms), None);
             self.emit(JobChange::Modified { old: Box::new(old), new: Box::new(stored.clone()) });
         }
         Ok(())
+    }
+    async fn record_failure(&self, job_id: &str, now_ms: u64, max_failures: u32) -> Result<bool, StoreError> {
+        let mut jobs = self.jobs.lock().map_err(poisoned)?;
+        let Some(stored) = jobs.get_mut(job_id).filter(|r| r.unfinished.is_some()) else { return Ok(false) };
+        let old = stored.clone();
+        let failures = stored.reconcile_failures.unwrap_or(0).saturating_add(1);
+        stored.reconcile_failures = Some(failures);
+        stored.confirmed_at = Some(now_ms);
+        let parked = failures >= max_failures;
+        if parked {
+            (stored.unfinished, stored.confirmed_at, stored.parked_at) = (None, None, Some(now_ms));
+        }
+        let new = stored.clone();
+        drop(jobs);
+        self.emit(JobChange::Modified { old: Box::new(old), new: Box::new(new) });
+        Ok(parked)
     }
 }
 

@@ -178,6 +178,12 @@ pub struct JobRecord {
     /// `detail.timestamp`); progress-push measures `EndToEndLagMs` from it. Absent when the
     /// state came from no event (creation, the reconciler).
     pub event_at: Option<u64>,
+    /// Reconciliations of this unfinished job that failed in a row (GetJob or its answer); set
+    /// by the stores ([`crate::ports::JobStore::record_failure`]), cleared by any change.
+    pub reconcile_failures: Option<u32>,
+    /// Epoch milliseconds at which the reconciler gave up on the job after too many failures:
+    /// it left the index, so no run spends a GetJob on it again until an event moves it.
+    pub parked_at: Option<u64>,
 }
 
 /// The status table's sparse index of unfinished jobs: partition key `Unfinished`, sort key
@@ -193,6 +199,7 @@ impl JobRecord {
     /// What a store writes with a changed record at `now_ms`: an unfinished job is in the
     /// reconciler's index, confirmed now; a final one leaves it.
     pub fn confirmed(mut self, now_ms: u64) -> Self {
+        (self.reconcile_failures, self.parked_at) = (None, None);
         if self.job_status.is_final() {
             (self.unfinished, self.confirmed_at) = (None, None);
         } else {

@@ -28,6 +28,10 @@ pub enum EventError {
     MissingStatus,
     #[error("detail.jobId is empty")]
     EmptyJobId,
+    #[error("detail.jobId {0}")]
+    JobId(super::ids::IdError),
+    #[error("detail.userMetadata.input_file {0}")]
+    InputFile(super::ids::IdError),
 }
 
 /// `detail` of a MediaConvert Job State Change event.
@@ -162,8 +166,13 @@ impl JobStateChange {
 
     /// What this event means for the job. `now_ms` orders a job whose id has no time prefix.
     pub fn to_update(&self, now_ms: u64) -> Result<JobUpdate, EventError> {
-        if self.job_id.is_empty() {
-            return Err(EventError::EmptyJobId);
+        match super::ids::check_job_id(&self.job_id) {
+            Err(super::ids::IdError::Empty) => return Err(EventError::EmptyJobId),
+            Err(e) => return Err(EventError::JobId(e)),
+            Ok(()) => {}
+        }
+        if let Some(file) = self.input_file() {
+            super::ids::check_key(file).map_err(EventError::InputFile)?;
         }
         let status = self.status.as_deref().ok_or(EventError::MissingStatus)?;
         let reported = self.job_progress.as_ref().and_then(|p| p.job_percent_complete).map(|p| p.min(100) as u8);

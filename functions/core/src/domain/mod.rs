@@ -6,6 +6,7 @@ pub mod congestion;
 pub mod destination;
 pub mod get_job;
 pub mod identity;
+pub mod ids;
 pub mod job;
 pub mod mediaconvert;
 pub mod origin;

@@ -6,8 +6,10 @@
 //! MediaConvert for each (GetJob, `concurrency` at a time); and applies what it says with the
 //! same update and merge rule as an event ([`reconcile`](crate::domain::get_job::reconcile),
 //! [`record_update`]). A job whose answer changes nothing is confirmed, so it goes to the back
-//! of the queue and the next runs look at others first. A job that fails is left as it is and
-//! comes up again in the next run.
+//! of the queue and the next runs look at others first. A job that fails goes to the back of the
+//! queue too, with its failure counted; after `max_failures` failed runs in a row it is parked
+//! (out of the index, `ReconcileParked` counted and alarmed), so no job, however broken its
+//! stored data, takes a run's slots from the others.
 
 use futures::StreamExt;
 use serde::Serialize;
@@ -43,8 +45,11 @@ pub struct ReconcileStats {
     pub confirmed: usize,
     /// Jobs MediaConvert does not know, or past its 48-hour limit: ended as ERROR.
     pub abandoned: usize,
-    /// GetJob or the store failed; left for the next run.
+    /// GetJob or the store failed; moved to the back of the queue for a later run.
     pub failed: usize,
+    /// Of those, jobs that failed `max_failures` runs in a row: parked, never checked again
+    /// until an event moves them.
+    pub parked: usize,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -57,7 +62,7 @@ pub enum ReconcileError {
 enum Outcome {
     Updated { finalized: bool, abandoned: bool },
     Confirmed,
-    Failed,
+    Failed { parked: bool },
 }
 
 pub async fn handle(ctx: &ReconcileContext<'_>, now_ms: u64) -> Result<ReconcileStats, ReconcileError> {
@@ -75,12 +80,16 @@ pub async fn handle(ctx: &ReconcileContext<'_>, now_ms: u64) -> Result<Reconcile
                 stats.abandoned += usize::from(abandoned);
             }
             Outcome::Confirmed => stats.confirmed += 1,
-            Outcome::Failed => stats.failed += 1,
+            Outcome::Failed { parked } => {
+                stats.failed += 1;
+                stats.parked += usize::from(parked);
+            }
         }
     }
     RECONCILE.count(metrics::RECONCILE_CHECKED, stats.checked);
     RECONCILE.count(metrics::JOBS_RECONCILED, stats.updated);
     RECONCILE.count(metrics::RECONCILE_FAILED, stats.failed);
+    RECONCILE.count(metrics::RECONCILE_PARKED, stats.parked);
     if stats.checked == 0 {
         tracing::debug!("reconciled: no quiet unfinished job");
     } else {
@@ -91,26 +100,49 @@ pub async fn handle(ctx: &ReconcileContext<'_>, now_ms: u64) -> Result<Reconcile
             confirmed = stats.confirmed,
             abandoned = stats.abandoned,
             failed = stats.failed,
+            parked = stats.parked,
             "reconciled"
         );
     }
     Ok(stats)
 }
 
+/// One job: its outcome, a failure recorded against it (so it goes to the back of the queue, or
+/// is parked once it has failed too often).
 async fn check(ctx: &ReconcileContext<'_>, job_id: String, now_ms: u64) -> Outcome {
-    let answer = match ctx.mediaconvert.get_job(&job_id).await {
+    match attempt(ctx, &job_id, now_ms).await {
+        Some(outcome) => outcome,
+        None => match ctx.jobs.record_failure(&job_id, now_ms, ctx.config.max_failures).await {
+            Ok(parked) => {
+                if parked {
+                    let failures = ctx.config.max_failures;
+                    tracing::error!(job_id, failures, "reconciliation keeps failing; the job is parked (ParkedAt)");
+                }
+                Outcome::Failed { parked }
+            }
+            Err(e) => {
+                tracing::warn!(job_id, error = %e, "could not record the failure; the job is checked again next run");
+                Outcome::Failed { parked: false }
+            }
+        },
+    }
+}
+
+/// GetJob and its answer applied; `None` when either failed.
+async fn attempt(ctx: &ReconcileContext<'_>, job_id: &str, now_ms: u64) -> Option<Outcome> {
+    let answer = match ctx.mediaconvert.get_job(job_id).await {
         Ok(answer) => answer,
         Err(e) => {
-            tracing::warn!(job_id, error = %e, "GetJob failed; the job is checked again next run");
-            return Outcome::Failed;
+            tracing::warn!(job_id, error = %e, "GetJob failed");
+            return None;
         }
     };
-    let update = match reconcile(&job_id, answer.as_ref(), now_ms) {
+    let update = match reconcile(job_id, answer.as_ref(), now_ms) {
         Ok(Verdict::Apply(update)) => update,
-        Ok(Verdict::NotStarted) => return confirm(ctx, &job_id, now_ms).await,
+        Ok(Verdict::NotStarted) => return confirm(ctx, job_id, now_ms).await,
         Err(e) => {
             tracing::warn!(job_id, error = %e, "GetJob's answer cannot be applied");
-            return Outcome::Failed;
+            return None;
         }
     };
     let abandoned = answer.is_none()
@@ -120,22 +152,22 @@ async fn check(ctx: &ReconcileContext<'_>, job_id: String, now_ms: u64) -> Outco
         Ok(recorded) if recorded.applied.changed => {
             let record = &recorded.applied.record;
             tracing::info!(job_id, job_status = %record.job_status, progress_rate = record.progress_rate, abandoned, "reconciled from GetJob");
-            Outcome::Updated { finalized: record.job_status.is_final(), abandoned }
+            Some(Outcome::Updated { finalized: record.job_status.is_final(), abandoned })
         }
-        Ok(_) => confirm(ctx, &job_id, now_ms).await,
+        Ok(_) => confirm(ctx, job_id, now_ms).await,
         Err(e) => {
             tracing::warn!(job_id, error = %e, "could not store GetJob's answer");
-            Outcome::Failed
+            None
         }
     }
 }
 
-async fn confirm(ctx: &ReconcileContext<'_>, job_id: &str, now_ms: u64) -> Outcome {
+async fn confirm(ctx: &ReconcileContext<'_>, job_id: &str, now_ms: u64) -> Option<Outcome> {
     match ctx.jobs.confirm(job_id, now_ms).await {
-        Ok(()) => Outcome::Confirmed,
+        Ok(()) => Some(Outcome::Confirmed),
         Err(e) => {
             tracing::warn!(job_id, error = %e, "could not confirm the job");
-            Outcome::Failed
+            None
         }
     }
 }

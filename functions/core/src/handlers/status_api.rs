@@ -46,7 +46,12 @@ pub async fn handle(ctx: &RestContext<'_>, event: serde_json::Value, now_secs: u
         if by_file.is_none() && ctx.access.required() && token.is_none() {
             return http::forbidden(&crate::domain::token::TokenError::Missing);
         }
-        match ctx.jobs.job(&job_id).await {
+        // An id no job can have is not looked up (a key DynamoDB would refuse): it is unknown.
+        let found = match crate::domain::ids::check_job_id(&job_id) {
+            Ok(()) => ctx.jobs.job(&job_id).await,
+            Err(_) => Ok(None),
+        };
+        match found {
             Ok(Some(record)) => {
                 if by_file.is_none()
                     && let Err(e) = ctx.access.check_job(record.input_file.as_deref(), token, now_secs)

@@ -244,10 +244,11 @@ impl JobStore for DynamoJobStore {
             .update_item()
             .table_name(&self.tables.status)
             .key("JobId", super::av(job_id)?)
-            .update_expression("SET #c = :now")
+            .update_expression("SET #c = :now REMOVE #f")
             .condition_expression("attribute_exists(#u) AND (attribute_not_exists(#c) OR #c < :now)")
             .expression_attribute_names("#c", "ConfirmedAt")
             .expression_attribute_names("#u", "Unfinished")
+            .expression_attribute_names("#f", "ReconcileFailures")
             .expression_attribute_values(":now", super::av(&now_ms)?)
             .send()
             .await;
@@ -258,6 +259,64 @@ impl JobStore for DynamoJobStore {
             {
                 Ok(())
             }
+            Err(e) => Err(unavailable(e)),
+        }
+    }
+
+    async fn record_failure(&self, job_id: &str, now_ms: u64, max_failures: u32) -> Result<bool, StoreError> {
+        use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
+        use aws_sdk_dynamodb::types::ReturnValue;
+        let lost_race = |e: &aws_sdk_dynamodb::error::SdkError<UpdateItemError, _>| {
+            matches!(e, aws_sdk_dynamodb::error::SdkError::ServiceError(e)
+                if matches!(e.err(), UpdateItemError::ConditionalCheckFailedException(_)))
+        };
+        // Count the failure and move the job to the back of the index, in one write.
+        let counted = self
+            .client
+            .update_item()
+            .table_name(&self.tables.status)
+            .key("JobId", super::av(job_id)?)
+            .update_expression("SET #c = :now ADD #f :one")
+            .condition_expression("attribute_exists(#u)")
+            .expression_attribute_names("#c", "ConfirmedAt")
+            .expression_attribute_names("#u", "Unfinished")
+            .expression_attribute_names("#f", "ReconcileFailures")
+            .expression_attribute_values(":now", super::av(&now_ms)?)
+            .expression_attribute_values(":one", super::av(&1u32)?)
+            .return_values(ReturnValue::UpdatedNew)
+            .send()
+            .await;
+        let failures: u32 = match counted {
+            Ok(output) => output
+                .attributes
+                .and_then(|a| a.get("ReconcileFailures").cloned())
+                .map(serde_dynamo::from_attribute_value)
+                .transpose()
+                .map_err(corrupt)?
+                .unwrap_or(0),
+            Err(e) if lost_race(&e) => return Ok(false),
+            Err(e) => return Err(unavailable(e)),
+        };
+        if failures < max_failures {
+            return Ok(false);
+        }
+        // Park it: out of the sparse index, with when and why left on the item.
+        let parked = self
+            .client
+            .update_item()
+            .table_name(&self.tables.status)
+            .key("JobId", super::av(job_id)?)
+            .update_expression("SET #p = :now REMOVE #u, #c")
+            .condition_expression("attribute_exists(#u)")
+            .expression_attribute_names("#p", "ParkedAt")
+            .expression_attribute_names("#u", "Unfinished")
+            .expression_attribute_names("#c", "ConfirmedAt")
+            .expression_attribute_values(":now", super::av(&now_ms)?)
+            .send()
+            .await;
+        match parked {
+            Ok(_) => Ok(true),
+            Err(e) if lost_race(&e) => Ok(false),
             Err(e) => Err(unavailable(e)),
         }
     }
