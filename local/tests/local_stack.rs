@@ -181,3 +181,33 @@ async fn s3_objects_are_read_back_whole_and_head_sends_no_body() {
     assert_eq!((status, headers["content-length"].to_str().unwrap(), body.as_str()), (StatusCode::OK, "3000000", ""));
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[tokio::test]
+async fn a_22000_character_job_id_is_refused_at_ingest_and_the_reconciler_keeps_working() {
+    // GIVEN the stack, and an event of a job id no MediaConvert job can have
+    let app = stack();
+    let long_id = "1795557600000-".to_owned() + &"x".repeat(22_000 - 14);
+    let mut poison = event();
+    poison["detail"]["jobId"] = json!(long_id);
+    // WHEN it is invoked into progress-ingest
+    let invoke = |event: Value| {
+        Request::post("/2015-03-31/functions/progress-ingest/invocations").body(Body::from(event.to_string())).unwrap()
+    };
+    let (status, headers, body) = send(&app, invoke(poison)).await;
+    // THEN the function fails naming the field, and nothing is stored
+    assert_eq!(
+        (status, headers.get("x-amz-function-error").map(|h| h.to_str().unwrap())),
+        (StatusCode::OK, Some("Unhandled"))
+    );
+    assert!(body.contains("detail.jobId is 22000 characters; at most 128"), "{body}");
+    let get = Request::get(format!("/media/status?job_id={long_id}")).body(Body::empty()).unwrap();
+    let (status, _, body) = send(&app, get).await;
+    assert_eq!(
+        (status, body.as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, r#"{"success": false, "message": "Not found item."}"#)
+    );
+    // AND the reconciler, invoked as the schedule does, still runs
+    let run = Request::post("/2015-03-31/functions/reconcile/invocations").body(Body::from("{}")).unwrap();
+    let (status, headers, body) = send(&app, run).await;
+    assert_eq!((status, headers.get("x-amz-function-error")), (StatusCode::OK, None), "{body}");
+}

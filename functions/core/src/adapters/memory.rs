@@ -326,4 +326,23 @@ mod tests {
         assert_eq!(store.job("1700000000000-feed01").await.unwrap(), None);
         assert_eq!(feed.recv().await.unwrap(), JobChange::Expired(stored));
     }
+
+    #[tokio::test]
+    async fn keys_and_items_over_dynamodbs_limits_are_refused_as_dynamodb_refuses_them() {
+        let store = MemoryJobStore::default();
+        let long_key = JobUpdate { job_id: "k".repeat(2049), ..update(Transition::Progressing, Some(5)) };
+        let refused = store.apply(&long_key).await.unwrap_err();
+        assert!(matches!(&refused, StoreError::Refused(m) if m.contains("2048 bytes")), "{refused}");
+        let huge = JobUpdate {
+            transition: Transition::Error { code: Some(1), message: Some("e".repeat(410 * 1024)) },
+            ..update(Transition::Progressing, None)
+        };
+        let refused = store.apply(&huge).await.unwrap_err();
+        assert!(matches!(&refused, StoreError::Refused(m) if m.contains("Item size")), "{refused}");
+        let pointer = JobPointer { input_file: "f".repeat(2049), job_id: "1-a".into(), job_order: Some(1) };
+        assert!(matches!(store.point_to(&pointer).await, Err(StoreError::Refused(_))));
+        assert!(store.job(&"k".repeat(2049)).await.unwrap().is_none(), "nothing was stored");
+        let fits = JobUpdate { job_id: "k".repeat(2048), ..update(Transition::Progressing, Some(5)) };
+        assert!(store.apply(&fits).await.is_ok());
+    }
 }
