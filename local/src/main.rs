@@ -196,7 +196,7 @@ async fn token(args: TokenArgs) -> Result<ExitCode, Box<dyn std::error::Error>> 
 
 async fn serve(args: ServeArgs) -> Result<ExitCode, Box<dyn std::error::Error>> {
     let options = Options::from_env().await?;
-    let (upload_bucket, s3_dir) = (options.upload.bucket.clone(), options.s3_dir.clone());
+    let (upload_bucket, s3_dir, limits) = (options.upload.bucket.clone(), options.s3_dir.clone(), options.server);
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", args.port)).await?;
     let base = format!("http://{}", listener.local_addr()?);
     let stack = match &args.dynamodb_endpoint {
@@ -222,23 +222,11 @@ async fn serve(args: ServeArgs) -> Result<ExitCode, Box<dyn std::error::Error>> 
     println!("  MediaConvert  {base}/2017-08-29/ (simulated: GetJobTemplate, CreateJob)");
     println!("Ctrl-C stops it.");
 
-    // Graceful shutdown waits for open connections; WebSocket clients may never close, so the
-    // stack stops at most two seconds after Ctrl-C.
-    let (stop, stopped) = tokio::sync::watch::channel(false);
-    tokio::spawn(async move {
+    // Ctrl-C stops accepting and ends the process: WebSocket clients may never close, so open
+    // connections are not waited for.
+    let stopped = async {
         let _ = tokio::signal::ctrl_c().await;
-        let _ = stop.send(true);
-    });
-    let (mut graceful, mut deadline) = (stopped.clone(), stopped);
-    let server = axum::serve(listener, stack.router).with_graceful_shutdown(async move {
-        let _ = graceful.changed().await;
-    });
-    tokio::select! {
-        result = server => result?,
-        _ = async {
-            let _ = deadline.changed().await;
-            tokio::time::sleep(Duration::from_secs(2)).await;
-        } => {}
-    }
+    };
+    mcpush_local::run::server::serve(listener, stack.router, limits, stopped).await?;
     Ok(ExitCode::SUCCESS)
 }

@@ -180,3 +180,71 @@ async fn http_get(client: &reqwest::Client, url: &str) -> (u16, String) {
     let response = client.get(url).send().await.unwrap();
     (response.status().as_u16(), response.text().await.unwrap())
 }
+
+/// Reads until the server closes the connection; `true` when it did within `within`.
+async fn closed_within(stream: &mut tokio::net::TcpStream, within: Duration) -> bool {
+    use tokio::io::AsyncReadExt;
+    let mut sink = [0u8; 1024];
+    tokio::time::timeout(within, async {
+        loop {
+            match stream.read(&mut sink).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => continue,
+            }
+        }
+    })
+    .await
+    .is_ok()
+}
+
+#[tokio::test]
+async fn half_sent_requests_and_stalled_bodies_are_closed_but_a_slow_steady_body_is_not_cut() {
+    use tokio::io::AsyncWriteExt;
+    // GIVEN the stack's own server with 1 s waits
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let s3_dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("waits-{}", std::process::id()));
+    let stack = local(&format!("http://{address}"), Options { s3_dir: s3_dir.clone(), ..Options::default() });
+    let limits = mcpush_local::run::server::ServerLimits {
+        header_read: Duration::from_secs(1),
+        body_idle: Duration::from_secs(1),
+    };
+    tokio::spawn(mcpush_local::run::server::serve(listener, stack.router, limits, std::future::pending()));
+
+    // WHEN 100 clients send half a request's headers and stop
+    let mut half_sent = Vec::new();
+    for _ in 0..100 {
+        let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
+        stream.write_all(b"GET /media/status?job_id=x HTTP/1.1\r\nHost: 127.0.0.1\r\n").await.unwrap();
+        half_sent.push(stream);
+    }
+    // AND one sends its headers but stalls in its body
+    let mut stalled = tokio::net::TcpStream::connect(address).await.unwrap();
+    stalled
+        .write_all(b"POST /s3/uploads/a.mp4 HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 100\r\n\r\n0123456789")
+        .await
+        .unwrap();
+
+    // THEN every one is closed within a few seconds, not held open
+    let started = std::time::Instant::now();
+    for stream in &mut half_sent {
+        assert!(closed_within(stream, Duration::from_secs(10)).await, "a half-sent request still open");
+    }
+    assert!(closed_within(&mut stalled, Duration::from_secs(10)).await, "a stalled body still open");
+    assert!(started.elapsed() < Duration::from_secs(10), "{:?}", started.elapsed());
+
+    // AND a body that keeps coming, a byte every 300 ms for 3 s, is never cut
+    let mut steady = tokio::net::TcpStream::connect(address).await.unwrap();
+    steady
+        .write_all(b"PUT /s3/uploads/steady.mp4 HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 10\r\n\r\n")
+        .await
+        .unwrap();
+    for _ in 0..10 {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        steady.write_all(b"x").await.unwrap();
+    }
+    let mut answer = [0u8; 12];
+    tokio::io::AsyncReadExt::read_exact(&mut steady, &mut answer).await.unwrap();
+    assert_eq!(&answer, b"HTTP/1.1 200", "{}", String::from_utf8_lossy(&answer));
+    let _ = std::fs::remove_dir_all(&s3_dir);
+}

@@ -13,6 +13,7 @@ use regex::Regex;
 
 use crate::aws::apigw_ws::{ConnectionLimits, Rate, RequestLimits};
 use crate::aws::mediaconvert::SimSettings;
+use crate::run::server::{MAX_WAIT, ServerLimits};
 
 /// Origins the local stack allows by default: any local port.
 pub const LOCAL_ALLOWED_ORIGINS: &str = r"http://127\.0\.0\.1(:\d+)? http://localhost(:\d+)?";
@@ -90,6 +91,9 @@ pub struct Options {
     /// (`Authorization: Bearer JWT`, checked as HTTP API's JWT authorizer would) and on the
     /// WebSocket (`?access_token=JWT`, checked by the same authorizer as on AWS).
     pub oidc: Option<OidcConfig>,
+    /// `HTTP_HEADER_TIMEOUT_S` and `HTTP_BODY_IDLE_TIMEOUT_S` (1 to 30, default 30): how long
+    /// the server waits for a request's headers, and for the next bytes of its body.
+    pub server: ServerLimits,
 }
 
 impl Default for Options {
@@ -142,6 +146,10 @@ impl Options {
             reconcile: ReconcileConfig::read(env)?,
             reconcile_every: Duration::from_millis(env.parsed("RECONCILE_INTERVAL_MS", 2000u64)?.max(1)),
             oidc: env.oidc()?,
+            server: ServerLimits {
+                header_read: wait(env, "HTTP_HEADER_TIMEOUT_S")?,
+                body_idle: wait(env, "HTTP_BODY_IDLE_TIMEOUT_S")?,
+            },
         })
     }
 }
@@ -219,6 +227,14 @@ fn latency_range(value: Option<&str>) -> Result<(Duration, Duration), ConfigErro
             if low > high { Err(invalid()) } else { Ok((low, high)) }
         }
         None => ms(value).map(|fixed| (fixed, fixed)),
+    }
+}
+
+/// A wait of the server's, 1 to 30 s.
+fn wait(env: &Env, name: &'static str) -> Result<Duration, ConfigError> {
+    match env.parsed(name, MAX_WAIT.as_secs())? {
+        secs @ 1..=30 => Ok(Duration::from_secs(secs)),
+        secs => Err(ConfigError::Invalid { name, reason: format!("{secs} is not from 1 to 30 seconds") }),
     }
 }
 
