@@ -180,6 +180,9 @@ async fn object(
     response
 }
 
+/// S3's limit on a POST form's fields before the file (`MaxPostPreDataLengthExceededError`).
+const MAX_PRE_DATA_BYTES: usize = 20 * 1024;
+
 /// `POST /s3/{bucket}`: a browser upload with a presigned policy (multipart form, the file last),
 /// checked as S3 checks it ([`crate::aws::s3::post`]); 204 and the notification on success.
 async fn form_upload(
@@ -212,6 +215,7 @@ async fn post_form(state: &S3State, bucket: &str, mut form: axum::extract::Multi
         s3_error(StatusCode::from_u16(r.status).unwrap_or(StatusCode::BAD_REQUEST), r.code, &r.message)
     };
     let mut fields = std::collections::BTreeMap::new();
+    let mut pre_data = 0usize;
     loop {
         let field = match form.next_field().await {
             Ok(Some(field)) => field,
@@ -226,10 +230,28 @@ async fn post_form(state: &S3State, bucket: &str, mut form: axum::extract::Multi
         };
         let name = field.name().unwrap_or_default().to_ascii_lowercase();
         if name != "file" {
-            match field.text().await {
-                Ok(value) => fields.insert(name, value),
-                Err(e) => return s3_error(StatusCode::BAD_REQUEST, "MalformedPOSTRequest", &e.to_string()),
-            };
+            // Read a chunk at a time against S3's limit on everything before the file, so a huge
+            // field is refused after 20 KB instead of being held in memory.
+            let mut value = Vec::new();
+            let mut field = field;
+            loop {
+                match field.chunk().await {
+                    Ok(Some(chunk)) => {
+                        pre_data += chunk.len();
+                        if pre_data > MAX_PRE_DATA_BYTES {
+                            return s3_error(
+                                StatusCode::BAD_REQUEST,
+                                "MaxPostPreDataLengthExceededError",
+                                "Your POST request fields preceding the upload file were too large.",
+                            );
+                        }
+                        value.extend_from_slice(&chunk);
+                    }
+                    Ok(None) => break,
+                    Err(e) => return s3_error(StatusCode::BAD_REQUEST, "MalformedPOSTRequest", &e.to_string()),
+                }
+            }
+            fields.insert(name, String::from_utf8_lossy(&value).into_owned());
             continue;
         }
         let range = match crate::aws::s3::post::check(&fields, bucket, std::time::SystemTime::now()) {
