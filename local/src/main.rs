@@ -88,6 +88,9 @@ struct WatchArgs {
     /// at most this long.
     #[arg(long, default_value_t = 30000)]
     recheck_ms: u64,
+    /// The longest wait for a connection, the WebSocket handshake or a REST answer, in seconds.
+    #[arg(long, default_value_t = 10)]
+    timeout_seconds: u64,
     /// Read token for the file, when the stack requires one (see the `token` subcommand).
     #[arg(long, env = "MCPUSH_TOKEN", hide_env_values = true)]
     token: Option<String>,
@@ -105,6 +108,9 @@ struct ReplayArgs {
     /// (credentials and region from the usual AWS settings).
     #[arg(long, env = "AWS_ENDPOINT_URL_LAMBDA", default_value = "http://127.0.0.1:3000")]
     endpoint_url: String,
+    /// The longest wait for a connection, and for each attempt of a call, in seconds.
+    #[arg(long, default_value_t = 10)]
+    timeout_seconds: u64,
 }
 
 #[derive(Args)]
@@ -124,6 +130,9 @@ struct RedriveArgs {
     /// List what would be invoked; invoke and delete nothing.
     #[arg(long)]
     dry_run: bool,
+    /// The longest wait for a connection, and for each attempt of a call, in seconds.
+    #[arg(long, default_value_t = 10)]
+    timeout_seconds: u64,
 }
 
 #[tokio::main]
@@ -153,7 +162,11 @@ async fn watch_file(args: WatchArgs) -> Result<ExitCode, Box<dyn std::error::Err
         match watch::watch(
             &endpoints,
             watched,
-            Timing { poll: Duration::from_millis(args.poll_ms), recheck: Duration::from_millis(args.recheck_ms) },
+            Timing {
+                poll: Duration::from_millis(args.poll_ms),
+                recheck: Duration::from_millis(args.recheck_ms),
+                wait: Duration::from_secs(args.timeout_seconds.max(1)),
+            },
             &mut out,
             bar,
         )
@@ -166,15 +179,19 @@ async fn watch_file(args: WatchArgs) -> Result<ExitCode, Box<dyn std::error::Err
 }
 
 async fn replay_events(args: ReplayArgs) -> Result<ExitCode, Box<dyn std::error::Error>> {
-    let client = replay::lambda_client(Some(&args.endpoint_url)).await;
+    let client =
+        replay::lambda_client(Some(&args.endpoint_url), Duration::from_secs(args.timeout_seconds.max(1))).await;
     let bar = progress_bar(0, "{bar:40.cyan/blue} {pos}/{len} events");
     let rejected = replay::replay(&client, &args.function_name, &args.files, &mut std::io::stderr(), bar).await?;
     Ok(if rejected == 0 { ExitCode::SUCCESS } else { ExitCode::from(2) })
 }
 
 async fn redrive(args: RedriveArgs) -> Result<ExitCode, Box<dyn std::error::Error>> {
-    let lambda = replay::lambda_client(Some(&args.endpoint_url)).await;
-    let sqs = aws_sdk_sqs::Client::new(&mcpush_local::sdk_config_for(args.sqs_endpoint_url.as_deref()).await);
+    let wait = Duration::from_secs(args.timeout_seconds.max(1));
+    let lambda = replay::lambda_client(Some(&args.endpoint_url), wait).await;
+    let sdk = mcpush_local::sdk_config_for(args.sqs_endpoint_url.as_deref()).await;
+    let sqs = aws_sdk_sqs::config::Builder::from(&sdk).timeout_config(mcpush_local::sdk::timeouts(wait)).build();
+    let sqs = aws_sdk_sqs::Client::from_conf(sqs);
     let redrive = Redrive {
         sqs: &sqs,
         lambda: &lambda,

@@ -26,3 +26,9 @@ pub async fn sdk_config_for(endpoint: Option<&str>) -> aws_config::SdkConfig {
     }
     loader.load().await
 }
+
+/// Timeouts for the terminal tools' SDK clients: `wait` for the connection and for each attempt,
+/// so an endpoint that never answers ends the tool with an error instead of a hang.
+pub fn timeouts(wait: std::time::Duration) -> aws_config::timeout::TimeoutConfig {
+    aws_config::timeout::TimeoutConfig::builder().connect_timeout(wait).operation_attempt_timeout(wait).build()
+}

@@ -39,7 +39,7 @@ async fn start() -> (String, Local) {
 }
 
 async fn replay(base: &str, files: &[String]) -> (usize, String) {
-    let client = replay::lambda_client(Some(base)).await;
+    let client = replay::lambda_client(Some(base), std::time::Duration::from_secs(10)).await;
     let mut out = Vec::new();
     let rejected = replay::replay(&client, "progress-ingest", files, &mut out, ProgressBar::hidden()).await.unwrap();
     (rejected, String::from_utf8(out).unwrap())
@@ -78,7 +78,7 @@ async fn replay_invokes_with_json_and_json_lines_and_counts_rejections() {
 #[tokio::test]
 async fn replay_names_a_function_the_api_does_not_know() {
     let (base, _stack) = start().await;
-    let client = replay::lambda_client(Some(&base)).await;
+    let client = replay::lambda_client(Some(&base), std::time::Duration::from_secs(10)).await;
     let err = replay::replay(
         &client,
         "no-such-function",
@@ -131,7 +131,8 @@ async fn watch_reaches_the_final_state_by_re_checking_when_every_push_is_lost() 
         let base = base.clone();
         async move {
             let mut out = Vec::new();
-            let timing = Timing { poll: Duration::from_millis(50), recheck: Duration::from_millis(200) };
+            let timing =
+                Timing { poll: Duration::from_millis(50), recheck: Duration::from_millis(200), ..Timing::default() };
             let ending = watch::watch(
                 &endpoints(&base),
                 Watched { input_file: "Big Buck Bunny.mp4", token: None },
@@ -424,7 +425,8 @@ async fn watch_sends_its_token_with_the_subscribe_and_every_rest_call() {
     let watching = tokio::spawn({
         let (base, token) = (base.clone(), token.clone());
         async move {
-            let timing = Timing { poll: Duration::from_millis(50), recheck: Duration::from_millis(100) };
+            let timing =
+                Timing { poll: Duration::from_millis(50), recheck: Duration::from_millis(100), ..Timing::default() };
             let watched = Watched { input_file: "Big Buck Bunny.mp4", token: Some(&token) };
             watch::watch(&endpoints(&base), watched, timing, &mut Vec::new(), ProgressBar::hidden()).await
         }
@@ -517,4 +519,97 @@ fn the_token_subcommand_issues_file_and_folder_tokens_from_the_secret() {
     let (code, _, err) = run(&["token", "a.mp4"], None);
     assert_eq!(code, Some(2));
     assert!(err.contains("SUBSCRIBE_SECRET"), "{err}");
+}
+
+/// A server that accepts connections, reads nothing and never answers.
+async fn silent_server() -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            held.push(socket);
+        }
+    });
+    base
+}
+
+#[tokio::test]
+async fn replay_and_redrive_give_up_on_an_endpoint_that_never_answers() {
+    let base = silent_server().await;
+    let event = fixture("hls-6-complete.json");
+    let runs: [&[&str]; 2] = [
+        &["replay", &event, "--endpoint-url", &base, "--timeout-seconds", "1"],
+        &[
+            "redrive",
+            "--queue-url",
+            &format!("{base}/000000000000/q"),
+            "--endpoint-url",
+            &base,
+            "--sqs-endpoint-url",
+            &base,
+            "--timeout-seconds",
+            "1",
+        ],
+    ];
+    for args in runs {
+        let started = Instant::now();
+        let child = binary().args(args).env("AWS_MAX_ATTEMPTS", "2").spawn().unwrap();
+        let output = finish(child, Duration::from_secs(60)).await;
+        let printed = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{}: {printed}", args[0]);
+        assert!(started.elapsed() < Duration::from_secs(30), "{}: {:?}", args[0], started.elapsed());
+        assert!(printed.to_lowercase().contains("timeout") || printed.contains("timed out"), "{}: {printed}", args[0]);
+    }
+}
+
+#[tokio::test]
+async fn watch_gives_up_on_a_server_that_never_answers() {
+    // GIVEN a server that accepts connections and never says a word
+    let base = silent_server().await;
+    // WHEN watch follows a file there, waiting 2 s per step
+    let started = Instant::now();
+    let child = binary().args(["watch", "f.mp4", "--url", &base, "--timeout-seconds", "2"]).spawn().unwrap();
+    let output = finish(child, Duration::from_secs(60)).await;
+    // THEN it exits 2 on its own, well within a minute, saying why
+    let printed = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{printed}");
+    assert!(started.elapsed() < Duration::from_secs(30), "{:?}", started.elapsed());
+    assert!(printed.contains("no handshake within 2 s"), "{printed}");
+}
+
+#[tokio::test]
+async fn watch_refuses_an_endless_body_after_a_megabyte() {
+    // GIVEN a server whose status answer never ends (chunked junk, as long as the client reads)
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let sent = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let counted = sent.clone();
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            let counted = counted.clone();
+            tokio::spawn(async move {
+                let mut request = [0u8; 4096];
+                let _ = socket.read(&mut request).await;
+                let head = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n";
+                if socket.write_all(head).await.is_err() {
+                    return;
+                }
+                let chunk =
+                    [format!("{:x}\r\n", 64 * 1024).into_bytes(), vec![b' '; 64 * 1024], b"\r\n".to_vec()].concat();
+                while socket.write_all(&chunk).await.is_ok() {
+                    counted.fetch_add(chunk.len() as u64, std::sync::atomic::Ordering::Relaxed);
+                }
+            });
+        }
+    });
+    // WHEN watch polls it (its WebSocket handshake fails: the same junk)
+    let child = binary().args(["watch", "f.mp4", "--url", &base, "--poll-ms", "50"]).spawn().unwrap();
+    let output = finish(child, Duration::from_secs(60)).await;
+    // THEN it exits 2 naming the limit, having stopped reading long before 1.5 GB
+    let printed = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{printed}");
+    assert!(printed.contains("answered more than 1048576 bytes"), "{printed}");
+    let mib = sent.load(std::sync::atomic::Ordering::Relaxed) / (1024 * 1024);
+    assert!(mib < 64, "the server got {mib} MiB out before watch stopped reading");
 }

@@ -72,7 +72,7 @@ async fn redrive_invokes_each_record_again_and_deletes_only_what_succeeded() {
     ] {
         sqs.send_message().queue_url(&queue_url).message_body(body).send().await.unwrap();
     }
-    let lambda = replay::lambda_client(Some(&base)).await;
+    let lambda = replay::lambda_client(Some(&base), std::time::Duration::from_secs(10)).await;
     let redrive = |dry_run| Redrive {
         sqs: &sqs,
         lambda: &lambda,

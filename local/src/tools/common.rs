@@ -88,12 +88,12 @@ pub fn progress_bar(length: u64, template: &str) -> ProgressBar {
     bar
 }
 
-/// reqwest over the same TLS settings.
-pub fn http_client(tls: &Arc<rustls::ClientConfig>) -> Result<reqwest::Client, CliError> {
+/// reqwest over the same TLS settings; `wait` bounds the connection and each whole request.
+pub fn http_client(tls: &Arc<rustls::ClientConfig>, wait: Duration) -> Result<reqwest::Client, CliError> {
     reqwest::Client::builder()
         .tls_backend_preconfigured((**tls).clone())
-        .connect_timeout(Duration::from_secs(10))
-        .timeout(Duration::from_secs(30))
+        .connect_timeout(wait)
+        .timeout(wait)
         .build()
         .map_err(|e| CliError::Tls(chain(&e)))
 }

@@ -31,9 +31,12 @@ pub fn read_events(paths: &[String]) -> Result<Vec<(String, Value)>, CliError> {
     Ok(events)
 }
 
-/// A Lambda client for `endpoint` (see [`crate::sdk::sdk_config_for`]).
-pub async fn lambda_client(endpoint: Option<&str>) -> aws_sdk_lambda::Client {
-    aws_sdk_lambda::Client::new(&crate::sdk::sdk_config_for(endpoint).await)
+/// A Lambda client for `endpoint` (see [`crate::sdk::sdk_config_for`]) that waits at most `wait`
+/// for a connection and for each attempt of an invocation.
+pub async fn lambda_client(endpoint: Option<&str>, wait: std::time::Duration) -> aws_sdk_lambda::Client {
+    let sdk = crate::sdk::sdk_config_for(endpoint).await;
+    let config = aws_sdk_lambda::config::Builder::from(&sdk).timeout_config(crate::sdk::timeouts(wait)).build();
+    aws_sdk_lambda::Client::from_conf(config)
 }
 
 #[derive(Deserialize)]

@@ -181,20 +181,27 @@ impl Display<'_> {
     }
 }
 
-/// How often `watch` asks the REST API.
+/// How often `watch` asks the REST API, and how long it waits for a server.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Timing {
     /// While the WebSocket cannot open: every poll.
     pub poll: Duration,
     /// While subscribed: at once, then every re-check, so a lost push costs at most this long.
     pub recheck: Duration,
+    /// The longest wait for a connection, the WebSocket handshake, or a REST answer
+    /// (`--timeout-seconds`, default 10).
+    pub wait: Duration,
 }
 
 impl Default for Timing {
     fn default() -> Self {
-        Self { poll: Duration::from_secs(2), recheck: Duration::from_secs(30) }
+        Self { poll: Duration::from_secs(2), recheck: Duration::from_secs(30), wait: Duration::from_secs(10) }
     }
 }
+
+/// The largest REST body or WebSocket message `watch` reads: a status is a few KB, a push at most
+/// API Gateway's 128 KB.
+pub const MAX_RESPONSE_BYTES: usize = 1024 * 1024;
 
 /// What `watch` follows: a file, and the read token that covers it when the stack requires one.
 #[derive(Clone, Copy, Debug)]
@@ -218,12 +225,20 @@ pub async fn watch(
     let mut display = Display { out, bar, best: 0, last_line: String::new(), spoken: false };
     let connector = Connector::Rustls(tls.clone());
     let ws_url = endpoints.ws.as_str();
-    match tokio_tungstenite::connect_async_tls_with_config(ws_url, None, false, Some(connector)).await {
+    let limits = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
+        .max_message_size(Some(MAX_RESPONSE_BYTES))
+        .max_frame_size(Some(MAX_RESPONSE_BYTES));
+    let handshake = tokio_tungstenite::connect_async_tls_with_config(ws_url, Some(limits), false, Some(connector));
+    let opened = match tokio::time::timeout(timing.wait, handshake).await {
+        Ok(opened) => opened.map_err(|e| chain(&e)),
+        Err(_) => Err(format!("no handshake within {} s", timing.wait.as_secs_f32())),
+    };
+    match opened {
         Ok((mut socket, _)) => {
             let subscribe = serde_json::to_string(&ClientMessage::Subscribe { input_file, token }).unwrap_or_default();
             let ws_error = |e: &dyn std::error::Error| CliError::WebSocket { url: ws_url.to_owned(), reason: chain(e) };
             socket.send(Message::Text(subscribe.into())).await.map_err(|e| ws_error(&e))?;
-            let (client, status_url) = (http_client(&tls)?, endpoints.status_url(input_file, token)?);
+            let (client, status_url) = (http_client(&tls, timing.wait)?, endpoints.status_url(input_file, token)?);
             let mut recheck = tokio::time::interval(timing.recheck.max(Duration::from_millis(10)));
             loop {
                 let frame = tokio::select! {
@@ -275,10 +290,10 @@ pub async fn watch(
             let url = endpoints.status_url(input_file, token)?;
             display.line(&format!(
                 "WebSocket unavailable ({}); polling {}",
-                chain(&e),
+                printable(&e),
                 endpoints.rest.join("media/status").map(String::from).unwrap_or_default()
             ));
-            let client = http_client(&tls)?;
+            let client = http_client(&tls, timing.wait)?;
             loop {
                 match poll_status(&client, &url).await? {
                     Poll::Status(status) => {
@@ -312,9 +327,20 @@ enum Poll {
 /// One `GET /media/status`.
 async fn poll_status(client: &reqwest::Client, url: &Url) -> Result<Poll, CliError> {
     let http_error = |reason: String| CliError::Http { url: redacted(url), reason };
-    let response = client.get(url.clone()).send().await.map_err(|e| http_error(chain(&e.without_url())))?;
+    let mut response = client.get(url.clone()).send().await.map_err(|e| http_error(chain(&e.without_url())))?;
     let code = response.status();
-    let body = response.bytes().await.map_err(|e| http_error(chain(&e.without_url())))?;
+    // Read a chunk at a time, never past the limit, whatever length the server announces.
+    let too_large = || http_error(format!("answered more than {MAX_RESPONSE_BYTES} bytes: not a job status"));
+    if response.content_length().is_some_and(|n| n > MAX_RESPONSE_BYTES as u64) {
+        return Err(too_large());
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(|e| http_error(chain(&e.without_url())))? {
+        if body.len() + chunk.len() > MAX_RESPONSE_BYTES {
+            return Err(too_large());
+        }
+        body.extend_from_slice(&chunk);
+    }
     let text = String::from_utf8_lossy(&body);
     match code {
         StatusCode::OK => serde_json::from_slice::<Status>(&body).map(Poll::Status).map_err(|e| {
