@@ -200,3 +200,24 @@ impl IdentityVerifier for OidcVerifier {
         Verified::from_claims(&data.claims)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// A JWT's header, whatever it holds, is read or refused with an error: never a panic,
+        /// here or in jsonwebtoken's reading of it.
+        #[test]
+        fn a_jwt_header_never_panics(header in "\\PC{0,80}", json in "\\PC{0,60}", rest in "[A-Za-z0-9._-]{0,40}") {
+            let encoded = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(json.as_bytes());
+            for jwt in [format!("{header}.{rest}"), format!("{encoded}.{rest}"), format!("{encoded}.e30.sig")] {
+                if let Ok(alg) = header_alg(&jwt) {
+                    prop_assert!(jwt.len() >= alg.len());
+                }
+                let _ = jsonwebtoken::decode_header(&jwt);
+            }
+        }
+    }
+}
