@@ -279,10 +279,28 @@ pub struct OidcConfig {
 
 impl OidcConfig {
     pub fn new(issuer: &str, audience: &str) -> Result<Self, ConfigError> {
-        let loopback =
-            ["http://127.0.0.1:", "http://127.0.0.1/", "http://localhost:", "http://localhost/", "http://[::1]:"];
-        if !(issuer.starts_with("https://") || loopback.iter().any(|p| issuer.starts_with(p))) {
-            return Err(invalid("OIDC_ISSUER", format!("{issuer:?} must be an https:// URL")));
+        let refused =
+            || invalid("OIDC_ISSUER", format!("{issuer:?} must be an https:// URL (http:// only on loopback)"));
+        let (scheme, rest) = issuer.split_once("://").ok_or_else(refused)?;
+        // The authority as a URL parser reads it: up to the first `/`, `?` or `#`. No userinfo
+        // (`http://127.0.0.1:@evil.example` is evil.example's URL), and for plain http the host
+        // itself must be loopback, whatever port follows.
+        let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+        if authority.is_empty() || authority.contains('@') {
+            return Err(refused());
+        }
+        let host = match authority.strip_prefix('[') {
+            Some(v6) => v6.split_once(']').map(|(host, _)| host).ok_or_else(refused)?,
+            None => authority.split(':').next().unwrap_or_default(),
+        };
+        let port_ok =
+            |after: &str| after.is_empty() || after.strip_prefix(':').is_some_and(|p| p.parse::<u16>().is_ok());
+        let after_host = authority.rsplit_once(']').map_or_else(|| &authority[host.len()..], |(_, after)| after);
+        let loopback = ["127.0.0.1", "localhost", "::1"].contains(&host);
+        match scheme {
+            "https" if port_ok(after_host) => {}
+            "http" if loopback && port_ok(after_host) => {}
+            _ => return Err(refused()),
         }
         Ok(Self { issuer: issuer.to_owned(), audience: audience.to_owned() })
     }
@@ -740,6 +758,34 @@ mod tests {
         let short = Env::empty().set("SUBSCRIBE_SECRET", "fifteen-bytes!!").token_secret().unwrap_err().to_string();
         assert!(short.contains("SUBSCRIBE_SECRET") && short.contains("at least 16"), "{short}");
         assert!(Env::empty().set("SUBSCRIBE_SECRET", "sixteen-bytes!!!").token_secret().is_ok());
+    }
+
+    #[test]
+    fn plain_http_issuers_must_really_be_loopback() {
+        for good in [
+            "https://id.example.com/",
+            "https://id.example.com:8443/realms/x",
+            "http://127.0.0.1:9000/",
+            "http://localhost/",
+            "http://[::1]:8080",
+        ] {
+            assert!(OidcConfig::new(good, "web").is_ok(), "{good}");
+        }
+        for bad in [
+            "http://127.0.0.1:@example.invalid",
+            "http://127.0.0.1:@example.invalid/",
+            "http://localhost@evil.example/",
+            "https://user:pw@id.example.com/",
+            "http://127.0.0.1.evil.example/",
+            "http://localhost:notaport/",
+            "http://evil.example/",
+            "ftp://127.0.0.1/",
+            "127.0.0.1",
+            "http://",
+        ] {
+            let error = OidcConfig::new(bad, "web").unwrap_err().to_string();
+            assert!(error.contains("OIDC_ISSUER"), "{bad}: {error}");
+        }
     }
 
     #[test]
