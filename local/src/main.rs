@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
-use mcpush_local::tools::common::progress_bar;
+use mcpush_local::tools::common::{MAX_SDK_RESPONSE_BYTES, ResponseLimit, progress_bar};
 use mcpush_local::tools::redrive::Redrive;
 use mcpush_local::tools::watch::{self, Ending, Endpoints, Timing, Watched};
 use mcpush_local::tools::{replay, token};
@@ -190,7 +190,10 @@ async fn redrive(args: RedriveArgs) -> Result<ExitCode, Box<dyn std::error::Erro
     let wait = Duration::from_secs(args.timeout_seconds.max(1));
     let lambda = replay::lambda_client(Some(&args.endpoint_url), wait).await;
     let sdk = mcpush_local::sdk_config_for(args.sqs_endpoint_url.as_deref()).await;
-    let sqs = aws_sdk_sqs::config::Builder::from(&sdk).timeout_config(mcpush_local::sdk::timeouts(wait)).build();
+    let sqs = aws_sdk_sqs::config::Builder::from(&sdk)
+        .timeout_config(mcpush_local::sdk::timeouts(wait))
+        .interceptor(ResponseLimit(MAX_SDK_RESPONSE_BYTES))
+        .build();
     let sqs = aws_sdk_sqs::Client::from_conf(sqs);
     let redrive = Redrive {
         sqs: &sqs,

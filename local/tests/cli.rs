@@ -578,12 +578,12 @@ async fn watch_gives_up_on_a_server_that_never_answers() {
     assert!(printed.contains("no handshake within 2 s"), "{printed}");
 }
 
-#[tokio::test]
-async fn watch_refuses_an_endless_body_after_a_megabyte() {
-    // GIVEN a server whose status answer never ends (chunked junk, as long as the client reads)
+/// A server whose every answer is a 200 that never ends (chunked junk, as long as the client
+/// reads), and the bytes it got out.
+async fn endless_server() -> (String, Arc<std::sync::atomic::AtomicU64>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
-    let sent = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let sent = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let counted = sent.clone();
     tokio::spawn(async move {
         while let Ok((mut socket, _)) = listener.accept().await {
@@ -603,6 +603,13 @@ async fn watch_refuses_an_endless_body_after_a_megabyte() {
             });
         }
     });
+    (base, sent)
+}
+
+#[tokio::test]
+async fn watch_refuses_an_endless_body_after_a_megabyte() {
+    // GIVEN a server whose status answer never ends
+    let (base, sent) = endless_server().await;
     // WHEN watch polls it (its WebSocket handshake fails: the same junk)
     let child = binary().args(["watch", "f.mp4", "--url", &base, "--poll-ms", "50"]).spawn().unwrap();
     let output = finish(child, Duration::from_secs(60)).await;
@@ -612,4 +619,20 @@ async fn watch_refuses_an_endless_body_after_a_megabyte() {
     assert!(printed.contains("answered more than 1048576 bytes"), "{printed}");
     let mib = sent.load(std::sync::atomic::Ordering::Relaxed) / (1024 * 1024);
     assert!(mib < 64, "the server got {mib} MiB out before watch stopped reading");
+}
+
+#[tokio::test]
+async fn replay_refuses_an_endless_invoke_answer() {
+    // GIVEN a Lambda endpoint whose Invoke answer never ends
+    let (base, sent) = endless_server().await;
+    // WHEN replay invokes it
+    let event = fixture("hls-6-complete.json");
+    let child =
+        binary().args(["replay", &event, "--endpoint-url", &base]).env("AWS_MAX_ATTEMPTS", "1").spawn().unwrap();
+    let output = finish(child, Duration::from_secs(60)).await;
+    // THEN it ends with an error, having read at most a few MB of it
+    let printed = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{printed}");
+    let mib = sent.load(std::sync::atomic::Ordering::Relaxed) / (1024 * 1024);
+    assert!(mib < 64, "the server got {mib} MiB out before replay stopped reading: {printed}");
 }

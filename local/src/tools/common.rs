@@ -98,6 +98,33 @@ pub fn http_client(tls: &Arc<rustls::ClientConfig>, wait: Duration) -> Result<re
         .map_err(|e| CliError::Tls(chain(&e)))
 }
 
+/// The most the tools read of an AWS API's answer: Lambda's synchronous payloads stop at 6 MB,
+/// SQS messages at 256 KB a message.
+pub const MAX_SDK_RESPONSE_BYTES: usize = 8 * 1024 * 1024;
+
+/// An SDK interceptor that reads at most `.0` bytes of any answer: a server that sends more
+/// ends the call with an error instead of filling memory.
+#[derive(Debug)]
+pub struct ResponseLimit(pub usize);
+
+impl aws_sdk_lambda::config::Intercept for ResponseLimit {
+    fn name(&self) -> &'static str {
+        "ResponseLimit"
+    }
+
+    fn modify_before_deserialization(
+        &self,
+        context: &mut aws_sdk_lambda::config::interceptors::BeforeDeserializationInterceptorContextMut<'_>,
+        _: &aws_sdk_lambda::config::RuntimeComponents,
+        _: &mut aws_sdk_lambda::config::ConfigBag,
+    ) -> Result<(), aws_sdk_lambda::error::BoxError> {
+        use aws_sdk_lambda::primitives::SdkBody;
+        let body = std::mem::replace(context.response_mut().body_mut(), SdkBody::taken());
+        *context.response_mut().body_mut() = SdkBody::from_body_1_x(http_body_util::Limited::new(body, self.0));
+        Ok(())
+    }
+}
+
 /// `url` as the tools print it: a read token or an access token in its query becomes
 /// `[redacted]`, so no error line or log hands a bearer credential to whoever reads it.
 pub fn redacted(url: &reqwest::Url) -> String {

@@ -35,7 +35,10 @@ pub fn read_events(paths: &[String]) -> Result<Vec<(String, Value)>, CliError> {
 /// for a connection and for each attempt of an invocation.
 pub async fn lambda_client(endpoint: Option<&str>, wait: std::time::Duration) -> aws_sdk_lambda::Client {
     let sdk = crate::sdk::sdk_config_for(endpoint).await;
-    let config = aws_sdk_lambda::config::Builder::from(&sdk).timeout_config(crate::sdk::timeouts(wait)).build();
+    let config = aws_sdk_lambda::config::Builder::from(&sdk)
+        .timeout_config(crate::sdk::timeouts(wait))
+        .interceptor(crate::tools::common::ResponseLimit(crate::tools::common::MAX_SDK_RESPONSE_BYTES))
+        .build();
     aws_sdk_lambda::Client::from_conf(config)
 }
 
