@@ -331,7 +331,7 @@ impl CreateJobConfig {
         Ok(Self {
             job_template: env.required("MEDIACONVERT_JOB_TEMPLATE")?,
             role_arn: env.required("MEDIACONVERT_ROLE_ARN")?,
-            queue: env.var("MEDIACONVERT_QUEUE_ARN"),
+            queue: env.var("MEDIACONVERT_QUEUE_ARN").map(queue_arn).transpose()?,
             destination: DestinationTemplate::parse(&destination).map_err(|r| invalid("OUTPUT_DESTINATION", r))?,
             skip_prefixes: (env.var("SKIP_KEY_PREFIXES").unwrap_or_default())
                 .split_whitespace()
@@ -339,6 +339,31 @@ impl CreateJobConfig {
                 .collect(),
             marker: env.var("JOB_MARKER").unwrap_or_else(|| DEFAULT_JOB_MARKER.to_owned()),
         })
+    }
+}
+
+/// `MEDIACONVERT_QUEUE_ARN`: `arn:{partition}:mediaconvert:{region}:{account}:queues/{name}`,
+/// checked at init so CreateJob never carries a queue it would refuse.
+fn queue_arn(arn: String) -> Result<String, ConfigError> {
+    let parts: Vec<&str> = arn.splitn(6, ':').collect();
+    let well_formed = arn.len() <= 2048
+        && parts.len() == 6
+        && parts[0] == "arn"
+        && parts[1].starts_with("aws")
+        && parts[2] == "mediaconvert"
+        && !parts[3].is_empty()
+        && parts[4].len() == 12
+        && parts[4].bytes().all(|b| b.is_ascii_digit())
+        && parts[5].strip_prefix("queues/").is_some_and(|name| {
+            !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"_-".contains(&b))
+        });
+    if well_formed {
+        Ok(arn)
+    } else {
+        Err(invalid(
+            "MEDIACONVERT_QUEUE_ARN",
+            format!("{arn:?} is not arn:aws:mediaconvert:REGION:ACCOUNT:queues/NAME"),
+        ))
     }
 }
 
@@ -758,6 +783,25 @@ mod tests {
         let short = Env::empty().set("SUBSCRIBE_SECRET", "fifteen-bytes!!").token_secret().unwrap_err().to_string();
         assert!(short.contains("SUBSCRIBE_SECRET") && short.contains("at least 16"), "{short}");
         assert!(Env::empty().set("SUBSCRIBE_SECRET", "sixteen-bytes!!!").token_secret().is_ok());
+    }
+
+    #[test]
+    fn a_queue_arn_is_mediaconverts() {
+        let env = |arn: &str| {
+            Env::empty()
+                .set("OUTPUT_DESTINATION", "s3://o/{key}/")
+                .set("MEDIACONVERT_JOB_TEMPLATE", "t")
+                .set("MEDIACONVERT_ROLE_ARN", "arn:aws:iam::123456789012:role/r")
+                .set("MEDIACONVERT_QUEUE_ARN", arn)
+        };
+        let good = "arn:aws:mediaconvert:eu-west-1:123456789012:queues/Default";
+        assert_eq!(CreateJobConfig::read(&env(good)).unwrap().queue.as_deref(), Some(good));
+        for bad in
+            ["Default", "arn:aws:mediaconvert:eu-west-1:123456789012:queues/", &format!("{good}{}", "x".repeat(3000))]
+        {
+            let error = CreateJobConfig::read(&env(bad)).unwrap_err().to_string();
+            assert!(error.contains("MEDIACONVERT_QUEUE_ARN"), "{bad}: {error}");
+        }
     }
 
     #[test]

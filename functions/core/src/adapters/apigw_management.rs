@@ -35,6 +35,11 @@ impl ManagementApiPusher {
 #[async_trait]
 impl Pusher for ManagementApiPusher {
     async fn post(&self, connection_id: &str, payload: &[u8]) -> Result<(), PushError> {
+        // The id goes into the request's path: only an id of API Gateway's shape goes out (one
+        // that is not can name no connection, so it is gone), never one the SDK cannot hold.
+        if !crate::domain::ids::is_connection_id(connection_id) {
+            return Err(PushError::Gone);
+        }
         let result =
             self.client.post_to_connection().connection_id(connection_id).data(Blob::new(payload)).send().await;
         match result {

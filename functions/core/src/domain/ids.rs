@@ -36,6 +36,11 @@ pub fn check_job_id(id: &str) -> Result<(), IdError> {
     }
 }
 
+/// An API Gateway WebSocket connection id: base64 (`L0SM9cOFvHcCIhw=`), at most 128 characters.
+pub fn is_connection_id(id: &str) -> bool {
+    (1..=128).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric() || b"+/=_-".contains(&b))
+}
+
 /// An input file's key: 1 to 1,024 bytes, no control characters.
 pub fn check_key(key: &str) -> Result<(), IdError> {
     match key.len() {
@@ -64,6 +69,10 @@ mod tests {
         assert_eq!(check_key(&"k".repeat(1024)), Ok(()));
         assert_eq!(check_key(&"k".repeat(1025)), Err(IdError::KeyTooLong(1025)));
         assert_eq!(check_key("a\nb"), Err(IdError::Control));
+        assert!(is_connection_id("L0SM9cOFvHcCIhw="));
+        for bad in ["", "a b", "a/../b?x", &"A".repeat(129), "id\u{0}"] {
+            assert!(!is_connection_id(bad), "{bad:?}");
+        }
     }
 
     proptest! {
