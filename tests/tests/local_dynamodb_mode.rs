@@ -39,3 +39,66 @@ async fn events_invoked_into_the_stack_reach_subscribers_through_the_dynamodb_st
     assert!(progress.windows(2).all(|w| w[0] <= w[1]), "{progress:?}");
     assert_eq!(seen.last().unwrap()["output_path"], json!("Big Buck Bunny.mp4_test/"));
 }
+
+#[tokio::test]
+async fn on_moto_with_the_simulator_a_poison_job_is_parked_while_a_lost_job_is_reconciled() {
+    use mcpush_core::config::ReconcileConfig;
+    use mcpush_core::domain::{JobStatus, JobUpdate, Transition};
+    use mcpush_core::ports::JobStore;
+    // GIVEN the stack on moto, its simulated MediaConvert delivering no event at all, and a
+    // reconciler that looks every 200 ms at once-quiet jobs and parks after 2 failed runs
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let s3_dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("poison-{}", std::process::id()));
+    let mut options = Options {
+        s3_dir: s3_dir.clone(),
+        reconcile: ReconcileConfig { after: Duration::ZERO, max_jobs: 100, concurrency: 4, max_failures: 2 },
+        reconcile_every: Duration::from_millis(200),
+        // tables of its own: the other test of this binary creates the default ones on the same moto
+        tables: mcpush_core::config::TableNames { status: "PoisonStatus".into(), job_id: "PoisonJobId".into() },
+        subscriptions_table: "PoisonSubscriptions".into(),
+        ..Options::default()
+    };
+    options.simulator.drop = 1.0;
+    options.simulator.step = Duration::from_millis(50);
+    let stack = local_dynamodb(&base, options, &moto().endpoint).await.expect("stack on moto");
+    let (app, jobs) = (stack.router.clone(), stack.stack.jobs.clone());
+    tokio::spawn(async move { axum::serve(listener, stack.router).await });
+    // AND a stored job whose id GetJob cannot take (it came in before ids were checked)
+    let poison = format!("1700000000001-{}", "x".repeat(300));
+    let update = JobUpdate {
+        job_id: poison.clone(),
+        input_file: Some("poison.mp4".into()),
+        transition: Transition::Progressing,
+        progress: Some(10),
+        job_order: 1_700_000_000_001,
+        phase: None,
+        event_at: None,
+    };
+    mcpush_core::service::record_update(jobs.as_ref(), &update).await.unwrap();
+
+    // WHEN a file is uploaded, so the simulator runs its job but no event of it arrives
+    let upload =
+        Request::put("/s3/uploads/lost-events.mp4").header("host", "127.0.0.1").body(Body::from(vec![7u8; 50_000]));
+    assert!(app.clone().oneshot(upload.unwrap()).await.unwrap().status().is_success());
+
+    // THEN the reconciler brings the lost job to COMPLETE from GetJob and parks the poison job
+    let mut state = (None, None);
+    for _ in 0..150 {
+        let lost = match jobs.pointer("lost-events.mp4").await.unwrap() {
+            Some(pointer) => jobs.job(&pointer.job_id).await.unwrap().map(|j| j.job_status),
+            None => None,
+        };
+        let parked = jobs.job(&poison).await.unwrap().and_then(|j| j.parked_at);
+        state = (lost, parked);
+        if state.0 == Some(JobStatus::Complete) && state.1.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(state.0, Some(JobStatus::Complete), "the lost job: {state:?}");
+    assert!(state.1.is_some(), "the poison job was parked: {state:?}");
+    let poison_job = jobs.job(&poison).await.unwrap().unwrap();
+    assert_eq!((poison_job.unfinished, poison_job.reconcile_failures), (None, Some(2)));
+    let _ = std::fs::remove_dir_all(&s3_dir);
+}
