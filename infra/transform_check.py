@@ -72,5 +72,5 @@ except (ValueError, KeyError) as e:
     sys.exit(f"infra/transform_check.py: the dashboard body is not valid JSON: {e}")
 check(len(widgets) >= 8 and all(w["properties"]["metrics"] for w in widgets), "every dashboard widget must show metrics")
 alarms = [name for name, r in off.items() if r["Type"] == "AWS::CloudWatch::Alarm"]
-check(len(alarms) == 17, f"expected 17 alarms (4 queues, iterator age, push failures, lag, 10 functions), found {len(alarms)}")
+check(len(alarms) == 18, f"expected 18 alarms (4 queues, iterator age, push failures, lag, parked reconciles, 10 functions), found {len(alarms)}")
 print("infra/transform_check.py: sign-in off and on expand as intended; dashboard JSON and alarms in place")
