@@ -44,7 +44,6 @@ async fn events_invoked_into_the_stack_reach_subscribers_through_the_dynamodb_st
 async fn on_moto_with_the_simulator_a_poison_job_is_parked_while_a_lost_job_is_reconciled() {
     use mcpush_core::config::ReconcileConfig;
     use mcpush_core::domain::{JobStatus, JobUpdate, Transition};
-    use mcpush_core::ports::JobStore;
     // GIVEN the stack on moto, its simulated MediaConvert delivering no event at all, and a
     // reconciler that looks every 200 ms at once-quiet jobs and parks after 2 failed runs
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
