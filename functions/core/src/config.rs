@@ -20,6 +20,8 @@ pub const DEFAULT_SUBSCRIPTIONS_TABLE: &str = "MediaConvertPushSubscriptions";
 pub const DEFAULT_JOB_MARKER: &str = "mediaconvert-push";
 /// Default of `STATUS_RETENTION_DAYS`.
 pub const DEFAULT_STATUS_RETENTION_DAYS: u64 = 90;
+/// The longest `STATUS_RETENTION_DAYS`: a century (the template's `StatusRetentionDays` MaxValue).
+pub const MAX_STATUS_RETENTION_DAYS: u64 = 36_500;
 /// `TOKEN_TTL_SECONDS`' default: a day.
 pub const DEFAULT_TOKEN_TTL: Duration = Duration::from_secs(86_400);
 /// `MAX_TOKEN_TTL_SECONDS`' default: 7 days, as long as S3 lets a presigned request live.
@@ -48,6 +50,7 @@ pub struct Env {
     process: bool,
     values: BTreeMap<&'static str, String>,
     defaults: BTreeMap<&'static str, String>,
+    seen: Option<std::sync::Arc<std::sync::Mutex<std::collections::BTreeSet<&'static str>>>>,
 }
 
 impl Env {
@@ -73,8 +76,23 @@ impl Env {
         self
     }
 
+    /// Remembers the name of every variable asked for (see [`Env::seen`]).
+    pub fn recording(mut self) -> Self {
+        self.seen = Some(Default::default());
+        self
+    }
+
+    /// The variables asked for since [`Env::recording`], whether set or not.
+    pub fn seen(&self) -> Vec<&'static str> {
+        let seen = self.seen.as_ref().map(|s| s.lock().unwrap_or_else(|e| e.into_inner()).clone());
+        seen.unwrap_or_default().into_iter().collect()
+    }
+
     /// A variable's value, trimmed; unset and blank are the same.
     pub fn var(&self, name: &'static str) -> Option<String> {
+        if let Some(seen) = &self.seen {
+            seen.lock().unwrap_or_else(|e| e.into_inner()).insert(name);
+        }
         let clean = |v: &str| Some(v.trim().to_owned()).filter(|v| !v.is_empty());
         (self.values.get(name).and_then(|v| clean(v)))
             .or_else(|| self.process.then(|| std::env::var(name).ok().and_then(|v| clean(&v))).flatten())
@@ -115,8 +133,9 @@ impl Env {
         self.var("SUBSCRIPTIONS_TABLE").unwrap_or_else(|| DEFAULT_SUBSCRIPTIONS_TABLE.to_owned())
     }
 
-    /// `STATUS_RETENTION_DAYS` (default 90; `0` keeps status items forever): how long after its
-    /// creation a job's status item expires through the table's TTL.
+    /// `STATUS_RETENTION_DAYS` (default 90; `0` keeps status items forever; at most
+    /// [`MAX_STATUS_RETENTION_DAYS`]): how long after its creation a job's status item expires
+    /// through the table's TTL.
     pub fn retention(&self) -> Result<Option<Duration>, ConfigError> {
         let days = match self.var("STATUS_RETENTION_DAYS") {
             Some(v) => v
@@ -124,6 +143,10 @@ impl Env {
                 .map_err(|_| invalid("STATUS_RETENTION_DAYS", format!("{v:?} is not a whole number of days")))?,
             None => DEFAULT_STATUS_RETENTION_DAYS,
         };
+        if days > MAX_STATUS_RETENTION_DAYS {
+            let reason = format!("{days} days is more than {MAX_STATUS_RETENTION_DAYS} (0 keeps items forever)");
+            return Err(invalid("STATUS_RETENTION_DAYS", reason));
+        }
         Ok((days > 0).then(|| Duration::from_secs(days * 86_400)))
     }
 
@@ -455,7 +478,8 @@ pub struct PushConfig {
     /// adapts to what the API allows (`domain::congestion`).
     pub concurrency: usize,
     /// `PUSH_MAX_CONCURRENCY` (default 1000): the most posts in flight. Equal to
-    /// `PUSH_CONCURRENCY`, the window is fixed (it still shrinks on 429).
+    /// `PUSH_CONCURRENCY`, the window is fixed (it still shrinks on 429); below it, it caps the
+    /// start too (the template passes both, so any allowed pair must start).
     pub max_concurrency: usize,
     /// `PUSH_RATE_LIMIT` (posts/s; unset or 0: none): a cap for accounts whose API Gateway
     /// throttle other workloads share.
@@ -480,13 +504,9 @@ impl PushConfig {
     pub fn read(env: &Env) -> Result<Self, ConfigError> {
         let defaults = Self::default();
         let concurrency = env.positive("PUSH_CONCURRENCY", defaults.concurrency)?;
-        let max_concurrency = env.parsed("PUSH_MAX_CONCURRENCY", defaults.max_concurrency.max(concurrency))?;
-        if max_concurrency < concurrency {
-            let reason = format!("must be at least PUSH_CONCURRENCY ({concurrency})");
-            return Err(invalid("PUSH_MAX_CONCURRENCY", reason));
-        }
+        let max_concurrency = env.positive("PUSH_MAX_CONCURRENCY", defaults.max_concurrency.max(concurrency))?;
         Ok(Self {
-            concurrency,
+            concurrency: concurrency.min(max_concurrency),
             max_concurrency,
             rate_limit: Some(env.parsed("PUSH_RATE_LIMIT", 0u32)?).filter(|&rate| rate > 0),
             retry: RetryPolicy::read(env)?,
@@ -724,6 +744,36 @@ impl AuthorizerSettings {
     }
 }
 
+/// Reads one function's settings, keeping only whether they are valid.
+pub type ReadSettings = fn(&Env) -> Result<(), ConfigError>;
+
+/// Every function's binary name with what its init reads: its `…Settings::read`, logging and the
+/// metrics namespace. The deploy rehearsal lists the variables each one reads through it.
+pub const FUNCTION_SETTINGS: [(&str, ReadSettings); 11] = [
+    ("create-job", |env| CreateJobSettings::read(env).map(drop)),
+    ("progress-ingest", |env| IngestSettings::read(env).map(drop)),
+    ("job-id-api", |env| RestSettings::read(env).map(drop)),
+    ("status-api", |env| RestSettings::read(env).map(drop)),
+    ("upload-api", |env| UploadSettings::read(env).map(drop)),
+    ("ws-authorizer", |env| AuthorizerSettings::read(env).map(drop)),
+    ("ws-connect", |env| WsConnectSettings::read(env).map(drop)),
+    ("ws-disconnect", |env| {
+        WsDisconnectSettings::read(env);
+        Ok(())
+    }),
+    ("ws-message", |env| WsMessageSettings::read(env).map(drop)),
+    ("progress-push", |env| PushSettings::read(env).map(drop)),
+    ("reconcile", |env| ReconcileSettings::read(env).map(drop)),
+];
+
+/// Reads `function`'s settings (and what telemetry reads) from `env`; `None` for an unknown name.
+pub fn read_function_settings(function: &str, env: &Env) -> Option<Result<(), ConfigError>> {
+    let (_, read) = FUNCTION_SETTINGS.iter().find(|(name, _)| *name == function)?;
+    LogConfig::read(env);
+    env.metrics_namespace();
+    Some(read(env))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -756,8 +806,11 @@ mod tests {
             ];
             assert!(errors.iter().flatten().any(|e| e.contains(name)), "{name}={value}: {errors:?}");
         }
-        let low = base.set("PUSH_CONCURRENCY", "8").set("PUSH_MAX_CONCURRENCY", "4");
-        assert!(PushConfig::read(&low).unwrap_err().to_string().contains("PUSH_MAX_CONCURRENCY"));
+        let low = base.clone().set("PUSH_CONCURRENCY", "8").set("PUSH_MAX_CONCURRENCY", "4");
+        let low = PushConfig::read(&low).unwrap();
+        assert_eq!((low.concurrency, low.max_concurrency), (4, 4), "the cap caps the start too");
+        let zero = base.set("PUSH_MAX_CONCURRENCY", "0");
+        assert!(PushConfig::read(&zero).unwrap_err().to_string().contains("PUSH_MAX_CONCURRENCY"));
     }
 
     #[test]
