@@ -36,6 +36,8 @@ pub struct Local {
     pub router: Router,
     pub api: Arc<aws::apigw_ws::WebSocketApi>,
     pub stack: Stack,
+    /// The simulated MediaConvert (its jobs and their event timelines).
+    pub simulator: Arc<aws::mediaconvert::MediaConvertSim>,
 }
 
 /// Where progress-push's stream records come from.
@@ -161,5 +163,5 @@ pub fn assemble(
         .merge(run::web::router(web))
         .merge(run::metrics::router(run::metrics::LocalMetrics::global()));
     let router = run::guard::guarded(router, origins);
-    Local { router, api, stack }
+    Local { router, api, stack, simulator }
 }

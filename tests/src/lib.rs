@@ -12,6 +12,7 @@ use mcpush_core::adapters::dynamodb::{DynamoJobStore, ensure_tables};
 use mcpush_core::config::TableNames;
 
 pub mod protocol;
+pub mod rehearsal;
 pub mod runtime_api;
 pub mod subscribers;
 pub mod ws;
