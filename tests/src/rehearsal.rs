@@ -183,7 +183,7 @@ fn describe(seen: &Seen, stage: Option<&str>, api_id: Option<&str>) -> Vec<Call>
         }
         "mediaconvert" => mediaconvert(seen, &body, &function, &arn),
         "execute-api" => {
-            let id = seen.path.rsplit("/@connections/").next().unwrap_or_default();
+            let id = percent_decode(seen.path.rsplit("/@connections/").next().unwrap_or_default());
             let resource = format!(
                 "arn:aws:execute-api:{region}:{ACCOUNT}:{}/{}/{}/@connections/{id}",
                 api_id.unwrap_or("unknown-api"),
