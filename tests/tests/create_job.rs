@@ -10,7 +10,7 @@ use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use mcpush_core::adapters::mediaconvert::MediaConvertJobCreator;
-use mcpush_core::config::CreateJobConfig;
+use mcpush_core::config::{CreateJobConfig, StatusUpdateInterval};
 use mcpush_core::domain::DestinationTemplate;
 use mcpush_core::domain::JobStatus;
 use mcpush_core::handlers::create_job::{self, CreateJobError, RecordOutcome};
@@ -73,6 +73,7 @@ fn config() -> CreateJobConfig {
         destination: DestinationTemplate::parse("s3://{bucket}/{key}_output/").unwrap(),
         skip_prefixes: vec!["tmp/".into()],
         marker: "mediaconvert-push".into(),
+        status_update_interval: StatusUpdateInterval::parse("SECONDS_15").unwrap(),
     }
 }
 
@@ -103,6 +104,7 @@ async fn upload_starts_a_job_and_stores_it_as_submitted() {
     assert_eq!(sent["jobTemplate"], "hls-720p");
     assert_eq!(sent["role"], "arn:aws:iam::111122223333:role/MediaConvertRole");
     assert_eq!(sent["queue"], "arn:aws:mediaconvert:ap-northeast-1:111122223333:queues/Default");
+    assert_eq!(sent["statusUpdateInterval"], "SECONDS_15");
     assert_eq!(
         sent["userMetadata"],
         json!({"input_file": "uploads/Big Buck Bunny.mp4", "notifier": "mediaconvert-push"})

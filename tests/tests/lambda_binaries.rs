@@ -262,7 +262,7 @@ async fn local_stack(label: &str) -> (mcpush_local::Local, String) {
 async fn note_timeline(session: &Session, stack: &mcpush_local::Local, job_id: &str) {
     let job = stack.simulator.job(job_id).expect("the simulator knows the job");
     let events: Vec<Value> =
-        stack.simulator.timeline(&job).await.iter().map(|e| serde_json::to_value(e).unwrap()).collect();
+        stack.simulator.timeline(&job).await.iter().map(|s| serde_json::to_value(&s.event).unwrap()).collect();
     let complete = events.iter().find(|e| e["detail"]["status"] == "COMPLETE").expect("the job completes");
     let mut outputs = Vec::new();
     collect_s3_keys(&complete["detail"]["outputGroupDetails"], &mut outputs);

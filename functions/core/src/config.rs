@@ -346,6 +346,37 @@ pub struct CreateJobConfig {
     /// `JOB_MARKER` (default `mediaconvert-push`): set as `userMetadata.notifier` so the
     /// EventBridge rule can select this stack's jobs.
     pub marker: String,
+    /// `STATUS_UPDATE_INTERVAL` (default `SECONDS_10`): how often MediaConvert sends a running
+    /// job's STATUS_UPDATE event (MediaConvert's own default, 60 s, makes a bar that jumps).
+    pub status_update_interval: StatusUpdateInterval,
+}
+
+/// MediaConvert's `StatusUpdateInterval`: one of its `SECONDS_n` values.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StatusUpdateInterval(u32);
+
+impl StatusUpdateInterval {
+    /// The seconds MediaConvert accepts, as `SECONDS_{n}`.
+    pub const ALLOWED: [u32; 15] = [10, 12, 15, 20, 30, 60, 120, 180, 240, 300, 360, 420, 480, 540, 600];
+    /// What create-job asks for unless told otherwise.
+    pub const DEFAULT: Self = Self(10);
+    /// What MediaConvert uses when a job names none.
+    pub const MEDIACONVERT_DEFAULT: Self = Self(60);
+
+    /// `SECONDS_10` → 10 s; `None` for anything MediaConvert would refuse.
+    pub fn parse(text: &str) -> Option<Self> {
+        let seconds = text.strip_prefix("SECONDS_")?.parse().ok()?;
+        Self::ALLOWED.contains(&seconds).then_some(Self(seconds))
+    }
+
+    pub fn seconds(self) -> u32 {
+        self.0
+    }
+
+    /// MediaConvert's spelling, `SECONDS_{n}`.
+    pub fn as_api(self) -> String {
+        format!("SECONDS_{}", self.0)
+    }
 }
 
 impl CreateJobConfig {
@@ -361,6 +392,13 @@ impl CreateJobConfig {
                 .map(str::to_owned)
                 .collect(),
             marker: env.var("JOB_MARKER").unwrap_or_else(|| DEFAULT_JOB_MARKER.to_owned()),
+            status_update_interval: match env.var("STATUS_UPDATE_INTERVAL") {
+                None => StatusUpdateInterval::DEFAULT,
+                Some(v) => StatusUpdateInterval::parse(&v).ok_or_else(|| {
+                    let allowed = StatusUpdateInterval::ALLOWED.map(|s| format!("SECONDS_{s}")).join(", ");
+                    invalid("STATUS_UPDATE_INTERVAL", format!("{v:?} is not one of MediaConvert's {allowed}"))
+                })?,
+            },
         })
     }
 }

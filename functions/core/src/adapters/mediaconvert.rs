@@ -116,6 +116,9 @@ impl JobCreator for MediaConvertJobCreator {
             .user_metadata(INPUT_FILE_KEY, &job.input_file)
             .user_metadata(MARKER_KEY, &self.config.marker)
             .client_request_token(&job.client_request_token)
+            .status_update_interval(sdk::StatusUpdateInterval::from(
+                self.config.status_update_interval.as_api().as_str(),
+            ))
             .settings(settings)
             .send()
             .await

@@ -19,6 +19,8 @@ pub struct CreateJobRequest {
     pub job_template: Option<String>,
     pub queue: Option<String>,
     pub client_request_token: Option<String>,
+    /// `SECONDS_n`: how often a running job reports (MediaConvert's default is 60 s).
+    pub status_update_interval: Option<String>,
     #[serde(default)]
     pub user_metadata: HashMap<String, String>,
     #[serde(default)]
@@ -40,6 +42,7 @@ pub struct Job {
     pub role: String,
     pub settings: Value,
     pub status: String,
+    pub status_update_interval: Option<String>,
     pub user_metadata: HashMap<String, String>,
     /// Epoch seconds.
     pub created_at: Option<i64>,

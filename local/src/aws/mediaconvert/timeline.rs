@@ -5,6 +5,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use mcpush_core::config::StatusUpdateInterval;
 use mcpush_core::domain::mediaconvert::{
     DETAIL_TYPE, InputAudio, InputDetail, InputVideo, JobProgress, OutputDetail, OutputGroupDetail, PhaseProgress,
     VideoDetails,
@@ -21,7 +22,8 @@ use super::shapes::{CreateJobRequest, Job, JobTemplate};
 /// How the simulated jobs behave.
 #[derive(Clone, Debug)]
 pub struct SimSettings {
-    /// `SIMULATOR_STEP_MS` (default 400): time between two events of a job.
+    /// `SIMULATOR_STEP_MS` (default 400): the wall time of [`STEP_SECONDS`] of MediaConvert's
+    /// time (events of a job are at least one step apart, STATUS_UPDATEs one interval apart).
     pub step: Duration,
     /// `SIMULATOR_CHAOS` (0 to 1, default 0): the chance that an event is delayed by one to three
     /// steps (so later ones overtake it), and, separately, that it is delivered twice.
@@ -54,6 +56,11 @@ impl Default for SimSettings {
         }
     }
 }
+
+/// The MediaConvert time one `SIMULATOR_STEP_MS` stands for: the finest `StatusUpdateInterval`.
+pub const STEP_SECONDS: f64 = 10.0;
+/// How long a simulated transcode takes in MediaConvert's time.
+pub const TRANSCODE_SECONDS: f64 = 60.0;
 
 /// One event of a job's timeline: when (in steps from CreateJob) and what.
 #[derive(Clone, Debug)]
@@ -111,11 +118,19 @@ impl MediaConvertSim {
         }
     }
 
-    /// The events a job goes through, in MediaConvert's order, before any chaos.
-    pub async fn timeline(&self, job: &Job) -> Vec<MediaConvertEvent> {
+    /// The events a job goes through, in MediaConvert's order, before any chaos, each at the
+    /// step it happens: one step stands for [`STEP_SECONDS`] of MediaConvert's time, so
+    /// STATUS_UPDATEs while transcoding come every `StatusUpdateInterval` (scaled), and a job
+    /// asking for SECONDS_60 hears of its transcode once instead of six times.
+    pub async fn timeline(&self, job: &Job) -> Vec<Scheduled> {
         let input = &job.input();
         let event = |status: &str, detail: JobStateChange| self.event(job, status, detail);
-        let mut events = vec![event("PROGRESSING", JobStateChange::default())];
+        let interval = (job.status_update_interval.as_deref())
+            .and_then(StatusUpdateInterval::parse)
+            .unwrap_or(StatusUpdateInterval::MEDIACONVERT_DEFAULT);
+        let mut at = 0.0;
+        let mut events =
+            vec![Scheduled { at_step: after(&mut at, 1.0), event: event("PROGRESSING", JobStateChange::default()) }];
         let phase = |phase: &str, percent: u64, phase_percent: u64| {
             let state = |p: &str| {
                 let (status, percent_complete) = match (p, phase) {
@@ -135,7 +150,7 @@ impl MediaConvertSim {
                 ..JobStateChange::default()
             }
         };
-        events.push(event("STATUS_UPDATE", phase("PROBING", 0, 50)));
+        events.push(Scheduled { at_step: after(&mut at, 1.0), event: event("STATUS_UPDATE", phase("PROBING", 0, 50)) });
 
         let (_, key) = split_s3_url(input).unwrap_or_default();
         let size = self.s3.size_of(input).await;
@@ -152,10 +167,8 @@ impl MediaConvertSim {
             Some(_) => None,
         };
         if let Some(message) = failure {
-            events.push(event(
-                "ERROR",
-                JobStateChange { error_code: Some(1010), error_message: Some(message), ..JobStateChange::default() },
-            ));
+            let failed = JobStateChange { error_code: Some(1010), error_message: Some(message), ..Default::default() };
+            events.push(Scheduled { at_step: after(&mut at, 1.0), event: event("ERROR", failed) });
             return events;
         }
 
@@ -187,14 +200,24 @@ impl MediaConvertSim {
                 stream_id: Some(2),
             }],
         };
-        events.push(event(
-            "INPUT_INFORMATION",
-            JobStateChange { input_details: Some(vec![probed]), ..JobStateChange::default() },
-        ));
-        for (percent, phase_percent) in [(10, 5), (25, 25), (45, 50), (65, 75), (85, 100)] {
-            events.push(event("STATUS_UPDATE", phase("TRANSCODING", percent, phase_percent)));
+        let information = JobStateChange { input_details: Some(vec![probed]), ..JobStateChange::default() };
+        events.push(Scheduled { at_step: after(&mut at, 1.0), event: event("INPUT_INFORMATION", information) });
+        // The transcode takes TRANSCODE_SECONDS of MediaConvert's time; it reports every interval.
+        let transcoding_from = at;
+        let every = f64::from(interval.seconds());
+        let mut reported = every;
+        while reported < TRANSCODE_SECONDS {
+            let share = reported / TRANSCODE_SECONDS;
+            let update = phase("TRANSCODING", 5 + (share * 80.0) as u64, (share * 100.0) as u64);
+            let at_step = transcoding_from + reported / STEP_SECONDS;
+            events.push(Scheduled { at_step, event: event("STATUS_UPDATE", update) });
+            reported += every;
         }
-        events.push(event("STATUS_UPDATE", phase("UPLOADING", 95, 50)));
+        at = transcoding_from + TRANSCODE_SECONDS / STEP_SECONDS;
+        events.push(Scheduled {
+            at_step: after(&mut at, 1.0),
+            event: event("STATUS_UPDATE", phase("UPLOADING", 95, 50)),
+        });
 
         let settings = job.parsed_settings();
         let group = settings.output_groups.first();
@@ -226,10 +249,8 @@ impl MediaConvertSim {
             output_details: Some(vec![output]),
             playlist_file_paths: Some(vec![master]),
         };
-        events.push(event(
-            "COMPLETE",
-            JobStateChange { output_group_details: Some(vec![group]), ..JobStateChange::default() },
-        ));
+        let complete = JobStateChange { output_group_details: Some(vec![group]), ..JobStateChange::default() };
+        events.push(Scheduled { at_step: after(&mut at, 1.0), event: event("COMPLETE", complete) });
         events
     }
 
@@ -290,23 +311,23 @@ impl MediaConvertSim {
             .await
     }
 
-    /// Delivery times for a timeline: one step apart (each event stamped with the time it
-    /// "happened"), then with chaos some late and some twice, and with drop some never.
-    pub fn schedule(&self, events: Vec<MediaConvertEvent>) -> Vec<Scheduled> {
+    /// Delivery times for a timeline: when each event happens (stamped with that time), then
+    /// with chaos some late and some twice, and with drop some never.
+    pub fn schedule(&self, events: Vec<Scheduled>) -> Vec<Scheduled> {
         let (chaos, drop) = (self.settings.chaos, self.settings.drop);
         let start = mcpush_core::now_ms();
         let step_ms = self.settings.step.as_millis() as u64;
         let mut rng = self.rng.lock().unwrap_or_else(|e| e.into_inner());
         let mut out = Vec::with_capacity(events.len() * 2);
-        for (i, mut event) in events.into_iter().enumerate() {
-            let happened = start + (i as u64 + 1) * step_ms;
+        for Scheduled { at_step: happens, mut event } in events {
+            let happened = start + (happens * step_ms as f64) as u64;
             event.detail.timestamp = Some(happened as i64);
             event.time = chrono::DateTime::from_timestamp(happened as i64 / 1000, 0);
             if drop > 0.0 && rng.f64() < drop {
                 tracing::debug!(job_id = %event.detail.job_id, status = event.detail.status.as_deref().unwrap_or_default(), "event dropped (SIMULATOR_DROP)");
                 continue;
             }
-            let mut at_step = (i + 1) as f64;
+            let mut at_step = happens;
             if chaos > 0.0 && rng.f64() < chaos {
                 at_step += 1.0 + rng.f64() * 2.0;
             }
@@ -335,11 +356,11 @@ impl MediaConvertSim {
 }
 
 impl MediaConvertSim {
-    /// The job's true state moves with its timeline, one step apart, whatever is delivered.
-    async fn happen(self: Arc<Self>, timeline: Vec<MediaConvertEvent>) {
+    /// The job's true state moves with its timeline, whatever is delivered.
+    async fn happen(self: Arc<Self>, timeline: Vec<Scheduled>) {
         let start = tokio::time::Instant::now();
-        for (i, event) in timeline.iter().enumerate() {
-            tokio::time::sleep_until(start + self.settings.step.mul_f64((i + 1) as f64)).await;
+        for Scheduled { at_step, event } in &timeline {
+            tokio::time::sleep_until(start + self.settings.step.mul_f64(*at_step)).await;
             let mut jobs = self.jobs_by_id.lock().unwrap_or_else(|e| e.into_inner());
             if let Some(job) = jobs.get_mut(&event.detail.job_id) {
                 apply(job, &event.detail);
@@ -372,6 +393,7 @@ impl MediaConvertSim {
                         role,
                         settings: request.settings,
                         status: "SUBMITTED".into(),
+                        status_update_interval: request.status_update_interval,
                         user_metadata: request.user_metadata,
                         created_at: Some((mcpush_core::now_ms() / 1000) as i64),
                         ..Job::default()
@@ -400,6 +422,12 @@ impl MediaConvertSim {
     pub fn job(&self, id: &str) -> Option<Job> {
         self.jobs_by_id.lock().unwrap_or_else(|e| e.into_inner()).get(id).cloned()
     }
+}
+
+/// `at` moved on by `gap` steps.
+fn after(at: &mut f64, gap: f64) -> f64 {
+    *at += gap;
+    *at
 }
 
 /// What one event says about the job's state.
@@ -465,15 +493,46 @@ mod tests {
         MediaConvertSim::new(settings, Arc::new(LocalS3::new("/nonexistent", "us-east-1")), bus)
     }
 
-    /// Events numbered by their job id, "0" to "n-1".
-    fn timeline(n: usize) -> Vec<MediaConvertEvent> {
+    /// Events numbered by their job id, "0" to "n-1", one step apart.
+    fn timeline(n: usize) -> Vec<Scheduled> {
         (0..n)
             .map(|i| {
                 let mut event = MediaConvertEvent::default();
                 event.detail.job_id = i.to_string();
-                event
+                Scheduled { at_step: (i + 1) as f64, event }
             })
             .collect()
+    }
+
+    #[tokio::test]
+    async fn status_updates_come_one_interval_apart_while_transcoding() {
+        // GIVEN an input in the local S3 and jobs asking for SECONDS_10, SECONDS_30 and SECONDS_120
+        let root = std::env::temp_dir().join(format!("sim-interval-{}", std::process::id()));
+        std::fs::create_dir_all(root.join("uploads-bucket")).unwrap();
+        std::fs::write(root.join("uploads-bucket/clip.mp4"), [1u8; 2048]).unwrap();
+        let (bus, _) = tokio::sync::mpsc::unbounded_channel();
+        let sim = MediaConvertSim::new(SimSettings::default(), Arc::new(LocalS3::new(&root, "us-east-1")), bus);
+        let job = |interval: &str| Job {
+            id: "1767225600000-abcdef".into(),
+            settings: json!({"inputs": [{"fileInput": "s3://uploads-bucket/clip.mp4"}], "outputGroups": []}),
+            status_update_interval: Some(interval.into()),
+            ..Job::default()
+        };
+        // WHEN their timelines are built
+        let transcoding = |timeline: Vec<Scheduled>| -> Vec<f64> {
+            let is_transcoding = |s: &Scheduled| {
+                s.event.detail.job_progress.as_ref().and_then(|p| p.current_phase.as_deref()) == Some("TRANSCODING")
+            };
+            timeline.iter().filter(|s| is_transcoding(s)).map(|s| s.at_step).collect()
+        };
+        let every_10 = transcoding(sim.timeline(&job("SECONDS_10")).await);
+        let every_30 = transcoding(sim.timeline(&job("SECONDS_30")).await);
+        let every_120 = transcoding(sim.timeline(&job("SECONDS_120")).await);
+        // THEN the 60 s transcode reports every 10 s (one step), every 30 s (three), or never
+        assert_eq!(every_10, [4.0, 5.0, 6.0, 7.0, 8.0]);
+        assert_eq!(every_30, [6.0]);
+        assert!(every_120.is_empty());
+        let _ = std::fs::remove_dir_all(root);
     }
 
     fn order(schedule: &[Scheduled]) -> Vec<u64> {
