@@ -17,6 +17,22 @@ export interface Status {
   progress_rate: number;
   /** While PROGRESSING. */
   current_phase?: Phase;
+  /** While PROGRESSING: each phase's furthest percent (MediaConvert's `phaseProgress`). */
+  phase_progress?: Partial<Record<Phase, number>>;
+  /** Epoch ms when MediaConvert received the job; absent until known. */
+  submitted_at?: number;
+  /** Epoch ms when the job started; absent until known. */
+  started_at?: number;
+  /** Epoch ms of its final event; absent until known. */
+  finished_at?: number;
+  /** Epoch ms of the job's latest event (MediaConvert's clock). */
+  updated_at?: number;
+  /** From `submitted_at` to `started_at`. */
+  queued_ms?: number;
+  /** From `started_at` to `finished_at`, or to `updated_at` while it runs. */
+  elapsed_ms?: number;
+  /** While PROGRESSING: estimated ms from `updated_at` to COMPLETE; absent when unknowable. */
+  eta_ms?: number;
   /** COMPLETE only. */
   duration_ms?: number;
   /** COMPLETE only (not for audio-only outputs). */

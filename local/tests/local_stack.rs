@@ -58,7 +58,7 @@ async fn an_event_invoked_into_progress_ingest_is_served_by_the_rest_api() {
         (status, body.as_str()),
         (
             StatusCode::OK,
-            r#"{"success": true, "job_id": "1795557600000-local1", "job_status": "PROGRESSING", "progress_rate": 42, "current_phase": "TRANSCODING"}"#
+            r#"{"success": true, "job_id": "1795557600000-local1", "job_status": "PROGRESSING", "progress_rate": 42, "current_phase": "TRANSCODING", "submitted_at": 1795557600000, "started_at": 1795557600000, "updated_at": 1795557600000, "queued_ms": 0, "elapsed_ms": 0}"#
         )
     );
 }
@@ -138,7 +138,8 @@ async fn an_invoked_event_reaches_a_websocket_subscriber_through_the_change_feed
     // THEN the change is pushed to the subscriber
     assert_eq!(
         next().await,
-        json!({"type": "status", "input_file": "my clip.mp4", "job_id": "1795557600000-local1", "job_status": "PROGRESSING", "progress_rate": 42, "current_phase": "TRANSCODING"})
+        json!({"type": "status", "input_file": "my clip.mp4", "job_id": "1795557600000-local1", "job_status": "PROGRESSING", "progress_rate": 42, "current_phase": "TRANSCODING",
+               "submitted_at": 1795557600000u64, "started_at": 1795557600000u64, "updated_at": 1795557600000u64, "queued_ms": 0, "elapsed_ms": 0})
     );
 }
 

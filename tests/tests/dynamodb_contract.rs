@@ -20,6 +20,7 @@ fn update(transition: Transition, progress: Option<u8>) -> JobUpdate {
         job_order: 1700000000000,
         phase: None,
         event_at: None,
+        observed: Default::default(),
     }
 }
 
@@ -78,6 +79,7 @@ async fn contract_lists_quiet_unfinished_jobs(store: &dyn JobStore) {
         job_order: 1700000000000,
         phase: None,
         event_at: None,
+        observed: Default::default(),
     };
     let pause = || tokio::time::sleep(std::time::Duration::from_millis(3));
     let (first, second, done) = ("1700000000000-quiet1", "1700000000000-quiet2", "1700000000000-done00");
@@ -239,6 +241,7 @@ async fn the_consistent_snapshot_is_the_files_newest_job_in_both_stores() {
                 job_order: order,
                 phase: None,
                 event_at: None,
+                observed: Default::default(),
             };
             let applied = store.apply(&update).await.unwrap();
             store

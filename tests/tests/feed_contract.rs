@@ -23,6 +23,7 @@ fn writes() -> Vec<JobUpdate> {
         job_order: 1_700_000_000_000,
         phase,
         event_at: None,
+        observed: Default::default(),
     };
     let details = CompleteDetails {
         duration_ms: Some(1000),

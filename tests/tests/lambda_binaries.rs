@@ -327,6 +327,7 @@ async fn create_job_reconcile_upload_api_and_the_authorizer_run_as_lambda_runs_t
         job_order: 1_700_000_000_001,
         phase: None,
         event_at: None,
+        observed: Default::default(),
     };
     mcpush_core::service::record_update(&store, &poison).await.unwrap();
 

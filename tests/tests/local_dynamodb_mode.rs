@@ -73,6 +73,7 @@ async fn on_moto_with_the_simulator_a_poison_job_is_parked_while_a_lost_job_is_r
         job_order: 1_700_000_000_001,
         phase: None,
         event_at: None,
+        observed: Default::default(),
     };
     mcpush_core::service::record_update(jobs.as_ref(), &update).await.unwrap();
 

@@ -15,7 +15,7 @@ use mcpush_core::adapters::mediaconvert::MediaConvertJobInspector;
 use mcpush_core::config::ReconcileConfig;
 use mcpush_core::domain::get_job::{MediaConvertJob, Verdict, reconcile};
 use mcpush_core::domain::mediaconvert::parse_event;
-use mcpush_core::domain::{JobStatus, JobUpdate, Transition};
+use mcpush_core::domain::{JobStatus, JobUpdate, Observed, Transition};
 use mcpush_core::handlers::reconcile::{ReconcileContext, ReconcileStats, handle};
 use mcpush_core::ports::{JobInspector, JobStore};
 use mcpush_core::service::record_update;
@@ -88,10 +88,21 @@ async fn get_job_answers_map_to_what_the_same_jobs_events_give() {
 
         // THEN the adapter lost nothing the rule reads, and the update is the event's, field for
         // field (output folder and playlists rebuilt from the settings included), but for the
-        // event's time: GetJob's answer is no event
+        // event's time and what it tells of times and pace: GetJob's answer is no event, and
+        // its times are its `timing`
         assert_eq!(read, answer, "{get_job}: SDK translation");
-        let from_event = JobUpdate { event_at: None, ..event.detail.to_update(1_700_000_999_000).unwrap() };
-        assert_eq!(verdict, Verdict::Apply(from_event), "{get_job} vs {event:?}");
+        let Verdict::Apply(update) = verdict else { panic!("{get_job}: {verdict:?}") };
+        let timing = answer.timing.clone().unwrap_or_default();
+        let ms = |t: Option<i64>| t.map(|s| s as u64 * 1000);
+        let final_state = update.transition.status().is_final();
+        assert_eq!(
+            (update.observed.submitted_at, update.observed.started_at, update.observed.finished_at),
+            (ms(timing.submit_time), ms(timing.start_time), ms(timing.finish_time).filter(|_| final_state)),
+            "{get_job}"
+        );
+        let without = |u: JobUpdate| JobUpdate { event_at: None, observed: Observed::default(), ..u };
+        let from_event = event.detail.to_update(1_700_000_999_000).unwrap();
+        assert_eq!(without(*update), without(from_event), "{get_job} vs {event:?}");
     }
 }
 
@@ -102,7 +113,10 @@ fn each_group_type_gives_the_event_s_folder_and_playlists() {
         Some(&serde_json::from_value(fixture(&format!("mediaconvert/{name}"))["job"].clone()).unwrap()),
         0,
     ) {
-        Ok(Verdict::Apply(JobUpdate { transition: Transition::Complete(details), .. })) => details,
+        Ok(Verdict::Apply(update)) => match *update {
+            JobUpdate { transition: Transition::Complete(details), .. } => details,
+            other => panic!("{name}: {other:?}"),
+        },
         other => panic!("{name}: {other:?}"),
     };
     let hls = update("get-job-hls-complete.json");
@@ -130,6 +144,7 @@ fn progressing(job_id: &str, progress: u8) -> JobUpdate {
         job_order: mcpush_core::domain::job_order_from_id(job_id).unwrap_or(1_700_000_800_000),
         phase: None,
         event_at: None,
+        observed: Default::default(),
     }
 }
 

@@ -166,23 +166,27 @@ async fn foreign_origin_other_methods_and_unknown_items_get_the_seed_errors() {
 #[tokio::test]
 async fn status_by_input_file_answers_for_the_newest_job() {
     let store = seeded().await;
-    // The extension names the job it answers for; the rest of the body is the seed's.
-    let named = |job_id: &str, seed: &str| {
-        seed.replacen(r#"{"success": true, "#, &format!(r#"{{"success": true, "job_id": "{job_id}", "#), 1)
-    };
+    // The extension names the job it answers for and adds its times (here its final event's);
+    // the rest of the body is the seed's.
+    let named =
+        |job_id: &str, seed: &str, ended: u64| {
+            let times = format!(r#""progress_rate": 100, "finished_at": {ended}, "updated_at": {ended}, "#);
+            seed.replacen(r#"{"success": true, "#, &format!(r#"{{"success": true, "job_id": "{job_id}", "#), 1)
+                .replacen(r#""progress_rate": 100, "#, &times, 1)
+        };
     let response =
         status_api::handle(&RestContext::open(&store, &origins()), get(json!({"input_file": "Big Buck Bunny.mp4"})), 0)
             .await;
     assert_eq!(
         (response.status_code, body(&response)),
-        (200, Some(named("c123456789012-smb6o7", SEED_COMPLETE).as_str()))
+        (200, Some(named("c123456789012-smb6o7", SEED_COMPLETE, 1_671_480_000_000).as_str()))
     );
     let response =
         status_api::handle(&RestContext::open(&store, &origins()), get(json!({"input_file": "seed error.mp4"})), 0)
             .await;
     assert_eq!(
         (response.status_code, body(&response)),
-        (200, Some(named("e123456789012-smb6o7", SEED_ERROR).as_str()))
+        (200, Some(named("e123456789012-smb6o7", SEED_ERROR, 1_671_479_500_000).as_str()))
     );
     let response =
         status_api::handle(&RestContext::open(&store, &origins()), get(json!({"input_file": "unknown.mp4"})), 0).await;

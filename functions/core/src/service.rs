@@ -71,6 +71,7 @@ mod tests {
             job_order: crate::domain::job_order_from_id(job_id).unwrap_or(0),
             phase: None,
             event_at: None,
+            observed: Default::default(),
         }
     }
 

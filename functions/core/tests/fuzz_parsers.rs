@@ -144,6 +144,7 @@ proptest! {
                 job_order: 1,
                 phase: None,
                 event_at: None,
+                observed: Default::default(),
             };
             store.apply(&update).await.unwrap();
             let origins = AllowedOrigins::parse(r"https://app\.example").unwrap();

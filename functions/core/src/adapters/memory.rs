@@ -289,6 +289,7 @@ mod tests {
             job_order: 1700000000000,
             phase: None,
             event_at: None,
+            observed: Default::default(),
         }
     }
 

@@ -151,7 +151,7 @@ pub struct ContainerSettings {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Verdict {
     /// Apply this update (the same merge rule as events: nothing moves backwards).
-    Apply(JobUpdate),
+    Apply(Box<JobUpdate>),
     /// MediaConvert has not started the job yet (SUBMITTED): nothing to change.
     NotStarted,
 }
@@ -160,7 +160,7 @@ pub enum Verdict {
 /// stored job `job_id`, at `now_ms`.
 pub fn reconcile(job_id: &str, answer: Option<&MediaConvertJob>, now_ms: u64) -> Result<Verdict, EventError> {
     let error = |message: String| {
-        Verdict::Apply(JobUpdate {
+        Verdict::Apply(Box::new(JobUpdate {
             job_id: job_id.to_owned(),
             input_file: None,
             transition: Transition::Error { code: None, message: Some(message) },
@@ -168,7 +168,8 @@ pub fn reconcile(job_id: &str, answer: Option<&MediaConvertJob>, now_ms: u64) ->
             job_order: job_order_from_id(job_id).unwrap_or(now_ms),
             phase: None,
             event_at: None,
-        })
+            observed: Default::default(),
+        }))
     };
     let Some(job) = answer else {
         return Ok(error(format!(
@@ -184,7 +185,9 @@ pub fn reconcile(job_id: &str, answer: Option<&MediaConvertJob>, now_ms: u64) ->
                 "job {job_id} is still PROGRESSING more than 48 hours after it started: past MediaConvert's own limit, it will not finish"
             )))
         }
-        Some(_) => job.as_event_detail().to_update(now_ms).map(Verdict::Apply),
+        Some(_) => {
+            job.as_event_detail().to_update(now_ms).map(|update| Verdict::Apply(Box::new(job.with_timing(update))))
+        }
     }
 }
 
@@ -193,6 +196,18 @@ impl MediaConvertJob {
     pub fn started_ms(&self, job_id: &str) -> Option<u64> {
         let seconds = self.timing.as_ref().and_then(|t| t.start_time).or(self.created_at);
         seconds.map(|s| s.max(0) as u64 * 1000).or_else(|| job_order_from_id(job_id))
+    }
+
+    /// `update` with GetJob's `timing` (epoch seconds) as its submit, start and finish times.
+    pub fn with_timing(&self, mut update: JobUpdate) -> JobUpdate {
+        let ms = |t: Option<i64>| t.and_then(|s| u64::try_from(s).ok()).and_then(|s| s.checked_mul(1000));
+        if let Some(timing) = &self.timing {
+            let observed = &mut update.observed;
+            observed.submitted_at = ms(timing.submit_time);
+            observed.started_at = ms(timing.start_time);
+            observed.finished_at = ms(timing.finish_time).filter(|_| update.transition.status().is_final());
+        }
+        update
     }
 
     /// The `detail` a MediaConvert event reporting this job's state would carry, with the output
@@ -359,11 +374,12 @@ mod tests {
         let running =
             job(json!({"id": "j", "status": "PROGRESSING", "timing": {"startTime": 1000}, "jobPercentComplete": 40}));
         let at = |hours: u64| reconcile("j", Some(&running), 1_000_000 + hours * 3600 * 1000);
-        assert!(matches!(
-            at(47),
-            Ok(Verdict::Apply(JobUpdate { transition: Transition::Progressing, progress: Some(40), .. }))
-        ));
-        assert!(matches!(at(49), Ok(Verdict::Apply(JobUpdate { transition: Transition::Error { .. }, .. }))));
+        let update = |hours| match at(hours) {
+            Ok(Verdict::Apply(update)) => *update,
+            other => panic!("{other:?}"),
+        };
+        assert!(matches!(update(47), JobUpdate { transition: Transition::Progressing, progress: Some(40), .. }));
+        assert!(matches!(update(49), JobUpdate { transition: Transition::Error { .. }, .. }));
     }
 
     #[test]

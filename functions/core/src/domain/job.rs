@@ -9,6 +9,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use super::eta::{self, ProgressSample};
+
 /// `JobStatus` as stored in the status table and shown by the REST and WebSocket APIs.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
@@ -138,6 +140,24 @@ pub struct JobUpdate {
     /// When MediaConvert reported it (the event's `detail.timestamp`, epoch ms); `None` for the
     /// reconciler's GetJob answers, which are no event.
     pub event_at: Option<u64>,
+    /// What it tells about the job's times and pace.
+    pub observed: Observed,
+}
+
+/// What an event (or GetJob) tells about when things happened and how fast, on MediaConvert's
+/// own clock (epoch ms). Merged as a set: the earliest start, the latest report, every sample.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Observed {
+    /// GetJob's `timing.submitTime` (events carry none; the job id's prefix says it too).
+    pub submitted_at: Option<u64>,
+    /// GetJob's `timing.startTime`, or the time of an event of the running job.
+    pub started_at: Option<u64>,
+    /// GetJob's `timing.finishTime`, or the time of the final event.
+    pub finished_at: Option<u64>,
+    /// A STATUS_UPDATE's or INPUT_INFORMATION's progress report.
+    pub sample: Option<ProgressSample>,
+    /// `jobProgress.phaseProgress`: each phase's percent.
+    pub phase_progress: BTreeMap<Phase, u8>,
 }
 
 /// One item of the status table (`MediaConvertJobIdToStatus` by default).
@@ -184,6 +204,19 @@ pub struct JobRecord {
     /// Epoch milliseconds at which the reconciler gave up on the job after too many failures:
     /// it left the index, so no run spends a GetJob on it again until an event moves it.
     pub parked_at: Option<u64>,
+    /// When MediaConvert received the job (GetJob's `timing.submitTime`; the view falls back to
+    /// the job id's epoch-millisecond prefix).
+    pub submitted_at: Option<u64>,
+    /// When it started: the earliest event of the running job, or GetJob's `timing.startTime`.
+    pub started_at: Option<u64>,
+    /// When it ended: its final event, or GetJob's `timing.finishTime`.
+    pub finished_at: Option<u64>,
+    /// The latest event's time (any event of the job).
+    pub updated_at: Option<u64>,
+    /// The furthest percent of each phase reported (`jobProgress.phaseProgress`).
+    pub phase_progress: Option<BTreeMap<Phase, u8>>,
+    /// The latest progress reports, for the time remaining ([`super::eta`]).
+    pub samples: Option<Vec<ProgressSample>>,
 }
 
 /// The status table's sparse index of unfinished jobs: partition key `Unfinished`, sort key
@@ -249,12 +282,44 @@ impl JobRecord {
         if next.job_order.is_none() {
             next.job_order = Some(update.job_order);
         }
+        next.observe(update);
         if current == Some(&next) {
             return None;
         }
         // Only a change takes the update's time: a duplicate stays a duplicate.
         next.event_at = update.event_at;
         Some(next)
+    }
+
+    /// Takes in what `update` tells about times and pace: the earliest submit and start, the
+    /// final event's time (of the final status that won), the latest report, each phase's
+    /// furthest percent and the set of latest samples; all order-independent.
+    fn observe(&mut self, update: &JobUpdate) {
+        let earliest = |a: Option<u64>, b: Option<u64>| match (a, b) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        let seen = &update.observed;
+        self.submitted_at = earliest(self.submitted_at, seen.submitted_at);
+        self.started_at = earliest(self.started_at, seen.started_at);
+        if self.job_status.is_final() && update.transition.status() == self.job_status {
+            self.finished_at = earliest(self.finished_at, seen.finished_at);
+        }
+        self.updated_at = self.updated_at.max(update.event_at);
+        if self.job_status.is_final() {
+            // Like the phase, the pace is a running job's: a final status clears it, so a late
+            // report changes nothing.
+            (self.phase_progress, self.samples) = (None, None);
+            return;
+        }
+        for (phase, percent) in &seen.phase_progress {
+            let phases = self.phase_progress.get_or_insert_with(BTreeMap::new);
+            let furthest = phases.entry(*phase).or_insert(0);
+            *furthest = (*furthest).max((*percent).min(100));
+        }
+        if let Some(sample) = seen.sample {
+            eta::keep(self.samples.get_or_insert_with(Vec::new), sample);
+        }
     }
 
     /// Sets `ExpiresAt` to the job's creation time plus `retention` if it has none: derived from
@@ -275,6 +340,7 @@ impl JobRecord {
             && (stored.input_file.is_none() || stored.input_file == self.input_file)
             && (stored.job_order.is_none() || stored.job_order == self.job_order)
             && (self.job_status.is_final() || stored.current_phase <= self.current_phase)
+            && stored.updated_at <= self.updated_at
     }
 }
 
@@ -327,6 +393,7 @@ mod tests {
             job_order: 1671477617078,
             phase: None,
             event_at: None,
+            observed: Default::default(),
         }
     }
 
@@ -335,8 +402,11 @@ mod tests {
         let first = JobUpdate { event_at: Some(1_000), ..update(Transition::Progressing, Some(10)) };
         let record = JobRecord::merge(None, &first).unwrap();
         assert_eq!(record.event_at, Some(1_000));
-        let duplicate = JobUpdate { event_at: Some(2_000), ..first.clone() };
-        assert_eq!(JobRecord::merge(Some(&record), &duplicate), None, "a redelivered event is no change");
+        assert_eq!(JobRecord::merge(Some(&record), &first), None, "a redelivered event is no change");
+        let later_report = JobUpdate { event_at: Some(2_000), ..first.clone() };
+        let reported = JobRecord::merge(Some(&record), &later_report).expect("a later report moves updated_at");
+        assert_eq!((reported.updated_at, reported.progress_rate), (Some(2_000), 10));
+        let record = reported;
         let more = JobUpdate { event_at: Some(3_000), ..update(Transition::Progressing, Some(20)) };
         assert_eq!(JobRecord::merge(Some(&record), &more).unwrap().event_at, Some(3_000));
         let reconciled = update(Transition::Progressing, Some(30));
@@ -473,6 +543,7 @@ mod properties {
                 job_order: 1671477617078,
                 phase,
                 event_at: None,
+                observed: Default::default(),
             };
             let mut events = vec![make(Transition::Submitted, Some(0), None)];
             let (mut progress, mut phase) = (0u8, None);
@@ -493,6 +564,25 @@ mod properties {
                     _ => Some(100),
                 };
                 events.push(make(transition, final_progress, None));
+            }
+            // Each event at its own time, with what it tells of times and pace.
+            for (i, event) in events.iter_mut().enumerate().skip(1) {
+                let at = 1_671_477_617_078 + 1_000 * i as u64;
+                event.event_at = Some(at);
+                let observed = &mut event.observed;
+                match event.transition {
+                    Transition::Progressing => {
+                        observed.started_at = Some(at);
+                        observed.sample = event.progress.map(|p| eta::ProgressSample {
+                            at,
+                            percent: Some(p),
+                            phase: event.phase,
+                            frames: Some(30 * i as u64),
+                        });
+                        observed.phase_progress = event.phase.into_iter().map(|p| (p, (i * 7 % 101) as u8)).collect();
+                    }
+                    _ => observed.finished_at = Some(at),
+                }
             }
             events
         })
@@ -524,11 +614,15 @@ mod properties {
                         state = Some(next);
                     }
                 }
-                Ok(state)
+                // `EventAt` is the time of the event that made the last change, for the lag
+                // metric: the one field that follows delivery order, and no part of the view.
+                Ok(state.map(|s| JobRecord { event_at: None, ..s }))
             };
             let expected = fold(&ordered)?;
             let got = fold(&shuffled)?;
-            prop_assert_eq!(got, expected);
+            prop_assert_eq!(&got, &expected);
+            let view = |s: &Option<JobRecord>| s.as_ref().map(crate::domain::StatusView::from);
+            prop_assert_eq!(view(&got), view(&expected));
         }
     }
 }

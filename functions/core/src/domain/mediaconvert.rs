@@ -8,7 +8,8 @@ use std::collections::{BTreeMap, HashMap};
 use aws_lambda_events::eventbridge::EventBridgeEvent;
 use serde::{Deserialize, Serialize};
 
-use super::job::{CompleteDetails, JobUpdate, Phase, Transition, job_order_from_id};
+use super::eta::ProgressSample;
+use super::job::{CompleteDetails, JobUpdate, Observed, Phase, Transition, job_order_from_id};
 
 /// `detail-type` of the events this product consumes.
 pub const DETAIL_TYPE: &str = "MediaConvert Job State Change";
@@ -48,6 +49,8 @@ pub struct JobStateChange {
     /// Always present on real events (maybe `{}`); values are strings in practice.
     pub user_metadata: Option<HashMap<String, serde_json::Value>>,
     pub job_progress: Option<JobProgress>,
+    /// STATUS_UPDATE: the frames decoded so far.
+    pub frames_decoded: Option<u64>,
     /// INPUT_INFORMATION only: what MediaConvert probed in each input.
     pub input_details: Option<Vec<InputDetail>>,
     pub output_group_details: Option<Vec<OutputGroupDetail>>,
@@ -182,15 +185,46 @@ impl JobStateChange {
             "CANCELED" => (Transition::Canceled, reported),
             _ => (Transition::Progressing, reported),
         };
+        let event_at = self.timestamp.and_then(|t| u64::try_from(t).ok());
+        let phase = self.job_progress.as_ref().and_then(|p| p.current_phase.as_deref()).and_then(Phase::parse);
         Ok(JobUpdate {
             job_id: self.job_id.clone(),
             input_file: self.input_file().map(str::to_owned),
             transition,
             progress,
             job_order: job_order_from_id(&self.job_id).unwrap_or(now_ms),
-            phase: self.job_progress.as_ref().and_then(|p| p.current_phase.as_deref()).and_then(Phase::parse),
-            event_at: self.timestamp.and_then(|t| u64::try_from(t).ok()),
+            phase,
+            event_at,
+            observed: self.observed(status, event_at, reported, phase),
         })
+    }
+
+    /// Times and pace: a running job's event marks it started; a final one, finished; a
+    /// STATUS_UPDATE with a percent, or INPUT_INFORMATION (probing done), is a progress sample.
+    fn observed(&self, status: &str, at: Option<u64>, percent: Option<u8>, phase: Option<Phase>) -> Observed {
+        let running = matches!(status, "PROGRESSING" | "STATUS_UPDATE" | "INPUT_INFORMATION");
+        let sample = match (at, status) {
+            (Some(at), "STATUS_UPDATE") if percent.is_some() => {
+                Some(ProgressSample { at, percent, phase, frames: self.frames_decoded })
+            }
+            (Some(at), "INPUT_INFORMATION") => {
+                Some(ProgressSample { at, percent: None, phase: Some(Phase::Transcoding), frames: None })
+            }
+            _ => None,
+        };
+        let phases = self.job_progress.as_ref().and_then(|p| p.phase_progress.as_ref());
+        let phase_progress = phases
+            .into_iter()
+            .flatten()
+            .filter_map(|(name, p)| Some((Phase::parse(name)?, p.percent_complete.min(100) as u8)))
+            .collect();
+        Observed {
+            submitted_at: None,
+            started_at: at.filter(|_| running),
+            finished_at: at.filter(|_| matches!(status, "COMPLETE" | "ERROR" | "CANCELED")),
+            sample,
+            phase_progress,
+        }
     }
 
     /// Duration, resolution, output folder and playlists of a COMPLETE event (SPEC.md's rule).

@@ -4,6 +4,7 @@
 
 pub mod congestion;
 pub mod destination;
+pub mod eta;
 pub mod get_job;
 pub mod identity;
 pub mod ids;
@@ -19,7 +20,7 @@ pub mod upload;
 
 pub use destination::DestinationTemplate;
 pub use job::{
-    CompleteDetails, JobPointer, JobRecord, JobStatus, JobUpdate, Phase, Transition, UNFINISHED_INDEX,
+    CompleteDetails, JobPointer, JobRecord, JobStatus, JobUpdate, Observed, Phase, Transition, UNFINISHED_INDEX,
     job_order_from_id,
 };
 pub use mediaconvert::{EventError, JobStateChange, MediaConvertEvent};

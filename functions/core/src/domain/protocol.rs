@@ -187,7 +187,7 @@ pub enum ServerMessage {
     Error {
         message: String,
     },
-    Status(StatusUpdate),
+    Status(Box<StatusUpdate>),
     /// A batched connection's updates of one push.
     Statuses {
         updates: Vec<StatusUpdate>,
@@ -197,7 +197,7 @@ pub enum ServerMessage {
 impl ServerMessage {
     /// The `status` message of a file's job.
     pub fn status(input_file: &str, record: &JobRecord) -> Self {
-        Self::Status(StatusUpdate::new(input_file, record))
+        Self::Status(Box::new(StatusUpdate::new(input_file, record)))
     }
 
     pub fn to_json(&self) -> String {

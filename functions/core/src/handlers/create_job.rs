@@ -113,6 +113,7 @@ async fn handle_record(
         job_order: job_order_from_id(&job_id).unwrap_or(now_ms),
         phase: None,
         event_at: None,
+        observed: Default::default(),
     };
     record_update(store, &update).await.map_err(|source| CreateJobError::Store {
         input_file: key.clone(),

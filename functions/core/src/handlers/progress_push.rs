@@ -243,8 +243,9 @@ async fn address(
                         element.get_or_insert_with(|| serde_json::to_string(&update).unwrap_or_default()).clone();
                     batched.entry(connection_id.clone()).or_default().push((job.clone(), element));
                 } else {
-                    let message =
-                        message.get_or_insert_with(|| ServerMessage::Status(update.clone()).to_json().into()).clone();
+                    let message = message
+                        .get_or_insert_with(|| ServerMessage::Status(Box::new(update.clone())).to_json().into())
+                        .clone();
                     deliveries.push(Delivery {
                         jobs: vec![job.clone()],
                         connection_id: connection_id.clone(),

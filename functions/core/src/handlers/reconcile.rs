@@ -138,7 +138,7 @@ async fn attempt(ctx: &ReconcileContext<'_>, job_id: &str, now_ms: u64) -> Optio
         }
     };
     let update = match reconcile(job_id, answer.as_ref(), now_ms) {
-        Ok(Verdict::Apply(update)) => update,
+        Ok(Verdict::Apply(update)) => *update,
         Ok(Verdict::NotStarted) => return confirm(ctx, job_id, now_ms).await,
         Err(e) => {
             tracing::warn!(job_id, error = %e, "GetJob's answer cannot be applied");

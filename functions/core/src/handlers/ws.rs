@@ -216,7 +216,7 @@ fn snapshot_messages(updates: Vec<StatusUpdate>, batch: bool) -> Vec<String> {
         let updates: Vec<String> = updates.iter().map(|u| serde_json::to_string(u).unwrap_or_default()).collect();
         statuses_messages(&updates, MAX_MESSAGE_BYTES).into_iter().map(|(message, _)| message).collect()
     } else {
-        updates.into_iter().map(|u| ServerMessage::Status(u).to_json()).collect()
+        updates.into_iter().map(|u| ServerMessage::Status(Box::new(u)).to_json()).collect()
     }
 }
 

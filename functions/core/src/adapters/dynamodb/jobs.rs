@@ -109,7 +109,8 @@ impl Condition {
 
 /// [`JobRecord::may_replace`] as a condition on the stored item.
 fn may_replace_condition(next: &JobRecord) -> Result<Condition, StoreError> {
-    let mut c = Condition::new(&["JobId", "JobStatus", "ProgressRate", "InputFile", "JobOrder", "CurrentPhase"]);
+    let mut c =
+        Condition::new(&["JobId", "JobStatus", "ProgressRate", "InputFile", "JobOrder", "CurrentPhase", "UpdatedAt"]);
     let statuses = next
         .job_status
         .replaceable()
@@ -139,8 +140,16 @@ fn may_replace_condition(next: &JobRecord) -> Result<Condition, StoreError> {
         }
         None => " AND attribute_not_exists(#CurrentPhase)".to_owned(),
     };
+    // The latest report's time never goes back either.
+    let updated = match next.updated_at {
+        Some(at) => {
+            let at = c.value("u", &at)?;
+            format!(" AND (attribute_not_exists(#UpdatedAt) OR #UpdatedAt <= {at})")
+        }
+        None => " AND attribute_not_exists(#UpdatedAt)".to_owned(),
+    };
     c.expression = format!(
-        "attribute_not_exists(#JobId) OR (#JobStatus IN ({statuses}) AND #ProgressRate <= {progress} AND {input_file} AND {job_order}{phase})"
+        "attribute_not_exists(#JobId) OR (#JobStatus IN ({statuses}) AND #ProgressRate <= {progress} AND {input_file} AND {job_order}{phase}{updated})"
     );
     Ok(c)
 }

@@ -1,0 +1,164 @@
+//! Time remaining of a running job, from what MediaConvert's events reported.
+//!
+//! Neither the events nor GetJob give the input's length, so the remaining time cannot come
+//! from "frames left". It comes from the pace of `jobPercentComplete`:
+//!
+//! 1. Each STATUS_UPDATE (and INPUT_INFORMATION, which marks the end of probing) is kept as a
+//!    [`ProgressSample`]: its event time, `jobPercentComplete` (INPUT_INFORMATION has none: it
+//!    takes the percent reached before it), `currentPhase` and `framesDecoded`. A job keeps its
+//!    [`MAX_SAMPLES`] latest, as a set: the same events in any order, duplicates included, leave
+//!    the same samples, so the estimate is a function of the stored events only.
+//! 2. The pace is the slope of the percent over the latest [`WINDOW`] samples of the current
+//!    phase (MediaConvert weights its phases inside `jobPercentComplete`, and the phases run at
+//!    different paces: probing and uploading are not transcoding), measured against the events'
+//!    own timestamps, so irregular spacing does not bias it. With fewer than two such samples
+//!    the window takes the latest samples of any phase.
+//! 3. `framesDecoded` only adjusts the pace as a rate: when the latest two samples and the
+//!    window's ends carry it, the pace is scaled by the latest decode rate over the window's
+//!    (bounded to ×0.5…×2), so a transcode that speeds up or slows down shows it at once. The
+//!    input's frame rate would cancel out of that ratio, so it is not needed.
+//! 4. `eta_ms` = what remains (100 − the latest percent) ÷ the pace, from the latest sample's
+//!    time. No pace (one sample, or no progress in the window) means unknowable: `None`.
+//!
+//! `tests/benches/` measures it against the naive estimate (elapsed ÷ progress × what remains).
+
+use serde::{Deserialize, Serialize};
+
+use super::job::Phase;
+
+/// How many progress samples a job keeps (its latest).
+pub const MAX_SAMPLES: usize = 8;
+/// How many of the latest samples the pace is measured over.
+pub const WINDOW: usize = 4;
+
+/// One progress report of a running job.
+#[serde_with::skip_serializing_none]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ProgressSample {
+    /// The event's `detail.timestamp` (epoch ms).
+    pub at: u64,
+    /// `jobPercentComplete`; `None` on INPUT_INFORMATION.
+    pub percent: Option<u8>,
+    /// `jobProgress.currentPhase`; INPUT_INFORMATION starts TRANSCODING.
+    pub phase: Option<Phase>,
+    /// `framesDecoded`, when the event has it.
+    pub frames: Option<u64>,
+}
+
+/// `samples` ∪ `sample`, in time order, the latest [`MAX_SAMPLES`] (a set: idempotent and
+/// order-independent).
+pub fn keep(samples: &mut Vec<ProgressSample>, sample: ProgressSample) {
+    if !samples.contains(&sample) {
+        samples.push(sample);
+        samples.sort();
+    }
+    if samples.len() > MAX_SAMPLES {
+        samples.drain(..samples.len() - MAX_SAMPLES);
+    }
+}
+
+/// Milliseconds from the latest sample to COMPLETE, or `None` when the samples do not tell.
+pub fn eta_ms(samples: &[ProgressSample]) -> Option<u64> {
+    let filled = fill_percents(samples);
+    let &(last, last_percent) = filled.last()?;
+    if last_percent >= 100 {
+        return None;
+    }
+    let same_phase: Vec<(ProgressSample, u8)> =
+        filled.iter().rev().take_while(|(s, _)| s.phase == last.phase).copied().collect();
+    let window = |run: &[(ProgressSample, u8)]| -> Vec<(ProgressSample, u8)> {
+        run.iter().take(WINDOW).rev().copied().collect()
+    };
+    let pace = pace(&window(&same_phase)).or_else(|| {
+        let all: Vec<_> = filled.iter().rev().copied().collect();
+        pace(&window(&all))
+    })?;
+    let remaining = f64::from(100 - last_percent) / pace;
+    (remaining.is_finite() && remaining >= 0.0).then(|| remaining.round() as u64)
+}
+
+/// The samples with INPUT_INFORMATION's missing percent taken from the sample before it.
+fn fill_percents(samples: &[ProgressSample]) -> Vec<(ProgressSample, u8)> {
+    let mut reached = 0u8;
+    samples
+        .iter()
+        .map(|s| {
+            reached = reached.max(s.percent.unwrap_or(reached));
+            (*s, s.percent.unwrap_or(reached))
+        })
+        .collect()
+}
+
+/// Percent per millisecond over `window` (oldest first), scaled by the latest decode rate.
+fn pace(window: &[(ProgressSample, u8)]) -> Option<f64> {
+    let (&(first, first_percent), &(last, last_percent)) = (window.first()?, window.last()?);
+    let (span, gained) = (last.at.checked_sub(first.at)?, last_percent.checked_sub(first_percent)?);
+    if span == 0 || gained == 0 {
+        return None;
+    }
+    let pace = f64::from(gained) / span as f64;
+    let decode_rate = |a: &ProgressSample, b: &ProgressSample| -> Option<f64> {
+        let (frames, span) = (b.frames?.checked_sub(a.frames?)?, b.at.checked_sub(a.at)?);
+        (span > 0 && frames > 0).then(|| frames as f64 / span as f64)
+    };
+    let latest = window.len().checked_sub(2).and_then(|i| decode_rate(&window[i].0, &last));
+    let scale = match (latest, decode_rate(&first, &last)) {
+        (Some(latest), Some(overall)) => (latest / overall).clamp(0.5, 2.0),
+        _ => 1.0,
+    };
+    Some(pace * scale)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(at: u64, percent: u8) -> ProgressSample {
+        ProgressSample { at, percent: Some(percent), phase: Some(Phase::Transcoding), frames: None }
+    }
+
+    #[test]
+    fn a_steady_pace_gives_the_time_left_from_the_latest_sample() {
+        // 10 % every 10 s: at 50 %, 50 s remain
+        let samples = [at(0, 10), at(10_000, 20), at(20_000, 30), at(30_000, 40), at(40_000, 50)];
+        assert_eq!(eta_ms(&samples), Some(50_000));
+    }
+
+    #[test]
+    fn one_sample_or_no_progress_is_unknowable() {
+        assert_eq!(eta_ms(&[]), None);
+        assert_eq!(eta_ms(&[at(0, 10)]), None);
+        assert_eq!(eta_ms(&[at(0, 10), at(10_000, 10)]), None);
+    }
+
+    #[test]
+    fn the_pace_is_the_current_phases_and_probing_does_not_slow_transcoding() {
+        // probing sat at 0 % for a minute; transcoding then does 10 % per 10 s
+        let probing = ProgressSample { at: 0, percent: Some(0), phase: Some(Phase::Probing), frames: None };
+        let probed = ProgressSample { at: 60_000, percent: None, phase: Some(Phase::Transcoding), frames: None };
+        let samples = [probing, probed, at(70_000, 10), at(80_000, 20)];
+        assert_eq!(eta_ms(&samples), Some(80_000));
+    }
+
+    #[test]
+    fn a_faster_decode_rate_shortens_the_estimate() {
+        let with = |s: ProgressSample, frames| ProgressSample { frames: Some(frames), ..s };
+        let steady = [with(at(0, 10), 0), with(at(10_000, 20), 300), with(at(20_000, 30), 600)];
+        let faster = [with(at(0, 10), 0), with(at(10_000, 20), 300), with(at(20_000, 30), 1200)];
+        assert_eq!(eta_ms(&steady), Some(70_000));
+        assert!(eta_ms(&faster).unwrap() < 70_000);
+    }
+
+    #[test]
+    fn kept_samples_are_a_set_of_the_latest() {
+        let mut forward = Vec::new();
+        let mut backward = Vec::new();
+        let all: Vec<_> = (0..20).map(|i| at(i * 1000, i as u8)).collect();
+        all.iter().for_each(|s| keep(&mut forward, *s));
+        all.iter().rev().chain(all.iter()).for_each(|s| keep(&mut backward, *s));
+        assert_eq!(forward, backward);
+        assert_eq!(forward.len(), MAX_SAMPLES);
+        assert_eq!(forward.last(), all.last());
+    }
+}
