@@ -43,10 +43,37 @@ export interface Status {
   output_path?: string;
   /** COMPLETE only: extension (`.m3u8`, `.mpd`, `.ism`) → file name. */
   playlists?: Record<string, string>;
+  /** COMPLETE only: every output of every group, in the job's order. */
+  outputs?: OutputFile[];
+  /** Pushed messages only: `outputs` and `thumbnails` keep their first entries to fit 128 KB. */
+  outputs_truncated?: boolean;
+  /** COMPLETE only, when the job captured frames: the images' S3 URIs. */
+  thumbnails?: string[];
+  /** `thumbnails` under the stack's `OUTPUT_BASE_URL`, when it sets one. */
+  thumbnail_urls?: string[];
   /** ERROR only. */
   error_code?: number;
   /** ERROR only. */
   error_message?: string;
+}
+
+/** One output of a finished job. */
+export interface OutputFile {
+  /** The output group's position in the job. */
+  group: number;
+  /** `HLS_GROUP`, `DASH_ISO_GROUP`, `CMAF_GROUP`, `MS_SMOOTH_GROUP` or `FILE_GROUP`. */
+  type?: string;
+  /** The file (S3 URI), when MediaConvert names it. */
+  path?: string;
+  /** `path` under the stack's `OUTPUT_BASE_URL`. */
+  url?: string;
+  width_px?: number;
+  height_px?: number;
+  duration_ms?: number;
+  /** Average bits per second. */
+  bitrate?: number;
+  /** The group's manifest (S3 URI), for streaming groups. */
+  playlist?: string;
 }
 
 /** A final status: the job never changes again. */

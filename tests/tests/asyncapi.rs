@@ -63,7 +63,7 @@ fn the_messages_the_server_builds_are_described() {
     }
     let updates: Vec<String> = [("a.mp4", &complete), ("b.mp4", &error)]
         .iter()
-        .map(|(f, r)| serde_json::to_string(&StatusUpdate::new(f, r)).unwrap())
+        .map(|(f, r)| serde_json::to_string(&StatusUpdate::new(f, r, None)).unwrap())
         .collect();
     for (message, _) in statuses_messages(&updates, MAX_MESSAGE_BYTES) {
         assert_server_message(&serde_json::from_str(&message).unwrap());

@@ -42,8 +42,11 @@ async fn hls_job_in_order_moves_forward_at_every_step() {
     let record = stored(&store, "1700000000000-bbbhls").await;
     assert_eq!(record.input_file.as_deref(), Some("Big Buck Bunny.mp4"));
     assert_eq!(store.latest_job_id("Big Buck Bunny.mp4").await.unwrap().as_deref(), Some("1700000000000-bbbhls"));
+    let mut view = serde_json::to_value(StatusView::from(&record)).unwrap();
+    let outputs = view.as_object_mut().unwrap().remove("outputs").expect("outputs");
+    assert_eq!(outputs.as_array().map(Vec::len), Some(3), "{outputs}");
     assert_eq!(
-        serde_json::to_value(StatusView::from(&record)).unwrap(),
+        view,
         json!({"job_status": "COMPLETE", "progress_rate": 100,
                "submitted_at": 1700000000000u64, "started_at": 1700000001000u64, "finished_at": 1700000181000u64,
                "updated_at": 1700000181000u64, "queued_ms": 1000, "elapsed_ms": 180000,
@@ -102,7 +105,12 @@ async fn complete_outputs_of_every_group_type_are_mapped() {
     )
     .await;
 
-    let view = |r: JobRecord| serde_json::to_value(StatusView::from(&r)).unwrap();
+    // (`outputs` and `thumbnails` have their own test below)
+    let view = |r: JobRecord| {
+        let mut view = serde_json::to_value(StatusView::from(&r)).unwrap();
+        view.as_object_mut().unwrap().retain(|k, _| k != "outputs" && k != "thumbnails");
+        view
+    };
     assert_eq!(
         view(stored(&store, "1700000100000-cmafxx").await),
         json!({"job_status": "COMPLETE", "progress_rate": 100, "submitted_at": 1700000100000u64, "finished_at": 1700000200000u64,
@@ -180,4 +188,104 @@ async fn an_older_jobs_late_event_never_moves_the_file_back() {
     let outcome = progress_ingest::handle(&store, &fixture("eventbridge/hls-6-complete.json"), 1).await.unwrap();
     assert!(!outcome.pointer_moved);
     assert_eq!(store.latest_job_id("Big Buck Bunny.mp4").await.unwrap().as_deref(), Some("1700000999999-newjob"));
+}
+
+/// One output as `outputs` lists it: (group, type, file name, width, height, duration, bitrate, playlist file name).
+type Expected<'a> = (u32, &'a str, Option<&'a str>, Option<u32>, Option<u32>, Option<u64>, Option<u64>, Option<&'a str>);
+
+#[test]
+fn every_complete_fixture_yields_its_outputs_and_thumbnails() {
+    use mcpush_core::domain::mediaconvert::parse_event;
+    let name = |p: &Option<String>| p.as_deref().map(|p| p.rsplit('/').next().unwrap_or(p).to_owned());
+    let cases: Vec<(&str, Vec<Expected>, Vec<&str>)> = vec![
+        (
+            "hls-6-complete.json",
+            vec![
+                (0, "HLS_GROUP", Some("Big Buck Bunny_720p.m3u8"), Some(1280), Some(720), Some(596458), Some(2405411), Some("Big Buck Bunny.m3u8")),
+                (0, "HLS_GROUP", Some("Big Buck Bunny_360p.m3u8"), Some(640), Some(360), Some(596458), Some(810000), Some("Big Buck Bunny.m3u8")),
+                (0, "HLS_GROUP", Some("Big Buck Bunny_audio.m3u8"), None, None, Some(596480), None, Some("Big Buck Bunny.m3u8")),
+            ],
+            vec![],
+        ),
+        (
+            "cmaf-complete.json",
+            vec![
+                (0, "CMAF_GROUP", None, Some(1920), Some(818), Some(52209), None, Some("sintel.mpd")),
+                (0, "CMAF_GROUP", None, Some(1280), Some(546), Some(52209), None, Some("sintel.mpd")),
+                (0, "CMAF_GROUP", None, None, None, Some(52224), None, Some("sintel.mpd")),
+            ],
+            vec![],
+        ),
+        (
+            "dash-complete.json",
+            vec![
+                (0, "DASH_ISO_GROUP", None, Some(1920), Some(1080), Some(653792), Some(4800000), Some("elephants.mpd")),
+                (0, "DASH_ISO_GROUP", None, Some(960), Some(540), Some(653792), Some(1400000), Some("elephants.mpd")),
+            ],
+            vec![],
+        ),
+        (
+            "mss-complete.json",
+            vec![
+                (0, "MS_SMOOTH_GROUP", Some("pilot_1080.ismv"), Some(1920), Some(1080), Some(1320400), Some(6000000), Some("pilot.ism")),
+                (0, "MS_SMOOTH_GROUP", Some("pilot_360.ismv"), Some(640), Some(360), Some(1320400), Some(900000), Some("pilot.ism")),
+            ],
+            vec![],
+        ),
+        (
+            "file-group-complete.json",
+            vec![
+                (0, "FILE_GROUP", Some("tears.0000004.jpg"), Some(640), Some(360), Some(5000), None, None),
+                (1, "FILE_GROUP", Some("tears_1080.mp4"), Some(1920), Some(800), Some(734000), None, None),
+            ],
+            vec!["s3://out-bucket/file/clips/tears.0000004.jpg"],
+        ),
+        (
+            "audio-only-complete.json",
+            vec![
+                (0, "FILE_GROUP", Some("podcast episode 12_128k.m4a"), None, None, Some(3541020), None, None),
+                (0, "FILE_GROUP", Some("podcast episode 12_64k.m4a"), None, None, Some(3541044), None, None),
+            ],
+            vec![],
+        ),
+        (
+            "captions-complete.json",
+            vec![
+                (0, "HLS_GROUP", Some("lecturecaptions_en.m3u8"), None, None, Some(0), None, Some("lecture.m3u8")),
+                (0, "HLS_GROUP", Some("lecture_540p.m3u8"), Some(960), Some(540), Some(2700100), None, Some("lecture.m3u8")),
+                (1, "FILE_GROUP", Some("lecture.vtt"), None, None, Some(0), None, None),
+            ],
+            vec![],
+        ),
+        (
+            "multi-group-complete.json",
+            vec![
+                (0, "FILE_GROUP", Some("keynote 2023_1080.mp4"), Some(1920), Some(1080), Some(2711000), Some(5000000), None),
+                (0, "FILE_GROUP", Some("keynote 2023_poster.0000013.jpg"), Some(640), Some(360), Some(2711000), Some(250000), None),
+                (1, "HLS_GROUP", Some("keynote 2023_720p.m3u8"), Some(1280), Some(720), Some(2711000), Some(3000000), Some("keynote 2023.m3u8")),
+                (1, "HLS_GROUP", Some("keynote 2023_audio.m3u8"), None, None, Some(2711040), None, Some("keynote 2023.m3u8")),
+                (2, "DASH_ISO_GROUP", None, Some(1280), Some(720), Some(2711000), Some(2900000), Some("keynote 2023.mpd")),
+            ],
+            vec!["s3://out-bucket/talks/keynote 2023_poster.0000013.jpg"],
+        ),
+    ];
+    for (fixture_name, outputs, thumbnails) in cases {
+        let details = parse_event(&fixture(&format!("eventbridge/{fixture_name}"))).unwrap().detail.complete_details();
+        let got: Vec<(u32, String, Option<String>, Option<u32>, Option<u32>, Option<u64>, Option<u64>, Option<String>)> = details
+            .outputs
+            .iter()
+            .map(|o| {
+                let kind = o.kind.clone().unwrap_or_default();
+                (o.group, kind, name(&o.path), o.width_px, o.height_px, o.duration_ms, o.bitrate, name(&o.playlist))
+            })
+            .collect();
+        let expected: Vec<_> = outputs
+            .iter()
+            .map(|&(g, k, p, w, h, d, b, l)| (g, k.to_owned(), p.map(str::to_owned), w, h, d, b, l.map(str::to_owned)))
+            .collect();
+        assert_eq!(got, expected, "{fixture_name}");
+        assert_eq!(details.thumbnails, thumbnails, "{fixture_name}");
+        // every output's path is a whole S3 URI
+        assert!(details.outputs.iter().filter_map(|o| o.path.as_deref()).all(|p| p.starts_with("s3://")), "{fixture_name}");
+    }
 }

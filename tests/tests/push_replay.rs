@@ -235,7 +235,7 @@ async fn with_a_slow_api_the_push_raises_its_posts_in_flight_and_a_fixed_window_
     let retry = RetryPolicy { max_attempts: 2, backoff_base_ms: 1 };
     let mut peaks = Vec::new();
     for config in
-        [PushConfig::fixed(16, retry), PushConfig { concurrency: 16, max_concurrency: 1000, rate_limit: None, retry }]
+        [PushConfig::fixed(16, retry), PushConfig { concurrency: 16, max_concurrency: 1000, rate_limit: None, retry, output_base_url: None }]
     {
         // WHEN one change is pushed with a fixed window of 16, then starting from 16 and free to grow
         s.emulator.api.counters.max_posts_in_flight.store(0, Relaxed);
@@ -271,6 +271,7 @@ async fn under_api_gateways_throttle_the_push_backs_off_and_loses_nothing() {
         max_concurrency: 1000,
         rate_limit: None,
         retry: RetryPolicy { max_attempts: 30, backoff_base_ms: 10 },
+        output_base_url: None,
     };
     let (response, stats) = s.push_with("modify-complete.json", config).await;
 

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use crate::domain::token::ReadAccess;
 use crate::domain::upload::UploadRules;
-use crate::domain::{AllowedOrigins, DestinationTemplate, OriginPatternError};
+use crate::domain::{AllowedOrigins, DestinationTemplate, OriginPatternError, OutputBaseUrl};
 
 /// Default status table: the seed's name, so its data stays readable.
 pub const DEFAULT_STATUS_TABLE: &str = "MediaConvertJobIdToStatus";
@@ -218,6 +218,12 @@ impl Env {
             (None, Some(_)) => Err(ConfigError::Missing("OIDC_ISSUER")),
             (Some(issuer), Some(audience)) => Ok(Some(OidcConfig::new(&issuer, &audience)?)),
         }
+    }
+
+    /// `OUTPUT_BASE_URL` (optional): where the output bucket is served (a CloudFront
+    /// distribution's URL), so statuses give their outputs' and thumbnails' URLs.
+    pub fn output_base_url(&self) -> Result<Option<OutputBaseUrl>, ConfigError> {
+        self.var("OUTPUT_BASE_URL").map(|url| OutputBaseUrl::parse(&url).map_err(|r| invalid("OUTPUT_BASE_URL", r))).transpose()
     }
 
     /// `METRICS_NAMESPACE` (default `MediaConvertPush`): the CloudWatch namespace of every metric
@@ -476,6 +482,8 @@ pub struct WsConfig {
     /// `UPLOAD_PREFIX` (default `uploads/`): a connection signed in as `sub` may subscribe to
     /// `UPLOAD_PREFIX{sub}/…` without a token.
     pub home_prefix: String,
+    /// `OUTPUT_BASE_URL`: the snapshot's outputs get their URLs.
+    pub output_base_url: Option<OutputBaseUrl>,
 }
 
 impl Default for WsConfig {
@@ -486,6 +494,7 @@ impl Default for WsConfig {
             access: ReadAccess::default(),
             retry: RetryPolicy::default(),
             home_prefix: UploadRules::default().prefix,
+            output_base_url: None,
         }
     }
 }
@@ -500,6 +509,7 @@ impl WsConfig {
             access: defaults.access,
             retry: RetryPolicy::read(env)?,
             home_prefix: env.upload_prefix()?,
+            output_base_url: env.output_base_url()?,
         })
     }
 
@@ -525,18 +535,20 @@ pub struct PushConfig {
     /// Retries per post on 429 / 5xx (`PUSH_MAX_ATTEMPTS`, `PUSH_BACKOFF_MS`); a post still
     /// failing after them has its records reported as batch item failures.
     pub retry: RetryPolicy,
+    /// `OUTPUT_BASE_URL`: pushed outputs get their URLs.
+    pub output_base_url: Option<OutputBaseUrl>,
 }
 
 impl Default for PushConfig {
     fn default() -> Self {
-        Self { concurrency: 64, max_concurrency: 1000, rate_limit: None, retry: RetryPolicy::default() }
+        Self { concurrency: 64, max_concurrency: 1000, rate_limit: None, retry: RetryPolicy::default(), output_base_url: None }
     }
 }
 
 impl PushConfig {
     /// A fixed window of `concurrency` posts in flight, no rate cap.
     pub fn fixed(concurrency: usize, retry: RetryPolicy) -> Self {
-        Self { concurrency, max_concurrency: concurrency, rate_limit: None, retry }
+        Self { concurrency, max_concurrency: concurrency, rate_limit: None, retry, output_base_url: None }
     }
 
     pub fn read(env: &Env) -> Result<Self, ConfigError> {
@@ -548,6 +560,7 @@ impl PushConfig {
             max_concurrency,
             rate_limit: Some(env.parsed("PUSH_RATE_LIMIT", 0u32)?).filter(|&rate| rate > 0),
             retry: RetryPolicy::read(env)?,
+            output_base_url: env.output_base_url()?,
         })
     }
 }
@@ -636,6 +649,19 @@ pub struct RestSettings {
 impl RestSettings {
     pub fn read(env: &Env) -> Result<Self, ConfigError> {
         Ok(Self { tables: TableNames::read(env), origins: env.origins()?, tokens: env.token_secret()? })
+    }
+}
+
+/// status-api's settings: the REST ones, and `OUTPUT_BASE_URL`.
+#[derive(Clone, Debug)]
+pub struct StatusApiSettings {
+    pub rest: RestSettings,
+    pub output_base_url: Option<OutputBaseUrl>,
+}
+
+impl StatusApiSettings {
+    pub fn read(env: &Env) -> Result<Self, ConfigError> {
+        Ok(Self { rest: RestSettings::read(env)?, output_base_url: env.output_base_url()? })
     }
 }
 
@@ -791,7 +817,7 @@ pub const FUNCTION_SETTINGS: [(&str, ReadSettings); 11] = [
     ("create-job", |env| CreateJobSettings::read(env).map(drop)),
     ("progress-ingest", |env| IngestSettings::read(env).map(drop)),
     ("job-id-api", |env| RestSettings::read(env).map(drop)),
-    ("status-api", |env| RestSettings::read(env).map(drop)),
+    ("status-api", |env| StatusApiSettings::read(env).map(drop)),
     ("upload-api", |env| UploadSettings::read(env).map(drop)),
     ("ws-authorizer", |env| AuthorizerSettings::read(env).map(drop)),
     ("ws-connect", |env| WsConnectSettings::read(env).map(drop)),

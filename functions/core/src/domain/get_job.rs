@@ -138,6 +138,15 @@ pub struct Output {
 pub struct VideoDescription {
     pub width: Option<u32>,
     pub height: Option<u32>,
+    pub codec_settings: Option<CodecSettings>,
+}
+
+/// `videoDescription.codecSettings`: only which codec (`FRAME_CAPTURE` writes images).
+#[serde_with::skip_serializing_none]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CodecSettings {
+    pub codec: Option<String>,
 }
 
 #[serde_with::skip_serializing_none]
@@ -308,6 +317,8 @@ fn with_paths(group: &OutputGroup, detail: OutputGroupDetail, input: &str) -> Ou
         match kind {
             "HLS_GROUP" => Some(format!("{stem}{modifier}.m3u8")),
             "MS_SMOOTH_GROUP" => Some(format!("{stem}{modifier}.ismv")),
+            // Frame captures are numbered from 0: the first one names a real image.
+            "FILE_GROUP" if is_frame_capture(output) => Some(format!("{stem}{modifier}.0000000.jpg")),
             "FILE_GROUP" => Some(format!("{stem}{modifier}.{}", file_extension(output))),
             _ => None,
         }
@@ -327,6 +338,12 @@ fn with_paths(group: &OutputGroup, detail: OutputGroupDetail, input: &str) -> Ou
 }
 
 /// A FILE_GROUP output's extension: its own, else its container's usual one.
+/// A frame-capture output: the FRAME_CAPTURE codec (in a RAW container).
+fn is_frame_capture(output: &Output) -> bool {
+    let codec = output.video_description.as_ref().and_then(|v| v.codec_settings.as_ref()).and_then(|c| c.codec.as_deref());
+    codec == Some("FRAME_CAPTURE")
+}
+
 fn file_extension(output: &Output) -> String {
     if let Some(extension) = output.extension.as_deref().filter(|e| !e.is_empty()) {
         return extension.trim_start_matches('.').to_owned();

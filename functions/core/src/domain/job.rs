@@ -95,6 +95,32 @@ pub struct CompleteDetails {
     pub output_path: String,
     /// Extension → file name, e.g. `{".m3u8": "Big Buck Bunny.m3u8"}`.
     pub playlists: BTreeMap<String, String>,
+    /// Every output of every output group, in the job's order.
+    pub outputs: Vec<OutputFile>,
+    /// The frame captures' files (S3 URIs).
+    pub thumbnails: Vec<String>,
+}
+
+/// One output a finished job wrote, as far as its COMPLETE event (or GetJob) tells.
+#[serde_with::skip_serializing_none]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutputFile {
+    /// The output group's position in the job (0-based).
+    pub group: u32,
+    /// The group's type: `HLS_GROUP`, `DASH_ISO_GROUP`, `CMAF_GROUP`, `MS_SMOOTH_GROUP`, `FILE_GROUP`.
+    #[serde(rename = "type")]
+    pub kind: Option<String>,
+    /// The file (S3 URI): a rendition's playlist for streaming groups, the file for file groups.
+    pub path: Option<String>,
+    /// `path` under `OUTPUT_BASE_URL`, when it is set (added when shown, never stored).
+    pub url: Option<String>,
+    pub width_px: Option<u32>,
+    pub height_px: Option<u32>,
+    pub duration_ms: Option<u64>,
+    /// Average bits per second (`videoDetails.averageBitrate`).
+    pub bitrate: Option<u64>,
+    /// The group's manifest (S3 URI) that lists this output, for streaming groups.
+    pub playlist: Option<String>,
 }
 
 /// The state change one event (or create-job) asks for.
@@ -217,6 +243,10 @@ pub struct JobRecord {
     pub phase_progress: Option<BTreeMap<Phase, u8>>,
     /// The latest progress reports, for the time remaining ([`super::eta`]).
     pub samples: Option<Vec<ProgressSample>>,
+    /// COMPLETE: every output of every group, in the job's order.
+    pub outputs: Option<Vec<OutputFile>>,
+    /// COMPLETE: the frame captures' files (S3 URIs).
+    pub thumbnails: Option<Vec<String>>,
 }
 
 /// The status table's sparse index of unfinished jobs: partition key `Unfinished`, sort key
@@ -259,6 +289,8 @@ impl JobRecord {
                     next.height_px = details.height_px;
                     next.output_path = Some(details.output_path.clone());
                     next.playlists = Some(details.playlists.clone());
+                    next.outputs = Some(details.outputs.clone()).filter(|o| !o.is_empty());
+                    next.thumbnails = Some(details.thumbnails.clone()).filter(|t| !t.is_empty());
                 }
                 Transition::Error { code, message } => {
                     next.job_status = JobStatus::Error;
@@ -530,6 +562,12 @@ mod properties {
                 height_px: Some(720),
                 output_path: "out/".into(),
                 playlists: BTreeMap::from([(".m3u8".into(), "a.m3u8".into())]),
+                outputs: vec![OutputFile {
+                    kind: Some("HLS_GROUP".into()),
+                    path: Some("s3://b/out/a_720p.m3u8".into()),
+                    ..OutputFile::default()
+                }],
+                thumbnails: vec!["s3://b/out/a.0000009.jpg".into()],
             }))),
             Just(Some(Transition::Error { code: Some(1010), message: Some("probe failed".into()) })),
             Just(Some(Transition::Canceled)),

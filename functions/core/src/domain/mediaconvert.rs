@@ -9,7 +9,7 @@ use aws_lambda_events::eventbridge::EventBridgeEvent;
 use serde::{Deserialize, Serialize};
 
 use super::eta::ProgressSample;
-use super::job::{CompleteDetails, JobUpdate, Observed, Phase, Transition, job_order_from_id};
+use super::job::{CompleteDetails, JobUpdate, Observed, OutputFile, Phase, Transition, job_order_from_id};
 
 /// `detail-type` of the events this product consumes.
 pub const DETAIL_TYPE: &str = "MediaConvert Job State Change";
@@ -257,8 +257,44 @@ impl JobStateChange {
             .next()
             .or_else(|| outputs().flat_map(|o| o.output_file_paths.as_deref().unwrap_or_default()).next());
         details.output_path = first_path.map(|p| folder_in_bucket(p)).unwrap_or_default();
+        (details.outputs, details.thumbnails) = outputs_and_thumbnails(groups);
         details
     }
+}
+
+/// Every output of every group in order, and the frame captures (a file group's image files:
+/// MediaConvert names the last capture of each frame-capture output).
+fn outputs_and_thumbnails(groups: &[OutputGroupDetail]) -> (Vec<OutputFile>, Vec<String>) {
+    let (mut outputs, mut thumbnails) = (Vec::new(), Vec::new());
+    for (index, group) in groups.iter().enumerate() {
+        let playlist = group.playlist_file_paths.as_deref().unwrap_or_default().first().cloned();
+        for output in group.output_details.as_deref().unwrap_or_default() {
+            let paths = output.output_file_paths.as_deref().unwrap_or_default();
+            let video = output.video_details.as_ref();
+            let image = |p: &&String| is_image(p);
+            if group.kind.as_deref() == Some("FILE_GROUP") && !paths.is_empty() && paths.iter().all(|p| image(&p)) {
+                thumbnails.extend(paths.iter().cloned());
+            }
+            outputs.push(OutputFile {
+                group: index as u32,
+                kind: group.kind.clone(),
+                path: paths.first().cloned(),
+                url: None,
+                width_px: video.and_then(|v| v.width_in_px),
+                height_px: video.and_then(|v| v.height_in_px),
+                duration_ms: output.duration_in_ms,
+                bitrate: video.and_then(|v| v.average_bitrate),
+                playlist: playlist.clone(),
+            });
+        }
+    }
+    (outputs, thumbnails)
+}
+
+/// A frame capture's file: MediaConvert writes JPEG (`.jpg`) frames, PNG on request.
+fn is_image(path: &str) -> bool {
+    let name = file_name(path).to_ascii_lowercase();
+    [".jpg", ".jpeg", ".png"].iter().any(|e| name.ends_with(e))
 }
 
 fn file_name(path: &str) -> &str {

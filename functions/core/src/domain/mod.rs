@@ -20,9 +20,10 @@ pub mod upload;
 
 pub use destination::DestinationTemplate;
 pub use job::{
-    CompleteDetails, JobPointer, JobRecord, JobStatus, JobUpdate, Observed, Phase, Transition, UNFINISHED_INDEX,
+    CompleteDetails, JobPointer, JobRecord, JobStatus, JobUpdate, Observed, OutputFile, Phase, Transition,
+    UNFINISHED_INDEX,
     job_order_from_id,
 };
 pub use mediaconvert::{EventError, JobStateChange, MediaConvertEvent};
 pub use origin::{AllowedOrigins, OriginPatternError};
-pub use status::{SeedStatus, StatusView};
+pub use status::{OutputBaseUrl, SeedStatus, StatusView};

@@ -4,7 +4,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::domain::topic::{self, MAX_FOLDER_DEPTH, Topic};
-use crate::domain::{JobRecord, StatusView};
+use crate::domain::{JobRecord, OutputBaseUrl, StatusView};
 
 /// Longest accepted `input_file`, in UTF-8 bytes (an S3 key's limit).
 pub const MAX_INPUT_FILE_BYTES: usize = 1024;
@@ -162,13 +162,45 @@ pub struct StatusUpdate {
 }
 
 impl StatusUpdate {
-    /// The record's [`StatusView`], with `error_message` cut to [`MAX_PUSHED_ERROR_MESSAGE_BYTES`].
-    pub fn new(input_file: &str, record: &JobRecord) -> Self {
-        let mut view = StatusView::from(record);
+    /// The record's [`StatusView`] (its outputs' URLs under `base`), with `error_message` cut to
+    /// [`MAX_PUSHED_ERROR_MESSAGE_BYTES`], and within [`MAX_UPDATE_BYTES`]: a job with more
+    /// outputs and thumbnails than fit keeps the first ones and says `outputs_truncated`.
+    pub fn new(input_file: &str, record: &JobRecord, base: Option<&OutputBaseUrl>) -> Self {
+        let mut view = StatusView::from(record).linked(base);
         view.error_message = view.error_message.map(|message| cut(message, MAX_PUSHED_ERROR_MESSAGE_BYTES));
-        Self { input_file: input_file.to_owned(), job_id: record.job_id.clone(), view }
+        let mut update = Self { input_file: input_file.to_owned(), job_id: record.job_id.clone(), view };
+        update.fit(MAX_UPDATE_BYTES);
+        update
+    }
+
+    /// Drops the last thumbnails and outputs until the update's JSON is at most `max_bytes`.
+    fn fit(&mut self, max_bytes: usize) {
+        let size = |u: &Self| serde_json::to_string(u).map_or(usize::MAX, |s| s.len());
+        let mut over = size(self).saturating_sub(max_bytes);
+        while over > 0 {
+            let view = &mut self.view;
+            let dropped = match (view.thumbnails.as_mut().and_then(Vec::pop), view.outputs.as_mut()) {
+                (Some(path), _) => {
+                    let url = view.thumbnail_urls.as_mut().and_then(Vec::pop);
+                    path.len() + url.map_or(0, |u| u.len() + 3) + 3
+                }
+                (None, Some(outputs)) if !outputs.is_empty() => {
+                    outputs.pop().and_then(|o| serde_json::to_string(&o).ok()).map_or(1, |o| o.len() + 1)
+                }
+                _ => break,
+            };
+            view.outputs_truncated = Some(true);
+            over = over.saturating_sub(dropped.max(1));
+            if over == 0 {
+                over = size(self).saturating_sub(max_bytes);
+            }
+        }
     }
 }
+
+/// The most one update may take in a message: a `status` (or a `statuses` with this one
+/// update) stays under API Gateway's 128 KB ([`MAX_MESSAGE_BYTES`]).
+pub const MAX_UPDATE_BYTES: usize = MAX_MESSAGE_BYTES - 64;
 
 /// A message from the server.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -197,7 +229,7 @@ pub enum ServerMessage {
 impl ServerMessage {
     /// The `status` message of a file's job.
     pub fn status(input_file: &str, record: &JobRecord) -> Self {
-        Self::Status(Box::new(StatusUpdate::new(input_file, record)))
+        Self::Status(Box::new(StatusUpdate::new(input_file, record, None)))
     }
 
     pub fn to_json(&self) -> String {
@@ -363,6 +395,59 @@ mod tests {
     }
 
     #[test]
+    fn a_job_with_more_outputs_than_a_message_holds_keeps_the_first_and_says_so() {
+        // GIVEN a COMPLETE job with 3,000 outputs and 1,000 thumbnails (far over 128 KB)
+        use crate::domain::{JobStatus, OutputFile};
+        let outputs: Vec<OutputFile> = (0..3000)
+            .map(|i| OutputFile {
+                kind: Some("FILE_GROUP".into()),
+                path: Some(format!("s3://out/renditions/clip_{i:05}.mp4")),
+                width_px: Some(1920),
+                height_px: Some(1080),
+                ..OutputFile::default()
+            })
+            .collect();
+        let thumbnails: Vec<String> = (0..1000).map(|i| format!("s3://out/thumbs/clip.{i:07}.jpg")).collect();
+        let record = JobRecord {
+            job_id: "1700000000000-manyyy".into(),
+            job_status: JobStatus::Complete,
+            progress_rate: 100,
+            outputs: Some(outputs.clone()),
+            thumbnails: Some(thumbnails),
+            ..JobRecord::default()
+        };
+        let base = OutputBaseUrl::parse("https://d111111abcdef8.cloudfront.net").unwrap();
+        // WHEN it is pushed, with URLs
+        let update = StatusUpdate::new("clip.mp4", &record, Some(&base));
+        let json = serde_json::to_string(&ServerMessage::Status(Box::new(update.clone()))).unwrap();
+        // THEN the message fits API Gateway's frame, keeps the first outputs in order, says it cut
+        assert!(json.len() <= MAX_MESSAGE_BYTES, "{} bytes", json.len());
+        let kept = update.view.outputs.clone().unwrap();
+        assert!(!kept.is_empty() && kept.len() < outputs.len(), "{}", kept.len());
+        assert!(kept.iter().zip(&outputs).all(|(k, o)| k.path == o.path));
+        assert_eq!(kept[0].url.as_deref(), Some("https://d111111abcdef8.cloudfront.net/renditions/clip_00000.mp4"));
+        assert_eq!(update.view.outputs_truncated, Some(true));
+        assert_eq!(update.view.thumbnails.map(|t| t.len()), update.view.thumbnail_urls.map(|t| t.len()));
+        // AND a job whose outputs fit is shown whole, without the flag
+        let small = JobRecord { outputs: Some(outputs[..3].to_vec()), thumbnails: None, ..record };
+        let whole = StatusUpdate::new("clip.mp4", &small, None);
+        assert_eq!((whole.view.outputs.map(|o| o.len()), whole.view.outputs_truncated), (Some(3), None));
+    }
+
+    #[test]
+    fn output_urls_are_the_base_and_the_encoded_key() {
+        let base = OutputBaseUrl::parse("https://media.example.com/vod/").unwrap();
+        assert_eq!(
+            base.url_of("s3://bucket/outputs/Big Buck Bunny.mp4/a+b#1.m3u8").as_deref(),
+            Some("https://media.example.com/vod/outputs/Big%20Buck%20Bunny.mp4/a%2Bb%231.m3u8")
+        );
+        assert_eq!(base.url_of("not-s3"), None);
+        assert!(OutputBaseUrl::parse("http://cdn.example.com").is_err(), "plain http only on loopback");
+        assert!(OutputBaseUrl::parse("https://cdn.example.com/?x=1").is_err());
+        assert!(OutputBaseUrl::parse("http://127.0.0.1:3000/s3/out").is_ok());
+    }
+
+    #[test]
     fn statuses_are_split_below_128_kb_with_every_update_once_in_order() {
         // GIVEN 100 updates of about 4.2 KB each (420 KB in all), each an ERROR with a cut message
         let updates: Vec<String> = (0..100)
@@ -372,7 +457,7 @@ mod tests {
                     error_message: Some("x".repeat(10_000)),
                     ..JobRecord::submitted(&format!("1700000000000-{i:06}"))
                 };
-                serde_json::to_string(&StatusUpdate::new(&format!("file-{i}.mp4"), &record)).unwrap()
+                serde_json::to_string(&StatusUpdate::new(&format!("file-{i}.mp4"), &record, None)).unwrap()
             })
             .collect();
 

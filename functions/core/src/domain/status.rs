@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use super::eta;
-use super::job::{JobRecord, JobStatus, Phase, job_order_from_id};
+use super::job::{JobRecord, JobStatus, OutputFile, Phase, job_order_from_id};
 
 /// A job's visible state, fields in the seed's order.
 #[serde_with::skip_serializing_none]
@@ -37,8 +37,58 @@ pub struct StatusView {
     pub height_px: Option<u32>,
     pub output_path: Option<String>,
     pub playlists: Option<BTreeMap<String, String>>,
+    /// COMPLETE only: every output of every group, in the job's order.
+    pub outputs: Option<Vec<OutputFile>>,
+    /// COMPLETE only, in a pushed message too long for one WebSocket frame: `outputs` and
+    /// `thumbnails` keep their first entries ([`super::protocol::StatusUpdate::new`]).
+    pub outputs_truncated: Option<bool>,
+    /// COMPLETE only, when the job captured frames: their files (S3 URIs).
+    pub thumbnails: Option<Vec<String>>,
+    /// `thumbnails` under `OUTPUT_BASE_URL`, when it is set.
+    pub thumbnail_urls: Option<Vec<String>>,
     pub error_code: Option<i64>,
     pub error_message: Option<String>,
+}
+
+/// `OUTPUT_BASE_URL`: where the output bucket is served (a CloudFront distribution), so a status
+/// can give each output's and thumbnail's URL: the base followed by the object's key.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OutputBaseUrl(String);
+
+impl OutputBaseUrl {
+    /// An `https://` URL (or `http://` on loopback, for the local stack); `/` is appended.
+    pub fn parse(url: &str) -> Result<Self, String> {
+        let loopback = ["http://127.0.0.1", "http://localhost", "http://[::1]"];
+        let secure = url.starts_with("https://") && url.len() > "https://".len();
+        if !(secure || loopback.iter().any(|l| url.starts_with(l))) || url.contains(['?', '#', ' ']) {
+            return Err(format!("{url:?} is not an https:// URL (without query or fragment)"));
+        }
+        Ok(Self(if url.ends_with('/') { url.to_owned() } else { format!("{url}/") }))
+    }
+
+    /// `s3://bucket/a b/c.m3u8` → `{base}a%20b/c.m3u8`.
+    pub fn url_of(&self, s3_uri: &str) -> Option<String> {
+        let (_, key) = s3_uri.strip_prefix("s3://")?.split_once('/')?;
+        let encoded: Vec<String> =
+            key.split('/').map(|segment| percent_encoding::utf8_percent_encode(segment, URL_SEGMENT).to_string()).collect();
+        Some(format!("{}{}", self.0, encoded.join("/")))
+    }
+}
+
+/// What stays as it is in a URL path segment: RFC 3986's unreserved characters.
+const URL_SEGMENT: &percent_encoding::AsciiSet =
+    &percent_encoding::NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
+
+impl StatusView {
+    /// With each output's and thumbnail's URL under `base`, when there is one.
+    pub fn linked(mut self, base: Option<&OutputBaseUrl>) -> Self {
+        let Some(base) = base else { return self };
+        for output in self.outputs.iter_mut().flatten() {
+            output.url = output.path.as_deref().and_then(|p| base.url_of(p));
+        }
+        self.thumbnail_urls = self.thumbnails.as_ref().map(|t| t.iter().filter_map(|p| base.url_of(p)).collect());
+        self
+    }
 }
 
 impl From<&JobRecord> for StatusView {
@@ -65,6 +115,10 @@ impl From<&JobRecord> for StatusView {
             height_px: r.height_px.filter(|_| complete),
             output_path: r.output_path.clone().filter(|_| complete),
             playlists: complete.then(|| r.playlists.clone().unwrap_or_default()),
+            outputs: r.outputs.clone().filter(|_| complete),
+            outputs_truncated: None,
+            thumbnails: r.thumbnails.clone().filter(|_| complete),
+            thumbnail_urls: None,
             error_code: r.error_code.filter(|_| error),
             error_message: r.error_message.clone().filter(|_| error),
         }

@@ -6,21 +6,28 @@ use aws_lambda_events::encodings::Body;
 use aws_lambda_events::http::{HeaderMap, HeaderValue, Method};
 use serde::Serialize;
 
-use crate::domain::AllowedOrigins;
+use crate::domain::{AllowedOrigins, OutputBaseUrl};
 use crate::domain::token::{ReadAccess, TokenError};
 use crate::ports::JobStore;
 use crate::pyjson;
 
-/// What the REST routes read with: the job store, the allowed origins and the token rule.
+/// What the REST routes read with: the job store, the allowed origins, the token rule and
+/// where outputs are served.
 pub struct RestContext<'a> {
     pub(crate) jobs: &'a dyn JobStore,
     pub(crate) origins: &'a AllowedOrigins,
     pub(crate) access: &'a ReadAccess,
+    pub(crate) output_base_url: Option<&'a OutputBaseUrl>,
 }
 
 impl<'a> RestContext<'a> {
     pub fn new(jobs: &'a dyn JobStore, origins: &'a AllowedOrigins, access: &'a ReadAccess) -> Self {
-        RestContext { jobs, origins, access }
+        RestContext { jobs, origins, access, output_base_url: None }
+    }
+
+    /// Statuses give their outputs' URLs under `base` (`OUTPUT_BASE_URL`).
+    pub fn with_output_base_url(self, base: Option<&'a OutputBaseUrl>) -> Self {
+        Self { output_base_url: base, ..self }
     }
 
     /// Without tokens, as the seed.

@@ -233,7 +233,7 @@ async fn address(
             if change.status_changed {
                 entries.extend(folder_entries(file, &watched, record, now_secs));
             }
-            let update = StatusUpdate::new(file, record);
+            let update = StatusUpdate::new(file, record, ctx.config.output_base_url.as_ref());
             let job = (record.job_id.clone(), record.event_at);
             // Each form is serialized once, when a watcher first needs it.
             let (mut message, mut element): (Option<Arc<str>>, Option<String>) = (None, None);

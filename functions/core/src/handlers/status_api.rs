@@ -58,7 +58,7 @@ pub async fn handle(ctx: &RestContext<'_>, event: serde_json::Value, now_secs: u
                 {
                     return http::forbidden(&e);
                 }
-                let view = StatusView::from(&record);
+                let view = StatusView::from(&record).linked(ctx.output_base_url);
                 match by_file {
                     Some(_) => Answer::ok(&StatusBody { success: true, job_id: Some(record.job_id), view }),
                     None => Answer::ok(&SeedStatus::from(view)),

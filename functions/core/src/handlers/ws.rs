@@ -11,6 +11,7 @@ use futures::StreamExt;
 use crate::config::WsConfig;
 use crate::domain::AllowedOrigins;
 use crate::domain::identity::{SUB_CLAIM, Subject};
+use crate::domain::OutputBaseUrl;
 use crate::domain::protocol::{ClientMessage, MAX_MESSAGE_BYTES, ServerMessage, StatusUpdate, statuses_messages};
 use crate::domain::token::TokenError;
 use crate::domain::topic::{MAX_SNAPSHOT_FILES, Topic};
@@ -190,10 +191,11 @@ async fn answer(
                 }
                 Ok(_) => {
                     WS_MESSAGE.count(metrics::SUBSCRIPTIONS_ADDED, 1);
+                    let base = ctx.config.output_base_url.as_ref();
                     let snapshot = match &topic {
-                        Topic::File(file) => snapshot(ctx.jobs, file).await.map(|s| s.into_iter().collect()),
+                        Topic::File(file) => snapshot(ctx.jobs, file, base).await.map(|s| s.into_iter().collect()),
                         Topic::Prefix(folder) => {
-                            prefix_snapshot(ctx.jobs, ctx.subscriptions, folder, now_ms / 1000).await
+                            prefix_snapshot(ctx.jobs, ctx.subscriptions, folder, now_ms / 1000, base).await
                         }
                     };
                     let mut replies = vec![ServerMessage::Subscribed { topic }.to_json()];
@@ -233,8 +235,12 @@ fn signed_in(event: &ApiGatewayWebsocketProxyRequest) -> Option<Subject> {
 }
 
 /// The current state of a file's newest job (read strongly consistent).
-pub async fn snapshot(jobs: &dyn JobStore, input_file: &str) -> Result<Option<StatusUpdate>, StoreError> {
-    Ok(jobs.newest_job_consistent(input_file).await?.map(|record| StatusUpdate::new(input_file, &record)))
+pub async fn snapshot(
+    jobs: &dyn JobStore,
+    input_file: &str,
+    base: Option<&OutputBaseUrl>,
+) -> Result<Option<StatusUpdate>, StoreError> {
+    Ok(jobs.newest_job_consistent(input_file).await?.map(|record| StatusUpdate::new(input_file, &record, base)))
 }
 
 /// The current state of every file under `folder` that is still in progress or finished in the
@@ -246,10 +252,11 @@ pub async fn prefix_snapshot(
     subscriptions: &dyn SubscriptionStore,
     folder: &str,
     now_secs: u64,
+    base: Option<&OutputBaseUrl>,
 ) -> Result<Vec<StatusUpdate>, StoreError> {
     let files = subscriptions.recent_files(folder, now_secs, MAX_SNAPSHOT_FILES).await?;
     let found: Vec<Result<Option<StatusUpdate>, StoreError>> = futures::stream::iter(files)
-        .map(|file| async move { snapshot(jobs, &file).await })
+        .map(|file| async move { snapshot(jobs, &file, base).await })
         .buffered(SNAPSHOT_READS)
         .collect()
         .await;
