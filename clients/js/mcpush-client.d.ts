@@ -105,6 +105,14 @@ export type Transport = 'connecting' | 'websocket' | 'polling';
 export declare const FINAL_STATUSES: readonly ['COMPLETE', 'ERROR', 'CANCELED'];
 
 /** True when `next` says something `previous` did not: a newer job, a later status, more progress or a later phase. */
+/**
+ * Where a running job is now, between two statuses: progress interpolated at the pace `eta_ms`
+ * implies from `updated_at` to `now` (epoch ms), never below the status's, never 100 before
+ * COMPLETE, never past the current phase's end; `eta_ms` counted down. Without an estimate, the
+ * status itself.
+ */
+export declare function estimate(status: Status | null | undefined, now?: number): { progress: number; eta_ms?: number };
+
 export declare function isNewer(previous: Status | null | undefined, next: Status): boolean;
 
 export interface ProgressClientOptions {

@@ -25,7 +25,7 @@ export const FINAL_STATUSES = Object.freeze(['COMPLETE', 'ERROR', 'CANCELED']);
 const ORDER = { SUBMITTED: 0, PROGRESSING: 1, COMPLETE: 2, ERROR: 2, CANCELED: 2 };
 const PHASES = { PROBING: 0, TRANSCODING: 1, UPLOADING: 2 };
 
-/** True when `next` says something `previous` did not: a newer job, a later status, more progress or a later phase. */
+/** True when `next` says something `previous` did not: a newer job, a later status, more progress, a later phase or a later report. */
 export function isNewer(previous, next) {
   if (!previous) return true;
   if (next.job_id && previous.job_id && next.job_id !== previous.job_id) return true;
@@ -33,7 +33,36 @@ export function isNewer(previous, next) {
   const order = (s) => ORDER[s.job_status] ?? 1;
   if (order(next) !== order(previous)) return order(next) > order(previous);
   if (next.progress_rate !== previous.progress_rate) return next.progress_rate > previous.progress_rate;
-  return (PHASES[next.current_phase] ?? -1) > (PHASES[previous.current_phase] ?? -1);
+  const phase = (s) => PHASES[s.current_phase] ?? -1;
+  if (phase(next) !== phase(previous)) return phase(next) > phase(previous);
+  return (next.updated_at ?? -1) > (previous.updated_at ?? -1);
+}
+
+/**
+ * Where a running job is now, between two statuses: `progress` (0–100, fractional) grows from
+ * `progress_rate` at the pace `eta_ms` implies, counted from the job's `updated_at` (MediaConvert's
+ * clock, epoch ms) to `now`; `eta_ms` counts down to 0. It never goes below the status's progress,
+ * never reaches 100 before COMPLETE, and never past the current phase's end (the job's remaining
+ * progress taken in proportion to the phase's, from `phase_progress`): it eases towards that
+ * limit, so a bar keeps moving, ever slower, when the job runs late. Without an `eta_ms` (not
+ * PROGRESSING, or not yet knowable) it is the status itself. A page that animates a bar with it
+ * also keeps the highest value it showed, as a new status may start lower.
+ */
+export function estimate(status, now = Date.now()) {
+  if (!status) return { progress: 0, eta_ms: undefined };
+  const progress = status.job_status === 'COMPLETE' ? 100 : (status.progress_rate ?? 0);
+  if (status.job_status === 'COMPLETE') return { progress, eta_ms: 0 };
+  if (status.job_status !== 'PROGRESSING' || status.eta_ms == null || status.updated_at == null) {
+    return { progress, eta_ms: undefined };
+  }
+  const elapsed = Math.max(0, now - status.updated_at);
+  const room = Math.max(0, 100 - progress);
+  const phase = status.phase_progress?.[status.current_phase];
+  const limit = Math.min(phase != null && phase < 100 ? room * (100 - phase) / 100 : room, 99.9 - progress);
+  const linear = status.eta_ms > 0 ? room * elapsed / status.eta_ms : room;
+  // ≈ linear while far below the limit, then ever closer to it without reaching it
+  const gained = limit > 0 ? limit * (1 - Math.exp(-linear / limit)) : 0;
+  return { progress: progress + gained, eta_ms: Math.max(0, status.eta_ms - elapsed) };
 }
 
 export class ProgressClient {

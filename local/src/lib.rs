@@ -23,6 +23,7 @@ use mcpush_core::adapters::mediaconvert::{MediaConvertJobCreator, MediaConvertJo
 use mcpush_core::adapters::memory::{JobChange, MemoryJobStore, MemorySubscriptionStore};
 use mcpush_core::adapters::oidc::OidcVerifier;
 use mcpush_core::config::TableNames;
+use mcpush_core::domain::OutputBaseUrl;
 use mcpush_core::ports::{IdentityVerifier, JobStore, Pusher, SubscriptionStore};
 
 pub use aws::invoke::Function;
@@ -84,11 +85,18 @@ pub async fn local_dynamodb(base: &str, options: Options, endpoint: &str) -> Res
 /// around the given stores.
 pub fn assemble(
     base: &str,
-    options: Options,
+    mut options: Options,
     jobs: Arc<dyn JobStore>,
     subscriptions: Arc<dyn SubscriptionStore>,
     feed: Feed,
 ) -> Local {
+    // Outputs are served by the local S3 unless OUTPUT_BASE_URL says otherwise.
+    let outputs_bucket = options.create_job.destination.render(&options.upload.bucket, "k");
+    let outputs_bucket = aws::s3::split_s3_url(&outputs_bucket).map_or("outputs", |(b, _)| b).to_owned();
+    let served = OutputBaseUrl::parse(&format!("{base}/s3/{outputs_bucket}/")).ok();
+    let output_base_url = options.push.output_base_url.clone().or(served);
+    options.push.output_base_url.clone_from(&output_base_url);
+    options.ws.output_base_url.clone_from(&output_base_url);
     let pusher: Arc<dyn Pusher> = Arc::new(run::backend::local_pusher(base));
     let origins = Arc::new(options.origins);
     let region = options.simulator.region.clone();
@@ -114,6 +122,7 @@ pub fn assemble(
         upload_signer: Arc::new(aws::s3::local_post_signer(base, &options.upload.bucket, &region)),
         upload_config: Arc::new(options.upload.clone()),
         identity: options.oidc.map(|oidc| Arc::new(OidcVerifier::new(oidc)) as Arc<dyn IdentityVerifier>),
+        output_base_url,
     };
     let handlers = run::backend::HandlerBackend {
         origins: origins.clone(),
@@ -135,9 +144,8 @@ pub fn assemble(
     tokio::spawn(run::triggers::deliver_s3_notifications(stack.clone(), notifications));
     tokio::spawn(run::triggers::deliver_eventbridge_events(stack.clone(), events));
     tokio::spawn(run::triggers::schedule_reconcile(stack.clone(), options.reconcile_every));
-    let outputs_bucket = stack.create_job_config.destination.render(&options.upload.bucket, "k");
     let web = run::web::WebConfig {
-        outputs_url: format!("/s3/{}/", aws::s3::split_s3_url(&outputs_bucket).map_or("outputs", |(b, _)| b)),
+        outputs_url: format!("/s3/{outputs_bucket}/"),
         recheck_interval_ms: run::web::DEMO_RECHECK_INTERVAL_MS,
     };
 

@@ -128,3 +128,33 @@ async fn signed_in_client_in_headless_chromium() {
     );
     let _ = std::fs::remove_dir_all(&s3_dir);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn time_left_and_outputs_in_headless_chromium() {
+    let (dir, chromium) = browser_setup();
+    // GIVEN the local stack with one second per 10 s of MediaConvert's time and reports every 30 s
+    let s3_dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("browser-eta-s3-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&s3_dir);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let mut options = Options {
+        batch_window: Duration::from_millis(20),
+        simulator: SimSettings { step: Duration::from_millis(1000), ..SimSettings::default() },
+        s3_dir: s3_dir.clone(),
+        ..Options::default()
+    };
+    options.create_job.status_update_interval =
+        mcpush_core::config::StatusUpdateInterval::parse("SECONDS_30").expect("a MediaConvert interval");
+    let stack = local(&base, options);
+    tokio::spawn(axum::serve(listener, stack.router.clone()).into_future());
+
+    // WHEN the page follows an upload's job
+    let (passed, report) = node_test(&dir, &chromium, "eta.test.mjs", &[base.as_ref()]).await;
+
+    // THEN its bar moved between reports and it showed what the job produced
+    assert!(
+        passed && report.contains("ℹ pass 1") && report.contains("ℹ fail 0"),
+        "time-left browser test failed:\n{report}"
+    );
+    let _ = std::fs::remove_dir_all(&s3_dir);
+}

@@ -182,7 +182,10 @@ async fn the_simulator_answers_the_sdk_as_mediaconvert_does() {
     let client = aws_sdk_mediaconvert::Client::from_conf(config);
 
     let template = client.get_job_template().name("local-hls").send().await.unwrap().job_template.unwrap();
-    assert_eq!(template.settings.unwrap().output_groups.unwrap().len(), 1);
+    // (HLS, and a file group capturing a frame: the thumbnail)
+    let groups = template.settings.unwrap().output_groups.unwrap();
+    let kinds: Vec<_> = groups.iter().filter_map(|g| g.output_group_settings()?.r#type()).map(|t| t.as_str()).collect();
+    assert_eq!(kinds, ["HLS_GROUP_SETTINGS", "FILE_GROUP_SETTINGS"]);
     let missing = client.get_job_template().name("nope").send().await.unwrap_err();
     assert_eq!(missing.code(), Some("NotFoundException"));
 

@@ -1,7 +1,7 @@
 // The demo page: asks the upload API for an upload, POSTs the file to the (simulated) S3 bucket
 // under that grant and follows its job with the client module and the granted token, exactly as
 // a front end on AWS does.
-import { ProgressClient, requestUpload, upload, keyPath } from './mcpush-client.js';
+import { ProgressClient, estimate, requestUpload, upload, keyPath } from './mcpush-client.js';
 
 const config = await (await fetch('config.json')).json();
 const websocketUrl = `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/ws`;
@@ -27,18 +27,32 @@ function formatDuration(ms) {
   return h ? `${h}:${String(m).padStart(2, '0')}:${s}` : `${m}:${s}`;
 }
 
+/** "about 3 min left", "about 40 s left", or nothing when unknown. */
+function timeLeft(ms) {
+  if (ms == null) return '';
+  return ms < 60_000 ? `about ${Math.max(1, Math.ceil(ms / 1000))} s left` : `about ${Math.ceil(ms / 60_000)} min left`;
+}
+
+function bitrate(bps) {
+  return bps == null ? '' : bps >= 1e6 ? `${(bps / 1e6).toFixed(1)} Mbit/s` : `${Math.round(bps / 1e3)} kbit/s`;
+}
+
 function card(name) {
   const node = document.querySelector('#job').content.firstElementChild.cloneNode(true);
   node.querySelector('.name').textContent = name;
   document.querySelector('#jobs').prepend(node);
   const $ = (selector) => node.querySelector(selector);
+  let shown = 0;
   return {
     node,
+    // The bar never goes back: a new status may start below where the estimate had moved it.
     progress(percent) {
-      $('.fill').style.width = `${percent}%`;
-      $('.bar').setAttribute('aria-valuenow', String(percent));
-      $('.percent').textContent = `${percent} %`;
+      shown = Math.max(shown, percent);
+      $('.fill').style.width = `${shown}%`;
+      $('.bar').setAttribute('aria-valuenow', String(Math.floor(shown)));
+      $('.percent').textContent = `${Math.floor(shown)} %`;
     },
+    eta(text) { $('.eta').textContent = text ? `· ${text}` : ''; },
     status(text) {
       node.dataset.status = text;
       $('.status').textContent = text;
@@ -67,6 +81,35 @@ function card(name) {
         links.append(a);
       }
       if (!links.childElementCount) links.textContent = '—';
+      const renditions = $('.renditions');
+      renditions.replaceChildren();
+      for (const output of status.outputs ?? []) {
+        const item = document.createElement('li');
+        const size = output.width_px ? `${output.width_px} × ${output.height_px}` : 'audio';
+        const label = `${output.type ?? ''} ${size} ${bitrate(output.bitrate)}`.trim();
+        const file = (output.path ?? '').split('/').pop();
+        if (output.url && file) {
+          const a = document.createElement('a');
+          a.href = output.url;
+          a.textContent = file;
+          item.append(`${label} · `, a);
+        } else {
+          item.textContent = file ? `${label} · ${file}` : label;
+        }
+        renditions.append(item);
+      }
+      if (status.outputs_truncated) renditions.append(Object.assign(document.createElement('li'), { textContent: '…' }));
+      const thumbnails = $('.thumbnails');
+      thumbnails.replaceChildren();
+      for (const url of status.thumbnail_urls ?? []) {
+        thumbnails.append(Object.assign(document.createElement('img'), { src: url, alt: `frame of ${name}` }));
+      }
+      if (!thumbnails.childElementCount) thumbnails.textContent = '—';
+      const seconds = (ms) => `${(ms / 1000).toFixed(1)} s`;
+      $('.timing').textContent = [
+        status.queued_ms != null ? `queued ${seconds(status.queued_ms)}` : '',
+        status.elapsed_ms != null ? `ran ${seconds(status.elapsed_ms)}` : '',
+      ].filter(Boolean).join(', ') || '—';
       $('.details').hidden = false;
     },
     error(text) {
@@ -90,11 +133,22 @@ async function start(file) {
     return;
   }
   view.node.dataset.inputFile = granted.input_file;
+  // Between two reports the bar moves on at the pace the job's estimate implies.
+  let latest = null;
+  const animate = setInterval(() => {
+    if (latest?.job_status !== 'PROGRESSING') return;
+    const now = estimate(latest, Date.now());
+    view.progress(now.progress);
+    view.eta(timeLeft(now.eta_ms));
+  }, 250);
   // Subscribed before the upload, so no state of the new job is missed.
   client.watch(granted.input_file, (status) => {
+    latest = status;
     const ended = ['ERROR', 'CANCELED'].includes(status.job_status);
+    if (status.job_status !== 'PROGRESSING') view.eta('');
+    if (['COMPLETE', 'ERROR', 'CANCELED'].includes(status.job_status)) clearInterval(animate);
     if (ended) view.failed(status.job_status === 'ERROR' ? 'failed' : 'canceled');
-    else view.progress(status.progress_rate);
+    else view.progress(estimate(status, Date.now()).progress);
     view.status(status.job_status);
     view.phase(status.job_status === 'PROGRESSING' ? status.current_phase : '');
     if (status.job_status === 'COMPLETE') view.complete(status);

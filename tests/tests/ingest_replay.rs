@@ -191,7 +191,8 @@ async fn an_older_jobs_late_event_never_moves_the_file_back() {
 }
 
 /// One output as `outputs` lists it: (group, type, file name, width, height, duration, bitrate, playlist file name).
-type Expected<'a> = (u32, &'a str, Option<&'a str>, Option<u32>, Option<u32>, Option<u64>, Option<u64>, Option<&'a str>);
+type Expected<'a> =
+    (u32, &'a str, Option<&'a str>, Option<u32>, Option<u32>, Option<u64>, Option<u64>, Option<&'a str>);
 
 #[test]
 fn every_complete_fixture_yields_its_outputs_and_thumbnails() {
@@ -201,9 +202,36 @@ fn every_complete_fixture_yields_its_outputs_and_thumbnails() {
         (
             "hls-6-complete.json",
             vec![
-                (0, "HLS_GROUP", Some("Big Buck Bunny_720p.m3u8"), Some(1280), Some(720), Some(596458), Some(2405411), Some("Big Buck Bunny.m3u8")),
-                (0, "HLS_GROUP", Some("Big Buck Bunny_360p.m3u8"), Some(640), Some(360), Some(596458), Some(810000), Some("Big Buck Bunny.m3u8")),
-                (0, "HLS_GROUP", Some("Big Buck Bunny_audio.m3u8"), None, None, Some(596480), None, Some("Big Buck Bunny.m3u8")),
+                (
+                    0,
+                    "HLS_GROUP",
+                    Some("Big Buck Bunny_720p.m3u8"),
+                    Some(1280),
+                    Some(720),
+                    Some(596458),
+                    Some(2405411),
+                    Some("Big Buck Bunny.m3u8"),
+                ),
+                (
+                    0,
+                    "HLS_GROUP",
+                    Some("Big Buck Bunny_360p.m3u8"),
+                    Some(640),
+                    Some(360),
+                    Some(596458),
+                    Some(810000),
+                    Some("Big Buck Bunny.m3u8"),
+                ),
+                (
+                    0,
+                    "HLS_GROUP",
+                    Some("Big Buck Bunny_audio.m3u8"),
+                    None,
+                    None,
+                    Some(596480),
+                    None,
+                    Some("Big Buck Bunny.m3u8"),
+                ),
             ],
             vec![],
         ),
@@ -227,8 +255,26 @@ fn every_complete_fixture_yields_its_outputs_and_thumbnails() {
         (
             "mss-complete.json",
             vec![
-                (0, "MS_SMOOTH_GROUP", Some("pilot_1080.ismv"), Some(1920), Some(1080), Some(1320400), Some(6000000), Some("pilot.ism")),
-                (0, "MS_SMOOTH_GROUP", Some("pilot_360.ismv"), Some(640), Some(360), Some(1320400), Some(900000), Some("pilot.ism")),
+                (
+                    0,
+                    "MS_SMOOTH_GROUP",
+                    Some("pilot_1080.ismv"),
+                    Some(1920),
+                    Some(1080),
+                    Some(1320400),
+                    Some(6000000),
+                    Some("pilot.ism"),
+                ),
+                (
+                    0,
+                    "MS_SMOOTH_GROUP",
+                    Some("pilot_360.ismv"),
+                    Some(640),
+                    Some(360),
+                    Some(1320400),
+                    Some(900000),
+                    Some("pilot.ism"),
+                ),
             ],
             vec![],
         ),
@@ -252,7 +298,16 @@ fn every_complete_fixture_yields_its_outputs_and_thumbnails() {
             "captions-complete.json",
             vec![
                 (0, "HLS_GROUP", Some("lecturecaptions_en.m3u8"), None, None, Some(0), None, Some("lecture.m3u8")),
-                (0, "HLS_GROUP", Some("lecture_540p.m3u8"), Some(960), Some(540), Some(2700100), None, Some("lecture.m3u8")),
+                (
+                    0,
+                    "HLS_GROUP",
+                    Some("lecture_540p.m3u8"),
+                    Some(960),
+                    Some(540),
+                    Some(2700100),
+                    None,
+                    Some("lecture.m3u8"),
+                ),
                 (1, "FILE_GROUP", Some("lecture.vtt"), None, None, Some(0), None, None),
             ],
             vec![],
@@ -260,18 +315,72 @@ fn every_complete_fixture_yields_its_outputs_and_thumbnails() {
         (
             "multi-group-complete.json",
             vec![
-                (0, "FILE_GROUP", Some("keynote 2023_1080.mp4"), Some(1920), Some(1080), Some(2711000), Some(5000000), None),
-                (0, "FILE_GROUP", Some("keynote 2023_poster.0000013.jpg"), Some(640), Some(360), Some(2711000), Some(250000), None),
-                (1, "HLS_GROUP", Some("keynote 2023_720p.m3u8"), Some(1280), Some(720), Some(2711000), Some(3000000), Some("keynote 2023.m3u8")),
-                (1, "HLS_GROUP", Some("keynote 2023_audio.m3u8"), None, None, Some(2711040), None, Some("keynote 2023.m3u8")),
-                (2, "DASH_ISO_GROUP", None, Some(1280), Some(720), Some(2711000), Some(2900000), Some("keynote 2023.mpd")),
+                (
+                    0,
+                    "FILE_GROUP",
+                    Some("keynote 2023_1080.mp4"),
+                    Some(1920),
+                    Some(1080),
+                    Some(2711000),
+                    Some(5000000),
+                    None,
+                ),
+                (
+                    0,
+                    "FILE_GROUP",
+                    Some("keynote 2023_poster.0000013.jpg"),
+                    Some(640),
+                    Some(360),
+                    Some(2711000),
+                    Some(250000),
+                    None,
+                ),
+                (
+                    1,
+                    "HLS_GROUP",
+                    Some("keynote 2023_720p.m3u8"),
+                    Some(1280),
+                    Some(720),
+                    Some(2711000),
+                    Some(3000000),
+                    Some("keynote 2023.m3u8"),
+                ),
+                (
+                    1,
+                    "HLS_GROUP",
+                    Some("keynote 2023_audio.m3u8"),
+                    None,
+                    None,
+                    Some(2711040),
+                    None,
+                    Some("keynote 2023.m3u8"),
+                ),
+                (
+                    2,
+                    "DASH_ISO_GROUP",
+                    None,
+                    Some(1280),
+                    Some(720),
+                    Some(2711000),
+                    Some(2900000),
+                    Some("keynote 2023.mpd"),
+                ),
             ],
             vec!["s3://out-bucket/talks/keynote 2023_poster.0000013.jpg"],
         ),
     ];
     for (fixture_name, outputs, thumbnails) in cases {
         let details = parse_event(&fixture(&format!("eventbridge/{fixture_name}"))).unwrap().detail.complete_details();
-        let got: Vec<(u32, String, Option<String>, Option<u32>, Option<u32>, Option<u64>, Option<u64>, Option<String>)> = details
+        let got: Vec<(
+            u32,
+            String,
+            Option<String>,
+            Option<u32>,
+            Option<u32>,
+            Option<u64>,
+            Option<u64>,
+            Option<String>,
+        )> = details
             .outputs
             .iter()
             .map(|o| {
@@ -286,6 +395,9 @@ fn every_complete_fixture_yields_its_outputs_and_thumbnails() {
         assert_eq!(got, expected, "{fixture_name}");
         assert_eq!(details.thumbnails, thumbnails, "{fixture_name}");
         // every output's path is a whole S3 URI
-        assert!(details.outputs.iter().filter_map(|o| o.path.as_deref()).all(|p| p.starts_with("s3://")), "{fixture_name}");
+        assert!(
+            details.outputs.iter().filter_map(|o| o.path.as_deref()).all(|p| p.starts_with("s3://")),
+            "{fixture_name}"
+        );
     }
 }

@@ -234,9 +234,10 @@ async fn with_a_slow_api_the_push_raises_its_posts_in_flight_and_a_fixed_window_
     s.emulator.api.set_request_limits(RequestLimits { post_latency: (latency, latency), ..RequestLimits::default() });
     let retry = RetryPolicy { max_attempts: 2, backoff_base_ms: 1 };
     let mut peaks = Vec::new();
-    for config in
-        [PushConfig::fixed(16, retry), PushConfig { concurrency: 16, max_concurrency: 1000, rate_limit: None, retry, output_base_url: None }]
-    {
+    for config in [
+        PushConfig::fixed(16, retry),
+        PushConfig { concurrency: 16, max_concurrency: 1000, rate_limit: None, retry, output_base_url: None },
+    ] {
         // WHEN one change is pushed with a fixed window of 16, then starting from 16 and free to grow
         s.emulator.api.counters.max_posts_in_flight.store(0, Relaxed);
         let (_, stats) = s.push_with("modify-complete.json", config).await;

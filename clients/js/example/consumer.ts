@@ -1,5 +1,5 @@
 // A front end using @mcpush/client, type-checked with `tsc --noEmit --strict` by the tests.
-import { ProgressClient, requestUpload, upload, type Status, type ServerMessage } from '@mcpush/client';
+import { ProgressClient, estimate, requestUpload, upload, type OutputFile, type Status, type ServerMessage } from '@mcpush/client';
 
 export async function uploadAndWatch(file: File, restUrl: string, websocketUrl: string, render: (line: string) => void): Promise<string> {
   const client = new ProgressClient({ websocketUrl, restUrl });
@@ -38,4 +38,17 @@ export function describe(message: ServerMessage): string {
     default:
       return message.type;
   }
+}
+
+/** "about N min left" and a bar that moves between reports, from the latest status. */
+export function timeLeft(status: Status, now: number): { percent: number; label: string } {
+  const { progress, eta_ms } = estimate(status, now);
+  const label = eta_ms === undefined ? '' : eta_ms < 60_000 ? `about ${Math.ceil(eta_ms / 1000)} s left` : `about ${Math.ceil(eta_ms / 60_000)} min left`;
+  return { percent: progress, label };
+}
+
+/** The renditions of a finished job, with their links when the stack serves them. */
+export function renditions(status: Status): string[] {
+  const outputs: OutputFile[] = status.outputs ?? [];
+  return outputs.map((o) => `${o.type ?? '?'} ${o.width_px ?? '-'}x${o.height_px ?? '-'} ${o.bitrate ?? '-'} bit/s ${o.url ?? o.path ?? ''}`);
 }

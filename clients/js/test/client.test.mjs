@@ -2,7 +2,7 @@
 // node --test clients/js/test/. The real thing runs in headless Chromium (local/tests/browser).
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { ProgressClient, isNewer, keyPath } from '../mcpush-client.js';
+import { ProgressClient, estimate, isNewer, keyPath } from '../mcpush-client.js';
 
 /** A WebSocket the test drives: it records what the client sends and opens or closes on demand. */
 class FakeWebSocket {
@@ -170,4 +170,41 @@ test('a prefix watch gets every file under the folder, newer states only, re-sub
   assert.deepEqual(again.sent.at(-1), { action: 'unsubscribe', prefix: 'uploads/u1/' });
   assert.equal(again.readyState, 3, 'nothing watched: the socket closed');
   client.close();
+});
+
+test('estimate moves a running job on between reports, never back, never to 100 before COMPLETE', () => {
+  // 40 % at t=1000, 60 s left at that pace; transcoding half done
+  const running = { job_status: 'PROGRESSING', progress_rate: 40, updated_at: 1000, eta_ms: 60_000,
+    current_phase: 'TRANSCODING', phase_progress: { PROBING: 100, TRANSCODING: 50 } };
+  assert.deepEqual(estimate(running, 1000), { progress: 40, eta_ms: 60_000 });
+  const soon = estimate(running, 2000);
+  assert.ok(soon.progress > 40.9 && soon.progress < 41, `at first at the estimate's pace (${soon.progress})`);
+  const later = estimate(running, 16_000);
+  assert.equal(later.eta_ms, 45_000);
+  assert.ok(later.progress > 50 && later.progress < 55, `a quarter of the time: up to a quarter of the rest (${later.progress})`);
+  // never past the phase's end (the rest of the job in proportion to the phase's rest: 70 %),
+  // but still moving when the job runs late
+  const late = [100_000, 200_000, 400_000].map((t) => estimate(running, t).progress);
+  assert.ok(late.every((p) => p < 70) && late[0] < late[1] && late[1] < late[2], `${late}`);
+  assert.equal(estimate(running, 1_000_000).eta_ms, 0);
+  // never 100 before COMPLETE, whatever the clock says
+  const uploading = { ...running, progress_rate: 98, current_phase: 'UPLOADING', phase_progress: { UPLOADING: 0 } };
+  const end = estimate(uploading, 10_000_000).progress;
+  assert.ok(end > 99 && end < 100, `${end}`);
+  // never below the status, even with a clock behind MediaConvert's
+  assert.equal(estimate(running, 0).progress, 40);
+  // growing with time
+  const values = [0, 5000, 10_000, 20_000, 40_000, 80_000].map((t) => estimate(running, 1000 + t).progress);
+  assert.deepEqual(values, [...values].sort((a, b) => a - b));
+  // no estimate: the status itself
+  assert.deepEqual(estimate({ job_status: 'PROGRESSING', progress_rate: 12 }, 5), { progress: 12, eta_ms: undefined });
+  assert.deepEqual(estimate({ job_status: 'COMPLETE', progress_rate: 100 }, 5), { progress: 100, eta_ms: 0 });
+  assert.deepEqual(estimate({ job_status: 'ERROR', progress_rate: 100 }, 5), { progress: 100, eta_ms: undefined });
+  assert.deepEqual(estimate(null), { progress: 0, eta_ms: undefined });
+});
+
+test('a later report at the same progress is news (its time and estimate changed)', () => {
+  const a = { job_id: 'j', job_status: 'PROGRESSING', progress_rate: 30, current_phase: 'TRANSCODING', updated_at: 1 };
+  assert.equal(isNewer(a, { ...a, updated_at: 2, eta_ms: 5 }), true);
+  assert.equal(isNewer({ ...a, updated_at: 2 }, a), false);
 });

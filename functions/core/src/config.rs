@@ -223,7 +223,9 @@ impl Env {
     /// `OUTPUT_BASE_URL` (optional): where the output bucket is served (a CloudFront
     /// distribution's URL), so statuses give their outputs' and thumbnails' URLs.
     pub fn output_base_url(&self) -> Result<Option<OutputBaseUrl>, ConfigError> {
-        self.var("OUTPUT_BASE_URL").map(|url| OutputBaseUrl::parse(&url).map_err(|r| invalid("OUTPUT_BASE_URL", r))).transpose()
+        self.var("OUTPUT_BASE_URL")
+            .map(|url| OutputBaseUrl::parse(&url).map_err(|r| invalid("OUTPUT_BASE_URL", r)))
+            .transpose()
     }
 
     /// `METRICS_NAMESPACE` (default `MediaConvertPush`): the CloudWatch namespace of every metric
@@ -541,7 +543,13 @@ pub struct PushConfig {
 
 impl Default for PushConfig {
     fn default() -> Self {
-        Self { concurrency: 64, max_concurrency: 1000, rate_limit: None, retry: RetryPolicy::default(), output_base_url: None }
+        Self {
+            concurrency: 64,
+            max_concurrency: 1000,
+            rate_limit: None,
+            retry: RetryPolicy::default(),
+            output_base_url: None,
+        }
     }
 }
 

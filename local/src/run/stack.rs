@@ -7,8 +7,8 @@ use std::sync::Arc;
 use aws_lambda_events::apigw::ApiGatewayV2httpResponse;
 use aws_lambda_events::streams::DynamoDbEventResponse;
 use mcpush_core::config::{CreateJobConfig, PushConfig, ReconcileConfig, UploadConfig};
-use mcpush_core::domain::AllowedOrigins;
 use mcpush_core::domain::token::ReadAccess;
+use mcpush_core::domain::{AllowedOrigins, OutputBaseUrl};
 use mcpush_core::handlers::http::RestContext;
 use mcpush_core::handlers::progress_push::{self, PushContext};
 use mcpush_core::handlers::reconcile::{self, ReconcileContext, ReconcileStats};
@@ -36,6 +36,8 @@ pub struct Stack {
     pub upload_signer: Arc<dyn UploadSigner>,
     /// With OIDC: the token check HTTP API's JWT authorizer and the WebSocket authorizer make.
     pub identity: Option<Arc<dyn IdentityVerifier>>,
+    /// `OUTPUT_BASE_URL` (by default the local S3's URL of the output bucket).
+    pub output_base_url: Option<OutputBaseUrl>,
 }
 
 impl Stack {
@@ -62,6 +64,7 @@ impl Stack {
 
     fn rest(&self) -> RestContext<'_> {
         RestContext::new(self.jobs.as_ref(), &self.origins, &self.access)
+            .with_output_base_url(self.output_base_url.as_ref())
     }
 
     pub async fn job_id_api(&self, event: Value) -> ApiGatewayV2httpResponse {

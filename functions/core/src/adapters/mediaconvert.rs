@@ -229,9 +229,9 @@ fn domain_group(group: &OutputGroup) -> get_job::OutputGroup {
                 video_description: o.video_description().map(|v| get_job::VideoDescription {
                     width: v.width().map(|w| w.max(0) as u32),
                     height: v.height().map(|h| h.max(0) as u32),
-                    codec_settings: v.codec_settings().map(|c| get_job::CodecSettings {
-                        codec: c.codec().map(|codec| codec.as_str().to_owned()),
-                    }),
+                    codec_settings: v
+                        .codec_settings()
+                        .map(|c| get_job::CodecSettings { codec: c.codec().map(|codec| codec.as_str().to_owned()) }),
                 }),
                 container_settings: o
                     .container_settings()

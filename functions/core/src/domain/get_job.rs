@@ -340,7 +340,8 @@ fn with_paths(group: &OutputGroup, detail: OutputGroupDetail, input: &str) -> Ou
 /// A FILE_GROUP output's extension: its own, else its container's usual one.
 /// A frame-capture output: the FRAME_CAPTURE codec (in a RAW container).
 fn is_frame_capture(output: &Output) -> bool {
-    let codec = output.video_description.as_ref().and_then(|v| v.codec_settings.as_ref()).and_then(|c| c.codec.as_deref());
+    let codec =
+        output.video_description.as_ref().and_then(|v| v.codec_settings.as_ref()).and_then(|c| c.codec.as_deref());
     codec == Some("FRAME_CAPTURE")
 }
 

@@ -69,8 +69,10 @@ impl OutputBaseUrl {
     /// `s3://bucket/a b/c.m3u8` → `{base}a%20b/c.m3u8`.
     pub fn url_of(&self, s3_uri: &str) -> Option<String> {
         let (_, key) = s3_uri.strip_prefix("s3://")?.split_once('/')?;
-        let encoded: Vec<String> =
-            key.split('/').map(|segment| percent_encoding::utf8_percent_encode(segment, URL_SEGMENT).to_string()).collect();
+        let encoded: Vec<String> = key
+            .split('/')
+            .map(|segment| percent_encoding::utf8_percent_encode(segment, URL_SEGMENT).to_string())
+            .collect();
         Some(format!("{}{}", self.0, encoded.join("/")))
     }
 }

@@ -6,8 +6,8 @@ use aws_lambda_events::encodings::Body;
 use aws_lambda_events::http::{HeaderMap, HeaderValue, Method};
 use serde::Serialize;
 
-use crate::domain::{AllowedOrigins, OutputBaseUrl};
 use crate::domain::token::{ReadAccess, TokenError};
+use crate::domain::{AllowedOrigins, OutputBaseUrl};
 use crate::ports::JobStore;
 use crate::pyjson;
 

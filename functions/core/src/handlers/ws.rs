@@ -10,8 +10,8 @@ use futures::StreamExt;
 
 use crate::config::WsConfig;
 use crate::domain::AllowedOrigins;
-use crate::domain::identity::{SUB_CLAIM, Subject};
 use crate::domain::OutputBaseUrl;
+use crate::domain::identity::{SUB_CLAIM, Subject};
 use crate::domain::protocol::{ClientMessage, MAX_MESSAGE_BYTES, ServerMessage, StatusUpdate, statuses_messages};
 use crate::domain::token::TokenError;
 use crate::domain::topic::{MAX_SNAPSHOT_FILES, Topic};

@@ -114,6 +114,18 @@ impl MediaConvertSim {
                     "videoDescription": {"width": 1280, "height": 720},
                     "containerSettings": {"container": "M3U8"},
                 }],
+            }, {
+                "name": "Thumbnail",
+                "outputGroupSettings": {
+                    "type": "FILE_GROUP_SETTINGS",
+                    "fileGroupSettings": {"destination": "s3://template-destination/"},
+                },
+                "outputs": [{
+                    "nameModifier": "_thumb",
+                    "extension": "jpg",
+                    "videoDescription": {"width": THUMBNAIL_SIZE.0, "height": THUMBNAIL_SIZE.1, "codecSettings": {"codec": "FRAME_CAPTURE"}},
+                    "containerSettings": {"container": "RAW"},
+                }],
             }]}),
         }
     }
@@ -249,7 +261,9 @@ impl MediaConvertSim {
             output_details: Some(vec![output]),
             playlist_file_paths: Some(vec![master]),
         };
-        let complete = JobStateChange { output_group_details: Some(vec![group]), ..JobStateChange::default() };
+        let mut groups = vec![group];
+        groups.extend(self.capture_frames(job, &settings, base, duration_ms).await);
+        let complete = JobStateChange { output_group_details: Some(groups), ..JobStateChange::default() };
         events.push(Scheduled { at_step: after(&mut at, 1.0), event: event("COMPLETE", complete) });
         events
     }
@@ -283,6 +297,63 @@ impl MediaConvertSim {
         event.resources = Some(vec![job.arn.clone()]);
         event.detail = detail;
         event
+    }
+
+    /// The job's frame-capture outputs (file groups with the FRAME_CAPTURE codec): one real
+    /// JPEG each, named as MediaConvert names a capture, and the group detail of its COMPLETE.
+    async fn capture_frames(
+        &self,
+        job: &Job,
+        settings: &mcpush_core::domain::get_job::JobSettings,
+        base: &str,
+        duration_ms: u64,
+    ) -> Vec<OutputGroupDetail> {
+        let mut groups = Vec::new();
+        for group in &settings.output_groups {
+            let file_group = group.output_group_settings.as_ref().and_then(|s| s.file_group_settings.as_ref());
+            let Some(destination) = file_group.and_then(|f| f.destination.clone()) else { continue };
+            let captures: Vec<_> = group
+                .outputs
+                .iter()
+                .filter_map(|o| o.video_description.as_ref().map(|v| (o, v)))
+                .filter(|(_, v)| v.codec_settings.as_ref().and_then(|c| c.codec.as_deref()) == Some("FRAME_CAPTURE"))
+                .collect();
+            if captures.is_empty() {
+                continue;
+            }
+            let mut details = Vec::new();
+            for (output, video) in captures {
+                let modifier = output.name_modifier.as_deref().unwrap_or_default();
+                let path = format!("{destination}{base}{modifier}.0000000.jpg");
+                let (width, height) =
+                    (video.width.unwrap_or(THUMBNAIL_SIZE.0), video.height.unwrap_or(THUMBNAIL_SIZE.1));
+                match thumbnail(&path, width.min(1920) as u16, height.min(1080) as u16) {
+                    Ok(jpeg) => {
+                        if let Err(e) = self.s3.write(&path, &jpeg).await {
+                            tracing::warn!(job_id = %job.id, error = %e, "could not write the simulated frame capture");
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(job_id = %job.id, error = %e, "could not encode the simulated frame capture")
+                    }
+                }
+                details.push(OutputDetail {
+                    output_file_paths: Some(vec![path]),
+                    duration_in_ms: Some(duration_ms),
+                    video_details: Some(VideoDetails {
+                        width_in_px: Some(width),
+                        height_in_px: Some(height),
+                        average_bitrate: None,
+                    }),
+                });
+            }
+            groups.push(OutputGroupDetail {
+                kind: Some("FILE_GROUP".into()),
+                output_details: Some(details),
+                playlist_file_paths: None,
+            });
+        }
+        groups
     }
 
     async fn write_playlists(
@@ -473,6 +544,26 @@ fn apply(job: &mut Job, detail: &JobStateChange) {
             }
         }
     }
+}
+
+/// The frame capture of the simulator's template (16:9).
+const THUMBNAIL_SIZE: (u32, u32) = (320, 180);
+
+/// A small real JPEG for `path`: a diagonal gradient in a hue of its own.
+fn thumbnail(path: &str, width: u16, height: u16) -> Result<Vec<u8>, jpeg_encoder::EncodingError> {
+    let hue = path.bytes().fold(7u32, |h, b| h.wrapping_mul(31).wrapping_add(u32::from(b)));
+    let (r, g, b) = ((hue & 0xff) as f32, ((hue >> 8) & 0xff) as f32, ((hue >> 16) & 0xff) as f32);
+    let (w, h) = (f32::from(width.max(1)), f32::from(height.max(1)));
+    let mut pixels = Vec::with_capacity(usize::from(width) * usize::from(height) * 3);
+    for y in 0..height {
+        for x in 0..width {
+            let shade = 0.35 + 0.65 * (f32::from(x) / w + f32::from(y) / h) / 2.0;
+            pixels.extend([(r * shade) as u8, (g * shade) as u8, (b * shade) as u8]);
+        }
+    }
+    let mut jpeg = Vec::new();
+    jpeg_encoder::Encoder::new(&mut jpeg, 80).encode(&pixels, width, height, jpeg_encoder::ColorType::Rgb)?;
+    Ok(jpeg)
 }
 
 /// Characters escaped in a playlist's URI lines.
