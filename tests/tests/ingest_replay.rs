@@ -371,16 +371,7 @@ fn every_complete_fixture_yields_its_outputs_and_thumbnails() {
     ];
     for (fixture_name, outputs, thumbnails) in cases {
         let details = parse_event(&fixture(&format!("eventbridge/{fixture_name}"))).unwrap().detail.complete_details();
-        let got: Vec<(
-            u32,
-            String,
-            Option<String>,
-            Option<u32>,
-            Option<u32>,
-            Option<u64>,
-            Option<u64>,
-            Option<String>,
-        )> = details
+        let got: Vec<Owned> = details
             .outputs
             .iter()
             .map(|o| {
@@ -388,7 +379,7 @@ fn every_complete_fixture_yields_its_outputs_and_thumbnails() {
                 (o.group, kind, name(&o.path), o.width_px, o.height_px, o.duration_ms, o.bitrate, name(&o.playlist))
             })
             .collect();
-        let expected: Vec<_> = outputs
+        let expected: Vec<Owned> = outputs
             .iter()
             .map(|&(g, k, p, w, h, d, b, l)| (g, k.to_owned(), p.map(str::to_owned), w, h, d, b, l.map(str::to_owned)))
             .collect();
