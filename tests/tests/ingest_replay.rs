@@ -193,6 +193,8 @@ async fn an_older_jobs_late_event_never_moves_the_file_back() {
 /// One output as `outputs` lists it: (group, type, file name, width, height, duration, bitrate, playlist file name).
 type Expected<'a> =
     (u32, &'a str, Option<&'a str>, Option<u32>, Option<u32>, Option<u64>, Option<u64>, Option<&'a str>);
+/// The same, owned, as read from the outputs.
+type Owned = (u32, String, Option<String>, Option<u32>, Option<u32>, Option<u64>, Option<u64>, Option<String>);
 
 #[test]
 fn every_complete_fixture_yields_its_outputs_and_thumbnails() {
