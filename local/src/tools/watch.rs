@@ -68,6 +68,10 @@ pub struct Status {
     pub job_status: String,
     pub progress_rate: u8,
     pub current_phase: Option<String>,
+    #[serde(default)]
+    pub phase_progress: BTreeMap<String, u8>,
+    pub updated_at: Option<u64>,
+    pub eta_ms: Option<u64>,
     pub duration_ms: Option<u64>,
     pub width_px: Option<u32>,
     pub height_px: Option<u32>,
@@ -116,6 +120,17 @@ struct Display<'a> {
     last_line: String,
     /// Has a status been shown, or the wait for a job announced?
     spoken: bool,
+    /// The latest running status, which [`Display::tick`] moves the bar on from.
+    running: Option<Status>,
+}
+
+/// "about 3 min left", "about 40 s left".
+fn time_left(ms: u64) -> String {
+    if ms < 60_000 {
+        format!("about {} s left", ms.div_ceil(1000).max(1))
+    } else {
+        format!("about {} min left", ms.div_ceil(60_000))
+    }
 }
 
 impl Display<'_> {
@@ -146,15 +161,20 @@ impl Display<'_> {
         self.spoken = true;
         let phase = status.current_phase.as_deref().map(|p| format!(" ({})", printable(p))).unwrap_or_default();
         let state = format!("{}{phase}", printable(&status.job_status));
-        self.bar.set_position(u64::from(status.progress_rate.min(100)));
+        self.bar.set_position(self.bar.position().max(u64::from(status.progress_rate.min(100))));
         self.bar.set_message(state.clone());
-        let line = format!("{:>3}% {state}", status.progress_rate);
+        self.running = (status.job_status == "PROGRESSING").then(|| status.clone());
+        self.tick();
+        let left =
+            status.eta_ms.filter(|_| status.job_status == "PROGRESSING").map(|ms| format!(" · {}", time_left(ms)));
+        let line = format!("{:>3}% {state}{}", status.progress_rate, left.unwrap_or_default());
         if self.bar.is_hidden() && line != self.last_line {
             self.line(&line);
             self.last_line = line;
         }
         match status.job_status.as_str() {
             "COMPLETE" => {
+                self.bar.set_position(100);
                 self.bar.finish();
                 let dimension = |v: Option<u32>| v.map_or("?".to_owned(), |v| v.to_string());
                 let summary = format!(
@@ -180,6 +200,29 @@ impl Display<'_> {
         }
     }
 }
+
+impl Display<'_> {
+    /// Between reports, moves the bar on at the pace the latest running status implies and says
+    /// about how long is left (`domain::eta::interpolate`); never back.
+    fn tick(&mut self) {
+        let Some(status) = &self.running else { return };
+        let (Some(eta_ms), Some(updated_at)) = (status.eta_ms, status.updated_at) else { return };
+        let phase = status.current_phase.as_ref().and_then(|p| status.phase_progress.get(p)).copied();
+        let (progress, left) = mcpush_core::domain::eta::interpolate(
+            status.progress_rate,
+            eta_ms,
+            updated_at,
+            phase,
+            mcpush_core::now_ms(),
+        );
+        self.bar.set_position(self.bar.position().max(progress as u64));
+        let phase = status.current_phase.as_deref().map(|p| format!(" ({})", printable(p))).unwrap_or_default();
+        self.bar.set_message(format!("{}{phase} · {}", printable(&status.job_status), time_left(left)));
+    }
+}
+
+/// How often the bar moves between reports.
+const TICK: Duration = Duration::from_millis(250);
 
 /// How often `watch` asks the REST API, and how long it waits for a server.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -222,7 +265,7 @@ pub async fn watch(
 ) -> Result<Ending, CliError> {
     let Watched { input_file, token } = watched;
     let tls = tls_config()?;
-    let mut display = Display { out, bar, best: 0, last_line: String::new(), spoken: false };
+    let mut display = Display { out, bar, best: 0, last_line: String::new(), spoken: false, running: None };
     let connector = Connector::Rustls(tls.clone());
     let ws_url = endpoints.ws.as_str();
     let limits = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
@@ -240,9 +283,14 @@ pub async fn watch(
             socket.send(Message::Text(subscribe.into())).await.map_err(|e| ws_error(&e))?;
             let (client, status_url) = (http_client(&tls, timing.wait)?, endpoints.status_url(input_file, token)?);
             let mut recheck = tokio::time::interval(timing.recheck.max(Duration::from_millis(10)));
+            let mut tick = tokio::time::interval(TICK);
             loop {
                 let frame = tokio::select! {
                     frame = socket.next() => frame,
+                    _ = tick.tick() => {
+                        display.tick();
+                        continue;
+                    }
                     _ = recheck.tick() => {
                         match poll_status(&client, &status_url).await {
                             Ok(Poll::Status(status)) => {
@@ -304,7 +352,11 @@ pub async fn watch(
                     Poll::NoJobYet => display.no_job_yet(input_file),
                     Poll::Again => {}
                 }
-                tokio::time::sleep(timing.poll).await;
+                let next_poll = tokio::time::Instant::now() + timing.poll;
+                while tokio::time::Instant::now() < next_poll {
+                    tokio::time::sleep_until(next_poll.min(tokio::time::Instant::now() + TICK)).await;
+                    display.tick();
+                }
             }
         }
     }
@@ -363,6 +415,36 @@ async fn poll_status(client: &reqwest::Client, url: &Url) -> Result<Poll, CliErr
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_running_status_says_about_how_long_is_left_and_the_bar_moves_on_between_reports() {
+        let mut out = Vec::new();
+        let bar = ProgressBar::hidden();
+        let mut display = Display {
+            out: &mut out,
+            bar: bar.clone(),
+            best: 0,
+            last_line: String::new(),
+            spoken: false,
+            running: None,
+        };
+        let running = Status {
+            job_status: "PROGRESSING".into(),
+            progress_rate: 70,
+            current_phase: Some("TRANSCODING".into()),
+            updated_at: Some(mcpush_core::now_ms() - 10_000),
+            eta_ms: Some(51_043),
+            ..Status::default()
+        };
+        assert_eq!(display.show(running), None);
+        assert!(bar.position() > 70, "ten seconds later the bar moved on: {}", bar.position());
+        assert!(bar.message().ends_with("left"), "{}", bar.message());
+        let far = Status { eta_ms: Some(3_600_000), ..Status::default() };
+        assert_eq!(time_left(far.eta_ms.unwrap()), "about 60 min left");
+        assert_eq!(time_left(1), "about 1 s left");
+        drop(display);
+        assert_eq!(String::from_utf8(out).unwrap(), " 70% PROGRESSING (TRANSCODING) · about 52 s left\n");
+    }
 
     #[test]
     fn endpoints_default_from_one_url_and_keep_stage_paths() {

@@ -78,6 +78,25 @@ pub fn eta_ms(samples: &[ProgressSample]) -> Option<u64> {
     (remaining.is_finite() && remaining >= 0.0).then(|| remaining.round() as u64)
 }
 
+/// Where a running job is at `now_ms`, between two statuses: its `progress` (0–100) moved on
+/// at the pace its `eta_ms` implies since `updated_at`, easing towards the current phase's end
+/// (the job's remaining progress taken in proportion to the phase's remaining `phase_percent`)
+/// and never reaching 100; and the time left, counted down. The same rule as the browser
+/// client's `estimate` (`clients/js/mcpush-client.js`), for terminals (`watch`).
+pub fn interpolate(progress: u8, eta_ms: u64, updated_at: u64, phase_percent: Option<u8>, now_ms: u64) -> (f64, u64) {
+    let progress = f64::from(progress.min(100));
+    let elapsed = now_ms.saturating_sub(updated_at);
+    let room = 100.0 - progress;
+    let phase_room = match phase_percent {
+        Some(phase) if phase < 100 => room * f64::from(100 - phase) / 100.0,
+        _ => room,
+    };
+    let limit = phase_room.min(99.9 - progress);
+    let linear = if eta_ms > 0 { room * elapsed as f64 / eta_ms as f64 } else { room };
+    let gained = if limit > 0.0 { limit * (1.0 - (-linear / limit).exp()) } else { 0.0 };
+    (progress + gained, eta_ms.saturating_sub(elapsed))
+}
+
 /// The samples with INPUT_INFORMATION's missing percent taken from the sample before it.
 fn fill_percents(samples: &[ProgressSample]) -> Vec<(ProgressSample, u8)> {
     let mut reached = 0u8;
@@ -148,6 +167,20 @@ mod tests {
         let faster = [with(at(0, 10), 0), with(at(10_000, 20), 300), with(at(20_000, 30), 1200)];
         assert_eq!(eta_ms(&steady), Some(70_000));
         assert!(eta_ms(&faster).unwrap() < 70_000);
+    }
+
+    #[test]
+    fn between_reports_progress_moves_on_eases_to_the_phase_end_and_never_reaches_100() {
+        // 40 % at t=1 s, 60 s left, transcoding half done: the phase ends near 70 %
+        let at = |now| interpolate(40, 60_000, 1_000, Some(50), now);
+        assert_eq!(at(1_000), (40.0, 60_000));
+        let (soon, left) = at(2_000);
+        assert!(soon > 40.9 && soon < 41.0 && left == 59_000, "{soon} {left}");
+        let late: Vec<f64> = [100_000, 200_000, 400_000].map(|t| at(t).0).to_vec();
+        assert!(late.windows(2).all(|w| w[0] < w[1]) && late.iter().all(|p| *p < 70.0), "{late:?}");
+        assert_eq!(at(900), (40.0, 60_000), "a clock behind MediaConvert's changes nothing");
+        let (end, left) = interpolate(98, 1_000, 0, None, 10_000_000);
+        assert!(end > 99.0 && end < 100.0 && left == 0, "{end}");
     }
 
     #[test]
