@@ -97,7 +97,7 @@ enum ClientMessage<'a> {
 #[derive(Debug, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 enum ServerMessage {
-    Status(Status),
+    Status(Box<Status>),
     Error {
         message: String,
     },
@@ -294,7 +294,7 @@ pub async fn watch(
                     _ = recheck.tick() => {
                         match poll_status(&client, &status_url).await {
                             Ok(Poll::Status(status)) => {
-                                if let Some(ending) = display.show(status) {
+                                if let Some(ending) = display.show(*status) {
                                     return Ok(ending);
                                 }
                             }
@@ -321,7 +321,7 @@ pub async fn watch(
                 })?;
                 match message {
                     ServerMessage::Status(status) => {
-                        if let Some(ending) = display.show(status) {
+                        if let Some(ending) = display.show(*status) {
                             return Ok(ending);
                         }
                     }
@@ -345,7 +345,7 @@ pub async fn watch(
             loop {
                 match poll_status(&client, &url).await? {
                     Poll::Status(status) => {
-                        if let Some(ending) = display.show(status) {
+                        if let Some(ending) = display.show(*status) {
                             return Ok(ending);
                         }
                     }
@@ -369,7 +369,7 @@ struct Failure {
 
 /// What one poll found.
 enum Poll {
-    Status(Status),
+    Status(Box<Status>),
     /// 422: the file has no job yet.
     NoJobYet,
     /// 429 / 5xx: try again.
@@ -395,7 +395,7 @@ async fn poll_status(client: &reqwest::Client, url: &Url) -> Result<Poll, CliErr
     }
     let text = String::from_utf8_lossy(&body);
     match code {
-        StatusCode::OK => serde_json::from_slice::<Status>(&body).map(Poll::Status).map_err(|e| {
+        StatusCode::OK => serde_json::from_slice::<Status>(&body).map(|s| Poll::Status(Box::new(s))).map_err(|e| {
             http_error(format!("answered 200 with a body that is not a job status ({e}): {}", printable(&text)))
         }),
         StatusCode::UNPROCESSABLE_ENTITY => Ok(Poll::NoJobYet),
