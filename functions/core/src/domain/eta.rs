@@ -5,31 +5,36 @@
 //!
 //! 1. Each STATUS_UPDATE (and INPUT_INFORMATION, which marks the end of probing) is kept as a
 //!    [`ProgressSample`]: its event time, `jobPercentComplete` (INPUT_INFORMATION has none: it
-//!    takes the percent reached before it), `currentPhase` and `framesDecoded`. A job keeps its
-//!    [`MAX_SAMPLES`] latest, as a set: the same events in any order, duplicates included, leave
-//!    the same samples, so the estimate is a function of the stored events only.
-//! 2. The pace is the slope of the percent over the latest [`WINDOW`] samples of the current
-//!    phase (MediaConvert weights its phases inside `jobPercentComplete`, and the phases run at
-//!    different paces: probing and uploading are not transcoding), measured against the events'
-//!    own timestamps, so irregular spacing does not bias it. With fewer than two such samples
-//!    the window takes the latest samples of any phase.
+//!    takes the percent reached before it), `currentPhase` and `framesDecoded`. A job keeps the
+//!    first sample of each phase and its [`MAX_SAMPLES`] latest, as a set: the same events in
+//!    any order, duplicates included, leave the same samples, so the estimate is a function of
+//!    the stored events only.
+//! 2. The pace is the slope of the percent within the current phase (MediaConvert weights its
+//!    phases inside `jobPercentComplete`, and they run at different paces: probing and uploading
+//!    are not transcoding), measured against the events' own timestamps, so irregular spacing
+//!    does not bias it. It is taken from the latest report back to the most recent one at least
+//!    [`MIN_GAIN`] points lower (MediaConvert reports whole percents: a shorter span would
+//!    mostly measure rounding), else from the phase's first report. A job that speeds up or
+//!    slows down shows in that window; time spent queued or probing never enters it. With no
+//!    two reports in the phase, the same over all phases.
 //! 3. `framesDecoded` only adjusts the pace as a rate: when the latest two samples and the
 //!    window's ends carry it, the pace is scaled by the latest decode rate over the window's
 //!    (bounded to ×0.5…×2), so a transcode that speeds up or slows down shows it at once. The
 //!    input's frame rate would cancel out of that ratio, so it is not needed.
 //! 4. `eta_ms` = what remains (100 − the latest percent) ÷ the pace, from the latest sample's
-//!    time. No pace (one sample, or no progress in the window) means unknowable: `None`.
+//!    time. No pace (one sample, or no progress) means unknowable: `None`.
 //!
-//! `tests/benches/` measures it against the naive estimate (elapsed ÷ progress × what remains).
+//! `tests/benches/eta.rs` measures it against the naive estimate (elapsed since the start ÷
+//! progress × what remains) on simulated timelines; figures in `tests/benches/README.md`.
 
 use serde::{Deserialize, Serialize};
 
 use super::job::Phase;
 
-/// How many progress samples a job keeps (its latest).
+/// How many of its latest progress samples a job keeps (besides each phase's first).
 pub const MAX_SAMPLES: usize = 8;
-/// How many of the latest samples the pace is measured over.
-pub const WINDOW: usize = 4;
+/// The fewest percentage points the pace is measured over, when the reports allow.
+pub const MIN_GAIN: u8 = 20;
 
 /// One progress report of a running job.
 #[serde_with::skip_serializing_none]
@@ -46,16 +51,22 @@ pub struct ProgressSample {
     pub frames: Option<u64>,
 }
 
-/// `samples` ∪ `sample`, in time order, the latest [`MAX_SAMPLES`] (a set: idempotent and
-/// order-independent).
+/// `samples` ∪ `sample`, in time order: each phase's first and the latest [`MAX_SAMPLES`]
+/// (a set: idempotent and order-independent).
 pub fn keep(samples: &mut Vec<ProgressSample>, sample: ProgressSample) {
     if !samples.contains(&sample) {
         samples.push(sample);
         samples.sort();
     }
-    if samples.len() > MAX_SAMPLES {
-        samples.drain(..samples.len() - MAX_SAMPLES);
-    }
+    let latest_from = samples.len().saturating_sub(MAX_SAMPLES);
+    let mut phases_seen = Vec::new();
+    let mut index = 0;
+    samples.retain(|s| {
+        let first_of_phase = !phases_seen.contains(&s.phase);
+        phases_seen.push(s.phase);
+        index += 1;
+        first_of_phase || index > latest_from
+    });
 }
 
 /// Milliseconds from the latest sample to COMPLETE, or `None` when the samples do not tell.
@@ -65,17 +76,18 @@ pub fn eta_ms(samples: &[ProgressSample]) -> Option<u64> {
     if last_percent >= 100 {
         return None;
     }
-    let same_phase: Vec<(ProgressSample, u8)> =
-        filled.iter().rev().take_while(|(s, _)| s.phase == last.phase).copied().collect();
-    let window = |run: &[(ProgressSample, u8)]| -> Vec<(ProgressSample, u8)> {
-        run.iter().take(WINDOW).rev().copied().collect()
-    };
-    let pace = pace(&window(&same_phase)).or_else(|| {
-        let all: Vec<_> = filled.iter().rev().copied().collect();
-        pace(&window(&all))
-    })?;
+    let same_phase: Vec<(ProgressSample, u8)> = filled.iter().filter(|(s, _)| s.phase == last.phase).copied().collect();
+    let pace = pace(&window(&same_phase)).or_else(|| pace(&window(&filled)))?;
     let remaining = f64::from(100 - last_percent) / pace;
     (remaining.is_finite() && remaining >= 0.0).then(|| remaining.round() as u64)
+}
+
+/// From the most recent sample at least [`MIN_GAIN`] points below the latest (else the first)
+/// to the latest, oldest first.
+fn window(samples: &[(ProgressSample, u8)]) -> Vec<(ProgressSample, u8)> {
+    let Some(&(_, last)) = samples.last() else { return Vec::new() };
+    let start = samples.iter().rposition(|(_, p)| last.saturating_sub(*p) >= MIN_GAIN).unwrap_or(0);
+    samples[start..].to_vec()
 }
 
 /// Where a running job is at `now_ms`, between two statuses: its `progress` (0–100) moved on
@@ -163,10 +175,10 @@ mod tests {
     #[test]
     fn a_faster_decode_rate_shortens_the_estimate() {
         let with = |s: ProgressSample, frames| ProgressSample { frames: Some(frames), ..s };
-        let steady = [with(at(0, 10), 0), with(at(10_000, 20), 300), with(at(20_000, 30), 600)];
-        let faster = [with(at(0, 10), 0), with(at(10_000, 20), 300), with(at(20_000, 30), 1200)];
-        assert_eq!(eta_ms(&steady), Some(70_000));
-        assert!(eta_ms(&faster).unwrap() < 70_000);
+        let steady = [with(at(0, 10), 0), with(at(10_000, 15), 300), with(at(20_000, 20), 600)];
+        let faster = [with(at(0, 10), 0), with(at(10_000, 15), 300), with(at(20_000, 20), 1200)];
+        assert_eq!(eta_ms(&steady), Some(160_000));
+        assert!(eta_ms(&faster).unwrap() < 110_000, "{:?}", eta_ms(&faster));
     }
 
     #[test]
@@ -184,14 +196,14 @@ mod tests {
     }
 
     #[test]
-    fn kept_samples_are_a_set_of_the_latest() {
+    fn kept_samples_are_a_set_of_each_phases_first_and_the_latest() {
         let mut forward = Vec::new();
         let mut backward = Vec::new();
         let all: Vec<_> = (0..20).map(|i| at(i * 1000, i as u8)).collect();
         all.iter().for_each(|s| keep(&mut forward, *s));
         all.iter().rev().chain(all.iter()).for_each(|s| keep(&mut backward, *s));
         assert_eq!(forward, backward);
-        assert_eq!(forward.len(), MAX_SAMPLES);
-        assert_eq!(forward.last(), all.last());
+        assert_eq!(forward.len(), MAX_SAMPLES + 1, "the phase's first and the latest");
+        assert_eq!((forward.first(), forward.last()), (all.first(), all.last()));
     }
 }
