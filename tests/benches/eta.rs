@@ -25,6 +25,11 @@ use common::percentile;
 const WEIGHTS: [f64; 3] = [5.0, 85.0, 10.0];
 const POINTS: [u8; 3] = [25, 50, 75];
 
+/// Per point (25, 50, 75 %): the absolute errors (s) of `eta_ms` and of the naive estimate.
+type Errors = BTreeMap<u8, (Vec<f64>, Vec<f64>)>;
+/// Draws a value between two bounds.
+type Draw<'a> = &'a mut dyn FnMut(f64, f64) -> f64;
+
 /// A job as the bench builds it: phase durations (s) and how transcoding advances.
 struct Job {
     queue: f64,
@@ -159,21 +164,20 @@ fn replay(events: &[Value]) -> Vec<(u8, f64, f64)> {
 
 fn kinds(jobs: usize, rng: &mut fastrand::Rng) -> Vec<(&'static str, Vec<Job>)> {
     let mut between = |lo: f64, hi: f64| lo + rng.f64() * (hi - lo);
-    let mut make =
-        |pace: &mut dyn FnMut(&mut dyn FnMut(f64, f64) -> f64) -> Pace, queue: (f64, f64), jitter: f64, lost: f64| {
-            (0..jobs)
-                .map(|_| Job {
-                    queue: between(queue.0, queue.1),
-                    probe: between(5.0, 40.0),
-                    transcode: between(120.0, 1200.0),
-                    upload: between(3.0, 30.0),
-                    pace: pace(&mut between),
-                    interval: 10.0,
-                    jitter,
-                    lost,
-                })
-                .collect::<Vec<_>>()
-        };
+    let mut make = |pace: &mut dyn FnMut(Draw<'_>) -> Pace, queue: (f64, f64), jitter: f64, lost: f64| {
+        (0..jobs)
+            .map(|_| Job {
+                queue: between(queue.0, queue.1),
+                probe: between(5.0, 40.0),
+                transcode: between(120.0, 1200.0),
+                upload: between(3.0, 30.0),
+                pace: pace(&mut between),
+                interval: 10.0,
+                jitter,
+                lost,
+            })
+            .collect::<Vec<_>>()
+    };
     vec![
         ("steady, 10 s reports", make(&mut |_| Pace::Steady, (0.0, 5.0), 0.0, 0.0)),
         ("irregular: ±4 s jitter, 20 % of reports lost", make(&mut |_| Pace::Steady, (0.0, 5.0), 4.0, 0.2)),
@@ -233,10 +237,10 @@ fn main() {
     let args: Vec<String> = std::env::args().skip(1).filter(|a| a != "--bench").collect();
     let jobs: usize = args.first().and_then(|a| a.parse().ok()).unwrap_or(300);
     let mut rng = fastrand::Rng::with_seed(20261206);
-    let mut rows: Vec<(String, BTreeMap<u8, (Vec<f64>, Vec<f64>)>)> = Vec::new();
-    let mut all: BTreeMap<u8, (Vec<f64>, Vec<f64>)> = BTreeMap::new();
-    let mut record = |name: String, errors: Vec<(u8, f64, f64)>, all: &mut BTreeMap<u8, (Vec<f64>, Vec<f64>)>| {
-        let mut by_point: BTreeMap<u8, (Vec<f64>, Vec<f64>)> = BTreeMap::new();
+    let mut rows: Vec<(String, Errors)> = Vec::new();
+    let mut all: Errors = BTreeMap::new();
+    let mut record = |name: String, errors: Vec<(u8, f64, f64)>, all: &mut Errors| {
+        let mut by_point: Errors = BTreeMap::new();
         for (point, ours, naive) in errors {
             for map in [&mut by_point, &mut *all] {
                 let entry = map.entry(point).or_default();
@@ -280,7 +284,7 @@ fn main() {
 }
 
 /// Median error at 50 % per kind of timeline, both estimates side by side.
-fn plot(rows: &[(String, BTreeMap<u8, (Vec<f64>, Vec<f64>)>)], path: &std::path::Path) {
+fn plot(rows: &[(String, Errors)], path: &std::path::Path) {
     let medians: Vec<(String, [f64; 6])> = rows
         .iter()
         .map(|(name, by_point)| {
