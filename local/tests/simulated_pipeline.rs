@@ -111,6 +111,22 @@ async fn an_upload_runs_through_create_job_and_mediaconvert_to_complete() {
     assert_eq!(done["playlists"], json!({".m3u8": "clip one.m3u8"}));
     assert!(done.get("current_phase").is_none());
 
+    // AND from its first TRANSCODING report on, it said when it started, how long it queued and
+    // how long was left
+    let first_transcoding = statuses.iter().find(|m| m["current_phase"] == "TRANSCODING").expect("transcoding");
+    for field in ["started_at", "queued_ms", "elapsed_ms", "eta_ms", "updated_at"] {
+        assert!(first_transcoding[field].is_u64(), "{field}: {first_transcoding}");
+    }
+    assert!(first_transcoding["phase_progress"]["TRANSCODING"].is_u64(), "{first_transcoding}");
+    // AND COMPLETE lists its outputs, a frame capture among them, with URLs the local S3 serves
+    let outputs = done["outputs"].as_array().expect("outputs");
+    assert_eq!(outputs.len(), 2, "{done}");
+    assert_eq!(outputs[0]["type"], "HLS_GROUP");
+    let thumbnail = done["thumbnail_urls"][0].as_str().expect("a thumbnail URL");
+    assert!(thumbnail.starts_with(&format!("{base}/s3/outputs/shows/clip%20one.mp4_hls/")), "{thumbnail}");
+    let (status, jpeg) = http("GET", thumbnail, None).await.unwrap();
+    assert_eq!(status, 200, "{jpeg}");
+
     // AND the upload and the simulated outputs are in the S3 folder, readable over HTTP
     assert_eq!(std::fs::metadata(stack.s3_dir.join("uploads/shows/clip one.mp4")).unwrap().len(), 750_000);
     let (status, master) =
