@@ -46,25 +46,35 @@ async fn node_test(dir: &Path, chromium: &str, script: &str, args: &[&std::ffi::
     (output.status.success(), report)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn demo_page_in_headless_chromium() {
-    let (dir, chromium) = browser_setup();
-
-    // GIVEN the local stack with its simulated S3 folder in a fresh temporary directory
-    let s3_dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("browser-s3-{}", std::process::id()));
+/// The local stack on 127.0.0.1, its simulated MediaConvert at `step_ms` per step and its S3
+/// folder fresh under Cargo's temporary folder, with `adjust`'s changes; answers its URL and folder.
+async fn serve(label: &str, step_ms: u64, adjust: impl FnOnce(&mut Options)) -> (String, PathBuf) {
+    let s3_dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("{label}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&s3_dir);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let mut options = Options {
         batch_window: Duration::from_millis(20),
-        simulator: SimSettings { step: Duration::from_millis(150), ..SimSettings::default() },
+        simulator: SimSettings { step: Duration::from_millis(step_ms), ..SimSettings::default() },
         s3_dir: s3_dir.clone(),
         ..Options::default()
     };
-    // Read tokens on, as a deployed stack has them: the page must watch with the granted token.
-    options.ws.access = mcpush_core::domain::token::ReadAccess::new(Some(b"browser-test-secret".to_vec()));
+    adjust(&mut options);
     let stack = local(&base, options);
     tokio::spawn(axum::serve(listener, stack.router.clone()).into_future());
+    (base, s3_dir)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn demo_page_in_headless_chromium() {
+    let (dir, chromium) = browser_setup();
+
+    // GIVEN the local stack with its simulated S3 folder in a fresh temporary directory, and read
+    // tokens on, as a deployed stack has them: the page must watch with the granted token
+    let (base, s3_dir) = serve("browser-s3", 150, |options| {
+        options.ws.access = mcpush_core::domain::token::ReadAccess::new(Some(b"browser-test-secret".to_vec()));
+    })
+    .await;
 
     // WHEN the browser tests run against it
     let screenshot = std::env::var("SCREENSHOT")
@@ -103,19 +113,11 @@ async fn signed_in_client_in_headless_chromium() {
     // GIVEN the local stack with OIDC sign-in and read tokens on, and alice's access token
     let key = Key::generate("k1");
     let issuer = Issuer::start(&[&key]).await;
-    let s3_dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("browser-oidc-s3-{}", std::process::id()));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let mut options = Options {
-        batch_window: Duration::from_millis(20),
-        simulator: SimSettings { step: Duration::from_millis(100), ..SimSettings::default() },
-        s3_dir: s3_dir.clone(),
-        oidc: Some(issuer.config()),
-        ..Options::default()
-    };
-    options.ws.access = mcpush_core::domain::token::ReadAccess::new(Some(b"browser-test-secret".to_vec()));
-    let stack = local(&base, options);
-    tokio::spawn(axum::serve(listener, stack.router.clone()).into_future());
+    let (base, s3_dir) = serve("browser-oidc-s3", 100, |options| {
+        options.oidc = Some(issuer.config());
+        options.ws.access = mcpush_core::domain::token::ReadAccess::new(Some(b"browser-test-secret".to_vec()));
+    })
+    .await;
     let jwt = issuer.token(&key, "alice");
 
     // WHEN the page's client uploads and watches signed in
@@ -133,20 +135,11 @@ async fn signed_in_client_in_headless_chromium() {
 async fn time_left_and_outputs_in_headless_chromium() {
     let (dir, chromium) = browser_setup();
     // GIVEN the local stack with one second per 10 s of MediaConvert's time and reports every 30 s
-    let s3_dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("browser-eta-s3-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&s3_dir);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let mut options = Options {
-        batch_window: Duration::from_millis(20),
-        simulator: SimSettings { step: Duration::from_millis(1000), ..SimSettings::default() },
-        s3_dir: s3_dir.clone(),
-        ..Options::default()
-    };
-    options.create_job.status_update_interval =
-        mcpush_core::config::StatusUpdateInterval::parse("SECONDS_30").expect("a MediaConvert interval");
-    let stack = local(&base, options);
-    tokio::spawn(axum::serve(listener, stack.router.clone()).into_future());
+    let (base, s3_dir) = serve("browser-eta-s3", 1000, |options| {
+        options.create_job.status_update_interval =
+            mcpush_core::config::StatusUpdateInterval::parse("SECONDS_30").expect("a MediaConvert interval");
+    })
+    .await;
 
     // WHEN the page follows an upload's job
     let (passed, report) = node_test(&dir, &chromium, "eta.test.mjs", &[base.as_ref()]).await;

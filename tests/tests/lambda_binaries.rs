@@ -76,6 +76,13 @@ fn signed_in(mut event: Value, sub: &str) -> Value {
     event
 }
 
+/// The WebSocket emulator over the test's tables on moto.
+async fn emulator_over(store: &DynamoJobStore, subscriptions: &DynamoSubscriptionStore) -> Emulator {
+    let jobs: Arc<dyn JobStore> = Arc::new(DynamoJobStore::new(dynamodb_client(), store.tables().clone()));
+    let subscriptions = DynamoSubscriptionStore::new(dynamodb_client(), subscriptions.table().to_owned());
+    Emulator::start(jobs, Arc::new(subscriptions), WsConfig::default()).await
+}
+
 async fn connection(emulator: &Emulator) -> String {
     let registered = async {
         loop {
@@ -110,13 +117,7 @@ async fn ingest_push_rest_and_websocket_routes_run_as_lambda_runs_them() {
     // template deployed without read tokens, every peer behind the recorder
     let store = fresh_store("bin").await;
     let subscriptions = fresh_subscriptions("bin").await;
-    let jobs: Arc<dyn JobStore> = Arc::new(DynamoJobStore::new(dynamodb_client(), store.tables().clone()));
-    let emulator = Emulator::start(
-        jobs,
-        Arc::new(DynamoSubscriptionStore::new(dynamodb_client(), subscriptions.table().to_owned())),
-        WsConfig::default(),
-    )
-    .await;
+    let emulator = emulator_over(&store, &subscriptions).await;
     let mut browser = emulator.client().await;
     let connection_id = connection(&emulator).await;
     let extra = [("RequireTokens", "false"), ("MaxSubscriptionsPerConnection", "2")];
@@ -368,13 +369,7 @@ async fn with_read_tokens_every_reader_reads_the_secret_and_takes_a_token() {
     let store = fresh_store("bin-tok").await;
     let subscriptions = fresh_subscriptions("bin-tok").await;
     let (stack, base) = local_stack("bin-tok").await;
-    let jobs: Arc<dyn JobStore> = Arc::new(DynamoJobStore::new(dynamodb_client(), store.tables().clone()));
-    let emulator = Emulator::start(
-        jobs,
-        Arc::new(DynamoSubscriptionStore::new(dynamodb_client(), subscriptions.table().to_owned())),
-        WsConfig::default(),
-    )
-    .await;
+    let emulator = emulator_over(&store, &subscriptions).await;
     let mut browser = emulator.client().await;
     let connection_id = connection(&emulator).await;
     let secret = create_secret(&moto().endpoint, &format!("bin-tok-{}", std::process::id()), SECRET).await;
