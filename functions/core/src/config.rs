@@ -881,8 +881,30 @@ mod tests {
         let low = base.clone().set("PUSH_CONCURRENCY", "8").set("PUSH_MAX_CONCURRENCY", "4");
         let low = PushConfig::read(&low).unwrap();
         assert_eq!((low.concurrency, low.max_concurrency), (4, 4), "the cap caps the start too");
-        let zero = base.set("PUSH_MAX_CONCURRENCY", "0");
+        let zero = base.clone().set("PUSH_MAX_CONCURRENCY", "0");
         assert!(PushConfig::read(&zero).unwrap_err().to_string().contains("PUSH_MAX_CONCURRENCY"));
+        for (name, value) in [("OUTPUT_BASE_URL", "http://cdn.example.com"), ("STATUS_RETENTION_DAYS", "36501")] {
+            let error = PushConfig::read(&base.clone().set(name, value)).err().map(|e| e.to_string());
+            let retention = base.clone().set(name, value).retention().err().map(|e| e.to_string());
+            assert!(error.or(retention).is_some_and(|e| e.contains(name)), "{name}={value}");
+        }
+    }
+
+    #[test]
+    fn the_status_update_interval_is_one_of_mediaconverts() {
+        let job = |value: Option<&str>| {
+            let env = Env::empty()
+                .set("MEDIACONVERT_JOB_TEMPLATE", "t")
+                .set("MEDIACONVERT_ROLE_ARN", "arn:aws:iam::111122223333:role/r")
+                .set("OUTPUT_DESTINATION", "s3://{bucket}/{key}/");
+            CreateJobConfig::read(&value.map_or(env.clone(), |v| env.set("STATUS_UPDATE_INTERVAL", v)))
+        };
+        assert_eq!(job(None).unwrap().status_update_interval.as_api(), "SECONDS_10");
+        assert_eq!(job(Some("SECONDS_600")).unwrap().status_update_interval.seconds(), 600);
+        for wrong in ["SECONDS_11", "10", "seconds_10", "SECONDS_"] {
+            let error = job(Some(wrong)).unwrap_err().to_string();
+            assert!(error.contains("STATUS_UPDATE_INTERVAL") && error.contains("SECONDS_12"), "{wrong}: {error}");
+        }
     }
 
     #[test]
