@@ -71,6 +71,7 @@ test('while PROGRESSING the bar moves at least once a second and the time left s
   assert.equal(await image.evaluate((img) => img.complete && img.naturalWidth), 320, 'the thumbnail is a real 320 px image');
   const jpeg = await page.request.get(src);
   assert.equal(jpeg.status(), 200);
+  assert.equal(jpeg.headers()['content-type'], 'image/jpeg');
   assert.deepEqual([...(await jpeg.body()).subarray(0, 3)], [0xff, 0xd8, 0xff], 'a JPEG');
   assert.match(await card.locator('.timing').textContent(), /queued \d+\.\d s, ran \d+\.\d s/);
   await page.close();

@@ -377,6 +377,8 @@ async fn get(path: &FsPath, head: bool) -> Response {
         "mpd" => "application/dash+xml",
         "mp4" => "video/mp4",
         "json" => "application/json",
+        "jpg" | "jpeg" => "image/jpeg",
+        "png" => "image/png",
         _ => "application/octet-stream",
     };
     let body = if head { Body::empty() } else { Body::from_stream(tokio_util::io::ReaderStream::new(file)) };
