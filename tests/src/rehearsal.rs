@@ -233,22 +233,16 @@ fn mediaconvert(seen: &Seen, body: &Value, function: &str, arn: &dyn Fn(&str, &s
 }
 
 fn percent_decode(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match (bytes[i], text.get(i + 1..i + 3).and_then(|h| u8::from_str_radix(h, 16).ok())) {
-            (b'%', Some(b)) => {
-                out.push(b);
-                i += 3;
-            }
-            (b, _) => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
+    percent_encoding::percent_decode_str(text).decode_utf8_lossy().into_owned()
+}
+
+/// The Python with the SAM CLI and moto: `REHEARSE_PYTHON` (set by `scripts/test`), else the
+/// workspace's `.venv`, else `python3`.
+pub fn python() -> String {
+    std::env::var("REHEARSE_PYTHON").unwrap_or_else(|_| {
+        let venv = crate::workspace().join(".venv/bin/python");
+        if venv.exists() { venv.display().to_string() } else { "python3".into() }
+    })
 }
 
 /// Creates a Secrets Manager secret on moto at `endpoint` (the tests' setup, not recorded) and
@@ -286,10 +280,7 @@ impl Session {
     /// Expands the template with `parameters` (the test's table names, toggles) and `binds`
     /// (logical id = the value its Ref takes in the test).
     pub fn new(name: &str, parameters: &[(&str, &str)], binds: &[(&str, &str)]) -> Self {
-        let python = std::env::var("REHEARSE_PYTHON").unwrap_or_else(|_| {
-            let venv = crate::workspace().join(".venv/bin/python");
-            if venv.exists() { venv.display().to_string() } else { "python3".into() }
-        });
+        let python = python();
         let mut command = std::process::Command::new(&python);
         command.arg(crate::workspace().join("infra/rehearse.py")).arg("env");
         for (k, v) in parameters {

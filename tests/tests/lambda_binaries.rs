@@ -466,7 +466,7 @@ fn session_without_tokens_with_sign_in(parameters: &[(&'static str, String)]) ->
 fn every_parameter_the_template_allows_passes_every_init() {
     // GIVEN every function's environment with each parameter at its extremes (MinValue,
     // MaxValue or 2^53-1 when unbounded, every AllowedValue), from the expanded template
-    let python = std::env::var("REHEARSE_PYTHON").unwrap_or_else(|_| ".venv/bin/python".into());
+    let python = mcpush_tests::rehearsal::python();
     let output = std::process::Command::new(&python)
         .arg("infra/rehearse.py")
         .arg("extremes")

@@ -310,28 +310,9 @@ pub struct OidcConfig {
 
 impl OidcConfig {
     pub fn new(issuer: &str, audience: &str) -> Result<Self, ConfigError> {
-        let refused =
-            || invalid("OIDC_ISSUER", format!("{issuer:?} must be an https:// URL (http:// only on loopback)"));
-        let (scheme, rest) = issuer.split_once("://").ok_or_else(refused)?;
-        // The authority as a URL parser reads it: up to the first `/`, `?` or `#`. No userinfo
-        // (`http://127.0.0.1:@evil.example` is evil.example's URL), and for plain http the host
-        // itself must be loopback, whatever port follows.
-        let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
-        if authority.is_empty() || authority.contains('@') {
-            return Err(refused());
-        }
-        let host = match authority.strip_prefix('[') {
-            Some(v6) => v6.split_once(']').map(|(host, _)| host).ok_or_else(refused)?,
-            None => authority.split(':').next().unwrap_or_default(),
-        };
-        let port_ok =
-            |after: &str| after.is_empty() || after.strip_prefix(':').is_some_and(|p| p.parse::<u16>().is_ok());
-        let after_host = authority.rsplit_once(']').map_or_else(|| &authority[host.len()..], |(_, after)| after);
-        let loopback = ["127.0.0.1", "localhost", "::1"].contains(&host);
-        match scheme {
-            "https" if port_ok(after_host) => {}
-            "http" if loopback && port_ok(after_host) => {}
-            _ => return Err(refused()),
+        if !crate::domain::origin::secure_or_loopback(issuer) {
+            let reason = format!("{issuer:?} must be an https:// URL (http:// only on loopback)");
+            return Err(invalid("OIDC_ISSUER", reason));
         }
         Ok(Self { issuer: issuer.to_owned(), audience: audience.to_owned() })
     }

@@ -56,6 +56,29 @@ pub fn origin_values(headers: &http::HeaderMap) -> impl Iterator<Item = Option<&
     headers.get_all(http::header::ORIGIN).into_iter().map(|v| v.to_str().ok())
 }
 
+/// Whether `url` is `https://`, or `http://` to this machine (tests, the local stack), read as a
+/// URL parser reads its authority: up to the first `/`, `?` or `#`, no userinfo
+/// (`http://127.0.0.1:@evil.example` is evil.example's URL), a loopback host for plain http
+/// (`http://127.0.0.1.evil.example` is not), and a numeric port if any.
+pub fn secure_or_loopback(url: &str) -> bool {
+    let Some((scheme, rest)) = url.split_once("://") else { return false };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    if authority.is_empty() || authority.contains('@') {
+        return false;
+    }
+    let host = match authority.strip_prefix('[') {
+        Some(v6) => match v6.split_once(']') {
+            Some((host, _)) => host,
+            None => return false,
+        },
+        None => authority.split(':').next().unwrap_or_default(),
+    };
+    let after_host = authority.rsplit_once(']').map_or_else(|| &authority[host.len()..], |(_, after)| after);
+    let port_ok = after_host.is_empty() || after_host.strip_prefix(':').is_some_and(|p| p.parse::<u16>().is_ok());
+    let loopback = ["127.0.0.1", "localhost", "::1"].contains(&host);
+    port_ok && (scheme == "https" || (scheme == "http" && loopback))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

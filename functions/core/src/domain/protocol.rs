@@ -173,8 +173,13 @@ impl StatusUpdate {
         update
     }
 
-    /// Drops the last thumbnails and outputs until the update's JSON is at most `max_bytes`.
+    /// Drops the last thumbnails and outputs until the update's JSON is at most `max_bytes`. Only
+    /// a COMPLETE status with outputs can be that long, so only that one is measured: the push
+    /// serializes every other update once, as before.
     fn fit(&mut self, max_bytes: usize) {
+        if self.view.outputs.is_none() && self.view.thumbnails.is_none() {
+            return;
+        }
         let size = |u: &Self| serde_json::to_string(u).map_or(usize::MAX, |s| s.len());
         let mut over = size(self).saturating_sub(max_bytes);
         while over > 0 {
@@ -445,6 +450,7 @@ mod tests {
         assert!(OutputBaseUrl::parse("http://cdn.example.com").is_err(), "plain http only on loopback");
         assert!(OutputBaseUrl::parse("https://cdn.example.com/?x=1").is_err());
         assert!(OutputBaseUrl::parse("http://127.0.0.1:3000/s3/out").is_ok());
+        assert!(OutputBaseUrl::parse("http://127.0.0.1.evil.example/").is_err(), "loopback by host, not by prefix");
     }
 
     #[test]

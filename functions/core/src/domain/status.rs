@@ -58,9 +58,7 @@ pub struct OutputBaseUrl(String);
 impl OutputBaseUrl {
     /// An `https://` URL (or `http://` on loopback, for the local stack); `/` is appended.
     pub fn parse(url: &str) -> Result<Self, String> {
-        let loopback = ["http://127.0.0.1", "http://localhost", "http://[::1]"];
-        let secure = url.starts_with("https://") && url.len() > "https://".len();
-        if !(secure || loopback.iter().any(|l| url.starts_with(l))) || url.contains(['?', '#', ' ']) {
+        if !super::origin::secure_or_loopback(url) || url.contains(['?', '#', ' ']) {
             return Err(format!("{url:?} is not an https:// URL (without query or fragment)"));
         }
         Ok(Self(if url.ends_with('/') { url.to_owned() } else { format!("{url}/") }))
