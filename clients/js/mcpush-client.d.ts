@@ -15,6 +15,8 @@ export interface Status {
   job_status: JobStatus;
   /** 0–100; never goes down for a job. */
   progress_rate: number;
+  /** Grows by exactly one with every change of this state: a gap means a missed update. */
+  version: number;
   /** While PROGRESSING. */
   current_phase?: Phase;
   /** While PROGRESSING: each phase's furthest percent (MediaConvert's `phaseProgress`). */

@@ -5,7 +5,9 @@ use std::sync::Arc;
 
 use mcpush_core::adapters::dynamodb::DynamoJobStore;
 use mcpush_core::adapters::memory::MemoryJobStore;
-use mcpush_core::domain::{CompleteDetails, JobPointer, JobRecord, JobStatus, JobUpdate, Phase, Transition};
+use mcpush_core::domain::{
+    CompleteDetails, JobPointer, JobRecord, JobStatus, JobUpdate, Phase, StatusView, Transition,
+};
 use mcpush_core::ports::JobStore;
 use mcpush_tests::fresh_store;
 
@@ -42,6 +44,11 @@ fn job_events() -> Vec<JobUpdate> {
     events
 }
 
+/// The state without its version: two paths to one state may count different numbers of steps.
+fn unversioned(record: Option<JobRecord>) -> Option<JobRecord> {
+    record.map(|r| JobRecord { version: None, ..r })
+}
+
 /// The same contract, for any store: the DynamoDB adapter and the in-memory one must agree.
 async fn contract_merges_like_the_domain(store: &dyn JobStore) {
     let events = job_events();
@@ -52,7 +59,7 @@ async fn contract_merges_like_the_domain(store: &dyn JobStore) {
     for e in events.iter().rev().chain(events.iter()) {
         store.apply(e).await.unwrap();
     }
-    assert_eq!(store.job(JOB).await.unwrap(), expected);
+    assert_eq!(unversioned(store.job(JOB).await.unwrap()), unversioned(expected));
 
     let older = JobPointer {
         input_file: "race.mp4".into(),
@@ -120,14 +127,33 @@ async fn the_database_refuses_a_stale_write() {
     // WHEN a writer that read it earlier tries to store 40 %, or PROGRESSING over COMPLETE
     let mut stale = at_60.clone();
     stale.progress_rate = 40;
-    assert!(!store.replace_if_allowed(&stale).await.unwrap());
+    assert!(!store.replace_if_allowed(&stale, stale.version).await.unwrap());
     let done = store.apply(&complete()).await.unwrap().record;
-    assert!(!store.replace_if_allowed(&at_60).await.unwrap());
+    assert!(!store.replace_if_allowed(&at_60, done.version).await.unwrap());
     let mut other_file = done.clone();
     other_file.input_file = Some("someone else.mp4".into());
-    assert!(!store.replace_if_allowed(&other_file).await.unwrap());
+    assert!(!store.replace_if_allowed(&other_file, other_file.version).await.unwrap());
     // THEN the stored job is still the newest state
     assert_eq!(store.job(JOB).await.unwrap(), Some(done));
+}
+
+#[tokio::test]
+async fn a_writer_that_read_an_older_version_is_refused_even_moving_forward() {
+    // GIVEN two writers that both read the job at version 1
+    let store = fresh_store("version").await;
+    let read = store.apply(&update(Transition::Progressing, Some(10))).await.unwrap().record;
+    assert_eq!(read.version, Some(1));
+    let mut first = read.clone();
+    (first.progress_rate, first.version) = (20, Some(2));
+    let mut second = read.clone();
+    (second.progress_rate, second.version) = (30, Some(2));
+    // WHEN both write version 2
+    assert!(store.replace_if_allowed(&first, read.version).await.unwrap());
+    // THEN the second is refused, though 30 % would be no backward move, and a re-merge counts on
+    assert!(!store.replace_if_allowed(&second, read.version).await.unwrap());
+    let applied = store.apply(&update(Transition::Progressing, Some(30))).await.unwrap().record;
+    assert_eq!((applied.progress_rate, applied.version), (30, Some(3)));
+    assert_eq!(store.job(JOB).await.unwrap(), Some(applied));
 }
 
 #[tokio::test]
@@ -140,9 +166,9 @@ async fn the_database_refuses_a_phase_going_back_and_completion_clears_it() {
     // WHEN a stale writer tries to store TRANSCODING, or no phase at all
     let mut stale = uploading.clone();
     stale.current_phase = Some(Phase::Transcoding);
-    assert!(!store.replace_if_allowed(&stale).await.unwrap());
+    assert!(!store.replace_if_allowed(&stale, stale.version).await.unwrap());
     stale.current_phase = None;
-    assert!(!store.replace_if_allowed(&stale).await.unwrap());
+    assert!(!store.replace_if_allowed(&stale, stale.version).await.unwrap());
     assert!(!store.apply(&at(Phase::Probing)).await.unwrap().changed);
     // THEN only COMPLETE moves it on, clearing the phase, and a late phase changes nothing
     let done = store.apply(&complete()).await.unwrap().record;
@@ -180,10 +206,16 @@ async fn concurrent_writers_on_one_job_converge_and_readers_never_see_it_go_back
         let store = store.clone();
         tokio::spawn(async move {
             let mut last: Option<JobRecord> = None;
+            let mut versions = std::collections::BTreeMap::<u64, Vec<StatusView>>::new();
             for _ in 0..200 {
                 if let Some(now) = store.job(JOB).await.unwrap() {
                     if let Some(before) = &last {
                         assert!(now.may_replace(before), "went back from {before:?} to {now:?}");
+                    }
+                    let seen = versions.entry(now.version()).or_default();
+                    let view = StatusView::from(&now);
+                    if !seen.contains(&view) {
+                        seen.push(view);
                     }
                     let done = now.job_status == JobStatus::Complete;
                     last = Some(now);
@@ -192,13 +224,18 @@ async fn concurrent_writers_on_one_job_converge_and_readers_never_see_it_go_back
                     }
                 }
             }
+            versions
         })
     };
     for w in writers {
         w.await.unwrap();
     }
-    reader.await.unwrap();
-    assert_eq!(store.job(JOB).await.unwrap(), expected);
+    let versions = reader.await.unwrap();
+    assert_eq!(unversioned(store.job(JOB).await.unwrap()), unversioned(expected));
+    // Each version the reader saw stands for one state only.
+    for (version, views) in versions {
+        assert_eq!(views.len(), 1, "version {version} was stored with different states: {views:?}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

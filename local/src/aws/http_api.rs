@@ -142,7 +142,7 @@ async fn jwt_authorizer(
     verifier: &dyn IdentityVerifier,
     headers: &HeaderMap,
 ) -> Result<ApiGatewayRequestAuthorizer, Answer> {
-    let unauthorized = || Answer { status: 401, body: Some(json!({"message": "Unauthorized"}).to_string()) };
+    let unauthorized = || Answer::raw(401, Some(json!({"message": "Unauthorized"}).to_string()));
     let token = headers
         .get("authorization")
         .and_then(|v| v.to_str().ok())
@@ -166,7 +166,7 @@ async fn jwt_authorizer(
         }
         Err(e) => {
             tracing::error!(error = %e, "cannot check access tokens");
-            Err(Answer { status: 500, body: Some(json!({"message": "Internal Server Error"}).to_string()) })
+            Err(Answer::raw(500, Some(json!({"message": "Internal Server Error"}).to_string())))
         }
     }
 }

@@ -101,6 +101,7 @@ impl JobStore for MemoryJobStore {
         let current = jobs.get(&update.job_id);
         let stamped = |next: JobRecord| next.expiring(self.retention).confirmed(crate::now_ms());
         match JobRecord::merge(current, update).map(stamped) {
+            // Read, merge and write happen under one lock: the version read is still the stored one.
             Some(next) if current.is_none_or(|stored| next.may_replace(stored)) => {
                 within_limits(&next.job_id, &next)?;
                 self.emit(match current {

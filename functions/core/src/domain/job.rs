@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::eta::{self, ProgressSample};
+use super::status::StatusView;
 
 /// `JobStatus` as stored in the status table and shown by the REST and WebSocket APIs.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -247,6 +248,10 @@ pub struct JobRecord {
     pub outputs: Option<Vec<OutputFile>>,
     /// COMPLETE: the frame captures' files (S3 URIs).
     pub thumbnails: Option<Vec<String>>,
+    /// Grows by exactly one with every change of the job's [`StatusView`] and never otherwise
+    /// (set by [`JobRecord::merge`]); absent on items the seed's functions wrote (version 0).
+    /// Stores write on the condition that the stored version is still the one they read.
+    pub version: Option<u64>,
 }
 
 /// The status table's sparse index of unfinished jobs: partition key `Unfinished`, sort key
@@ -257,6 +262,11 @@ impl JobRecord {
     /// A job just created: SUBMITTED, 0 %, nothing else known.
     pub fn submitted(job_id: &str) -> Self {
         JobRecord { job_id: job_id.to_owned(), job_status: JobStatus::Submitted, ..JobRecord::default() }
+    }
+
+    /// The version of the state (0 for an item without one).
+    pub fn version(&self) -> u64 {
+        self.version.unwrap_or(0)
     }
 
     /// What a store writes with a changed record at `now_ms`: an unfinished job is in the
@@ -318,6 +328,9 @@ impl JobRecord {
         if current == Some(&next) {
             return None;
         }
+        if current.map(StatusView::from).as_ref() != Some(&StatusView::from(&next)) {
+            next.version = Some(next.version() + 1);
+        }
         // Only a change takes the update's time: a duplicate stays a duplicate.
         next.event_at = update.event_at;
         Some(next)
@@ -373,6 +386,7 @@ impl JobRecord {
             && (stored.job_order.is_none() || stored.job_order == self.job_order)
             && (self.job_status.is_final() || stored.current_phase <= self.current_phase)
             && stored.updated_at <= self.updated_at
+            && stored.version <= self.version
     }
 }
 
@@ -443,6 +457,30 @@ mod tests {
         assert_eq!(JobRecord::merge(Some(&record), &more).unwrap().event_at, Some(3_000));
         let reconciled = update(Transition::Progressing, Some(30));
         assert_eq!(JobRecord::merge(Some(&record), &reconciled).unwrap().event_at, None, "no event, no event time");
+    }
+
+    #[test]
+    fn the_version_counts_changes_of_the_view_and_nothing_else() {
+        let first = JobUpdate { event_at: Some(1_000), ..update(Transition::Progressing, Some(10)) };
+        let record = JobRecord::merge(None, &first).unwrap();
+        assert_eq!(record.version, Some(1), "a new job is version 1");
+        let later = JobUpdate { event_at: Some(2_000), ..update(Transition::Progressing, Some(20)) };
+        let record = JobRecord::merge(Some(&record), &later).unwrap();
+        assert_eq!(record.version, Some(2));
+        // A report that only adds a sample (nothing a watcher sees) is stored without a new version.
+        let sample = ProgressSample { at: 1_500, percent: Some(15), phase: None, frames: None };
+        let quiet = JobUpdate {
+            observed: Observed { sample: Some(sample), ..Observed::default() },
+            ..update(Transition::Progressing, Some(10))
+        };
+        let stored = JobRecord::merge(Some(&record), &quiet).expect("the sample is kept");
+        assert_ne!(stored.samples, record.samples);
+        assert_eq!(StatusView::from(&stored), StatusView::from(&record));
+        assert_eq!(stored.version, Some(2));
+        // The seed's items have no version: their first change is version 1.
+        let seed = JobRecord { version: None, ..record.clone() };
+        let done = JobRecord::merge(Some(&seed), &update(Transition::Canceled, None)).unwrap();
+        assert_eq!((done.version, StatusView::from(&done).version), (Some(1), 1));
     }
 
     fn apply_all(updates: &[JobUpdate]) -> Option<JobRecord> {
@@ -645,6 +683,13 @@ mod properties {
                 let mut state: Option<JobRecord> = None;
                 for e in events {
                     if let Some(next) = JobRecord::merge(state.as_ref(), e) {
+                        let (before, after) = (state.as_ref().map(StatusView::from), StatusView::from(&next));
+                        let bumped = state.as_ref().map_or(0, JobRecord::version) + 1;
+                        if before.as_ref() == Some(&after) {
+                            prop_assert_eq!(Some(after.version), before.map(|b| b.version), "no change shown, no new version");
+                        } else {
+                            prop_assert_eq!(after.version, bumped, "a change shown is exactly one version more");
+                        }
                         if let Some(stored) = &state {
                             prop_assert!(next.may_replace(stored), "backward move from {stored:?} to {next:?}");
                             prop_assert!(next.progress_rate >= stored.progress_rate);
@@ -653,13 +698,14 @@ mod properties {
                     }
                 }
                 // `EventAt` is the time of the event that made the last change, for the lag
-                // metric: the one field that follows delivery order, and no part of the view.
-                Ok(state.map(|s| JobRecord { event_at: None, ..s }))
+                // metric, and `Version` counts the changes on the way: the fields that follow
+                // delivery order.
+                Ok(state.map(|s| JobRecord { event_at: None, version: None, ..s }))
             };
             let expected = fold(&ordered)?;
             let got = fold(&shuffled)?;
             prop_assert_eq!(&got, &expected);
-            let view = |s: &Option<JobRecord>| s.as_ref().map(crate::domain::StatusView::from);
+            let view = |s: &Option<JobRecord>| s.as_ref().map(StatusView::from);
             prop_assert_eq!(view(&got), view(&expected));
         }
     }

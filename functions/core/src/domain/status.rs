@@ -14,6 +14,9 @@ use super::job::{JobRecord, JobStatus, OutputFile, Phase, job_order_from_id};
 pub struct StatusView {
     pub job_status: JobStatus,
     pub progress_rate: u8,
+    /// Grows by exactly one whenever anything else in this view changes: a watcher that sees
+    /// a version more than one above the last it saw missed an update.
+    pub version: u64,
     /// While PROGRESSING, the furthest `jobProgress.currentPhase` reported. Shown by WebSocket
     /// messages and by the `?input_file=` extension; `?job_id=` keeps the seed's exact body.
     pub current_phase: Option<Phase>,
@@ -101,6 +104,7 @@ impl From<&JobRecord> for StatusView {
         Self {
             job_status: r.job_status,
             progress_rate: r.progress_rate,
+            version: r.version(),
             current_phase: r.current_phase.filter(|_| running),
             phase_progress: r.phase_progress.clone().filter(|p| running && !p.is_empty()),
             submitted_at,

@@ -46,11 +46,13 @@ pub struct ApiRequest {
     pub request: ApiGatewayV2httpRequest,
 }
 
-/// An answer: status code and an optional JSON body.
+/// An answer: status code, an optional JSON body and, for a job's state, its entity tag.
 #[derive(Debug)]
 pub struct Answer {
     pub status: u16,
     pub body: Option<String>,
+    /// `ETag` (quoted): sent with `Cache-Control: no-cache` and exposed to browsers.
+    pub etag: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -61,11 +63,26 @@ struct Failure<'a> {
 
 impl Answer {
     pub fn ok<T: Serialize>(body: &T) -> Self {
-        Self { status: 200, body: Some(pyjson::to_string(body)) }
+        Self { status: 200, body: Some(pyjson::to_string(body)), etag: None }
     }
 
     pub fn error(status: u16, message: &str) -> Self {
-        Self { status, body: Some(pyjson::to_string(&Failure { success: false, message })) }
+        Self { status, body: Some(pyjson::to_string(&Failure { success: false, message })), etag: None }
+    }
+
+    /// Any status and body, without a tag.
+    pub fn raw(status: u16, body: Option<String>) -> Self {
+        Self { status, body, etag: None }
+    }
+
+    /// This answer, tagged.
+    pub fn tagged(self, etag: String) -> Self {
+        Self { etag: Some(etag), ..self }
+    }
+
+    /// `304 Not Modified`: no body, the tag the client already has.
+    pub fn not_modified(etag: String) -> Self {
+        Self { status: 304, body: None, etag: Some(etag) }
     }
 }
 
@@ -89,7 +106,7 @@ pub fn check(
 ) -> Result<ApiRequest, Answer> {
     let method = &request.request_context.http.method;
     if method == Method::OPTIONS {
-        return Err(Answer { status: 200, body: None });
+        return Err(Answer::raw(200, None));
     }
     if method != allowed {
         return Err(Answer::error(404, "No route matches."));
@@ -148,7 +165,14 @@ pub fn respond_to(
     let allowed_headers = if method == Method::POST { "authorization, *" } else { "*" };
     headers.insert("access-control-allow-headers", HeaderValue::from_static(allowed_headers));
     headers.insert("access-control-max-age", HeaderValue::from_static("7200"));
-    headers.insert("content-type", HeaderValue::from_static("application/json; charset=UTF-8"));
+    if answer.status != 304 {
+        headers.insert("content-type", HeaderValue::from_static("application/json; charset=UTF-8"));
+    }
+    if let Some(etag) = answer.etag.as_deref().and_then(|tag| HeaderValue::from_str(tag).ok()) {
+        headers.insert("etag", etag);
+        headers.insert("cache-control", HeaderValue::from_static("no-cache"));
+        headers.insert("access-control-expose-headers", HeaderValue::from_static("ETag"));
+    }
 
     let mut response = ApiGatewayV2httpResponse::default();
     response.status_code = i64::from(answer.status);
@@ -196,6 +220,11 @@ where
 }
 
 impl ApiRequest {
+    /// A request header's value, when it is text.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.request.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
     /// The request body's bytes (API Gateway base64-encodes binary bodies).
     pub fn body_bytes(&self) -> Result<Vec<u8>, Answer> {
         let body = self.request.body.as_deref().unwrap_or_default();

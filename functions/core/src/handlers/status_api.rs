@@ -2,12 +2,17 @@
 //! progress and, when finished, the outputs or the error.
 //!
 //! `?job_id=` answers exactly as the seed did. The `?input_file=` extension also names the job
-//! (`job_id`) and, while PROGRESSING, its `current_phase`, as the WebSocket `status` message does.
+//! (`job_id`), its `version` and, while PROGRESSING, its `current_phase`, as the WebSocket
+//! `status` message does. Both are tagged for conditional requests and long polling (`?wait=`).
 
 use aws_lambda_events::apigw::ApiGatewayV2httpResponse;
 use serde::Serialize;
 
-use super::http::{self, Answer, RestContext};
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use super::http::{self, Answer, ApiRequest, RestContext};
 use crate::domain::{SeedStatus, StatusView};
 
 /// The `?input_file=` body: the seed's fields, the job's id, and the whole [`StatusView`].
@@ -21,57 +26,101 @@ struct StatusBody {
     view: StatusView,
 }
 
+/// The longest `?wait=` a client may ask for: HTTP API gives an integration 30 s.
+pub const MAX_WAIT_SECS: u64 = 20;
+/// The first pause between two reads of a waiting request, doubled up to [`MAX_READ_PAUSE`].
+const FIRST_READ_PAUSE: Duration = Duration::from_millis(250);
+const MAX_READ_PAUSE: Duration = Duration::from_secs(2);
+
+/// The entity tag of a job's state: its id and [`StatusView::version`].
+pub fn etag(job_id: &str, version: u64) -> String {
+    format!("\"{job_id}.{version}\"")
+}
+
+/// Does an `If-None-Match` header (a list of tags, `W/` or not, or `*`) name `etag`?
+fn names(if_none_match: &str, etag: &str) -> bool {
+    if_none_match.split(',').map(str::trim).any(|tag| tag == "*" || tag.strip_prefix("W/").unwrap_or(tag) == etag)
+}
+
 /// With tokens on, `token` must cover the file (`?input_file=`) or the job's input file
-/// (`?job_id=`): 403 otherwise, naming why.
+/// (`?job_id=`): 403 otherwise, naming why. A state is tagged ([`etag`]); `If-None-Match` with
+/// its tag is answered `304` without a body, and with `?wait=N` (0 to [`MAX_WAIT_SECS`]) only
+/// once the state changed or N seconds passed: the job is read again with growing pauses.
 pub async fn handle(ctx: &RestContext<'_>, event: serde_json::Value, now_secs: u64) -> ApiGatewayV2httpResponse {
     http::serve(event, ctx.origins, |request| async move {
-        let token = request.optional_param("token");
-        let by_file = request.optional_param("input_file").filter(|_| request.optional_param("job_id").is_none());
-        if let Some(input_file) = by_file
-            && let Err(e) = ctx.access.check(input_file, token, now_secs)
-        {
-            return http::forbidden(&e);
-        }
-        let job_id = match by_file {
-            Some(input_file) => match ctx.jobs.latest_job_id(input_file).await {
-                Ok(Some(job_id)) => job_id,
-                Ok(None) => return Answer::error(422, "Not found item."),
-                Err(e) => return internal(&e),
-            },
-            None => match request.param("job_id") {
-                Ok(job_id) => job_id.to_owned(),
-                Err(answer) => return answer,
-            },
+        let wait = match request.optional_param("wait").map(str::parse::<u64>) {
+            None => 0,
+            Some(Ok(secs)) if secs <= MAX_WAIT_SECS => secs,
+            Some(_) => return Answer::error(400, &format!("\"wait\" is not whole seconds from 0 to {MAX_WAIT_SECS}.")),
         };
-        if by_file.is_none() && ctx.access.required() && token.is_none() {
-            return http::forbidden(&crate::domain::token::TokenError::Missing);
-        }
-        // An id no job can have is not looked up (a key DynamoDB would refuse): it is unknown.
-        let found = match crate::domain::ids::check_job_id(&job_id) {
-            Ok(()) => ctx.jobs.job(&job_id).await,
-            Err(_) => Ok(None),
+        let Some(if_none_match) = request.header("if-none-match").map(str::to_owned) else {
+            return lookup(ctx, &request, now_secs).await;
         };
-        match found {
-            Ok(Some(record)) => {
-                if by_file.is_none()
-                    && let Err(e) = ctx.access.check_job(record.input_file.as_deref(), token, now_secs)
-                {
-                    return http::forbidden(&e);
-                }
-                let view = StatusView::from(&record).linked(ctx.output_base_url);
-                match by_file {
-                    Some(_) => Answer::ok(&StatusBody { success: true, job_id: Some(record.job_id), view }),
-                    None => Answer::ok(&SeedStatus::from(view)),
-                }
+        let deadline = Instant::now() + Duration::from_secs(wait);
+        let mut pause = FIRST_READ_PAUSE;
+        loop {
+            let answer = lookup(ctx, &request, now_secs).await;
+            let Some(etag) = answer.etag.clone().filter(|tag| names(&if_none_match, tag)) else { return answer };
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Answer::not_modified(etag);
             }
-            Ok(None) => match ctx.access.refuse_unknown(token, now_secs) {
-                Err(e) if by_file.is_none() => http::forbidden(&e),
-                _ => Answer::error(422, "Not found item."),
-            },
-            Err(e) => internal(&e),
+            tokio::time::sleep(pause.min(left)).await;
+            pause = (pause * 2).min(MAX_READ_PAUSE);
         }
     })
     .await
+}
+
+/// One read of the state the request names, tagged when found.
+async fn lookup(ctx: &RestContext<'_>, request: &ApiRequest, now_secs: u64) -> Answer {
+    let token = request.optional_param("token");
+    let by_file = request.optional_param("input_file").filter(|_| request.optional_param("job_id").is_none());
+    if let Some(input_file) = by_file
+        && let Err(e) = ctx.access.check(input_file, token, now_secs)
+    {
+        return http::forbidden(&e);
+    }
+    let job_id = match by_file {
+        Some(input_file) => match ctx.jobs.latest_job_id(input_file).await {
+            Ok(Some(job_id)) => job_id,
+            Ok(None) => return Answer::error(422, "Not found item."),
+            Err(e) => return internal(&e),
+        },
+        None => match request.param("job_id") {
+            Ok(job_id) => job_id.to_owned(),
+            Err(answer) => return answer,
+        },
+    };
+    if by_file.is_none() && ctx.access.required() && token.is_none() {
+        return http::forbidden(&crate::domain::token::TokenError::Missing);
+    }
+    // An id no job can have is not looked up (a key DynamoDB would refuse): it is unknown.
+    let found = match crate::domain::ids::check_job_id(&job_id) {
+        Ok(()) => ctx.jobs.job(&job_id).await,
+        Err(_) => Ok(None),
+    };
+    match found {
+        Ok(Some(record)) => {
+            if by_file.is_none()
+                && let Err(e) = ctx.access.check_job(record.input_file.as_deref(), token, now_secs)
+            {
+                return http::forbidden(&e);
+            }
+            let view = StatusView::from(&record).linked(ctx.output_base_url);
+            let tag = etag(&record.job_id, view.version);
+            match by_file {
+                Some(_) => Answer::ok(&StatusBody { success: true, job_id: Some(record.job_id), view }),
+                None => Answer::ok(&SeedStatus::from(view)),
+            }
+            .tagged(tag)
+        }
+        Ok(None) => match ctx.access.refuse_unknown(token, now_secs) {
+            Err(e) if by_file.is_none() => http::forbidden(&e),
+            _ => Answer::error(422, "Not found item."),
+        },
+        Err(e) => internal(&e),
+    }
 }
 
 fn internal(e: &crate::ports::StoreError) -> Answer {

@@ -4,8 +4,10 @@
 //! Lambda invocations race on one job:
 //! - a status write is a `PutItem` of the merged record, on the condition that the stored item
 //!   is one the merged record may replace ([`JobRecord::may_replace`], spelled as a condition
-//!   expression); a lost condition means someone else moved the job first, so the adapter
-//!   reads again and re-merges, and stops as soon as the merge has nothing left to change;
+//!   expression) and that still carries the `Version` the writer read; a lost condition means
+//!   someone else moved the job first, so the adapter reads again and re-merges, and stops as
+//!   soon as the merge has nothing left to change. Two writers can therefore never store the
+//!   same version with different states;
 //! - a pointer write is a `PutItem` on the condition that the stored pointer names an older job
 //!   ([`JobPointer::supersedes`]); a lost condition is the normal "already newer" outcome.
 
@@ -107,10 +109,23 @@ impl Condition {
     }
 }
 
-/// [`JobRecord::may_replace`] as a condition on the stored item.
-fn may_replace_condition(next: &JobRecord) -> Result<Condition, StoreError> {
-    let mut c =
-        Condition::new(&["JobId", "JobStatus", "ProgressRate", "InputFile", "JobOrder", "CurrentPhase", "UpdatedAt"]);
+/// [`JobRecord::may_replace`] as a condition on the stored item, which must also still carry
+/// `read_version`, the version the writer merged from (`None`: no item, or one without a version).
+fn may_replace_condition(next: &JobRecord, read_version: Option<u64>) -> Result<Condition, StoreError> {
+    let mut c = Condition::new(&[
+        "JobId",
+        "JobStatus",
+        "ProgressRate",
+        "InputFile",
+        "JobOrder",
+        "CurrentPhase",
+        "UpdatedAt",
+        "Version",
+    ]);
+    let version = match read_version {
+        Some(v) => format!("#Version = {}", c.value("v", &v)?),
+        None => "attribute_not_exists(#Version)".to_owned(),
+    };
     let statuses = next
         .job_status
         .replaceable()
@@ -149,7 +164,7 @@ fn may_replace_condition(next: &JobRecord) -> Result<Condition, StoreError> {
         None => " AND attribute_not_exists(#UpdatedAt)".to_owned(),
     };
     c.expression = format!(
-        "attribute_not_exists(#JobId) OR (#JobStatus IN ({statuses}) AND #ProgressRate <= {progress} AND {input_file} AND {job_order}{phase}{updated})"
+        "{version} AND (attribute_not_exists(#JobId) OR (#JobStatus IN ({statuses}) AND #ProgressRate <= {progress} AND {input_file} AND {job_order}{phase}{updated}))"
     );
     Ok(c)
 }
@@ -181,7 +196,7 @@ impl JobStore for DynamoJobStore {
                 return Ok(Applied { record, changed: false });
             };
             let next = next.expiring(self.retention).confirmed(crate::now_ms());
-            if self.replace_if_allowed(&next).await? {
+            if self.replace_if_allowed(&next, current.and_then(|c| c.version)).await? {
                 return Ok(Applied { record: next, changed: true });
             }
             tracing::debug!(job_id = %update.job_id, "status write lost its condition; re-reading");
@@ -332,11 +347,12 @@ impl JobStore for DynamoJobStore {
 }
 
 impl DynamoJobStore {
-    /// Writes `next` only if the stored item is one it may replace ([`JobRecord::may_replace`]),
-    /// checked by DynamoDB at write time. `false`: the stored job is ahead; nothing was written.
-    pub async fn replace_if_allowed(&self, next: &JobRecord) -> Result<bool, StoreError> {
+    /// Writes `next` only if the stored item is one it may replace ([`JobRecord::may_replace`])
+    /// and still has the version `next` was merged from (`read_version`), checked by DynamoDB at
+    /// write time. `false`: another writer got there first; nothing was written.
+    pub async fn replace_if_allowed(&self, next: &JobRecord, read_version: Option<u64>) -> Result<bool, StoreError> {
         let item = to_item(next).map_err(corrupt)?;
-        self.put_if(&self.tables.status, item, may_replace_condition(next)?).await
+        self.put_if(&self.tables.status, item, may_replace_condition(next, read_version)?).await
     }
 
     async fn read_pointer(&self, input_file: &str, consistent: bool) -> Result<Option<JobPointer>, StoreError> {
