@@ -58,9 +58,97 @@ async fn an_event_invoked_into_progress_ingest_is_served_by_the_rest_api() {
         (status, body.as_str()),
         (
             StatusCode::OK,
-            r#"{"success": true, "job_id": "1795557600000-local1", "job_status": "PROGRESSING", "progress_rate": 42, "current_phase": "TRANSCODING", "submitted_at": 1795557600000, "started_at": 1795557600000, "updated_at": 1795557600000, "queued_ms": 0, "elapsed_ms": 0}"#
+            r#"{"success": true, "job_id": "1795557600000-local1", "job_status": "PROGRESSING", "progress_rate": 42, "version": 1, "current_phase": "TRANSCODING", "submitted_at": 1795557600000, "started_at": 1795557600000, "updated_at": 1795557600000, "queued_ms": 0, "elapsed_ms": 0}"#
         )
     );
+}
+
+/// The STATUS_UPDATE of [`event`] at `percent`.
+fn at(percent: u8) -> Value {
+    let mut e = event();
+    e["detail"]["jobProgress"]["jobPercentComplete"] = json!(percent);
+    e
+}
+
+async fn ingest(app: &axum::Router, event: Value) {
+    let invoke = Request::post("/2015-03-31/functions/progress-ingest/invocations").body(Body::from(event.to_string()));
+    assert_eq!(send(app, invoke.unwrap()).await.0, StatusCode::OK);
+}
+
+async fn get_status(
+    app: &axum::Router,
+    query: &str,
+    if_none_match: Option<&str>,
+) -> (StatusCode, axum::http::HeaderMap, String) {
+    let mut request = Request::get(format!("/media/status?{query}")).header("origin", "http://localhost:3000");
+    if let Some(tag) = if_none_match {
+        request = request.header("if-none-match", tag);
+    }
+    send(app, request.body(Body::empty()).unwrap()).await
+}
+
+#[tokio::test]
+async fn a_poll_for_an_unchanged_state_is_answered_304_and_a_waiting_one_when_it_changes() {
+    // GIVEN a job at version 1
+    let app = stack();
+    ingest(&app, at(10)).await;
+    let (status, headers, body) = get_status(&app, "input_file=my+clip.mp4", None).await;
+    assert_eq!(status, StatusCode::OK);
+    let etag = headers.get("etag").expect("a tagged state").to_str().unwrap().to_owned();
+    assert_eq!(etag, r#""1795557600000-local1.1""#);
+    assert_eq!(headers.get("cache-control").unwrap(), "no-cache");
+    assert_eq!(headers.get("access-control-expose-headers").unwrap(), "ETag");
+    assert_eq!(serde_json::from_str::<Value>(&body).unwrap()["version"], 1);
+    // The seed's form keeps its body byte for byte and is tagged too.
+    let (status, headers, body) = get_status(&app, "job_id=1795557600000-local1", None).await;
+    assert_eq!(
+        (status, body.as_str()),
+        (StatusCode::OK, r#"{"success": true, "job_status": "PROGRESSING", "progress_rate": 10}"#)
+    );
+    assert_eq!(headers.get("etag").unwrap().to_str().unwrap(), etag);
+
+    // WHEN a client asks again with the tag it has
+    for tag in [etag.as_str(), &format!("W/{etag}"), &format!(r#""other", {etag}"#), "*"] {
+        let (status, headers, body) = get_status(&app, "input_file=my+clip.mp4", Some(tag)).await;
+        // THEN nothing changed: 304, no body, CORS kept
+        assert_eq!((status, body.as_str()), (StatusCode::NOT_MODIFIED, ""), "{tag}");
+        assert_eq!(headers.get("etag").unwrap().to_str().unwrap(), etag);
+        assert_eq!(headers.get("access-control-allow-origin").unwrap(), "http://localhost:3000");
+        assert!(headers.get("content-type").is_none());
+    }
+    let (status, _, _) = get_status(&app, "input_file=my+clip.mp4", Some(r#""1795557600000-local1.0""#)).await;
+    assert_eq!(status, StatusCode::OK, "an older tag gets the state");
+
+    // WHEN a client waits with its tag and the job moves 300 ms later
+    let mover = {
+        let app = app.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+            ingest(&app, at(20)).await;
+        })
+    };
+    let started = std::time::Instant::now();
+    let (status, headers, body) = get_status(&app, "input_file=my+clip.mp4&wait=20", Some(&etag)).await;
+    mover.await.unwrap();
+    // THEN the answer is the new state, as soon as the server saw it, not after the wait
+    assert_eq!(status, StatusCode::OK);
+    assert!(started.elapsed() < std::time::Duration::from_secs(5), "held for {:?}", started.elapsed());
+    let body: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!((body["progress_rate"].as_u64(), body["version"].as_u64()), (Some(20), Some(2)));
+    let etag = headers.get("etag").unwrap().to_str().unwrap().to_owned();
+
+    // AND a wait that sees no change ends in 304 once the wait is over
+    let started = std::time::Instant::now();
+    let (status, _, _) = get_status(&app, "input_file=my+clip.mp4&wait=1", Some(&etag)).await;
+    assert_eq!(status, StatusCode::NOT_MODIFIED);
+    assert!(started.elapsed() >= std::time::Duration::from_secs(1), "answered after {:?}", started.elapsed());
+
+    // AND wait is whole seconds from 0 to 20
+    for wait in ["21", "-1", "1.5", "x"] {
+        let (status, _, body) = get_status(&app, &format!("input_file=my+clip.mp4&wait={wait}"), Some(&etag)).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "wait={wait}");
+        assert!(body.contains("wait"), "{body}");
+    }
 }
 
 #[tokio::test]
@@ -138,7 +226,7 @@ async fn an_invoked_event_reaches_a_websocket_subscriber_through_the_change_feed
     // THEN the change is pushed to the subscriber
     assert_eq!(
         next().await,
-        json!({"type": "status", "input_file": "my clip.mp4", "job_id": "1795557600000-local1", "job_status": "PROGRESSING", "progress_rate": 42, "current_phase": "TRANSCODING",
+        json!({"type": "status", "input_file": "my clip.mp4", "job_id": "1795557600000-local1", "job_status": "PROGRESSING", "progress_rate": 42, "version": 1, "current_phase": "TRANSCODING",
                "submitted_at": 1795557600000u64, "started_at": 1795557600000u64, "updated_at": 1795557600000u64, "queued_ms": 0, "elapsed_ms": 0})
     );
 }

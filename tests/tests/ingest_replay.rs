@@ -47,7 +47,7 @@ async fn hls_job_in_order_moves_forward_at_every_step() {
     assert_eq!(outputs.as_array().map(Vec::len), Some(3), "{outputs}");
     assert_eq!(
         view,
-        json!({"job_status": "COMPLETE", "progress_rate": 100,
+        json!({"job_status": "COMPLETE", "progress_rate": 100, "version": 6,
                "submitted_at": 1700000000000u64, "started_at": 1700000001000u64, "finished_at": 1700000181000u64,
                "updated_at": 1700000181000u64, "queued_ms": 1000, "elapsed_ms": 180000,
                "duration_ms": 596458, "width_px": 1280, "height_px": 720,
@@ -67,7 +67,7 @@ async fn a_running_job_shows_its_times_phases_and_the_time_left() {
     // latest 20 points or more (25 → 70 % in 60 s): 40 s
     assert_eq!(
         view,
-        json!({"job_status": "PROGRESSING", "progress_rate": 70, "current_phase": "TRANSCODING",
+        json!({"job_status": "PROGRESSING", "progress_rate": 70, "version": 5, "current_phase": "TRANSCODING",
                "phase_progress": view["phase_progress"].clone(),
                "submitted_at": 1700000000000u64, "started_at": 1700000001000u64, "updated_at": 1700000121000u64,
                "queued_ms": 1000, "elapsed_ms": 120000, "eta_ms": 40000})
@@ -89,8 +89,9 @@ async fn hls_job_reversed_and_duplicated_ends_in_the_same_state() {
 
     let reference = fresh_store("replay").await;
     replay(&reference, &HLS).await;
-    // (all but EventAt, the time of the event behind the last change, which feeds the lag metric)
-    let state = |r: JobRecord| JobRecord { event_at: None, ..r };
+    // (all but EventAt, the time of the event behind the last change, which feeds the lag metric,
+    // and the version, which counts the changes on the way)
+    let state = |r: JobRecord| JobRecord { event_at: None, version: None, ..r };
     assert_eq!(
         state(stored(&store, "1700000000000-bbbhls").await),
         state(stored(&reference, "1700000000000-bbbhls").await)
@@ -114,24 +115,24 @@ async fn complete_outputs_of_every_group_type_are_mapped() {
     };
     assert_eq!(
         view(stored(&store, "1700000100000-cmafxx").await),
-        json!({"job_status": "COMPLETE", "progress_rate": 100, "submitted_at": 1700000100000u64, "finished_at": 1700000200000u64,
+        json!({"job_status": "COMPLETE", "progress_rate": 100, "version": 1, "submitted_at": 1700000100000u64, "finished_at": 1700000200000u64,
                "updated_at": 1700000200000u64, "duration_ms": 52209, "width_px": 1920, "height_px": 818,
                "output_path": "cmaf/trailers/sintel/", "playlists": {".m3u8": "sintel.m3u8", ".mpd": "sintel.mpd"}})
     );
     assert_eq!(
         view(stored(&store, "1700000300000-filegr").await),
-        json!({"job_status": "COMPLETE", "progress_rate": 100, "submitted_at": 1700000300000u64, "finished_at": 1700000400000u64,
+        json!({"job_status": "COMPLETE", "progress_rate": 100, "version": 1, "submitted_at": 1700000300000u64, "finished_at": 1700000400000u64,
                "updated_at": 1700000400000u64, "duration_ms": 5000, "width_px": 640, "height_px": 360,
                "output_path": "file/clips/", "playlists": {}})
     );
     assert_eq!(
         view(stored(&store, "1700000500000-audioo").await),
-        json!({"job_status": "COMPLETE", "progress_rate": 100, "submitted_at": 1700000500000u64, "finished_at": 1700000600000u64,
+        json!({"job_status": "COMPLETE", "progress_rate": 100, "version": 1, "submitted_at": 1700000500000u64, "finished_at": 1700000600000u64,
                "updated_at": 1700000600000u64, "duration_ms": 3541044, "output_path": "audio/", "playlists": {}})
     );
     assert_eq!(
         view(stored(&store, "1700000700000-captns").await),
-        json!({"job_status": "COMPLETE", "progress_rate": 100, "submitted_at": 1700000700000u64, "finished_at": 1700000800000u64,
+        json!({"job_status": "COMPLETE", "progress_rate": 100, "version": 1, "submitted_at": 1700000700000u64, "finished_at": 1700000800000u64,
                "updated_at": 1700000800000u64, "duration_ms": 2700100, "width_px": 960, "height_px": 540,
                "output_path": "lecture.mp4/", "playlists": {".m3u8": "lecture.m3u8"}})
     );
@@ -144,7 +145,7 @@ async fn error_and_canceled_are_final() {
     let error = stored(&store, "1700000900000-errorx").await;
     assert_eq!(
         serde_json::to_value(StatusView::from(&error)).unwrap(),
-        json!({"job_status": "ERROR", "progress_rate": 100, "submitted_at": 1700000900000u64, "finished_at": 1700000905000u64,
+        json!({"job_status": "ERROR", "progress_rate": 100, "version": 1, "submitted_at": 1700000900000u64, "finished_at": 1700000905000u64,
                "updated_at": 1700000905000u64, "error_code": 1010,
                "error_message": "Unable to open input file [s3://upload-bucket/broken.mp4]: [Failed probe/open: [No parser found for container]]"})
     );

@@ -189,7 +189,9 @@ fn into_http(response: ApiGatewayV2httpResponse) -> Response {
         Some(Body::Binary(bytes)) => bytes,
         _ => Vec::new(),
     };
-    (status, out, body).into_response()
+    let mut response = axum::body::Body::from(body).into_response();
+    (*response.status_mut(), *response.headers_mut()) = (status, out);
+    response
 }
 
 #[cfg(test)]
