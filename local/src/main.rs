@@ -238,6 +238,7 @@ async fn serve(args: ServeArgs) -> Result<ExitCode, Box<dyn std::error::Error>> 
         println!("  invoke        {base}{}", f.invoke_path());
     }
     println!("  upload API    POST {base}/media/uploads   (then the presigned POST to {base}/s3/{upload_bucket})");
+    println!("  token renewal POST {base}/media/tokens");
     println!("  upload (S3)   PUT {base}/s3/{upload_bucket}/{{key}}   files in {}", s3_dir.display());
     println!("  MediaConvert  {base}/2017-08-29/ (simulated: GetJobTemplate, CreateJob)");
     println!("Ctrl-C stops it.");

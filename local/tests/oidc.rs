@@ -6,6 +6,8 @@
 //!   a changed payload; key rotation reads the JWKS again, random `kid`s do not hammer it;
 //! - `POST /media/uploads` needs a valid bearer token and files the upload under
 //!   `UPLOAD_PREFIX{sub}/`;
+//! - `POST /media/tokens`: the bearer who owns a folder renews its tokens without one; others
+//!   renew by the token they hold, on the same route;
 //! - `$connect?access_token=`: a bad token is refused; a good one binds the connection to its
 //!   `sub`, which may watch its own uploads without a read token, and nothing else without one.
 
@@ -236,6 +238,41 @@ async fn uploads_need_a_valid_token_and_land_in_the_users_home_folder() {
         .unwrap();
     assert!(preflight.status().is_success(), "{}", preflight.status());
     assert!(preflight.headers()["access-control-allow-headers"].to_str().unwrap().contains("authorization"));
+}
+
+async fn renew(base: &str, bearer: Option<&str>, body: Value) -> (u16, Value) {
+    let mut request = reqwest::Client::new().post(format!("{base}/media/tokens")).body(body.to_string());
+    if let Some(bearer) = bearer {
+        request = request.header("authorization", format!("Bearer {bearer}"));
+    }
+    let response = request.send().await.unwrap();
+    (response.status().as_u16(), serde_json::from_str(&response.text().await.unwrap()).unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_owner_renews_a_token_by_bearer_and_everyone_else_by_token() {
+    // GIVEN the local stack with OIDC and read tokens on
+    let key = Key::generate("k1");
+    let issuer = Issuer::start(&[&key]).await;
+    let base = start_stack(&issuer).await;
+    let alice = issuer.token(&key, "alice");
+    let access = ReadAccess::new(Some(SECRET.to_vec()));
+
+    // WHEN alice asks for a token for a file in her home folder, with her access token only
+    let (code, body) = renew(&base, Some(&alice), json!({"input_file": "uploads/alice/1/a.mp4"})).await;
+    // THEN she gets one
+    assert_eq!(code, 200, "{body}");
+    let now = mcpush_core::now_ms() / 1000;
+    assert_eq!(access.check("uploads/alice/1/a.mp4", body["token"].as_str(), now), Ok(()));
+    // AND her folder too, but nothing outside it without a token
+    assert_eq!(renew(&base, Some(&alice), json!({"prefix": "uploads/alice/"})).await.0, 200);
+    assert_eq!(renew(&base, Some(&alice), json!({"input_file": "uploads/bob/1/a.mp4"})).await.0, 403);
+    // AND a caller without a bearer is served on the same route by the token they hold
+    let held = mcpush_core::domain::token::issue(SECRET, "uploads/bob/1/a.mp4", now + 60);
+    assert_eq!(renew(&base, None, json!({"input_file": "uploads/bob/1/a.mp4", "token": held})).await.0, 200);
+    // AND a bearer that is not a valid access token is refused as such
+    let (code, body) = renew(&base, Some("garbage"), json!({"input_file": "uploads/alice/1/a.mp4"})).await;
+    assert_eq!(code, 401, "{body}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

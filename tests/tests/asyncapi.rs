@@ -55,7 +55,8 @@ fn the_messages_the_server_builds_are_described() {
         ServerMessage::Subscribed { topic: Topic::Prefix("uploads/u1/".into()) },
         ServerMessage::Unsubscribed { topic: Topic::Prefix("uploads/u1/".into()) },
         ServerMessage::Pong,
-        ServerMessage::Error { message: "missing \"input_file\" or \"prefix\"".into() },
+        ServerMessage::error("missing \"input_file\" or \"prefix\""),
+        ServerMessage::Error { message: "\"token\" has expired".into(), topic: Some(Topic::File("a.mp4".into())) },
         ServerMessage::status("a.mp4", &complete),
         ServerMessage::status("b.mp4", &error),
     ] {

@@ -111,6 +111,15 @@ async fn upload(session: &Session, upload: &Function, sub: Option<&str>) -> Valu
     granted
 }
 
+/// Asks upload-api to renew `token` for `file` (`POST /media/tokens`); answers the new token.
+async fn renew(upload: &Function, file: &str, token: &str) -> String {
+    let request = json!({"input_file": file, "token": token});
+    let answer =
+        response(upload.api.invoke(http_event("POST", "/media/tokens", json!({}), Some(request)), ANSWER).await);
+    assert_eq!(answer["statusCode"], 200, "{answer}");
+    body(&answer)["token"].as_str().unwrap_or_else(|| panic!("{answer}")).to_owned()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ingest_push_rest_and_websocket_routes_run_as_lambda_runs_them() {
     // GIVEN tables on moto, the WebSocket emulator over them, a browser connected to it, and the
@@ -346,6 +355,10 @@ async fn create_job_reconcile_upload_api_and_the_authorizer_run_as_lambda_runs_t
     // THEN it grants a key in the user's home folder, with a read token from the secret
     assert!(granted["input_file"].as_str().unwrap().starts_with("uploads/user-1/"), "{granted}");
     assert!(granted["token"].is_string(), "{granted}");
+    // AND it renews the job's file token for a caller with the token only (no bearer)
+    let file = "uploads/Big Buck Bunny.mp4";
+    let token = mcpush_core::domain::token::issue(SECRET.as_bytes(), file, mcpush_core::now_ms() / 1000 + 600);
+    renew(&uploads, file, &token).await;
 
     // WHEN ws-authorizer's binary gets $connect requests without and with a bad access token
     let authorizer = start("ws-authorizer", &session.env("ws-authorizer", &peers)).await;
@@ -447,6 +460,12 @@ async fn with_read_tokens_every_reader_reads_the_secret_and_takes_a_token() {
     let granted = upload(&session, &uploads, None).await;
     // THEN the grant carries a read token
     assert!(granted["token"].is_string(), "{granted}");
+    // WHEN the same binary is asked to renew the file's token (POST /media/tokens)
+    let renewed = renew(&uploads, file, &token).await;
+    // THEN it reads the file's job and answers a renewed token for the file only
+    let access = mcpush_core::domain::token::ReadAccess::new(Some(SECRET.as_bytes().to_vec()));
+    assert_eq!(access.check(file, Some(&renewed), mcpush_core::now_ms() / 1000), Ok(()));
+    assert!(access.check(other, Some(&renewed), 0).is_err());
     session.save();
 
     // AND with sign-in but no tokens, upload-api files a signed-in user's upload in their folder

@@ -600,6 +600,9 @@ pub struct UploadConfig {
     pub rules: UploadRules,
     /// `TOKEN_TTL_SECONDS` (default 86400).
     pub token_ttl: Duration,
+    /// `MAX_TOKEN_TTL_SECONDS` (default 7 days): also how long a renewed token's chain may
+    /// outlive its first token (`POST /media/tokens`).
+    pub max_token_ttl: Duration,
 }
 
 impl UploadConfig {
@@ -623,6 +626,7 @@ impl UploadConfig {
                 grant_ttl: env.lifetime("UPLOAD_GRANT_SECONDS", defaults.grant_ttl)?,
             },
             token_ttl: env.token_ttl()?,
+            max_token_ttl: env.max_token_ttl()?,
         })
     }
 }
@@ -769,9 +773,11 @@ pub struct UploadSettings {
     pub origins: AllowedOrigins,
     pub upload: UploadConfig,
     pub tokens: SecretSource,
-    /// Sign-in required (`OIDC_ISSUER`, `OIDC_AUDIENCE`): HTTP API's JWT authorizer checked the
-    /// token before the function runs.
-    pub sign_in: bool,
+    /// Sign-in (`OIDC_ISSUER`, `OIDC_AUDIENCE`): on `/media/uploads` HTTP API's JWT authorizer
+    /// checked the token before the function runs; on `/media/tokens` the function checks it.
+    pub oidc: Option<OidcConfig>,
+    /// The tables `/media/tokens` reads a file's job from.
+    pub tables: TableNames,
 }
 
 impl UploadSettings {
@@ -780,8 +786,14 @@ impl UploadSettings {
             origins: env.origins()?,
             upload: UploadConfig::read(env)?,
             tokens: env.token_secret()?,
-            sign_in: env.oidc()?.is_some(),
+            oidc: env.oidc()?,
+            tables: TableNames::read(env),
         })
+    }
+
+    /// Sign-in required.
+    pub fn sign_in(&self) -> bool {
+        self.oidc.is_some()
     }
 }
 

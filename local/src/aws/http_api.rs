@@ -1,4 +1,5 @@
-//! The HTTP API front: each HTTP request to `/media/job_id` or `/media/status` becomes the HTTP API
+//! The HTTP API front: each HTTP request to `/media/job_id`, `/media/status`, `/media/uploads` or
+//! `/media/tokens` becomes the HTTP API
 //! payload v2 event API Gateway would send (typed, then serialized as Lambda receives it), and the
 //! handler's response goes back as HTTP.
 
@@ -80,6 +81,7 @@ pub fn router(stack: Stack) -> Router {
         .route("/media/job_id", any(rest))
         .route("/media/status", any(rest))
         .route("/media/uploads", any(rest))
+        .route("/media/tokens", any(rest))
         .with_state(stack)
 }
 
@@ -87,6 +89,7 @@ async fn endpoints() -> Json<Value> {
     Json(json!({
         "demo": "/",
         "uploads": "/media/uploads",
+        "tokens": "/media/tokens",
         "upload": "/s3/{bucket}/{key}",
         "rest": ["/media/job_id?input_file=F", "/media/status?job_id=J", "/media/status?input_file=F"],
         "websocket": "/ws",
@@ -129,6 +132,7 @@ async fn rest(
     let response = match uri.path() {
         "/media/job_id" => stack.job_id_api(event).await,
         "/media/uploads" => stack.upload_api(event).await,
+        "/media/tokens" => stack.token_api(event).await,
         _ => stack.status_api(event).await,
     };
     into_http(response)

@@ -12,7 +12,7 @@ use mcpush_core::domain::{AllowedOrigins, OutputBaseUrl};
 use mcpush_core::handlers::http::RestContext;
 use mcpush_core::handlers::progress_push::{self, PushContext};
 use mcpush_core::handlers::reconcile::{self, ReconcileContext, ReconcileStats};
-use mcpush_core::handlers::{create_job, job_id_api, progress_ingest, status_api, upload_api};
+use mcpush_core::handlers::{create_job, job_id_api, progress_ingest, status_api, token_api, upload_api};
 use mcpush_core::ports::{
     IdentityVerifier, JobCreator, JobInspector, JobStore, Pusher, SubscriptionStore, UploadSigner,
 };
@@ -91,6 +91,13 @@ impl Stack {
             self.identity.is_some(),
         );
         upload_api::handle(&ctx, event, std::time::SystemTime::now()).await
+    }
+
+    /// upload-api's other route, `POST /media/tokens`.
+    pub async fn token_api(&self, event: Value) -> ApiGatewayV2httpResponse {
+        let ctx = token_api::TokenContext::new(&self.origins, &self.access, self.jobs.as_ref(), &self.upload_config)
+            .with_identity(self.identity.as_deref());
+        token_api::handle(&ctx, event, mcpush_core::now_ms() / 1000).await
     }
 
     pub async fn reconcile(&self) -> Result<ReconcileStats, reconcile::ReconcileError> {

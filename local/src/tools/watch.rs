@@ -325,7 +325,7 @@ pub async fn watch(
                             return Ok(ending);
                         }
                     }
-                    ServerMessage::Error { message } => return Err(CliError::Refused(printable(&message))),
+                    ServerMessage::Error { message, .. } => return Err(CliError::Refused(printable(&message))),
                     ServerMessage::Other => {}
                 }
             }

@@ -99,8 +99,9 @@ impl ClientMessage {
     }
 }
 
-/// The message's `input_file` or `prefix`, validated.
-fn topic(object: &serde_json::Map<String, Value>) -> Result<Topic, ProtocolError> {
+/// A JSON object's `input_file` or `prefix` (one of them), validated: a subscription's, and
+/// a token renewal's (`POST /media/tokens`).
+pub fn topic(object: &serde_json::Map<String, Value>) -> Result<Topic, ProtocolError> {
     let field = |name: &'static str| match object.get(name) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(text)) => Ok(Some(text.clone())),
@@ -223,6 +224,10 @@ pub enum ServerMessage {
     Pong,
     Error {
         message: String,
+        /// The subscription refused (a token that does not cover it, the subscription limit), so
+        /// a client knows which of its watches to act on; absent for other errors.
+        #[serde(flatten, skip_serializing_if = "Option::is_none")]
+        topic: Option<Topic>,
     },
     Status(Box<StatusUpdate>),
     /// A batched connection's updates of one push.
@@ -239,6 +244,11 @@ impl ServerMessage {
 
     pub fn to_json(&self) -> String {
         serde_json::to_string(self).unwrap_or_else(|_| r#"{"type":"error","message":"internal error"}"#.to_owned())
+    }
+
+    /// An `error` about no subscription in particular.
+    pub fn error(message: impl Into<String>) -> Self {
+        Self::Error { message: message.into(), topic: None }
     }
 }
 

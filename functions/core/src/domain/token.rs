@@ -1,4 +1,7 @@
-//! Read tokens: `"{expires_epoch_seconds}.{hex HMAC-SHA256}"` over a scope and the expiry.
+//! Read tokens: `"{expires_epoch_seconds}.{hex HMAC-SHA256}"` over a scope and the expiry, or,
+//! renewed, `"{expires}.{first_expires}.{hex HMAC-SHA256}"` over the scope, the expiry and the
+//! expiry of the first token of its chain, so a renewal can tell how long the chain has lived
+//! ([`ReadAccess::renew`]).
 //!
 //! A scope is one input file (`clips/a.mp4`) or a folder: a prefix ending in `/` (`clips/`) that
 //! covers every file under it, at any depth. The scope is what is signed, so a token for
@@ -28,15 +31,28 @@ pub enum TokenError {
     Mismatch,
     #[error("the job names no input_file, so no token covers it")]
     NoInputFile,
+    #[error(
+        "\"token\" cannot be renewed further: a renewed token may not outlive the first token of its chain by more than MAX_TOKEN_TTL_SECONDS"
+    )]
+    ChainTooLong,
+    #[error("the job of this input_file ended over 24 hours ago: its token is not renewed")]
+    JobEndedLongAgo,
 }
 
-fn mac(secret: &[u8], scope: &str, expires: u64) -> HmacSha256 {
+/// A file's token is not renewed once its job has been final this long.
+pub const RENEWAL_AFTER_END_SECS: u64 = 24 * 3600;
+
+fn mac(secret: &[u8], scope: &str, expires: u64, first_expires: Option<u64>) -> HmacSha256 {
     // HMAC accepts keys of any length, so this cannot fail.
     let mut mac =
         <HmacSha256 as Mac>::new_from_slice(secret).unwrap_or_else(|_| unreachable!("HMAC takes any key length"));
     mac.update(scope.as_bytes());
     mac.update(b"\n");
     mac.update(expires.to_string().as_bytes());
+    if let Some(first) = first_expires {
+        mac.update(b"\n");
+        mac.update(first.to_string().as_bytes());
+    }
     mac
 }
 
@@ -48,7 +64,13 @@ pub fn valid_scope(scope: &str) -> bool {
 /// A token that lets its bearer read `scope` (a file, or every file under a folder ending in `/`)
 /// until `expires` (epoch seconds).
 pub fn issue(secret: &[u8], scope: &str, expires: u64) -> String {
-    format!("{expires}.{}", hex::encode(mac(secret, scope, expires).finalize().into_bytes()))
+    format!("{expires}.{}", hex::encode(mac(secret, scope, expires, None).finalize().into_bytes()))
+}
+
+/// A renewed token: as [`issue`], carrying the expiry of the first token of its chain.
+fn issue_renewed(secret: &[u8], scope: &str, expires: u64, first_expires: u64) -> String {
+    let signature = hex::encode(mac(secret, scope, expires, Some(first_expires)).finalize().into_bytes());
+    format!("{expires}.{first_expires}.{signature}")
 }
 
 /// `target` itself, then every folder above it, nearest first: `a/b/c.mp4` → `a/b/c.mp4`,
@@ -57,33 +79,56 @@ fn scopes_covering(target: &str) -> impl Iterator<Item = &str> {
     std::iter::once(target).chain(super::topic::folders_above(target))
 }
 
-/// A token's expiry and signature, when it is spelled as [`issue`] writes it and not expired.
-fn parse(token: Option<&str>, now_secs: u64) -> Result<(u64, Vec<u8>), TokenError> {
-    let token = token.filter(|t| !t.is_empty()).ok_or(TokenError::Missing)?;
-    let (expires, signature) = token.split_once('.').ok_or(TokenError::Malformed)?;
-    // One spelling only, the one `issue` writes: decimal digits without a sign or a leading
-    // zero, and 64 lowercase hex digits.
-    let digits = !expires.is_empty() && expires.bytes().all(|b| b.is_ascii_digit());
-    let lower_hex = signature.len() == 64 && signature.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
-    if !digits || (expires.len() > 1 && expires.starts_with('0')) || !lower_hex {
+/// What a token says of itself (before its signature is checked).
+struct Parsed {
+    expires: u64,
+    /// The first token's expiry, on a renewed token.
+    first_expires: Option<u64>,
+    signature: Vec<u8>,
+}
+
+/// Epoch seconds as [`issue`] writes them: decimal digits without a sign or a leading zero.
+fn seconds(text: &str) -> Result<u64, TokenError> {
+    let digits = !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit());
+    if !digits || (text.len() > 1 && text.starts_with('0')) {
         return Err(TokenError::Malformed);
     }
-    let expires: u64 = expires.parse().map_err(|_| TokenError::Malformed)?;
+    text.parse().map_err(|_| TokenError::Malformed)
+}
+
+/// A token, when it is spelled as [`issue`] (or a renewal) writes it and not expired.
+fn parse(token: Option<&str>, now_secs: u64) -> Result<Parsed, TokenError> {
+    let token = token.filter(|t| !t.is_empty()).ok_or(TokenError::Missing)?;
+    let mut parts = token.split('.');
+    let (expires, second, third, rest) = (parts.next(), parts.next(), parts.next(), parts.next());
+    let (expires, first_expires, signature) = match (expires, second, third, rest) {
+        (Some(expires), Some(signature), None, None) => (expires, None, signature),
+        (Some(expires), Some(first), Some(signature), None) => (expires, Some(seconds(first)?), signature),
+        _ => return Err(TokenError::Malformed),
+    };
+    // One spelling only: 64 lowercase hex digits.
+    let lower_hex = signature.len() == 64 && signature.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+    if !lower_hex {
+        return Err(TokenError::Malformed);
+    }
+    let expires = seconds(expires)?;
     let signature = hex::decode(signature).map_err(|_| TokenError::Malformed)?;
     if expires < now_secs {
         return Err(TokenError::Expired);
     }
-    Ok((expires, signature))
+    Ok(Parsed { expires, first_expires, signature })
 }
 
 /// Checks, in constant time per candidate, that `token` covers `target` (a file or a folder).
 pub fn verify(secret: &[u8], target: &str, token: Option<&str>, now_secs: u64) -> Result<(), TokenError> {
-    let (expires, signature) = parse(token, now_secs)?;
-    if scopes_covering(target).any(|scope| mac(secret, scope, expires).verify_slice(&signature).is_ok()) {
-        Ok(())
-    } else {
-        Err(TokenError::Mismatch)
-    }
+    verified(secret, target, token, now_secs).map(drop)
+}
+
+/// [`verify`], answering what the token said of itself.
+fn verified(secret: &[u8], target: &str, token: Option<&str>, now_secs: u64) -> Result<Parsed, TokenError> {
+    let parsed = parse(token, now_secs)?;
+    let signed = |scope: &str| mac(secret, scope, parsed.expires, parsed.first_expires).verify_slice(&parsed.signature);
+    if scopes_covering(target).any(|scope| signed(scope).is_ok()) { Ok(parsed) } else { Err(TokenError::Mismatch) }
 }
 
 /// Who may read what: with a secret, a token that covers the file; without one, anyone (the
@@ -160,6 +205,29 @@ impl ReadAccess {
     pub fn issue(&self, scope: &str, expires: u64) -> Option<String> {
         self.secret.as_ref().map(|secret| issue(secret, scope, expires))
     }
+
+    /// A fresh token for `scope` in exchange for `token`, which must cover it: valid `ttl` from
+    /// now (never less than `token`), but never past the first token of the chain's expiry plus
+    /// `max_ttl`; a token already at that limit is refused ([`TokenError::ChainTooLong`]).
+    /// `Ok(None)` when tokens are off.
+    pub fn renew(
+        &self,
+        scope: &str,
+        token: Option<&str>,
+        now_secs: u64,
+        ttl: std::time::Duration,
+        max_ttl: std::time::Duration,
+    ) -> Result<Option<(String, u64)>, TokenError> {
+        let Some(secret) = &self.secret else { return Ok(None) };
+        let held = verified(secret, scope, token, now_secs)?;
+        let first = held.first_expires.unwrap_or(held.expires);
+        let limit = first.saturating_add(max_ttl.as_secs());
+        if limit <= held.expires {
+            return Err(TokenError::ChainTooLong);
+        }
+        let expires = (now_secs + ttl.as_secs()).min(limit).max(held.expires);
+        Ok(Some((issue_renewed(secret, scope, expires, first), expires)))
+    }
 }
 
 #[cfg(test)]
@@ -229,6 +297,39 @@ mod tests {
             "a file token is no folder token"
         );
         assert_eq!(scopes_covering("a/b/c.mp4").collect::<Vec<_>>(), ["a/b/c.mp4", "a/b/", "a/"]);
+    }
+
+    #[test]
+    fn a_renewed_token_reads_like_the_first_and_its_chain_is_bounded() {
+        use std::time::Duration;
+        let access = ReadAccess::new(Some(b"k".to_vec()));
+        let (ttl, max) = (Duration::from_secs(100), Duration::from_secs(250));
+        let first = issue(b"k", "a/b.mp4", 100);
+        // GIVEN a renewal at 90 s: valid 100 s from then, for the same file only
+        let (renewed, expires) = access.renew("a/b.mp4", Some(&first), 90, ttl, max).unwrap().unwrap();
+        assert_eq!(expires, 190);
+        assert_eq!(access.check("a/b.mp4", Some(&renewed), 180), Ok(()));
+        assert_eq!(access.check("a/c.mp4", Some(&renewed), 180), Err(TokenError::Mismatch));
+        assert_eq!(access.check("a/b.mp4", Some(&renewed), 191), Err(TokenError::Expired));
+        // WHEN the chain is renewed again and again
+        let (renewed, expires) = access.renew("a/b.mp4", Some(&renewed), 180, ttl, max).unwrap().unwrap();
+        assert_eq!(expires, 280);
+        let (renewed, expires) = access.renew("a/b.mp4", Some(&renewed), 270, ttl, max).unwrap().unwrap();
+        // THEN it never outlives the first token (100) by more than the maximum (250)
+        assert_eq!(expires, 350);
+        assert_eq!(access.renew("a/b.mp4", Some(&renewed), 340, ttl, max), Err(TokenError::ChainTooLong));
+        // AND its first expiry is signed: raising it breaks the signature
+        let (_, rest) = renewed.split_once('.').unwrap();
+        let (_, signature) = rest.split_once('.').unwrap();
+        let forged = format!("350.9999.{signature}");
+        assert_eq!(access.check("a/b.mp4", Some(&forged), 300), Err(TokenError::Mismatch));
+        // AND a folder token renews a file under it, never a wider scope
+        let folder = issue(b"k", "a/", 100);
+        assert!(access.renew("a/b.mp4", Some(&folder), 50, ttl, max).is_ok());
+        assert_eq!(access.renew("b/", Some(&first), 50, ttl, max), Err(TokenError::Mismatch));
+        assert_eq!(access.renew("a/b.mp4", Some(&first), 101, ttl, max), Err(TokenError::Expired));
+        assert_eq!(access.renew("a/b.mp4", Some("1.2.3.4"), 0, ttl, max), Err(TokenError::Malformed));
+        assert_eq!(OPEN.renew("a/b.mp4", None, 0, ttl, max), Ok(None));
     }
 
     #[test]

@@ -10,6 +10,7 @@ pub mod progress_ingest;
 pub mod progress_push;
 pub mod reconcile;
 pub mod status_api;
+pub mod token_api;
 pub mod upload_api;
 pub mod ws;
 pub mod ws_authorizer;

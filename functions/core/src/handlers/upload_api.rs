@@ -128,3 +128,8 @@ pub async fn handle(ctx: &UploadContext<'_>, event: serde_json::Value, now: Syst
     })
     .await
 }
+
+/// Is this HTTP API event for `/media/tokens` (the other route upload-api serves)?
+pub fn is_token_route(event: &serde_json::Value) -> bool {
+    event.get("rawPath").and_then(serde_json::Value::as_str).is_some_and(|path| path.ends_with("/media/tokens"))
+}

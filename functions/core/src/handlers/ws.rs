@@ -110,7 +110,7 @@ pub async fn message(
     let body = event.body.as_deref().unwrap_or_default();
     let replies = match ClientMessage::parse(body) {
         Ok(message) => answer(ctx, event, connection_id, message, now_ms).await,
-        Err(e) => vec![ServerMessage::Error { message: e.to_string() }.to_json()],
+        Err(e) => vec![ServerMessage::error(e.to_string()).to_json()],
     };
     // The answer first; then the snapshot's messages (a prefix's can be 100 `status` messages),
     // several in flight, so a slow API cannot run the function out of time.
@@ -149,7 +149,7 @@ async fn answer(
 ) -> Vec<String> {
     let internal = |e: crate::ports::StoreError| {
         tracing::error!(connection_id, error = %e, "store failed");
-        vec![ServerMessage::Error { message: "internal error, try again".into() }.to_json()]
+        vec![ServerMessage::error("internal error, try again").to_json()]
     };
     match message {
         ClientMessage::Ping => vec![ServerMessage::Pong.to_json()],
@@ -173,7 +173,7 @@ async fn answer(
                     (Topic::Prefix(_), TokenError::Mismatch) => "\"token\" does not cover this prefix".to_owned(),
                     (_, e) => e.to_string(),
                 };
-                return vec![ServerMessage::Error { message }.to_json()];
+                return vec![ServerMessage::Error { message, topic: Some(topic) }.to_json()];
             }
             let expires = expires_at(event, ctx.config, now_ms);
             match ctx
@@ -187,7 +187,7 @@ async fn answer(
                         "subscription limit reached: at most {} files or prefixes per connection",
                         ctx.config.max_subscriptions
                     );
-                    vec![ServerMessage::Error { message }.to_json()]
+                    vec![ServerMessage::Error { message, topic: Some(topic) }.to_json()]
                 }
                 Ok(_) => {
                     WS_MESSAGE.count(metrics::SUBSCRIPTIONS_ADDED, 1);
