@@ -96,7 +96,7 @@ export type ServerMessage =
   | { type: 'unsubscribed'; input_file: string }
   | { type: 'unsubscribed'; prefix: string }
   | { type: 'pong' }
-  | { type: 'error'; message: string }
+  | { type: 'error'; message: string; input_file?: string; prefix?: string }
   | ({ type: 'status' } & Status)
   | { type: 'statuses'; updates: Status[] };
 
@@ -106,7 +106,6 @@ export type Transport = 'connecting' | 'websocket' | 'polling';
 /** Statuses after which a job never changes. */
 export declare const FINAL_STATUSES: readonly ['COMPLETE', 'ERROR', 'CANCELED'];
 
-/** True when `next` says something `previous` did not: a newer job, a later status, more progress or a later phase. */
 /**
  * Where a running job is now, between two statuses: progress interpolated at the pace `eta_ms`
  * implies from `updated_at` to `now` (epoch ms), never below the status's, never 100 before
@@ -115,7 +114,17 @@ export declare const FINAL_STATUSES: readonly ['COMPLETE', 'ERROR', 'CANCELED'];
  */
 export declare function estimate(status: Status | null | undefined, now?: number): { progress: number; eta_ms?: number };
 
+/** True when `next` says something `previous` did not: a newer job, or a higher `version` of the same job. */
 export declare function isNewer(previous: Status | null | undefined, next: Status): boolean;
+
+/** True when `next` is more than one version past `previous` of the same job: an update was missed. */
+export declare function missedUpdate(previous: Status | null | undefined, next: Status | null | undefined): boolean;
+
+/** A read token's expiry (epoch seconds), read from the token; `undefined` when it has none. */
+export declare function tokenExpiry(token: string | null | undefined): number | undefined;
+
+/** A read token, or a function answering a fresh one (asked at the start and before each expiry). */
+export type TokenSource = string | null | (() => string | Promise<string>);
 
 export interface ProgressClientOptions {
   /** e.g. `wss://abc.execute-api.eu-west-1.amazonaws.com/prod` */
@@ -124,6 +133,12 @@ export interface ProgressClientOptions {
   restUrl?: string;
   /** REST polling period while the socket is down (default 2000). */
   pollIntervalMs?: number;
+  /** While polling, let the server hold each request until the state changes (`?wait=20` with `If-None-Match`), and ask again at once (default false). */
+  longPoll?: boolean;
+  /** A connection open this long resets the reconnect backoff (default 10000). */
+  stableAfterMs?: number;
+  /** A page hidden longer than this reconnects and re-checks when shown again (default 30000). */
+  hiddenRecheckMs?: number;
   /** First reconnect delay cap (default 500). */
   minBackoffMs?: number;
   /** Largest reconnect delay cap (default 30000). */
@@ -146,14 +161,18 @@ export interface WatchHooks {
   onError?: (message: string) => void;
   /** A job of this file known before the upload, so its state is not taken for the new job's. */
   ignoreJobId?: string;
-  /** The read token for the file (from the upload API). */
-  token?: string | null;
+  /**
+   * The read token for the file (from the upload API), or a function answering a fresh one. It is
+   * renewed before it expires (a string through `POST /media/tokens`) and once after a refusal; a
+   * second refusal in a row ends the watch (`onError`, and `done` rejects).
+   */
+  token?: TokenSource;
 }
 
 export interface Watch {
   /** Stops watching. */
   stop(): void;
-  /** Resolves with the final state (COMPLETE, ERROR or CANCELED). */
+  /** Resolves with the final state (COMPLETE, ERROR or CANCELED); rejects when a refusal ended the watch. */
   done: Promise<FinalStatus>;
 }
 
@@ -162,8 +181,8 @@ export interface PrefixWatchHooks {
   onTransport?: (transport: Transport) => void;
   /** A refusal (e.g. a missing or foreign token), with the server's message. */
   onError?: (message: string) => void;
-  /** A read token for the folder or a folder above it. */
-  token?: string | null;
+  /** A read token for the folder or a folder above it, or a function answering one; renewed as a file watch's is. */
+  token?: TokenSource;
 }
 
 export interface PrefixWatch {

@@ -25,10 +25,15 @@ export const FINAL_STATUSES = Object.freeze(['COMPLETE', 'ERROR', 'CANCELED']);
 const ORDER = { SUBMITTED: 0, PROGRESSING: 1, COMPLETE: 2, ERROR: 2, CANCELED: 2 };
 const PHASES = { PROBING: 0, TRANSCODING: 1, UPLOADING: 2 };
 
-/** True when `next` says something `previous` did not: a newer job, a later status, more progress, a later phase or a later report. */
+/**
+ * True when `next` says something `previous` did not: a newer job, or, for the same job, a higher
+ * `version` (each change of a job's state is one version more). States without versions (a server
+ * before them) compare by status, progress, phase and report time.
+ */
 export function isNewer(previous, next) {
   if (!previous) return true;
   if (next.job_id && previous.job_id && next.job_id !== previous.job_id) return true;
+  if (next.version > 0 && previous.version > 0) return next.version > previous.version;
   if (FINAL_STATUSES.includes(previous.job_status)) return false;
   const order = (s) => ORDER[s.job_status] ?? 1;
   if (order(next) !== order(previous)) return order(next) > order(previous);
@@ -36,6 +41,17 @@ export function isNewer(previous, next) {
   const phase = (s) => PHASES[s.current_phase] ?? -1;
   if (phase(next) !== phase(previous)) return phase(next) > phase(previous);
   return (next.updated_at ?? -1) > (previous.updated_at ?? -1);
+}
+
+/** True when `next` is more than one version past `previous` of the same job: an update was missed. */
+export function missedUpdate(previous, next) {
+  return Boolean(previous && next && previous.job_id === next.job_id && previous.version > 0 && next.version > previous.version + 1);
+}
+
+/** A read token's expiry (epoch seconds), from its first field; `undefined` when it has none. */
+export function tokenExpiry(token) {
+  const match = typeof token === 'string' ? /^(\d{1,12})\./.exec(token) : null;
+  return match ? Number(match[1]) : undefined;
 }
 
 /**
@@ -69,10 +85,14 @@ export class ProgressClient {
   /**
    * @param {object} options
    * @param {string} options.websocketUrl  e.g. `wss://abc.execute-api.eu-west-1.amazonaws.com/prod`
-   * @param {string} [options.restUrl='']  base of `/media/status` (same origin when empty)
+   * @param {string} [options.restUrl='']  base of `/media/status` and `/media/tokens` (same origin when empty)
    * @param {number} [options.pollIntervalMs=2000]  REST polling period while the socket is down
+   * @param {boolean} [options.longPoll=false]  while polling, hold each request on the server until the state changes
+   *   (`?wait=20` with `If-None-Match`) and ask again at once: a change shows at once, and a quiet job costs three requests a minute
    * @param {number} [options.minBackoffMs=500]  first reconnect delay cap
    * @param {number} [options.maxBackoffMs=30000]  largest reconnect delay cap
+   * @param {number} [options.stableAfterMs=10000]  a connection open this long resets the backoff
+   * @param {number} [options.hiddenRecheckMs=30000]  a page hidden longer than this reconnects and re-checks when shown again
    * @param {number} [options.pingIntervalMs=300000]  keeps the connection under API Gateway's 10-minute idle timeout
    * @param {number} [options.subscribeTimeoutMs=3000]  polls meanwhile when a subscription is not confirmed by then
    * @param {number} [options.recheckIntervalMs=30000]  while subscribed, asks the REST API at once and then this often, or
@@ -84,39 +104,52 @@ export class ProgressClient {
    *   function answering a fresh one, asked at every (re)connect), sent as `?access_token=`; the connection may then watch the
    *   user's own uploads (`UPLOAD_PREFIX{sub}/…`) without read tokens. The REST fallback still needs the read token.
    */
-  constructor({ websocketUrl, restUrl = '', pollIntervalMs = 2000, minBackoffMs = 500, maxBackoffMs = 30000, pingIntervalMs = 300000, subscribeTimeoutMs = 3000, recheckIntervalMs = 30000, batch = false, accessToken }) {
-    Object.assign(this, { websocketUrl, restUrl, pollIntervalMs, minBackoffMs, maxBackoffMs, pingIntervalMs, subscribeTimeoutMs, recheckIntervalMs, batch, accessToken });
+  constructor({ websocketUrl, restUrl = '', pollIntervalMs = 2000, longPoll = false, minBackoffMs = 500, maxBackoffMs = 30000, stableAfterMs = 10000, hiddenRecheckMs = 30000, pingIntervalMs = 300000, subscribeTimeoutMs = 3000, recheckIntervalMs = 30000, batch = false, accessToken }) {
+    Object.assign(this, { websocketUrl, restUrl, pollIntervalMs, longPoll, minBackoffMs, maxBackoffMs, stableAfterMs, hiddenRecheckMs, pingIntervalMs, subscribeTimeoutMs, recheckIntervalMs, batch, accessToken });
     this.opening = false;
     this.watches = new Map();
     this.prefixes = new Map();
     this.socket = null;
     this.attempt = 0;
     this.reconnectTimer = null;
+    this.stableTimer = null;
     this.pingTimer = null;
+    this.listeners = null;
+    this.hiddenAt = null;
   }
 
   /**
    * Follows `inputFile` until its job is final.
    * @param {string} inputFile  the S3 key of the upload
-   * @param {(status: object) => void} onStatus  called with every newer state: `{input_file, job_status, progress_rate, current_phase?, ...}`
-   * @param {{onTransport?: (t: 'connecting'|'websocket'|'polling') => void, onError?: (message: string) => void, ignoreJobId?: string, token?: string}} [hooks]
+   * @param {(status: object) => void} onStatus  called with every newer state: `{input_file, job_status, progress_rate, version, current_phase?, ...}`
+   * @param {{onTransport?: (t: 'connecting'|'websocket'|'polling') => void, onError?: (message: string) => void, ignoreJobId?: string,
+   *   token?: string | (() => string | Promise<string>)}} [hooks]
    *   `ignoreJobId`: a job of this file known before an upload, so its state is not taken for the new job's;
-   *   `token`: the read token for the file (from the upload API), sent with the subscribe and every REST call.
-   *   A 403 (a missing, foreign or expired token) is reported through `onError` with the server's message and
-   *   stops that watch's polling.
+   *   `token`: the read token for the file (from the upload API), sent with the subscribe and every REST call; or a function
+   *   answering a fresh one. The client renews it before it expires (a string through `POST /media/tokens`, a function by
+   *   calling it) and once after a refusal (a 403, a refused subscribe), re-subscribing on the same socket; a second refusal in
+   *   a row ends the watch: `onError` gets the server's message and `done` rejects.
    * @returns {{stop: () => void, done: Promise<object>}}  `done` resolves with the final state
    */
   watch(inputFile, onStatus, hooks = {}) {
-    let resolveDone;
-    const done = new Promise((resolve) => { resolveDone = resolve; });
-    const watch = { inputFile, onStatus, hooks, last: null, subscribed: false, pollTimer: null, recheckTimer: null, transport: null, resolveDone };
+    let resolveDone, rejectDone;
+    const done = new Promise((resolve, reject) => { resolveDone = resolve; rejectDone = reject; });
+    done.catch(() => {}); // ending on a refusal is reported through onError too
+    const watch = { inputFile, onStatus, hooks, last: null, subscribed: false, pollTimer: null, recheckTimer: null, transport: null, resolveDone, rejectDone };
+    this.#adoptToken(watch);
     this.watches.set(inputFile, watch);
     this.#setTransport(watch, 'connecting');
-    // A socket that neither opens nor fails (a proxy holding it, say) must not stall progress.
-    watch.fallbackTimer = setTimeout(() => watch.subscribed || this.#startPolling(watch), this.subscribeTimeoutMs);
-    if (this.socket?.readyState === WebSocket.OPEN) this.#send(subscription(watch, this.batch));
-    else if (!this.socket && !this.reconnectTimer && !this.opening) this.#connect();
-    if (!this.socket && !this.opening) this.#startPolling(watch);
+    this.#listen();
+    const begin = () => {
+      if (!this.watches.has(inputFile)) return;
+      // A socket that neither opens nor fails (a proxy holding it, say) must not stall progress.
+      watch.fallbackTimer = setTimeout(() => watch.subscribed || this.#startPolling(watch), this.subscribeTimeoutMs);
+      if (this.socket?.readyState === WebSocket.OPEN) this.#send(subscription(watch, this.batch));
+      else if (!this.socket && !this.reconnectTimer && !this.opening) this.#connect();
+      if (!this.socket && !this.opening) this.#startPolling(watch);
+    };
+    if (watch.tokenSource) this.#renew(watch).then(begin, (e) => this.#fail(watch, `no read token: ${e.message}`));
+    else begin();
     return { stop: () => this.#end(watch), done };
   }
 
@@ -127,16 +160,24 @@ export class ProgressClient {
    * says `connecting`) and the snapshot after the reconnect fills the gap.
    * @param {string} prefix  e.g. `uploads/u1/`
    * @param {(status: object) => void} onStatus  called with every newer state of each file, `input_file` naming the file
-   * @param {{onTransport?: (t: 'connecting'|'websocket') => void, onError?: (message: string) => void, token?: string}} [hooks]
-   *   `token`: a read token for the folder or one above it.
+   * @param {{onTransport?: (t: 'connecting'|'websocket') => void, onError?: (message: string) => void,
+   *   token?: string | (() => string | Promise<string>)}} [hooks]
+   *   `token`: a read token for the folder or one above it (or a function answering one), renewed as a file watch's is.
    * @returns {{stop: () => void}}
    */
   watchPrefix(prefix, onStatus, hooks = {}) {
     const watch = { prefix, onStatus, hooks, last: new Map(), subscribed: false, recheckTimer: null, transport: null };
+    this.#adoptToken(watch);
     this.prefixes.set(prefix, watch);
     this.#setTransport(watch, 'connecting');
-    if (this.socket?.readyState === WebSocket.OPEN) this.#send(subscription(watch, this.batch));
-    else if (!this.socket && !this.reconnectTimer && !this.opening) this.#connect();
+    this.#listen();
+    const begin = () => {
+      if (!this.prefixes.has(prefix)) return;
+      if (this.socket?.readyState === WebSocket.OPEN) this.#send(subscription(watch, this.batch));
+      else if (!this.socket && !this.reconnectTimer && !this.opening) this.#connect();
+    };
+    if (watch.tokenSource) this.#renew(watch).then(begin, (e) => this.#fail(watch, `no read token: ${e.message}`));
+    else begin();
     return { stop: () => this.#endPrefix(watch) };
   }
 
@@ -151,6 +192,81 @@ export class ProgressClient {
   #idle() {
     return this.watches.size === 0 && this.prefixes.size === 0;
   }
+
+  #all() {
+    return [...this.watches.values(), ...this.prefixes.values()];
+  }
+
+  // --- the browser telling us the network or the page came back ---------------------------------
+
+  /** Listens for `online`, `offline`, `visibilitychange` and `pageshow` while anything is watched. */
+  #listen() {
+    const target = globalThis;
+    if (this.listeners || typeof target.addEventListener !== 'function') return;
+    this.listeners = {
+      online: () => this.#recover(true),
+      offline: () => this.#offline(),
+      pageshow: (event) => event.persisted && this.#recover(false),
+      visibilitychange: () => {
+        if (globalThis.document?.visibilityState === 'hidden') {
+          this.hiddenAt = Date.now();
+        } else if (this.hiddenAt !== null) {
+          const hidden = Date.now() - this.hiddenAt;
+          this.hiddenAt = null;
+          if (hidden > this.hiddenRecheckMs) this.#recover(false);
+        }
+      },
+    };
+    for (const name of ['online', 'offline', 'pageshow']) target.addEventListener(name, this.listeners[name]);
+    globalThis.document?.addEventListener?.('visibilitychange', this.listeners.visibilitychange);
+  }
+
+  #unlisten() {
+    if (!this.listeners) return;
+    for (const name of ['online', 'offline', 'pageshow']) globalThis.removeEventListener?.(name, this.listeners[name]);
+    globalThis.document?.removeEventListener?.('visibilitychange', this.listeners.visibilitychange);
+    this.listeners = null;
+  }
+
+  /** The network went away: a socket cannot survive it, so it is closed now rather than at a timeout. */
+  #offline() {
+    if (!this.socket) return;
+    const socket = this.socket;
+    this.#lost('offline');
+    socket.close();
+  }
+
+  /**
+   * The network or the page is back: connect now, not at the next backoff step, and ask for every
+   * watched state at once. After `online` the socket is replaced (it may be bound to the old
+   * network); after a long hidden spell or the back/forward cache an open socket re-subscribes.
+   */
+  #recover(networkChanged) {
+    if (this.#idle()) return;
+    this.attempt = 0;
+    if (this.socket?.readyState === WebSocket.OPEN && !networkChanged) {
+      for (const watch of this.#all()) this.#send(subscription(watch, this.batch));
+    } else {
+      if (this.socket) {
+        const socket = this.socket;
+        this.#lost('network changed: reconnecting', { reconnect: false });
+        socket.close();
+      }
+      clearTimeout(this.reconnectTimer);
+      this.reconnectTimer = null;
+      if (!this.opening) this.#connect();
+    }
+    for (const watch of this.watches.values()) this.#fetchStatus(watch);
+    // A renewal the outage made fail is tried again now, before the token runs out.
+    for (const watch of this.#all()) {
+      if (watch.renewPending) {
+        clearTimeout(watch.renewTimer);
+        this.#renewNow(watch);
+      }
+    }
+  }
+
+  // --- the socket ----------------------------------------------------------------------------
 
   #connect() {
     this.reconnectTimer = null;
@@ -182,11 +298,13 @@ export class ProgressClient {
     }
     this.socket = socket;
     socket.onopen = () => {
-      for (const watch of [...this.watches.values(), ...this.prefixes.values()]) this.#send(subscription(watch, this.batch));
+      for (const watch of this.#all()) this.#send(subscription(watch, this.batch));
       clearInterval(this.pingTimer);
       this.pingTimer = setInterval(() => this.#send({ action: 'ping' }), this.pingIntervalMs);
+      clearTimeout(this.stableTimer);
+      this.stableTimer = setTimeout(() => { this.attempt = 0; }, this.stableAfterMs);
     };
-    socket.onmessage = (message) => this.#receive(message.data);
+    socket.onmessage = (message) => this.socket === socket && this.#receive(message.data);
     socket.onclose = () => {
       if (this.socket !== socket) return;
       this.#lost('WebSocket closed');
@@ -194,9 +312,11 @@ export class ProgressClient {
     socket.onerror = () => {}; // a close event follows
   }
 
-  #lost(reason) {
+  /** The socket is gone: poll meanwhile and reconnect after a backoff step (unless told not to). */
+  #lost(reason, { reconnect = true } = {}) {
     this.socket = null;
     clearInterval(this.pingTimer);
+    clearTimeout(this.stableTimer);
     for (const watch of this.watches.values()) {
       watch.subscribed = false;
       clearInterval(watch.recheckTimer);
@@ -210,7 +330,7 @@ export class ProgressClient {
       watch.hooks.onError?.(reason);
       this.#setTransport(watch, 'connecting');
     }
-    if (this.#idle() || this.reconnectTimer) return;
+    if (!reconnect || this.#idle() || this.reconnectTimer) return;
     // Full jitter: a random delay up to an exponentially growing cap.
     const cap = Math.min(this.maxBackoffMs, this.minBackoffMs * 2 ** this.attempt);
     this.attempt += 1;
@@ -224,16 +344,16 @@ export class ProgressClient {
     } catch {
       return;
     }
-    const watch = this.watches.get(message.input_file);
+    const watch = message.input_file !== undefined ? this.watches.get(message.input_file) : undefined;
     const folder = message.prefix !== undefined ? this.prefixes.get(message.prefix) : undefined;
     if (message.type === 'subscribed' && folder) {
-      this.attempt = 0;
+      folder.refused = false;
       folder.subscribed = true;
       this.#setTransport(folder, 'websocket');
       // Each re-subscribe brings the folder's snapshot again: what a lost push or a race missed.
       folder.recheckTimer ??= setInterval(() => this.#send(subscription(folder, this.batch)), this.recheckIntervalMs);
     } else if (message.type === 'subscribed' && watch) {
-      this.attempt = 0;
+      watch.refused = false;
       watch.subscribed = true;
       this.#stopPolling(watch);
       this.#setTransport(watch, 'websocket');
@@ -252,8 +372,11 @@ export class ProgressClient {
       this.#route(status);
     } else if (message.type === 'statuses' && Array.isArray(message.updates)) {
       for (const status of message.updates) this.#route(status);
+    } else if (message.type === 'error' && (watch || folder) && /token/i.test(message.message ?? '')) {
+      this.#refused(watch ?? folder, message.message);
     } else if (message.type === 'error') {
-      for (const w of [...this.watches.values(), ...this.prefixes.values()]) w.hooks.onError?.(message.message);
+      const about = watch ?? folder;
+      for (const w of about ? [about] : this.#all()) w.hooks.onError?.(message.message);
     }
   }
 
@@ -264,51 +387,88 @@ export class ProgressClient {
     const watch = this.watches.get(file);
     if (watch) this.#deliver(watch, status);
     for (const folder of this.prefixes.values()) {
-      if (!file.startsWith(folder.prefix) || !isNewer(folder.last.get(file), status)) continue;
+      const previous = folder.last.get(file);
+      if (!file.startsWith(folder.prefix) || !isNewer(previous, status)) continue;
       folder.last.set(file, status);
       folder.onStatus(status);
+      // A version skipped: the folder missed a push of this file, so ask for its state now.
+      if (missedUpdate(previous, status)) this.#fetchFolderFile(folder, file);
     }
   }
 
   #deliver(watch, status) {
     if (!this.watches.has(watch.inputFile) || !isNewer(watch.last, status)) return;
     if (watch.hooks.ignoreJobId && status.job_id === watch.hooks.ignoreJobId) return;
+    const missed = missedUpdate(watch.last, status);
     watch.last = status;
     watch.onStatus(status);
     if (FINAL_STATUSES.includes(status.job_status)) {
       watch.resolveDone(status);
       this.#end(watch);
+    } else if (missed) {
+      // A version skipped: a push was lost on the way. Whatever came after it, read the state now.
+      this.#fetchStatus(watch);
     }
   }
+
+  // --- REST: polling, re-checks, conditional and long polls ----------------------------------
 
   #startPolling(watch) {
     if (watch.pollTimer || watch.forbidden || !this.watches.has(watch.inputFile)) return;
     this.#setTransport(watch, 'polling');
     const poll = async () => {
-      await this.#fetchStatus(watch);
-      if (watch.pollTimer) watch.pollTimer = setTimeout(poll, this.pollIntervalMs);
+      const answered = await this.#fetchStatus(watch, { wait: this.longPoll });
+      // A long poll that was answered asks again at once: the server held it until something changed.
+      const next = this.longPoll && answered ? 0 : this.pollIntervalMs;
+      if (watch.pollTimer) watch.pollTimer = setTimeout(poll, next);
     };
     watch.pollTimer = setTimeout(poll, 0);
   }
 
-  /** One `GET /media/status?input_file=`; a newer state is delivered as a push would be. */
-  async #fetchStatus(watch) {
+  /**
+   * One `GET /media/status?input_file=` with `If-None-Match` (a 304 means nothing changed); a newer
+   * state is delivered as a push would be. With `wait`, the server holds the request until the state
+   * changes (at most 20 s). Answers whether the server answered (200 or 304).
+   */
+  async #fetchStatus(watch, { wait = false } = {}) {
+    if (!this.watches.has(watch.inputFile)) return false;
+    const query = new URLSearchParams({ input_file: watch.inputFile });
+    if (watch.token) query.set('token', watch.token);
+    // The tag of the state held, pushed or read: the job's id and version, as the server tags it.
+    const etag = watch.last?.job_id && watch.last.version > 0 ? `"${watch.last.job_id}.${watch.last.version}"` : null;
+    if (wait && etag) query.set('wait', '20');
     try {
-      const token = watch.hooks.token ? `&token=${encodeURIComponent(watch.hooks.token)}` : '';
-      const url = `${this.restUrl}/media/status?input_file=${encodeURIComponent(watch.inputFile)}${token}`;
-      const response = await fetch(url, { cache: 'no-store' });
+      const response = await fetch(`${this.restUrl}/media/status?${query}`, { cache: 'no-store', headers: etag ? { 'If-None-Match': etag } : {} });
+      if (response.status === 304) {
+        watch.refused = false;
+        return true;
+      }
       const body = await response.json();
       if (response.status === 403) {
-        watch.forbidden = true;
-        this.#stopPolling(watch);
-        clearInterval(watch.recheckTimer);
-        watch.hooks.onError?.(body.message ?? 'forbidden');
-        return;
+        this.#refused(watch, body.message ?? 'forbidden');
+        return false;
       }
       const { success, ...status } = body;
-      if (success) this.#deliver(watch, { input_file: watch.inputFile, ...status });
+      if (!success) return false;
+      watch.refused = false;
+      this.#deliver(watch, { input_file: watch.inputFile, ...status });
+      return true;
     } catch (e) {
       watch.hooks.onError?.(`status request failed: ${e.message}`);
+      return false;
+    }
+  }
+
+  /** A file under a watched folder, read with the folder's token, delivered to the folder. */
+  async #fetchFolderFile(folder, file) {
+    const query = new URLSearchParams({ input_file: file });
+    if (folder.token) query.set('token', folder.token);
+    try {
+      const response = await fetch(`${this.restUrl}/media/status?${query}`, { cache: 'no-store' });
+      const { success, ...status } = await response.json();
+      if (success) this.#route({ input_file: file, ...status });
+    } catch (e) {
+      folder.hooks.onError?.(`status request failed: ${e.message}`);
     }
   }
 
@@ -317,9 +477,104 @@ export class ProgressClient {
     watch.pollTimer = null;
   }
 
+  // --- read tokens: renewed before they expire and once after a refusal ------------------------
+
+  /** Takes the watch's `token` hook: a token string now, or a function to ask for one. */
+  #adoptToken(watch) {
+    const token = watch.hooks.token;
+    watch.tokenSource = typeof token === 'function' ? token : null;
+    watch.token = typeof token === 'string' ? token : null;
+    watch.refused = false;
+    if (watch.token) this.#scheduleRenewal(watch);
+  }
+
+  /** Renews the token a little before it expires (the last fifth of its life, at most a minute before). */
+  #scheduleRenewal(watch) {
+    clearTimeout(watch.renewTimer);
+    const expires = tokenExpiry(watch.token);
+    if (expires === undefined) return;
+    const left = expires * 1000 - Date.now();
+    const margin = Math.min(60_000, Math.max(1_000, left / 5));
+    watch.renewTimer = setTimeout(() => this.#renewNow(watch), Math.max(0, left - margin));
+  }
+
+  /** Renews now and re-subscribes; a renewal that fails (offline, say) is tried again while the token lasts. */
+  #renewNow(watch) {
+    this.#renew(watch).then(
+      () => { watch.renewPending = false; this.#resubscribe(watch); },
+      (e) => {
+        watch.renewPending = true;
+        watch.hooks.onError?.(`token renewal failed: ${e.message}`);
+        const left = (tokenExpiry(watch.token) ?? 0) * 1000 - Date.now();
+        if (left > 0 && this.#watching(watch)) watch.renewTimer = setTimeout(() => this.#renewNow(watch), Math.min(5_000, left / 2));
+      },
+    );
+  }
+
+  /** A fresh token: from the `token` function, else from `POST /media/tokens` for the one held. */
+  async #renew(watch) {
+    let token;
+    if (watch.tokenSource) {
+      token = await watch.tokenSource();
+    } else {
+      const scope = watch.prefix !== undefined ? { prefix: watch.prefix } : { input_file: watch.inputFile };
+      const response = await fetch(`${this.restUrl}/media/tokens`, {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/json' },
+        body: JSON.stringify({ ...scope, token: watch.token }),
+      });
+      const body = await response.json().catch(() => ({}));
+      if (!response.ok || !body.success) throw new Error(body.message ?? `HTTP ${response.status}`);
+      token = body.token;
+    }
+    if (!this.#watching(watch)) return;
+    watch.token = typeof token === 'string' && token ? token : null;
+    if (watch.token) this.#scheduleRenewal(watch);
+  }
+
+  /** With a fresh token: subscribe again on the open socket (no reconnect), or re-check over REST. */
+  #resubscribe(watch) {
+    if (!this.#watching(watch)) return;
+    if (this.socket?.readyState === WebSocket.OPEN) this.#send(subscription(watch, this.batch));
+    if (watch.inputFile !== undefined && (watch.pollTimer || !watch.subscribed)) this.#fetchStatus(watch);
+  }
+
+  /** A refusal (403, or a refused subscribe): renew once and try again; a second refusal in a row ends the watch. */
+  #refused(watch, message) {
+    if (!this.#watching(watch)) return;
+    if (watch.refused) {
+      this.#fail(watch, message);
+      return;
+    }
+    watch.refused = true;
+    this.#renew(watch).then(() => this.#resubscribe(watch), () => this.#fail(watch, message));
+  }
+
+  /** Ends a watch on an error it cannot get past. */
+  #fail(watch, message) {
+    if (!this.#watching(watch)) return;
+    watch.forbidden = true;
+    watch.hooks.onError?.(message);
+    if (watch.prefix !== undefined) {
+      this.#endPrefix(watch);
+    } else {
+      watch.rejectDone(new Error(message));
+      this.#end(watch);
+    }
+  }
+
+  #watching(watch) {
+    return watch.prefix !== undefined ? this.prefixes.get(watch.prefix) === watch : this.watches.get(watch.inputFile) === watch;
+  }
+
+  // --- ending ------------------------------------------------------------------------------------
+
   #end(watch) {
-    if (!this.watches.delete(watch.inputFile)) return;
+    if (this.watches.get(watch.inputFile) !== watch) return;
+    this.watches.delete(watch.inputFile);
+    watch.renewPending = false;
     clearTimeout(watch.fallbackTimer);
+    clearTimeout(watch.renewTimer);
     clearInterval(watch.recheckTimer);
     this.#stopPolling(watch);
     if (watch.subscribed) this.#send({ action: 'unsubscribe', input_file: watch.inputFile });
@@ -327,7 +582,9 @@ export class ProgressClient {
   }
 
   #endPrefix(watch) {
-    if (!this.prefixes.delete(watch.prefix)) return;
+    if (this.prefixes.get(watch.prefix) !== watch) return;
+    this.prefixes.delete(watch.prefix);
+    clearTimeout(watch.renewTimer);
     clearInterval(watch.recheckTimer);
     if (watch.subscribed) this.#send({ action: 'unsubscribe', prefix: watch.prefix });
     if (this.#idle()) this.#closeSocket();
@@ -335,8 +592,11 @@ export class ProgressClient {
 
   #closeSocket() {
     clearTimeout(this.reconnectTimer);
+    clearTimeout(this.stableTimer);
     clearInterval(this.pingTimer);
     this.reconnectTimer = null;
+    this.attempt = 0;
+    this.#unlisten();
     const socket = this.socket;
     this.socket = null;
     socket?.close();
@@ -356,7 +616,7 @@ export class ProgressClient {
 /** The subscribe message of a watch (of a file or a prefix), with its token when it has one, batched when the client is. */
 function subscription(watch, batch) {
   const message = watch.prefix !== undefined ? { action: 'subscribe', prefix: watch.prefix } : { action: 'subscribe', input_file: watch.inputFile };
-  if (watch.hooks.token) message.token = watch.hooks.token;
+  if (watch.token) message.token = watch.token;
   if (batch) message.batch = true;
   return message;
 }

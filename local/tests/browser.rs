@@ -151,3 +151,30 @@ async fn time_left_and_outputs_in_headless_chromium() {
     );
     let _ = std::fs::remove_dir_all(&s3_dir);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recovery_token_renewal_304s_and_react_in_headless_chromium() {
+    let (dir, chromium) = browser_setup();
+    // GIVEN two local stacks at one second per step: one with read tokens that live five seconds,
+    // one without tokens
+    let secret = b"browser-recovery-secret";
+    let (base, s3_dir) = serve("browser-recovery-s3", 1000, |options| {
+        options.ws.access = mcpush_core::domain::token::ReadAccess::new(Some(secret.to_vec()));
+        options.upload.token_ttl = Duration::from_secs(5);
+    })
+    .await;
+    let (open, open_s3_dir) = serve("browser-recovery-open-s3", 1000, |_| {}).await;
+    let stuck = mcpush_core::domain::token::issue(secret, "stuck/clip.mp4", mcpush_core::now_ms() / 1000 + 600);
+
+    // WHEN pages cut, drop and close their sockets, poll, and render with React
+    let args = [base.as_ref(), open.as_ref(), stuck.as_ref()];
+    let (passed, report) = node_test(&dir, &chromium, "recovery.test.mjs", &args).await;
+
+    // THEN every scenario passed
+    assert!(
+        passed && report.contains("ℹ pass 5") && report.contains("ℹ fail 0"),
+        "recovery browser tests failed:\n{report}"
+    );
+    let _ = std::fs::remove_dir_all(&s3_dir);
+    let _ = std::fs::remove_dir_all(&open_s3_dir);
+}

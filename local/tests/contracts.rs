@@ -126,7 +126,7 @@ fn in_client_package(program: &str, args: &[&str]) -> (bool, String) {
 #[test]
 fn the_typescript_consumer_example_compiles_with_strict_checks() {
     let (passed, report) = in_client_package("node_modules/.bin/tsc", &["-p", "example"]);
-    assert!(passed, "tsc --strict refused example/consumer.ts:\n{report}");
+    assert!(passed, "tsc --strict refused example/consumer.ts or example/react-consumer.tsx:\n{report}");
 }
 
 #[test]
@@ -144,8 +144,17 @@ fn npm_pack_ships_only_what_a_user_needs() {
     let mut files: Vec<&str> =
         packed[0]["files"].as_array().unwrap().iter().filter_map(|f| f["path"].as_str()).collect();
     files.sort_unstable();
-    assert_eq!(files, ["README.md", "mcpush-client.d.ts", "mcpush-client.js", "package.json"]);
+    assert_eq!(
+        files,
+        ["README.md", "mcpush-client.d.ts", "mcpush-client.js", "package.json", "react.d.ts", "react.js"]
+    );
     assert_eq!(packed[0]["name"], "@mcpush/client");
+    // The React entry is an export of the package, with its types, and React an optional peer.
+    let manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(workspace().join("clients/js/package.json")).unwrap()).unwrap();
+    assert_eq!(manifest["exports"]["./react"], serde_json::json!({"types": "./react.d.ts", "default": "./react.js"}));
+    assert_eq!(manifest["peerDependencies"]["react"], ">=18");
+    assert_eq!(manifest["peerDependenciesMeta"]["react"]["optional"], true);
 }
 
 #[tokio::test]

@@ -2,7 +2,7 @@
 // node --test clients/js/test/. The real thing runs in headless Chromium (local/tests/browser).
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { ProgressClient, estimate, isNewer, keyPath } from '../mcpush-client.js';
+import { ProgressClient, estimate, isNewer, keyPath, missedUpdate, tokenExpiry } from '../mcpush-client.js';
 
 /** A WebSocket the test drives: it records what the client sends and opens or closes on demand. */
 class FakeWebSocket {
@@ -21,23 +21,38 @@ class FakeWebSocket {
   drop() { this.readyState = 3; this.onclose?.(); }
 }
 
-/** A fetch that answers `/media/status` from `answers` (input file → [status code, body]) and records each URL. */
+/**
+ * A fetch that answers `/media/status` from `answers` (input file → [status code, body], or a
+ * function of the request answering one) and `POST /media/tokens` from `answers.renew` (a function
+ * of the request body); records each URL and each request.
+ */
 function fakeFetch(answers) {
   const urls = [];
-  const fetch = async (url) => {
+  const requests = [];
+  const fetch = async (url, init = {}) => {
     urls.push(url);
-    const file = new URL(url, 'http://x').searchParams.get('input_file');
-    const [status, body] = answers[file] ?? [422, { success: false, message: 'Not found item.' }];
-    return { status, json: async () => body };
+    requests.push({ url, ...init });
+    const parsed = new URL(url, 'http://x');
+    let answer;
+    if (parsed.pathname === '/media/tokens') {
+      answer = answers.renew?.(JSON.parse(init.body)) ?? [404, { success: false, message: 'No route matches.' }];
+    } else {
+      const file = parsed.searchParams.get('input_file');
+      const entry = answers[file] ?? [422, { success: false, message: 'Not found item.' }];
+      answer = typeof entry === 'function' ? entry(parsed, init) : entry;
+    }
+    const [status, body] = answer;
+    return { status, ok: status >= 200 && status < 300, json: async () => body, headers: { get: () => null } };
   };
-  return { fetch, urls };
+  return { fetch, urls, requests };
 }
 
 function setup(answers = {}) {
   FakeWebSocket.sockets = [];
   globalThis.WebSocket = FakeWebSocket;
-  const { fetch, urls } = fakeFetch(answers);
+  const { fetch, urls, requests } = fakeFetch(answers);
   globalThis.fetch = fetch;
+  setup.requests = requests;
   return urls;
 }
 
@@ -113,17 +128,181 @@ test('while the socket is down it polls the REST API with the token, then reconn
   client.close();
 });
 
-test('a 403 reaches onError with the server message and stops that watch polling', async () => {
-  const urls = setup({ 'a.mp4': [403, { success: false, message: '"token" has expired' }] });
+test('a 403 renews the token once and carries on; a second refusal in a row ends the watch with the error', async () => {
+  // GIVEN a server that refuses the old token and renews it once
+  let renewals = 0;
+  const urls = setup({
+    'a.mp4': (url) => (url.searchParams.get('token') === 'new'
+      ? [200, { success: true, ...status('PROGRESSING', 40, { version: 3 }) }]
+      : [403, { success: false, message: '"token" has expired' }]),
+    renew: (body) => (renewals++ === 0 && body.token === 'old' && body.input_file === 'a.mp4'
+      ? [200, { success: true, token: 'new', token_expires_at: null }]
+      : [403, { success: false, message: '"token" cannot be renewed further' }]),
+  });
   const client = new ProgressClient({ websocketUrl: 'ws://x/ws', restUrl: 'http://x', pollIntervalMs: 5, minBackoffMs: 1000 });
   const errors = [];
-  client.watch('a.mp4', () => {}, { token: 'old', onError: (m) => errors.push(m) });
+  const seen = [];
+  const watch = client.watch('a.mp4', (s) => seen.push(s.progress_rate), { token: 'old', onError: (m) => errors.push(m) });
   await tick(1);
   FakeWebSocket.sockets[0].drop();
-  await tick(40);
-  assert.ok(errors.includes('"token" has expired'), JSON.stringify(errors));
-  assert.equal(urls.length, 1, 'no polling after the 403');
+  await tick(30);
+  // THEN the watch renewed and reads on with the new token
+  assert.deepEqual(seen, [40]);
+  assert.equal(renewals, 1);
+  assert.ok(urls.some((u) => u.includes('token=new')), urls.join('\n'));
+  // WHEN the new token is refused too (a second refusal, after a renewal that fails)
+  globalThis.fetch = async (url) => (url.includes('/media/tokens')
+    ? { status: 403, ok: false, json: async () => ({ success: false, message: 'no' }) }
+    : { status: 403, ok: false, json: async () => ({ success: false, message: '"token" does not cover this input_file' }), headers: { get: () => null } });
+  await tick(30);
+  // THEN it ends: onError has the server's message and done rejects with it
+  await assert.rejects(watch.done, /does not cover this input_file/);
+  assert.ok(errors.includes('"token" does not cover this input_file'), JSON.stringify(errors));
   client.close();
+});
+
+test('a token function is asked at the start and again before its token expires; the socket re-subscribes with it', async () => {
+  setup();
+  let asked = 0;
+  const token = () => `${Math.floor(Date.now() / 1000) + 2}.${'ab'.repeat(32)}#${++asked}`;
+  const client = new ProgressClient({ websocketUrl: 'ws://x/ws', restUrl: 'http://x', recheckIntervalMs: 60_000 });
+  client.watch('a.mp4', () => {}, { token });
+  await tick(5);
+  const socket = FakeWebSocket.sockets[0];
+  socket.open();
+  socket.receive({ type: 'subscribed', input_file: 'a.mp4' });
+  assert.equal(socket.sent[0].token.endsWith('#1'), true, JSON.stringify(socket.sent));
+  // a token expiring in 1–2 s is renewed a second before it expires, on the same socket
+  await tick(2100);
+  assert.ok(asked >= 2, `asked ${asked} times`);
+  const resubscribe = socket.sent.filter((m) => m.action === 'subscribe').at(-1);
+  assert.ok(resubscribe.token.endsWith(`#${asked}`), JSON.stringify(socket.sent));
+  assert.equal(FakeWebSocket.sockets.length, 1, 'no reconnect');
+  assert.equal(tokenExpiry('1795557600.abc'), 1795557600);
+  assert.equal(tokenExpiry('1795557600.1795550000.abc'), 1795557600);
+  assert.equal(tokenExpiry(undefined), undefined);
+  client.close();
+});
+
+test('a refused subscribe is renewed once over the same socket', async () => {
+  setup({ renew: (body) => [200, { success: true, token: `${body.token}+`, token_expires_at: null }] });
+  const client = new ProgressClient({ websocketUrl: 'ws://x/ws', restUrl: 'http://x', recheckIntervalMs: 60_000 });
+  const errors = [];
+  const board = client.watchPrefix('uploads/u1/', () => {}, { token: 'F', onError: (m) => errors.push(m) });
+  await tick(1);
+  const socket = FakeWebSocket.sockets[0];
+  socket.open();
+  socket.receive({ type: 'error', message: '"token" has expired', prefix: 'uploads/u1/' });
+  await tick(5);
+  assert.deepEqual(socket.sent.at(-1), { action: 'subscribe', prefix: 'uploads/u1/', token: 'F+' });
+  socket.receive({ type: 'error', message: '"token" has expired', prefix: 'uploads/u1/' });
+  await tick(5);
+  assert.deepEqual(errors, ['"token" has expired'], 'the second refusal ends the watch');
+  assert.deepEqual(socket.sent.filter((m) => m.action === 'subscribe').length, 2);
+  board.stop();
+  client.close();
+});
+
+test('a skipped version makes the client read the state at once; rechecks send If-None-Match and a 304 changes nothing', async () => {
+  let current = { success: true, ...status('PROGRESSING', 60, { version: 6 }) };
+  const urls = setup({ 'a.mp4': (url, init) => (init.headers?.['If-None-Match'] === '"1700000000000-aaaaaa.6"' ? [304, null] : [200, current]) });
+  const client = new ProgressClient({ websocketUrl: 'ws://x/ws', restUrl: 'http://x', recheckIntervalMs: 60_000 });
+  const seen = [];
+  client.watch('a.mp4', (s) => seen.push(s.version), { token: 'T' });
+  await tick(1);
+  const socket = FakeWebSocket.sockets[0];
+  socket.open();
+  socket.receive({ type: 'subscribed', input_file: 'a.mp4' });
+  socket.receive({ type: 'status', ...status('PROGRESSING', 10, { version: 2 }) });
+  socket.receive({ type: 'status', ...status('PROGRESSING', 20, { version: 3 }) });
+  assert.equal(urls.length, 0, 'no gap, no request');
+  // WHEN version 5 is lost: 4 arrives, then 6
+  socket.receive({ type: 'status', ...status('PROGRESSING', 40, { version: 4 }) });
+  socket.receive({ type: 'status', ...status('PROGRESSING', 60, { version: 6 }) });
+  await tick(5);
+  // THEN the state is read at once, with the tag of the state held: unchanged, 304
+  assert.equal(urls.length, 1);
+  const [request] = setup.requests;
+  assert.equal(request.headers['If-None-Match'], '"1700000000000-aaaaaa.6"');
+  assert.deepEqual(seen, [2, 3, 4, 6]);
+  // AND a state newer than the one pushed is delivered
+  current = { success: true, ...status('PROGRESSING', 80, { version: 8 }) };
+  socket.receive({ type: 'status', ...status('PROGRESSING', 70, { version: 7 }) });
+  socket.receive({ type: 'status', ...status('PROGRESSING', 60, { version: 6 }) }); // late: dropped
+  assert.equal(urls.length, 1);
+  socket.receive({ type: 'status', ...status('PROGRESSING', 85, { version: 9 }) });
+  await tick(5);
+  assert.deepEqual(seen, [2, 3, 4, 6, 7, 9], 'the read state (8) is older than the one held by then');
+  assert.ok(missedUpdate(status('PROGRESSING', 1, { version: 1 }), status('PROGRESSING', 2, { version: 3 })));
+  assert.ok(!missedUpdate(status('PROGRESSING', 1, { version: 1 }), { ...status('PROGRESSING', 2, { version: 3 }), job_id: 'other' }));
+  client.close();
+});
+
+test('long polling holds each request with If-None-Match and ?wait=20, and asks again as soon as it is answered', async () => {
+  let answered = 0;
+  const urls = setup({
+    'a.mp4': (url) => {
+      answered += 1;
+      return url.searchParams.get('wait') ? [304, null] : [200, { success: true, ...status('PROGRESSING', 10, { version: 1 }) }];
+    },
+  });
+  const client = new ProgressClient({ websocketUrl: 'ws://x/ws', restUrl: 'http://x', longPoll: true, pollIntervalMs: 60_000, minBackoffMs: 60_000 });
+  client.watch('a.mp4', () => {});
+  await tick(1);
+  FakeWebSocket.sockets[0].drop();
+  await tick(20);
+  assert.ok(answered >= 3, `asked ${answered} times within 20 ms: each answer is followed at once`);
+  assert.ok(!urls[0].includes('wait='), 'the first request has no tag to wait on');
+  assert.ok(urls.slice(1).every((u) => u.includes('wait=20')), urls.join('\n'));
+  assert.ok(setup.requests.slice(1).every((r) => r.headers['If-None-Match'] === '"1700000000000-aaaaaa.1"'));
+  client.close();
+});
+
+test('online reconnects and re-checks at once, offline closes the socket, and a long-hidden page re-subscribes when shown', async () => {
+  const events = new EventTarget();
+  globalThis.addEventListener = events.addEventListener.bind(events);
+  globalThis.removeEventListener = events.removeEventListener.bind(events);
+  const page = new EventTarget();
+  globalThis.document = { visibilityState: 'visible', addEventListener: page.addEventListener.bind(page), removeEventListener: page.removeEventListener.bind(page) };
+  try {
+    const urls = setup({ 'a.mp4': [200, { success: true, ...status('PROGRESSING', 10, { version: 1 }) }] });
+    const client = new ProgressClient({ websocketUrl: 'ws://x/ws', restUrl: 'http://x', pollIntervalMs: 60_000, minBackoffMs: 60_000, maxBackoffMs: 60_000, hiddenRecheckMs: 10, recheckIntervalMs: 60_000 });
+    client.watch('a.mp4', () => {});
+    await tick(1);
+    const first = FakeWebSocket.sockets[0];
+    first.open();
+    first.receive({ type: 'subscribed', input_file: 'a.mp4' });
+    // WHEN the network goes: the socket is closed at once, not at a timeout
+    events.dispatchEvent(new Event('offline'));
+    assert.equal(first.readyState, 3);
+    await tick(5);
+    const before = FakeWebSocket.sockets.length;
+    // WHEN it comes back: a new socket at once (the backoff would have waited up to a minute) and a re-check
+    const checks = urls.length;
+    events.dispatchEvent(new Event('online'));
+    await tick(5);
+    assert.equal(FakeWebSocket.sockets.length, before + 1, 'reconnected at once');
+    assert.ok(urls.length > checks, 're-checked at once');
+    const second = FakeWebSocket.sockets.at(-1);
+    second.open();
+    second.receive({ type: 'subscribed', input_file: 'a.mp4' });
+    // WHEN the page was hidden longer than hiddenRecheckMs and is shown again: the open socket re-subscribes
+    globalThis.document.visibilityState = 'hidden';
+    page.dispatchEvent(new Event('visibilitychange'));
+    await tick(20);
+    globalThis.document.visibilityState = 'visible';
+    const subscribes = second.sent.filter((m) => m.action === 'subscribe').length;
+    page.dispatchEvent(new Event('visibilitychange'));
+    assert.equal(second.sent.filter((m) => m.action === 'subscribe').length, subscribes + 1);
+    // AND from the back/forward cache too
+    events.dispatchEvent(Object.assign(new Event('pageshow'), { persisted: true }));
+    assert.equal(second.sent.filter((m) => m.action === 'subscribe').length, subscribes + 2);
+    client.close();
+  } finally {
+    delete globalThis.addEventListener;
+    delete globalThis.removeEventListener;
+    delete globalThis.document;
+  }
 });
 
 test('isNewer orders states, a new job always wins, and keyPath keeps the slashes', () => {
@@ -133,6 +312,9 @@ test('isNewer orders states, a new job always wins, and keyPath keeps the slashe
   assert.ok(!isNewer(status('COMPLETE', 100), status('PROGRESSING', 100)));
   assert.ok(isNewer(status('PROGRESSING', 10, { current_phase: 'PROBING' }), status('PROGRESSING', 10, { current_phase: 'TRANSCODING' })));
   assert.ok(isNewer(status('COMPLETE', 100), { ...status('SUBMITTED', 0), job_id: '1700000000001-bbbbbb' }));
+  // the same job: its version decides, whatever else the state says
+  assert.ok(isNewer(status('PROGRESSING', 50, { version: 3 }), status('PROGRESSING', 50, { version: 4 })));
+  assert.ok(!isNewer(status('PROGRESSING', 50, { version: 4 }), status('PROGRESSING', 60, { version: 3 })));
   assert.equal(keyPath('uploads/my clip#1.mp4'), 'uploads/my%20clip%231.mp4');
 });
 
