@@ -187,6 +187,59 @@ async fn watch_falls_back_to_rest_polling_and_reports_an_error() {
     assert!(printed.contains("No parser found for container"), "{printed}");
 }
 
+#[tokio::test]
+async fn watch_long_polls_with_the_tag_it_holds_and_asks_again_as_soon_as_it_is_answered() {
+    // GIVEN a job at 25 %, behind the REST API alone (no WebSocket), every request recorded
+    let (base, stack) = start().await;
+    replay(&base, &[fixture("hls-3-status-update-25.json")]).await;
+    let seen: Arc<std::sync::Mutex<Vec<(String, Option<String>, u16)>>> = Arc::default();
+    let record = {
+        let seen = seen.clone();
+        move |request: axum::extract::Request, next: axum::middleware::Next| {
+            let seen = seen.clone();
+            async move {
+                let uri = request.uri().to_string();
+                let tag = request.headers().get("if-none-match").and_then(|v| v.to_str().ok()).map(str::to_owned);
+                let response = next.run(request).await;
+                seen.lock().unwrap().push((uri, tag, response.status().as_u16()));
+                response
+            }
+        }
+    };
+    let rest_only = serve(http_api::router(stack.stack.clone()).layer(axum::middleware::from_fn(record))).await;
+    // WHEN watch polls it (a 3 s timeout: waits of 2 s) and the job completes 2.5 s later
+    let finish = tokio::spawn({
+        let base = base.clone();
+        async move {
+            tokio::time::sleep(Duration::from_millis(2500)).await;
+            replay(&base, &[fixture("hls-6-complete.json")]).await;
+        }
+    });
+    let started = Instant::now();
+    let ending = watch::watch(
+        &endpoints(&rest_only),
+        Watched { input_file: "Big Buck Bunny.mp4", token: None },
+        Timing { poll: Duration::from_millis(50), wait: Duration::from_secs(3), ..Timing::default() },
+        &mut Vec::new(),
+        ProgressBar::hidden(),
+    )
+    .await
+    .unwrap();
+    finish.await.unwrap();
+    // THEN it read the state once, then held requests with its tag until the job completed: a
+    // handful of requests where 50 ms polls would have made fifty
+    assert!(matches!(ending, Ending::Complete(_)));
+    let seen: Vec<_> =
+        seen.lock().unwrap().iter().filter(|(uri, ..)| uri.starts_with("/media/status")).cloned().collect();
+    assert!(seen.len() <= 5, "{seen:?}");
+    assert_eq!((seen[0].1.as_deref(), seen[0].2), (None, 200), "{seen:?}");
+    for (uri, tag, _) in &seen[1..] {
+        assert!(uri.contains("wait=2") && tag.as_deref() == Some("\"1700000000000-bbbhls.1\""), "{seen:?}");
+    }
+    assert_eq!(seen.iter().filter(|(.., status)| *status == 304).count(), seen.len() - 2, "{seen:?}");
+    assert!(started.elapsed() < Duration::from_secs(5), "answered as soon as the job completed");
+}
+
 /// The binary, as a user runs it.
 fn binary() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_mcpush-local"));

@@ -1,6 +1,7 @@
 //! `watch`: a live progress bar over the WebSocket API (`ws://` or `wss://`, any stage path),
-//! REST polling of `/media/status` (`http://` or `https://`) when the socket cannot open; ends
-//! with COMPLETE, or ERROR / CANCELED ([`Ending`]).
+//! REST polling of `/media/status` (`http://` or `https://`) when the socket cannot open (long
+//! polls: `If-None-Match` with `?wait=`, within `--timeout-seconds`); ends with COMPLETE, or
+//! ERROR / CANCELED ([`Ending`]).
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -224,6 +225,9 @@ impl Display<'_> {
 /// How often the bar moves between reports.
 const TICK: Duration = Duration::from_millis(250);
 
+/// The longest `?wait=` the status API takes (its `MAX_WAIT_SECS`).
+const MAX_WAIT_SECS: u64 = mcpush_core::handlers::status_api::MAX_WAIT_SECS;
+
 /// How often `watch` asks the REST API, and how long it waits for a server.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Timing {
@@ -283,6 +287,7 @@ pub async fn watch(
             socket.send(Message::Text(subscribe.into())).await.map_err(|e| ws_error(&e))?;
             let (client, status_url) = (http_client(&tls, timing.wait)?, endpoints.status_url(input_file, token)?);
             let mut recheck = tokio::time::interval(timing.recheck.max(Duration::from_millis(10)));
+            let mut conditional = Conditional::default();
             let mut tick = tokio::time::interval(TICK);
             loop {
                 let frame = tokio::select! {
@@ -292,14 +297,14 @@ pub async fn watch(
                         continue;
                     }
                     _ = recheck.tick() => {
-                        match poll_status(&client, &status_url).await {
+                        match poll_status(&client, &status_url, &mut conditional).await {
                             Ok(Poll::Status(status)) => {
                                 if let Some(ending) = display.show(*status) {
                                     return Ok(ending);
                                 }
                             }
                             Ok(Poll::NoJobYet) => display.no_job_yet(input_file),
-                            Ok(Poll::Again) => {}
+                            Ok(Poll::Again | Poll::NotModified) => {}
                             Err(e) => tracing::warn!(error = %e, "re-check failed; still listening"),
                         }
                         continue;
@@ -342,15 +347,39 @@ pub async fn watch(
                 endpoints.rest.join("media/status").map(String::from).unwrap_or_default()
             ));
             let client = http_client(&tls, timing.wait)?;
+            // Long polls: the server holds each request until the state changes, within the
+            // client's own timeout.
+            let wait_secs = timing.wait.as_secs().saturating_sub(1).min(MAX_WAIT_SECS);
+            let mut conditional = Conditional { etag: None, wait_secs };
+            let mut tick = tokio::time::interval(TICK);
             loop {
-                match poll_status(&client, &url).await? {
+                let found = {
+                    let poll = poll_status(&client, &url, &mut conditional);
+                    tokio::pin!(poll);
+                    loop {
+                        tokio::select! {
+                            found = &mut poll => break found?,
+                            _ = tick.tick() => display.tick(),
+                        }
+                    }
+                };
+                let held = match found {
                     Poll::Status(status) => {
                         if let Some(ending) = display.show(*status) {
                             return Ok(ending);
                         }
+                        wait_secs > 0
                     }
-                    Poll::NoJobYet => display.no_job_yet(input_file),
-                    Poll::Again => {}
+                    Poll::NotModified => wait_secs > 0,
+                    Poll::NoJobYet => {
+                        display.no_job_yet(input_file);
+                        false
+                    }
+                    Poll::Again => false,
+                };
+                // A long poll that was answered asks again at once; anything else waits a poll.
+                if held && conditional.etag.is_some() {
+                    continue;
                 }
                 let next_poll = tokio::time::Instant::now() + timing.poll;
                 while tokio::time::Instant::now() < next_poll {
@@ -370,17 +399,43 @@ struct Failure {
 /// What one poll found.
 enum Poll {
     Status(Box<Status>),
+    /// 304: the state the tag names is still the job's.
+    NotModified,
     /// 422: the file has no job yet.
     NoJobYet,
     /// 429 / 5xx: try again.
     Again,
 }
 
-/// One `GET /media/status`.
-async fn poll_status(client: &reqwest::Client, url: &Url) -> Result<Poll, CliError> {
+/// Conditional polling: the tag of the state seen last (sent as `If-None-Match`) and how long the
+/// server may hold a request for a change (`?wait=`, seconds; 0 for a plain conditional poll).
+#[derive(Default)]
+struct Conditional {
+    etag: Option<String>,
+    wait_secs: u64,
+}
+
+/// One `GET /media/status`, conditional on the tag seen last; a 200 keeps its new tag.
+async fn poll_status(client: &reqwest::Client, url: &Url, conditional: &mut Conditional) -> Result<Poll, CliError> {
     let http_error = |reason: String| CliError::Http { url: redacted(url), reason };
-    let mut response = client.get(url.clone()).send().await.map_err(|e| http_error(chain(&e.without_url())))?;
+    let mut url = url.clone();
+    let mut request = client.get(url.clone());
+    if let Some(etag) = &conditional.etag {
+        if conditional.wait_secs > 0 {
+            url.query_pairs_mut().append_pair("wait", &conditional.wait_secs.to_string());
+            request = client.get(url.clone());
+        }
+        request = request.header(reqwest::header::IF_NONE_MATCH, etag);
+    }
+    let mut response = request.send().await.map_err(|e| http_error(chain(&e.without_url())))?;
     let code = response.status();
+    if code == StatusCode::NOT_MODIFIED {
+        return Ok(Poll::NotModified);
+    }
+    if code == StatusCode::OK {
+        conditional.etag =
+            response.headers().get(reqwest::header::ETAG).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    }
     // Read a chunk at a time, never past the limit, whatever length the server announces.
     let too_large = || http_error(format!("answered more than {MAX_RESPONSE_BYTES} bytes: not a job status"));
     if response.content_length().is_some_and(|n| n > MAX_RESPONSE_BYTES as u64) {
