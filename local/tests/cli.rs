@@ -187,12 +187,15 @@ async fn watch_falls_back_to_rest_polling_and_reports_an_error() {
     assert!(printed.contains("No parser found for container"), "{printed}");
 }
 
+/// A request the REST API got: its URI, its `If-None-Match` and the answer's status.
+type Seen = (String, Option<String>, u16);
+
 #[tokio::test]
 async fn watch_long_polls_with_the_tag_it_holds_and_asks_again_as_soon_as_it_is_answered() {
     // GIVEN a job at 25 %, behind the REST API alone (no WebSocket), every request recorded
     let (base, stack) = start().await;
     replay(&base, &[fixture("hls-3-status-update-25.json")]).await;
-    let seen: Arc<std::sync::Mutex<Vec<(String, Option<String>, u16)>>> = Arc::default();
+    let seen: Arc<std::sync::Mutex<Vec<Seen>>> = Arc::default();
     let record = {
         let seen = seen.clone();
         move |request: axum::extract::Request, next: axum::middleware::Next| {
