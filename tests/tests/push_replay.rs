@@ -59,16 +59,22 @@ impl Setup {
     }
 }
 
-/// A pushed status; `submitted_at` is the job id's epoch-millisecond prefix (MediaConvert's
-/// own time of the job), as every job id of these fixtures has one.
-fn status(job_id: &str, input_file: &str, job_status: &str, progress_rate: u8) -> Value {
+/// A pushed status at `version` (the fixture's new image's); `submitted_at` is the job id's
+/// epoch-millisecond prefix (MediaConvert's own time of the job), as every job id of these
+/// fixtures has one.
+fn status(job_id: &str, input_file: &str, job_status: &str, progress_rate: u8, version: u64) -> Value {
     let submitted_at: u64 = job_id.split('-').next().and_then(|p| p.parse().ok()).expect("a time prefix");
     json!({"type": "status", "input_file": input_file, "job_id": job_id, "job_status": job_status, "progress_rate": progress_rate,
-           "submitted_at": submitted_at})
+           "version": version, "submitted_at": submitted_at})
 }
 
+/// The COMPLETE of `modify-complete.json` (version 4).
 fn complete() -> Value {
-    let mut complete = status(JOB, BBB, "COMPLETE", 100);
+    completed(4)
+}
+
+fn completed(version: u64) -> Value {
+    let mut complete = status(JOB, BBB, "COMPLETE", 100, version);
     let outputs = json!({"duration_ms": 596458, "width_px": 1280, "height_px": 720, "output_path": "Big Buck Bunny.mp4_test/",
            "playlists": {".m3u8": "Big Buck Bunny.m3u8"}});
     complete.as_object_mut().unwrap().extend(outputs.as_object().unwrap().clone());
@@ -83,8 +89,8 @@ async fn insert_reaches_every_subscriber_of_the_file_and_nobody_else() {
 
     let (response, stats) = s.push("insert.json").await;
 
-    assert_eq!(a.next().await, status(JOB, BBB, "SUBMITTED", 0));
-    assert_eq!(b.next().await, status(JOB, BBB, "SUBMITTED", 0));
+    assert_eq!(a.next().await, status(JOB, BBB, "SUBMITTED", 0, 1));
+    assert_eq!(b.next().await, status(JOB, BBB, "SUBMITTED", 0, 1));
     other.expect_silence(QUIET).await;
     assert!(response.batch_item_failures.is_empty());
     assert_eq!((stats.delivered, stats.failed), (2, 0));
@@ -136,7 +142,7 @@ async fn modify_pushes_the_new_image_and_complete_carries_its_outputs() {
     let s = setup().await;
     let mut a = s.subscriber(BBB).await;
     s.push("modify.json").await;
-    assert_eq!(a.next().await, status(JOB, BBB, "PROGRESSING", 70));
+    assert_eq!(a.next().await, status(JOB, BBB, "PROGRESSING", 70, 4));
     s.push("modify-complete.json").await;
     assert_eq!(a.next().await, complete());
 }
@@ -158,8 +164,8 @@ async fn malformed_records_are_skipped_without_sinking_the_batch() {
     let s = setup().await;
     let (mut a, mut other) = (s.subscriber(BBB).await, s.subscriber("sintel.mov").await);
     let (response, stats) = s.push("malformed-in-batch.json").await;
-    assert_eq!(a.next().await, status(JOB, BBB, "PROGRESSING", 25));
-    assert_eq!(other.next().await, status("1700000100000-cmafxx", "sintel.mov", "PROGRESSING", 10));
+    assert_eq!(a.next().await, status(JOB, BBB, "PROGRESSING", 25, 4));
+    assert_eq!(other.next().await, status("1700000100000-cmafxx", "sintel.mov", "PROGRESSING", 10, 4));
     assert!(response.batch_item_failures.is_empty(), "a malformed record is never retried");
     assert_eq!((stats.records, stats.malformed, stats.delivered), (4, 2, 2));
 }
@@ -170,7 +176,7 @@ async fn many_updates_of_one_job_in_a_batch_push_only_the_newest_state_once() {
     let (mut a, mut b) = (s.subscriber(BBB).await, s.subscriber(BBB).await);
     let (_, stats) = s.push("many-updates-one-job.json").await;
     for client in [&mut a, &mut b] {
-        assert_eq!(client.next().await, complete());
+        assert_eq!(client.next().await, completed(12));
         client.expect_silence(QUIET).await;
     }
     assert_eq!((stats.records, stats.jobs, stats.delivered), (12, 1, 2));
