@@ -172,11 +172,12 @@ fn complete_with_outputs(body: String) -> String {
 #[tokio::test]
 async fn status_by_input_file_answers_for_the_newest_job() {
     let store = seeded().await;
-    // The extension names the job it answers for and adds its times (here its final event's);
-    // the rest of the body is the seed's.
+    // The extension names the job it answers for and adds its version and times (here its final
+    // event's); the rest of the body is the seed's.
     let named =
         |job_id: &str, seed: &str, ended: u64| {
-            let times = format!(r#""progress_rate": 100, "finished_at": {ended}, "updated_at": {ended}, "#);
+            let times =
+                format!(r#""progress_rate": 100, "version": 1, "finished_at": {ended}, "updated_at": {ended}, "#);
             seed.replacen(r#"{"success": true, "#, &format!(r#"{{"success": true, "job_id": "{job_id}", "#), 1)
                 .replacen(r#""progress_rate": 100, "#, &times, 1)
         };
