@@ -102,7 +102,7 @@ async fn several_clients_see_progress_never_decrease_and_end_in_complete() {
         assert_eq!(
             &last,
             &json!({"type": "status", "input_file": BBB, "job_id": "1700000000000-bbbhls", "job_status": "COMPLETE",
-                    "progress_rate": 100, "submitted_at": 1700000000000u64, "started_at": 1700000001000u64,
+                    "progress_rate": 100, "version": 6, "submitted_at": 1700000000000u64, "started_at": 1700000001000u64,
                     "finished_at": 1700000181000u64, "updated_at": 1700000181000u64, "queued_ms": 1000, "elapsed_ms": 180000,
                     "duration_ms": 596458, "width_px": 1280, "height_px": 720,
                     "output_path": "Big Buck Bunny.mp4_test/", "playlists": {".m3u8": "Big Buck Bunny.m3u8"}})
@@ -201,7 +201,7 @@ async fn every_bad_message_gets_its_error_and_the_connection_stays_open() {
     assert_eq!(client.subscribe("b.mp4").await["type"], "subscribed");
     assert_eq!(
         client.subscribe("c.mp4").await,
-        json!({"type": "error", "message": "subscription limit reached: at most 2 files or prefixes per connection"})
+        json!({"type": "error", "message": "subscription limit reached: at most 2 files or prefixes per connection", "input_file": "c.mp4"})
     );
     assert_eq!(
         client.ask(r#"{"action":"unsubscribe","input_file":"a.mp4"}"#).await,
@@ -244,14 +244,12 @@ async fn with_a_subscribe_secret_only_a_valid_token_subscribes() {
     let ws = WsConfig { access: ReadAccess::new(Some(b"upload-service-secret".to_vec())), ..WsConfig::default() };
     let p = Pipeline::start(ws, PushConfig::default()).await;
     let mut client = p.emulator.client().await;
-    assert_eq!(client.subscribe(BBB).await, json!({"type": "error", "message": "a \"token\" is required"}));
+    let refused = |message: &str| json!({"type": "error", "message": message, "input_file": BBB});
+    assert_eq!(client.subscribe(BBB).await, refused("a \"token\" is required"));
     let expires = mcpush_core::now_ms() / 1000 + 600;
     let wrong = token::issue(b"upload-service-secret", "other.mp4", expires);
     let request = json!({"action": "subscribe", "input_file": BBB, "token": wrong});
-    assert_eq!(
-        client.ask(&request.to_string()).await,
-        json!({"type": "error", "message": "\"token\" does not cover this input_file"})
-    );
+    assert_eq!(client.ask(&request.to_string()).await, refused("\"token\" does not cover this input_file"));
     let good = token::issue(b"upload-service-secret", BBB, expires);
     let request = json!({"action": "subscribe", "input_file": BBB, "token": good});
     assert_eq!(client.ask(&request.to_string()).await, json!({"type": "subscribed", "input_file": BBB}));
@@ -407,19 +405,23 @@ async fn a_prefix_needs_a_folder_token_and_shares_the_cap(emulator: &Emulator) {
     let ask = |prefix: &str, token: Option<String>| {
         json!({"action": "subscribe", "prefix": prefix, "token": token}).to_string()
     };
-    let refused = |message: &str| json!({"type": "error", "message": message});
+    // (a refusal names the prefix it refused)
+    let refused = |prefix: &str, message: &str| json!({"type": "error", "message": message, "prefix": prefix});
     // no token; a file's token; a token for a sibling or a subfolder
-    assert_eq!(client.ask(&ask("uploads/u1/", None)).await, refused("a \"token\" is required"));
+    assert_eq!(client.ask(&ask("uploads/u1/", None)).await, refused("uploads/u1/", "a \"token\" is required"));
     let file = token::issue(SECRET, "uploads/u1/a.mp4", expires);
-    assert_eq!(client.ask(&ask("uploads/u1/", Some(file))).await, refused("\"token\" does not cover this prefix"));
+    assert_eq!(
+        client.ask(&ask("uploads/u1/", Some(file))).await,
+        refused("uploads/u1/", "\"token\" does not cover this prefix")
+    );
     let folder = token::issue(SECRET, "uploads/u1/", expires);
     assert_eq!(
         client.ask(&ask("uploads/u10/", Some(folder.clone()))).await,
-        refused("\"token\" does not cover this prefix")
+        refused("uploads/u10/", "\"token\" does not cover this prefix")
     );
     assert_eq!(
         client.ask(&ask("uploads/", Some(folder.clone()))).await,
-        refused("\"token\" does not cover this prefix")
+        refused("uploads/", "\"token\" does not cover this prefix")
     );
     // the folder's token covers the folder and everything under it, files included
     assert_eq!(
@@ -437,8 +439,9 @@ async fn a_prefix_needs_a_folder_token_and_shares_the_cap(emulator: &Emulator) {
     );
     // that was the third topic: a fourth, prefix or not, is over the cap until one goes
     let parent = token::issue(SECRET, "uploads/", expires);
-    let limit = refused("subscription limit reached: at most 3 files or prefixes per connection");
-    assert_eq!(client.ask(&ask("uploads/u2/", Some(parent.clone()))).await, limit);
+    let limit =
+        |prefix: &str| refused(prefix, "subscription limit reached: at most 3 files or prefixes per connection");
+    assert_eq!(client.ask(&ask("uploads/u2/", Some(parent.clone()))).await, limit("uploads/u2/"));
     assert_eq!(
         client.ask(&json!({"action": "unsubscribe", "prefix": "uploads/u1/deep/"}).to_string()).await,
         json!({"type": "unsubscribed", "prefix": "uploads/u1/deep/"})
@@ -447,7 +450,7 @@ async fn a_prefix_needs_a_folder_token_and_shares_the_cap(emulator: &Emulator) {
         client.ask(&ask("uploads/u2/", Some(parent.clone()))).await,
         json!({"type": "subscribed", "prefix": "uploads/u2/"})
     );
-    assert_eq!(client.ask(&ask("uploads/u3/", Some(parent))).await, limit);
+    assert_eq!(client.ask(&ask("uploads/u3/", Some(parent))).await, limit("uploads/u3/"));
 }
 
 fn tokens_and_a_cap_of_three() -> WsConfig {
