@@ -139,6 +139,8 @@ export interface ProgressClientOptions {
   stableAfterMs?: number;
   /** A page hidden longer than this reconnects and re-checks when shown again (default 30000). */
   hiddenRecheckMs?: number;
+  /** When the page comes back with its socket open, a ping unanswered this long replaces the socket (default 3000). */
+  probeTimeoutMs?: number;
   /** First reconnect delay cap (default 500). */
   minBackoffMs?: number;
   /** Largest reconnect delay cap (default 30000). */

@@ -93,6 +93,8 @@ export class ProgressClient {
    * @param {number} [options.maxBackoffMs=30000]  largest reconnect delay cap
    * @param {number} [options.stableAfterMs=10000]  a connection open this long resets the backoff
    * @param {number} [options.hiddenRecheckMs=30000]  a page hidden longer than this reconnects and re-checks when shown again
+   * @param {number} [options.probeTimeoutMs=3000]  when the page comes back with its socket open, a ping unanswered this long
+   *   means the socket died meanwhile: it is replaced
    * @param {number} [options.pingIntervalMs=300000]  keeps the connection under API Gateway's 10-minute idle timeout
    * @param {number} [options.subscribeTimeoutMs=3000]  polls meanwhile when a subscription is not confirmed by then
    * @param {number} [options.recheckIntervalMs=30000]  while subscribed, asks the REST API at once and then this often, or
@@ -104,8 +106,8 @@ export class ProgressClient {
    *   function answering a fresh one, asked at every (re)connect), sent as `?access_token=`; the connection may then watch the
    *   user's own uploads (`UPLOAD_PREFIX{sub}/…`) without read tokens. The REST fallback still needs the read token.
    */
-  constructor({ websocketUrl, restUrl = '', pollIntervalMs = 2000, longPoll = false, minBackoffMs = 500, maxBackoffMs = 30000, stableAfterMs = 10000, hiddenRecheckMs = 30000, pingIntervalMs = 300000, subscribeTimeoutMs = 3000, recheckIntervalMs = 30000, batch = false, accessToken }) {
-    Object.assign(this, { websocketUrl, restUrl, pollIntervalMs, longPoll, minBackoffMs, maxBackoffMs, stableAfterMs, hiddenRecheckMs, pingIntervalMs, subscribeTimeoutMs, recheckIntervalMs, batch, accessToken });
+  constructor({ websocketUrl, restUrl = '', pollIntervalMs = 2000, longPoll = false, minBackoffMs = 500, maxBackoffMs = 30000, stableAfterMs = 10000, hiddenRecheckMs = 30000, probeTimeoutMs = 3000, pingIntervalMs = 300000, subscribeTimeoutMs = 3000, recheckIntervalMs = 30000, batch = false, accessToken }) {
+    Object.assign(this, { websocketUrl, restUrl, pollIntervalMs, longPoll, minBackoffMs, maxBackoffMs, stableAfterMs, hiddenRecheckMs, probeTimeoutMs, pingIntervalMs, subscribeTimeoutMs, recheckIntervalMs, batch, accessToken });
     this.opening = false;
     this.watches = new Map();
     this.prefixes = new Map();
@@ -245,7 +247,10 @@ export class ProgressClient {
     if (this.#idle()) return;
     this.attempt = 0;
     if (this.socket?.readyState === WebSocket.OPEN && !networkChanged) {
+      // The socket looks open, but after a sleep it may be dead: re-subscribe (each answer brings
+      // the state again) and ask for a pong; no pong within probeTimeoutMs replaces the socket.
       for (const watch of this.#all()) this.#send(subscription(watch, this.batch));
+      this.#probe();
     } else {
       if (this.socket) {
         const socket = this.socket;
@@ -264,6 +269,19 @@ export class ProgressClient {
         this.#renewNow(watch);
       }
     }
+  }
+
+  /** Pings the open socket; without a pong (or any message) within `probeTimeoutMs` it is replaced. */
+  #probe() {
+    const socket = this.socket;
+    clearTimeout(this.probeTimer);
+    this.#send({ action: 'ping' });
+    this.probeTimer = setTimeout(() => {
+      if (this.socket !== socket) return;
+      this.#lost('no answer from the WebSocket: reconnecting', { reconnect: false });
+      socket.close();
+      if (!this.opening) this.#connect();
+    }, this.probeTimeoutMs);
   }
 
   // --- the socket ----------------------------------------------------------------------------
@@ -304,7 +322,11 @@ export class ProgressClient {
       clearTimeout(this.stableTimer);
       this.stableTimer = setTimeout(() => { this.attempt = 0; }, this.stableAfterMs);
     };
-    socket.onmessage = (message) => this.socket === socket && this.#receive(message.data);
+    socket.onmessage = (message) => {
+      if (this.socket !== socket) return;
+      clearTimeout(this.probeTimer); // any message proves the socket alive
+      this.#receive(message.data);
+    };
     socket.onclose = () => {
       if (this.socket !== socket) return;
       this.#lost('WebSocket closed');
@@ -315,6 +337,7 @@ export class ProgressClient {
   /** The socket is gone: poll meanwhile and reconnect after a backoff step (unless told not to). */
   #lost(reason, { reconnect = true } = {}) {
     this.socket = null;
+    clearTimeout(this.probeTimer);
     clearInterval(this.pingTimer);
     clearTimeout(this.stableTimer);
     for (const watch of this.watches.values()) {
@@ -591,6 +614,7 @@ export class ProgressClient {
   }
 
   #closeSocket() {
+    clearTimeout(this.probeTimer);
     clearTimeout(this.reconnectTimer);
     clearTimeout(this.stableTimer);
     clearInterval(this.pingTimer);

@@ -258,7 +258,7 @@ test('long polling holds each request with If-None-Match and ?wait=20, and asks 
   client.close();
 });
 
-test('online reconnects and re-checks at once, offline closes the socket, and a long-hidden page re-subscribes when shown', async () => {
+test('online reconnects and re-checks at once, offline closes the socket, and a long-hidden page re-subscribes, replacing a socket that does not answer', async () => {
   const events = new EventTarget();
   globalThis.addEventListener = events.addEventListener.bind(events);
   globalThis.removeEventListener = events.removeEventListener.bind(events);
@@ -266,7 +266,7 @@ test('online reconnects and re-checks at once, offline closes the socket, and a 
   globalThis.document = { visibilityState: 'visible', addEventListener: page.addEventListener.bind(page), removeEventListener: page.removeEventListener.bind(page) };
   try {
     const urls = setup({ 'a.mp4': [200, { success: true, ...status('PROGRESSING', 10, { version: 1 }) }] });
-    const client = new ProgressClient({ websocketUrl: 'ws://x/ws', restUrl: 'http://x', pollIntervalMs: 60_000, minBackoffMs: 60_000, maxBackoffMs: 60_000, hiddenRecheckMs: 10, recheckIntervalMs: 60_000 });
+    const client = new ProgressClient({ websocketUrl: 'ws://x/ws', restUrl: 'http://x', pollIntervalMs: 60_000, minBackoffMs: 60_000, maxBackoffMs: 60_000, hiddenRecheckMs: 10, probeTimeoutMs: 20, recheckIntervalMs: 60_000 });
     client.watch('a.mp4', () => {});
     await tick(1);
     const first = FakeWebSocket.sockets[0];
@@ -294,9 +294,15 @@ test('online reconnects and re-checks at once, offline closes the socket, and a 
     const subscribes = second.sent.filter((m) => m.action === 'subscribe').length;
     page.dispatchEvent(new Event('visibilitychange'));
     assert.equal(second.sent.filter((m) => m.action === 'subscribe').length, subscribes + 1);
-    // AND from the back/forward cache too
+    assert.deepEqual(second.sent.at(-1), { action: 'ping' }, 'and probes the socket');
+    second.receive({ type: 'subscribed', input_file: 'a.mp4' });
+    // AND from the back/forward cache too; this time nothing answers: the dead socket is replaced
     events.dispatchEvent(Object.assign(new Event('pageshow'), { persisted: true }));
     assert.equal(second.sent.filter((m) => m.action === 'subscribe').length, subscribes + 2);
+    const sockets = FakeWebSocket.sockets.length;
+    await tick(40);
+    assert.equal(second.readyState, 3, 'the silent socket was closed');
+    assert.equal(FakeWebSocket.sockets.length, sockets + 1, 'and a new one opened at once');
     client.close();
   } finally {
     delete globalThis.addEventListener;
