@@ -167,15 +167,8 @@ async fn start_stack(issuer: &Issuer) -> String {
 }
 
 async fn grant(base: &str, bearer: Option<&str>) -> (u16, Value) {
-    let mut request = reqwest::Client::new()
-        .post(format!("{base}/media/uploads"))
-        .header("content-type", "application/json")
-        .body(json!({"file_name": "clip.mp4", "content_type": "video/mp4", "size": 1000}).to_string());
-    if let Some(bearer) = bearer {
-        request = request.header("authorization", format!("Bearer {bearer}"));
-    }
-    let response = request.send().await.unwrap();
-    (response.status().as_u16(), serde_json::from_str(&response.text().await.unwrap()).unwrap())
+    let request = json!({"file_name": "clip.mp4", "content_type": "video/mp4", "size": 1000});
+    common::post_json(&format!("{base}/media/uploads"), &request, bearer).await
 }
 
 type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
@@ -241,12 +234,7 @@ async fn uploads_need_a_valid_token_and_land_in_the_users_home_folder() {
 }
 
 async fn renew(base: &str, bearer: Option<&str>, body: Value) -> (u16, Value) {
-    let mut request = reqwest::Client::new().post(format!("{base}/media/tokens")).body(body.to_string());
-    if let Some(bearer) = bearer {
-        request = request.header("authorization", format!("Bearer {bearer}"));
-    }
-    let response = request.send().await.unwrap();
-    (response.status().as_u16(), serde_json::from_str(&response.text().await.unwrap()).unwrap())
+    common::post_json(&format!("{base}/media/tokens"), &body, bearer).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

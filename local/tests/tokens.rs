@@ -2,6 +2,7 @@
 //! covers, the chain stays within `MAX_TOKEN_TTL_SECONDS` of its first token, a file's token is
 //! not renewed a day after its job ended, and malformed requests are refused by name.
 
+mod common;
 use std::time::Duration;
 
 use mcpush_core::domain::token::{ReadAccess, issue};
@@ -34,15 +35,7 @@ async fn start(tokens: bool, ttl: u64, max_ttl: u64) -> String {
 }
 
 async fn renew(base: &str, body: Value) -> (u16, Value) {
-    let response = reqwest::Client::new()
-        .post(format!("{base}/media/tokens"))
-        .header("origin", "http://localhost:3000")
-        .header("content-type", "application/json")
-        .body(body.to_string())
-        .send()
-        .await
-        .unwrap();
-    (response.status().as_u16(), serde_json::from_str(&response.text().await.unwrap()).unwrap())
+    common::post_json(&format!("{base}/media/tokens"), &body, None).await
 }
 
 fn now() -> u64 {

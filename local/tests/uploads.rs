@@ -36,14 +36,7 @@ async fn start(grant_ttl: Duration) -> String {
 }
 
 async fn grant(base: &str, body: Value) -> (u16, Value) {
-    let response = reqwest::Client::new()
-        .post(format!("{base}/media/uploads"))
-        .header("content-type", "application/json")
-        .body(body.to_string())
-        .send()
-        .await
-        .unwrap();
-    (response.status().as_u16(), serde_json::from_str(&response.text().await.unwrap()).unwrap())
+    common::post_json(&format!("{base}/media/uploads"), &body, None).await
 }
 
 /// The browser's POST: the granted fields (some changed by `edit`), then the file.

@@ -3,23 +3,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { ProgressClient, estimate, isNewer, keyPath, missedUpdate, tokenExpiry } from '../mcpush-client.js';
-
-/** A WebSocket the test drives: it records what the client sends and opens or closes on demand. */
-class FakeWebSocket {
-  static OPEN = 1;
-  static sockets = [];
-  constructor(url) {
-    this.url = url;
-    this.readyState = 0;
-    this.sent = [];
-    FakeWebSocket.sockets.push(this);
-  }
-  send(text) { this.sent.push(JSON.parse(text)); }
-  close() { this.readyState = 3; }
-  open() { this.readyState = 1; this.onopen?.(); }
-  receive(message) { this.onmessage?.({ data: JSON.stringify(message) }); }
-  drop() { this.readyState = 3; this.onclose?.(); }
-}
+import { FakeWebSocket } from '../test-support/fake-websocket.mjs';
 
 /**
  * A fetch that answers `/media/status` from `answers` (input file → [status code, body], or a

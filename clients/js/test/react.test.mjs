@@ -8,23 +8,9 @@ import { renderToString } from 'react-dom/server';
 import { act, cleanup, render, screen } from '@testing-library/react';
 import { ProgressClient } from '../mcpush-client.js';
 import { ProgressClientProvider, useFolder, useJobStatus } from '../react.js';
+import { FakeWebSocket } from '../test-support/fake-websocket.mjs';
 
 globalThis.IS_REACT_ACT_ENVIRONMENT = true;
-
-class FakeWebSocket {
-  static OPEN = 1;
-  static sockets = [];
-  constructor(url) {
-    this.url = url;
-    this.readyState = 0;
-    this.sent = [];
-    FakeWebSocket.sockets.push(this);
-  }
-  send(text) { this.sent.push(JSON.parse(text)); }
-  close() { this.readyState = 3; }
-  open() { this.readyState = 1; this.onopen?.(); }
-  receive(message) { this.onmessage?.({ data: JSON.stringify(message) }); }
-}
 
 function setup() {
   FakeWebSocket.sockets = [];

@@ -17,3 +17,18 @@ pub async fn http(method: &str, url: &str, body: Option<&str>) -> Result<(u16, S
     let status = response.status().as_u16();
     Ok((status, response.text().await?))
 }
+
+/// A JSON POST (with `Authorization: Bearer …` when `bearer` is given): status and JSON body.
+pub async fn post_json(url: &str, body: &serde_json::Value, bearer: Option<&str>) -> (u16, serde_json::Value) {
+    let mut request = reqwest::Client::new()
+        .post(url)
+        .header("origin", "http://localhost:3000")
+        .header("content-type", "application/json")
+        .body(body.to_string());
+    if let Some(bearer) = bearer {
+        request = request.header("authorization", format!("Bearer {bearer}"));
+    }
+    let response = request.send().await.expect("the stack answers");
+    let status = response.status().as_u16();
+    (status, serde_json::from_str(&response.text().await.expect("a body")).expect("a JSON body"))
+}
