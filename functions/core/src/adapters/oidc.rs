@@ -51,7 +51,9 @@ struct Cache {
 
 pub struct OidcVerifier {
     config: OidcConfig,
-    http: reqwest::Client,
+    /// Built at the first read of the issuer's keys, not at init: loading the trust store costs
+    /// a cold start more than a millisecond, and upload-api checks a bearer only on renewals.
+    http: std::sync::OnceLock<reqwest::Client>,
     min_refresh: Duration,
     cache: tokio::sync::Mutex<Cache>,
 }
@@ -68,8 +70,7 @@ impl OidcVerifier {
     }
 
     pub fn with_min_refresh(config: OidcConfig, min_refresh: Duration) -> Self {
-        let http = reqwest::Client::builder().timeout(Duration::from_secs(5)).build().unwrap_or_default();
-        Self { config, http, min_refresh, cache: tokio::sync::Mutex::new(Cache::default()) }
+        Self { config, http: std::sync::OnceLock::new(), min_refresh, cache: tokio::sync::Mutex::new(Cache::default()) }
     }
 
     /// How many times the key set was read (tests and logs).
@@ -79,7 +80,10 @@ impl OidcVerifier {
 
     async fn get_json<T: serde::de::DeserializeOwned>(&self, url: &str) -> Result<T, IdentityError> {
         let unavailable = |e: String| IdentityError::KeysUnavailable(format!("{url}: {e}"));
-        let response = self.http.get(url).send().await.map_err(|e| unavailable(e.to_string()))?;
+        let http = self
+            .http
+            .get_or_init(|| reqwest::Client::builder().timeout(Duration::from_secs(5)).build().unwrap_or_default());
+        let response = http.get(url).send().await.map_err(|e| unavailable(e.to_string()))?;
         if !response.status().is_success() {
             return Err(unavailable(format!("HTTP {}", response.status())));
         }
