@@ -53,6 +53,16 @@ async fn a_job_shows_in_every_functions_metrics() {
         }
     }
 
+    // AND a poller asks for the state it already has
+    let poll = reqwest::Client::new()
+        .get(format!("{base}/media/status?input_file=metered.mp4"))
+        .header("if-none-match", "*")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(poll.status().as_u16(), 304);
+    tokio::time::sleep(Duration::from_millis(600)).await;
+
     // THEN each function's metrics count it
     let (status, body) = common::http("GET", &format!("{base}/_local/metrics"), None).await.unwrap();
     assert_eq!(status, 200);
@@ -73,4 +83,5 @@ async fn a_job_shows_in_every_functions_metrics() {
     assert_eq!(lag["count"].as_u64(), Some(u64::try_from(statuses - 1).unwrap()), "{metrics:#}");
     assert!(lag["p50"].as_f64().is_some_and(|ms| (0.0..5_000.0).contains(&ms)), "{metrics:#}");
     assert!(metrics["progress-push"]["PostsPerInvocation"]["count"].as_u64() >= Some(1), "{metrics:#}");
+    assert_eq!(sum("status-api", "StatusNotModified"), 1.0, "{metrics:#}");
 }

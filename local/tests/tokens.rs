@@ -87,6 +87,19 @@ async fn a_token_is_renewed_for_its_scope_until_its_chain_reaches_the_maximum() 
         assert_eq!(code, 403, "{body}");
         assert!(message.contains(why) || why == "cover" && message.contains("does not cover"), "{message}");
     }
+    // AND upload-api's metrics counted the renewals and the refusals (at least this test's: the
+    // recorder is the process's)
+    let counted = |metrics: &Value, name: &str| metrics["upload-api"][name]["sum"].as_f64().unwrap_or(0.0);
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let (_, text) = common::http("GET", &format!("{base}/_local/metrics"), None).await.unwrap();
+        let metrics: Value = serde_json::from_str(&text).unwrap();
+        if counted(&metrics, "TokensRenewed") >= 5.0 && counted(&metrics, "TokenRenewalsRefused") >= 5.0 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{metrics:#}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 #[tokio::test]

@@ -52,6 +52,15 @@ pub const RECONCILE_FAILED: &str = "ReconcileFailed";
 pub const RECONCILE_PARKED: &str = "ReconcileParked";
 /// create-job: MediaConvert jobs created.
 pub const JOBS_CREATED: &str = "JobsCreated";
+/// status-api: answers `304 Not Modified` (the caller's `If-None-Match` named the current state).
+pub const STATUS_NOT_MODIFIED: &str = "StatusNotModified";
+/// status-api: how long a `?wait=` request was held before its answer (a distribution, ms).
+pub const STATUS_WAIT_MS: &str = "StatusWaitMs";
+/// upload-api: read tokens renewed through `POST /media/tokens`.
+pub const TOKENS_RENEWED: &str = "TokensRenewed";
+/// upload-api: renewals refused (a token missing, expired, foreign, at its chain's end, or a job
+/// that ended a day ago).
+pub const TOKEN_RENEWALS_REFUSED: &str = "TokenRenewalsRefused";
 
 /// Where a function's metrics go: every value carries its `Function` dimension.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -82,6 +91,8 @@ pub const PUSH: Meter = Meter::new("progress-push");
 pub const WS_MESSAGE: Meter = Meter::new("ws-message");
 pub const RECONCILE: Meter = Meter::new("reconcile");
 pub const CREATE_JOB: Meter = Meter::new("create-job");
+pub const STATUS_API: Meter = Meter::new("status-api");
+pub const UPLOAD_API: Meter = Meter::new("upload-api");
 
 static COLLECTOR: OnceLock<Option<&'static Collector>> = OnceLock::new();
 
@@ -121,6 +132,7 @@ fn describe() {
         "MediaConvert event to the last post of its change"
     );
     metrics::describe_histogram!(POSTS_PER_INVOCATION, Unit::Count, "posts made by one progress-push invocation");
+    metrics::describe_histogram!(STATUS_WAIT_MS, Unit::Milliseconds, "how long a ?wait= request was held");
     for counter in [
         INGEST_APPLIED,
         INGEST_STALE,
@@ -136,6 +148,9 @@ fn describe() {
         RECONCILE_FAILED,
         RECONCILE_PARKED,
         JOBS_CREATED,
+        STATUS_NOT_MODIFIED,
+        TOKENS_RENEWED,
+        TOKEN_RENEWALS_REFUSED,
     ] {
         metrics::describe_counter!(counter, Unit::Count, "");
     }

@@ -16,7 +16,7 @@ async fn main() -> Result<(), Error> {
     let store = DynamoJobStore::new(aws_sdk_dynamodb::Client::new(&sdk), rest.tables);
     let ctx = &RestContext::new(&store, &rest.origins, &access).with_output_base_url(output_base_url.as_ref());
     lambda_runtime::run(service_fn(|event: LambdaEvent<serde_json::Value>| async move {
-        Ok::<_, Error>(status_api::handle(ctx, event.payload, now_ms() / 1000).await)
+        Ok::<_, Error>(telemetry::metered(status_api::handle(ctx, event.payload, now_ms() / 1000)).await)
     }))
     .await
 }

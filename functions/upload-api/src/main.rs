@@ -25,7 +25,7 @@ async fn main() -> Result<(), Error> {
         .with_identity(verifier.as_ref().map(|v| v as &dyn IdentityVerifier));
     lambda_runtime::run(service_fn(|event: LambdaEvent<serde_json::Value>| async move {
         Ok::<_, Error>(if upload_api::is_token_route(&event.payload) {
-            token_api::handle(tokens, event.payload, now_ms() / 1000).await
+            telemetry::metered(token_api::handle(tokens, event.payload, now_ms() / 1000)).await
         } else {
             upload_api::handle(uploads, event.payload, std::time::SystemTime::now()).await
         })

@@ -14,6 +14,7 @@ use tokio::time::Instant;
 
 use super::http::{self, Answer, ApiRequest, RestContext};
 use crate::domain::{SeedStatus, StatusView};
+use crate::metrics::{self, STATUS_API};
 
 /// The `?input_file=` body: the seed's fields, the job's id, and the whole [`StatusView`].
 #[serde_with::skip_serializing_none]
@@ -56,13 +57,24 @@ pub async fn handle(ctx: &RestContext<'_>, event: serde_json::Value, now_secs: u
         let Some(if_none_match) = request.header("if-none-match").map(str::to_owned) else {
             return lookup(ctx, &request, now_secs).await;
         };
-        let deadline = Instant::now() + Duration::from_secs(wait);
+        let started = Instant::now();
+        let deadline = started + Duration::from_secs(wait);
+        let held = || {
+            if wait > 0 {
+                STATUS_API.sample(metrics::STATUS_WAIT_MS, started.elapsed().as_secs_f64() * 1000.0);
+            }
+        };
         let mut pause = FIRST_READ_PAUSE;
         loop {
             let answer = lookup(ctx, &request, now_secs).await;
-            let Some(etag) = answer.etag.clone().filter(|tag| names(&if_none_match, tag)) else { return answer };
+            let Some(etag) = answer.etag.clone().filter(|tag| names(&if_none_match, tag)) else {
+                held();
+                return answer;
+            };
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
+                held();
+                STATUS_API.count(metrics::STATUS_NOT_MODIFIED, 1);
                 return Answer::not_modified(etag);
             }
             tokio::time::sleep(pause.min(left)).await;

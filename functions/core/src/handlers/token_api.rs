@@ -19,6 +19,7 @@ use crate::domain::identity::{IdentityError, Subject};
 use crate::domain::protocol;
 use crate::domain::token::{RENEWAL_AFTER_END_SECS, ReadAccess, TokenError};
 use crate::domain::{AllowedOrigins, topic::Topic};
+use crate::metrics::{self, UPLOAD_API};
 use crate::ports::{IdentityVerifier, JobStore};
 
 pub struct TokenContext<'a> {
@@ -139,15 +140,22 @@ pub async fn handle(ctx: &TokenContext<'_>, event: serde_json::Value, now_secs: 
         if matches!(renewed, Ok(Some(_)))
             && let Err(answer) = job_still_recent(ctx, &topic, now_secs).await
         {
+            if answer.status == 403 {
+                UPLOAD_API.count(metrics::TOKEN_RENEWALS_REFUSED, 1);
+            }
             return answer;
         }
         match renewed {
             Ok(renewed) => {
                 tracing::info!(scope, renewed = renewed.is_some(), "token renewed");
+                UPLOAD_API.count(metrics::TOKENS_RENEWED, usize::from(renewed.is_some()));
                 let (token, token_expires_at) = renewed.unzip();
                 Answer::ok(&Renewed { success: true, token, token_expires_at })
             }
-            Err(e) => http::forbidden(&e),
+            Err(e) => {
+                UPLOAD_API.count(metrics::TOKEN_RENEWALS_REFUSED, 1);
+                http::forbidden(&e)
+            }
         }
     })
     .await
