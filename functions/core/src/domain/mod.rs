@@ -9,6 +9,7 @@ pub mod get_job;
 pub mod identity;
 pub mod ids;
 pub mod job;
+pub mod job_event;
 pub mod mediaconvert;
 pub mod origin;
 pub mod protocol;
