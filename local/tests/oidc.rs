@@ -23,8 +23,6 @@ use mcpush_core::config::OidcConfig;
 use mcpush_core::domain::identity::IdentityError;
 use mcpush_core::domain::token::ReadAccess;
 use mcpush_core::ports::IdentityVerifier;
-use mcpush_local::aws::mediaconvert::SimSettings;
-use mcpush_local::{Options, local};
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 
@@ -146,23 +144,11 @@ async fn rotated_keys_are_fetched_and_random_kids_do_not_hammer_the_issuer() {
 }
 
 async fn start_stack(issuer: &Issuer) -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let s3_dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!(
-        "oidc-{}-{}",
-        std::process::id(),
-        fastrand::u32(..)
-    ));
-    let mut options = Options {
-        batch_window: Duration::from_millis(10),
-        s3_dir,
-        simulator: SimSettings { step: Duration::from_millis(30), ..SimSettings::default() },
-        ..Options::default()
-    };
-    options.ws.access = ReadAccess::new(Some(SECRET.to_vec()));
-    options.oidc = Some(issuer.config());
-    let stack = local(&base, options);
-    tokio::spawn(axum::serve(listener, stack.router).into_future());
+    let (base, _) = common::serve_stack("oidc", |options| {
+        options.ws.access = ReadAccess::new(Some(SECRET.to_vec()));
+        options.oidc = Some(issuer.config());
+    })
+    .await;
     base
 }
 

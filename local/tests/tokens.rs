@@ -6,31 +6,24 @@ mod common;
 use std::time::Duration;
 
 use mcpush_core::domain::token::{ReadAccess, issue};
-use mcpush_local::{Options, local};
 use serde_json::{Value, json};
 
 const SECRET: &[u8] = b"renewal-secret";
 
 async fn start(tokens: bool, ttl: u64, max_ttl: u64) -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let s3_dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!(
-        "tokens-{}-{}",
-        std::process::id(),
-        fastrand::u32(..)
-    ));
-    let mut options = Options { batch_window: Duration::from_millis(10), s3_dir, ..Options::default() };
-    if tokens {
-        options.ws.access = ReadAccess::new(Some(SECRET.to_vec()));
-    }
-    (options.upload.token_ttl, options.upload.max_token_ttl) = (Duration::from_secs(ttl), Duration::from_secs(max_ttl));
-    let stack = local(&base, options);
+    let (base, stack) = common::serve_stack("tokens", |options| {
+        if tokens {
+            options.ws.access = ReadAccess::new(Some(SECRET.to_vec()));
+        }
+        (options.upload.token_ttl, options.upload.max_token_ttl) =
+            (Duration::from_secs(ttl), Duration::from_secs(max_ttl));
+    })
+    .await;
     for event in ["hls-1-progressing.json", "hls-6-complete.json"] {
         let path = format!("{}/../tests/fixtures/eventbridge/{event}", env!("CARGO_MANIFEST_DIR"));
         let event: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
-        stack.stack.progress_ingest(&event).await.unwrap();
+        stack.progress_ingest(&event).await.unwrap();
     }
-    tokio::spawn(axum::serve(listener, stack.router).into_future());
     base
 }
 

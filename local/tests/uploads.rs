@@ -7,31 +7,17 @@ mod common;
 use std::time::{Duration, Instant};
 
 use mcpush_core::domain::token::ReadAccess;
-use mcpush_local::aws::mediaconvert::SimSettings;
-use mcpush_local::{Options, local};
 use serde_json::{Value, json};
 
 const SECRET: &[u8] = b"upload-secret";
 
 async fn start(grant_ttl: Duration) -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let s3_dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!(
-        "uploads-{}-{}",
-        std::process::id(),
-        fastrand::u32(..)
-    ));
-    let mut options = Options {
-        batch_window: Duration::from_millis(10),
-        s3_dir,
-        simulator: SimSettings { step: Duration::from_millis(30), ..SimSettings::default() },
-        ..Options::default()
-    };
-    options.ws.access = ReadAccess::new(Some(SECRET.to_vec()));
-    options.upload.rules.max_bytes = 2_000_000;
-    options.upload.rules.grant_ttl = grant_ttl;
-    let stack = local(&base, options);
-    tokio::spawn(axum::serve(listener, stack.router).into_future());
+    let (base, _) = common::serve_stack("uploads", |options| {
+        options.ws.access = ReadAccess::new(Some(SECRET.to_vec()));
+        options.upload.rules.max_bytes = 2_000_000;
+        options.upload.rules.grant_ttl = grant_ttl;
+    })
+    .await;
     base
 }
 
