@@ -13,7 +13,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::http::{self, Answer, ApiRequest, RestContext};
-use crate::domain::{SeedStatus, StatusView};
+use crate::domain::{JobRecord, SeedStatus, StatusView};
 use crate::metrics::{self, STATUS_API};
 
 /// The `?input_file=` body: the seed's fields, the job's id, and the whole [`StatusView`].
@@ -54,28 +54,34 @@ pub async fn handle(ctx: &RestContext<'_>, event: serde_json::Value, now_secs: u
             Some(Ok(secs)) if secs <= MAX_WAIT_SECS => secs,
             Some(_) => return Answer::error(400, &format!("\"wait\" is not whole seconds from 0 to {MAX_WAIT_SECS}.")),
         };
-        let Some(if_none_match) = request.header("if-none-match").map(str::to_owned) else {
-            return lookup(ctx, &request, now_secs).await;
-        };
+        let if_none_match = request.header("if-none-match").map(str::to_owned);
         let started = Instant::now();
         let deadline = started + Duration::from_secs(wait);
         let held = || {
-            if wait > 0 {
+            if wait > 0 && if_none_match.is_some() {
                 STATUS_API.sample(metrics::STATUS_WAIT_MS, started.elapsed().as_secs_f64() * 1000.0);
             }
         };
         let mut pause = FIRST_READ_PAUSE;
         loop {
-            let answer = lookup(ctx, &request, now_secs).await;
-            let Some(etag) = answer.etag.clone().filter(|tag| names(&if_none_match, tag)) else {
-                held();
-                return answer;
+            let found = match find(ctx, &request, now_secs).await {
+                Ok(found) => found,
+                Err(answer) => {
+                    held();
+                    return answer;
+                }
             };
+            // The tag comes from the record: a state that did not change is never serialized.
+            let tag = etag(&found.record.job_id, found.record.version());
+            if !if_none_match.as_deref().is_some_and(|tags| names(tags, &tag)) {
+                held();
+                return found.answer(ctx, tag);
+            }
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 held();
                 STATUS_API.count(metrics::STATUS_NOT_MODIFIED, 1);
-                return Answer::not_modified(etag);
+                return Answer::not_modified(tag);
             }
             tokio::time::sleep(pause.min(left)).await;
             pause = (pause * 2).min(MAX_READ_PAUSE);
@@ -84,28 +90,45 @@ pub async fn handle(ctx: &RestContext<'_>, event: serde_json::Value, now_secs: u
     .await
 }
 
-/// One read of the state the request names, tagged when found.
-async fn lookup(ctx: &RestContext<'_>, request: &ApiRequest, now_secs: u64) -> Answer {
+/// The job a request names, found and readable by its caller.
+struct Found {
+    record: JobRecord,
+    /// Asked by `?input_file=` (the extension's body), not `?job_id=` (the seed's).
+    by_file: bool,
+}
+
+impl Found {
+    /// The state's body, tagged.
+    fn answer(self, ctx: &RestContext<'_>, tag: String) -> Answer {
+        let view = StatusView::from(&self.record).linked(ctx.output_base_url);
+        let answer = if self.by_file {
+            Answer::ok(&StatusBody { success: true, job_id: Some(self.record.job_id), view })
+        } else {
+            Answer::ok(&SeedStatus::from(view))
+        };
+        answer.tagged(tag)
+    }
+}
+
+/// One read of the job the request names, with the token checks; `Err` is the answer to send.
+async fn find(ctx: &RestContext<'_>, request: &ApiRequest, now_secs: u64) -> Result<Found, Answer> {
     let token = request.optional_param("token");
     let by_file = request.optional_param("input_file").filter(|_| request.optional_param("job_id").is_none());
     if let Some(input_file) = by_file
         && let Err(e) = ctx.access.check(input_file, token, now_secs)
     {
-        return http::forbidden(&e);
+        return Err(http::forbidden(&e));
     }
     let job_id = match by_file {
         Some(input_file) => match ctx.jobs.latest_job_id(input_file).await {
             Ok(Some(job_id)) => job_id,
-            Ok(None) => return Answer::error(422, "Not found item."),
-            Err(e) => return internal(&e),
+            Ok(None) => return Err(Answer::error(422, "Not found item.")),
+            Err(e) => return Err(internal(&e)),
         },
-        None => match request.param("job_id") {
-            Ok(job_id) => job_id.to_owned(),
-            Err(answer) => return answer,
-        },
+        None => request.param("job_id")?.to_owned(),
     };
     if by_file.is_none() && ctx.access.required() && token.is_none() {
-        return http::forbidden(&crate::domain::token::TokenError::Missing);
+        return Err(http::forbidden(&crate::domain::token::TokenError::Missing));
     }
     // An id no job can have is not looked up (a key DynamoDB would refuse): it is unknown.
     let found = match crate::domain::ids::check_job_id(&job_id) {
@@ -117,21 +140,15 @@ async fn lookup(ctx: &RestContext<'_>, request: &ApiRequest, now_secs: u64) -> A
             if by_file.is_none()
                 && let Err(e) = ctx.access.check_job(record.input_file.as_deref(), token, now_secs)
             {
-                return http::forbidden(&e);
+                return Err(http::forbidden(&e));
             }
-            let view = StatusView::from(&record).linked(ctx.output_base_url);
-            let tag = etag(&record.job_id, view.version);
-            match by_file {
-                Some(_) => Answer::ok(&StatusBody { success: true, job_id: Some(record.job_id), view }),
-                None => Answer::ok(&SeedStatus::from(view)),
-            }
-            .tagged(tag)
+            Ok(Found { record, by_file: by_file.is_some() })
         }
-        Ok(None) => match ctx.access.refuse_unknown(token, now_secs) {
+        Ok(None) => Err(match ctx.access.refuse_unknown(token, now_secs) {
             Err(e) if by_file.is_none() => http::forbidden(&e),
             _ => Answer::error(422, "Not found item."),
-        },
-        Err(e) => internal(&e),
+        }),
+        Err(e) => Err(internal(&e)),
     }
 }
 
