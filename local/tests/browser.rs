@@ -12,8 +12,7 @@ use std::time::Duration;
 
 use common::oidc::{Issuer, Key};
 
-use mcpush_local::aws::mediaconvert::SimSettings;
-use mcpush_local::{Options, local};
+use mcpush_local::Options;
 
 /// The browser tests' folder and Chromium, both installed by `scripts/test`.
 fn browser_setup() -> (PathBuf, String) {
@@ -46,22 +45,15 @@ async fn node_test(dir: &Path, chromium: &str, script: &str, args: &[&std::ffi::
     (output.status.success(), report)
 }
 
-/// The local stack on 127.0.0.1, its simulated MediaConvert at `step_ms` per step and its S3
-/// folder fresh under Cargo's temporary folder, with `adjust`'s changes; answers its URL and folder.
+/// The local stack on 127.0.0.1 (`common::serve_stack`), its simulated MediaConvert at
+/// `step_ms` per step, with `adjust`'s changes; answers its URL and S3 folder.
 async fn serve(label: &str, step_ms: u64, adjust: impl FnOnce(&mut Options)) -> (String, PathBuf) {
-    let s3_dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("{label}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&s3_dir);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let mut options = Options {
-        batch_window: Duration::from_millis(20),
-        simulator: SimSettings { step: Duration::from_millis(step_ms), ..SimSettings::default() },
-        s3_dir: s3_dir.clone(),
-        ..Options::default()
-    };
-    adjust(&mut options);
-    let stack = local(&base, options);
-    tokio::spawn(axum::serve(listener, stack.router.clone()).into_future());
+    let (base, _, s3_dir) = common::serve_stack(label, |options| {
+        options.batch_window = Duration::from_millis(20);
+        options.simulator.step = Duration::from_millis(step_ms);
+        adjust(options);
+    })
+    .await;
     (base, s3_dir)
 }
 

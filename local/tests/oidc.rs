@@ -144,7 +144,7 @@ async fn rotated_keys_are_fetched_and_random_kids_do_not_hammer_the_issuer() {
 }
 
 async fn start_stack(issuer: &Issuer) -> String {
-    let (base, _) = common::serve_stack("oidc", |options| {
+    let (base, ..) = common::serve_stack("oidc", |options| {
         options.ws.access = ReadAccess::new(Some(SECRET.to_vec()));
         options.oidc = Some(issuer.config());
     })

@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 const SECRET: &[u8] = b"renewal-secret";
 
 async fn start(tokens: bool, ttl: u64, max_ttl: u64) -> String {
-    let (base, stack) = common::serve_stack("tokens", |options| {
+    let (base, stack, _) = common::serve_stack("tokens", |options| {
         if tokens {
             options.ws.access = ReadAccess::new(Some(SECRET.to_vec()));
         }

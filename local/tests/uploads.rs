@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 const SECRET: &[u8] = b"upload-secret";
 
 async fn start(grant_ttl: Duration) -> String {
-    let (base, _) = common::serve_stack("uploads", |options| {
+    let (base, ..) = common::serve_stack("uploads", |options| {
         options.ws.access = ReadAccess::new(Some(SECRET.to_vec()));
         options.upload.rules.max_bytes = 2_000_000;
         options.upload.rules.grant_ttl = grant_ttl;

@@ -419,12 +419,11 @@ struct Conditional {
 async fn poll_status(client: &reqwest::Client, url: &Url, conditional: &mut Conditional) -> Result<Poll, CliError> {
     let http_error = |reason: String| CliError::Http { url: redacted(url), reason };
     let mut url = url.clone();
+    if conditional.etag.is_some() && conditional.wait_secs > 0 {
+        url.query_pairs_mut().append_pair("wait", &conditional.wait_secs.to_string());
+    }
     let mut request = client.get(url.clone());
     if let Some(etag) = &conditional.etag {
-        if conditional.wait_secs > 0 {
-            url.query_pairs_mut().append_pair("wait", &conditional.wait_secs.to_string());
-            request = client.get(url.clone());
-        }
         request = request.header(reqwest::header::IF_NONE_MATCH, etag);
     }
     let mut response = request.send().await.map_err(|e| http_error(chain(&e.without_url())))?;

@@ -35,11 +35,11 @@ pub async fn post_json(url: &str, body: &serde_json::Value, bearer: Option<&str>
 
 /// The local stack on 127.0.0.1 for a test: a fresh S3 folder under Cargo's temporary folder
 /// (`label` names it), a 10 ms stream batch window and a 30 ms simulator step, then `adjust`'s
-/// changes. Answers its URL and its functions.
+/// changes. Answers its URL, its functions and its S3 folder.
 pub async fn serve_stack(
     label: &str,
     adjust: impl FnOnce(&mut mcpush_local::Options),
-) -> (String, mcpush_local::run::stack::Stack) {
+) -> (String, mcpush_local::run::stack::Stack, std::path::PathBuf) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("a loopback port");
     let base = format!("http://{}", listener.local_addr().expect("its address"));
     let s3_dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!(
@@ -49,7 +49,7 @@ pub async fn serve_stack(
     ));
     let mut options = mcpush_local::Options {
         batch_window: std::time::Duration::from_millis(10),
-        s3_dir,
+        s3_dir: s3_dir.clone(),
         simulator: mcpush_local::aws::mediaconvert::SimSettings {
             step: std::time::Duration::from_millis(30),
             ..Default::default()
@@ -59,5 +59,5 @@ pub async fn serve_stack(
     adjust(&mut options);
     let local = mcpush_local::local(&base, options);
     tokio::spawn(axum::serve(listener, local.router).into_future());
-    (base, local.stack)
+    (base, local.stack, s3_dir)
 }
