@@ -1,7 +1,7 @@
 //! The local stack: the very handlers the Lambda functions run, wired as on AWS. Three rooms:
 //!
 //! - [`aws`]: the emulated AWS services (API Gateway WebSocket and HTTP APIs, Lambda Invoke, S3,
-//!   MediaConvert, the DynamoDB stream);
+//!   MediaConvert, EventBridge, the DynamoDB stream);
 //! - [`run`]: the wiring that runs the handlers as AWS would (settings, the stack of functions,
 //!   triggers, WebSocket backend, metrics, the Host/Origin guard, the demo page);
 //! - [`tools`]: the terminal tools (`watch`, `replay`, `redrive`, `token`).
@@ -19,10 +19,11 @@ use axum::Router;
 use mcpush_core::adapters::dynamodb::{
     DynamoJobStore, DynamoSubscriptionStore, ensure_subscriptions_table, ensure_tables,
 };
+use mcpush_core::adapters::eventbridge::EventBridgePublisher;
 use mcpush_core::adapters::mediaconvert::{MediaConvertJobCreator, MediaConvertJobInspector};
 use mcpush_core::adapters::memory::{JobChange, MemoryJobStore, MemorySubscriptionStore};
 use mcpush_core::adapters::oidc::OidcVerifier;
-use mcpush_core::config::TableNames;
+use mcpush_core::config::{EventsConfig, TableNames};
 use mcpush_core::domain::OutputBaseUrl;
 use mcpush_core::ports::{IdentityVerifier, JobStore, Pusher, SubscriptionStore};
 
@@ -39,14 +40,17 @@ pub struct Local {
     pub stack: Stack,
     /// The simulated MediaConvert (its jobs and their event timelines).
     pub simulator: Arc<aws::mediaconvert::MediaConvertSim>,
+    /// The local EventBridge bus (the events event-publisher put, the webhook).
+    pub bus: Arc<aws::eventbridge::LocalEventBus>,
 }
 
 /// Where progress-push's stream records come from.
 pub enum Feed {
     /// The embedded store's change feed.
     Embedded(tokio::sync::mpsc::UnboundedReceiver<JobChange>),
-    /// A real table's DynamoDB stream (moto or an AWS account), polled like Lambda does.
-    DynamoDbStreams(aws::stream::StreamPoller),
+    /// A real table's DynamoDB stream (moto or an AWS account), polled like Lambda does: one
+    /// poller per event source mapping (progress-push's, event-publisher's).
+    DynamoDbStreams { push: aws::stream::StreamPoller, events: aws::stream::StreamPoller },
 }
 
 /// Builds the whole pipeline for a server at `base` (e.g. `http://127.0.0.1:3000`) with an
@@ -70,15 +74,12 @@ pub async fn local_dynamodb(base: &str, options: Options, endpoint: &str) -> Res
     ensure_tables(&client, &tables).await?;
     let subscriptions = DynamoSubscriptionStore::new(client.clone(), options.subscriptions_table.clone());
     ensure_subscriptions_table(&client, subscriptions.table()).await?;
-    let poller = aws::stream::StreamPoller::open(
-        &client,
-        aws_sdk_dynamodbstreams::Client::new(&sdk),
-        &tables.status,
-        options.batch_size as i32,
-    )
-    .await?;
+    let streams = aws_sdk_dynamodbstreams::Client::new(&sdk);
+    let batch_size = options.batch_size as i32;
+    let push = aws::stream::StreamPoller::open(&client, streams.clone(), &tables.status, batch_size).await?;
+    let events = aws::stream::StreamPoller::open(&client, streams, &tables.status, batch_size).await?;
     let jobs = DynamoJobStore::new(client, tables).with_retention(options.retention);
-    Ok(assemble(base, options, Arc::new(jobs), Arc::new(subscriptions), Feed::DynamoDbStreams(poller)))
+    Ok(assemble(base, options, Arc::new(jobs), Arc::new(subscriptions), Feed::DynamoDbStreams { push, events }))
 }
 
 /// Wires the handlers, the WebSocket emulator, the simulated S3 and MediaConvert, and the feed
@@ -108,6 +109,9 @@ pub fn assemble(
         .build();
     let mediaconvert = aws_sdk_mediaconvert::Client::from_conf(mediaconvert);
     let creator = MediaConvertJobCreator::new(mediaconvert.clone(), options.create_job.clone());
+    let event_bus = aws::eventbridge::LocalEventBus::new(&region, options.webhook.clone());
+    event_bus.set_fault_rate(options.eventbridge_fault_rate);
+    let publisher = EventBridgePublisher::new(aws::eventbridge::local_client(base, &region), &options.event_bus);
     let stack = Stack {
         jobs: jobs.clone(),
         subscriptions: subscriptions.clone(),
@@ -122,7 +126,9 @@ pub fn assemble(
         upload_signer: Arc::new(aws::s3::local_post_signer(base, &options.upload.bucket, &region)),
         upload_config: Arc::new(options.upload.clone()),
         identity: options.oidc.map(|oidc| Arc::new(OidcVerifier::new(oidc)) as Arc<dyn IdentityVerifier>),
-        output_base_url,
+        output_base_url: output_base_url.clone(),
+        publisher: Arc::new(publisher),
+        events_config: Arc::new(EventsConfig { output_base_url, ..options.events }),
     };
     let handlers = run::backend::HandlerBackend {
         origins: origins.clone(),
@@ -150,17 +156,28 @@ pub fn assemble(
     };
 
     let pushing = stack.clone();
-    let handler = move |event: serde_json::Value| {
+    let push = move |event: serde_json::Value| {
         let stack = pushing.clone();
         async move { stack.progress_push(&event).await }
     };
+    let publishing = stack.clone();
+    let publish = move |event: serde_json::Value| {
+        let stack = publishing.clone();
+        async move { stack.event_publisher(&event).await }
+    };
+    // Two event source mappings on the one stream, each reading at its own pace: a slow bus
+    // never delays a push.
     match feed {
         Feed::Embedded(feed) => {
-            let records = aws::stream::EmbeddedStream::new(&TableNames::default().status);
-            tokio::spawn(aws::stream::run_feed(feed, records, options.batch_size, options.batch_window, handler));
+            let [to_push, to_publish] = aws::stream::tee(feed);
+            let (size, window) = (options.batch_size, options.batch_window);
+            let records = || aws::stream::EmbeddedStream::new(&TableNames::default().status);
+            tokio::spawn(aws::stream::run_feed(to_push, records(), size, window, push));
+            tokio::spawn(aws::stream::run_feed(to_publish, records(), size, window, publish));
         }
-        Feed::DynamoDbStreams(poller) => {
-            tokio::spawn(aws::stream::run_poller(poller, options.batch_window, handler));
+        Feed::DynamoDbStreams { push: push_poller, events } => {
+            tokio::spawn(aws::stream::run_poller(push_poller, options.batch_window, push));
+            tokio::spawn(aws::stream::run_poller(events, options.batch_window, publish));
         }
     }
     let router = aws::http_api::router(stack.clone())
@@ -168,8 +185,9 @@ pub fn assemble(
         .merge(api.router())
         .merge(aws::s3::router(s3, origins.clone(), notify, !stack.access.required()))
         .merge(simulator.router())
+        .merge(aws::eventbridge::router(event_bus.clone()))
         .merge(run::web::router(web))
         .merge(run::metrics::router(run::metrics::LocalMetrics::global()));
     let router = run::guard::guarded(router, origins);
-    Local { router, api, stack, simulator }
+    Local { router, api, stack, simulator, bus: event_bus }
 }

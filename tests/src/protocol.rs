@@ -46,3 +46,25 @@ pub fn assert_client_message(message: &Value) {
         errors.join("\n")
     );
 }
+
+/// Panics unless `event` is a `Job Status Changed` event as `docs/events/job-status-changed.schema.json`
+/// describes it (the envelope EventBridge delivers, the detail in full).
+pub fn assert_job_event(event: &Value) {
+    static SCHEMA: std::sync::OnceLock<jsonschema::Validator> = std::sync::OnceLock::new();
+    let validator = SCHEMA.get_or_init(|| {
+        let path =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/events/job-status-changed.schema.json");
+        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let schema: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        jsonschema::options()
+            .should_validate_formats(true)
+            .build(&schema)
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+    });
+    let errors: Vec<String> = validator.iter_errors(event).map(|e| format!("{e} at {}", e.instance_path())).collect();
+    assert!(
+        errors.is_empty(),
+        "an event docs/events/job-status-changed.schema.json does not describe: {event}\n{}",
+        errors.join("\n")
+    );
+}

@@ -705,6 +705,61 @@ impl PushSettings {
     }
 }
 
+/// What event-publisher puts on the bus, and how it retries.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EventsConfig {
+    /// `EVENT_SOURCE` (default `mcpush`): the events' `source`.
+    pub source: String,
+    /// `OUTPUT_BASE_URL`: the events' outputs get their URLs, as pushed statuses do.
+    pub output_base_url: Option<OutputBaseUrl>,
+    /// `EVENTS_MAX_ATTEMPTS` (default 4) and `EVENTS_BACKOFF_MS` (default 100): tries per entry
+    /// within one invocation, on a failed call or an entry the bus refused.
+    pub retry: RetryPolicy,
+}
+
+impl Default for EventsConfig {
+    fn default() -> Self {
+        Self {
+            source: crate::domain::job_event::DEFAULT_SOURCE.to_owned(),
+            output_base_url: None,
+            retry: RetryPolicy { max_attempts: 4, backoff_base_ms: 100 },
+        }
+    }
+}
+
+impl EventsConfig {
+    pub fn read(env: &Env) -> Result<Self, ConfigError> {
+        let d = Self::default();
+        let source = env.var("EVENT_SOURCE").unwrap_or(d.source);
+        // EventBridge: 1-256 characters; "aws." is reserved for AWS services.
+        if source.len() > 256 || source.starts_with("aws.") {
+            return Err(invalid("EVENT_SOURCE", format!("{source:?}: 1-256 characters, not starting with \"aws.\"")));
+        }
+        Ok(Self {
+            source,
+            output_base_url: env.output_base_url()?,
+            retry: RetryPolicy {
+                max_attempts: env.positive("EVENTS_MAX_ATTEMPTS", d.retry.max_attempts as usize)? as u32,
+                backoff_base_ms: env.parsed("EVENTS_BACKOFF_MS", d.retry.backoff_base_ms)?,
+            },
+        })
+    }
+}
+
+/// event-publisher's settings: `EVENT_BUS_NAME` (required: the template only deploys the
+/// function when events are on) and [`EventsConfig`].
+#[derive(Clone, Debug)]
+pub struct EventsSettings {
+    pub bus: String,
+    pub events: EventsConfig,
+}
+
+impl EventsSettings {
+    pub fn read(env: &Env) -> Result<Self, ConfigError> {
+        Ok(Self { bus: env.required("EVENT_BUS_NAME")?, events: EventsConfig::read(env)? })
+    }
+}
+
 /// ws-connect's settings.
 #[derive(Clone, Debug)]
 pub struct WsConnectSettings {
@@ -814,7 +869,7 @@ pub type ReadSettings = fn(&Env) -> Result<(), ConfigError>;
 
 /// Every function's binary name with what its init reads: its `…Settings::read`, logging and the
 /// metrics namespace. The deploy rehearsal lists the variables each one reads through it.
-pub const FUNCTION_SETTINGS: [(&str, ReadSettings); 11] = [
+pub const FUNCTION_SETTINGS: [(&str, ReadSettings); 12] = [
     ("create-job", |env| CreateJobSettings::read(env).map(drop)),
     ("progress-ingest", |env| IngestSettings::read(env).map(drop)),
     ("job-id-api", |env| RestSettings::read(env).map(drop)),
@@ -829,6 +884,7 @@ pub const FUNCTION_SETTINGS: [(&str, ReadSettings); 11] = [
     ("ws-message", |env| WsMessageSettings::read(env).map(drop)),
     ("progress-push", |env| PushSettings::read(env).map(drop)),
     ("reconcile", |env| ReconcileSettings::read(env).map(drop)),
+    ("event-publisher", |env| EventsSettings::read(env).map(drop)),
 ];
 
 /// Reads `function`'s settings (and what telemetry reads) from `env`; `None` for an unknown name.

@@ -62,6 +62,14 @@ pub const TOKENS_RENEWED: &str = "TokensRenewed";
 /// that ended a day ago).
 pub const TOKEN_RENEWALS_REFUSED: &str = "TokenRenewalsRefused";
 
+/// event-publisher: `Job Status Changed` events the bus took.
+pub const EVENTS_PUBLISHED: &str = "EventsPublished";
+/// event-publisher: entries the bus refused or a call that failed, retried within the invocation.
+pub const EVENTS_RETRIED: &str = "EventsRetried";
+/// event-publisher: events still refused after the retries (their records are reported as batch
+/// item failures; the stream retries them, then the mapping's failure queue keeps them).
+pub const EVENTS_FAILED: &str = "EventsFailed";
+
 /// Where a function's metrics go: every value carries its `Function` dimension.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Meter {
@@ -93,6 +101,7 @@ pub const RECONCILE: Meter = Meter::new("reconcile");
 pub const CREATE_JOB: Meter = Meter::new("create-job");
 pub const STATUS_API: Meter = Meter::new("status-api");
 pub const UPLOAD_API: Meter = Meter::new("upload-api");
+pub const EVENTS: Meter = Meter::new("event-publisher");
 
 static COLLECTOR: OnceLock<Option<&'static Collector>> = OnceLock::new();
 

@@ -268,3 +268,33 @@ impl PushError {
 pub trait Pusher: Send + Sync {
     async fn post(&self, connection_id: &str, payload: &[u8]) -> Result<(), PushError>;
 }
+
+/// One entry of an EventBridge `PutEvents` call.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BusEntry {
+    pub source: String,
+    pub detail_type: String,
+    /// The `detail`, serialized JSON.
+    pub detail: String,
+}
+
+impl BusEntry {
+    /// Its size as EventBridge counts it against `PutEvents`' 256 KB (the UTF-8 bytes of source,
+    /// detail-type and detail, plus 14 for the time EventBridge adds).
+    pub fn size(&self) -> usize {
+        14 + self.source.len() + self.detail_type.len() + self.detail.len()
+    }
+}
+
+/// A whole `PutEvents` call that failed (throttled, unreachable, refused).
+#[derive(Debug, thiserror::Error)]
+#[error("PutEvents failed: {0}")]
+pub struct PublishError(pub String);
+
+/// An event bus (EventBridge `PutEvents`, ≤ 10 entries per call).
+#[async_trait]
+pub trait EventPublisher: Send + Sync {
+    /// Puts `entries`; answers, entry by entry, `None` when it was taken or the error the bus
+    /// gave that entry (a partial failure).
+    async fn put(&self, entries: &[BusEntry]) -> Result<Vec<Option<String>>, PublishError>;
+}

@@ -295,6 +295,25 @@ pub async fn run_feed<F, Fut>(
     }
 }
 
+/// Two readers of one change feed, as two event source mappings read one stream: each gets
+/// every change, in order, at its own pace.
+pub fn tee(
+    mut feed: tokio::sync::mpsc::UnboundedReceiver<JobChange>,
+) -> [tokio::sync::mpsc::UnboundedReceiver<JobChange>; 2] {
+    let (first, first_rx) = tokio::sync::mpsc::unbounded_channel();
+    let (second, second_rx) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Some(change) = feed.recv().await {
+            let a = first.send(change.clone());
+            let b = second.send(change);
+            if a.is_err() && b.is_err() {
+                return;
+            }
+        }
+    });
+    [first_rx, second_rx]
+}
+
 /// Polls a table's stream forever, delivering each batch like Lambda's event source mapping;
 /// waits `idle` when the stream has nothing new, and retries after errors.
 pub async fn run_poller<F, Fut>(mut poller: StreamPoller, idle: Duration, handler: F)

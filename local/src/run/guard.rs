@@ -5,7 +5,8 @@
 //! - Ambiguous requests: a `Host` or an `Origin` sent twice answers 400 on every route, so no
 //!   check can pass on the first value while something else reads the second.
 //! - Cross-site requests: the routes that act on a request alone — the Invoke API, simulated S3
-//!   writes, the simulated MediaConvert and the Management API (`/@connections`) — answer 403 to
+//!   writes, the simulated MediaConvert, EventBridge (`/eventbridge`) and the Management API
+//!   (`/@connections`), and the job events kept (`/_local/events`) — answer 403 to
 //!   a request whose `Origin` is not allowed (`ALLOWED_ORIGINS`), whatever its content type, so a
 //!   "simple" `text/plain` POST that needs no preflight is refused too. Requests without `Origin`
 //!   (CLIs, SDKs, curl) pass. An unreadable `Origin` is refused, and every one of several values
@@ -83,7 +84,10 @@ fn is_port(suffix: &str) -> bool {
 fn acts_alone(method: &Method, path: &str) -> bool {
     let s3_write = path.starts_with("/s3/") && !matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS);
     s3_write
-        || ["/2015-03-31/functions/", "/2017-08-29/", "/@connections/"].iter().any(|prefix| path.starts_with(prefix))
+        || ["/2015-03-31/functions/", "/2017-08-29/", "/@connections/", "/eventbridge"]
+            .iter()
+            .any(|prefix| path.starts_with(prefix))
+        || path == "/_local/events"
 }
 
 #[cfg(test)]

@@ -6,12 +6,14 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use mcpush_core::config::{
-    ConfigError, CreateJobConfig, Env, OidcConfig, PushConfig, ReconcileConfig, TableNames, UploadConfig, WsConfig,
+    ConfigError, CreateJobConfig, Env, EventsConfig, OidcConfig, PushConfig, ReconcileConfig, TableNames, UploadConfig,
+    WsConfig,
 };
 use mcpush_core::domain::AllowedOrigins;
 use regex::Regex;
 
 use crate::aws::apigw_ws::{ConnectionLimits, Rate, RequestLimits};
+use crate::aws::eventbridge::Webhook;
 use crate::aws::mediaconvert::SimSettings;
 use crate::run::server::{MAX_WAIT, ServerLimits};
 
@@ -94,6 +96,16 @@ pub struct Options {
     /// `HTTP_HEADER_TIMEOUT_S` and `HTTP_BODY_IDLE_TIMEOUT_S` (1 to 30, default 30): how long
     /// the server waits for a request's headers, and for the next bytes of its body.
     pub server: ServerLimits,
+    /// event-publisher's settings (`EVENT_SOURCE`, `EVENTS_MAX_ATTEMPTS`, `EVENTS_BACKOFF_MS`).
+    pub events: EventsConfig,
+    /// `EVENT_BUS_NAME` (default `default`): the bus event-publisher puts on (locally, any name
+    /// reaches the local bus).
+    pub event_bus: String,
+    /// `EVENTBRIDGE_FAULT_RATE` (0 to 1, default 0): that share of `PutEvents` entries is refused.
+    pub eventbridge_fault_rate: f64,
+    /// `WEBHOOK_URL` (http or https) and `WEBHOOK_SECRET`: every event is POSTed there as an
+    /// API destination would.
+    pub webhook: Option<Webhook>,
 }
 
 impl Default for Options {
@@ -150,6 +162,10 @@ impl Options {
                 header_read: wait(env, "HTTP_HEADER_TIMEOUT_S")?,
                 body_idle: wait(env, "HTTP_BODY_IDLE_TIMEOUT_S")?,
             },
+            events: EventsConfig::read(env)?,
+            event_bus: env.var("EVENT_BUS_NAME").unwrap_or_else(|| "default".into()),
+            eventbridge_fault_rate: share(env, "EVENTBRIDGE_FAULT_RATE", 0.0)?,
+            webhook: webhook(env)?,
         })
     }
 }
@@ -227,6 +243,17 @@ fn latency_range(value: Option<&str>) -> Result<(Duration, Duration), ConfigErro
             if low > high { Err(invalid()) } else { Ok((low, high)) }
         }
         None => ms(value).map(|fixed| (fixed, fixed)),
+    }
+}
+
+/// `WEBHOOK_URL` (an http or https URL) with `WEBHOOK_SECRET`; unset: no webhook.
+fn webhook(env: &Env) -> Result<Option<Webhook>, ConfigError> {
+    let Some(url) = env.var("WEBHOOK_URL") else { return Ok(None) };
+    match reqwest::Url::parse(&url) {
+        Ok(parsed) if matches!(parsed.scheme(), "http" | "https") && parsed.host().is_some() => {
+            Ok(Some(Webhook { url, secret: env.var("WEBHOOK_SECRET"), backoff: Duration::from_millis(500) }))
+        }
+        _ => Err(ConfigError::Invalid { name: "WEBHOOK_URL", reason: format!("{url:?} is not an http(s) URL") }),
     }
 }
 

@@ -6,15 +6,16 @@ use std::sync::Arc;
 
 use aws_lambda_events::apigw::ApiGatewayV2httpResponse;
 use aws_lambda_events::streams::DynamoDbEventResponse;
-use mcpush_core::config::{CreateJobConfig, PushConfig, ReconcileConfig, UploadConfig};
+use mcpush_core::config::{CreateJobConfig, EventsConfig, PushConfig, ReconcileConfig, UploadConfig};
 use mcpush_core::domain::token::ReadAccess;
 use mcpush_core::domain::{AllowedOrigins, OutputBaseUrl};
+use mcpush_core::handlers::event_publisher::{self, EventsContext};
 use mcpush_core::handlers::http::RestContext;
 use mcpush_core::handlers::progress_push::{self, PushContext};
 use mcpush_core::handlers::reconcile::{self, ReconcileContext, ReconcileStats};
 use mcpush_core::handlers::{create_job, job_id_api, progress_ingest, status_api, token_api, upload_api};
 use mcpush_core::ports::{
-    IdentityVerifier, JobCreator, JobInspector, JobStore, Pusher, SubscriptionStore, UploadSigner,
+    EventPublisher, IdentityVerifier, JobCreator, JobInspector, JobStore, Pusher, SubscriptionStore, UploadSigner,
 };
 use serde_json::Value;
 
@@ -38,6 +39,9 @@ pub struct Stack {
     pub identity: Option<Arc<dyn IdentityVerifier>>,
     /// `OUTPUT_BASE_URL` (by default the local S3's URL of the output bucket).
     pub output_base_url: Option<OutputBaseUrl>,
+    /// event-publisher's bus (the real SDK client on the local EventBridge) and settings.
+    pub publisher: Arc<dyn EventPublisher>,
+    pub events_config: Arc<EventsConfig>,
 }
 
 impl Stack {
@@ -79,6 +83,11 @@ impl Stack {
         let ctx =
             PushContext::new(self.jobs.as_ref(), self.subscriptions.as_ref(), self.pusher.as_ref(), &self.push_config);
         progress_push::handle(&ctx, event, mcpush_core::now_ms() / 1000).await.0
+    }
+
+    pub async fn event_publisher(&self, event: &Value) -> DynamoDbEventResponse {
+        let ctx = EventsContext::new(self.publisher.as_ref(), &self.events_config);
+        event_publisher::handle(&ctx, event).await.0
     }
 
     pub async fn upload_api(&self, event: Value) -> ApiGatewayV2httpResponse {

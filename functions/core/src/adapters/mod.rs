@@ -4,6 +4,8 @@
 #[cfg(feature = "management-api")]
 pub mod apigw_management;
 pub mod dynamodb;
+#[cfg(feature = "eventbridge")]
+pub mod eventbridge;
 #[cfg(feature = "mediaconvert")]
 pub mod mediaconvert;
 pub mod memory;

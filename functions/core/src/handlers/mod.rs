@@ -4,6 +4,7 @@
 
 pub mod batch;
 pub mod create_job;
+pub mod event_publisher;
 pub mod http;
 pub mod job_id_api;
 pub mod progress_ingest;
