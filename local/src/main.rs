@@ -1,5 +1,5 @@
 //! `cargo run --release`: the local stack on 127.0.0.1:3000 (`serve`, the default), and the
-//! terminal tools `watch`, `replay` and `redrive`; `--help` on each.
+//! terminal tools `watch`, `replay`, `redrive`, `token` and `events`; `--help` on each.
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -8,7 +8,7 @@ use clap::{Args, Parser, Subcommand};
 use mcpush_local::tools::common::{MAX_SDK_RESPONSE_BYTES, ResponseLimit, progress_bar};
 use mcpush_local::tools::redrive::Redrive;
 use mcpush_local::tools::watch::{self, Ending, Endpoints, Timing, Watched};
-use mcpush_local::tools::{replay, token};
+use mcpush_local::tools::{events, replay, token};
 use mcpush_local::{Function, Options, local, local_dynamodb};
 use reqwest::Url;
 
@@ -37,6 +37,25 @@ enum Command {
     /// Issue a read token for a file or a folder, from SUBSCRIBE_SECRET or SUBSCRIBE_SECRET_ARN
     /// (the token alone on stdout).
     Token(TokenArgs),
+    /// Tail the local stack's Job Status Changed events (what EventBridge and a webhook get):
+    /// JSON Lines on stdout, or one readable line each with --summary.
+    Events(EventsArgs),
+}
+
+#[derive(Args)]
+struct EventsArgs {
+    /// The local stack.
+    #[arg(long, default_value = "http://127.0.0.1:3000")]
+    url: Url,
+    /// Print one readable line per event instead of the event's JSON.
+    #[arg(long)]
+    summary: bool,
+    /// Print the events kept (the last 1,000) and end instead of following.
+    #[arg(long)]
+    once: bool,
+    /// How often to ask for new events, in milliseconds.
+    #[arg(long, default_value_t = 500)]
+    interval_ms: u64,
 }
 
 #[derive(Args)]
@@ -146,6 +165,7 @@ async fn main() -> ExitCode {
         Some(Command::Replay(args)) => replay_events(args).await,
         Some(Command::Redrive(args)) => redrive(args).await,
         Some(Command::Token(args)) => token(args).await,
+        Some(Command::Events(args)) => tail_events(args).await,
     };
     result.unwrap_or_else(|e| {
         eprintln!("error: {e}");
@@ -204,6 +224,20 @@ async fn redrive(args: RedriveArgs) -> Result<ExitCode, Box<dyn std::error::Erro
     };
     let done = redrive.run(&mut std::io::stderr()).await?;
     Ok(if done.failed + done.skipped == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+async fn tail_events(args: EventsArgs) -> Result<ExitCode, Box<dyn std::error::Error>> {
+    let client =
+        mcpush_local::tools::common::http_client(&mcpush_local::tools::common::tls_config()?, Duration::from_secs(10))?;
+    let tail = events::Tail {
+        client: &client,
+        url: &args.url,
+        interval: Duration::from_millis(args.interval_ms.max(50)),
+        once: args.once,
+        summary: args.summary,
+    };
+    tail.run(&mut std::io::stdout().lock()).await?;
+    Ok(ExitCode::SUCCESS)
 }
 
 async fn token(args: TokenArgs) -> Result<ExitCode, Box<dyn std::error::Error>> {

@@ -99,6 +99,16 @@ async fn every_status_transition_reaches_the_webhook_once_in_order_through_chaos
     })
     .await;
 
+    // (and `events` follows the stack from the start, as a developer tails it)
+    let tail = std::process::Command::new(env!("CARGO_BIN_EXE_mcpush-local"))
+        .args(["events", "--url", &base, "--interval-ms", "100"])
+        .env("RUST_LOG", "warn")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("the binary starts");
+
     // WHEN four files are uploaded, one of which MediaConvert cannot probe
     for name in ["a.mp4", "b.mp4", "c.mp4"] {
         put(&base, &format!("uploads/events/{name}"), 400_000).await;
@@ -174,6 +184,26 @@ async fn every_status_transition_reaches_the_webhook_once_in_order_through_chaos
     };
     assert_eq!(ids(&listed), ids(&events));
     listed.iter().for_each(common::protocol::assert_job_event);
+    // AND `events` printed each of them once, as JSON Lines, while following
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut tail = tail;
+    let _ = tail.kill();
+    let tailed = tail.wait_with_output().unwrap();
+    let tailed: Vec<Value> = String::from_utf8_lossy(&tailed.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l}: {e}")))
+        .collect();
+    assert_eq!(ids(&tailed), ids(&listed));
+    // and `--once --summary` prints what is kept, a line each, and ends
+    let once = std::process::Command::new(env!("CARGO_BIN_EXE_mcpush-local"))
+        .args(["events", "--url", &base, "--once", "--summary"])
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("the binary runs");
+    assert!(once.status.success(), "{once:?}");
+    let summary = String::from_utf8_lossy(&once.stdout).into_owned();
+    assert_eq!(summary.lines().count(), listed.len(), "{summary}");
+    assert!(summary.contains("(new) → SUBMITTED") && summary.contains("PROGRESSING → COMPLETE"), "{summary}");
     // and ?after= gives only what came after an event
     let second = listed[1]["id"].as_str().unwrap();
     let (_, after) = http("GET", &format!("{base}/_local/events?after={second}"), None).await.unwrap();

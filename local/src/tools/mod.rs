@@ -3,9 +3,11 @@
 //! - [`replay`]: EventBridge events sent to a function through the Lambda Invoke API;
 //! - [`redrive`]: failed asynchronous invocations replayed from their on-failure queue;
 //! - [`token`]: a read token for a file or folder;
+//! - [`events`]: the local stack's Job Status Changed events, tailed;
 //! - [`common`]: what they share (errors, TLS, HTTP client, printing server strings safely).
 
 pub mod common;
+pub mod events;
 pub mod redrive;
 pub mod replay;
 pub mod token;
