@@ -8,7 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source infra/tools.sh
 (cd infra && sam build --template template.yaml --beta-features)
-python3 - infra/.aws-sam/build 11 <<'PY'
+python3 - infra/.aws-sam/build 12 <<'PY'
 import io, pathlib, sys, zipfile
 root, expected = pathlib.Path(sys.argv[1]), int(sys.argv[2])
 bootstraps = sorted(root.glob("*/bootstrap"))

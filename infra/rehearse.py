@@ -11,7 +11,7 @@
         policies, every variable read set or documented, every trigger matching. One line per
         mismatch; exit status 1 if there is any.
     rehearse.py mutations
-        Proves the check can fail: six edits to a copy of the template, each must be named.
+        Proves the check can fail: eight edits to a copy of the template, each must be named.
 
 The template is expanded as CloudFormation does (AWS::LanguageExtensions, then the SAM
 transform, both as the SAM CLI ships them) with account 123456789012, us-east-1 and stack
@@ -54,6 +54,7 @@ TOGGLES = {
     "oidc": [{}, {"OidcIssuer": "https://issuer.example.com/pool", "OidcAudience": "web"}],
     "tables": [{}, {"AdoptExistingTables": "true", "ExistingStatusTableStreamArn": f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/MediaConvertJobIdToStatus/stream/2026-01-01T00:00:00.000"}],
     "queue": [{}, {"MediaConvertQueueArn": f"arn:aws:mediaconvert:{REGION}:{ACCOUNT}:queues/rehearsal"}],
+    "webhook": [{}, {"WebhookUrl": "https://hooks.example.com/mediaconvert", "WebhookSecretArn": f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:webhook-AbCdEf"}],
 }
 # Variables Lambda itself sets (and the ones only the tests' harness sets).
 PROVIDED = re.compile(r"^(AWS_|_HANDLER$|_X_AMZN_|LAMBDA_|TZ$)")
@@ -177,6 +178,8 @@ class Stack:
             "AWS::Logs::LogGroup": f"arn:{PARTITION}:logs:{REGION}:{ACCOUNT}:log-group:{ref}:*",
             "AWS::IAM::Role": f"arn:{PARTITION}:iam::{ACCOUNT}:role/{ref}",
             "AWS::Events::Rule": f"arn:{PARTITION}:events:{REGION}:{ACCOUNT}:rule/{ref}",
+            "AWS::Events::ApiDestination": f"arn:{PARTITION}:events:{REGION}:{ACCOUNT}:api-destination/{ref}/0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0",
+            "AWS::Events::Connection": f"arn:{PARTITION}:events:{REGION}:{ACCOUNT}:connection/{ref}/1a2b3c4d-5e6f-7081-92a3-b4c5d6e7f809",
             "AWS::S3::Bucket": f"arn:{PARTITION}:s3:::{ref}",
         }.get(kind)
         if attribute == "Arn" and arn:
@@ -488,7 +491,28 @@ def check_resource_policies(stack, report):
         p = r.get("Properties", {})
         if r["Type"] == "AWS::Events::Rule":
             for target in p.get("Targets", []):
-                invokers.append((stack.value(target["Arn"]), "events.amazonaws.com", stack.getatt(name, "Arn"), f"rule {name}"))
+                arn = stack.value(target["Arn"])
+                if ":lambda:" in arn:
+                    invokers.append((arn, "events.amazonaws.com", stack.getatt(name, "Arn"), f"rule {name}"))
+                    continue
+                # Any other target (an API destination) is invoked with the target's role.
+                role_ref = target.get("RoleArn")
+                role = role_ref["Fn::GetAtt"][0] if isinstance(role_ref, dict) and "Fn::GetAtt" in role_ref else None
+                if role is None or role not in stack.resources:
+                    report.fail(f"rule {name}: target {arn} has no RoleArn of this template to invoke it with")
+                    continue
+                role_props = stack.resources[role]["Properties"]
+                trust = [("trust", s) for s in listify(stack.value(role_props["AssumeRolePolicyDocument"])["Statement"])
+                         if "events.amazonaws.com" in listify(s.get("Principal", {}).get("Service", []))]
+                verdict = allowed(trust, "sts:AssumeRole", "*", {"aws:SourceAccount": ACCOUNT})
+                if verdict:
+                    report.fail(f"rule {name}: events.amazonaws.com may not assume {role} ({verdict})")
+                statements = [(pol["PolicyName"], st) for pol in role_props.get("Policies", [])
+                              for st in listify(stack.value(pol["PolicyDocument"])["Statement"])]
+                action = "events:InvokeApiDestination" if ":api-destination/" in arn else "unknown target"
+                verdict = allowed(statements, action, arn, {})
+                if verdict:
+                    report.fail(f"rule {name}: {role} does not let it {action} on {arn} ({verdict})")
         if r["Type"] == "AWS::S3::Bucket":
             for config in p.get("NotificationConfiguration", {}).get("LambdaConfigurations", []):
                 invokers.append((stack.value(config["Function"]), "s3.amazonaws.com", stack.getatt(name, "Arn"), f"bucket {name}"))
@@ -570,7 +594,7 @@ def check_environment(stacks, recorded, report):
 def check_triggers(stack, recorded, report):
     from moto.events.models import EventPattern
 
-    rule = next(r["Properties"] for n, r in stack.resources.items() if r["Type"] == "AWS::Events::Rule" and "EventPattern" in r["Properties"])
+    rule = stack.resources["MediaConvertEventsRule"]["Properties"]
     pattern = EventPattern.load(json.dumps(stack.value(rule["EventPattern"])))
     events = [e for s in recorded for e in s.get("events", [])]
     if not events:
@@ -584,17 +608,34 @@ def check_triggers(stack, recorded, report):
         if pattern.matches_event(event) != ours:
             report.fail(f"ingest rule: {'misses' if ours else 'matches'} tests/fixtures/eventbridge/{fixture.name}")
 
-    mapping = next(r["Properties"] for r in stack.resources.values() if r["Type"] == "AWS::Lambda::EventSourceMapping")
-    filters = [EventPattern.load(f["Pattern"]) for f in mapping.get("FilterCriteria", {}).get("Filters", [])]
     records = [r for s in recorded for r in s.get("stream_records", [])]
     if not records:
         report.fail("no status-table stream records were recorded")
-    for record in records:
-        ttl = (record.get("userIdentity") or {}).get("principalId") == "dynamodb.amazonaws.com"
-        must = record["eventName"] in ("INSERT", "MODIFY")
-        passes = not filters or any(f.matches_event(record) for f in filters)
-        if passes != must:
-            report.fail(f"stream mapping: FilterCriteria {'drops' if must else 'passes'} a {'TTL ' if ttl else ''}{record['eventName']} record progress-push {'must' if must else 'must not'} see")
+    mappings = {n: r["Properties"] for n, r in stack.resources.items() if r["Type"] == "AWS::Lambda::EventSourceMapping"}
+    for mapping_name, mapping in mappings.items():
+        function = next((b for b, logical in stack.functions().items() if stack.ref(logical) == stack.value(mapping["FunctionName"])), mapping_name)
+        filters = [EventPattern.load(f["Pattern"]) for f in mapping.get("FilterCriteria", {}).get("Filters", [])]
+        for record in records:
+            ttl = (record.get("userIdentity") or {}).get("principalId") == "dynamodb.amazonaws.com"
+            must = record["eventName"] in ("INSERT", "MODIFY")
+            passes = not filters or any(f.matches_event(record) for f in filters)
+            if passes != must:
+                report.fail(f"{mapping_name}: FilterCriteria {'drops' if must else 'passes'} a {'TTL ' if ttl else ''}{record['eventName']} record {function} {'must' if must else 'must not'} see")
+
+    # The webhook rule must match every Job Status Changed event event-publisher put (as the bus
+    # delivered it), and only those.
+    job_events = [e for s in recorded for e in s.get("job_events", [])]
+    webhook = stack.resources.get("WebhookRule")
+    if "EventPublisherFunction" in stack.resources and not job_events:
+        report.fail("no Job Status Changed events were recorded (event-publisher's binary must run)")
+    if webhook:
+        pattern = EventPattern.load(json.dumps(stack.value(webhook["Properties"]["EventPattern"])))
+        for event in job_events:
+            if not pattern.matches_event(event):
+                report.fail(f"WebhookRule: the pattern misses the {event['detail'].get('job_status')} event of job {event['detail'].get('job_id')} event-publisher put")
+        for fixture in sorted((ROOT / "tests" / "fixtures" / "eventbridge").glob("*.json")):
+            if pattern.matches_event(json.loads(fixture.read_text())):
+                report.fail(f"WebhookRule: matches tests/fixtures/eventbridge/{fixture.name}, a MediaConvert event")
 
     bucket = next(r["Properties"] for n, r in stack.resources.items() if r["Type"] == "AWS::S3::Bucket")
     configs = bucket.get("NotificationConfiguration", {}).get("LambdaConfigurations", [])
@@ -676,6 +717,8 @@ def run_check(path, quiet=False):
         check_resource_policies(stack, report)
     check_environment(stacks, recorded, report)
     check_triggers(base, recorded, report)
+    webhook_on = tuple(1 if t == "webhook" else 0 for t in TOGGLES)
+    check_triggers(stacks[webhook_on], recorded, report)
     if not quiet:
         print(f"rehearsal of {path} against {len(recorded)} recorded session(s), {len(stacks)} combinations of {', '.join(TOGGLES)}:")
         for function, c in sorted(summary.items()):
@@ -723,6 +766,8 @@ MUTATIONS = [
     ("the ingest rule's source changed", "source: [aws.mediaconvert]", "source: [aws.elementalmediaconvert]", "ingest rule"),
     ("the S3 filter prefix changed", "- {Name: prefix, Value: !Ref UploadPrefix}", "- {Name: prefix, Value: !Ref OutputPrefix}", "S3 notification"),
     ("a WebSocket route dropped", "      RouteKey: ping\n", "      RouteKey: pong\n", "'ping'"),
+    ("the webhook rule's detail-type changed", "detail-type: [Job Status Changed]", "detail-type: [JobStatusChanged]", "WebhookRule: the pattern misses"),
+    ("event-publisher's bus permission narrowed", ":event-bus/${EventBusName}'", ":event-bus/mcpush'", "event-publisher: events:PutEvents"),
 ]
 
 

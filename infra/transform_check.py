@@ -75,5 +75,16 @@ except (ValueError, KeyError) as e:
     sys.exit(f"infra/transform_check.py: the dashboard body is not valid JSON: {e}")
 check(len(widgets) >= 8 and all(w["properties"]["metrics"] for w in widgets), "every dashboard widget must show metrics")
 alarms = [name for name, r in off.items() if r["Type"] == "AWS::CloudWatch::Alarm"]
-check(len(alarms) == 18, f"expected 18 alarms (4 queues, iterator age, push failures, lag, parked reconciles, 10 functions), found {len(alarms)}")
-print("infra/transform_check.py: sign-in off and on expand as intended; dashboard JSON and alarms in place")
+check(len(alarms) == 22, f"expected 22 alarms (6 queues, iterator age, push failures, events failed, lag, parked reconciles, 11 functions), found {len(alarms)}")
+
+# Events for backends: on by default (the default bus), off with EventBusName empty; the webhook
+# only with WebhookUrl.
+events = ["EventPublisherFunction", "EventPublisherRole", "EventsStreamMapping", "EventsFailureQueue", "EventsFailureQueueAlarm"]
+check(all(off[name].get("Condition") == "EventsEnabled" for name in events), "event-publisher and its mapping must exist only with EventBusName")
+webhook = ["WebhookConnection", "WebhookDestination", "WebhookRole", "WebhookRule", "WebhookDeadLetterQueue", "WebhookDeadLetterQueuePolicy", "WebhookDeadLetterQueueAlarm"]
+check(all(off[name].get("Condition") == "WebhookEnabled" for name in webhook), "the webhook's resources must exist only with WebhookUrl")
+target = off["WebhookRule"]["Properties"]["Targets"][0]
+check(target["RetryPolicy"] == {"MaximumRetryAttempts": 185, "MaximumEventAgeInSeconds": 86400} and "DeadLetterConfig" in target, f"the webhook must be retried 24 h / 185 times, then dead-lettered: {target}")
+mapping = off["EventsStreamMapping"]["Properties"]
+check(mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"] and "OnFailure" in mapping["DestinationConfig"], "event-publisher's mapping must honour batchItemFailures and keep failures")
+print("infra/transform_check.py: sign-in off and on expand as intended; dashboard JSON, alarms, events and webhook in place")

@@ -163,3 +163,48 @@ pub async fn fresh_subscriptions(label: &str) -> mcpush_core::adapters::dynamodb
     ensure_subscriptions_table(&client, &table).await.expect("create subscriptions table on moto");
     DynamoSubscriptionStore::new(client, table)
 }
+
+/// An EventBridge client for moto.
+pub fn eventbridge_client() -> aws_sdk_eventbridge::Client {
+    let config = aws_sdk_eventbridge::Config::builder()
+        .behavior_version(aws_sdk_eventbridge::config::BehaviorVersion::latest())
+        .region(aws_sdk_eventbridge::config::Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_eventbridge::config::Credentials::new("test", "test", None, None, "tests"))
+        .endpoint_url(&moto().endpoint)
+        .build();
+    aws_sdk_eventbridge::Client::from_conf(config)
+}
+
+/// A rule on moto's default bus sending the `Job Status Changed` events of `source` to a fresh
+/// SQS queue, as a backend would subscribe; answers the queue's URL.
+pub async fn job_events_queue(label: &str, source: &str) -> String {
+    let name = format!("{label}-{}-{}", std::process::id(), fastrand::u32(..));
+    let queue = sqs_client().create_queue().queue_name(&name).send().await.expect("CreateQueue on moto");
+    let url = queue.queue_url.expect("a queue URL");
+    let arn = format!("arn:aws:sqs:us-east-1:123456789012:{name}");
+    let pattern = serde_json::json!({"source": [source], "detail-type": ["Job Status Changed"]}).to_string();
+    let events = eventbridge_client();
+    events.put_rule().name(&name).event_pattern(pattern).send().await.expect("PutRule on moto");
+    let target = aws_sdk_eventbridge::types::Target::builder().id("queue").arn(arn).build().expect("a target");
+    events.put_targets().rule(&name).targets(target).send().await.expect("PutTargets on moto");
+    url
+}
+
+/// The events the queue of [`job_events_queue`] received within `within` (each message's body).
+pub async fn received_events(queue_url: &str, within: std::time::Duration) -> Vec<serde_json::Value> {
+    let deadline = std::time::Instant::now() + within;
+    let mut events = Vec::new();
+    while std::time::Instant::now() < deadline {
+        let answer = sqs_client().receive_message().queue_url(queue_url).max_number_of_messages(10).send().await;
+        let messages = answer.expect("ReceiveMessage on moto").messages.unwrap_or_default();
+        if messages.is_empty() && !events.is_empty() {
+            break;
+        }
+        for message in messages {
+            let body = message.body.unwrap_or_default();
+            events.push(serde_json::from_str(&body).unwrap_or_else(|e| panic!("{body}: {e}")));
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    events
+}

@@ -5,8 +5,8 @@
 //! front of every AWS peer: a reverse proxy that forwards each request and records, from the
 //! request itself, who called (the SigV4 access key id is the function's name), the service
 //! (the credential scope), the operation (`X-Amz-Target`, or the REST path) and the resources
-//! as ARNs (table and index, secret, queue, MediaConvert job/queue/template and the role passed,
-//! the WebSocket API's `@connections`). [`Session::save`] writes it all, with the variables each
+//! as ARNs (table and index, secret, queue, event bus, MediaConvert job/queue/template and the
+//! role passed, the WebSocket API's `@connections`). [`Session::save`] writes it all, with the variables each
 //! function reads, to `target/rehearsal/sessions/<name>.json`.
 
 use std::collections::BTreeMap;
@@ -182,6 +182,18 @@ fn describe(seen: &Seen, stage: Option<&str>, api_id: Option<&str>) -> Vec<Call>
             vec![call(format!("sqs:{operation}"), vec![arn("sqs", queue)])]
         }
         "mediaconvert" => mediaconvert(seen, &body, &function, &arn),
+        "events" => {
+            // PutEvents is authorised on each entry's bus (the default bus when none is named).
+            let mut buses: Vec<String> = (body["Entries"].as_array().into_iter().flatten())
+                .map(|entry| {
+                    let bus = entry["EventBusName"].as_str().unwrap_or("default");
+                    if bus.starts_with("arn:") { bus.to_owned() } else { arn("events", &format!("event-bus/{bus}")) }
+                })
+                .collect();
+            buses.sort();
+            buses.dedup();
+            vec![call(format!("events:{operation}"), buses)]
+        }
         "execute-api" => {
             let id = percent_decode(seen.path.rsplit("/@connections/").next().unwrap_or_default());
             let resource = format!(

@@ -15,12 +15,15 @@ use std::time::Duration;
 use mcpush_core::adapters::dynamodb::{DynamoJobStore, DynamoSubscriptionStore};
 use mcpush_core::adapters::memory::JobChange;
 use mcpush_core::config::{Env, WsConfig, read_function_settings};
+use mcpush_core::domain::{JobRecord, JobStatus};
 use mcpush_core::ports::{JobStore, SubscriptionStore};
 use mcpush_local::aws::stream::{EmbeddedStream, lambda_event};
 use mcpush_tests::rehearsal::{Session, create_secret};
 use mcpush_tests::runtime_api::{Function, Outcome, authorizer_event, http_event, ws_event};
 use mcpush_tests::ws::{Emulator, ORIGINS};
-use mcpush_tests::{HLS_JOB_EVENTS, dynamodb_client, fixture, fresh_store, fresh_subscriptions, moto};
+use mcpush_tests::{
+    HLS_JOB_EVENTS, dynamodb_client, fixture, fresh_store, fresh_subscriptions, job_events_queue, moto, received_events,
+};
 use serde_json::{Value, json};
 
 const START: Duration = Duration::from_secs(30);
@@ -219,6 +222,40 @@ async fn ingest_push_rest_and_websocket_routes_run_as_lambda_runs_them() {
     let modified = JobChange::Modified { old: Box::new(record.clone()), new: Box::new(record.clone()) };
     let records = [stream_record, stream.record(&modified), stream.record(&JobChange::Expired(record.clone()))];
     session.note("stream_records", records.iter().map(|r| serde_json::to_value(r).expect("a record")));
+
+    // WHEN event-publisher's binary gets the job's change from PROGRESSING to COMPLETE and a change
+    // that moves nothing a backend is told, with a backend's rule on moto's default bus
+    let queue = job_events_queue("job-events", "mcpush").await;
+    let events_peers = [("AWS_ENDPOINT_URL_EVENTBRIDGE", session.recorder.front(&moto().endpoint).await)];
+    let publisher = start("event-publisher", &session.env("event-publisher", &events_peers)).await;
+    let running =
+        JobRecord { job_status: JobStatus::Progressing, version: Some(record.version() - 1), ..record.clone() };
+    let transition = JobChange::Modified { old: Box::new(running), new: Box::new(record.clone()) };
+    let batch = [stream.record(&transition), stream.record(&modified)];
+    let answer = response(publisher.api.invoke(lambda_event(&batch), ANSWER).await);
+    // THEN no record failed and the backend's queue received exactly one event: the transition,
+    // with the whole state, as the schema describes it
+    assert_eq!(answer["batchItemFailures"], json!([]), "{answer}");
+    let mut events = received_events(&queue, Duration::from_secs(5)).await;
+    assert_eq!(events.len(), 1, "{events:#?}");
+    // (moto's SQS target leaves out the envelope's `account`, which EventBridge always sends)
+    events[0].as_object_mut().expect("an event").entry("account").or_insert(json!(mcpush_tests::rehearsal::ACCOUNT));
+    mcpush_tests::protocol::assert_job_event(&events[0]);
+    let detail = &events[0]["detail"];
+    assert_eq!(
+        (detail["previous_status"].as_str(), detail["job_status"].as_str(), detail["version"].as_u64()),
+        (Some("PROGRESSING"), Some("COMPLETE"), Some(record.version()))
+    );
+    assert_eq!(
+        (detail["job_id"].as_str(), detail["input_file"].as_str()),
+        (Some(job_id.as_str()), Some("Big Buck Bunny.mp4"))
+    );
+    let emf = publisher.stdout().await;
+    assert!(
+        emf.lines().any(|l| l.contains("\"EventsPublished\":1") && l.contains("\"Function\":\"event-publisher\"")),
+        "{emf}"
+    );
+    session.note("job_events", events);
 
     // WHEN the REST functions' binaries are asked about the file
     let query = json!({"input_file": "Big Buck Bunny.mp4"});
