@@ -11,7 +11,7 @@
         policies, every variable read set or documented, every trigger matching. One line per
         mismatch; exit status 1 if there is any.
     rehearse.py mutations
-        Proves the check can fail: eight edits to a copy of the template, each must be named.
+        Proves the check can fail: nine edits to a copy of the template, each must be named.
 
 The template is expanded as CloudFormation does (AWS::LanguageExtensions, then the SAM
 transform, both as the SAM CLI ships them) with account 123456789012, us-east-1 and stack
@@ -618,9 +618,19 @@ def check_triggers(stack, recorded, report):
         for record in records:
             ttl = (record.get("userIdentity") or {}).get("principalId") == "dynamodb.amazonaws.com"
             must = record["eventName"] in ("INSERT", "MODIFY")
+            kind = f"{'TTL ' if ttl else ''}{record['eventName']}"
+            if function == "event-publisher" and record["eventName"] == "MODIFY":
+                # event-publisher must see every status transition; progress alone it need not.
+                status = lambda image: (record["dynamodb"].get(image) or {}).get("JobStatus", {}).get("S")
+                must = status("OldImage") != status("NewImage")
+                kind = f"MODIFY {status('OldImage')} -> {status('NewImage')}"
+                passes = any(f.matches_event(record) for f in filters)
+                if must and not passes:
+                    report.fail(f"{mapping_name}: FilterCriteria drops a {kind} record {function} must see")
+                continue
             passes = not filters or any(f.matches_event(record) for f in filters)
             if passes != must:
-                report.fail(f"{mapping_name}: FilterCriteria {'drops' if must else 'passes'} a {'TTL ' if ttl else ''}{record['eventName']} record {function} {'must' if must else 'must not'} see")
+                report.fail(f"{mapping_name}: FilterCriteria {'drops' if must else 'passes'} a {kind} record {function} {'must' if must else 'must not'} see")
 
     # The webhook rule must match every Job Status Changed event event-publisher put (as the bus
     # delivered it), and only those.
@@ -767,6 +777,7 @@ MUTATIONS = [
     ("the S3 filter prefix changed", "- {Name: prefix, Value: !Ref UploadPrefix}", "- {Name: prefix, Value: !Ref OutputPrefix}", "S3 notification"),
     ("a WebSocket route dropped", "      RouteKey: ping\n", "      RouteKey: pong\n", "'ping'"),
     ("the webhook rule's detail-type changed", "detail-type: [Job Status Changed]", "detail-type: [JobStatusChanged]", "WebhookRule: the pattern misses"),
+    ("event-publisher's filter misses a transition", "\"OldImage\": {\"JobStatus\": {\"S\": [\"SUBMITTED\"]}}", "\"OldImage\": {\"JobStatus\": {\"S\": [\"PROGRESSING\"]}}", "EventsStreamMapping: FilterCriteria drops a MODIFY"),
     ("event-publisher's bus permission narrowed", ":event-bus/${EventBusName}'", ":event-bus/mcpush'", "event-publisher: events:PutEvents"),
 ]
 

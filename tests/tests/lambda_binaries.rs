@@ -230,6 +230,7 @@ async fn ingest_push_rest_and_websocket_routes_run_as_lambda_runs_them() {
     let publisher = start("event-publisher", &session.env("event-publisher", &events_peers)).await;
     let running =
         JobRecord { job_status: JobStatus::Progressing, version: Some(record.version() - 1), ..record.clone() };
+    let batch_running = running.clone();
     let transition = JobChange::Modified { old: Box::new(running), new: Box::new(record.clone()) };
     let batch = [stream.record(&transition), stream.record(&modified)];
     let answer = response(publisher.api.invoke(lambda_event(&batch), ANSWER).await);
@@ -256,6 +257,14 @@ async fn ingest_push_rest_and_websocket_routes_run_as_lambda_runs_them() {
         "{emf}"
     );
     session.note("job_events", events);
+    // (records that are transitions, for event-publisher's filter check: SUBMITTED -> PROGRESSING
+    // and PROGRESSING -> COMPLETE; and the progress-only one above)
+    let submitted = JobRecord { job_status: JobStatus::Submitted, ..record.clone() };
+    let started = JobChange::Modified { old: Box::new(submitted), new: Box::new(batch_running.clone()) };
+    session.note(
+        "stream_records",
+        [&batch[0], &stream.record(&started)].map(|r| serde_json::to_value(r).expect("a record")),
+    );
 
     // WHEN the REST functions' binaries are asked about the file
     let query = json!({"input_file": "Big Buck Bunny.mp4"});
