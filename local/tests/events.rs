@@ -173,6 +173,14 @@ async fn every_status_transition_reaches_the_webhook_once_in_order_through_chaos
     assert!(complete["outputs"].as_array().is_some_and(|o| !o.is_empty()), "{complete}");
     assert!(*receiver.requests.lock().unwrap() > events.len(), "the receiver's 500s were retried");
 
+    // AND event-publisher's metrics count them (the refused entries retried), as CloudWatch would
+    tokio::time::sleep(mcpush_local::run::metrics::FLUSH_INTERVAL * 3).await;
+    let (_, metrics) = http("GET", &format!("{base}/_local/metrics"), None).await.unwrap();
+    let metrics: Value = serde_json::from_str(&metrics).unwrap();
+    let published = metrics["event-publisher"]["EventsPublished"]["sum"].as_f64().unwrap_or_default();
+    assert!(published >= events.len() as f64, "{metrics:#}");
+    assert!(metrics["event-publisher"]["EventsRetried"]["sum"].as_f64() > Some(0.0), "{metrics:#}");
+
     // AND GET /_local/events lists the same events, one JSON object per line
     let (status, lines) = http("GET", &format!("{base}/_local/events"), None).await.unwrap();
     assert_eq!(status, 200);
@@ -241,4 +249,70 @@ async fn the_local_event_list_refuses_other_sites_and_the_bus_refuses_what_event
     assert_eq!(entries[0].error_code.as_deref(), Some("MalformedDetail"));
     assert!(entries[1].event_id.is_some() && entries[1].error_code.is_none());
     let _ = std::fs::remove_dir_all(s3_dir);
+}
+
+#[tokio::test]
+async fn a_bus_that_refuses_everything_hands_the_batch_back_from_its_first_transition() {
+    use mcpush_core::adapters::memory::JobChange;
+    use mcpush_core::domain::{JobRecord, JobStatus};
+    use mcpush_local::aws::stream::{EmbeddedStream, lambda_event};
+    // GIVEN a local stack whose bus refuses every entry, and a stream batch of three jobs: a
+    // progress-only write, a new job, and a job's start
+    let local = {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let mut options = mcpush_local::Options::default();
+        options.events.retry.max_attempts = 2;
+        options.events.retry.backoff_base_ms = 1;
+        let local = mcpush_local::local(&base, options);
+        tokio::spawn(axum::serve(listener, local.router.clone()).into_future());
+        local
+    };
+    local.bus.set_fault_rate(1.0);
+    let job = |id: &str, status: JobStatus, progress: u8, version: u64| JobRecord {
+        input_file: Some(format!("refused/{id}.mp4")),
+        job_status: status,
+        progress_rate: progress,
+        version: Some(version),
+        ..JobRecord::submitted(&format!("1700000000000-{id}"))
+    };
+    let stream = EmbeddedStream::new("MediaConvertJobIdToStatus");
+    let batch = [
+        stream.record(&JobChange::Modified {
+            old: Box::new(job("aaaaaa", JobStatus::Progressing, 10, 2)),
+            new: Box::new(job("aaaaaa", JobStatus::Progressing, 20, 3)),
+        }),
+        stream.record(&JobChange::Inserted(job("bbbbbb", JobStatus::Submitted, 0, 1))),
+        stream.record(&JobChange::Modified {
+            old: Box::new(job("cccccc", JobStatus::Submitted, 0, 1)),
+            new: Box::new(job("cccccc", JobStatus::Progressing, 5, 2)),
+        }),
+    ];
+
+    // WHEN event-publisher gets the batch
+    let refused = local.stack.event_publisher(&lambda_event(&batch)).await;
+    // THEN the batch is handed back from the new job's record (the first transition), and the bus
+    // kept nothing
+    let failures: Vec<Option<String>> = refused.batch_item_failures.iter().map(|f| f.item_identifier.clone()).collect();
+    assert_eq!(failures, vec![batch[1].change.sequence_number.clone()]);
+    assert!(local.bus.events().is_empty());
+
+    // WHEN the bus takes entries again and Lambda redelivers from that record
+    local.bus.set_fault_rate(0.0);
+    let retried = local.stack.event_publisher(&lambda_event(&batch[1..])).await;
+    // THEN both transitions are published, in order, and nothing is handed back
+    assert!(retried.batch_item_failures.is_empty());
+    let published: Vec<(String, String)> = local
+        .bus
+        .events()
+        .iter()
+        .map(|e| (e.detail["job_id"].as_str().unwrap().to_owned(), e.detail["job_status"].as_str().unwrap().to_owned()))
+        .collect();
+    assert_eq!(
+        published,
+        [
+            ("1700000000000-bbbbbb".to_owned(), "SUBMITTED".to_owned()),
+            ("1700000000000-cccccc".to_owned(), "PROGRESSING".to_owned())
+        ]
+    );
 }

@@ -130,6 +130,8 @@ async fn peers() -> Vec<(String, String)> {
         ("AWS_ENDPOINT_URL_DYNAMODB", aws_base.as_str()),
         ("MANAGEMENT_API_ENDPOINT", aws_base.as_str()),
         ("AWS_ENDPOINT_URL_MEDIACONVERT", local_base.as_str()),
+        ("AWS_ENDPOINT_URL_EVENTBRIDGE", aws_base.as_str()),
+        ("EVENT_BUS_NAME", "default"),
         ("JOB_STATUS_TABLE", "bench-status"),
         ("JOB_ID_TABLE", "bench-job-id"),
         ("SUBSCRIPTIONS_TABLE", "bench-subscriptions"),
@@ -159,7 +161,7 @@ fn trust_store() -> Option<(&'static str, &'static str)> {
         .then_some(("SSL_CERT_FILE", BUNDLE))
 }
 
-/// DynamoDB answers by operation (empty results), everything else 200 `{}`.
+/// DynamoDB answers by operation (empty results), PutEvents takes every entry, everything else 200 `{}`.
 async fn canned_aws(headers: HeaderMap) -> impl IntoResponse {
     let operation = headers
         .get("x-amz-target")
@@ -170,6 +172,7 @@ async fn canned_aws(headers: HeaderMap) -> impl IntoResponse {
         "Query" | "Scan" => r#"{"Count":0,"Items":[],"ScannedCount":0}"#,
         "BatchWriteItem" => r#"{"UnprocessedItems":{}}"#,
         "BatchGetItem" => r#"{"Responses":{},"UnprocessedKeys":{}}"#,
+        "PutEvents" => r#"{"FailedEntryCount":0,"Entries":[{"EventId":"cold-start"}]}"#,
         _ => "{}",
     };
     (StatusCode::OK, [("content-type", "application/x-amz-json-1.0"), ("x-amzn-requestid", "cold-start")], body)
@@ -185,6 +188,7 @@ fn event(name: &str) -> Value {
         "create-job" => fixture("s3/object-created.json"),
         "progress-ingest" => fixture("eventbridge/hls-3-status-update-25.json"),
         "progress-push" => fixture("dynamodb/modify.json"),
+        "event-publisher" => fixture("dynamodb/insert.json"),
         "job-id-api" => http_event("GET", "/media/job_id", file, None),
         "status-api" => http_event("GET", "/media/status", file, None),
         "upload-api" => http_event(

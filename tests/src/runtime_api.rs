@@ -21,7 +21,7 @@ use serde_json::{Value, json};
 use tokio::sync::{Notify, oneshot};
 
 /// Every Lambda function of the workspace (package = binary name).
-pub const FUNCTIONS: [&str; 11] = [
+pub const FUNCTIONS: [&str; 12] = [
     "create-job",
     "progress-ingest",
     "job-id-api",
@@ -33,6 +33,7 @@ pub const FUNCTIONS: [&str; 11] = [
     "ws-message",
     "progress-push",
     "reconcile",
+    "event-publisher",
 ];
 
 /// Builds every function binary once (debug) and answers the folder they are in.

@@ -567,7 +567,7 @@ async fn a_bad_setting_fails_each_init_with_the_variables_name() {
     ];
     // (function, variables set or overridden, what the error must name)
     type Case<'a> = (&'a str, Vec<(&'a str, &'a str)>, &'a str);
-    let cases: [Case; 10] = [
+    let cases: [Case; 12] = [
         ("create-job", vec![], "OUTPUT_DESTINATION"),
         ("progress-ingest", vec![("STATUS_RETENTION_DAYS", "ninety")], "STATUS_RETENTION_DAYS"),
         ("job-id-api", vec![("ALLOWED_ORIGINS", "(")], "("),
@@ -578,6 +578,8 @@ async fn a_bad_setting_fails_each_init_with_the_variables_name() {
         ("ws-message", vec![("MAX_SUBSCRIPTIONS_PER_CONNECTION", "-1")], "MAX_SUBSCRIPTIONS_PER_CONNECTION"),
         ("progress-push", vec![("PUSH_CONCURRENCY", "many")], "PUSH_CONCURRENCY"),
         ("reconcile", vec![("RECONCILE_MAX_JOBS", "x")], "RECONCILE_MAX_JOBS"),
+        ("event-publisher", vec![], "EVENT_BUS_NAME"),
+        ("event-publisher", vec![("EVENT_BUS_NAME", "default"), ("EVENT_SOURCE", "aws.mediaconvert")], "EVENT_SOURCE"),
     ];
     for (name, overrides, variable) in cases {
         let mut env: Vec<(&str, &str)> = base.to_vec();

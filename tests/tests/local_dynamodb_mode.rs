@@ -38,6 +38,31 @@ async fn events_invoked_into_the_stack_reach_subscribers_through_the_dynamodb_st
     let progress: Vec<u64> = seen.iter().filter_map(|m| m["progress_rate"].as_u64()).collect();
     assert!(progress.windows(2).all(|w| w[0] <= w[1]), "{progress:?}");
     assert_eq!(seen.last().unwrap()["output_path"], json!("Big Buck Bunny.mp4_test/"));
+
+    // AND event-publisher, on a mapping of its own on the same stream, told backends each status
+    // transition once, in order, the last one COMPLETE
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let events = loop {
+        let request = Request::get("/_local/events").header("host", "127.0.0.1").body(Body::empty()).unwrap();
+        let body = app.clone().oneshot(request).await.unwrap().into_body();
+        let body = axum::body::to_bytes(body, 1 << 20).await.unwrap();
+        let events: Vec<serde_json::Value> = String::from_utf8_lossy(&body)
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .filter(|e: &serde_json::Value| e["detail"]["input_file"] == "Big Buck Bunny.mp4")
+            .collect();
+        if events.last().is_some_and(|e| e["detail"]["job_status"] == "COMPLETE") {
+            break events;
+        }
+        assert!(std::time::Instant::now() < deadline, "no COMPLETE event within 10 s: {events:#?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    events.iter().for_each(mcpush_tests::protocol::assert_job_event);
+    let statuses: Vec<(&str, &str)> = events
+        .iter()
+        .map(|e| (e["detail"]["previous_status"].as_str().unwrap_or("-"), e["detail"]["job_status"].as_str().unwrap()))
+        .collect();
+    assert_eq!(statuses, [("-", "PROGRESSING"), ("PROGRESSING", "COMPLETE")]);
 }
 
 #[tokio::test]
