@@ -7,6 +7,7 @@
 //!   checks it: signature, expiry, key, content type, size; S3's error codes otherwise.
 //! - `GET /s3/{bucket}/{key}` (and `HEAD`): reads an object back (streamed from disk), e.g. the
 //!   simulated outputs.
+//! - multipart uploads (`?uploads`, `?uploadId=…`): [`super::multipart`], SigV4-checked;
 //! - `OPTIONS`: CORS preflight for the stack's allowed origins, as a bucket's CORS rules would.
 
 use std::collections::HashMap;
@@ -18,7 +19,7 @@ use aws_lambda_events::s3::{S3Event, S3EventRecord, S3UserIdentity};
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, Path, State};
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::any;
 use futures::StreamExt;
@@ -41,11 +42,18 @@ pub struct LocalS3 {
     root: PathBuf,
     region: String,
     sequencer: AtomicU64,
+    /// Multipart uploads in progress.
+    pub uploads: super::multipart::Uploads,
 }
 
 impl LocalS3 {
     pub fn new(root: impl Into<PathBuf>, region: &str) -> Self {
-        Self { root: root.into(), region: region.to_owned(), sequencer: AtomicU64::new(mcpush_core::now_ms() << 16) }
+        Self {
+            root: root.into(),
+            region: region.to_owned(),
+            sequencer: AtomicU64::new(mcpush_core::now_ms() << 16),
+            uploads: Default::default(),
+        }
     }
 
     pub fn root(&self) -> &FsPath {
@@ -88,13 +96,19 @@ impl LocalS3 {
 
     /// The notification S3 sends for a new object (one record; the key URL-encoded as S3 does).
     pub fn object_created(&self, bucket: &str, key: &str, size: u64, etag: &str) -> S3Event {
+        self.created_by("ObjectCreated:Put", bucket, key, size, etag)
+    }
+
+    /// The notification for an object made by `event_name` (`ObjectCreated:Put`, `…:Post`,
+    /// `…:CompleteMultipartUpload`).
+    pub fn created_by(&self, event_name: &str, bucket: &str, key: &str, size: u64, etag: &str) -> S3Event {
         let sequencer = format!("{:016X}", self.sequencer.fetch_add(1, Ordering::Relaxed));
         let mut record = S3EventRecord::default();
         record.event_version = Some("2.1".into());
         record.event_source = Some("aws:s3".into());
         record.aws_region = Some(self.region.clone());
         record.event_time = chrono::DateTime::from_timestamp_millis(mcpush_core::now_ms() as i64).unwrap_or_default();
-        record.event_name = Some("ObjectCreated:Put".into());
+        record.event_name = Some(event_name.to_owned());
         record.principal_id.principal_id = Some("AWS:LOCAL".into());
         record.request_parameters.source_ip_address = Some("127.0.0.1".into());
         record.response_elements =
@@ -158,12 +172,17 @@ async fn object(
     State(state): State<S3State>,
     Path((bucket, key)): Path<(String, String)>,
     method: Method,
+    uri: Uri,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
     let cors = cors_headers(&state.origins, &headers);
+    let multipart =
+        uri.query().is_some_and(|q| q.split('&').any(|p| matches!(p.split('=').next(), Some("uploads" | "uploadId"))));
     let mut response = match state.s3.path(&bucket, &key) {
         Err(e) => s3_error(StatusCode::BAD_REQUEST, "InvalidArgument", &e.to_string()),
+        Ok(_) if method == Method::OPTIONS => StatusCode::OK.into_response(),
+        Ok(path) if multipart => multipart_request(&state, (&bucket, &key), &path, method, &uri, &headers, body).await,
         Ok(path) => match method {
             Method::OPTIONS => StatusCode::OK.into_response(),
             Method::PUT if !state.open_puts => s3_error(
@@ -178,6 +197,50 @@ async fn object(
     };
     response.headers_mut().extend(cors);
     response
+}
+
+/// The most of a CompleteMultipartUpload body read (10,000 parts fit in about 1 MB).
+const MAX_COMPLETE_BODY: usize = 2 * 1024 * 1024;
+
+/// A multipart upload request (see [`super::multipart`]), SigV4-checked first.
+async fn multipart_request(
+    state: &S3State,
+    (bucket, key): (&str, &str),
+    path: &FsPath,
+    method: Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: Body,
+) -> Response {
+    if let Err(r) = super::sigv4::check(&method, uri, headers, std::time::SystemTime::now()) {
+        return s3_error(StatusCode::from_u16(r.status).unwrap_or(StatusCode::FORBIDDEN), r.code, &r.message);
+    }
+    let params: HashMap<String, String> =
+        form_urlencoded::parse(uri.query().unwrap_or_default().as_bytes()).into_owned().collect();
+    let (uploads, root) = (&state.s3.uploads, state.s3.root());
+    let upload_id = params.get("uploadId").map(String::as_str);
+    let outcome = match (&method, upload_id, params.get("partNumber")) {
+        (&Method::POST, None, None) if params.contains_key("uploads") => Ok(uploads.create(bucket, key)),
+        (&Method::PUT, Some(id), Some(number)) => uploads.upload_part(root, (bucket, key), id, number, body).await,
+        (&Method::GET, Some(id), None) => uploads.list_parts(bucket, key, id),
+        (&Method::DELETE, Some(id), None) => uploads.abort(root, bucket, key, id).await,
+        (&Method::POST, Some(id), None) => match axum::body::to_bytes(body, MAX_COMPLETE_BODY).await {
+            Ok(listed) => uploads.complete(root, (bucket, key), id, &listed, path).await.map(|(size, etag)| {
+                tracing::info!(bucket, key, size, "object stored");
+                let event = state.s3.created_by("ObjectCreated:CompleteMultipartUpload", bucket, key, size, &etag);
+                let _ = state.notify.send(event);
+                let body = format!(
+                    "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<CompleteMultipartUploadResult xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"><Location>/s3/{bucket}/{}</Location><Bucket>{bucket}</Bucket><Key>{}</Key><ETag>&quot;{etag}&quot;</ETag></CompleteMultipartUploadResult>",
+                    xml_escape(key),
+                    xml_escape(key)
+                );
+                (StatusCode::OK, [(header::CONTENT_TYPE, "application/xml")], body).into_response()
+            }),
+            Err(_) => Err((StatusCode::BAD_REQUEST, "MalformedXML", "the part list is over 2 MB".to_owned())),
+        },
+        _ => Err((StatusCode::BAD_REQUEST, "InvalidRequest", format!("{method} with this query is no multipart operation"))),
+    };
+    outcome.unwrap_or_else(|(status, code, message)| s3_error(status, code, &message))
 }
 
 /// S3's limit on a POST form's fields before the file (`MaxPostPreDataLengthExceededError`).
@@ -404,7 +467,7 @@ fn cors_headers(origins: &AllowedOrigins, request: &HeaderMap) -> HeaderMap {
         && let Ok(value) = HeaderValue::from_str(origin)
     {
         out.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, value);
-        out.insert(header::ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static("POST, PUT, GET, HEAD"));
+        out.insert(header::ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static("POST, PUT, GET, HEAD, DELETE"));
         out.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, HeaderValue::from_static("content-type"));
         out.insert(header::ACCESS_CONTROL_EXPOSE_HEADERS, HeaderValue::from_static("etag"));
         out.insert(header::VARY, HeaderValue::from_static("Origin"));
