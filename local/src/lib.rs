@@ -124,6 +124,7 @@ pub fn assemble(
         create_job_config: Arc::new(options.create_job),
         reconcile_config: Arc::new(options.reconcile),
         upload_signer: Arc::new(aws::s3::local_post_signer(base, &options.upload.bucket, &region)),
+        multipart: Arc::new(aws::s3::local_multipart(base, &options.upload.bucket, &region)),
         upload_config: Arc::new(options.upload.clone()),
         identity: options.oidc.map(|oidc| Arc::new(OidcVerifier::new(oidc)) as Arc<dyn IdentityVerifier>),
         output_base_url: output_base_url.clone(),

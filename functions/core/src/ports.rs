@@ -298,3 +298,48 @@ pub trait EventPublisher: Send + Sync {
     /// gave that entry (a partial failure).
     async fn put(&self, entries: &[BusEntry]) -> Result<Vec<Option<String>>, PublishError>;
 }
+
+/// A part S3 already holds (ListParts).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct UploadedPart {
+    pub part_number: u32,
+    pub etag: String,
+    pub size: u64,
+}
+
+/// Why a multipart operation failed.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum MultipartError {
+    /// No upload with this id for this key (never created, completed, aborted, or another key's).
+    #[error("no such upload")]
+    NoSuchUpload,
+    /// S3 refused the request as the caller made it (a part missing or with another ETag, a part
+    /// under 5 MiB that is not the last, parts out of order): `(code, message)`.
+    #[error("{0}: {1}")]
+    Refused(String, String),
+    /// S3 could not be reached or failed.
+    #[error("S3: {0}")]
+    Unavailable(String),
+}
+
+/// S3's multipart upload on the upload bucket, for upload-api.
+#[async_trait]
+pub trait MultipartUploads: Send + Sync {
+    /// CreateMultipartUpload; answers the upload id.
+    async fn create(&self, key: &str, content_type: &str) -> Result<String, MultipartError>;
+    /// A presigned `PUT` URL for one part, valid for `expires` from `now`.
+    async fn presign_part(
+        &self,
+        key: &str,
+        upload_id: &str,
+        part_number: u32,
+        now: std::time::SystemTime,
+        expires: std::time::Duration,
+    ) -> Result<String, MultipartError>;
+    /// ListParts, every page.
+    async fn list_parts(&self, key: &str, upload_id: &str) -> Result<Vec<UploadedPart>, MultipartError>;
+    /// CompleteMultipartUpload with `(part number, ETag)`s in ascending order.
+    async fn complete(&self, key: &str, upload_id: &str, parts: &[(u32, String)]) -> Result<(), MultipartError>;
+    /// AbortMultipartUpload.
+    async fn abort(&self, key: &str, upload_id: &str) -> Result<(), MultipartError>;
+}

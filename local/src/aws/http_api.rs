@@ -82,6 +82,9 @@ pub fn router(stack: Stack) -> Router {
         .route("/media/status", any(rest))
         .route("/media/uploads", any(rest))
         .route("/media/tokens", any(rest))
+        .route("/media/uploads/parts", any(rest))
+        .route("/media/uploads/complete", any(rest))
+        .route("/media/uploads/abort", any(rest))
         .with_state(stack)
 }
 
@@ -133,6 +136,7 @@ async fn rest(
         "/media/job_id" => stack.job_id_api(event).await,
         "/media/uploads" => stack.upload_api(event).await,
         "/media/tokens" => stack.token_api(event).await,
+        "/media/uploads/parts" | "/media/uploads/complete" | "/media/uploads/abort" => stack.multipart_api(event).await,
         _ => stack.status_api(event).await,
     };
     into_http(response)

@@ -11,11 +11,13 @@ use mcpush_core::domain::token::ReadAccess;
 use mcpush_core::domain::{AllowedOrigins, OutputBaseUrl};
 use mcpush_core::handlers::event_publisher::{self, EventsContext};
 use mcpush_core::handlers::http::RestContext;
+use mcpush_core::handlers::multipart_api::{self, MultipartContext};
 use mcpush_core::handlers::progress_push::{self, PushContext};
 use mcpush_core::handlers::reconcile::{self, ReconcileContext, ReconcileStats};
 use mcpush_core::handlers::{create_job, job_id_api, progress_ingest, status_api, token_api, upload_api};
 use mcpush_core::ports::{
-    EventPublisher, IdentityVerifier, JobCreator, JobInspector, JobStore, Pusher, SubscriptionStore, UploadSigner,
+    EventPublisher, IdentityVerifier, JobCreator, JobInspector, JobStore, MultipartUploads, Pusher, SubscriptionStore,
+    UploadSigner,
 };
 use serde_json::Value;
 
@@ -35,6 +37,8 @@ pub struct Stack {
     /// upload-api's settings and its signer (the simulated S3's credentials and URL).
     pub upload_config: Arc<UploadConfig>,
     pub upload_signer: Arc<dyn UploadSigner>,
+    /// upload-api's multipart uploads: the real S3 client on the simulated bucket.
+    pub multipart: Arc<dyn MultipartUploads>,
     /// With OIDC: the token check HTTP API's JWT authorizer and the WebSocket authorizer make.
     pub identity: Option<Arc<dyn IdentityVerifier>>,
     /// `OUTPUT_BASE_URL` (by default the local S3's URL of the output bucket).
@@ -98,8 +102,21 @@ impl Stack {
             signer,
             &self.upload_config,
             self.identity.is_some(),
-        );
+        )
+        .with_multipart(self.multipart.as_ref());
         upload_api::handle(&ctx, event, std::time::SystemTime::now()).await
+    }
+
+    /// upload-api's multipart routes, `POST /media/uploads/{parts,complete,abort}`.
+    pub async fn multipart_api(&self, event: Value) -> ApiGatewayV2httpResponse {
+        let ctx = MultipartContext::new(
+            &self.origins,
+            &self.access,
+            self.multipart.as_ref(),
+            &self.upload_config,
+            self.identity.is_some(),
+        );
+        multipart_api::handle(&ctx, event, std::time::SystemTime::now()).await
     }
 
     /// upload-api's other route, `POST /media/tokens`.

@@ -11,6 +11,8 @@ pub mod mediaconvert;
 pub mod memory;
 #[cfg(feature = "oidc")]
 pub mod oidc;
+#[cfg(feature = "s3")]
+pub mod s3_multipart;
 pub mod s3_post;
 #[cfg(feature = "secrets")]
 pub mod secrets;

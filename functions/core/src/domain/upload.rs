@@ -17,6 +17,38 @@ pub struct UploadRequest {
     pub content_type: String,
     #[serde(deserialize_with = "whole_number")]
     pub size: u64,
+    /// A resumable multipart upload instead of one POST (only when asked).
+    #[serde(default)]
+    pub multipart: bool,
+}
+
+/// The largest single POST S3 takes (5 GiB); larger files need a multipart upload.
+pub const MAX_POST_BYTES: u64 = 5 * 1024 * 1024 * 1024;
+/// The smallest part a multipart grant asks for (S3's own minimum is 5 MiB).
+pub const MIN_PART_BYTES: u64 = 8 * 1024 * 1024;
+/// The largest part a multipart grant asks for.
+pub const MAX_PART_BYTES: u64 = 512 * 1024 * 1024;
+/// S3's most parts per upload.
+pub const MAX_PARTS: u64 = 10_000;
+/// Presigned part URLs per `POST /media/uploads/parts`.
+pub const MAX_PARTS_PER_CALL: usize = 100;
+
+/// How a multipart upload is cut: every part `part_size` bytes but the last.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct PartPlan {
+    pub part_size: u64,
+    pub part_count: u64,
+}
+
+impl PartPlan {
+    /// The smallest part size from 8 MiB up (whole MiB) that keeps `size` within 10,000 parts;
+    /// `None` when even 512 MiB parts would not.
+    pub fn for_size(size: u64) -> Option<Self> {
+        const MIB: u64 = 1024 * 1024;
+        let needed = size.div_ceil(MAX_PARTS).div_ceil(MIB) * MIB;
+        let part_size = needed.max(MIN_PART_BYTES);
+        (part_size <= MAX_PART_BYTES).then(|| Self { part_size, part_count: size.div_ceil(part_size).max(1) })
+    }
 }
 
 /// A JSON number with no fraction, as JSON Schema's `integer` (so `1.0` is 1, `1.5` is refused);
@@ -73,7 +105,7 @@ impl Default for UploadRules {
     fn default() -> Self {
         Self {
             prefix: "uploads/".into(),
-            max_bytes: 5 * 1024 * 1024 * 1024,
+            max_bytes: 50 * 1024 * 1024 * 1024,
             allowed_types: vec!["video/*".into(), "audio/*".into()],
             grant_ttl: Duration::from_secs(15 * 60),
         }
@@ -89,6 +121,8 @@ pub struct PostPolicy {
     pub max_bytes: u64,
     /// Epoch seconds.
     pub expires_at: u64,
+    /// Asked for as a multipart upload (its size may then exceed [`MAX_POST_BYTES`]).
+    pub multipart: bool,
 }
 
 impl UploadRules {
@@ -125,8 +159,9 @@ impl UploadRules {
         if request.size == 0 {
             return Err(UploadRefusal::Invalid("size must be at least 1 byte".into()));
         }
-        if request.size > self.max_bytes {
-            return Err(UploadRefusal::TooLarge { size: request.size, max: self.max_bytes });
+        let max = if request.multipart { self.max_bytes } else { self.max_bytes.min(MAX_POST_BYTES) };
+        if request.size > max {
+            return Err(UploadRefusal::TooLarge { size: request.size, max });
         }
         let name = sanitise(&request.file_name).ok_or_else(|| {
             UploadRefusal::Invalid(format!("file_name {:?} has no usable characters", request.file_name))
@@ -137,6 +172,7 @@ impl UploadRules {
             content_type,
             max_bytes: request.size,
             expires_at: now_secs + self.grant_ttl.as_secs(),
+            multipart: request.multipart,
         })
     }
 }
@@ -180,7 +216,8 @@ mod tests {
                 key: "uploads/ID/My_Clip_1_.MP4".into(),
                 content_type: "video/mp4".into(),
                 max_bytes: 999,
-                expires_at: 1000
+                expires_at: 1000,
+                multipart: false,
             }
         );
     }
@@ -216,6 +253,36 @@ mod tests {
         assert_eq!(status(r#"{"file_name": "a.mp4", "content_type": "video/mp4", "size": 0}"#), 422);
         assert_eq!(status(r#"{"file_name": "../..", "content_type": "video/mp4", "size": 1}"#), 422);
         assert!(grant(r#"{"file_name": "a", "content_type": "audio/mpeg", "size": 1}"#).is_ok());
+    }
+
+    #[test]
+    fn one_post_stays_within_5_gib_and_a_multipart_upload_goes_up_to_the_limit() {
+        let rules = UploadRules { max_bytes: 50 << 30, ..UploadRules::default() };
+        let body = |size: u64, multipart: bool| {
+            format!(
+                r#"{{"file_name": "a.mp4", "content_type": "video/mp4", "size": {size}, "multipart": {multipart}}}"#
+            )
+        };
+        let grant = |size, multipart| rules.grant(body(size, multipart).as_bytes(), "b", "ID", None, 0);
+        assert_eq!(grant(6 << 30, false), Err(UploadRefusal::TooLarge { size: 6 << 30, max: MAX_POST_BYTES }));
+        assert!(grant(6 << 30, true).is_ok_and(|p| p.multipart && p.max_bytes == 6 << 30));
+        assert_eq!(grant(51 << 30, true).unwrap_err().status(), 413);
+    }
+
+    #[test]
+    fn parts_are_at_least_8_mib_and_at_most_10000() {
+        const MIB: u64 = 1 << 20;
+        assert_eq!(PartPlan::for_size(1), Some(PartPlan { part_size: 8 * MIB, part_count: 1 }));
+        assert_eq!(PartPlan::for_size(300 * MIB), Some(PartPlan { part_size: 8 * MIB, part_count: 38 }));
+        let fifty = PartPlan::for_size(50 << 30).unwrap();
+        assert_eq!((fifty.part_size, fifty.part_count), (8 * MIB, 6400));
+        let big = PartPlan::for_size(100 << 30).unwrap();
+        assert!(
+            big.part_count <= MAX_PARTS
+                && big.part_size.is_multiple_of(MIB)
+                && big.part_size * big.part_count >= 100 << 30
+        );
+        assert_eq!(PartPlan::for_size(MAX_PART_BYTES * MAX_PARTS + 1), None);
     }
 
     #[test]

@@ -7,6 +7,7 @@ pub mod create_job;
 pub mod event_publisher;
 pub mod http;
 pub mod job_id_api;
+pub mod multipart_api;
 pub mod progress_ingest;
 pub mod progress_push;
 pub mod reconcile;

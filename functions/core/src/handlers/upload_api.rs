@@ -6,6 +6,11 @@
 //! "expires_at": EPOCH_S, "upload": {"method": "POST", "url": U, "fields": {...}}}` (`token` and
 //! `token_expires_at` are `null` when tokens are off). Refusals are the seed's error bodies
 //! with 400 / 413 / 415 / 422 naming what was wrong.
+//!
+//! With `"multipart": true` in the body (and up to `MAX_UPLOAD_BYTES` instead of 5 GiB), the
+//! answer is a resumable upload instead: `{"success": true, "input_file", "upload_id",
+//! "part_size", "part_count", "expires_at", "token", "token_expires_at"}`, continued through
+//! [`super::multipart_api`].
 
 use std::time::{Duration, SystemTime};
 
@@ -18,8 +23,9 @@ use crate::config::UploadConfig;
 use crate::domain::AllowedOrigins;
 use crate::domain::identity::{IdentityError, SUB_CLAIM, Subject};
 use crate::domain::token::ReadAccess;
+use crate::domain::upload::PartPlan;
 use crate::domain::upload::UploadRules;
-use crate::ports::{PresignedPost, UploadSigner};
+use crate::ports::{MultipartUploads, PresignedPost, UploadSigner};
 
 pub struct UploadContext<'a> {
     origins: &'a AllowedOrigins,
@@ -34,6 +40,8 @@ pub struct UploadContext<'a> {
     /// Gateway's, or the local stack's) has verified the token and passed its claims in
     /// `requestContext.authorizer.jwt.claims`; uploads go to the user's home folder.
     sign_in: bool,
+    /// S3's multipart upload, for grants asked with `"multipart": true`.
+    multipart: Option<&'a dyn MultipartUploads>,
 }
 
 impl<'a> UploadContext<'a> {
@@ -45,8 +53,25 @@ impl<'a> UploadContext<'a> {
         sign_in: bool,
     ) -> Self {
         let (rules, bucket, token_ttl) = (&upload.rules, upload.bucket.as_str(), upload.token_ttl);
-        UploadContext { origins, access, signer, rules, bucket, token_ttl, sign_in }
+        UploadContext { origins, access, signer, rules, bucket, token_ttl, sign_in, multipart: None }
     }
+
+    /// Grants multipart uploads through `uploads`.
+    pub fn with_multipart(self, uploads: &'a dyn MultipartUploads) -> Self {
+        Self { multipart: Some(uploads), ..self }
+    }
+}
+
+#[derive(Serialize)]
+struct MultipartGranted {
+    success: bool,
+    input_file: String,
+    upload_id: String,
+    part_size: u64,
+    part_count: u64,
+    expires_at: u64,
+    token: Option<String>,
+    token_expires_at: Option<u64>,
 }
 
 #[derive(Serialize)]
@@ -107,6 +132,9 @@ pub async fn handle(ctx: &UploadContext<'_>, event: serde_json::Value, now: Syst
             Ok(policy) => policy,
             Err(refusal) => return Answer::error(refusal.status(), &refusal.to_string()),
         };
+        if policy.multipart {
+            return grant_multipart(ctx, policy, owner.as_ref(), now_secs).await;
+        }
         let post = match ctx.signer.presign(&policy, now).await {
             Ok(post) => post,
             Err(e) => {
@@ -127,6 +155,41 @@ pub async fn handle(ctx: &UploadContext<'_>, event: serde_json::Value, now: Syst
         })
     })
     .await
+}
+
+/// A multipart upload of the granted key (CreateMultipartUpload), cut by [`PartPlan`].
+async fn grant_multipart(
+    ctx: &UploadContext<'_>,
+    policy: crate::domain::upload::PostPolicy,
+    owner: Option<&Subject>,
+    now_secs: u64,
+) -> Answer {
+    let Some(uploads) = ctx.multipart else {
+        return Answer::error(501, "multipart uploads are not available here");
+    };
+    let Some(plan) = PartPlan::for_size(policy.max_bytes) else {
+        return Answer::error(413, &format!("size {} needs more than 10000 parts of 512 MiB", policy.max_bytes));
+    };
+    let upload_id = match uploads.create(&policy.key, &policy.content_type).await {
+        Ok(id) => id,
+        Err(e) => {
+            tracing::error!(error = %e, "CreateMultipartUpload failed");
+            return Answer::error(500, "Internal error.");
+        }
+    };
+    let token_expires_at = now_secs + ctx.token_ttl.as_secs();
+    let token = ctx.access.issue(&policy.key, token_expires_at);
+    tracing::info!(input_file = %policy.key, owner = owner.map(Subject::as_str), size = policy.max_bytes, parts = plan.part_count, "multipart upload granted");
+    Answer::ok(&MultipartGranted {
+        success: true,
+        input_file: policy.key,
+        upload_id,
+        part_size: plan.part_size,
+        part_count: plan.part_count,
+        expires_at: policy.expires_at,
+        token_expires_at: token.as_ref().map(|_| token_expires_at),
+        token,
+    })
 }
 
 /// Is this HTTP API event for `/media/tokens` (the other route upload-api serves)?

@@ -8,4 +8,4 @@ pub mod post;
 pub mod sigv4;
 
 pub use bucket::{LocalS3, router, split_s3_url};
-pub use post::local_post_signer;
+pub use post::{local_multipart, local_post_signer};

@@ -22,6 +22,25 @@ pub fn local_post_signer(base: &str, bucket: &str, region: &str) -> mcpush_core:
     mcpush_core::adapters::s3_post::S3PostSigner::new(provider, region, &format!("{base}/s3/{bucket}"))
 }
 
+/// upload-api's multipart uploads for the local stack at `base`: the real S3 client, path-style
+/// on `{base}/s3/`, with the local credentials.
+pub fn local_multipart(base: &str, bucket: &str, region: &str) -> mcpush_core::adapters::s3_multipart::S3Multipart {
+    use aws_sdk_s3::config::{
+        BehaviorVersion, Credentials, Region, RequestChecksumCalculation, ResponseChecksumValidation,
+    };
+    let config = aws_sdk_s3::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new(region.to_owned()))
+        .credentials_provider(Credentials::new(LOCAL_ACCESS_KEY, LOCAL_SECRET_KEY, None, None, "local-s3"))
+        // (a trailing slash: the SDK appends `{bucket}/{key}` to the endpoint's path as it is)
+        .endpoint_url(format!("{base}/s3/"))
+        .force_path_style(true)
+        .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
+        .response_checksum_validation(ResponseChecksumValidation::WhenRequired)
+        .build();
+    mcpush_core::adapters::s3_multipart::S3Multipart::new(aws_sdk_s3::Client::from_conf(config), bucket)
+}
+
 /// S3's refusal: HTTP status, error code and message.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Refusal {
@@ -174,6 +193,7 @@ mod tests {
             content_type: "video/mp4".into(),
             max_bytes: 10,
             expires_at,
+            multipart: false,
         };
         let keys = SigningKeys {
             access_key: LOCAL_ACCESS_KEY,
