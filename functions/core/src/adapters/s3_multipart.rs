@@ -42,9 +42,10 @@ fn failed<E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static>(e
     let message = e.as_service_error().and_then(|s| s.message()).unwrap_or_default().to_owned();
     match code.as_deref() {
         Some("NoSuchUpload") => MultipartError::NoSuchUpload,
-        Some(code @ ("InvalidPart" | "InvalidPartOrder" | "EntityTooSmall" | "EntityTooLarge" | "MalformedXML")) => {
-            MultipartError::Refused(code.to_owned(), message)
-        }
+        Some(
+            code @ ("InvalidPart" | "InvalidPartOrder" | "EntityTooSmall" | "EntityTooLarge" | "MalformedXML"
+            | "InvalidArgument" | "KeyTooLongError" | "InvalidRequest"),
+        ) => MultipartError::Refused(code.to_owned(), message),
         _ => MultipartError::Unavailable(DisplayErrorContext(e).to_string()),
     }
 }
