@@ -41,7 +41,8 @@ def check(condition, message):
 
 off = expand()
 paths = off["HttpApi"]["Properties"]["Body"]["paths"]
-check("security" not in paths["/media/uploads"]["post"], "without OIDC, POST /media/uploads must have no authorizer")
+UPLOAD_STEPS = ["/media/uploads", "/media/uploads/parts", "/media/uploads/complete", "/media/uploads/abort"]
+check(all("security" not in paths[p]["post"] for p in UPLOAD_STEPS), "without OIDC, POST /media/uploads* must have no authorizer")
 check("securitySchemes" not in off["HttpApi"]["Properties"]["Body"].get("components", {}), "without OIDC, the HTTP API must define no authorizer")
 check(off["ConnectRoute"]["Properties"]["AuthorizationType"] == "NONE", "without OIDC, $connect must be open")
 check("OIDC_ISSUER" not in off["UploadApiFunction"]["Properties"]["Environment"]["Variables"], "without OIDC, upload-api must not ask for sign-in")
@@ -50,13 +51,13 @@ check(all(off[name].get("Condition") == "OidcEnabled" for name in ["WsAuthorizer
 issuer, audience = "https://issuer.example.com/pool", "web-client"
 on = expand(OidcIssuer=issuer, OidcAudience=audience)
 body = on["HttpApi"]["Properties"]["Body"]
-check(body["paths"]["/media/uploads"]["post"].get("security") == [{"OidcAuthorizer": []}], "with OIDC, POST /media/uploads must use the JWT authorizer")
+check(all(body["paths"][p]["post"].get("security") == [{"OidcAuthorizer": []}] for p in UPLOAD_STEPS), "with OIDC, POST /media/uploads and its multipart steps must use the JWT authorizer")
 scheme = body["components"]["securitySchemes"]["OidcAuthorizer"]["x-amazon-apigateway-authorizer"]
 check(scheme["type"] == "jwt" and scheme["jwtConfiguration"] == {"issuer": issuer, "audience": [audience]}, f"JWT authorizer misconfigured: {scheme}")
 check(scheme["identitySource"] == "$request.header.Authorization", "the JWT must come in the Authorization header")
 for path, methods in body["paths"].items():
     for method, operation in methods.items():
-        if (path, method) != ("/media/uploads", "post"):
+        if not (path in UPLOAD_STEPS and method == "post"):
             check("security" not in operation, f"{method.upper()} {path} must not need sign-in (read tokens guard it)")
 check(on["ConnectRoute"]["Properties"]["AuthorizationType"] == "CUSTOM" and on["ConnectRoute"]["Properties"]["AuthorizerId"] == {"Ref": "WsAuthorizer"}, "with OIDC, $connect must run ws-authorizer")
 check("IdentitySource" not in on["WsAuthorizer"]["Properties"], "the $connect authorizer must run without access_token too (anonymous connections)")

@@ -106,8 +106,19 @@ async fn forward(State(up): State<Upstream>, method: Method, uri: Uri, headers: 
             out_headers.append(name, value.clone());
         }
     }
-    let bytes = answer.bytes().await.unwrap_or_default();
-    let seen = Seen { method: &method, path: uri.path(), headers: &headers, body: &body, answer: &bytes };
+    let mut bytes = answer.bytes().await.unwrap_or_default();
+    // moto 5 names the root elements of ListParts' and CompleteMultipartUpload's answers
+    // `…Response`; S3 (and so aws-sdk-s3, which refuses anything else) says `…Result`. Only the
+    // peer's quirk is mended here.
+    for (moto, s3) in
+        [("ListPartsResponse", "ListPartsResult"), ("CompleteMultipartUploadResponse", "CompleteMultipartUploadResult")]
+    {
+        if bytes.windows(moto.len() + 1).any(|w| w[0] == b'<' && &w[1..] == moto.as_bytes()) {
+            bytes = Bytes::from(String::from_utf8_lossy(&bytes).replace(moto, s3));
+        }
+    }
+    let query = uri.query().unwrap_or_default();
+    let seen = Seen { method: &method, path: uri.path(), query, headers: &headers, body: &body, answer: &bytes };
     let calls = describe(&seen, stage.as_deref(), up.api_id.as_deref());
     up.calls.lock().unwrap_or_else(|e| e.into_inner()).extend(calls);
     (status, out_headers, bytes).into_response()
@@ -116,21 +127,29 @@ async fn forward(State(up): State<Upstream>, method: Method, uri: Uri, headers: 
 struct Seen<'a> {
     method: &'a Method,
     path: &'a str,
+    query: &'a str,
     headers: &'a HeaderMap,
     body: &'a [u8],
     answer: &'a [u8],
 }
 
-/// `Credential=KEY/DATE/REGION/SERVICE/aws4_request` of the SigV4 `Authorization` header.
-fn credential_scope(headers: &HeaderMap) -> Option<(String, String, String)> {
-    let auth = headers.get("authorization")?.to_str().ok()?;
-    let scope = auth.split("Credential=").nth(1)?.split([',', ' ']).next()?;
+/// `Credential=KEY/DATE/REGION/SERVICE/aws4_request` of the SigV4 `Authorization` header, or of a
+/// presigned URL's `X-Amz-Credential`.
+fn credential_scope(headers: &HeaderMap, query: &str) -> Option<(String, String, String)> {
+    let presigned =
+        form_urlencoded::parse(query.as_bytes()).find(|(k, _)| k == "X-Amz-Credential").map(|(_, v)| v.into_owned());
+    let auth = headers.get("authorization").and_then(|a| a.to_str().ok()).map(str::to_owned);
+    let scope = match (auth, presigned) {
+        (Some(auth), _) => auth.split("Credential=").nth(1)?.split([',', ' ']).next()?.to_owned(),
+        (None, Some(credential)) => credential,
+        (None, None) => return None,
+    };
     let parts: Vec<&str> = scope.split('/').collect();
     (parts.len() == 5).then(|| (parts[0].to_owned(), parts[2].to_owned(), parts[3].to_owned()))
 }
 
 fn describe(seen: &Seen, stage: Option<&str>, api_id: Option<&str>) -> Vec<Call> {
-    let Some((function, region, service)) = credential_scope(seen.headers) else {
+    let Some((function, region, service)) = credential_scope(seen.headers, seen.query) else {
         return vec![Call {
             function: "unsigned".into(),
             action: format!("unsigned {} {}", seen.method, seen.path),
@@ -182,6 +201,22 @@ fn describe(seen: &Seen, stage: Option<&str>, api_id: Option<&str>) -> Vec<Call>
             vec![call(format!("sqs:{operation}"), vec![arn("sqs", queue)])]
         }
         "mediaconvert" => mediaconvert(seen, &body, &function, &arn),
+        "s3" => {
+            // Path-style `/{bucket}/{key}`; the multipart operations by method and query.
+            let path = seen.path.trim_start_matches('/');
+            let (bucket, key) = path.split_once('/').unwrap_or((path, ""));
+            let object = format!("arn:aws:s3:::{bucket}/{}", percent_decode(key));
+            let has = |name: &str| form_urlencoded::parse(seen.query.as_bytes()).any(|(k, _)| k == name);
+            let action = match seen.method.as_str() {
+                "GET" if has("uploadId") => "s3:ListMultipartUploadParts",
+                "DELETE" if has("uploadId") => "s3:AbortMultipartUpload",
+                // CreateMultipartUpload, UploadPart, CompleteMultipartUpload, PutObject
+                "POST" | "PUT" => "s3:PutObject",
+                "GET" | "HEAD" => "s3:GetObject",
+                other => return vec![call(format!("s3:unknown {other}"), vec![object])],
+            };
+            vec![call(action.into(), vec![object])]
+        }
         "events" => {
             // PutEvents is authorised on each entry's bus (the default bus when none is named).
             let mut buses: Vec<String> = (body["Entries"].as_array().into_iter().flatten())
@@ -274,6 +309,20 @@ pub async fn create_secret(endpoint: &str, name: &str, value: &str) -> String {
         .expect("CreateSecret answers");
     let answer: Value = serde_json::from_slice(&answer).expect("CreateSecret answers JSON");
     answer["ARN"].as_str().unwrap_or_else(|| panic!("CreateSecret: {answer}")).to_owned()
+}
+
+/// Creates an S3 bucket on moto at `endpoint` (the tests' setup, not recorded).
+pub async fn create_bucket(endpoint: &str, bucket: &str) {
+    let answer = reqwest::Client::new()
+        .put(format!("{endpoint}/{bucket}"))
+        .header(
+            "authorization",
+            "AWS4-HMAC-SHA256 Credential=test/20260101/us-east-1/s3/aws4_request, SignedHeaders=host, Signature=0",
+        )
+        .send()
+        .await
+        .expect("moto answers");
+    assert!(answer.status().is_success() || answer.status() == 409, "CreateBucket: {}", answer.status());
 }
 
 /// What one test rehearses: the template's parameters it deploys with, the resources it binds

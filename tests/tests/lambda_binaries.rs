@@ -18,7 +18,7 @@ use mcpush_core::config::{Env, WsConfig, read_function_settings};
 use mcpush_core::domain::{JobRecord, JobStatus};
 use mcpush_core::ports::{JobStore, SubscriptionStore};
 use mcpush_local::aws::stream::{EmbeddedStream, lambda_event};
-use mcpush_tests::rehearsal::{Session, create_secret};
+use mcpush_tests::rehearsal::{Session, create_bucket, create_secret};
 use mcpush_tests::runtime_api::{Function, Outcome, authorizer_event, http_event, ws_event};
 use mcpush_tests::ws::{Emulator, ORIGINS};
 use mcpush_tests::{
@@ -112,6 +112,51 @@ async fn upload(session: &Session, upload: &Function, sub: Option<&str>) -> Valu
     assert_eq!(granted["upload"]["fields"]["x-amz-algorithm"], "AWS4-HMAC-SHA256", "{granted}");
     session.presigned_post(BUCKET, &granted["upload"]["fields"]);
     granted
+}
+
+/// upload-api's binary on moto's S3 (behind the recorder): grants two multipart uploads (signed
+/// in as `sub` when given), signs a part's URL that a browser then PUTs, completes the first
+/// upload and aborts the second; records the S3 calls and the keys.
+async fn multipart(session: &Session, peers: &[(&str, String)], sub: Option<&str>) {
+    create_bucket(&moto().endpoint, BUCKET).await;
+    let mut s3_peers = peers.to_vec();
+    s3_peers.push(("AWS_ENDPOINT_URL_S3", session.recorder.front(&moto().endpoint).await));
+    let function = start("upload-api", &session.env("upload-api", &s3_peers)).await;
+    let post = |path: &str, body: Value| {
+        let event = http_event("POST", path, json!({}), Some(body));
+        match sub {
+            Some(sub) => signed_in(event, sub),
+            None => event,
+        }
+    };
+    let call = |path: &'static str, body: Value| {
+        let event = post(path, body);
+        let function = &function;
+        async move { response(function.api.invoke(event, ANSWER).await) }
+    };
+    let grant = json!({"file_name": "long.mp4", "content_type": "video/mp4", "size": 1000, "multipart": true});
+    let (first, second) =
+        (body(&call("/media/uploads", grant.clone()).await), body(&call("/media/uploads", grant).await));
+    let reference = |granted: &Value| {
+        let mut reference = json!({"input_file": granted["input_file"], "upload_id": granted["upload_id"]});
+        if let Some(token) = granted["token"].as_str() {
+            reference["token"] = json!(token);
+        }
+        reference
+    };
+    let mut ask = reference(&first);
+    ask["part_numbers"] = json!([1]);
+    let urls = body(&call("/media/uploads/parts", ask).await);
+    let url = urls["parts"][0]["url"].as_str().unwrap_or_else(|| panic!("{urls}: {}", function.logs()));
+    let put = reqwest::Client::new().put(url).body(vec![7u8; 1000]).send().await.unwrap();
+    assert_eq!(put.status(), 200, "{}", put.text().await.unwrap());
+    let mut complete = reference(&first);
+    complete["parts"] = json!([{"part_number": 1, "etag": put.headers()["etag"].to_str().unwrap()}]);
+    let done = call("/media/uploads/complete", complete).await;
+    let aborted = call("/media/uploads/abort", reference(&second)).await;
+    assert_eq!(done["statusCode"], 200, "{done}: {}", function.logs());
+    assert_eq!(aborted["statusCode"], 204, "{aborted}");
+    session.note("upload_keys", [first["input_file"].clone(), second["input_file"].clone()]);
 }
 
 /// Asks upload-api to renew `token` for `file` (`POST /media/tokens`); answers the new token.
@@ -284,6 +329,9 @@ async fn ingest_push_rest_and_websocket_routes_run_as_lambda_runs_them() {
     // THEN it grants a key of its own under the upload prefix, without a token
     assert!(granted["input_file"].as_str().unwrap().starts_with("uploads/") && granted["token"].is_null(), "{granted}");
 
+    // AND on moto's S3 it grants multipart uploads, signs a part, completes one and aborts one
+    multipart(&session, &peers, None).await;
+
     // WHEN ws-disconnect's binary gets the browser's $disconnect
     let disconnect = start("ws-disconnect", &session.env("ws-disconnect", &peers)).await;
     let answer = response(
@@ -401,6 +449,8 @@ async fn create_job_reconcile_upload_api_and_the_authorizer_run_as_lambda_runs_t
     // THEN it grants a key in the user's home folder, with a read token from the secret
     assert!(granted["input_file"].as_str().unwrap().starts_with("uploads/user-1/"), "{granted}");
     assert!(granted["token"].is_string(), "{granted}");
+    // AND takes a multipart upload of that user's through to its end
+    multipart(&session, &peers, Some("user-1")).await;
     // AND it renews the job's file token for a caller with the token only (no bearer)
     let file = "uploads/Big Buck Bunny.mp4";
     let token = mcpush_core::domain::token::issue(SECRET.as_bytes(), file, mcpush_core::now_ms() / 1000 + 600);
@@ -506,6 +556,8 @@ async fn with_read_tokens_every_reader_reads_the_secret_and_takes_a_token() {
     let granted = upload(&session, &uploads, None).await;
     // THEN the grant carries a read token
     assert!(granted["token"].is_string(), "{granted}");
+    // AND a multipart upload goes on with the grant's token
+    multipart(&session, &peers, None).await;
     // WHEN the same binary is asked to renew the file's token (POST /media/tokens)
     let renewed = renew(&uploads, file, &token).await;
     // THEN it reads the file's job and answers a renewed token for the file only
@@ -519,6 +571,7 @@ async fn with_read_tokens_every_reader_reads_the_secret_and_takes_a_token() {
     let uploads = start("upload-api", &signed_in_only.env("upload-api", &[])).await;
     let granted = upload(&signed_in_only, &uploads, Some("user-2")).await;
     assert!(granted["input_file"].as_str().unwrap().starts_with("uploads/user-2/") && granted["token"].is_null());
+    multipart(&signed_in_only, &[], Some("user-2")).await;
     signed_in_only.save();
 }
 
