@@ -42,6 +42,8 @@ pub struct Local {
     pub simulator: Arc<aws::mediaconvert::MediaConvertSim>,
     /// The local EventBridge bus (the events event-publisher put, the webhook).
     pub bus: Arc<aws::eventbridge::LocalEventBus>,
+    /// The simulated S3 (its buckets on disk, multipart uploads in progress).
+    pub s3: Arc<aws::s3::LocalS3>,
 }
 
 /// Where progress-push's stream records come from.
@@ -184,11 +186,11 @@ pub fn assemble(
     let router = aws::http_api::router(stack.clone())
         .merge(aws::invoke::router(stack.clone()))
         .merge(api.router())
-        .merge(aws::s3::router(s3, origins.clone(), notify, !stack.access.required()))
+        .merge(aws::s3::router(s3.clone(), origins.clone(), notify, !stack.access.required()))
         .merge(simulator.router())
         .merge(aws::eventbridge::router(event_bus.clone()))
         .merge(run::web::router(web))
         .merge(run::metrics::router(run::metrics::LocalMetrics::global()));
     let router = run::guard::guarded(router, origins);
-    Local { router, api, stack, simulator, bus: event_bus }
+    Local { router, api, stack, simulator, bus: event_bus, s3 }
 }

@@ -1,5 +1,5 @@
 //! `cargo run --release`: the local stack on 127.0.0.1:3000 (`serve`, the default), and the
-//! terminal tools `watch`, `replay`, `redrive`, `token` and `events`; `--help` on each.
+//! terminal tools `watch`, `upload`, `replay`, `redrive`, `token` and `events`; `--help` on each.
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -8,7 +8,7 @@ use clap::{Args, Parser, Subcommand};
 use mcpush_local::tools::common::{MAX_SDK_RESPONSE_BYTES, ResponseLimit, progress_bar};
 use mcpush_local::tools::redrive::Redrive;
 use mcpush_local::tools::watch::{self, Ending, Endpoints, Timing, Watched};
-use mcpush_local::tools::{events, replay, token};
+use mcpush_local::tools::{events, replay, token, upload};
 use mcpush_local::{Function, Options, local, local_dynamodb};
 use reqwest::Url;
 
@@ -37,9 +37,39 @@ enum Command {
     /// Issue a read token for a file or a folder, from SUBSCRIBE_SECRET or SUBSCRIBE_SECRET_ARN
     /// (the token alone on stdout).
     Token(TokenArgs),
+    /// Upload a video through the stack's upload API as a resumable multipart upload (run it again
+    /// on the same file to resume); prints the input file to watch.
+    Upload(UploadArgs),
     /// Tail the local stack's Job Status Changed events (what EventBridge and a webhook get):
     /// JSON Lines on stdout, or one readable line each with --summary.
     Events(EventsArgs),
+}
+
+#[derive(Args)]
+struct UploadArgs {
+    /// The video (or audio) file.
+    file: std::path::PathBuf,
+    /// The stack's REST API (e.g. https://abc.execute-api.eu-west-1.amazonaws.com).
+    #[arg(long, default_value = "http://127.0.0.1:3000")]
+    url: Url,
+    /// Media type (default: from the file's extension).
+    #[arg(long)]
+    content_type: Option<String>,
+    /// Parts sent at once.
+    #[arg(long, default_value_t = 4)]
+    concurrency: usize,
+    /// Bytes per second at most, over all parts.
+    #[arg(long)]
+    limit_rate: Option<u64>,
+    /// Where unfinished uploads are remembered (default: $XDG_STATE_HOME/mcpush/uploads.json).
+    #[arg(long, env = "MCPUSH_UPLOAD_STATE")]
+    state_file: Option<std::path::PathBuf>,
+    /// With sign-in: the user's access token (sent as `Authorization: Bearer …`).
+    #[arg(long, env = "MCPUSH_BEARER", hide_env_values = true)]
+    bearer: Option<String>,
+    /// The longest wait for a connection, and for the next bytes of an answer, in seconds.
+    #[arg(long, default_value_t = 30)]
+    timeout_seconds: u64,
 }
 
 #[derive(Args)]
@@ -166,6 +196,7 @@ async fn main() -> ExitCode {
         Some(Command::Redrive(args)) => redrive(args).await,
         Some(Command::Token(args)) => token(args).await,
         Some(Command::Events(args)) => tail_events(args).await,
+        Some(Command::Upload(args)) => upload_file(args).await,
     };
     result.unwrap_or_else(|e| {
         eprintln!("error: {e}");
@@ -224,6 +255,41 @@ async fn redrive(args: RedriveArgs) -> Result<ExitCode, Box<dyn std::error::Erro
     };
     let done = redrive.run(&mut std::io::stderr()).await?;
     Ok(if done.failed + done.skipped == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+async fn upload_file(args: UploadArgs) -> Result<ExitCode, Box<dyn std::error::Error>> {
+    let wait = Duration::from_secs(args.timeout_seconds.max(1));
+    let client = reqwest::Client::builder()
+        .tls_backend_preconfigured((*mcpush_local::tools::common::tls_config()?).clone())
+        .connect_timeout(wait)
+        .read_timeout(wait)
+        .build()?;
+    let state_file = args.state_file.unwrap_or_else(upload::default_state_file);
+    let upload = upload::Upload {
+        client: &client,
+        url: &args.url,
+        file: &args.file,
+        content_type: args.content_type.as_deref(),
+        concurrency: args.concurrency,
+        limit_rate: args.limit_rate,
+        state_file: &state_file,
+        bearer: args.bearer.as_deref(),
+    };
+    let bar = progress_bar(0, "{bar:40.cyan/blue} {bytes}/{total_bytes} {bytes_per_sec} {msg}");
+    let done = upload.run(&bar, &mut std::io::stderr()).await?;
+    eprintln!(
+        "uploaded {} ({} parts sent, {} already there); follow it: cargo run --release -- watch {:?}{}",
+        done.input_file,
+        done.sent_parts,
+        done.resumed_parts,
+        done.input_file,
+        if done.token.is_some() { " --token \"$MCPUSH_TOKEN\"" } else { "" }
+    );
+    if let Some(token) = &done.token {
+        eprintln!("MCPUSH_TOKEN={token}");
+    }
+    println!("{}", done.input_file);
+    Ok(ExitCode::SUCCESS)
 }
 
 async fn tail_events(args: EventsArgs) -> Result<ExitCode, Box<dyn std::error::Error>> {

@@ -40,6 +40,15 @@ pub async fn serve_stack(
     label: &str,
     adjust: impl FnOnce(&mut mcpush_local::Options),
 ) -> (String, mcpush_local::run::stack::Stack, std::path::PathBuf) {
+    let (base, stack, _, s3_dir) = serve_stack_with_s3(label, adjust).await;
+    (base, stack, s3_dir)
+}
+
+/// [`serve_stack`], with the simulated S3 too (what it received).
+pub async fn serve_stack_with_s3(
+    label: &str,
+    adjust: impl FnOnce(&mut mcpush_local::Options),
+) -> (String, mcpush_local::run::stack::Stack, std::sync::Arc<mcpush_local::aws::s3::LocalS3>, std::path::PathBuf) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("a loopback port");
     let base = format!("http://{}", listener.local_addr().expect("its address"));
     let s3_dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!(
@@ -59,5 +68,5 @@ pub async fn serve_stack(
     adjust(&mut options);
     let local = mcpush_local::local(&base, options);
     tokio::spawn(axum::serve(listener, local.router).into_future());
-    (base, local.stack, s3_dir)
+    (base, local.stack, local.s3, s3_dir)
 }
