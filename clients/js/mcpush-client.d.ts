@@ -201,6 +201,12 @@ export declare class ProgressClient {
    * ten minutes at once, then every newer state of each file (`status.input_file` names it).
    */
   watchPrefix(prefix: string, onStatus: (status: Status) => void, hooks?: PrefixWatchHooks): PrefixWatch;
+  /** Uploads `file` resumably and follows its job with one progress value and phase, never going back. */
+  watchUpload(
+    file: File,
+    onUpdate: (update: { progress: number; phase: UploadPhase | 'ERROR' | 'CANCELED'; status?: Status; input_file?: string }) => void,
+    options?: { uploadShare?: number; concurrency?: number; signal?: AbortSignal; fetchOptions?: RequestInit; storage?: UploadStorage; onError?: (message: string) => void },
+  ): { done: Promise<Status>; stop: () => void };
   /** Stops every watch and closes the socket. */
   close(): void;
 }
@@ -223,8 +229,66 @@ export interface UploadGrant {
   upload: UploadTarget;
 }
 
-/** Asks the upload API (`POST {restUrl}/media/uploads`) for an upload of `file`; rejects with the server's message. */
-export declare function requestUpload(restUrl: string, file: File, options?: { fetchOptions?: RequestInit }): Promise<UploadGrant>;
+/** `POST /media/uploads`'s answer with `"multipart": true`: an S3 multipart upload of the key. */
+export interface MultipartGrant {
+  success: true;
+  input_file: string;
+  upload_id: string;
+  /** Bytes per part, all but the last (8–512 MiB). */
+  part_size: number;
+  part_count: number;
+  expires_at: number;
+  token: string | null;
+  token_expires_at: number | null;
+  /** Added by the client: where the upload API is, and the file it is for. */
+  rest_url: string;
+  name: string;
+  size: number;
+  lastModified: number;
+  /** True when the grant was remembered (a resumed upload) rather than asked for now. */
+  resumed?: boolean;
+}
+
+/** Where unfinished uploads are remembered (default `localStorage`). */
+export type UploadStorage = Pick<Storage, 'getItem' | 'setItem' | 'removeItem'>;
+
+/**
+ * Asks the upload API (`POST {restUrl}/media/uploads`) for an upload of `file`; rejects with the server's message.
+ * With `multipart: true`, a resumable upload: one remembered for this file (same name, size, lastModified, API) is
+ * answered without asking the server.
+ */
+export declare function requestUpload(restUrl: string, file: File, options?: { fetchOptions?: RequestInit; multipart?: false }): Promise<UploadGrant>;
+export declare function requestUpload(restUrl: string, file: File, options: { fetchOptions?: RequestInit; multipart: true; storage?: UploadStorage }): Promise<MultipartGrant>;
+
+/** The remembered upload is gone (completed, aborted or expired): ask for a new grant. */
+export declare class UploadGoneError extends Error {}
+
+/**
+ * Sends `file` in parts (`concurrency` at a time, each retried with backoff), only those S3 does not hold yet, then
+ * completes the upload; resumes after a reload or a crash through the remembered grant.
+ */
+export declare function uploadResumable(
+  grant: MultipartGrant,
+  file: Blob,
+  options?: {
+    onProgress?: (fraction: number, bytes: { loaded: number; total: number }) => void;
+    signal?: AbortSignal;
+    concurrency?: number;
+    fetchOptions?: RequestInit;
+    storage?: UploadStorage;
+    maxAttempts?: number;
+  },
+): Promise<{ input_file: string; sent: number; resumed: number }>;
+
+export type UploadPhase = 'UPLOADING_SOURCE' | 'SUBMITTED' | 'PROBING' | 'TRANSCODING' | 'UPLOADING' | 'COMPLETE';
+export declare const UPLOAD_PHASES: readonly UploadPhase[];
+
+/** One value (0–1) from the first byte uploaded to COMPLETE; never below `previous`. */
+export declare function combinedProgress(
+  previous: number,
+  now: { uploaded?: number; status?: Status },
+  uploadShare?: number,
+): { progress: number; phase: UploadPhase | 'ERROR' | 'CANCELED' };
 
 /** Sends `file` where the upload API said (a plain URL string is a PUT); rejects on a non-2xx answer. */
 export declare function upload(target: string | UploadTarget, file: Blob, options?: { onProgress?: (fraction: number) => void }): Promise<void>;

@@ -6,6 +6,7 @@
 //   const watch = client.watch(granted.input_file, (status) => render(status), { token: granted.token });
 //   await upload(granted.upload, file, { onProgress: (f) => … });                  // straight to S3
 //   const board = client.watchPrefix('uploads/u1/', (status) => row(status), { token: folderToken });  // a dashboard
+//   const big = client.watchUpload(file, ({ progress, phase }) => bar(progress, phase));   // resumable upload + its job, one bar
 //
 // With OIDC sign-in (OIDC_ISSUER / OIDC_AUDIENCE), send the user's access token to both:
 //   requestUpload(api, file, { fetchOptions: { headers: { Authorization: `Bearer ${jwt}` } } });
@@ -184,6 +185,42 @@ export class ProgressClient {
   }
 
   /** Stops every watch and closes the socket. */
+  /**
+   * Uploads `file` as a resumable multipart upload (resuming one remembered for it) and follows its job: ONE
+   * `progress` (0–1) and `phase` across UPLOADING_SOURCE → SUBMITTED → PROBING → TRANSCODING → UPLOADING → COMPLETE,
+   * weighted by bytes and by the job's own progress, never going back.
+   * @param {Blob & {name: string, lastModified?: number}} file
+   * @param {(update: {progress: number, phase: string, status?: object, input_file?: string}) => void} onUpdate
+   * @param {{uploadShare?: number, concurrency?: number, signal?: AbortSignal, fetchOptions?: RequestInit,
+   *   storage?: Storage, onError?: (message: string) => void}} [options]
+   * @returns {{done: Promise<object>, stop: () => void}}  `done` resolves with the final state
+   */
+  watchUpload(file, onUpdate, { uploadShare = 0.5, concurrency, signal, fetchOptions, storage, onError } = {}) {
+    let shown = 0;
+    let watch = null;
+    let stopped = false;
+    const update = (now, extra = {}) => {
+      const next = combinedProgress(shown, now, uploadShare);
+      shown = next.progress;
+      onUpdate({ ...next, ...extra });
+    };
+    const done = (async () => {
+      let grant = await requestUpload(this.restUrl, file, { multipart: true, fetchOptions, storage });
+      update({ uploaded: 0 }, { input_file: grant.input_file });
+      try {
+        await uploadResumable(grant, file, { concurrency, signal, fetchOptions, storage, onProgress: (f) => update({ uploaded: f }, { input_file: grant.input_file }) });
+      } catch (e) {
+        if (!(e instanceof UploadGoneError) || !grant.resumed) throw e;
+        grant = await requestUpload(this.restUrl, file, { multipart: true, fetchOptions, storage });
+        await uploadResumable(grant, file, { concurrency, signal, fetchOptions, storage, onProgress: (f) => update({ uploaded: f }, { input_file: grant.input_file }) });
+      }
+      if (stopped) throw new Error('stopped');
+      watch = this.watch(grant.input_file, (status) => update({ status }, { status, input_file: grant.input_file }), { token: grant.token, onError });
+      return watch.done;
+    })();
+    return { done, stop: () => ((stopped = true), watch?.stop()) };
+  }
+
   close() {
     for (const watch of [...this.watches.values()]) this.#end(watch);
     for (const watch of [...this.prefixes.values()]) this.#endPrefix(watch);
@@ -654,16 +691,227 @@ function subscription(watch, batch) {
  *   upload: {method: 'POST', url: string, fields: Record<string, string>} | {method: 'PUT', url: string, headers: Record<string, string>}}>}
  *   rejects with the server's message (400 / 413 / 415 / 422 name what was wrong)
  */
-export async function requestUpload(restUrl, file, { fetchOptions = {} } = {}) {
+export async function requestUpload(restUrl, file, { fetchOptions = {}, multipart = false, storage } = {}) {
+  if (multipart) {
+    const remembered = recall(storage, restUrl, file);
+    if (remembered) return remembered;
+  }
+  const request = { file_name: file.name, content_type: file.type || 'application/octet-stream', size: file.size };
+  if (multipart) request.multipart = true;
   const response = await fetch(`${restUrl}/media/uploads`, {
     ...fetchOptions,
     method: 'POST',
     headers: { 'Content-Type': 'application/json', ...(fetchOptions.headers ?? {}) },
-    body: JSON.stringify({ file_name: file.name, content_type: file.type || 'application/octet-stream', size: file.size }),
+    body: JSON.stringify(request),
   });
   const body = await response.json().catch(() => ({}));
   if (!response.ok || !body.success) throw new Error(body.message ?? `upload request failed: HTTP ${response.status}`);
+  if (multipart) {
+    Object.assign(body, { rest_url: restUrl, name: file.name, size: file.size, lastModified: file.lastModified ?? 0 });
+    remember(storage, body);
+  }
   return body;
+}
+
+// ---------------------------------------------------------------- resumable (multipart) uploads
+
+const STORAGE_PREFIX = 'mcpush.upload:';
+
+function storageOf(storage) {
+  if (storage) return storage;
+  try {
+    return globalThis.localStorage ?? null;
+  } catch {
+    return null; // storage disabled (privacy settings)
+  }
+}
+
+function storageKey(restUrl, file) {
+  return `${STORAGE_PREFIX}${restUrl}|${file.name}|${file.size}|${file.lastModified ?? 0}`;
+}
+
+function remember(storage, grant) {
+  const store = storageOf(storage);
+  const key = storageKey(grant.rest_url, grant);
+  const { input_file, upload_id, size, lastModified, name, token, token_expires_at, part_size, part_count, rest_url } = grant;
+  try {
+    store?.setItem(key, JSON.stringify({ input_file, upload_id, size, lastModified, name, token, token_expires_at, part_size, part_count, rest_url }));
+  } catch {
+    // a full or disabled storage only loses the ability to resume after a reload
+  }
+}
+
+function recall(storage, restUrl, file) {
+  try {
+    const saved = storageOf(storage)?.getItem(storageKey(restUrl, file));
+    const grant = saved ? JSON.parse(saved) : null;
+    return grant && grant.size === file.size && grant.name === file.name ? { ...grant, success: true, resumed: true } : null;
+  } catch {
+    return null;
+  }
+}
+
+function forget(storage, grant) {
+  try {
+    storageOf(storage)?.removeItem(storageKey(grant.rest_url, grant));
+  } catch {
+    // nothing to forget
+  }
+}
+
+/** The remembered upload of `file` to `restUrl` is gone (completed, aborted, or expired): ask for a new grant. */
+export class UploadGoneError extends Error {}
+
+async function uploadCall(grant, path, extra, fetchOptions) {
+  const body = { input_file: grant.input_file, upload_id: grant.upload_id, ...extra };
+  if (grant.token) body.token = grant.token;
+  const response = await fetch(`${grant.rest_url ?? ''}${path}`, {
+    ...fetchOptions,
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json', ...(fetchOptions?.headers ?? {}) },
+    body: JSON.stringify(body),
+  });
+  if (response.status === 403) throw new UploadGoneError(`the upload of ${grant.input_file} is gone or not yours`);
+  const answer = response.status === 204 ? {} : await response.json().catch(() => ({}));
+  if (!response.ok) throw new Error(answer.message ?? `${path} failed: HTTP ${response.status}`);
+  return answer;
+}
+
+function sleep(ms, signal) {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(resolve, ms);
+    signal?.addEventListener('abort', () => (clearTimeout(timer), reject(signal.reason ?? new Error('aborted'))), { once: true });
+  });
+}
+
+/** PUTs one part: XMLHttpRequest in a browser (upload progress), fetch elsewhere. Answers its ETag. */
+function putPart(url, blob, { onLoaded, signal }) {
+  if (typeof XMLHttpRequest === 'undefined') {
+    return fetch(url, { method: 'PUT', body: blob, signal }).then(async (response) => {
+      if (!response.ok) throw Object.assign(new Error(`part upload failed: HTTP ${response.status}`), { status: response.status });
+      onLoaded(blob.size);
+      return response.headers.get('ETag');
+    });
+  }
+  return new Promise((resolve, reject) => {
+    const xhr = new XMLHttpRequest();
+    xhr.open('PUT', url);
+    xhr.upload.onprogress = (e) => onLoaded(e.loaded);
+    xhr.onload = () => (xhr.status >= 200 && xhr.status < 300
+      ? resolve(xhr.getResponseHeader('ETag'))
+      : reject(Object.assign(new Error(`part upload failed: HTTP ${xhr.status}`), { status: xhr.status })));
+    xhr.onerror = () => reject(new Error('part upload failed: network error'));
+    xhr.onabort = () => reject(signal?.reason ?? new Error('aborted'));
+    signal?.addEventListener('abort', () => xhr.abort(), { once: true });
+    xhr.send(blob);
+  });
+}
+
+/**
+ * Uploads `file` as the multipart upload `grant` describes (from `requestUpload(restUrl, file, {multipart: true})`),
+ * `concurrency` parts at a time, each retried with backoff. It asks S3 which parts it already holds and sends only the
+ * others, so after a reload or a crash, `requestUpload` with the same file (it remembers `{input_file, upload_id, size,
+ * lastModified, name}` in `localStorage`) and this resume where the upload stopped.
+ * @param {object} grant  a multipart grant (`upload_id`, `part_size`, `part_count`, `rest_url`, …)
+ * @param {Blob & {name?: string, lastModified?: number}} file
+ * @param {{onProgress?: (fraction: number, bytes: {loaded: number, total: number}) => void, signal?: AbortSignal,
+ *   concurrency?: number, fetchOptions?: RequestInit, storage?: Storage, maxAttempts?: number}} [options]
+ * @returns {Promise<{input_file: string, sent: number, resumed: number}>} the file's key, parts sent now, parts S3 held
+ *   already; rejects with `UploadGoneError` when the upload no longer exists (ask for a new grant)
+ */
+export async function uploadResumable(grant, file, { onProgress, signal, concurrency = 4, fetchOptions = {}, storage, maxAttempts = 6 } = {}) {
+  const { part_size: partSize, part_count: partCount } = grant;
+  const sizeOf = (n) => Math.min(partSize, file.size - (n - 1) * partSize);
+  let held;
+  try {
+    held = await uploadCall(grant, '/media/uploads/parts', { part_numbers: [] }, fetchOptions);
+  } catch (e) {
+    if (e instanceof UploadGoneError) forget(storage, grant);
+    throw e;
+  }
+  const etags = new Map();
+  for (const part of held.uploaded ?? []) {
+    if (part.part_number <= partCount && part.size === sizeOf(part.part_number)) etags.set(part.part_number, part.etag);
+  }
+  const resumed = etags.size;
+  const inFlight = new Map();
+  let done = [...etags.keys()].reduce((sum, n) => sum + sizeOf(n), 0);
+  const report = () => {
+    const loaded = done + [...inFlight.values()].reduce((a, b) => a + b, 0);
+    onProgress?.(file.size ? loaded / file.size : 1, { loaded, total: file.size });
+  };
+  report();
+  const missing = [];
+  for (let n = 1; n <= partCount; n += 1) if (!etags.has(n)) missing.push(n);
+  const urls = new Map();
+  const urlFor = async (n, fresh = false) => {
+    if (fresh || !urls.has(n)) {
+      const batch = [n, ...missing.filter((m) => m > n && !urls.has(m) && !etags.has(m))].slice(0, 100);
+      const answer = await uploadCall(grant, '/media/uploads/parts', { part_numbers: batch }, fetchOptions);
+      for (const part of answer.parts ?? []) urls.set(part.part_number, part.url);
+    }
+    return urls.get(n);
+  };
+  let next = 0;
+  const worker = async () => {
+    while (next < missing.length) {
+      const n = missing[next++];
+      const blob = file.slice((n - 1) * partSize, (n - 1) * partSize + sizeOf(n));
+      for (let attempt = 1; ; attempt += 1) {
+        signal?.throwIfAborted();
+        try {
+          const url = await urlFor(n, attempt > 1);
+          const etag = await putPart(url, blob, { signal, onLoaded: (loaded) => (inFlight.set(n, loaded), report()) });
+          if (!etag) throw new Error('the part was stored but its ETag cannot be read (the bucket CORS must expose ETag)');
+          etags.set(n, etag);
+          inFlight.delete(n);
+          done += blob.size;
+          report();
+          break;
+        } catch (e) {
+          inFlight.delete(n);
+          report();
+          if (signal?.aborted || e instanceof UploadGoneError || attempt >= maxAttempts) throw e;
+          await sleep(Math.random() * Math.min(30000, 500 * 2 ** attempt), signal);
+        }
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.max(1, Math.min(concurrency, missing.length)) }, worker));
+  const parts = [...etags.entries()].sort((a, b) => a[0] - b[0]).map(([part_number, etag]) => ({ part_number, etag }));
+  await uploadCall(grant, '/media/uploads/complete', { parts }, fetchOptions);
+  forget(storage, grant);
+  return { input_file: grant.input_file, sent: missing.length, resumed };
+}
+
+/** The phases `watchUpload` reports, in order. */
+export const UPLOAD_PHASES = Object.freeze(['UPLOADING_SOURCE', 'SUBMITTED', 'PROBING', 'TRANSCODING', 'UPLOADING', 'COMPLETE']);
+
+/**
+ * One progress value from the first byte uploaded to the last rendition written: `[0, uploadShare]` while the source
+ * uploads (by bytes), then the job's own progress over the rest. Never goes back.
+ * @param {number} previous  the value shown so far
+ * @param {{uploaded?: number, status?: object}} now  the upload's fraction, or the job's latest state
+ * @param {number} [uploadShare=0.5]
+ * @returns {{progress: number, phase: string}}
+ */
+export function combinedProgress(previous, { uploaded, status }, uploadShare = 0.5) {
+  let progress;
+  let phase;
+  if (!status) {
+    progress = uploadShare * Math.min(1, Math.max(0, uploaded ?? 0));
+    phase = 'UPLOADING_SOURCE';
+  } else if (status.job_status === 'COMPLETE') {
+    progress = 1;
+    phase = 'COMPLETE';
+  } else if (FINAL_STATUSES.includes(status.job_status)) {
+    return { progress: previous, phase: status.job_status };
+  } else {
+    const job = status.job_status === 'SUBMITTED' ? 0 : (estimate(status)?.progress ?? status.progress_rate ?? 0) / 100;
+    progress = uploadShare + (1 - uploadShare) * Math.min(1, job);
+    phase = status.job_status === 'SUBMITTED' ? 'SUBMITTED' : (status.current_phase ?? 'PROBING');
+  }
+  return { progress: Math.max(previous, progress), phase };
 }
 
 /**

@@ -1,5 +1,17 @@
 // A front end using @mcpush/client, type-checked with `tsc --noEmit --strict` by the tests.
-import { ProgressClient, estimate, requestUpload, upload, type OutputFile, type Status, type ServerMessage } from '@mcpush/client';
+import {
+  ProgressClient,
+  UploadGoneError,
+  estimate,
+  requestUpload,
+  upload,
+  uploadResumable,
+  type MultipartGrant,
+  type OutputFile,
+  type Status,
+  type ServerMessage,
+  type UploadPhase,
+} from '@mcpush/client';
 
 export async function uploadAndWatch(file: File, restUrl: string, websocketUrl: string, render: (line: string) => void): Promise<string> {
   const client = new ProgressClient({ websocketUrl, restUrl });
@@ -51,4 +63,17 @@ export function timeLeft(status: Status, now: number): { percent: number; label:
 export function renditions(status: Status): string[] {
   const outputs: OutputFile[] = status.outputs ?? [];
   return outputs.map((o) => `${o.type ?? '?'} ${o.width_px ?? '-'}x${o.height_px ?? '-'} ${o.bitrate ?? '-'} bit/s ${o.url ?? o.path ?? ''}`);
+}
+
+/** A large file: a resumable upload (a reload resumes it), then one bar for upload and job together. */
+export async function sendLarge(client: ProgressClient, restUrl: string, file: File, bar: (progress: number, phase: UploadPhase | 'ERROR' | 'CANCELED') => void): Promise<Status> {
+  const grant: MultipartGrant = await requestUpload(restUrl, file, { multipart: true });
+  try {
+    const sent: { input_file: string; sent: number; resumed: number } = await uploadResumable(grant, file, { concurrency: 4, onProgress: (f) => bar(f / 2, 'UPLOADING_SOURCE') });
+    console.log(`${sent.input_file}: ${sent.sent} parts sent, ${sent.resumed} resumed`);
+  } catch (e) {
+    if (e instanceof UploadGoneError) console.log('ask for a new grant');
+    throw e;
+  }
+  return client.watchUpload(file, ({ progress, phase }) => bar(progress, phase)).done;
 }

@@ -380,3 +380,28 @@ test('a later report at the same progress is news (its time and estimate changed
   assert.equal(isNewer(a, { ...a, updated_at: 2, eta_ms: 5 }), true);
   assert.equal(isNewer({ ...a, updated_at: 2 }, a), false);
 });
+
+test('one progress from the first byte uploaded to COMPLETE never goes back', async () => {
+  const { combinedProgress, UPLOAD_PHASES } = await import('../mcpush-client.js');
+  let shown = 0;
+  const seen = [];
+  const step = (now) => {
+    const next = combinedProgress(shown, now, 0.5);
+    shown = next.progress;
+    seen.push([next.phase, Math.round(next.progress * 1000) / 1000]);
+  };
+  step({ uploaded: 0.2 });
+  step({ uploaded: 0.1 }); // a retried part's bytes taken back
+  step({ uploaded: 1 });
+  step({ status: { job_status: 'SUBMITTED', progress_rate: 0 } });
+  step({ status: { job_status: 'PROGRESSING', progress_rate: 10, current_phase: 'PROBING' } });
+  step({ status: { job_status: 'PROGRESSING', progress_rate: 60, current_phase: 'TRANSCODING' } });
+  step({ status: { job_status: 'PROGRESSING', progress_rate: 50, current_phase: 'TRANSCODING' } });
+  step({ status: { job_status: 'PROGRESSING', progress_rate: 95, current_phase: 'UPLOADING' } });
+  step({ status: { job_status: 'COMPLETE', progress_rate: 100 } });
+  assert.deepEqual(seen, [
+    ['UPLOADING_SOURCE', 0.1], ['UPLOADING_SOURCE', 0.1], ['UPLOADING_SOURCE', 0.5], ['SUBMITTED', 0.5],
+    ['PROBING', 0.55], ['TRANSCODING', 0.8], ['TRANSCODING', 0.8], ['UPLOADING', 0.975], ['COMPLETE', 1],
+  ]);
+  assert.deepEqual([...new Set(seen.map(([p]) => p))], UPLOAD_PHASES);
+});
