@@ -205,7 +205,17 @@ export declare class ProgressClient {
   watchUpload(
     file: File,
     onUpdate: (update: { progress: number; phase: UploadPhase | 'ERROR' | 'CANCELED'; status?: Status; input_file?: string }) => void,
-    options?: { uploadShare?: number; concurrency?: number; signal?: AbortSignal; fetchOptions?: RequestInit; storage?: UploadStorage; onError?: (message: string) => void },
+    options?: {
+      uploadShare?: number;
+      concurrency?: number;
+      signal?: AbortSignal;
+      fetchOptions?: RequestInit;
+      storage?: UploadStorage;
+      onError?: (message: string) => void;
+      onTransport?: (transport: 'connecting' | 'websocket' | 'polling') => void;
+      /** The file is in S3 (the upload completed); the job is watched next. */
+      onUploaded?: () => void;
+    },
   ): { done: Promise<Status>; stop: () => void };
   /** Stops every watch and closes the socket. */
   close(): void;

@@ -192,10 +192,10 @@ export class ProgressClient {
    * @param {Blob & {name: string, lastModified?: number}} file
    * @param {(update: {progress: number, phase: string, status?: object, input_file?: string}) => void} onUpdate
    * @param {{uploadShare?: number, concurrency?: number, signal?: AbortSignal, fetchOptions?: RequestInit,
-   *   storage?: Storage, onError?: (message: string) => void}} [options]
+   *   storage?: Storage, onError?: (message: string) => void, onTransport?: (t: string) => void, onUploaded?: () => void}} [options]
    * @returns {{done: Promise<object>, stop: () => void}}  `done` resolves with the final state
    */
-  watchUpload(file, onUpdate, { uploadShare = 0.5, concurrency, signal, fetchOptions, storage, onError } = {}) {
+  watchUpload(file, onUpdate, { uploadShare = 0.5, concurrency, signal, fetchOptions, storage, onError, onTransport, onUploaded } = {}) {
     let shown = 0;
     let watch = null;
     let stopped = false;
@@ -215,7 +215,8 @@ export class ProgressClient {
         await uploadResumable(grant, file, { concurrency, signal, fetchOptions, storage, onProgress: (f) => update({ uploaded: f }, { input_file: grant.input_file }) });
       }
       if (stopped) throw new Error('stopped');
-      watch = this.watch(grant.input_file, (status) => update({ status }, { status, input_file: grant.input_file }), { token: grant.token, onError });
+      onUploaded?.();
+      watch = this.watch(grant.input_file, (status) => update({ status }, { status, input_file: grant.input_file }), { token: grant.token ?? undefined, onError, onTransport });
       return watch.done;
     })();
     return { done, stop: () => ((stopped = true), watch?.stop()) };

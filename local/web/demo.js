@@ -1,7 +1,8 @@
-// The demo page: asks the upload API for an upload, POSTs the file to the (simulated) S3 bucket
-// under that grant and follows its job with the client module and the granted token, exactly as
-// a front end on AWS does.
-import { ProgressClient, estimate, requestUpload, upload, keyPath } from './mcpush-client.js';
+// The demo page: asks the upload API for a resumable upload, sends the file's parts to the
+// (simulated) S3 bucket under that grant and follows its job with the client module and the
+// granted token, one bar from the first byte to the last rendition, exactly as a front end on AWS
+// does. Reloading the page and choosing the same file again resumes an unfinished upload.
+import { ProgressClient, estimate, keyPath } from './mcpush-client.js';
 
 const config = await (await fetch('config.json')).json();
 const websocketUrl = `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/ws`;
@@ -122,48 +123,41 @@ function card(name) {
 async function start(file) {
   const view = card(file.name);
   view.transport('connecting');
-  let granted;
-  try {
-    granted = await requestUpload('', file);
-  } catch (e) {
-    view.transport('refused');
-    view.status('ERROR');
-    view.failed('refused');
-    view.error(e.message);
-    return;
-  }
-  view.node.dataset.inputFile = granted.input_file;
-  // Between two reports the bar moves on at the pace the job's estimate implies.
+  // One bar: the upload fills its first half (by bytes), the job the second (by its progress);
+  // between two reports it moves on at the pace the job's estimate implies.
+  const jobShare = (progress) => 50 + progress / 2;
   let latest = null;
   const animate = setInterval(() => {
     if (latest?.job_status !== 'PROGRESSING') return;
     const now = estimate(latest, Date.now());
-    view.progress(now.progress);
+    view.progress(jobShare(now.progress));
     view.eta(timeLeft(now.eta_ms));
   }, 250);
-  // Subscribed before the upload, so no state of the new job is missed.
-  client.watch(granted.input_file, (status) => {
+  const uploading = client.watchUpload(file, ({ progress, phase, status, input_file }) => {
+    if (input_file && !view.node.dataset.inputFile) view.node.dataset.inputFile = input_file;
+    if (!status) {
+      view.progress(progress * 100);
+      view.phase(`uploading ${Math.round(progress * 200)} %`);
+      return;
+    }
     latest = status;
     const ended = ['ERROR', 'CANCELED'].includes(status.job_status);
     if (status.job_status !== 'PROGRESSING') view.eta('');
     if (['COMPLETE', 'ERROR', 'CANCELED'].includes(status.job_status)) clearInterval(animate);
     if (ended) view.failed(status.job_status === 'ERROR' ? 'failed' : 'canceled');
-    else view.progress(estimate(status, Date.now()).progress);
+    else view.progress(progress * 100);
     view.status(status.job_status);
     view.phase(status.job_status === 'PROGRESSING' ? status.current_phase : '');
     if (status.job_status === 'COMPLETE') view.complete(status);
     if (status.job_status === 'ERROR') view.error(`${status.error_message ?? 'The job failed.'}${status.error_code ? ` (error ${status.error_code})` : ''}`);
-  }, { onTransport: (t) => view.transport(t), token: granted.token ?? undefined });
+  }, { onTransport: (t) => view.transport(t), onUploaded: () => view.node.dataset.status || view.status('SUBMITTED') });
   try {
-    await upload(granted.upload, file, {
-      onProgress: (fraction) => view.phase(`uploading ${Math.round(fraction * 100)} %`),
-    });
+    await uploading.done;
   } catch (e) {
+    clearInterval(animate);
+    if (!view.node.dataset.inputFile) view.transport('refused');
     view.status('ERROR');
-    view.failed('upload failed');
+    view.failed(view.node.dataset.inputFile ? 'upload failed' : 'refused');
     view.error(e.message);
-    return;
   }
-  if (!view.node.dataset.status) view.status('SUBMITTED');
-  view.phase('');
 }

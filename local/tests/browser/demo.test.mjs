@@ -7,7 +7,8 @@
 //    (the client re-checks /media/status while subscribed).
 // 4. A client module with `batch: true` gets its pushes as `statuses` frames and follows two
 //    uploads to COMPLETE.
-// Every upload goes through the upload API (POST /media/uploads, then the presigned POST), and the
+// Every upload goes through the upload API (POST /media/uploads with "multipart", then its parts PUT
+// to their presigned URLs and /media/uploads/complete), and the
 // stack requires read tokens: the page watches with the granted one. An empty file is refused by
 // the upload API and a file named to fail shows MediaConvert's error message; a job in flight
 // shows its phase. The screenshot (the README's) is taken then, on that page.
