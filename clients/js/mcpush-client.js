@@ -206,7 +206,8 @@ export class ProgressClient {
     };
     const done = (async () => {
       let grant = await requestUpload(this.restUrl, file, { multipart: true, fetchOptions, storage });
-      update({ uploaded: 0 }, { input_file: grant.input_file });
+      // A resumed upload's first report says how much S3 already holds: no 0 shown before it.
+      if (!grant.resumed) update({ uploaded: 0 }, { input_file: grant.input_file });
       try {
         await uploadResumable(grant, file, { concurrency, signal, fetchOptions, storage, onProgress: (f) => update({ uploaded: f }, { input_file: grant.input_file }) });
       } catch (e) {

@@ -1,7 +1,8 @@
 //! The demo page in real headless Chromium: `browser/demo.test.mjs` (node's test runner with
 //! playwright-core driving Debian's `/usr/bin/chromium`) against an in-process local stack whose
 //! simulated MediaConvert runs at 150 ms per event. `scripts/test` installs Chromium and the npm
-//! package when they are missing.
+//! package when they are missing. `browser/resume.test.mjs` uploads 300 MiB in parts, reloads the
+//! page half way and resumes; the parts the simulated S3 received are counted here.
 //!
 //! The screenshot goes to `$SCREENSHOT` when set (`SCREENSHOT=$PWD/docs/demo.png` refreshes the
 //! README's), otherwise to Cargo's temporary folder.
@@ -169,4 +170,68 @@ async fn recovery_token_renewal_304s_and_react_in_headless_chromium() {
     );
     let _ = std::fs::remove_dir_all(&s3_dir);
     let _ = std::fs::remove_dir_all(&open_s3_dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_upload_resumes_after_a_reload_in_headless_chromium() {
+    let (dir, chromium) = browser_setup();
+    // GIVEN the local stack with read tokens, and a 300 MiB video on disk (38 parts of 8 MiB)
+    let (base, _stack, s3, s3_dir) = common::serve_stack_with_s3("browser-resume-s3", |options| {
+        options.batch_window = Duration::from_millis(20);
+        options.simulator.step = Duration::from_millis(100);
+        options.ws.access = mcpush_core::domain::token::ReadAccess::new(Some(b"browser-test-secret".to_vec()));
+    })
+    .await;
+    let source_dir = s3_dir.with_extension("source");
+    std::fs::create_dir_all(&source_dir).unwrap();
+    let source = source_dir.join("Concert 4K.mp4");
+    {
+        use std::io::Write;
+        let mut out = std::io::BufWriter::new(std::fs::File::create(&source).unwrap());
+        let mut block = vec![0u8; 1024 * 1024];
+        for mib in 0..300u32 {
+            block.iter_mut().enumerate().for_each(|(i, b)| *b = (i as u32 ^ mib.wrapping_mul(2_654_435_761)) as u8);
+            out.write_all(&block).unwrap();
+        }
+        out.flush().unwrap();
+    }
+
+    // WHEN the page uploads it, is reloaded at about half way, and the same file is chosen again
+    let (passed, report) = node_test(&dir, &chromium, "resume.test.mjs", &[base.as_ref(), source.as_os_str()]).await;
+
+    // THEN the page passed (only the missing parts sent, one bar never going back, COMPLETE) ...
+    assert!(
+        passed && report.contains("ℹ pass 1") && report.contains("ℹ fail 0"),
+        "resumable upload browser test failed:\n{report}"
+    );
+    // ... the simulated S3 received each of the 38 parts exactly once, and holds the whole file
+    assert_eq!(s3.uploads.parts_received.load(std::sync::atomic::Ordering::Relaxed), 38, "{report}");
+    let summary: serde_json::Value = report
+        .lines()
+        .find_map(|line| {
+            serde_json::from_str(line.trim()).ok().filter(|v: &serde_json::Value| v.get("parts").is_some())
+        })
+        .unwrap_or_else(|| panic!("no summary in:\n{report}"));
+    let key = summary["input_file"].as_str().expect("the page's input_file");
+    let stored = s3_dir.join("uploads").join(key);
+    assert_eq!(std::fs::metadata(&stored).map(|m| m.len()).ok(), Some(300 * 1024 * 1024), "{}", stored.display());
+    assert!(files_equal(&source, &stored), "the object S3 assembled is the file, byte for byte");
+    let _ = std::fs::remove_dir_all(&s3_dir);
+    let _ = std::fs::remove_dir_all(&source_dir);
+}
+
+/// Whether two files hold the same bytes (read in 1 MiB blocks).
+fn files_equal(a: &Path, b: &Path) -> bool {
+    use std::io::Read;
+    let (mut a, mut b) = (std::fs::File::open(a).unwrap(), std::fs::File::open(b).unwrap());
+    let (mut x, mut y) = (vec![0u8; 1 << 20], vec![0u8; 1 << 20]);
+    loop {
+        let n = a.read(&mut x).unwrap();
+        if n == 0 {
+            return b.read(&mut y).unwrap() == 0;
+        }
+        if b.read_exact(&mut y[..n]).is_err() || x[..n] != y[..n] {
+            return false;
+        }
+    }
 }
