@@ -82,6 +82,30 @@ async fn foreign_hosts_and_origins_are_refused_and_tools_without_origin_still_wo
             403,
         ),
         case("S3 DELETE", Method::DELETE, "/s3/uploads/a.mp4", &[("origin", evil)], 403),
+        // S3's multipart API: create, a part, complete, abort
+        case("S3 CreateMultipartUpload", Method::POST, "/s3/uploads/a.mp4?uploads", &[("origin", evil)], 403),
+        case(
+            "S3 UploadPart",
+            Method::PUT,
+            "/s3/uploads/a.mp4?partNumber=1&uploadId=x",
+            &[("origin", evil), ("content-type", "text/plain")],
+            403,
+        ),
+        case(
+            "S3 CompleteMultipartUpload",
+            Method::POST,
+            "/s3/uploads/a.mp4?uploadId=x",
+            &[("origin", evil), ("content-type", "text/plain")],
+            403,
+        ),
+        case("S3 AbortMultipartUpload", Method::DELETE, "/s3/uploads/a.mp4?uploadId=x", &[("origin", evil)], 403),
+        case(
+            "rebound UploadPart",
+            Method::PUT,
+            "/s3/uploads/a.mp4?partNumber=1&uploadId=x",
+            &[("host", "evil.example")],
+            421,
+        ),
         case(
             "MediaConvert CreateJob",
             Method::POST,

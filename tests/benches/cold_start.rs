@@ -5,6 +5,8 @@
 //!
 //! `scripts/bench-cold-start [RUNS]` (default 11 starts per binary). `COLD_START_BINARIES=DIR`
 //! measures binaries already built into `DIR/<package>/bootstrap` instead of building them.
+//! `COLD_START_ONLY=upload-api,reconcile` builds and measures those functions (and the two
+//! baselines) only, writing to `target/cold-start-only/` instead of the recorded figures.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -44,6 +46,15 @@ struct Binary {
     starts: Vec<Start>,
 }
 
+/// The functions `COLD_START_ONLY` names (all when unset), with the two baselines first.
+fn packages() -> Vec<&'static str> {
+    let only = std::env::var("COLD_START_ONLY").ok();
+    let wanted = |name: &str| only.as_deref().is_none_or(|only| only.split(',').any(|o| o.trim() == name));
+    let chosen: Vec<&'static str> = FUNCTIONS.into_iter().filter(|name| wanted(name)).collect();
+    assert!(!chosen.is_empty(), "COLD_START_ONLY names none of {FUNCTIONS:?}");
+    [BASELINE, SDK_FLOOR].into_iter().chain(chosen).collect()
+}
+
 fn main() {
     let runs: usize = std::env::args().skip(1).find_map(|a| a.parse().ok()).unwrap_or(11);
     let folder = match std::env::var_os("COLD_START_BINARIES") {
@@ -51,9 +62,8 @@ fn main() {
         Some(dir) => workspace().join(dir),
         None => build(),
     };
-    let mut binaries: Vec<Binary> = [BASELINE, SDK_FLOOR]
+    let mut binaries: Vec<Binary> = packages()
         .into_iter()
-        .chain(FUNCTIONS)
         .map(|name| {
             let path = folder.join(name).join("bootstrap");
             let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
@@ -78,10 +88,14 @@ fn main() {
 
     let table = table(&binaries, runs);
     println!("{table}");
-    let out = workspace().join("tests/benches");
+    let out = match std::env::var_os("COLD_START_ONLY") {
+        Some(_) => workspace().join("target/cold-start-only"),
+        None => workspace().join("tests/benches"),
+    };
+    std::fs::create_dir_all(&out).expect("the output folder");
     std::fs::write(out.join("cold-start.md"), &table).expect("write the table");
     plot(&binaries, &out.join("cold-start.svg"));
-    eprintln!("wrote tests/benches/cold-start.md and tests/benches/cold-start.svg");
+    eprintln!("wrote {0}/cold-start.md and {0}/cold-start.svg", out.display());
 }
 
 /// `cargo lambda build --release` of each package on its own, as `sam build` does (so each
@@ -89,7 +103,7 @@ fn main() {
 fn build() -> PathBuf {
     let folder = workspace().join("target/cold-start");
     let arch = if cfg!(target_arch = "aarch64") { "--arm64" } else { "--x86-64" };
-    for package in [BASELINE, SDK_FLOOR].into_iter().chain(FUNCTIONS) {
+    for package in packages() {
         eprintln!("cargo lambda build --release {arch} -p {package}");
         let status = Command::new("cargo")
             .args(["lambda", "build", "--release", arch, "-p", package, "--lambda-dir"])
