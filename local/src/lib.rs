@@ -44,6 +44,8 @@ pub struct Local {
     pub bus: Arc<aws::eventbridge::LocalEventBus>,
     /// The simulated S3 (its buckets on disk, multipart uploads in progress).
     pub s3: Arc<aws::s3::LocalS3>,
+    /// What AWS would bill for what the stack did (`/_local/metrics`'s `billing`).
+    pub billing: Arc<aws::billing::Billing>,
 }
 
 /// Where progress-push's stream records come from.
@@ -111,7 +113,8 @@ pub fn assemble(
         .build();
     let mediaconvert = aws_sdk_mediaconvert::Client::from_conf(mediaconvert);
     let creator = MediaConvertJobCreator::new(mediaconvert.clone(), options.create_job.clone());
-    let event_bus = aws::eventbridge::LocalEventBus::new(&region, options.webhook.clone());
+    let billing = Arc::new(aws::billing::Billing::default());
+    let event_bus = aws::eventbridge::LocalEventBus::new(&region, options.webhook.clone(), billing.clone());
     event_bus.set_fault_rate(options.eventbridge_fault_rate);
     let publisher = EventBridgePublisher::new(aws::eventbridge::local_client(base, &region), &options.event_bus);
     let stack = Stack {
@@ -132,6 +135,7 @@ pub fn assemble(
         output_base_url: output_base_url.clone(),
         publisher: Arc::new(publisher),
         events_config: Arc::new(EventsConfig { output_base_url, ..options.events }),
+        billing: billing.clone(),
     };
     let handlers = run::backend::HandlerBackend {
         origins: origins.clone(),
@@ -140,9 +144,11 @@ pub fn assemble(
         pusher,
         config: options.ws,
         identity: stack.identity.clone(),
+        billing: billing.clone(),
     };
     let api = aws::apigw_ws::WebSocketApi::new(Arc::new(handlers), &run::backend::ROUTES, "local", "127.0.0.1");
     api.set_fault_rate(options.ws_post_fault_rate);
+    api.set_billing(billing.clone());
     api.set_limits(options.apigw_limits);
     api.set_request_limits(options.apigw_requests);
 
@@ -183,14 +189,16 @@ pub fn assemble(
             tokio::spawn(aws::stream::run_poller(events, options.batch_window, publish));
         }
     }
-    let router = aws::http_api::router(stack.clone())
+    use aws::billing::{Meter, metered};
+    let s3_api = aws::s3::router(s3.clone(), origins.clone(), notify, !stack.access.required());
+    let router = metered(aws::http_api::router(stack.clone()), billing.clone(), Meter::HttpApi)
         .merge(aws::invoke::router(stack.clone()))
         .merge(api.router())
-        .merge(aws::s3::router(s3.clone(), origins.clone(), notify, !stack.access.required()))
-        .merge(simulator.router())
+        .merge(metered(s3_api, billing.clone(), Meter::S3))
+        .merge(metered(simulator.router(), billing.clone(), Meter::MediaConvert))
         .merge(aws::eventbridge::router(event_bus.clone()))
         .merge(run::web::router(web))
-        .merge(run::metrics::router(run::metrics::LocalMetrics::global()));
+        .merge(run::metrics::router(run::metrics::LocalMetrics::global(), billing.clone()));
     let router = run::guard::guarded(router, origins);
-    Local { router, api, stack, simulator, bus: event_bus, s3 }
+    Local { router, api, stack, simulator, bus: event_bus, s3, billing }
 }

@@ -39,6 +39,7 @@ impl Emulator {
             pusher: pusher.clone(),
             config,
             identity: None,
+            billing: Arc::default(),
         };
         let api = WebSocketApi::new(Arc::new(backend), &ROUTES, "test", "127.0.0.1");
         let router = api.router();

@@ -8,6 +8,8 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use super::billing::Billing;
+
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Query, State};
@@ -55,6 +57,8 @@ pub struct Webhook {
 
 /// The local bus.
 pub struct LocalEventBus {
+    /// What EventBridge bills: entries accepted, API-destination calls.
+    billing: Arc<Billing>,
     region: String,
     account: String,
     kept: Mutex<VecDeque<Envelope>>,
@@ -83,10 +87,10 @@ struct RequestEntry {
 
 impl LocalEventBus {
     /// A bus in `region`; with a webhook, starts its delivery.
-    pub fn new(region: &str, webhook: Option<Webhook>) -> Arc<Self> {
+    pub fn new(region: &str, webhook: Option<Webhook>, billing: Arc<Billing>) -> Arc<Self> {
         let sender = webhook.map(|webhook| {
             let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-            tokio::spawn(deliver_webhooks(webhook, rx));
+            tokio::spawn(deliver_webhooks(webhook, rx, billing.clone()));
             tx
         });
         Arc::new(Self {
@@ -96,6 +100,7 @@ impl LocalEventBus {
             next_id: AtomicU64::new(1),
             fault_ppm: AtomicU32::new(0),
             webhook: sender,
+            billing,
         })
     }
 
@@ -176,6 +181,7 @@ async fn put_events(State(bus): State<Arc<LocalEventBus>>, headers: HeaderMap, b
         .into_iter()
         .map(|entry| match bus.accept(entry) {
             Ok(envelope) => {
+                bus.billing.eventbridge_events(1);
                 bus.keep(&envelope);
                 json!({"EventId": envelope.id})
             }
@@ -222,7 +228,7 @@ pub fn is_retried(status: StatusCode) -> bool {
 
 /// The API destination: each event, in order, POSTed to the webhook (the whole event as the body);
 /// retried with exponential backoff up to [`WEBHOOK_ATTEMPTS`] times, then logged as dead-lettered.
-async fn deliver_webhooks(webhook: Webhook, mut events: UnboundedReceiver<Envelope>) {
+async fn deliver_webhooks(webhook: Webhook, mut events: UnboundedReceiver<Envelope>, billing: Arc<Billing>) {
     let client = reqwest::Client::builder().timeout(Duration::from_secs(5)).build().unwrap_or_default();
     while let Some(event) = events.recv().await {
         let body = serde_json::to_vec(&event).unwrap_or_default();
@@ -235,6 +241,7 @@ async fn deliver_webhooks(webhook: Webhook, mut events: UnboundedReceiver<Envelo
             if let Some(secret) = &webhook.secret {
                 request = request.header(SECRET_HEADER, secret);
             }
+            billing.eventbridge_events(1);
             let outcome = match request.send().await {
                 Ok(answer) if answer.status().is_success() => break,
                 Ok(answer) if !is_retried(answer.status()) => {

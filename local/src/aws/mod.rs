@@ -2,6 +2,7 @@
 //! real SDK clients, browsers and the handlers' typed events work unchanged:
 //! - [`apigw_ws`]: the API Gateway WebSocket API (`/ws`) and its Management API
 //!   (`/@connections/{id}`);
+//! - [`billing`]: what AWS would bill for it all, counted as it runs;
 //! - [`eventbridge`]: `PutEvents`, the events kept (`/_local/events`) and the webhook;
 //! - [`http_api`]: the HTTP API (`/media/*`) as payload v2 events;
 //! - [`invoke`]: the Lambda Invoke API, one table of functions;
@@ -11,6 +12,7 @@
 //!   event source mapping to `progress-push`.
 
 pub mod apigw_ws;
+pub mod billing;
 pub mod eventbridge;
 pub mod http_api;
 pub mod invoke;

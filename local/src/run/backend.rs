@@ -29,6 +29,8 @@ pub struct HandlerBackend {
     pub config: WsConfig,
     /// With OIDC: the `$connect` authorizer's token check (`ws-authorizer` on AWS).
     pub identity: Option<Arc<dyn IdentityVerifier>>,
+    /// Each route's Lambda invocation is billed here.
+    pub billing: Arc<crate::aws::billing::Billing>,
 }
 
 #[async_trait]
@@ -38,18 +40,22 @@ impl WsBackend for HandlerBackend {
         request: ApiGatewayCustomAuthorizerRequestTypeRequest,
     ) -> Option<Result<ApiGatewayCustomAuthorizerResponse, IdentityError>> {
         let verifier = self.identity.as_ref()?;
+        let _billed = self.billing.invocation("ws-authorizer");
         Some(ws_authorizer::authorize(verifier.as_ref(), &request).await)
     }
 
     async fn connect(&self, event: ApiGatewayWebsocketProxyRequest) -> ApiGatewayProxyResponse {
+        let _billed = self.billing.invocation("ws-connect");
         ws::connect(&self.origins, self.subscriptions.as_ref(), &self.config, &event, mcpush_core::now_ms()).await
     }
 
     async fn disconnect(&self, event: ApiGatewayWebsocketProxyRequest) -> ApiGatewayProxyResponse {
+        let _billed = self.billing.invocation("ws-disconnect");
         ws::disconnect(self.subscriptions.as_ref(), &event).await
     }
 
     async fn message(&self, event: ApiGatewayWebsocketProxyRequest) -> ApiGatewayProxyResponse {
+        let _billed = self.billing.invocation("ws-message");
         let ctx = WsContext::new(self.jobs.as_ref(), self.subscriptions.as_ref(), self.pusher.as_ref(), &self.config);
         ws::message(&ctx, &event, mcpush_core::now_ms()).await
     }

@@ -140,7 +140,17 @@ impl LocalMetrics {
     }
 }
 
-/// `GET /_local/metrics`: the counts as JSON, `{"progress-push": {"PushDelivered": {"sum": 3}, …}, …}`.
-pub fn router(metrics: Arc<LocalMetrics>) -> Router {
-    Router::new().route("/_local/metrics", get(move || async move { Json(metrics.snapshot()) }))
+/// `GET /_local/metrics`: the counts as JSON, `{"progress-push": {"PushDelivered": {"sum": 3}, …}, …}`,
+/// and what AWS would bill for it under `billing` ([`crate::aws::billing`]).
+pub fn router(metrics: Arc<LocalMetrics>, billing: Arc<crate::aws::billing::Billing>) -> Router {
+    Router::new().route(
+        "/_local/metrics",
+        get(move || async move {
+            let mut counts = serde_json::to_value(metrics.snapshot()).unwrap_or_else(|_| serde_json::json!({}));
+            if let (Some(object), Ok(billing)) = (counts.as_object_mut(), serde_json::to_value(billing.snapshot())) {
+                object.insert("billing".to_owned(), billing);
+            }
+            Json(counts)
+        }),
+    )
 }

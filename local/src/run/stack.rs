@@ -46,6 +46,8 @@ pub struct Stack {
     /// event-publisher's bus (the real SDK client on the local EventBridge) and settings.
     pub publisher: Arc<dyn EventPublisher>,
     pub events_config: Arc<EventsConfig>,
+    /// Each function's invocations are billed here (`/_local/metrics`'s `billing`).
+    pub billing: Arc<crate::aws::billing::Billing>,
 }
 
 impl Stack {
@@ -53,6 +55,7 @@ impl Stack {
         &self,
         event: &Value,
     ) -> Result<Vec<create_job::RecordOutcome>, create_job::CreateJobError> {
+        let _billed = self.billing.invocation("create-job");
         create_job::handle(
             &self.create_job_config,
             self.creator.as_ref(),
@@ -67,6 +70,7 @@ impl Stack {
         &self,
         event: &Value,
     ) -> Result<progress_ingest::IngestOutcome, progress_ingest::IngestError> {
+        let _billed = self.billing.invocation("progress-ingest");
         progress_ingest::handle(self.jobs.as_ref(), event, mcpush_core::now_ms()).await
     }
 
@@ -76,25 +80,30 @@ impl Stack {
     }
 
     pub async fn job_id_api(&self, event: Value) -> ApiGatewayV2httpResponse {
+        let _billed = self.billing.invocation("job-id-api");
         job_id_api::handle(&self.rest(), event, mcpush_core::now_ms() / 1000).await
     }
 
     pub async fn status_api(&self, event: Value) -> ApiGatewayV2httpResponse {
+        let _billed = self.billing.invocation("status-api");
         status_api::handle(&self.rest(), event, mcpush_core::now_ms() / 1000).await
     }
 
     pub async fn progress_push(&self, event: &Value) -> DynamoDbEventResponse {
+        let _billed = self.billing.invocation("progress-push");
         let ctx =
             PushContext::new(self.jobs.as_ref(), self.subscriptions.as_ref(), self.pusher.as_ref(), &self.push_config);
         progress_push::handle(&ctx, event, mcpush_core::now_ms() / 1000).await.0
     }
 
     pub async fn event_publisher(&self, event: &Value) -> DynamoDbEventResponse {
+        let _billed = self.billing.invocation("event-publisher");
         let ctx = EventsContext::new(self.publisher.as_ref(), &self.events_config);
         event_publisher::handle(&ctx, event).await.0
     }
 
     pub async fn upload_api(&self, event: Value) -> ApiGatewayV2httpResponse {
+        let _billed = self.billing.invocation("upload-api");
         let signer = self.upload_signer.as_ref();
         let ctx = upload_api::UploadContext::new(
             &self.origins,
@@ -109,6 +118,7 @@ impl Stack {
 
     /// upload-api's multipart routes, `POST /media/uploads/{parts,complete,abort}`.
     pub async fn multipart_api(&self, event: Value) -> ApiGatewayV2httpResponse {
+        let _billed = self.billing.invocation("upload-api");
         let ctx = MultipartContext::new(
             &self.origins,
             &self.access,
@@ -121,12 +131,14 @@ impl Stack {
 
     /// upload-api's other route, `POST /media/tokens`.
     pub async fn token_api(&self, event: Value) -> ApiGatewayV2httpResponse {
+        let _billed = self.billing.invocation("upload-api");
         let ctx = token_api::TokenContext::new(&self.origins, &self.access, self.jobs.as_ref(), &self.upload_config)
             .with_identity(self.identity.as_deref());
         token_api::handle(&ctx, event, mcpush_core::now_ms() / 1000).await
     }
 
     pub async fn reconcile(&self) -> Result<ReconcileStats, reconcile::ReconcileError> {
+        let _billed = self.billing.invocation("reconcile");
         let ctx = ReconcileContext::new(self.jobs.as_ref(), self.inspector.as_ref(), &self.reconcile_config);
         reconcile::handle(&ctx, mcpush_core::now_ms()).await
     }

@@ -106,6 +106,7 @@ pub struct WebSocketApi {
     pub(super) limits: Mutex<ConnectionLimits>,
     pub(super) throttles: std::sync::RwLock<Arc<Throttles>>,
     pub counters: Counters,
+    billing: Mutex<Arc<crate::aws::billing::Billing>>,
 }
 
 impl WebSocketApi {
@@ -121,7 +122,19 @@ impl WebSocketApi {
             limits: Mutex::new(ConnectionLimits::default()),
             throttles: std::sync::RwLock::new(Arc::new(Throttles::default())),
             counters: Counters::default(),
+            billing: Mutex::new(Arc::default()),
         })
+    }
+
+    /// Where its messages and connection minutes are billed (by default a meter of its own).
+    pub fn set_billing(&self, billing: Arc<crate::aws::billing::Billing>) {
+        if let Ok(mut meter) = self.billing.lock() {
+            *meter = billing;
+        }
+    }
+
+    pub(super) fn billing(&self) -> Arc<crate::aws::billing::Billing> {
+        self.billing.lock().map(|b| b.clone()).unwrap_or_default()
     }
 
     /// The idle timeout and maximum age of connections opened from now on.

@@ -95,6 +95,8 @@ async fn serve(
             },
         );
     }
+    let billing = api.billing();
+    billing.websocket_opened(&connection_id);
     let mut writer = tokio::spawn(async move {
         while let Some(out) = rx.recv().await {
             let result = match out {
@@ -155,6 +157,7 @@ async fn serve(
             too_big = true;
             break;
         }
+        billing.websocket_message(body.len());
         last_data = tokio::time::Instant::now();
         last_active_at.store(mcpush_core::now_ms(), Ordering::Relaxed);
         let route = api.route_for(&body);
@@ -177,6 +180,7 @@ async fn serve(
         let _ = tokio::time::timeout(std::time::Duration::from_secs(1), &mut writer).await;
     }
 
+    billing.websocket_closed(&connection_id);
     // Still registered means the client left on its own: API Gateway runs $disconnect.
     let was_registered = api.connections.lock().ok().and_then(|mut c| c.remove(&connection_id)).is_some();
     writer.abort();

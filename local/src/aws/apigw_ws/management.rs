@@ -99,6 +99,7 @@ fn respond(api: &Arc<WebSocketApi>, id: &str, method: axum::http::Method, body: 
             }
             if sent == Some(Some(true)) {
                 api.counters.delivered.fetch_add(1, Ordering::Relaxed);
+                api.billing().websocket_message(size);
                 StatusCode::OK.into_response()
             } else {
                 api.counters.gone.fetch_add(1, Ordering::Relaxed);
