@@ -65,14 +65,22 @@ pub fn local(base: &str, options: Options) -> Local {
     if options.retention.is_some() {
         tokio::spawn(run::triggers::sweep_expired(Arc::downgrade(&jobs), run::triggers::TTL_SWEEP_INTERVAL));
     }
-    assemble(base, options, jobs, Arc::new(MemorySubscriptionStore::default()), Feed::Embedded(feed))
+    let billing = Arc::new(aws::billing::Billing::default());
+    assemble(base, options, jobs, Arc::new(MemorySubscriptionStore::default()), Feed::Embedded(feed), billing)
 }
 
 /// The pipeline on a DynamoDB API at `endpoint`: creates missing tables (status table with its
 /// stream, job-id table, subscriptions table with index and TTL) and polls the status table's
-/// stream. Credentials as [`sdk_config_for`] says (throwaway ones for moto on loopback).
+/// stream. Credentials as [`sdk_config_for`] says (throwaway ones for moto on loopback). On a
+/// loopback endpoint (moto, DynamoDB Local) the calls go through the DynamoDB meter
+/// ([`aws::dynamodb_meter`]), which bills their request units as DynamoDB would.
 pub async fn local_dynamodb(base: &str, options: Options, endpoint: &str) -> Result<Local, Box<dyn std::error::Error>> {
-    let sdk = sdk_config_for(Some(endpoint)).await;
+    let billing = Arc::new(aws::billing::Billing::default());
+    let metered = match sdk::is_loopback(endpoint) {
+        true => aws::dynamodb_meter::DynamoDbMeter::start(endpoint, billing.clone()).await?,
+        false => endpoint.to_owned(),
+    };
+    let sdk = sdk_config_for(Some(&metered)).await;
     let client = aws_sdk_dynamodb::Client::new(&sdk);
     let tables = options.tables.clone();
     ensure_tables(&client, &tables).await?;
@@ -83,7 +91,8 @@ pub async fn local_dynamodb(base: &str, options: Options, endpoint: &str) -> Res
     let push = aws::stream::StreamPoller::open(&client, streams.clone(), &tables.status, batch_size).await?;
     let events = aws::stream::StreamPoller::open(&client, streams, &tables.status, batch_size).await?;
     let jobs = DynamoJobStore::new(client, tables).with_retention(options.retention);
-    Ok(assemble(base, options, Arc::new(jobs), Arc::new(subscriptions), Feed::DynamoDbStreams { push, events }))
+    let feed = Feed::DynamoDbStreams { push, events };
+    Ok(assemble(base, options, Arc::new(jobs), Arc::new(subscriptions), feed, billing))
 }
 
 /// Wires the handlers, the WebSocket emulator, the simulated S3 and MediaConvert, and the feed
@@ -94,6 +103,7 @@ pub fn assemble(
     jobs: Arc<dyn JobStore>,
     subscriptions: Arc<dyn SubscriptionStore>,
     feed: Feed,
+    billing: Arc<aws::billing::Billing>,
 ) -> Local {
     // Outputs are served by the local S3 unless OUTPUT_BASE_URL says otherwise.
     let outputs_bucket = options.create_job.destination.render(&options.upload.bucket, "k");
@@ -113,7 +123,6 @@ pub fn assemble(
         .build();
     let mediaconvert = aws_sdk_mediaconvert::Client::from_conf(mediaconvert);
     let creator = MediaConvertJobCreator::new(mediaconvert.clone(), options.create_job.clone());
-    let billing = Arc::new(aws::billing::Billing::default());
     let event_bus = aws::eventbridge::LocalEventBus::new(&region, options.webhook.clone(), billing.clone());
     event_bus.set_fault_rate(options.eventbridge_fault_rate);
     let publisher = EventBridgePublisher::new(aws::eventbridge::local_client(base, &region), &options.event_bus);

@@ -9,12 +9,7 @@ pub async fn sdk_config_for(endpoint: Option<&str>) -> aws_config::SdkConfig {
     let mut loader = aws_config::defaults(BehaviorVersion::latest());
     let Some(endpoint) = endpoint else { return loader.load().await };
     loader = loader.endpoint_url(endpoint);
-    let loopback = reqwest::Url::parse(endpoint).ok().and_then(|u| {
-        u.host_str().map(|h| {
-            h == "localhost" || h.trim_matches(['[', ']']).parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
-        })
-    });
-    if loopback == Some(true) {
+    if is_loopback(endpoint) {
         if std::env::var_os("AWS_ACCESS_KEY_ID").is_none() && std::env::var_os("AWS_PROFILE").is_none() {
             loader = loader.credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
                 "local", "local", None, None, "local",
@@ -25,6 +20,13 @@ pub async fn sdk_config_for(endpoint: Option<&str>) -> aws_config::SdkConfig {
         }
     }
     loader.load().await
+}
+
+/// Whether `endpoint` is on this machine (`localhost` or a loopback address).
+pub fn is_loopback(endpoint: &str) -> bool {
+    reqwest::Url::parse(endpoint).ok().and_then(|u| u.host_str().map(str::to_owned)).is_some_and(|h| {
+        h == "localhost" || h.trim_matches(['[', ']']).parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+    })
 }
 
 /// Timeouts for the terminal tools' SDK clients: `wait` for the connection and for each attempt,

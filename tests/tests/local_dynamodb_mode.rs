@@ -17,6 +17,7 @@ async fn events_invoked_into_the_stack_reach_subscribers_through_the_dynamodb_st
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let options = Options { batch_window: Duration::from_millis(20), ..Options::default() };
+    let status_table = options.tables.status.clone();
     let stack = local_dynamodb(&base, options, &moto().endpoint).await.expect("stack on moto");
     let app = stack.router.clone();
     tokio::spawn(async move { axum::serve(listener, stack.router).await });
@@ -63,6 +64,15 @@ async fn events_invoked_into_the_stack_reach_subscribers_through_the_dynamodb_st
         .map(|e| (e["detail"]["previous_status"].as_str().unwrap_or("-"), e["detail"]["job_status"].as_str().unwrap()))
         .collect();
     assert_eq!(statuses, [("-", "PROGRESSING"), ("PROGRESSING", "COMPLETE")]);
+
+    // AND the DynamoDB meter in front of moto billed the status table at least a write unit per
+    // event, and the reads the subscriptions took
+    let request = Request::get("/_local/metrics").header("host", "127.0.0.1").body(Body::empty()).unwrap();
+    let body = axum::body::to_bytes(app.clone().oneshot(request).await.unwrap().into_body(), 1 << 20).await.unwrap();
+    let billing = serde_json::from_slice::<serde_json::Value>(&body).unwrap()["billing"].clone();
+    let written = billing["dynamodb_wru"][&status_table].as_f64().unwrap_or(0.0);
+    assert!(written >= mcpush_tests::HLS_JOB_EVENTS.len() as f64, "{billing:#}");
+    assert!(billing["dynamodb_rru"].as_object().is_some_and(|r| !r.is_empty()), "{billing:#}");
 }
 
 #[tokio::test]

@@ -2,7 +2,8 @@
 //! real SDK clients, browsers and the handlers' typed events work unchanged:
 //! - [`apigw_ws`]: the API Gateway WebSocket API (`/ws`) and its Management API
 //!   (`/@connections/{id}`);
-//! - [`billing`]: what AWS would bill for it all, counted as it runs;
+//! - [`billing`]: what AWS would bill for it all, counted as it runs; [`dynamodb_meter`]: the
+//!   request units of a DynamoDB API on loopback (moto), as DynamoDB computes them;
 //! - [`eventbridge`]: `PutEvents`, the events kept (`/_local/events`) and the webhook;
 //! - [`http_api`]: the HTTP API (`/media/*`) as payload v2 events;
 //! - [`invoke`]: the Lambda Invoke API, one table of functions;
@@ -13,6 +14,7 @@
 
 pub mod apigw_ws;
 pub mod billing;
+pub mod dynamodb_meter;
 pub mod eventbridge;
 pub mod http_api;
 pub mod invoke;
