@@ -193,6 +193,7 @@ fn sim_settings(env: &Env) -> Result<SimSettings, ConfigError> {
         template: defaults.template,
         region: env.var("AWS_REGION").or_else(|| env.var("AWS_DEFAULT_REGION")).unwrap_or(defaults.region),
         account: defaults.account,
+        transcode_seconds: defaults.transcode_seconds,
     })
 }
 

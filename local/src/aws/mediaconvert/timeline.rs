@@ -40,6 +40,9 @@ pub struct SimSettings {
     /// `AWS_REGION` (default `us-east-1`): the region in ARNs and events.
     pub region: String,
     pub account: String,
+    /// How long a transcode takes in MediaConvert's time, in seconds (default
+    /// [`TRANSCODE_SECONDS`]; the cost bench models 10-minute jobs).
+    pub transcode_seconds: f64,
 }
 
 impl Default for SimSettings {
@@ -53,13 +56,14 @@ impl Default for SimSettings {
             template: "local-hls".into(),
             region: "us-east-1".into(),
             account: "000000000000".into(),
+            transcode_seconds: TRANSCODE_SECONDS,
         }
     }
 }
 
 /// The MediaConvert time one `SIMULATOR_STEP_MS` stands for: the finest `StatusUpdateInterval`.
 pub const STEP_SECONDS: f64 = 10.0;
-/// How long a simulated transcode takes in MediaConvert's time.
+/// How long a simulated transcode takes in MediaConvert's time by default.
 pub const TRANSCODE_SECONDS: f64 = 60.0;
 
 /// One event of a job's timeline: when (in steps from CreateJob) and what.
@@ -214,18 +218,19 @@ impl MediaConvertSim {
         };
         let information = JobStateChange { input_details: Some(vec![probed]), ..JobStateChange::default() };
         events.push(Scheduled { at_step: after(&mut at, 1.0), event: event("INPUT_INFORMATION", information) });
-        // The transcode takes TRANSCODE_SECONDS of MediaConvert's time; it reports every interval.
+        // The transcode takes `transcode_seconds` of MediaConvert's time; it reports every interval.
+        let transcode_seconds = self.settings.transcode_seconds.max(STEP_SECONDS);
         let transcoding_from = at;
         let every = f64::from(interval.seconds());
         let mut reported = every;
-        while reported < TRANSCODE_SECONDS {
-            let share = reported / TRANSCODE_SECONDS;
+        while reported < transcode_seconds {
+            let share = reported / transcode_seconds;
             let update = phase("TRANSCODING", 5 + (share * 80.0) as u64, (share * 100.0) as u64);
             let at_step = transcoding_from + reported / STEP_SECONDS;
             events.push(Scheduled { at_step, event: event("STATUS_UPDATE", update) });
             reported += every;
         }
-        at = transcoding_from + TRANSCODE_SECONDS / STEP_SECONDS;
+        at = transcoding_from + transcode_seconds / STEP_SECONDS;
         events.push(Scheduled {
             at_step: after(&mut at, 1.0),
             event: event("STATUS_UPDATE", phase("UPLOADING", 95, 50)),

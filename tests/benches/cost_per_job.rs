@@ -1,0 +1,497 @@
+//! What a job costs, pushed and polled. N jobs run through the local stack on moto (the DynamoDB
+//! meter in front of it), each watched for its whole length by W browsers over the WebSocket and
+//! by one dashboard per 50 jobs (a folder, batched), with `STATUS_UPDATE_INTERVAL` at SECONDS_10
+//! and SECONDS_60; in the same run the same jobs are followed by REST polling every 2 s (the
+//! seed's design). The stack's `billing` counts are priced with `docs/cost/prices.csv`. Method and
+//! figures: `tests/benches/README.md`.
+//!
+//! A job is modelled as 10 minutes of MediaConvert's time (the simulator's transcode, each step one
+//! 10 s interval), run faster than real time; what real time would add is counted from the model:
+//! connection minutes (each watcher for the job's length, each dashboard for the run's), the JS
+//! client's keep-alive pings (every 5 min) and re-checks (every 30 s while subscribed), and the
+//! polls (the job's length ÷ 2 s per watcher), each of those priced at the cost its sample of real
+//! calls measured.
+//!
+//! `cargo bench -p mcpush-tests --bench cost_per_job [-- JOBS]` (default 200). Writes
+//! `tests/benches/cost-per-job.md` and `tests/benches/cost-per-job.svg`.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use futures::{SinkExt, StreamExt};
+use mcpush_core::config::StatusUpdateInterval;
+use mcpush_local::aws::billing::BillingCounts;
+use mcpush_local::aws::mediaconvert::SimSettings;
+use mcpush_local::{Local, Options, local_dynamodb};
+use mcpush_tests::{moto, unique_tables, workspace};
+use plotters::prelude::*;
+use serde_json::{Value, json};
+use tokio_tungstenite::tungstenite::Message;
+
+const JOB_SECONDS: f64 = 600.0;
+const POLL_SECONDS: f64 = 2.0;
+/// The JS client's `pingIntervalMs` and `recheckIntervalMs`.
+const PING_SECONDS: f64 = 300.0;
+const RECHECK_SECONDS: f64 = 30.0;
+const JOBS_PER_DASHBOARD: usize = 50;
+/// Real polls each poller makes per job, spread over it (their cost is scaled to the model's).
+const SAMPLED_POLLS: usize = 6;
+/// Jobs in flight at once: few, so that a function's measured duration is moto's per-call latency
+/// (a few ms, DynamoDB's order) rather than its queue.
+const JOBS_AT_ONCE: usize = 4;
+
+/// One priced line: what, how many per job, dollars per million jobs.
+#[derive(Clone, Debug)]
+struct Line {
+    item: String,
+    per_job: f64,
+    usd_per_million_jobs: f64,
+}
+
+/// The list prices (`docs/cost/prices.csv`), by item.
+struct Prices(BTreeMap<String, f64>);
+
+impl Prices {
+    fn load() -> Self {
+        let text = std::fs::read_to_string(workspace().join("docs/cost/prices.csv")).expect("docs/cost/prices.csv");
+        let mut prices = BTreeMap::new();
+        for line in text.lines().filter(|l| !l.starts_with('#')).skip(1) {
+            // service,item,unit,usd,region,read,source (items may be quoted and hold commas)
+            let mut fields = Vec::new();
+            let (mut field, mut quoted) = (String::new(), false);
+            for c in line.chars() {
+                match c {
+                    '"' => quoted = !quoted,
+                    ',' if !quoted => fields.push(std::mem::take(&mut field)),
+                    c => field.push(c),
+                }
+            }
+            fields.push(field);
+            let usd: f64 = fields[3].parse().unwrap_or_else(|_| panic!("a price in {line}"));
+            prices.insert(format!("{}/{}", fields[0], fields[1]), usd);
+        }
+        Prices(prices)
+    }
+
+    fn of(&self, prefix: &str) -> f64 {
+        let found: Vec<_> = self.0.iter().filter(|(k, _)| k.starts_with(prefix)).collect();
+        assert_eq!(found.len(), 1, "one price for {prefix}: {found:?}");
+        *found[0].1
+    }
+}
+
+/// Each function's memory (MB), as infra/template.yaml gives it (by its CodeUri).
+fn memory_mb() -> BTreeMap<String, f64> {
+    let template = std::fs::read_to_string(workspace().join("infra/template.yaml")).expect("the template");
+    let mut memory = BTreeMap::new();
+    let mut size = None;
+    for line in template.lines() {
+        let line = line.trim();
+        if let Some(mb) = line.strip_prefix("MemorySize:") {
+            size = mb.trim().parse::<f64>().ok();
+        }
+        if let Some(uri) = line.strip_prefix("CodeUri: ../functions/")
+            && let Some(mb) = size.take()
+        {
+            memory.insert(uri.trim().to_owned(), mb);
+        }
+    }
+    memory
+}
+
+/// A stack on moto with fresh tables; answers its URL, the stack and its status table's name.
+async fn stack(label: &str, interval: &str) -> (String, Local, String) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("a port");
+    let base = format!("http://{}", listener.local_addr().expect("its address"));
+    let mut options = Options {
+        batch_window: Duration::from_millis(50),
+        s3_dir: workspace().join(format!("target/bench-cost/{label}-{}-{}", std::process::id(), fastrand::u32(..))),
+        simulator: SimSettings {
+            step: Duration::from_millis(25),
+            transcode_seconds: JOB_SECONDS,
+            ..SimSettings::default()
+        },
+        reconcile_every: Duration::from_secs(24 * 3600),
+        ..Options::default()
+    };
+    options.tables = unique_tables(label);
+    let status_table = options.tables.status.clone();
+    options.subscriptions_table = format!("{}-subscriptions", options.tables.status);
+    options.create_job.status_update_interval = StatusUpdateInterval::parse(interval).expect("an interval");
+    let local = local_dynamodb(&base, options, &moto().endpoint).await.expect("the stack on moto");
+    let router = local.router.clone();
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    (base, local, status_table)
+}
+
+/// What a browser does to upload: the grant (its cost), then the object under `key`.
+async fn upload(http: &reqwest::Client, base: &str, key: &str) {
+    let grant = json!({"file_name": "clip.mp4", "content_type": "video/mp4", "size": 1000});
+    let answer = http
+        .post(format!("{base}/media/uploads"))
+        .header("content-type", "application/json")
+        .body(grant.to_string())
+        .send()
+        .await
+        .expect("the grant");
+    assert!(answer.status().is_success());
+    let put = http.put(format!("{base}/s3/uploads/{key}")).body(vec![7u8; 1000]).send().await.expect("the PUT");
+    assert!(put.status().is_success());
+}
+
+type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+async fn subscribe(base: &str, subscription: Value) -> Socket {
+    let url = format!("{}/ws", base.replace("http://", "ws://"));
+    let (mut socket, _) = tokio_tungstenite::connect_async(url).await.expect("a connection");
+    socket.send(Message::text(subscription.to_string())).await.expect("subscribe");
+    loop {
+        let frame = socket.next().await.expect("an answer").expect("a frame");
+        if let Message::Text(text) = frame {
+            let message: Value = serde_json::from_str(&text).expect("json");
+            if message["type"] == "subscribed" {
+                return socket;
+            }
+            assert_ne!(message["type"], "error", "{message}");
+        }
+    }
+}
+
+/// Reads until `done` COMPLETE states were seen (in `status` or `statuses` messages), then closes.
+async fn until_complete(mut socket: Socket, done: usize) {
+    let mut seen = 0;
+    while seen < done {
+        let frame = tokio::time::timeout(Duration::from_secs(600), socket.next()).await.expect("in time");
+        let Some(Ok(Message::Text(text))) = frame else { panic!("the socket closed early") };
+        let message: Value = serde_json::from_str(&text).expect("json");
+        let states = match message["type"].as_str() {
+            Some("statuses") => message["updates"].as_array().cloned().unwrap_or_default(),
+            Some("status") => vec![message],
+            _ => Vec::new(),
+        };
+        seen += states.iter().filter(|s| s["job_status"] == "COMPLETE").count();
+    }
+    let _ = socket.close(None).await;
+}
+
+/// Polls `key`'s status until COMPLETE, `SAMPLED_POLLS` times at most before it; answers the polls made.
+async fn poll_until_complete(http: &reqwest::Client, base: &str, key: &str) -> u64 {
+    let mut polls = 0;
+    loop {
+        let url = reqwest::Url::parse_with_params(&format!("{base}/media/status"), [("input_file", key)]).unwrap();
+        let text = http.get(url).send().await.expect("a poll").text().await.unwrap_or_default();
+        let answer: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+        polls += 1;
+        if answer["job_status"] == "COMPLETE" {
+            return polls;
+        }
+        assert!(polls < 600, "{key} did not complete within 600 polls");
+        let pause = if polls < SAMPLED_POLLS as u64 { 300 } else { 1000 };
+        tokio::time::sleep(Duration::from_millis(pause)).await;
+    }
+}
+
+/// A table's role (`status`, `job-id`, `subscriptions`) instead of the run's own name.
+fn role(name: &str) -> String {
+    let (table, index) = name.split_once("/index/").map_or((name, None), |(t, i)| (t, Some(i)));
+    let table = if table.ends_with("-subscriptions") {
+        "subscriptions"
+    } else if table.contains("-jobid-") {
+        "job-id"
+    } else {
+        "status"
+    };
+    index.map_or_else(|| table.to_owned(), |i| format!("{table}/index/{i}"))
+}
+
+/// The measured counts, per job.
+fn per_job(counts: &BillingCounts, jobs: usize) -> BTreeMap<String, f64> {
+    let n = jobs as f64;
+    let mut out = BTreeMap::new();
+    for (function, requests) in &counts.lambda_requests {
+        out.insert(format!("lambda_requests/{function}"), *requests as f64 / n);
+    }
+    for (function, ms) in &counts.lambda_billed_ms {
+        out.insert(format!("lambda_billed_ms/{function}"), *ms as f64 / n);
+    }
+    for (name, units) in &counts.dynamodb_wru {
+        *out.entry(format!("dynamodb_wru/{}", role(name))).or_default() += units / n;
+    }
+    for (name, units) in &counts.dynamodb_rru {
+        *out.entry(format!("dynamodb_rru/{}", role(name))).or_default() += units / n;
+    }
+    out.insert("websocket_messages".into(), counts.websocket_messages as f64 / n);
+    out.insert("http_api_requests".into(), counts.http_api_requests as f64 / n);
+    out.insert("eventbridge_events".into(), counts.eventbridge_events as f64 / n);
+    out.insert("s3_requests".into(), counts.s3_requests as f64 / n);
+    out.insert("mediaconvert_requests".into(), counts.mediaconvert_requests as f64 / n);
+    out
+}
+
+/// One REST poll's cost (counts per poll), from a polling run's status-api share.
+fn per_poll(counts: &BillingCounts, polls: u64, status_table: &str) -> BTreeMap<String, f64> {
+    let p = polls as f64;
+    BTreeMap::from([
+        ("http_api_requests".to_owned(), 1.0),
+        ("lambda_requests/status-api".to_owned(), 1.0),
+        (
+            "lambda_billed_ms/status-api".to_owned(),
+            counts.lambda_billed_ms.get("status-api").copied().unwrap_or(0) as f64 / p,
+        ),
+        ("dynamodb_rru/status".to_owned(), counts.dynamodb_rru.get(status_table).copied().unwrap_or(0.0) / p),
+    ])
+}
+
+fn add(into: &mut BTreeMap<String, f64>, what: &BTreeMap<String, f64>, times: f64) {
+    for (k, v) in what {
+        *into.entry(k.clone()).or_default() += v * times;
+    }
+}
+
+/// The per-job counts priced: one line per item.
+fn price(counts: &BTreeMap<String, f64>, prices: &Prices, memory: &BTreeMap<String, f64>) -> Vec<Line> {
+    let m = 1_000_000.0;
+    let mut lines = Vec::new();
+    let mut line = |item: String, per_job: f64, unit_price: f64| {
+        if per_job > 0.0 {
+            lines.push(Line { item, per_job, usd_per_million_jobs: per_job * unit_price * m });
+        }
+    };
+    for (key, value) in counts {
+        let (kind, name) = key.split_once('/').unwrap_or((key.as_str(), ""));
+        match kind {
+            "lambda_requests" => line(format!("Lambda requests: {name}"), *value, prices.of("lambda/requests")),
+            "lambda_billed_ms" => {
+                let gb = memory.get(name).copied().unwrap_or(256.0) / 1024.0;
+                line(
+                    format!("Lambda GB-s: {name} ({value:.1} ms)"),
+                    value / 1000.0 * gb,
+                    prices.of("lambda/duration arm64"),
+                );
+            }
+            "dynamodb_wru" => line(format!("DynamoDB WRU: {name}"), *value, prices.of("dynamodb/on-demand write")),
+            "dynamodb_rru" => line(format!("DynamoDB RRU: {name}"), *value, prices.of("dynamodb/on-demand read")),
+            "websocket_messages" => {
+                line("WebSocket messages".into(), *value, prices.of("apigateway/WebSocket messages"))
+            }
+            "websocket_connection_minutes" => {
+                line("WebSocket connection minutes".into(), *value, prices.of("apigateway/WebSocket connection"))
+            }
+            "http_api_requests" => line("HTTP API requests".into(), *value, prices.of("apigateway/HTTP API")),
+            "eventbridge_events" => line("EventBridge events".into(), *value, prices.of("eventbridge/custom events")),
+            "s3_requests" => line("S3 PUT/POST requests".into(), *value, prices.of("s3/PUT")),
+            "mediaconvert_requests" => line("MediaConvert API requests".into(), *value, prices.of("mediaconvert/")),
+            _ => {}
+        }
+    }
+    lines
+}
+
+/// One configuration's result.
+struct Outcome {
+    label: String,
+    push: Vec<Line>,
+    poll: Vec<Line>,
+}
+
+fn total(lines: &[Line]) -> f64 {
+    lines.iter().map(|l| l.usd_per_million_jobs).sum()
+}
+
+/// Counts per job of one configuration: pushed and polled.
+type Measured = (BTreeMap<String, f64>, BTreeMap<String, f64>);
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with("--bench")).collect();
+    // A configuration runs in a child process, so a finished stack's tasks end with it.
+    if args.first().map(String::as_str) == Some("--one") {
+        let (interval, watchers, jobs) = (args[1].clone(), args[2].parse().unwrap(), args[3].parse().unwrap());
+        let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("a runtime");
+        let (push, poll) = runtime.block_on(measure(&interval, watchers, jobs));
+        println!("{}", json!({"push": push, "poll": poll}));
+        return;
+    }
+    let jobs: usize = args.iter().find_map(|a| a.parse().ok()).unwrap_or(200);
+    let (prices, memory) = (Prices::load(), memory_mb());
+    let mut outcomes = Vec::new();
+    for interval in ["SECONDS_10", "SECONDS_60"] {
+        for watchers in [1usize, 5] {
+            let label = format!("{interval}, {watchers} watcher{}", if watchers == 1 { "" } else { "s" });
+            eprintln!("{label}: {jobs} jobs polled, then pushed");
+            let output = std::process::Command::new(std::env::current_exe().expect("the bench"))
+                .args(["--one", interval, &watchers.to_string(), &jobs.to_string()])
+                .stderr(std::process::Stdio::inherit())
+                .output()
+                .expect("the configuration runs");
+            assert!(output.status.success(), "{label} failed");
+            let line = String::from_utf8_lossy(&output.stdout);
+            let measured: Value = serde_json::from_str(line.lines().last().unwrap_or_default()).expect("its counts");
+            let counts = |v: &Value| -> BTreeMap<String, f64> { serde_json::from_value(v.clone()).expect("counts") };
+            outcomes.push(Outcome {
+                label,
+                push: price(&counts(&measured["push"]), &prices, &memory),
+                poll: price(&counts(&measured["poll"]), &prices, &memory),
+            });
+        }
+    }
+    report(&outcomes, jobs);
+}
+
+/// One configuration: its jobs polled, then pushed, each on a fresh stack; answers the counts per job.
+async fn measure(interval: &str, watchers: usize, jobs: usize) -> Measured {
+    let http = reqwest::Client::new();
+    // Polling: each watcher polls its job until COMPLETE (a sample), then scaled to the model.
+    let (base, local, status_table) = stack("cost-poll", interval).await;
+    let polled = futures::stream::iter((0..jobs).map(|i| {
+        let (http, base) = (http.clone(), base.clone());
+        async move {
+            let key = format!("poll/job{i}.mp4");
+            upload(&http, &base, &key).await;
+            let polls = futures::future::join_all((0..watchers).map(|_| poll_until_complete(&http, &base, &key))).await;
+            polls.iter().sum::<u64>()
+        }
+    }))
+    .buffer_unordered(JOBS_AT_ONCE)
+    .collect::<Vec<u64>>()
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let counts = local.billing.snapshot();
+    let polls: u64 = polled.iter().sum();
+    let poll_cost = per_poll(&counts, polls, &status_table);
+    // the sampled polls replaced by the model's: the job's length ÷ 2 s per watcher
+    let mut polling = per_job(&counts, jobs);
+    add(&mut polling, &poll_cost, -(polls as f64) / jobs as f64);
+    add(&mut polling, &poll_cost, watchers as f64 * JOB_SECONDS / POLL_SECONDS);
+    drop(local);
+
+    let (base, local, _) = stack("cost-push", interval).await;
+    let dashboards = jobs.div_ceil(JOBS_PER_DASHBOARD);
+    let boards = futures::future::join_all((0..dashboards).map(|d| {
+        let base = base.clone();
+        async move {
+            let socket =
+                subscribe(&base, json!({"action": "subscribe", "prefix": format!("push/d{d}/"), "batch": true})).await;
+            let mine = (0..jobs).filter(|i| i / JOBS_PER_DASHBOARD == d).count();
+            (socket, mine)
+        }
+    }))
+    .await;
+    let boards: Vec<_> = boards.into_iter().map(|(socket, mine)| tokio::spawn(until_complete(socket, mine))).collect();
+    futures::stream::iter((0..jobs).map(|i| {
+        let (http, base) = (http.clone(), base.clone());
+        async move {
+            let key = format!("push/d{}/job{i}.mp4", i / JOBS_PER_DASHBOARD);
+            let sockets = futures::future::join_all(
+                (0..watchers).map(|_| subscribe(&base, json!({"action": "subscribe", "input_file": key}))),
+            )
+            .await;
+            upload(&http, &base, &key).await;
+            futures::future::join_all(sockets.into_iter().map(|s| until_complete(s, 1))).await;
+        }
+    }))
+    .buffer_unordered(JOBS_AT_ONCE)
+    .collect::<Vec<()>>()
+    .await;
+    for board in boards {
+        board.await.expect("a dashboard");
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let counts = local.billing.snapshot();
+    let mut pushing = per_job(&counts, jobs);
+    // what real time adds: connection minutes, keep-alive pings (ping + pong, a ws-message
+    // each) and the client's re-checks (a poll each, priced as the polling run measured)
+    let minutes = watchers as f64 * JOB_SECONDS / 60.0 + dashboards as f64 * JOB_SECONDS / 60.0 / jobs as f64;
+    pushing.insert("websocket_connection_minutes".into(), minutes);
+    let pings = (watchers as f64 + dashboards as f64 / jobs as f64) * (JOB_SECONDS / PING_SECONDS).floor();
+    let ws_message_ms = counts.lambda_billed_ms.get("ws-message").copied().unwrap_or(0) as f64
+        / counts.lambda_requests.get("ws-message").copied().unwrap_or(1).max(1) as f64;
+    add(
+        &mut pushing,
+        &BTreeMap::from([
+            ("websocket_messages".to_owned(), 2.0),
+            ("lambda_requests/ws-message".to_owned(), 1.0),
+            ("lambda_billed_ms/ws-message".to_owned(), ws_message_ms),
+        ]),
+        pings,
+    );
+    add(&mut pushing, &poll_cost, watchers as f64 * (JOB_SECONDS / RECHECK_SECONDS).floor());
+    drop(local);
+    (pushing, polling)
+}
+
+fn report(outcomes: &[Outcome], jobs: usize) {
+    let mut md = String::new();
+    writeln!(md, "<!-- written by `cargo bench -p mcpush-tests --bench cost_per_job -- {jobs}` -->").unwrap();
+    writeln!(md, "{jobs} jobs of 10 minutes each per configuration, priced with docs/cost/prices.csv (us-east-1).\n")
+        .unwrap();
+    writeln!(md, "| configuration | push $ / M jobs | poll $ / M jobs | push ÷ poll |").unwrap();
+    writeln!(md, "|---|---:|---:|---:|").unwrap();
+    for o in outcomes {
+        let (push, poll) = (total(&o.push), total(&o.poll));
+        writeln!(md, "| {} | {push:.2} | {poll:.2} | {:.3} |", o.label, push / poll).unwrap();
+    }
+    for o in outcomes {
+        writeln!(md, "\n### {}\n", o.label).unwrap();
+        writeln!(md, "| item | push per job | push $ / M jobs | poll per job | poll $ / M jobs |").unwrap();
+        writeln!(md, "|---|---:|---:|---:|---:|").unwrap();
+        let mut items: Vec<&String> = o.push.iter().chain(&o.poll).map(|l| &l.item).collect();
+        items.sort();
+        items.dedup();
+        let find = |lines: &[Line], item: &str| {
+            lines.iter().find(|l| l.item == item).map_or((0.0, 0.0), |l| (l.per_job, l.usd_per_million_jobs))
+        };
+        for item in items {
+            let ((a, b), (c, d)) = (find(&o.push, item), find(&o.poll, item));
+            writeln!(md, "| {item} | {a:.3} | {b:.2} | {c:.3} | {d:.2} |").unwrap();
+        }
+        writeln!(md, "| **total** | | **{:.2}** | | **{:.2}** |", total(&o.push), total(&o.poll)).unwrap();
+    }
+    let out = workspace().join("tests/benches");
+    std::fs::write(out.join("cost-per-job.md"), &md).expect("the write-up");
+    print!("{md}");
+    plot(outcomes, &out.join("cost-per-job.svg"));
+}
+
+fn plot(outcomes: &[Outcome], path: &std::path::Path) {
+    let root = SVGBackend::new(path, (820, 420)).into_drawing_area();
+    root.fill(&WHITE).expect("plot");
+    let top = outcomes.iter().map(|o| total(&o.poll).max(total(&o.push))).fold(1.0, f64::max) * 1.15;
+    let mut chart = ChartBuilder::on(&root)
+        .caption("$ per million jobs: WebSocket push against 2 s polling", ("sans-serif", 16))
+        .margin(10)
+        .x_label_area_size(40)
+        .y_label_area_size(60)
+        .build_cartesian_2d(0.0..(outcomes.len() as f64), 0.0..top)
+        .expect("plot");
+    let labels: Vec<String> = outcomes.iter().map(|o| o.label.clone()).collect();
+    chart
+        .configure_mesh()
+        .x_labels(outcomes.len() * 2 + 1)
+        .x_label_formatter(&|x| {
+            let i = x.floor() as usize;
+            if (x - x.floor() - 0.5).abs() < 0.01 { labels.get(i).cloned().unwrap_or_default() } else { String::new() }
+        })
+        .y_desc("$ per million jobs")
+        .draw()
+        .expect("plot");
+    for (i, o) in outcomes.iter().enumerate() {
+        let x = i as f64;
+        let bars = [(x + 0.1, x + 0.45, total(&o.push), BLUE), (x + 0.55, x + 0.9, total(&o.poll), RED)];
+        for (from, to, value, color) in bars {
+            chart.draw_series([Rectangle::new([(from, 0.0), (to, value)], color.filled())]).expect("plot");
+        }
+    }
+    chart
+        .draw_series([Rectangle::new([(0.0, 0.0), (0.0, 0.0)], BLUE.filled())])
+        .expect("plot")
+        .label("push")
+        .legend(|(x, y)| Rectangle::new([(x, y - 5), (x + 12, y + 5)], BLUE.filled()));
+    chart
+        .draw_series([Rectangle::new([(0.0, 0.0), (0.0, 0.0)], RED.filled())])
+        .expect("plot")
+        .label("poll every 2 s")
+        .legend(|(x, y)| Rectangle::new([(x, y - 5), (x + 12, y + 5)], RED.filled()));
+    chart.configure_series_labels().border_style(BLACK).background_style(WHITE).draw().expect("plot");
+    root.present().expect("plot");
+}
