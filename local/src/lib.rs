@@ -76,9 +76,10 @@ pub fn local(base: &str, options: Options) -> Local {
 /// ([`aws::dynamodb_meter`]), which bills their request units as DynamoDB would.
 pub async fn local_dynamodb(base: &str, options: Options, endpoint: &str) -> Result<Local, Box<dyn std::error::Error>> {
     let billing = Arc::new(aws::billing::Billing::default());
-    let metered = match sdk::is_loopback(endpoint) {
-        true => aws::dynamodb_meter::DynamoDbMeter::start(endpoint, billing.clone()).await?,
-        false => endpoint.to_owned(),
+    let metered = if sdk::is_loopback(endpoint) {
+        aws::dynamodb_meter::DynamoDbMeter::start(endpoint, billing.clone()).await?
+    } else {
+        endpoint.to_owned()
     };
     let sdk = sdk_config_for(Some(&metered)).await;
     let client = aws_sdk_dynamodb::Client::new(&sdk);

@@ -237,7 +237,7 @@ impl DynamoDbMeter {
         Ok(Answer { status, headers, body: response.bytes().await? })
     }
 
-    /// DynamoDB's `target` operation with the caller's headers.
+    /// DynamoDB's `target` operation with the caller's headers (the meter's own calls).
     async fn call(&self, target: &str, headers: &HeaderMap, body: Bytes) -> Result<Answer, reqwest::Error> {
         let mut headers = headers.clone();
         if let Ok(value) = HeaderValue::from_str(&format!("{TARGET_PREFIX}{target}")) {
@@ -296,7 +296,7 @@ impl DynamoDbMeter {
                     None => schema.key_of(request["Item"].as_object().unwrap_or(&Map::new())),
                 };
                 let before = self.image(&table, &key, headers).await;
-                let answer = self.call(operation, headers, body).await?;
+                let answer = self.forward(headers, body).await?;
                 let failed = answer.condition_failed();
                 if answer.status.is_success() || failed {
                     let after = match (operation, failed) {
@@ -326,7 +326,7 @@ impl DynamoDbMeter {
                         writes.push((table.clone(), schema.clone(), write, before, after));
                     }
                 }
-                let answer = self.call(operation, headers, body).await?;
+                let answer = self.forward(headers, body).await?;
                 if answer.status.is_success() {
                     let unprocessed = answer.json()["UnprocessedItems"].clone();
                     for (table, schema, write, before, after) in writes {
@@ -339,7 +339,7 @@ impl DynamoDbMeter {
                 Ok(answer)
             }
             "GetItem" => {
-                let answer = self.call(operation, headers, body).await?;
+                let answer = self.forward(headers, body).await?;
                 if answer.status.is_success() {
                     let size = answer.json()["Item"].as_object().map_or(0, item_size);
                     self.bill_read(&table, None, read_units(size, request["ConsistentRead"] == true));
@@ -347,7 +347,7 @@ impl DynamoDbMeter {
                 Ok(answer)
             }
             "BatchGetItem" => {
-                let answer = self.call(operation, headers, body).await?;
+                let answer = self.forward(headers, body).await?;
                 if answer.status.is_success() {
                     let answered = answer.json();
                     for (table, asked) in request["RequestItems"].as_object().cloned().unwrap_or_default() {
@@ -364,7 +364,7 @@ impl DynamoDbMeter {
                 Ok(answer)
             }
             "Query" | "Scan" => {
-                let answer = self.call(operation, headers, body).await?;
+                let answer = self.forward(headers, body).await?;
                 if answer.status.is_success() {
                     let items = answer.json()["Items"].as_array().cloned().unwrap_or_default();
                     let size = items.iter().map(|i| i.as_object().map_or(0, item_size)).sum();
@@ -377,9 +377,9 @@ impl DynamoDbMeter {
                 if let Ok(mut schemas) = self.schemas.lock() {
                     schemas.remove(&table);
                 }
-                self.call(operation, headers, body).await
+                self.forward(headers, body).await
             }
-            _ => self.call(operation, headers, body).await,
+            _ => self.forward(headers, body).await,
         }
     }
 }
