@@ -148,8 +148,7 @@ fn cli_upload(bin: &Path, base: &str, file: &Path, state: &Path, log: &Path) -> 
 fn cli_parts(log: &Path) -> (u64, u64) {
     let text = std::fs::read_to_string(log).unwrap();
     let line = text.lines().find(|l| l.starts_with("uploaded ")).unwrap_or_else(|| panic!("the CLI failed:\n{text}"));
-    let numbers: Vec<u64> =
-        line.split(['(', ' ', ',']).filter_map(|w| w.parse().ok()).collect::<Vec<_>>().into_iter().take(2).collect();
+    let numbers: Vec<u64> = line.split(['(', ' ', ',']).filter_map(|w| w.parse().ok()).take(2).collect();
     (numbers[0], numbers[1])
 }
 
