@@ -38,8 +38,11 @@ const JOBS_PER_DASHBOARD: usize = 50;
 /// Real polls each poller makes per job, spread over it (their cost is scaled to the model's).
 const SAMPLED_POLLS: usize = 6;
 /// Jobs in flight at once: few, so that a function's measured duration is moto's per-call latency
-/// (a few ms, DynamoDB's order) rather than its queue.
-const JOBS_AT_ONCE: usize = 4;
+/// rather than its queue, and most stream batches hold one job's record, as at a modest volume.
+const JOBS_AT_ONCE: usize = 2;
+/// The simulator's step (one update interval): longer than the stream's polling period (250 ms),
+/// so a job's records reach progress-push in batches of their own, as in real time.
+const STEP: Duration = Duration::from_millis(300);
 
 /// One priced line: what, how many per job, dollars per million jobs.
 #[derive(Clone, Debug)]
@@ -81,48 +84,44 @@ impl Prices {
     }
 }
 
-/// Each function's memory (MB), as infra/template.yaml gives it (by its CodeUri).
+/// Each function's memory (MB), as infra/template.yaml gives it (the `MemorySize` after its `CodeUri`).
 fn memory_mb() -> BTreeMap<String, f64> {
     let template = std::fs::read_to_string(workspace().join("infra/template.yaml")).expect("the template");
     let mut memory = BTreeMap::new();
-    let mut size = None;
-    for line in template.lines() {
-        let line = line.trim();
-        if let Some(mb) = line.strip_prefix("MemorySize:") {
-            size = mb.trim().parse::<f64>().ok();
+    let mut function = None;
+    for line in template.lines().map(str::trim) {
+        if let Some(uri) = line.strip_prefix("CodeUri: ../functions/") {
+            function = Some(uri.trim().to_owned());
         }
-        if let Some(uri) = line.strip_prefix("CodeUri: ../functions/")
-            && let Some(mb) = size.take()
+        if let Some(mb) = line.strip_prefix("MemorySize:")
+            && let Some(function) = function.take()
         {
-            memory.insert(uri.trim().to_owned(), mb);
+            memory.insert(function, mb.trim().parse::<f64>().expect("a MemorySize"));
         }
     }
+    assert!(memory.len() >= 12, "every function's memory: {memory:?}");
     memory
 }
 
-/// A stack on moto with fresh tables; answers its URL, the stack and its status table's name.
-async fn stack(label: &str, interval: &str) -> (String, Local, String) {
+/// A stack on moto with fresh tables; answers its URL and the stack.
+async fn stack(label: &str, interval: &str) -> (String, Local) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("a port");
     let base = format!("http://{}", listener.local_addr().expect("its address"));
     let mut options = Options {
-        batch_window: Duration::from_millis(50),
+        // Lambda polls a stream's shards about 4 times a second
+        batch_window: Duration::from_millis(250),
         s3_dir: workspace().join(format!("target/bench-cost/{label}-{}-{}", std::process::id(), fastrand::u32(..))),
-        simulator: SimSettings {
-            step: Duration::from_millis(25),
-            transcode_seconds: JOB_SECONDS,
-            ..SimSettings::default()
-        },
+        simulator: SimSettings { step: STEP, transcode_seconds: JOB_SECONDS, ..SimSettings::default() },
         reconcile_every: Duration::from_secs(24 * 3600),
         ..Options::default()
     };
     options.tables = unique_tables(label);
-    let status_table = options.tables.status.clone();
     options.subscriptions_table = format!("{}-subscriptions", options.tables.status);
     options.create_job.status_update_interval = StatusUpdateInterval::parse(interval).expect("an interval");
     let local = local_dynamodb(&base, options, &moto().endpoint).await.expect("the stack on moto");
     let router = local.router.clone();
     tokio::spawn(async move { axum::serve(listener, router).await });
-    (base, local, status_table)
+    (base, local)
 }
 
 /// What a browser does to upload: the grant (its cost), then the object under `key`.
@@ -175,15 +174,19 @@ async fn until_complete(mut socket: Socket, done: usize) {
     let _ = socket.close(None).await;
 }
 
+/// One REST poll of `key`'s status; answers its `job_status`.
+async fn poll(http: &reqwest::Client, base: &str, key: &str) -> Value {
+    let url = reqwest::Url::parse_with_params(&format!("{base}/media/status"), [("input_file", key)]).expect("a URL");
+    let text = http.get(url).send().await.expect("a poll").text().await.unwrap_or_default();
+    serde_json::from_str::<Value>(&text).unwrap_or(Value::Null)["job_status"].clone()
+}
+
 /// Polls `key`'s status until COMPLETE, `SAMPLED_POLLS` times at most before it; answers the polls made.
 async fn poll_until_complete(http: &reqwest::Client, base: &str, key: &str) -> u64 {
     let mut polls = 0;
     loop {
-        let url = reqwest::Url::parse_with_params(&format!("{base}/media/status"), [("input_file", key)]).unwrap();
-        let text = http.get(url).send().await.expect("a poll").text().await.unwrap_or_default();
-        let answer: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
         polls += 1;
-        if answer["job_status"] == "COMPLETE" {
+        if poll(http, base, key).await == "COMPLETE" {
             return polls;
         }
         assert!(polls < 600, "{key} did not complete within 600 polls");
@@ -205,9 +208,8 @@ fn role(name: &str) -> String {
     index.map_or_else(|| table.to_owned(), |i| format!("{table}/index/{i}"))
 }
 
-/// The measured counts, per job.
-fn per_job(counts: &BillingCounts, jobs: usize) -> BTreeMap<String, f64> {
-    let n = jobs as f64;
+/// The counts as one flat map (`lambda_requests/status-api`, `dynamodb_wru/status`, …), divided by `n`.
+fn per(counts: &BillingCounts, n: f64) -> BTreeMap<String, f64> {
     let mut out = BTreeMap::new();
     for (function, requests) in &counts.lambda_requests {
         out.insert(format!("lambda_requests/{function}"), *requests as f64 / n);
@@ -229,18 +231,12 @@ fn per_job(counts: &BillingCounts, jobs: usize) -> BTreeMap<String, f64> {
     out
 }
 
-/// One REST poll's cost (counts per poll), from a polling run's status-api share.
-fn per_poll(counts: &BillingCounts, polls: u64, status_table: &str) -> BTreeMap<String, f64> {
-    let p = polls as f64;
-    BTreeMap::from([
-        ("http_api_requests".to_owned(), 1.0),
-        ("lambda_requests/status-api".to_owned(), 1.0),
-        (
-            "lambda_billed_ms/status-api".to_owned(),
-            counts.lambda_billed_ms.get("status-api").copied().unwrap_or(0) as f64 / p,
-        ),
-        ("dynamodb_rru/status".to_owned(), counts.dynamodb_rru.get(status_table).copied().unwrap_or(0.0) / p),
-    ])
+/// What happened between two snapshots, per time it was done (`times`).
+fn between(before: &BillingCounts, after: &BillingCounts, times: usize) -> BTreeMap<String, f64> {
+    let mut out = per(after, times as f64);
+    add(&mut out, &per(before, times as f64), -1.0);
+    out.retain(|_, v| v.abs() > 1e-9);
+    out
 }
 
 fn add(into: &mut BTreeMap<String, f64>, what: &BTreeMap<String, f64>, times: f64) {
@@ -293,85 +289,182 @@ struct Outcome {
     label: String,
     push: Vec<Line>,
     poll: Vec<Line>,
+    /// The same configuration in `cost-per-job-before.json` (before the waste cuts), if kept.
+    before: Option<(Vec<Line>, Vec<Line>)>,
 }
 
 fn total(lines: &[Line]) -> f64 {
     lines.iter().map(|l| l.usd_per_million_jobs).sum()
 }
 
-/// Counts per job of one configuration: pushed and polled.
-type Measured = (BTreeMap<String, f64>, BTreeMap<String, f64>);
+/// Counts per job by configuration label, then `push` / `poll`.
+type Measured = BTreeMap<String, BTreeMap<String, BTreeMap<String, f64>>>;
+
+const INTERVALS: [&str; 2] = ["SECONDS_10", "SECONDS_60"];
+const WATCHERS: [usize; 2] = [1, 5];
+
+fn label(interval: &str, watchers: usize) -> String {
+    format!("{interval}, {watchers} watcher{}", if watchers == 1 { "" } else { "s" })
+}
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with("--bench")).collect();
-    // A configuration runs in a child process, so a finished stack's tasks end with it.
+    // Each stack runs in a child process with its own moto, so a finished stack's tasks (its
+    // stream pollers) end with it and never load the next one's DynamoDB.
     if args.first().map(String::as_str) == Some("--one") {
-        let (interval, watchers, jobs) = (args[1].clone(), args[2].parse().unwrap(), args[3].parse().unwrap());
+        let (interval, run, jobs) = (args[1].clone(), args[2].clone(), args[3].parse().expect("JOBS"));
         let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("a runtime");
-        let (push, poll) = runtime.block_on(measure(&interval, watchers, jobs));
-        println!("{}", json!({"push": push, "poll": poll}));
+        let pieces = runtime.block_on(async {
+            match run.strip_prefix("push") {
+                Some(watchers) => push(&interval, watchers.parse().expect("watchers"), jobs).await,
+                None => poll_run(&interval, jobs).await,
+            }
+        });
+        println!("{}", json!(pieces));
         return;
     }
     let jobs: usize = args.iter().find_map(|a| a.parse().ok()).unwrap_or(200);
-    let (prices, memory) = (Prices::load(), memory_mb());
-    let mut outcomes = Vec::new();
-    for interval in ["SECONDS_10", "SECONDS_60"] {
-        for watchers in [1usize, 5] {
-            let label = format!("{interval}, {watchers} watcher{}", if watchers == 1 { "" } else { "s" });
-            eprintln!("{label}: {jobs} jobs polled, then pushed");
-            let output = std::process::Command::new(std::env::current_exe().expect("the bench"))
-                .args(["--one", interval, &watchers.to_string(), &jobs.to_string()])
-                .stderr(std::process::Stdio::inherit())
-                .output()
-                .expect("the configuration runs");
-            assert!(output.status.success(), "{label} failed");
-            let line = String::from_utf8_lossy(&output.stdout);
-            let measured: Value = serde_json::from_str(line.lines().last().unwrap_or_default()).expect("its counts");
-            let counts = |v: &Value| -> BTreeMap<String, f64> { serde_json::from_value(v.clone()).expect("counts") };
-            outcomes.push(Outcome {
-                label,
-                push: price(&counts(&measured["push"]), &prices, &memory),
-                poll: price(&counts(&measured["poll"]), &prices, &memory),
-            });
+    let child = |interval: &str, run: &str| -> Pieces {
+        eprintln!("{interval}, {run}: {jobs} jobs");
+        let output = std::process::Command::new(std::env::current_exe().expect("the bench"))
+            .args(["--one", interval, run, &jobs.to_string()])
+            .stderr(std::process::Stdio::inherit())
+            .output()
+            .expect("the run");
+        assert!(output.status.success(), "{interval}, {run} failed");
+        let line = String::from_utf8_lossy(&output.stdout);
+        serde_json::from_str(line.lines().last().unwrap_or_default()).expect("its counts")
+    };
+    let mut measured = Measured::new();
+    for interval in INTERVALS {
+        let seconds = f64::from(StatusUpdateInterval::parse(interval).expect("an interval").seconds());
+        let polled = child(interval, "poll");
+        for watchers in WATCHERS {
+            let pushed = child(interval, &format!("push{watchers}"));
+            let (w, boards) = (watchers as f64, 1.0 / JOBS_PER_DASHBOARD as f64);
+            // the sampled polls replaced by the model's: the job's length ÷ 2 s per watcher
+            let mut polling = polled["job"].clone();
+            add(&mut polling, &polled["one_poll"], w * JOB_SECONDS / POLL_SECONDS);
+            // what real time adds to the compressed run: each connection open for the job's
+            // length (a dashboard's share of its 50 jobs), its keep-alive pings, the re-checks
+            let mut pushing = pushed["job"].clone();
+            pushing.insert("websocket_connection_minutes".into(), (w + boards) * JOB_SECONDS / 60.0);
+            add(&mut pushing, &pushed["one_ping"], (w + boards) * (JOB_SECONDS / PING_SECONDS).floor());
+            add(&mut pushing, &polled["one_poll"], w * rechecks_per_job(seconds));
+            add(&mut pushing, &pushed["one_resubscribe"], boards * rechecks_per_job(seconds));
+            measured.insert(
+                label(interval, watchers),
+                BTreeMap::from([("push".to_owned(), pushing), ("poll".to_owned(), polling)]),
+            );
         }
     }
-    report(&outcomes, jobs);
+    let (prices, memory) = (Prices::load(), memory_mb());
+    let out = workspace().join("tests/benches");
+    let saved = json!({"jobs": jobs, "memory_mb": memory, "measured": measured});
+    std::fs::write(out.join("cost-per-job.json"), serde_json::to_string_pretty(&saved).expect("json")).expect("write");
+    let before = std::fs::read_to_string(out.join("cost-per-job-before.json"))
+        .ok()
+        .map(|text| serde_json::from_str::<Value>(&text).expect("cost-per-job-before.json"));
+    let before_measured: Option<Measured> =
+        before.as_ref().map(|b| serde_json::from_value(b["measured"].clone()).expect("its counts"));
+    let before_memory: BTreeMap<String, f64> = before
+        .as_ref()
+        .and_then(|b| serde_json::from_value(b["memory_mb"].clone()).ok())
+        .unwrap_or_else(|| memory.clone());
+    let priced = |m: &Measured, label: &str, memory: &BTreeMap<String, f64>| {
+        m.get(label).map(|c| (price(&c["push"], &prices, memory), price(&c["poll"], &prices, memory)))
+    };
+    let outcomes: Vec<Outcome> = INTERVALS
+        .iter()
+        .flat_map(|i| WATCHERS.map(|w| label(i, w)))
+        .map(|label| {
+            let (push, poll) = priced(&measured, &label, &memory).expect("measured");
+            let before = before_measured.as_ref().and_then(|b| priced(b, &label, &before_memory));
+            Outcome { label, push, poll, before }
+        })
+        .collect();
+    report(&outcomes, &measured, &memory, jobs);
 }
 
-/// One configuration: its jobs polled, then pushed, each on a fresh stack; answers the counts per job.
-async fn measure(interval: &str, watchers: usize, jobs: usize) -> Measured {
+/// What one child measured, by name (`job`: counts per job; `one_poll`, `one_ping`,
+/// `one_resubscribe`: the counts of one such call).
+type Pieces = BTreeMap<String, BTreeMap<String, f64>>;
+
+/// Re-checks a watcher's client makes in a job whose pushes arrive every `interval` seconds.
+/// `@mcpush/client` asks the REST API (a watch) or subscribes again (a folder) every
+/// `recheckIntervalMs` (30 s) while subscribed.
+fn rechecks_per_job(_interval: f64) -> f64 {
+    (JOB_SECONDS / RECHECK_SECONDS).floor()
+}
+
+/// The polling run of one interval: each job polled by one watcher until COMPLETE (a sample of
+/// polls), then one poll's cost measured on its own; answers the job's counts without the sample.
+async fn poll_run(interval: &str, jobs: usize) -> Pieces {
     let http = reqwest::Client::new();
-    // Polling: each watcher polls its job until COMPLETE (a sample), then scaled to the model.
-    let (base, local, status_table) = stack("cost-poll", interval).await;
-    let polled = futures::stream::iter((0..jobs).map(|i| {
+    let (base, local) = stack("cost-poll", interval).await;
+    let keys: Vec<String> = (0..jobs).map(|i| format!("poll/job{i}.mp4")).collect();
+    let sampled: u64 = futures::stream::iter(keys.iter().map(|key| {
         let (http, base) = (http.clone(), base.clone());
         async move {
-            let key = format!("poll/job{i}.mp4");
-            upload(&http, &base, &key).await;
-            let polls = futures::future::join_all((0..watchers).map(|_| poll_until_complete(&http, &base, &key))).await;
-            polls.iter().sum::<u64>()
+            upload(&http, &base, key).await;
+            poll_until_complete(&http, &base, key).await
         }
     }))
     .buffer_unordered(JOBS_AT_ONCE)
     .collect::<Vec<u64>>()
-    .await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let counts = local.billing.snapshot();
-    let polls: u64 = polled.iter().sum();
-    let poll_cost = per_poll(&counts, polls, &status_table);
-    // the sampled polls replaced by the model's: the job's length ÷ 2 s per watcher
-    let mut polling = per_job(&counts, jobs);
-    add(&mut polling, &poll_cost, -(polls as f64) / jobs as f64);
-    add(&mut polling, &poll_cost, watchers as f64 * JOB_SECONDS / POLL_SECONDS);
-    drop(local);
+    .await
+    .iter()
+    .sum();
+    let jobs_done = settled(&local).await;
+    durations("poll", &jobs_done);
+    for _ in 0..CALIBRATION {
+        poll(&http, &base, &keys[fastrand::usize(..keys.len())]).await;
+    }
+    let one_poll = between(&jobs_done, &settled(&local).await, CALIBRATION);
+    let mut job = per(&jobs_done, jobs as f64);
+    add(&mut job, &one_poll, -(sampled as f64) / jobs as f64);
+    job.retain(|_, v| *v > 1e-9);
+    BTreeMap::from([("job".to_owned(), job), ("one_poll".to_owned(), one_poll)])
+}
 
-    let (base, local, _) = stack("cost-push", interval).await;
+/// Times each calibration call is made (its cost is their average).
+const CALIBRATION: usize = 100;
+
+/// The counts once the stack is quiet (the stream and the pushes it triggers drained).
+async fn settled(local: &Local) -> BillingCounts {
+    let mut last = local.billing.snapshot();
+    loop {
+        tokio::time::sleep(Duration::from_millis(1000)).await;
+        let now = local.billing.snapshot();
+        if now == last {
+            return now;
+        }
+        last = now;
+    }
+}
+
+/// Each function's billed ms per invocation, on stderr (what the run's durations look like).
+fn durations(run: &str, counts: &BillingCounts) {
+    let each: Vec<String> = counts
+        .lambda_billed_ms
+        .iter()
+        .map(|(f, ms)| format!("{f} {:.1}", *ms as f64 / counts.lambda_requests[f].max(1) as f64))
+        .collect();
+    eprintln!("  {run}: ms per invocation: {}", each.join(", "));
+}
+
+/// The push run of one interval and number of watchers: its counts per job, and what one
+/// keep-alive ping and one dashboard re-subscribe (its folder's snapshot) cost.
+async fn push(interval: &str, watchers: usize, jobs: usize) -> Pieces {
+    let http = reqwest::Client::new();
+    let (base, local) = stack("cost-push", interval).await;
     let dashboards = jobs.div_ceil(JOBS_PER_DASHBOARD);
+    let folder = |d: usize| json!({"action": "subscribe", "prefix": format!("push/d{d}/"), "batch": true});
     let boards = futures::future::join_all((0..dashboards).map(|d| {
         let base = base.clone();
+        let subscription = folder(d);
         async move {
-            let socket =
-                subscribe(&base, json!({"action": "subscribe", "prefix": format!("push/d{d}/"), "batch": true})).await;
+            let socket = subscribe(&base, subscription).await;
             let mine = (0..jobs).filter(|i| i / JOBS_PER_DASHBOARD == d).count();
             (socket, mine)
         }
@@ -396,40 +489,71 @@ async fn measure(interval: &str, watchers: usize, jobs: usize) -> Measured {
     for board in boards {
         board.await.expect("a dashboard");
     }
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let counts = local.billing.snapshot();
-    let mut pushing = per_job(&counts, jobs);
-    // what real time adds: connection minutes, keep-alive pings (ping + pong, a ws-message
-    // each) and the client's re-checks (a poll each, priced as the polling run measured)
-    let minutes = watchers as f64 * JOB_SECONDS / 60.0 + dashboards as f64 * JOB_SECONDS / 60.0 / jobs as f64;
-    pushing.insert("websocket_connection_minutes".into(), minutes);
-    let pings = (watchers as f64 + dashboards as f64 / jobs as f64) * (JOB_SECONDS / PING_SECONDS).floor();
-    let ws_message_ms = counts.lambda_billed_ms.get("ws-message").copied().unwrap_or(0) as f64
-        / counts.lambda_requests.get("ws-message").copied().unwrap_or(1).max(1) as f64;
-    add(
-        &mut pushing,
-        &BTreeMap::from([
-            ("websocket_messages".to_owned(), 2.0),
-            ("lambda_requests/ws-message".to_owned(), 1.0),
-            ("lambda_billed_ms/ws-message".to_owned(), ws_message_ms),
-        ]),
-        pings,
-    );
-    add(&mut pushing, &poll_cost, watchers as f64 * (JOB_SECONDS / RECHECK_SECONDS).floor());
-    drop(local);
-    (pushing, polling)
+    let jobs_done = settled(&local).await;
+    durations(&format!("push to {watchers}"), &jobs_done);
+    let mut socket = subscribe(&base, folder(0)).await;
+    let opened = settled(&local).await;
+    for _ in 0..CALIBRATION {
+        socket.send(Message::text(json!({"action": "ping"}).to_string())).await.expect("a ping");
+        until_type(&mut socket, "pong").await;
+    }
+    let pinged = settled(&local).await;
+    for _ in 0..CALIBRATION / 10 {
+        socket.send(Message::text(folder(0).to_string())).await.expect("a re-subscribe");
+        until_type(&mut socket, "subscribed").await;
+    }
+    let resubscribed = settled(&local).await;
+    BTreeMap::from([
+        ("job".to_owned(), per(&jobs_done, jobs as f64)),
+        ("one_ping".to_owned(), between(&opened, &pinged, CALIBRATION)),
+        ("one_resubscribe".to_owned(), between(&pinged, &resubscribed, CALIBRATION / 10)),
+    ])
 }
 
-fn report(outcomes: &[Outcome], jobs: usize) {
+/// Reads frames until a message of `kind` (e.g. `pong`) arrives.
+async fn until_type(socket: &mut Socket, kind: &str) {
+    loop {
+        let frame = tokio::time::timeout(Duration::from_secs(30), socket.next()).await.expect("in time");
+        let Some(Ok(Message::Text(text))) = frame else { panic!("the socket closed early") };
+        let message: Value = serde_json::from_str(&text).expect("json");
+        if message["type"] == kind {
+            return;
+        }
+    }
+}
+
+fn report(outcomes: &[Outcome], measured: &Measured, memory: &BTreeMap<String, f64>, jobs: usize) {
     let mut md = String::new();
     writeln!(md, "<!-- written by `cargo bench -p mcpush-tests --bench cost_per_job -- {jobs}` -->").unwrap();
     writeln!(md, "{jobs} jobs of 10 minutes each per configuration, priced with docs/cost/prices.csv (us-east-1).\n")
         .unwrap();
-    writeln!(md, "| configuration | push $ / M jobs | poll $ / M jobs | push ÷ poll |").unwrap();
-    writeln!(md, "|---|---:|---:|---:|").unwrap();
+    let with_before = outcomes.iter().any(|o| o.before.is_some());
+    write!(md, "| configuration | push $ / M jobs | poll $ / M jobs | push ÷ poll |").unwrap();
+    if with_before {
+        writeln!(md, " before the cuts: push | poll | push ÷ poll |\n|---|---:|---:|---:|---:|---:|---:|").unwrap();
+    } else {
+        writeln!(md, "\n|---|---:|---:|---:|").unwrap();
+    }
     for o in outcomes {
         let (push, poll) = (total(&o.push), total(&o.poll));
-        writeln!(md, "| {} | {push:.2} | {poll:.2} | {:.3} |", o.label, push / poll).unwrap();
+        write!(md, "| {} | {push:.2} | {poll:.2} | {:.3} |", o.label, push / poll).unwrap();
+        if let Some((b_push, b_poll)) = &o.before {
+            let (b_push, b_poll) = (total(b_push), total(b_poll));
+            write!(md, " {b_push:.2} | {b_poll:.2} | {:.3} |", b_push / b_poll).unwrap();
+        }
+        writeln!(md).unwrap();
+    }
+    writeln!(md, "\nEach function's memory and the milliseconds it billed per invocation (SECONDS_10, pushed to 1):\n")
+        .unwrap();
+    writeln!(md, "| function | MemorySize MB | ms per invocation |").unwrap();
+    writeln!(md, "|---|---:|---:|").unwrap();
+    let first = measured.get(&label(INTERVALS[0], WATCHERS[0])).map(|c| &c["push"]);
+    for (function, mb) in memory {
+        let ms = first.and_then(|c| {
+            Some(c.get(&format!("lambda_billed_ms/{function}"))? / c.get(&format!("lambda_requests/{function}"))?)
+        });
+        let ms = ms.map_or_else(|| "–".to_owned(), |ms| format!("{ms:.1}"));
+        writeln!(md, "| {function} | {mb} | {ms} |").unwrap();
     }
     for o in outcomes {
         writeln!(md, "\n### {}\n", o.label).unwrap();
