@@ -149,7 +149,7 @@ export interface ProgressClientOptions {
   pingIntervalMs?: number;
   /** Polls meanwhile when a subscription is not confirmed by then (default 3000). */
   subscribeTimeoutMs?: number;
-  /** While subscribed, asks the REST API at once and then this often; before a file has a known state (it may have no job yet), and for a prefix watch, it subscribes again for the snapshot instead (default 30000). */
+  /** While subscribed, asks the REST API at once and after each silence this long (no push about the file; while pushes come more often it asks nothing); before a file has a known state (it may have no job yet), and for a prefix watch, it subscribes again for the snapshot instead (default 30000). */
   recheckIntervalMs?: number;
   /** Subscribe with `"batch": true`: each push arrives as one `statuses` message. */
   batch?: boolean;

@@ -18,7 +18,7 @@
 // `GET {restUrl}/media/status?input_file=F` so progress keeps moving. A watch ends by itself on
 // COMPLETE, ERROR or CANCELED. A prefix watch follows every file under a folder until stopped: the
 // server sends the folder's recent files at once and then every change; the client subscribes
-// again every `recheckIntervalMs` (the snapshot again) and after every reconnect.
+// again (the snapshot again) after every reconnect and after `recheckIntervalMs` without a push.
 
 /** Statuses after which a job never changes. */
 export const FINAL_STATUSES = Object.freeze(['COMPLETE', 'ERROR', 'CANCELED']);
@@ -98,7 +98,7 @@ export class ProgressClient {
    *   means the socket died meanwhile: it is replaced
    * @param {number} [options.pingIntervalMs=300000]  keeps the connection under API Gateway's 10-minute idle timeout
    * @param {number} [options.subscribeTimeoutMs=3000]  polls meanwhile when a subscription is not confirmed by then
-   * @param {number} [options.recheckIntervalMs=30000]  while subscribed, asks the REST API at once and then this often, or
+   * @param {number} [options.recheckIntervalMs=30000]  while subscribed, asks the REST API at once and after each silence this long, or
    *   before the file has a known state, subscribes again for its snapshot (a prefix
    *   watch subscribes again, for the folder's snapshot), so a lost push costs at most this long
    * @param {boolean} [options.batch=false]  subscribe with `"batch": true`: each push then arrives as one `statuses` message
@@ -381,13 +381,14 @@ export class ProgressClient {
     clearTimeout(this.stableTimer);
     for (const watch of this.watches.values()) {
       watch.subscribed = false;
-      clearInterval(watch.recheckTimer);
+      clearTimeout(watch.recheckTimer);
+      watch.recheckTimer = null;
       watch.hooks.onError?.(reason);
       this.#startPolling(watch);
     }
     for (const watch of this.prefixes.values()) {
       watch.subscribed = false;
-      clearInterval(watch.recheckTimer);
+      clearTimeout(watch.recheckTimer);
       watch.recheckTimer = null;
       watch.hooks.onError?.(reason);
       this.#setTransport(watch, 'connecting');
@@ -412,23 +413,19 @@ export class ProgressClient {
       folder.refused = false;
       folder.subscribed = true;
       this.#setTransport(folder, 'websocket');
-      // Each re-subscribe brings the folder's snapshot again: what a lost push or a race missed.
-      folder.recheckTimer ??= setInterval(() => this.#send(subscription(folder, this.batch)), this.recheckIntervalMs);
+      // A re-subscribe brings the folder's snapshot again: what a lost push or a race missed.
+      this.#armRecheck(folder, () => this.#send(subscription(folder, this.batch)));
     } else if (message.type === 'subscribed' && watch) {
       watch.refused = false;
       watch.subscribed = true;
       this.#stopPolling(watch);
       this.#setTransport(watch, 'websocket');
-      // A push can be lost on the way: ask once now (after every (re)connect) and now and then.
-      // Before any state is known the file may have no job yet, and `subscribed` is followed by
-      // the file's state if it has one: then the re-check subscribes again (the snapshot again)
-      // instead of asking /media/status for a job that does not exist.
-      clearInterval(watch.recheckTimer);
+      // A push can be lost on the way: ask once now (after every (re)connect) and after each
+      // silence. Before any state is known the file may have no job yet, and `subscribed` is
+      // followed by the file's state if it has one: then the re-check subscribes again (the
+      // snapshot again) instead of asking /media/status for a job that does not exist.
       if (watch.last) this.#fetchStatus(watch);
-      watch.recheckTimer = setInterval(
-        () => (watch.last ? this.#fetchStatus(watch) : this.#send(subscription(watch, this.batch))),
-        this.recheckIntervalMs,
-      );
+      this.#armRecheck(watch, () => (watch.last ? this.#fetchStatus(watch) : this.#send(subscription(watch, this.batch))));
     } else if (message.type === 'status') {
       const { type, ...status } = message;
       this.#route(status);
@@ -447,15 +444,42 @@ export class ProgressClient {
     const file = status?.input_file;
     if (typeof file !== 'string') return;
     const watch = this.watches.get(file);
-    if (watch) this.#deliver(watch, status);
+    if (watch) {
+      this.#heard(watch);
+      this.#deliver(watch, status);
+    }
     for (const folder of this.prefixes.values()) {
+      if (!file.startsWith(folder.prefix)) continue;
+      this.#heard(folder);
       const previous = folder.last.get(file);
-      if (!file.startsWith(folder.prefix) || !isNewer(previous, status)) continue;
+      if (!isNewer(previous, status)) continue;
       folder.last.set(file, status);
       folder.onStatus(status);
       // A version skipped: the folder missed a push of this file, so ask for its state now.
       if (missedUpdate(previous, status)) this.#fetchFolderFile(folder, file);
     }
+  }
+
+  /**
+   * Re-checks `watch` with `recheck` once the socket has said nothing about it for
+   * `recheckIntervalMs`, and again after each such silence: while pushes come more often, a
+   * re-check would only repeat them (and cost a request each).
+   */
+  #armRecheck(watch, recheck) {
+    clearTimeout(watch.recheckTimer);
+    const fire = () => {
+      watch.recheckTimer = setTimeout(fire, this.recheckIntervalMs);
+      recheck();
+    };
+    watch.recheck = fire;
+    watch.recheckTimer = setTimeout(fire, this.recheckIntervalMs);
+  }
+
+  /** A push about `watch` arrived: its silence starts again. */
+  #heard(watch) {
+    if (!watch.recheckTimer) return;
+    clearTimeout(watch.recheckTimer);
+    watch.recheckTimer = setTimeout(watch.recheck, this.recheckIntervalMs);
   }
 
   #deliver(watch, status) {
@@ -637,7 +661,7 @@ export class ProgressClient {
     watch.renewPending = false;
     clearTimeout(watch.fallbackTimer);
     clearTimeout(watch.renewTimer);
-    clearInterval(watch.recheckTimer);
+    clearTimeout(watch.recheckTimer);
     this.#stopPolling(watch);
     if (watch.subscribed) this.#send({ action: 'unsubscribe', input_file: watch.inputFile });
     if (this.#idle()) this.#closeSocket();
@@ -647,7 +671,7 @@ export class ProgressClient {
     if (this.prefixes.get(watch.prefix) !== watch) return;
     this.prefixes.delete(watch.prefix);
     clearTimeout(watch.renewTimer);
-    clearInterval(watch.recheckTimer);
+    clearTimeout(watch.recheckTimer);
     if (watch.subscribed) this.#send({ action: 'unsubscribe', prefix: watch.prefix });
     if (this.#idle()) this.#closeSocket();
   }

@@ -391,10 +391,11 @@ fn main() {
 type Pieces = BTreeMap<String, BTreeMap<String, f64>>;
 
 /// Re-checks a watcher's client makes in a job whose pushes arrive every `interval` seconds.
-/// `@mcpush/client` asks the REST API (a watch) or subscribes again (a folder) every
-/// `recheckIntervalMs` (30 s) while subscribed.
-fn rechecks_per_job(_interval: f64) -> f64 {
-    (JOB_SECONDS / RECHECK_SECONDS).floor()
+/// `@mcpush/client` asks the REST API (a watch) or subscribes again (a folder) only after
+/// `recheckIntervalMs` (30 s) without a push about it: none while pushes come more often, one
+/// per 30 s of each silence. (Until the cuts it asked every 30 s: `JOB_SECONDS / 30`.)
+fn rechecks_per_job(interval: f64) -> f64 {
+    (JOB_SECONDS / interval) * ((interval / RECHECK_SECONDS).ceil() - 1.0)
 }
 
 /// The polling run of one interval: each job polled by one watcher until COMPLETE (a sample of

@@ -88,6 +88,28 @@ test('subscribed to a file with no job yet, it asks /media/status for nothing: i
   client.close();
 });
 
+test('re-checks only after a silence: while pushes come more often than recheckIntervalMs it asks nothing', async () => {
+  const urls = setup({ 'a.mp4': [200, { success: true, ...status('PROGRESSING', 60, { version: 9 }) }] });
+  const client = new ProgressClient({ websocketUrl: 'ws://x/ws', restUrl: 'http://x', recheckIntervalMs: 60 });
+  client.watch('a.mp4', () => {});
+  await tick(1);
+  const socket = FakeWebSocket.sockets[0];
+  socket.open();
+  socket.receive({ type: 'subscribed', input_file: 'a.mp4' });
+  // a push every 10 ms for 120 ms: twice the re-check interval, and no re-check
+  for (let version = 1; version <= 12; version += 1) {
+    socket.receive({ type: 'status', ...status('PROGRESSING', version * 5, { version }) });
+    await tick(10);
+  }
+  assert.deepEqual(urls, [], 'no re-check while pushes keep coming');
+  // then silence: one re-check after 60 ms, and one more after each further 60 ms
+  await tick(90);
+  assert.equal(urls.length, 1, `one re-check after the first silence: ${urls.length}`);
+  await tick(60);
+  assert.equal(urls.length, 2, `one more after the next: ${urls.length}`);
+  client.close();
+});
+
 test('while the socket is down it polls the REST API with the token, then reconnects and subscribes again', async () => {
   const urls = setup({ 'a.mp4': [200, { success: true, ...status('PROGRESSING', 50) }] });
   const client = new ProgressClient({ websocketUrl: 'ws://x/ws', restUrl: 'http://x', pollIntervalMs: 10, minBackoffMs: 1, maxBackoffMs: 5, recheckIntervalMs: 60_000 });
