@@ -61,7 +61,9 @@ pub enum Feed {
 /// embedded store, and starts the change feed's delivery to progress-push.
 pub fn local(base: &str, options: Options) -> Local {
     let (jobs, feed) = MemoryJobStore::with_change_feed();
-    let jobs = Arc::new(jobs.with_retention(options.retention));
+    let jobs = Arc::new(
+        jobs.with_retention(options.retention).with_confirmation_refresh(options.reconcile.confirmation_refresh()),
+    );
     if options.retention.is_some() {
         tokio::spawn(run::triggers::sweep_expired(Arc::downgrade(&jobs), run::triggers::TTL_SWEEP_INTERVAL));
     }
@@ -91,7 +93,9 @@ pub async fn local_dynamodb(base: &str, options: Options, endpoint: &str) -> Res
     let batch_size = options.batch_size as i32;
     let push = aws::stream::StreamPoller::open(&client, streams.clone(), &tables.status, batch_size).await?;
     let events = aws::stream::StreamPoller::open(&client, streams, &tables.status, batch_size).await?;
-    let jobs = DynamoJobStore::new(client, tables).with_retention(options.retention);
+    let jobs = DynamoJobStore::new(client, tables)
+        .with_retention(options.retention)
+        .with_confirmation_refresh(options.reconcile.confirmation_refresh());
     let feed = Feed::DynamoDbStreams { push, events };
     Ok(assemble(base, options, Arc::new(jobs), Arc::new(subscriptions), feed, billing))
 }

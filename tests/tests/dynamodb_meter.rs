@@ -127,3 +127,45 @@ async fn each_call_bills_the_units_dynamodbs_rules_give() {
     db.delete_item().table_name(&table).key("pk", key("b")).send().await.unwrap();
     assert_eq!((units(&table), units(&index)), ((13.0, 3.5), (4.0, 0.5)));
 }
+
+#[tokio::test]
+async fn a_running_jobs_progress_reports_write_its_status_item_and_nothing_else() {
+    // GIVEN the job store behind the meter, and a job whose PROGRESSING event was ingested
+    let billing = Arc::new(Billing::default());
+    let meter = DynamoDbMeter::start(&moto().endpoint, billing.clone()).await.unwrap();
+    let tables = mcpush_tests::unique_tables("reports");
+    let db = client(&meter);
+    mcpush_core::adapters::dynamodb::ensure_tables(&db, &tables).await.unwrap();
+    let store = mcpush_core::adapters::dynamodb::DynamoJobStore::new(db, tables.clone());
+    let event = |status: &str, percent: Option<u8>, at: u64| {
+        let mut event = mcpush_tests::fixture("eventbridge/hls-3-status-update-25.json");
+        event["detail"]["status"] = serde_json::json!(status);
+        event["detail"]["timestamp"] = serde_json::json!(at);
+        event["detail"]["jobProgress"]["jobPercentComplete"] = serde_json::json!(percent);
+        event
+    };
+    let ingest = |event: serde_json::Value| {
+        let store = &store;
+        async move { mcpush_core::handlers::progress_ingest::handle(store, &event, 1).await.unwrap() }
+    };
+    let t0 = 1_700_000_000_000;
+    assert!(ingest(event("PROGRESSING", None, t0)).await.pointer_moved);
+    let wru = |name: &str| billing.snapshot().dynamodb_wru.get(name).copied().unwrap_or(0.0);
+    let index = format!("{}/index/UnfinishedByConfirmedAt", tables.status);
+    let (pointer_before, index_before, status_before) = (wru(&tables.job_id), wru(&index), wru(&tables.status));
+    assert!(index_before > 0.0, "the running job entered the reconciler's index");
+
+    // WHEN five progress reports of it arrive within the minute
+    for (n, percent) in [10u8, 20, 30, 40, 50].into_iter().enumerate() {
+        let outcome = ingest(event("STATUS_UPDATE", Some(percent), t0 + 10_000 * (n as u64 + 1))).await;
+        assert!(outcome.changed && !outcome.pointer_moved);
+    }
+
+    // THEN each wrote the status item, and neither the file's pointer (a refused conditional
+    // write would bill 1 WRU each) nor the index item (its sort key kept: 2 WRU each)
+    assert!(wru(&tables.status) >= status_before + 5.0);
+    assert_eq!(wru(&tables.job_id), pointer_before, "no pointer write");
+    assert_eq!(wru(&index), index_before, "no index rewrite");
+    let read = billing.snapshot().dynamodb_rru.get(&tables.job_id).copied().unwrap_or(0.0);
+    assert_eq!(read, 2.5, "one eventually consistent pointer read per report");
+}

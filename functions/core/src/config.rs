@@ -578,6 +578,12 @@ impl Default for ReconcileConfig {
 }
 
 impl ReconcileConfig {
+    /// How old a job's `ConfirmedAt` may get before a change moves it: a fifth of `after`, at
+    /// most [`CONFIRMATION_REFRESH_MS`](crate::domain::CONFIRMATION_REFRESH_MS) (a minute).
+    pub fn confirmation_refresh(&self) -> Duration {
+        (self.after / 5).min(Duration::from_millis(crate::domain::CONFIRMATION_REFRESH_MS))
+    }
+
     pub fn read(env: &Env) -> Result<Self, ConfigError> {
         let defaults = Self::default();
         Ok(Self {
@@ -663,11 +669,17 @@ impl StatusApiSettings {
 pub struct IngestSettings {
     pub tables: TableNames,
     pub retention: Option<Duration>,
+    /// From `RECONCILE_AFTER_SECONDS`: [`ReconcileConfig::confirmation_refresh`].
+    pub confirmation_refresh: Duration,
 }
 
 impl IngestSettings {
     pub fn read(env: &Env) -> Result<Self, ConfigError> {
-        Ok(Self { tables: TableNames::read(env), retention: env.retention()? })
+        Ok(Self {
+            tables: TableNames::read(env),
+            retention: env.retention()?,
+            confirmation_refresh: ReconcileConfig::read(env)?.confirmation_refresh(),
+        })
     }
 }
 
@@ -676,12 +688,19 @@ impl IngestSettings {
 pub struct CreateJobSettings {
     pub tables: TableNames,
     pub retention: Option<Duration>,
+    /// From `RECONCILE_AFTER_SECONDS`: [`ReconcileConfig::confirmation_refresh`].
+    pub confirmation_refresh: Duration,
     pub job: CreateJobConfig,
 }
 
 impl CreateJobSettings {
     pub fn read(env: &Env) -> Result<Self, ConfigError> {
-        Ok(Self { tables: TableNames::read(env), retention: env.retention()?, job: CreateJobConfig::read(env)? })
+        Ok(Self {
+            tables: TableNames::read(env),
+            retention: env.retention()?,
+            confirmation_refresh: ReconcileConfig::read(env)?.confirmation_refresh(),
+            job: CreateJobConfig::read(env)?,
+        })
     }
 }
 

@@ -16,6 +16,11 @@ pub struct Recorded {
 /// Merges `update` into the stored job (never backwards), then, when the job names its input
 /// file, points that file at the job if it is the file's newest. create-job and progress-ingest
 /// both record a job this way, so the pointer follows the same rule whoever writes first.
+/// A progress report ([`JobUpdate::is_progress_report`], most of a job's events) first reads the
+/// pointer (eventually consistent, 0.5 RRU) and writes only when it names an older job or none:
+/// the file nearly always points at the job already, and a refused conditional write bills a
+/// whole WRU, ten times the read. A stale read only costs that write; the write's condition
+/// still decides.
 pub async fn record_update(store: &dyn JobStore, update: &JobUpdate) -> Result<Recorded, StoreError> {
     let applied = store.apply(update).await?;
     let pointer_moved = match &applied.record.input_file {
@@ -25,7 +30,9 @@ pub async fn record_update(store: &dyn JobStore, update: &JobUpdate) -> Result<R
                 job_id: applied.record.job_id.clone(),
                 job_order: applied.record.job_order,
             };
-            store.point_to(&pointer).await?
+            let pointed = update.is_progress_report()
+                && store.pointer(input_file).await?.is_some_and(|stored| !pointer.supersedes(&stored));
+            !pointed && store.point_to(&pointer).await?
         }
         None => false,
     };
@@ -90,5 +97,26 @@ mod tests {
         assert!(older.applied.changed && !older.pointer_moved);
         assert!(anonymous.applied.changed && !anonymous.pointer_moved);
         assert_eq!(store.latest_job_id("f.mp4").await.unwrap().as_deref(), Some("1700000000002-new"));
+    }
+
+    #[tokio::test]
+    async fn a_progress_report_points_the_file_only_when_the_pointer_is_behind() {
+        let report = |job_id: &str| {
+            let mut report = update(job_id, Some("f.mp4"));
+            report.observed.sample =
+                Some(crate::domain::eta::ProgressSample { at: 1, percent: Some(10), phase: None, frames: None });
+            assert!(report.is_progress_report());
+            report
+        };
+        // GIVEN a file with no pointer: a lone progress report points it (order-free ingest)
+        let store = MemoryJobStore::default();
+        assert!(record_update(&store, &report("1700000000002-new")).await.unwrap().pointer_moved);
+        // WHEN more reports of that job and one of an older job arrive
+        let again = record_update(&store, &report("1700000000002-new")).await.unwrap();
+        let older = record_update(&store, &report("1700000000001-old")).await.unwrap();
+        // THEN nothing moves, and a newer job's report moves it
+        assert!(!again.pointer_moved && !older.pointer_moved);
+        assert!(record_update(&store, &report("1700000000003-newest")).await.unwrap().pointer_moved);
+        assert_eq!(store.latest_job_id("f.mp4").await.unwrap().as_deref(), Some("1700000000003-newest"));
     }
 }

@@ -11,8 +11,9 @@ async fn main() -> Result<(), Error> {
     telemetry::init();
     let settings = init(CreateJobSettings::read(&Env::process())).await?;
     let sdk = sdk_config().await;
-    let store =
-        DynamoJobStore::new(aws_sdk_dynamodb::Client::new(&sdk), settings.tables).with_retention(settings.retention);
+    let store = DynamoJobStore::new(aws_sdk_dynamodb::Client::new(&sdk), settings.tables)
+        .with_retention(settings.retention)
+        .with_confirmation_refresh(settings.confirmation_refresh);
     let creator = MediaConvertJobCreator::new(aws_sdk_mediaconvert::Client::new(&sdk), settings.job.clone());
     let (config, creator, store) = (&settings.job, &creator, &store);
     lambda_runtime::run(service_fn(|event: LambdaEvent<serde_json::Value>| async move {

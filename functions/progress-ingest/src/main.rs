@@ -11,7 +11,9 @@ async fn main() -> Result<(), Error> {
     telemetry::init();
     let settings = init(IngestSettings::read(&Env::process())).await?;
     let client = aws_sdk_dynamodb::Client::new(&sdk_config().await);
-    let store = &DynamoJobStore::new(client, settings.tables).with_retention(settings.retention);
+    let store = &DynamoJobStore::new(client, settings.tables)
+        .with_retention(settings.retention)
+        .with_confirmation_refresh(settings.confirmation_refresh);
     lambda_runtime::run(service_fn(|event: LambdaEvent<serde_json::Value>| async move {
         Ok::<_, Error>(telemetry::metered(progress_ingest::handle(store, &event.payload, now_ms())).await?)
     }))

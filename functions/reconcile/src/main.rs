@@ -13,8 +13,9 @@ async fn main() -> Result<(), Error> {
     telemetry::init();
     let settings = init(ReconcileSettings::read(&Env::process())).await?;
     let sdk = sdk_config().await;
-    let jobs =
-        DynamoJobStore::new(aws_sdk_dynamodb::Client::new(&sdk), settings.tables).with_retention(settings.retention);
+    let jobs = DynamoJobStore::new(aws_sdk_dynamodb::Client::new(&sdk), settings.tables)
+        .with_retention(settings.retention)
+        .with_confirmation_refresh(settings.reconcile.confirmation_refresh());
     let mediaconvert = MediaConvertJobInspector::new(aws_sdk_mediaconvert::Client::new(&sdk));
     let ctx = &ReconcileContext::new(&jobs, &mediaconvert, &settings.reconcile);
     lambda_runtime::run(service_fn(|_: LambdaEvent<serde_json::Value>| async move {

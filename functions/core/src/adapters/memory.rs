@@ -29,6 +29,8 @@ pub struct MemoryJobStore {
     pointers: Mutex<HashMap<String, JobPointer>>,
     feed: Option<mpsc::UnboundedSender<JobChange>>,
     retention: Option<std::time::Duration>,
+    /// `None`: [`CONFIRMATION_REFRESH_MS`](crate::domain::CONFIRMATION_REFRESH_MS).
+    confirmation_refresh: Option<std::time::Duration>,
 }
 
 impl MemoryJobStore {
@@ -42,6 +44,16 @@ impl MemoryJobStore {
     pub fn with_retention(mut self, retention: Option<std::time::Duration>) -> Self {
         self.retention = retention;
         self
+    }
+
+    /// As [`DynamoJobStore::with_confirmation_refresh`](crate::adapters::dynamodb::DynamoJobStore::with_confirmation_refresh).
+    pub fn with_confirmation_refresh(mut self, refresh: std::time::Duration) -> Self {
+        self.confirmation_refresh = Some(refresh);
+        self
+    }
+
+    fn refresh_ms(&self) -> u64 {
+        self.confirmation_refresh.map_or(crate::domain::CONFIRMATION_REFRESH_MS, |r| r.as_millis() as u64)
     }
 
     /// DynamoDB's TTL sweep: deletes the jobs whose `ExpiresAt` is at or before `now_secs`, each
@@ -99,7 +111,7 @@ impl JobStore for MemoryJobStore {
     async fn apply(&self, update: &JobUpdate) -> Result<Applied, StoreError> {
         let mut jobs = self.jobs.lock().map_err(poisoned)?;
         let current = jobs.get(&update.job_id);
-        let stamped = |next: JobRecord| next.expiring(self.retention).confirmed(crate::now_ms());
+        let stamped = |next: JobRecord| next.expiring(self.retention).confirmed(crate::now_ms(), self.refresh_ms());
         match JobRecord::merge(current, update).map(stamped) {
             // Read, merge and write happen under one lock: the version read is still the stored one.
             Some(next) if current.is_none_or(|stored| next.may_replace(stored)) => {

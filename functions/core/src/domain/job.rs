@@ -171,6 +171,15 @@ pub struct JobUpdate {
     pub observed: Observed,
 }
 
+impl JobUpdate {
+    /// A running job's progress report (a STATUS_UPDATE with a percent): the bulk of a job's
+    /// events, each one more of the same job.
+    pub fn is_progress_report(&self) -> bool {
+        matches!(self.transition, Transition::Progressing)
+            && self.observed.sample.as_ref().is_some_and(|sample| sample.percent.is_some())
+    }
+}
+
 /// What an event (or GetJob) tells about when things happened and how fast, on MediaConvert's
 /// own clock (epoch ms). Merged as a set: the earliest start, the latest report, every sample.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -258,6 +267,15 @@ pub struct JobRecord {
 /// `ConfirmedAt`; final jobs carry neither, so they are not in it.
 pub const UNFINISHED_INDEX: &str = "UnfinishedByConfirmedAt";
 
+/// How old a job's `ConfirmedAt` may be, at most, before a change moves it to now. `ConfirmedAt`
+/// is the index's sort key, so each move rewrites the job's index item (a delete and a put,
+/// 2 WRU); moving it at most once a minute spares that on the other progress updates. A job is
+/// then checked up to this much sooner after it went quiet, so the stores use a fifth of
+/// `RECONCILE_AFTER_SECONDS` when that is less ([`ReconcileConfig::confirmation_refresh`]).
+///
+/// [`ReconcileConfig::confirmation_refresh`]: crate::config::ReconcileConfig::confirmation_refresh
+pub const CONFIRMATION_REFRESH_MS: u64 = 60_000;
+
 impl JobRecord {
     /// A job just created: SUBMITTED, 0 %, nothing else known.
     pub fn submitted(job_id: &str) -> Self {
@@ -270,13 +288,16 @@ impl JobRecord {
     }
 
     /// What a store writes with a changed record at `now_ms`: an unfinished job is in the
-    /// reconciler's index, confirmed now; a final one leaves it.
-    pub fn confirmed(mut self, now_ms: u64) -> Self {
+    /// reconciler's index, confirmed now (or still at its confirmation of less than `refresh_ms`
+    /// ago, see [`CONFIRMATION_REFRESH_MS`]); a final one leaves it.
+    pub fn confirmed(mut self, now_ms: u64, refresh_ms: u64) -> Self {
         (self.reconcile_failures, self.parked_at) = (None, None);
         if self.job_status.is_final() {
             (self.unfinished, self.confirmed_at) = (None, None);
         } else {
-            (self.unfinished, self.confirmed_at) = (Some(1), Some(now_ms));
+            let recent =
+                self.confirmed_at.filter(|at| self.unfinished.is_some() && now_ms.saturating_sub(*at) < refresh_ms);
+            (self.unfinished, self.confirmed_at) = (Some(1), Some(recent.unwrap_or(now_ms)));
         }
         self
     }
@@ -429,6 +450,24 @@ pub fn job_order_from_id(job_id: &str) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn confirmation_moves_at_most_once_a_minute_so_progress_leaves_the_index_item_alone() {
+        let t0 = 1_700_000_000_000;
+        let refresh = CONFIRMATION_REFRESH_MS;
+        let running =
+            JobRecord { job_status: JobStatus::Progressing, ..JobRecord::submitted("1-a") }.confirmed(t0, refresh);
+        assert_eq!((running.unfinished, running.confirmed_at), (Some(1), Some(t0)));
+        let soon = running.clone().confirmed(t0 + refresh - 1, refresh);
+        assert_eq!(soon.confirmed_at, Some(t0), "a change within the minute keeps the index key");
+        let later = running.clone().confirmed(t0 + refresh, refresh);
+        assert_eq!(later.confirmed_at, Some(t0 + CONFIRMATION_REFRESH_MS));
+        // a parked job (out of the index) re-enters it confirmed now
+        let parked = JobRecord { unfinished: None, parked_at: Some(t0), ..running.clone() }.confirmed(t0 + 5, refresh);
+        assert_eq!((parked.unfinished, parked.confirmed_at, parked.parked_at), (Some(1), Some(t0 + 5), None));
+        let done = JobRecord { job_status: JobStatus::Complete, ..running }.confirmed(t0 + 5, refresh);
+        assert_eq!((done.unfinished, done.confirmed_at), (None, None));
+    }
 
     fn update(transition: Transition, progress: Option<u8>) -> JobUpdate {
         JobUpdate {

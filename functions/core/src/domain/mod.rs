@@ -21,8 +21,8 @@ pub mod upload;
 
 pub use destination::DestinationTemplate;
 pub use job::{
-    CompleteDetails, JobPointer, JobRecord, JobStatus, JobUpdate, Observed, OutputFile, Phase, Transition,
-    UNFINISHED_INDEX, job_order_from_id,
+    CONFIRMATION_REFRESH_MS, CompleteDetails, JobPointer, JobRecord, JobStatus, JobUpdate, Observed, OutputFile, Phase,
+    Transition, UNFINISHED_INDEX, job_order_from_id,
 };
 pub use mediaconvert::{EventError, JobStateChange, MediaConvertEvent};
 pub use origin::{AllowedOrigins, OriginPatternError};

@@ -30,11 +30,20 @@ pub struct DynamoJobStore {
     client: Client,
     tables: TableNames,
     retention: Option<std::time::Duration>,
+    confirmation_refresh: std::time::Duration,
 }
 
 impl DynamoJobStore {
     pub fn new(client: Client, tables: TableNames) -> Self {
-        Self { client, tables, retention: None }
+        let confirmation_refresh = std::time::Duration::from_millis(crate::domain::CONFIRMATION_REFRESH_MS);
+        Self { client, tables, retention: None, confirmation_refresh }
+    }
+
+    /// A change keeps a job's `ConfirmedAt` when it is younger than this (by default
+    /// [`CONFIRMATION_REFRESH_MS`](crate::domain::CONFIRMATION_REFRESH_MS)).
+    pub fn with_confirmation_refresh(mut self, refresh: std::time::Duration) -> Self {
+        self.confirmation_refresh = refresh;
+        self
     }
 
     /// Status items written from now on expire `retention` after their job was created
@@ -195,7 +204,8 @@ impl JobStore for DynamoJobStore {
                 let record = current.ok_or_else(|| StoreError::Corrupt("merge of a new job changed nothing".into()))?;
                 return Ok(Applied { record, changed: false });
             };
-            let next = next.expiring(self.retention).confirmed(crate::now_ms());
+            let next =
+                next.expiring(self.retention).confirmed(crate::now_ms(), self.confirmation_refresh.as_millis() as u64);
             if self.replace_if_allowed(&next, current.and_then(|c| c.version)).await? {
                 return Ok(Applied { record: next, changed: true });
             }
