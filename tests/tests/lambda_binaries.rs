@@ -334,12 +334,18 @@ async fn ingest_push_rest_and_websocket_routes_run_as_lambda_runs_them() {
 
     // WHEN ws-disconnect's binary gets the browser's $disconnect
     let disconnect = start("ws-disconnect", &session.env("ws-disconnect", &peers)).await;
-    let answer = response(
-        disconnect.api.invoke(ws_event("$disconnect", &connection_id, None, "https://app.example.com"), ANSWER).await,
-    );
-    // THEN its subscriptions are gone
+    let mut event = ws_event("$disconnect", &connection_id, None, "https://app.example.com");
+    event["requestContext"]["connectedAt"] =
+        json!(event["requestContext"]["requestTimeEpoch"].as_u64().unwrap() - 90_000);
+    let answer = response(disconnect.api.invoke(event, ANSWER).await);
+    // THEN its subscriptions are gone, and the 90 s it was open are 1.5 connection minutes in EMF
     assert_eq!(answer["statusCode"], 200);
     assert!(subscriptions_of(&subscriptions, "Big Buck Bunny.mp4").await.is_empty());
+    let emf = disconnect.stdout().await;
+    assert!(
+        emf.lines().any(|l| l.contains("\"ConnectionMinutes\":[1.5]") && l.contains("\"Function\":\"ws-disconnect\"")),
+        "{emf}"
+    );
     session.save();
 }
 

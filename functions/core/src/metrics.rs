@@ -62,6 +62,10 @@ pub const TOKENS_RENEWED: &str = "TokensRenewed";
 /// that ended a day ago).
 pub const TOKEN_RENEWALS_REFUSED: &str = "TokenRenewalsRefused";
 
+/// ws-disconnect: how long each closed connection was open, in minutes (its Sum is what API
+/// Gateway bills as WebSocket connection minutes, which CloudWatch does not report).
+pub const CONNECTION_MINUTES: &str = "ConnectionMinutes";
+
 /// event-publisher: `Job Status Changed` events the bus took.
 pub const EVENTS_PUBLISHED: &str = "EventsPublished";
 /// event-publisher: entries the bus refused or a call that failed, retried within the invocation.
@@ -102,6 +106,7 @@ pub const CREATE_JOB: Meter = Meter::new("create-job");
 pub const STATUS_API: Meter = Meter::new("status-api");
 pub const UPLOAD_API: Meter = Meter::new("upload-api");
 pub const EVENTS: Meter = Meter::new("event-publisher");
+pub const WS_DISCONNECT: Meter = Meter::new("ws-disconnect");
 
 static COLLECTOR: OnceLock<Option<&'static Collector>> = OnceLock::new();
 
@@ -142,6 +147,7 @@ fn describe() {
     );
     metrics::describe_histogram!(POSTS_PER_INVOCATION, Unit::Count, "posts made by one progress-push invocation");
     metrics::describe_histogram!(STATUS_WAIT_MS, Unit::Milliseconds, "how long a ?wait= request was held");
+    metrics::describe_histogram!(CONNECTION_MINUTES, Unit::Count, "minutes a closed WebSocket connection was open");
     for counter in [
         INGEST_APPLIED,
         INGEST_STALE,

@@ -14,7 +14,7 @@ async fn main() -> Result<(), Error> {
     let client = aws_sdk_dynamodb::Client::new(&sdk_config().await);
     let subscriptions = &DynamoSubscriptionStore::new(client, settings.subscriptions_table);
     lambda_runtime::run(service_fn(|event: LambdaEvent<ApiGatewayWebsocketProxyRequest>| async move {
-        Ok::<_, Error>(ws::disconnect(subscriptions, &event.payload).await)
+        Ok::<_, Error>(telemetry::metered(ws::disconnect(subscriptions, &event.payload)).await)
     }))
     .await
 }

@@ -85,6 +85,11 @@ pub async fn disconnect(
     let Some(connection_id) = event.request_context.connection_id.as_deref() else {
         return response(400, Some("requestContext.connectionId is missing."));
     };
+    let context = &event.request_context;
+    if context.connected_at > 0 && context.request_time_epoch >= context.connected_at {
+        let minutes = (context.request_time_epoch - context.connected_at) as f64 / 60_000.0;
+        crate::metrics::WS_DISCONNECT.sample(crate::metrics::CONNECTION_MINUTES, minutes);
+    }
     match subscriptions.remove_connection(connection_id).await {
         Ok(removed) => {
             tracing::info!(connection_id, removed, "disconnected");
