@@ -59,28 +59,27 @@ struct Line {
     usd_per_million_jobs: f64,
 }
 
-/// The list prices (`docs/cost/prices.csv`), by item.
+/// One line of `docs/cost/prices.csv` (its other columns: unit, region, read, source).
+#[derive(serde::Deserialize)]
+struct Price {
+    service: String,
+    item: String,
+    usd: f64,
+}
+
+/// The list prices (`docs/cost/prices.csv`), by `service/item`.
 struct Prices(BTreeMap<String, f64>);
 
 impl Prices {
     fn load() -> Self {
         let text = std::fs::read_to_string(workspace().join("docs/cost/prices.csv")).expect("docs/cost/prices.csv");
-        let mut prices = BTreeMap::new();
-        for line in text.lines().filter(|l| !l.starts_with('#')).skip(1) {
-            // service,item,unit,usd,region,read,source (items may be quoted and hold commas)
-            let mut fields = Vec::new();
-            let (mut field, mut quoted) = (String::new(), false);
-            for c in line.chars() {
-                match c {
-                    '"' => quoted = !quoted,
-                    ',' if !quoted => fields.push(std::mem::take(&mut field)),
-                    c => field.push(c),
-                }
-            }
-            fields.push(field);
-            let usd: f64 = fields[3].parse().unwrap_or_else(|_| panic!("a price in {line}"));
-            prices.insert(format!("{}/{}", fields[0], fields[1]), usd);
-        }
+        let prices = csv::ReaderBuilder::new()
+            .comment(Some(b'#'))
+            .from_reader(text.as_bytes())
+            .deserialize::<Price>()
+            .map(|price| price.map(|p| (format!("{}/{}", p.service, p.item), p.usd)))
+            .collect::<Result<_, _>>()
+            .expect("docs/cost/prices.csv");
         Prices(prices)
     }
 
@@ -91,21 +90,23 @@ impl Prices {
     }
 }
 
-/// Each function's memory (MB), as infra/template.yaml gives it (the `MemorySize` after its `CodeUri`).
+/// Each function's memory (MB), as infra/template.yaml gives it: its own `MemorySize`, else the
+/// Globals'; by the folder of its `CodeUri` (the package name).
 fn memory_mb() -> BTreeMap<String, f64> {
-    let template = std::fs::read_to_string(workspace().join("infra/template.yaml")).expect("the template");
-    let mut memory = BTreeMap::new();
-    let mut function = None;
-    for line in template.lines().map(str::trim) {
-        if let Some(uri) = line.strip_prefix("CodeUri: ../functions/") {
-            function = Some(uri.trim().to_owned());
-        }
-        if let Some(mb) = line.strip_prefix("MemorySize:")
-            && let Some(function) = function.take()
-        {
-            memory.insert(function, mb.trim().parse::<f64>().expect("a MemorySize"));
-        }
-    }
+    let text = std::fs::read_to_string(workspace().join("infra/template.yaml")).expect("the template");
+    let template: serde_norway::Value = serde_norway::from_str(&text).expect("the template is YAML");
+    let default = template["Globals"]["Function"]["MemorySize"].as_f64();
+    let memory: BTreeMap<String, f64> = template["Resources"]
+        .as_mapping()
+        .expect("Resources")
+        .values()
+        .filter(|resource| resource["Type"].as_str() == Some("AWS::Serverless::Function"))
+        .filter_map(|function| {
+            let properties = &function["Properties"];
+            let package = properties["CodeUri"].as_str()?.rsplit('/').next()?.to_owned();
+            Some((package, properties["MemorySize"].as_f64().or(default)?))
+        })
+        .collect();
     assert!(memory.len() >= 12, "every function's memory: {memory:?}");
     memory
 }
